@@ -1,0 +1,364 @@
+"""The backward engine: grad mode, the reverse-mode graph walk and ``grad()``.
+
+The walk is iterative (an explicit stack, never recursion) so a chain of
+100,000 ops backpropagates. Gradients of leaves are delivered only after the
+whole walk succeeded, so an error part-way leaves every ``.grad`` untouched.
+"""
+import functools
+import numbers
+import threading
+
+import numpy as np
+
+from . import tensor as _tensor_module
+
+RELEASED = object()
+"""Marks a node whose saved arrays were freed by a backward pass."""
+
+
+class _ThreadState(threading.local):
+    """Per-thread engine state: grad mode and the module scope (for viz)."""
+
+    grad_enabled = True
+    scope = ()
+
+
+state = _ThreadState()
+
+
+def is_grad_enabled():
+    """True when ops record the graph in this thread."""
+    return state.grad_enabled
+
+
+class _GradMode:
+    """Sets grad mode for a ``with`` block or, used as a decorator, a call."""
+
+    enabled = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        # Used bare as a decorator: ``@no_grad`` as well as ``@no_grad()``.
+        return self(func)
+
+    def __enter__(self):
+        self._previous = state.grad_enabled
+        state.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc_info):
+        state.grad_enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        mode = type(self)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with mode():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Turn graph recording off in this thread (``with no_grad():`` or ``@no_grad()``)."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph recording back on in this thread, e.g. inside ``no_grad``."""
+
+    enabled = True
+
+
+def topological_order(roots):
+    """Tensors with a node reachable from ``roots``, each before its inputs.
+
+    A depth-first post-order on an explicit stack; raises RuntimeError before
+    any work if a node on the way had its saved arrays released.
+    """
+    order = []
+    seen = set()
+    stack = [(root, False) for root in roots if root._node is not None]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        node = tensor._node
+        if node.saved is RELEASED:
+            raise RuntimeError(
+                f"trying to backward through the graph a second time: the arrays "
+                f"saved by '{node.name}' were freed by an earlier backward(). "
+                f"Pass retain_graph=True to the first backward() to keep them.")
+        stack.append((tensor, True))
+        for parent in node.parents:
+            if parent is not None and parent._node is not None and parent not in seen:
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def fit_gradient(grad, like):
+    """Reduce or expand ``grad`` to the shape of tensor ``like``, in its dtype.
+
+    Broadcasting in the forward pass widens shapes; the chain rule sums the
+    gradient back over the broadcast axes. This is the one place it happens.
+    """
+    Tensor = _tensor_module.Tensor
+    if isinstance(grad, Tensor):
+        return _fit_tensor_gradient(grad, like)
+    if not isinstance(grad, np.ndarray):
+        grad = np.asarray(grad)
+    shape = like.data.shape
+    if grad.shape != shape:
+        grad = sum_to_shape(grad, shape)
+    if grad.dtype != like.data.dtype:
+        grad = grad.astype(like.data.dtype)
+    return grad
+
+
+def sum_to_shape(grad, shape):
+    """Sum an ndarray over the axes along which ``shape`` was broadcast to it."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:
+        grad = np.broadcast_to(grad, shape)
+    return grad
+
+
+def _fit_tensor_gradient(grad, like):
+    """``fit_gradient`` for a recorded (create_graph) gradient."""
+    from .ops.shape import broadcast_to
+
+    shape = like.data.shape
+    if grad.shape != shape:
+        extra = grad.ndim - len(shape)
+        if extra > 0:
+            grad = grad.sum(axis=tuple(range(extra)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+        if grad.shape != shape:
+            grad = broadcast_to(grad, shape)
+    if grad.dtype != like.data.dtype:
+        grad = grad.astype(like.data.dtype)
+    return grad
+
+
+def _call_backward(node, output, grad, create_graph):
+    """Run one node's backward formula; with create_graph, on Tensors."""
+    if not create_graph:
+        grads = node.fn.backward(node, grad)
+    else:
+        # The same formula, fed Tensors: saved inputs and output become the
+        # graph's own tensors, so the backward pass is recorded as a graph.
+        arrays = node.saved
+        node.saved = tuple(_saved_as_tensor(a, node, output) for a in arrays)
+        try:
+            grads = node.fn.backward(node, grad)
+        finally:
+            node.saved = arrays
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(node.parents):
+        raise RuntimeError(
+            f"{node.name}.backward returned {len(grads)} gradient(s) but forward "
+            f"took {len(node.parents)} input(s); return one per input (None allowed)")
+    return grads
+
+
+def _saved_as_tensor(array, node, output):
+    """Map a saved array to the tensor it came from (or a constant)."""
+    Tensor = _tensor_module.Tensor
+    if not isinstance(array, np.ndarray):
+        return array
+    for parent in node.parents:
+        if parent is not None and array is parent.data:
+            return parent
+    if array is output.data:
+        return output
+    return Tensor._make(array, None)
+
+
+def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
+    """Backpropagate ``root_grads`` from ``roots``.
+
+    Without ``inputs``: accumulate into ``.grad`` of leaves (and of tensors that
+    called ``retain_grad``). With ``inputs``: touch no ``.grad``; return a dict
+    tensor -> gradient for those tensors only.
+    """
+    Tensor = _tensor_module.Tensor
+    order = topological_order(roots)
+    grads = {}
+    for root, grad in zip(roots, root_grads):
+        _accumulate(grads, root, grad)
+
+    captured = {} if inputs is not None else None
+    previous_mode = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        for tensor in order:
+            grad = grads.pop(tensor, None)
+            if grad is None:
+                continue
+            if captured is not None:
+                if tensor in inputs:
+                    captured[tensor] = grad
+            elif tensor._retains_grad:
+                _accumulate(grads, _Retained(tensor), grad)
+            node = tensor._node
+            for parent, parent_grad in zip(node.parents, _call_backward(node, tensor, grad, create_graph)):
+                if parent_grad is None or parent is None or not parent.requires_grad:
+                    continue
+                if create_graph and not isinstance(parent_grad, Tensor):
+                    parent_grad = Tensor._make(np.asarray(parent_grad), None)
+                _accumulate(grads, parent, fit_gradient(parent_grad, parent))
+    finally:
+        state.grad_enabled = previous_mode
+
+    # Every formula ran: now (and only now) write results and free memory.
+    if captured is not None:
+        for tensor, grad in grads.items():
+            if tensor in inputs:
+                captured[tensor] = grad
+    else:
+        for key, grad in grads.items():
+            target = key.tensor if isinstance(key, _Retained) else key
+            _deliver(target, grad, create_graph)
+    if not retain_graph:
+        for tensor in order:
+            node = tensor._node
+            if node.saved:
+                node.saved = RELEASED
+    return captured
+
+
+class _Retained:
+    """Dict key for the gradient of a non-leaf that asked to ``retain_grad``."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __hash__(self):
+        return hash((_Retained, id(self.tensor)))
+
+    def __eq__(self, other):
+        return isinstance(other, _Retained) and other.tensor is self.tensor
+
+
+def _accumulate(grads, tensor, grad):
+    previous = grads.get(tensor)
+    grads[tensor] = grad if previous is None else previous + grad
+
+
+def _deliver(tensor, grad, create_graph):
+    """Add a finished gradient to ``tensor.grad`` (a fresh array, never a view)."""
+    if create_graph:
+        tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+    elif tensor.grad is None:
+        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+    elif isinstance(tensor.grad, np.ndarray):
+        tensor.grad += grad
+    else:
+        tensor.grad = tensor.grad + grad
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
+
+    Never touches ``.grad``. With ``create_graph=True`` the results are part of
+    a graph and can be differentiated again.
+
+    >>> import autonet
+    >>> x = autonet.Tensor([1.0, 2.0], requires_grad=True)
+    >>> (dx,) = autonet.grad((x ** 3).sum(), x, create_graph=True)
+    >>> dx
+    Tensor([ 3., 12.], grad_fn=mul)
+    >>> autonet.grad(dx.sum(), x)[0]
+    Tensor([ 6., 12.])
+    """
+    Tensor = _tensor_module.Tensor
+    outputs = _as_tensor_tuple(outputs, "outputs")
+    inputs = _as_tensor_tuple(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray, numbers.Number)):
+        grad_outputs = (grad_outputs,)
+    else:
+        grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, tensor in enumerate(inputs):
+        if not tensor.requires_grad:
+            raise RuntimeError(f"grad: inputs[{i}] does not require grad")
+    root_grads = [
+        initial_gradient(out, g, create_graph, "grad") for out, g in zip(outputs, grad_outputs)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    captured = run_backward(outputs, root_grads, retain_graph, create_graph, set(inputs))
+    results = []
+    for i, tensor in enumerate(inputs):
+        g = captured.get(tensor)
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad: inputs[{i}] was not used to compute the outputs; "
+                    f"pass allow_unused=True to get None for it")
+            results.append(None)
+        elif isinstance(g, Tensor):
+            results.append(g)
+        else:
+            results.append(Tensor._make(np.array(g, copy=True), None))
+    return tuple(results)
+
+
+def _as_tensor_tuple(value, what):
+    Tensor = _tensor_module.Tensor
+    items = (value,) if isinstance(value, Tensor) else tuple(value)
+    for item in items:
+        if not isinstance(item, Tensor):
+            raise TypeError(f"grad: {what} must be Tensors, got {type(item).__name__}")
+    return items
+
+
+def initial_gradient(output, grad, create_graph, where):
+    """The gradient that seeds a backward pass from ``output``, checked."""
+    Tensor = _tensor_module.Tensor
+    if not output.requires_grad:
+        raise RuntimeError(
+            f"{where}: the tensor does not require grad and has no grad_fn "
+            f"(set requires_grad=True on an input that it depends on)")
+    if grad is None:
+        if output.data.size != 1:
+            raise RuntimeError(
+                f"{where}: grad can be omitted only for a one-element tensor; this one "
+                f"has shape {output.shape}: pass grad= of that shape")
+        grad = np.ones_like(output.data)
+    elif isinstance(grad, Tensor):
+        grad = grad if create_graph else grad.data
+    else:
+        grad = np.asarray(grad, dtype=output.data.dtype)
+        if grad.ndim == 0 and output.data.ndim != 0:
+            grad = np.broadcast_to(grad, output.data.shape)
+    if grad.shape != output.data.shape:
+        raise ValueError(
+            f"{where}: grad has shape {tuple(grad.shape)} but the tensor has shape "
+            f"{output.shape}")
+    if create_graph and not isinstance(grad, Tensor):
+        grad = Tensor._make(np.array(grad), None)
+    return grad

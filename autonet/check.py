@@ -1,0 +1,158 @@
+"""Gradient checks against central finite differences, in float64.
+
+The analytic side is a vector-Jacobian product with a random upstream
+gradient (not just ``sum()``), and every element of every input that requires
+grad is perturbed, so a wrong entry anywhere in the Jacobian is caught.
+"""
+import numpy as np
+
+from .autograd import enable_grad, grad as autograd_grad, no_grad
+from .ops.shape import concatenate
+from .tensor import Tensor, as_tensor
+
+
+class GradcheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences.
+
+    Attributes: ``input_index``, ``input_name``, ``element`` (a tuple index),
+    ``numeric``, ``analytic``.
+    """
+
+    def __init__(self, message, input_index=None, input_name=None, element=None,
+                 numeric=None, analytic=None):
+        super().__init__(message)
+        self.input_index = input_index
+        self.input_name = input_name
+        self.element = element
+        self.numeric = numeric
+        self.analytic = analytic
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Check the gradients of ``fn(*inputs)`` against central differences.
+
+    ``inputs`` is a Tensor or a sequence; those that require grad are checked
+    (on float64 copies). Returns True, or raises :class:`GradcheckError`
+    naming the input, the element and both values (returns False instead
+    when ``raise_exception=False``).
+
+    >>> import autonet
+    >>> x = autonet.Tensor([[0.5, -1.0]], requires_grad=True)
+    >>> autonet.gradcheck(lambda t: t.tanh() * t, x)
+    True
+    """
+    try:
+        check_vjp(fn, _float64_copies(inputs), eps, atol, rtol, np.random.default_rng(0))
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+    return True
+
+
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  raise_exception=True):
+    """Check second derivatives: ``gradcheck`` of ``fn``'s first-order gradients.
+
+    The first-order gradients are taken with ``create_graph=True`` against
+    ``grad_outputs`` (random when omitted) and then checked like any function.
+    """
+    inputs = _float64_copies(inputs)
+    if grad_outputs is None:
+        with no_grad():
+            shape = as_tensor(fn(*inputs)).shape
+        grad_outputs = np.random.default_rng(1).standard_normal(shape)
+
+    def first_derivatives(*xs):
+        wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        with enable_grad():   # also while gradcheck perturbs inputs under no_grad
+            grads = autograd_grad(fn(*xs), wanted, grad_outputs=grad_outputs,
+                                  create_graph=True, allow_unused=True)
+        flat = [(g if g is not None else Tensor(np.zeros(x.shape))).reshape(-1)
+                for g, x in zip(grads, wanted)]
+        return concatenate(flat)
+
+    return gradcheck(first_derivatives, inputs, eps, atol, rtol, raise_exception)
+
+
+def check_vjp(fn, inputs, eps, atol, rtol, rng):
+    """Raise GradcheckError unless the VJP of ``fn`` at ``inputs`` matches.
+
+    ``inputs`` must already be the tensors to perturb (float64, owned here).
+    """
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
+    output = as_tensor(fn(*inputs))
+    upstream = rng.standard_normal(output.shape)
+    analytic = _analytic(output, [inputs[i] for i in checked], upstream)
+    for position, analytic_grad in zip(checked, analytic):
+        tensor = inputs[position]
+        numeric = _numeric(fn, inputs, tensor, upstream, eps)
+        bad = np.abs(analytic_grad - numeric) > atol + rtol * np.abs(numeric)
+        bad |= np.isnan(analytic_grad) != np.isnan(numeric)
+        if bad.any():
+            element = tuple(int(i) for i in np.argwhere(bad)[0])
+            _fail(position, tensor, element, numeric[element], analytic_grad[element],
+                  output.shape, int(bad.sum()))
+
+
+def _fail(position, tensor, element, numeric, analytic, output_shape, count):
+    label = f"input {position}" + (f" ({tensor.name!r})" if tensor.name else "")
+    raise GradcheckError(
+        f"gradient mismatch for {label} of shape {tensor.shape} at element {element}: "
+        f"numeric {numeric:.8g}, analytic {analytic:.8g} "
+        f"(output shape {output_shape}; {count} element(s) differ)",
+        input_index=position, input_name=tensor.name, element=element,
+        numeric=float(numeric), analytic=float(analytic))
+
+
+def _float64_copies(inputs):
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    copies = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            copy = Tensor(x.data, dtype=np.float64, name=x.name)
+            copy.requires_grad = x.requires_grad
+            copies.append(copy)
+        else:
+            copies.append(x)
+    return copies
+
+
+def _analytic(output, tensors, upstream):
+    if not output.requires_grad:
+        return [np.zeros(t.shape) for t in tensors]
+    grads = autograd_grad(output, tensors, grad_outputs=upstream, allow_unused=True)
+    results = []
+    for g, t in zip(grads, tensors):
+        if g is None:
+            results.append(np.zeros(t.shape))
+            continue
+        if g.shape != t.shape or g.dtype != t.dtype:
+            raise GradcheckError(
+                f"gradient of shape {g.shape} and dtype {g.dtype} for an input of shape "
+                f"{t.shape} and dtype {t.dtype}")
+        results.append(g.data)
+    return results
+
+
+def _numeric(fn, inputs, tensor, upstream, eps):
+    """d <upstream, fn(inputs)> / d tensor, by central differences."""
+    flat = tensor.data.reshape(-1)   # a view: inputs are contiguous copies
+    numeric = np.empty(flat.size)
+    with no_grad():
+        for j in range(flat.size):
+            original = flat[j]
+            flat[j] = original + eps
+            plus = _weighted_sum(fn(*inputs), upstream)
+            flat[j] = original - eps
+            minus = _weighted_sum(fn(*inputs), upstream)
+            flat[j] = original
+            numeric[j] = (plus - minus) / (2 * eps)
+    return numeric.reshape(tensor.shape)
+
+
+def _weighted_sum(output, upstream):
+    values = output.data if isinstance(output, Tensor) else np.asarray(output)
+    return float(np.sum(values.astype(np.float64) * upstream))

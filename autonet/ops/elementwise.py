@@ -1,0 +1,391 @@
+"""Elementwise ops: arithmetic with broadcasting, and the activation functions.
+
+Broadcasting is undone centrally by the engine (``autograd.fit_gradient``), so
+the binary ops below return gradients of the broadcast shape.
+"""
+import numbers
+
+import numpy as np
+
+from ..function import Function
+from ..tensor import as_tensor
+from . import dual
+
+
+class Add(Function):
+    name = "add"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    name = "sub"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    name = "mul"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        return (grad * b if need_a else None), (grad * a if need_b else None)
+
+
+class Div(Function):
+    name = "div"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = grad / b if need_a else None
+        grad_b = -grad * a / (b * b) if need_b else None
+        return grad_a, grad_b
+
+
+class Pow(Function):
+    name = "pow"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a ** b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = grad_b = None
+        if need_a:
+            if isinstance(b, numbers.Number) and b == 0:
+                grad_a = grad * 0.0
+            else:
+                grad_a = grad * b * a ** (b - 1)
+        if need_b:
+            grad_b = grad * out * dual.log(a)
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    name = "neg"
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    name = "exp"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * out
+
+
+class Log(Function):
+    name = "log"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad / a
+
+
+class Sqrt(Function):
+    name = "sqrt"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad / (2 * out)
+
+
+class Abs(Function):
+    """|a|; the gradient at 0 is 0, as in PyTorch."""
+
+    name = "abs"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad * np.sign(dual.value(a))
+
+
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) that never overflows: exp only ever sees -|x|.
+
+    For x >= 0 this is bit for bit the notebook's formula; at x = -1000 it is
+    exactly 0 (and so is its gradient), with no RuntimeWarning.
+    """
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Function):
+    """Logistic sigmoid; saves its output, as the notebook's ``x * (1 - x)``."""
+
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = stable_sigmoid(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * out * (1 - out)
+
+
+class Tanh(Function):
+    name = "tanh"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = np.tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * (1 - out * out)
+
+
+class Relu(Function):
+    """max(a, 0); the gradient at 0 is 0, as in PyTorch."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.maximum(a, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad * (a > 0)
+
+
+class Clip(Function):
+    """Values limited to [lo, hi]; the gradient passes where lo <= a <= hi."""
+
+    name = "clip"
+
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        ctx.save_for_backward(a)
+        ctx.lo, ctx.hi = lo, hi
+        if lo is None and hi is None:
+            return a.copy()
+        return np.clip(a, lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        a = dual.value(a)
+        inside = np.ones(a.shape, dtype=bool)
+        if ctx.lo is not None:
+            inside &= a >= ctx.lo
+        if ctx.hi is not None:
+            inside &= a <= ctx.hi
+        return grad * inside
+
+
+class Maximum(Function):
+    """Elementwise maximum; ties split the gradient evenly, as in PyTorch."""
+
+    name = "maximum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = (dual.value(v) for v in ctx.saved)
+        return _split_by_winner(grad, a > b, a == b)
+
+
+class Minimum(Function):
+    """Elementwise minimum; ties split the gradient evenly, as in PyTorch."""
+
+    name = "minimum"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = (dual.value(v) for v in ctx.saved)
+        return _split_by_winner(grad, a < b, a == b)
+
+
+def _split_by_winner(grad, first_wins, tie):
+    share = first_wins + 0.5 * tie
+    return grad * share, grad * (1.0 - share)
+
+
+class Where(Function):
+    name = "where"
+
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.condition = condition
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        condition = ctx.condition
+        return None, grad * condition, grad * ~condition
+
+
+class Softmax(Function):
+    name = "softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return out * (grad - (grad * out).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """log(softmax(a)) computed as a - max - log(sum(exp(a - max))): no overflow."""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad - dual.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+# ------------------------------------------------------------- functions
+def exp(x):
+    return Exp.apply(as_tensor(x))
+
+
+def log(x):
+    return Log.apply(as_tensor(x))
+
+
+def sqrt(x):
+    return Sqrt.apply(as_tensor(x))
+
+
+def abs(x):  # noqa: A001 - mirrors numpy.abs
+    return Abs.apply(as_tensor(x))
+
+
+def sigmoid(x):
+    return Sigmoid.apply(as_tensor(x))
+
+
+def tanh(x):
+    return Tanh.apply(as_tensor(x))
+
+
+def relu(x):
+    return Relu.apply(as_tensor(x))
+
+
+def clip(x, lo, hi):
+    return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+
+
+def softmax(x, axis=-1):
+    return Softmax.apply(as_tensor(x), axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return LogSoftmax.apply(as_tensor(x), axis=axis)
+
+
+def maximum(a, b):
+    """Elementwise maximum of two tensors, arrays or numbers (broadcasting)."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a, b):
+    """Elementwise minimum of two tensors, arrays or numbers (broadcasting)."""
+    return Minimum.apply(a, b)
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b``; differentiable in a and b."""
+    condition = np.asarray(dual.value(condition), dtype=bool)
+    return Where.apply(condition, a, b)

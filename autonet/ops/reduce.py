@@ -1,0 +1,146 @@
+"""Reductions: sum, mean, max, min, var, with NumPy's ``axis``/``keepdims``."""
+import numpy as np
+
+from ..function import Function
+from . import dual
+from ..tensor import as_tensor
+
+
+def normalize_axis(axis, ndim):
+    """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    normalized = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(a, ndim)
+        normalized.append(a % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"duplicate value in axis {axis}")
+    return tuple(sorted(normalized))
+
+
+def _keepdims_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class _Reduction(Function):
+    """Shared bookkeeping: the input shape and the reduced axes."""
+
+    @staticmethod
+    def remember(ctx, a, axis, keepdims):
+        ctx.in_shape = a.shape
+        ctx.axes = normalize_axis(axis, a.ndim)
+        ctx.keepdims = keepdims
+        return ctx.axes
+
+    @staticmethod
+    def expand(ctx, grad):
+        """``grad`` reshaped so it broadcasts against the input again."""
+        if ctx.keepdims:
+            return grad
+        return grad.reshape(_keepdims_shape(ctx.in_shape, ctx.axes))
+
+
+class Sum(_Reduction):
+    name = "sum"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        return a.sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return dual.broadcast_to(_Reduction.expand(ctx, grad), ctx.in_shape)
+
+
+class Mean(_Reduction):
+    name = "mean"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        ctx.count = int(np.prod([a.shape[i] for i in axes]))
+        return a.mean(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return dual.broadcast_to(_Reduction.expand(ctx, grad) / ctx.count, ctx.in_shape)
+
+
+class _Extreme(_Reduction):
+    """max or min: the gradient goes to the extreme elements, split between ties."""
+
+    @staticmethod
+    def reduce(ctx, a, axis, keepdims, numpy_reduce):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        if a.size == 0:
+            raise ValueError(f"{ctx.name} of an empty array")
+        extreme = numpy_reduce(a, axis=axes, keepdims=True)
+        winners = a == extreme
+        ctx.share = winners / winners.sum(axis=axes, keepdims=True)
+        return extreme if keepdims else extreme.reshape(
+            tuple(n for i, n in enumerate(a.shape) if i not in axes))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _Reduction.expand(ctx, grad) * ctx.share
+
+
+class Max(_Extreme):
+    name = "max"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        return _Extreme.reduce(ctx, a, axis, keepdims, np.max)
+
+
+class Min(_Extreme):
+    name = "min"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        return _Extreme.reduce(ctx, a, axis, keepdims, np.min)
+
+
+class Var(_Reduction):
+    """Variance with NumPy's ``ddof`` (default 0)."""
+
+    name = "var"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, ddof):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        ctx.divisor = int(np.prod([a.shape[i] for i in axes])) - ddof
+        ctx.save_for_backward(a)
+        return a.var(axis=axes, keepdims=keepdims, ddof=ddof)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        centred = a - a.mean(axis=ctx.axes, keepdims=True)
+        return _Reduction.expand(ctx, grad) * centred * (2.0 / ctx.divisor)
+
+
+# ------------------------------------------------------------- functions
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
+    return as_tensor(x).sum(axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return as_tensor(x).mean(axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.max
+    return as_tensor(x).max(axis=axis, keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.min
+    return as_tensor(x).min(axis=axis, keepdims=keepdims)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof)

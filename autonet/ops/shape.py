@@ -1,0 +1,179 @@
+"""Shape ops: reshape, transpose, indexing, joining, broadcasting, casting."""
+import numpy as np
+
+from ..function import Function
+from ..tensor import Tensor, as_tensor
+from . import dual
+
+
+class Reshape(Function):
+    name = "reshape"
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.in_shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.in_shape)
+
+
+class Transpose(Function):
+    name = "transpose"
+
+    @staticmethod
+    def forward(ctx, a, axes):
+        out = a.transpose(axes)   # NumPy validates the permutation
+        if axes is None:
+            ctx.axes = tuple(reversed(range(a.ndim)))
+        else:
+            ctx.axes = tuple(int(x) % a.ndim for x in axes)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(tuple(np.argsort(ctx.axes)))
+
+
+def normalize_index(index):
+    """An index with Tensors replaced by their data and lists by arrays."""
+    if isinstance(index, tuple):
+        return tuple(_index_part(part) for part in index)
+    return _index_part(index)
+
+
+def _index_part(part):
+    if isinstance(part, Tensor):
+        part = part.data
+    if isinstance(part, list):
+        part = np.asarray(part)
+    if isinstance(part, np.ndarray) and part.dtype.kind == "f":
+        raise IndexError("tensors used as indices must be integer or bool arrays")
+    return part
+
+
+def _is_basic(index):
+    """True when ``index`` selects each element at most once (no integer arrays)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return not any(isinstance(p, np.ndarray) and p.dtype.kind != "b" for p in parts)
+
+
+def scatter_array(values, shape, index):
+    """Zeros of ``shape`` with ``values`` added at ``index``; repeats accumulate."""
+    out = np.zeros(shape, dtype=values.dtype)
+    if _is_basic(index):
+        out[index] = values
+    else:
+        np.add.at(out, index, values)
+    return out
+
+
+class GetItem(Function):
+    """NumPy indexing for reading; repeated integer indices accumulate gradient."""
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(ctx, a, index):
+        ctx.in_shape = a.shape
+        ctx.index = index
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return dual.scatter_add(grad, ctx.in_shape, ctx.index)
+
+
+class ScatterAdd(Function):
+    """The transpose of indexing; used by ``getitem`` for higher-order gradients."""
+
+    name = "scatter_add"
+
+    @staticmethod
+    def forward(ctx, values, shape, index):
+        ctx.index = index
+        return scatter_array(values, shape, index)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.index]
+
+
+class BroadcastTo(Function):
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad   # the engine sums it back to the input's shape
+
+
+class AsType(Function):
+    name = "astype"
+
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad   # the engine casts it back to the input's dtype
+
+
+class Concatenate(Function):
+    name = "concatenate"
+
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        out = np.concatenate(arrays, axis=axis)
+        axis = axis % out.ndim
+        bounds = np.cumsum([0] + [a.shape[axis] for a in arrays])
+        ctx.pieces = [(slice(None),) * axis + (slice(lo, hi),)
+                      for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(grad[piece] for piece in ctx.pieces)
+
+
+class Stack(Function):
+    name = "stack"
+
+    @staticmethod
+    def forward(ctx, *arrays, axis):
+        out = np.stack(arrays, axis=axis)
+        axis = axis % out.ndim
+        ctx.pieces = [(slice(None),) * axis + (i,) for i in range(len(arrays))]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(grad[piece] for piece in ctx.pieces)
+
+
+# ------------------------------------------------------------- functions
+def _joinable(tensors, op):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{op}: need at least one tensor")
+    return tensors
+
+
+def concatenate(tensors, axis=0):
+    """Join tensors along an existing axis, as ``numpy.concatenate``."""
+    return Concatenate.apply(*_joinable(tensors, "concatenate"), axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join tensors along a new axis, as ``numpy.stack``."""
+    return Stack.apply(*_joinable(tensors, "stack"), axis=axis)
+
+
+def broadcast_to(x, shape):
+    """``x`` broadcast to ``shape`` (a read-only view), differentiable."""
+    return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))

@@ -1,0 +1,270 @@
+"""The engine: accumulation, fan-out, graph freeing, grad modes, grad(), deep graphs, memory."""
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import autonet
+from autonet import Tensor
+
+
+def test_fan_out_counts_every_path():
+    a = Tensor(3.0, requires_grad=True)
+    b = a + a
+    c = b + b
+    c.backward()
+    assert a.grad == 4.0
+    x = Tensor(2.0, requires_grad=True)
+    (x * x * x).backward()
+    assert x.grad == 12.0
+
+
+def test_leaf_grads_accumulate_across_backward_calls():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+
+
+def test_second_backward_with_retained_graph_does_not_double_count_intermediates():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    h.retain_grad()
+    y = (h * h).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.copy()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, 2 * first)
+    np.testing.assert_array_equal(h.grad, 2 * (2 * h.data))
+
+
+def test_freed_graph_raises_mentioning_retain_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x.sigmoid() * 2).sum()
+    y.backward()
+    grad_before = x.grad.copy()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, grad_before)
+
+
+def test_nodes_that_saved_nothing_can_be_traversed_again():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x + 1).sum()
+    y.backward()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+def test_graph_structure_stays_readable_after_backward():
+    w = Tensor([[1.0]], requires_grad=True, name="w")
+    y = (Tensor([[2.0]]) @ w).sigmoid().sum()
+    y.backward()
+    sig = y.grad_fn.parents[0]
+    assert y.grad_fn.name == "sum" and sig.grad_fn.name == "sigmoid"
+    assert sig.grad_fn.parents[0].grad_fn.parents[1] is w
+
+
+def test_backward_errors():
+    with pytest.raises(RuntimeError, match="one-element"):
+        (Tensor([1.0, 2.0], requires_grad=True) * 2).backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        Tensor([1.0]).backward()
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"backward.*\(3,\).*\(2,\)"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_takes_ndarray_tensor_or_number():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).backward(np.array([1.0, 10.0]))
+    (x * 2).backward(Tensor([1.0, 10.0]))
+    np.testing.assert_array_equal(x.grad, [4.0, 40.0])
+    s = Tensor(1.5, requires_grad=True)
+    (s * 2).backward(3)
+    assert s.grad == 6.0
+
+
+def test_error_in_a_custom_backward_leaves_grads_untouched():
+    class Broken(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise ArithmeticError("boom")
+
+    x = Tensor([1.0], requires_grad=True)
+    (x * 2).sum().backward()
+    with pytest.raises(ArithmeticError):
+        ((x * 3) + Broken.apply(x)).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0])
+
+
+def test_grads_are_fresh_arrays_never_views():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = Tensor([3.0, 4.0], requires_grad=True)
+    upstream = np.array([1.0, 1.0])
+    (x + y).backward(upstream)
+    x.grad[0] = 100.0
+    assert y.grad[0] == 1.0 and upstream[0] == 1.0
+
+
+def test_no_grad_and_enable_grad_as_contexts_and_decorators():
+    x = Tensor([1.0], requires_grad=True)
+    with autonet.no_grad():
+        assert not autonet.is_grad_enabled()
+        assert not (x * 2).requires_grad
+        with autonet.enable_grad():
+            assert (x * 2).requires_grad
+        assert not autonet.is_grad_enabled()
+    assert autonet.is_grad_enabled()
+
+    @autonet.no_grad()
+    def predict(t):
+        return t * 2
+
+    @autonet.no_grad
+    def predict_bare(t):
+        return t * 2
+
+    assert not predict(x).requires_grad and not predict_bare(x).requires_grad
+    assert autonet.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local():
+    seen = {}
+    inside = threading.Event()
+    release = threading.Event()
+
+    def worker():
+        with autonet.no_grad():
+            inside.set()
+            release.wait(5)
+            seen["worker"] = autonet.is_grad_enabled()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    inside.wait(5)
+    seen["main"] = autonet.is_grad_enabled()
+    release.set()
+    thread.join()
+    assert seen == {"main": True, "worker": False}
+
+
+def test_grad_function_returns_tuple_and_leaves_dot_grad_alone():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    w = Tensor([3.0, 4.0], requires_grad=True)
+    h = x * w
+    out = (h * h).sum()
+    gx, gh = autonet.grad(out, [x, h], retain_graph=True)
+    np.testing.assert_allclose(gx.data, 2 * h.data * w.data)
+    np.testing.assert_allclose(gh.data, 2 * h.data)
+    assert x.grad is None and w.grad is None
+    (gw,) = autonet.grad(out, w, grad_outputs=2.0)
+    np.testing.assert_allclose(gw.data, 2 * 2 * h.data * x.data)
+
+
+def test_grad_unused_inputs():
+    x = Tensor([1.0], requires_grad=True)
+    unused = Tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        autonet.grad((x * 2).sum(), [x, unused])
+    gx, gu = autonet.grad((x * 2).sum(), [x, unused], allow_unused=True)
+    assert gu is None and gx.data.tolist() == [2.0]
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        autonet.grad((x * 2).sum(), Tensor([1.0]))
+
+
+def test_higher_order_closed_forms():
+    x = Tensor([0.3, -1.2, 2.0], requires_grad=True)
+    (d1,) = autonet.grad(x.sigmoid().sum(), x, create_graph=True)
+    (d2,) = autonet.grad(d1.sum(), x, create_graph=True)
+    (d3,) = autonet.grad(d2.sum(), x)
+    s = 1 / (1 + np.exp(-x.data))
+    np.testing.assert_allclose(d1.data, s * (1 - s), rtol=1e-12)
+    np.testing.assert_allclose(d2.data, s * (1 - s) * (1 - 2 * s), rtol=1e-12)
+    np.testing.assert_allclose(d3.data, s * (1 - s) * (1 - 6 * s + 6 * s ** 2), rtol=1e-10)
+
+
+def test_backward_create_graph_gives_a_differentiable_grad():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)
+    first = x.grad
+    assert isinstance(first, Tensor) and first.requires_grad
+    np.testing.assert_allclose(np.asarray(first), 3 * x.data ** 2)
+    (g2,) = autonet.grad(first.sum(), x)
+    np.testing.assert_allclose(g2.data, 6 * x.data)
+
+
+def test_long_chain_backpropagates_without_recursion():
+    x = Tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+def test_intermediates_are_freed_without_gc():
+    gc.disable()
+    try:
+        x = Tensor(np.ones(3), requires_grad=True)
+        h = x.sigmoid()
+        probe = weakref.ref(h)
+        node_probe = weakref.ref(h.grad_fn)
+        y = (h * 2).sum()
+        del h
+        y.backward()
+        assert probe() is not None   # still part of y's graph
+        del y
+        assert probe() is None and node_probe() is None
+    finally:
+        gc.enable()
+
+
+def test_backward_releases_saved_arrays_unless_retained():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = x.exp().sum()
+    node = y.grad_fn.parents[0].grad_fn
+    assert len(node.saved) == 1
+    y.backward(retain_graph=True)
+    assert len(node.saved) == 1
+    y.backward()
+    assert node.saved is not None and not isinstance(node.saved, tuple)
+
+
+def test_custom_function_and_its_second_derivative():
+    class Cube(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved
+            return grad * 3 * x ** 2
+
+    x = Tensor([1.0, -2.0], requires_grad=True)
+    y = Cube.apply(x)
+    assert y.grad_fn.name == "Cube" and "grad_fn=Cube" in repr(y)
+    assert autonet.gradcheck(Cube.apply, x)
+    assert autonet.gradgradcheck(Cube.apply, x)
+
+
+def test_custom_backward_returning_the_wrong_count_is_explained():
+    class TwoGrads(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad
+
+    with pytest.raises(RuntimeError, match="returned 2 gradient"):
+        TwoGrads.apply(Tensor([1.0], requires_grad=True)).sum().backward()

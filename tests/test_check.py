@@ -1,0 +1,89 @@
+"""gradcheck and gradgradcheck catch wrong derivatives and say where."""
+import numpy as np
+import pytest
+
+import autonet
+from autonet import GradcheckError, Tensor
+
+
+class WrongCube(autonet.Function):
+    """x**3 with a derivative that is wrong only at x[1] (a one-element bug)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        wrong = grad * 3 * x ** 2
+        return wrong + grad * (np.arange(x.size).reshape(x.shape) == 1)
+
+
+class FrozenSecondDerivative(autonet.Function):
+    """x**3 whose backward uses a constant copy of x: first order right, second wrong."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x_copy = x.copy()          # not saved: treated as a constant
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 3 * ctx.x_copy ** 2
+
+
+def test_gradcheck_passes_correct_ops_with_non_scalar_outputs():
+    x = Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    assert autonet.gradcheck(lambda t: t.tanh() @ t.T, x)
+
+
+def test_gradcheck_names_input_element_and_values():
+    x = Tensor([0.5, 1.5, -1.0], requires_grad=True, name="x")
+    c = Tensor([1.0, 2.0, 3.0])
+    with pytest.raises(GradcheckError) as caught:
+        autonet.gradcheck(lambda const, t: WrongCube.apply(t) * const, (c, x))
+    error = caught.value
+    assert isinstance(error, AssertionError)
+    assert (error.input_index, error.input_name, error.element) == (1, "x", (1,))
+    assert error.analytic != pytest.approx(error.numeric)
+    assert "input 1 ('x')" in str(error) and "element (1,)" in str(error)
+    assert autonet.gradcheck(lambda t: WrongCube.apply(t), x, raise_exception=False) is False
+
+
+def test_gradcheck_uses_a_random_upstream_gradient():
+    # The backward below is right for sum() (all-ones upstream) but wrong in general.
+    class SumOnly(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return np.full_like(grad, 2 * grad.mean())
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    SumOnly.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0, 2.0])   # looks right under sum()
+    assert autonet.gradcheck(SumOnly.apply, x, raise_exception=False) is False
+
+
+def test_gradgradcheck_catches_a_wrong_second_derivative():
+    x = Tensor([0.5, -1.5], requires_grad=True)
+    assert autonet.gradcheck(FrozenSecondDerivative.apply, x)
+    with pytest.raises(GradcheckError):
+        autonet.gradgradcheck(FrozenSecondDerivative.apply, x)
+
+
+def test_float32_inputs_are_checked_in_float64_and_left_untouched():
+    x = Tensor([0.25, 0.5], dtype=np.float32, requires_grad=True)
+    before = x.data.copy()
+    assert autonet.gradcheck(lambda t: t.sigmoid(), x)
+    np.testing.assert_array_equal(x.data, before)
+    assert x.grad is None
+
+
+def test_gradcheck_needs_an_input_that_requires_grad():
+    with pytest.raises(ValueError, match="no input requires grad"):
+        autonet.gradcheck(lambda t: t * 2, Tensor([1.0]))

@@ -1,0 +1,178 @@
+"""Elementwise ops: gradients by property (first and second order) and closed form."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import autonet
+from autonet.testing import arrays, assert_gradients_match, broadcastable_shapes, tensors
+
+# name -> (function of one tensor, keyword arguments for the value strategy)
+UNARY = {
+    "neg": (lambda x: -x, {}),
+    "exp": (lambda x: x.exp(), {"min_value": -5, "max_value": 5}),
+    "log": (lambda x: x.log(), {"min_value": 0.1}),
+    "sqrt": (lambda x: x.sqrt(), {"min_value": 0.1}),
+    "abs": (lambda x: x.abs(), {"min_magnitude": 0.01}),
+    "sigmoid": (lambda x: x.sigmoid(), {}),
+    "tanh": (lambda x: x.tanh(), {"min_value": -4, "max_value": 4}),
+    "relu": (lambda x: x.relu(), {"min_magnitude": 0.01}),
+    "clip": (lambda x: x.clip(-1.0, 2.0), {"min_value": -0.99, "max_value": 1.99}),
+    "clip_open_low": (lambda x: x.clip(None, 0.5), {"min_value": -3, "max_value": 0.49}),
+    "softmax": (lambda x: x.softmax(axis=-1), {}),
+    "softmax_axis0": (lambda x: x.softmax(axis=0), {}),
+    "log_softmax": (lambda x: x.log_softmax(axis=-1), {}),
+    "square": (lambda x: x ** 2, {}),
+    "pow_fraction": (lambda x: x ** 1.5, {"min_value": 0.1}),
+    "pow_negative": (lambda x: x ** -2, {"min_magnitude": 0.5}),
+    "rpow": (lambda x: 2.0 ** x, {"min_value": -3, "max_value": 3}),
+    "rsub": (lambda x: 3.0 - x, {}),
+    "rdiv": (lambda x: 3.0 / x, {"min_magnitude": 0.5}),
+    "function_form": (lambda x: autonet.tanh(autonet.exp(x * 0.1)), {}),
+}
+# Shapes with at least one axis for the ops that take an axis.
+NEEDS_AXIS = {"softmax", "softmax_axis0", "log_softmax"}
+
+BINARY = {
+    "add": (lambda a, b: a + b, {}, {}),
+    "sub": (lambda a, b: a - b, {}, {}),
+    "mul": (lambda a, b: a * b, {}, {}),
+    "div": (lambda a, b: a / b, {}, {"min_magnitude": 0.5}),
+    "pow": (lambda a, b: a ** b, {"min_value": 0.5, "max_value": 3}, {"min_value": -2, "max_value": 2}),
+    "maximum": (autonet.maximum, {}, {}),
+    "minimum": (autonet.minimum, {}, {}),
+    "where": (lambda a, b: autonet.where(a.data > 0, a, b), {"min_magnitude": 0.01}, {}),
+}
+
+
+def _shape_for(name):
+    return st.integers(1, 3).flatmap(
+        lambda n: st.tuples(*[st.integers(1, 4)] * n)) if name in NEEDS_AXIS else None
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data())
+def test_unary_gradient(name, data):
+    fn, bounds = UNARY[name]
+    x = data.draw(tensors(shape=_shape_for(name), **bounds), label="x")
+    assert_gradients_match(fn, x)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data())
+def test_unary_second_order(name, data):
+    fn, bounds = UNARY[name]
+    x = data.draw(tensors(shape=_shape_for(name), **bounds), label="x")
+    assert autonet.gradgradcheck(fn, x)
+
+
+def _binary_inputs(data, name):
+    fn, bounds_a, bounds_b = BINARY[name]
+    shape_a, shape_b = data.draw(broadcastable_shapes(2), label="shapes")
+    a = data.draw(tensors(shape=shape_a, **bounds_a), label="a")
+    b = data.draw(tensors(shape=shape_b, **bounds_b), label="b")
+    if name in ("maximum", "minimum"):   # keep away from ties, where max is not differentiable
+        assume(np.all(np.abs(a.data - b.data) > 1e-3))
+    return fn, a, b
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_gradient_with_broadcasting(name, data):
+    fn, a, b = _binary_inputs(data, name)
+    assert_gradients_match(fn, a, b)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data())
+def test_binary_second_order(name, data):
+    fn, a, b = _binary_inputs(data, name)
+    assert autonet.gradgradcheck(fn, (a, b))
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(a=arrays(shape=(2, 3), min_value=0.5, max_value=2), b=arrays(shape=(3,), min_value=0.5, max_value=2))
+def test_binary_accepts_ndarrays_and_numbers_on_either_side(name, a, b):
+    fn = BINARY[name][0]
+    if name == "where":
+        return  # where's condition comes from its first operand's data
+    mixed = fn(autonet.Tensor(a), b)
+    reflected = fn(a, autonet.Tensor(b))
+    expected = fn(autonet.Tensor(a), autonet.Tensor(b))
+    np.testing.assert_array_equal(mixed.data, expected.data)
+    np.testing.assert_array_equal(reflected.data, expected.data)
+    np.testing.assert_array_equal(fn(autonet.Tensor(a), 2.0).data, fn(autonet.Tensor(a), autonet.Tensor(2.0)).data)
+
+
+@given(tensors(min_value=-30, max_value=30))
+def test_sigmoid_derivative_is_s_times_one_minus_s(x):
+    s = 1 / (1 + np.exp(-x.data))
+    x.sigmoid().sum().backward()
+    np.testing.assert_allclose(x.grad, s * (1 - s), rtol=1e-12, atol=1e-300)
+
+
+@given(tensors(min_value=-5, max_value=5))
+def test_tanh_derivative_is_one_minus_t_squared(x):
+    t = np.tanh(x.data)
+    x.tanh().sum().backward()
+    np.testing.assert_allclose(x.grad, 1 - t ** 2, rtol=1e-12)
+
+
+@given(tensors(shape=(3, 5)), arrays(shape=(3, 5)))
+def test_log_softmax_vjp_closed_form(x, upstream):
+    p = np.exp(x.data - x.data.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    x.log_softmax(axis=1).backward(upstream)
+    expected = upstream - p * upstream.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_ties_split_the_gradient_evenly():
+    a = autonet.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = autonet.Tensor([1.0, 1.0, 4.0], requires_grad=True)
+    autonet.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(b.grad, [0.5, 0.0, 1.0])
+
+
+def test_kinks_take_pytorch_subgradients():
+    x = autonet.Tensor([0.0, 0.0, 1.0], requires_grad=True)
+    (x.relu() + x.abs() + x.clip(0.0, 1.0)).sum().backward()
+    # relu'(0) = 0, abs'(0) = 0, clip passes the gradient on its closed bounds
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 3.0])
+
+
+@pytest.mark.parametrize("x", [1000.0, -1000.0])
+def test_sigmoid_tanh_log_softmax_at_extremes(x):
+    t = autonet.Tensor([x, -x, 0.0], requires_grad=True)
+    s = t.sigmoid()
+    (s.sum() + t.tanh().sum() + t.log_softmax().sum() + t.softmax()[0]).backward()
+    assert np.all(np.isfinite(s.data)) and np.all(np.isfinite(t.grad))
+    grad_sigmoid = autonet.Tensor([x], requires_grad=True)
+    grad_sigmoid.sigmoid().sum().backward()
+    assert grad_sigmoid.grad[0] == 0.0
+
+
+def test_sigmoid_matches_the_notebook_formula_bit_for_bit_on_nonnegative_inputs():
+    x = np.linspace(0, 30, 101)
+    np.testing.assert_array_equal(autonet.sigmoid(x).data, 1 / (1 + np.exp(-x)))
+
+
+def test_float32_stays_float32_with_python_numbers():
+    x = autonet.Tensor([1.0, 2.0], dtype=np.float32, requires_grad=True)
+    y = (x * 2.5 + 1) ** 2 / 3.0
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_float32_with_float64_array_promotes_and_grad_keeps_its_dtype():
+    x = autonet.Tensor([1.0, 2.0], dtype=np.float32, requires_grad=True)
+    y = x * np.array([1.0, 2.0])
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_broadcast_shape_mismatch_names_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"add.*\(2, 3\).*\(4,\)"):
+        autonet.Tensor(np.ones((2, 3))) + autonet.Tensor(np.ones(4))

@@ -1,0 +1,68 @@
+"""matmul with NumPy semantics (1-D, 2-D, batched, broadcast batches) and linear."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import autonet
+from autonet.testing import assert_gradients_match, tensors
+
+
+@st.composite
+def matmul_shapes(draw):
+    """Operand shapes that numpy.matmul accepts: 1-D, 2-D and broadcast batches."""
+    n, k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
+    shape_a = draw(st.sampled_from([(k,), (n, k), batch + (n, k)]))
+    shape_b = draw(st.sampled_from([(k,), (k, m), batch + (k, m)]))
+    # drop leading batch axes from one side, or make them size 1, so batches broadcast
+    if len(shape_b) > 2 and draw(st.booleans()):
+        shape_b = tuple(1 if draw(st.booleans()) else s for s in shape_b[:-2]) + shape_b[-2:]
+    return shape_a, shape_b
+
+
+@given(data=st.data())
+def test_matmul_matches_numpy_and_gradcheck(data):
+    shape_a, shape_b = data.draw(matmul_shapes())
+    a, b = data.draw(tensors(shape=shape_a)), data.draw(tensors(shape=shape_b))
+    np.testing.assert_allclose((a @ b).data, np.matmul(a.data, b.data), rtol=1e-12)
+    assert_gradients_match(lambda x, y: x @ y, a, b)
+
+
+@given(data=st.data())
+def test_matmul_second_order(data):
+    shape_a, shape_b = data.draw(matmul_shapes())
+    a, b = data.draw(tensors(shape=shape_a)), data.draw(tensors(shape=shape_b))
+    assert autonet.gradgradcheck(lambda x, y: (x @ y).tanh(), (a, b))
+
+
+@given(data=st.data(), bias=st.booleans())
+def test_linear_matches_matmul_plus_bias(data, bias):
+    batch = data.draw(st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple))
+    n_in, n_out = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    x = data.draw(tensors(shape=batch + (n_in,)))
+    w = data.draw(tensors(shape=(n_in, n_out)))
+    b = data.draw(tensors(shape=(n_out,))) if bias else None
+    expected = x.data @ w.data + (b.data if bias else 0)
+    np.testing.assert_allclose(_linear(x, w, b).data, expected, rtol=1e-12)
+    inputs = (x, w, b) if bias else (x, w)
+    assert_gradients_match(lambda *t: _linear(*t), *inputs)
+    assert autonet.gradgradcheck(lambda *t: _linear(*t).sigmoid(), inputs)
+
+
+def _linear(x, w, b=None):
+    from autonet.ops.linalg import linear
+    return linear(x, w, b)
+
+
+def test_matmul_records_its_name_and_rejects_bad_shapes():
+    a = autonet.Tensor(np.ones((2, 3)), requires_grad=True)
+    assert (a @ np.ones(3)).grad_fn.name == "matmul"
+    with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(2, 3\)"):
+        a @ np.ones((2, 3))
+    with pytest.raises(ValueError, match="matmul"):
+        a @ 2.0
+
+
+def test_linear_shape_errors_name_the_op():
+    with pytest.raises(ValueError, match="linear"):
+        _linear(autonet.Tensor(np.ones((2, 3))), autonet.Tensor(np.ones((4, 2))))
