@@ -3,6 +3,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -13,6 +15,27 @@ def run_example(name, *args, cwd=None):
     return result.stdout
 
 
-def test_notebook_xor_learns_xor(tmp_path):
-    out = run_example("notebook_xor.py", "--epochs", "3000", cwd=tmp_path)
-    assert "[[0]\n [1]\n [1]\n [0]]" in out
+def test_notebook_xor_retells_the_notebook(tmp_path):
+    out = run_example("notebook_xor.py", "--scale", "0.1", cwd=tmp_path)
+    assert out.count("minus the notebook's hand-coded update") == 4
+    assert "prediction after threshold: 1" in out
+    perceptron_line = [line for line in out.splitlines() if "prediction for [1, 0, 0]" in line]
+    assert float(perceptron_line[0].split()[-1]) > 0.99
+    assert abs(float(perceptron_line[1].split()[-1]) - 0.5) < 0.01
+
+
+def test_custom_model_loss_falls(tmp_path):
+    out = run_example("custom_model.py", "--steps", "300", cwd=tmp_path)
+    first, last = (float(x) for x in out.split("mse fell from ")[1].split(" (")[0].split(" to "))
+    assert last < first / 10
+
+
+def test_digits_reaches_95_percent_and_reloads_identically(tmp_path):
+    pytest.importorskip("sklearn", reason="the 'examples' extra (scikit-learn) is not installed")
+    pytest.importorskip("matplotlib", reason="the 'examples' extra (matplotlib) is not installed")
+    out = run_example("digits.py", "--out", str(tmp_path), cwd=tmp_path)
+    accuracy = float(out.split("test accuracy ")[-1].split()[0])
+    assert accuracy >= 0.95
+    assert "identical predictions: True" in out
+    assert (tmp_path / "digits_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "digits_mlp.npz").exists()

@@ -1,0 +1,8 @@
+"""Layers, losses and initialisers for building models on autonet."""
+from . import functional, init
+from .layers import Linear, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .module import Module, Parameter
+
+__all__ = ["Module", "Parameter", "Linear", "Sequential", "Sigmoid", "Tanh", "ReLU", "Softmax",
+           "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "functional", "init"]

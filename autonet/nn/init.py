@@ -1,0 +1,63 @@
+"""In-place initialisers for weights laid out ``(in_features, out_features)``.
+
+Each fills ``t.data`` without recording a graph and returns ``t``. ``rng`` is a
+``numpy.random.Generator``, an int seed, or None (fresh entropy).
+"""
+import math
+
+import numpy as np
+
+_GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
+
+
+def generator(rng):
+    """A ``numpy.random.Generator`` from a Generator, an int seed or None."""
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def _fill(t, values):
+    t.data[...] = values
+    return t
+
+
+def uniform_(t, a=0.0, b=1.0, rng=None):
+    """Fill with values drawn uniformly from [a, b)."""
+    return _fill(t, generator(rng).uniform(a, b, t.shape))
+
+
+def normal_(t, mean=0.0, std=1.0, rng=None):
+    """Fill with values drawn from N(mean, std**2)."""
+    return _fill(t, generator(rng).normal(mean, std, t.shape))
+
+
+def zeros_(t):
+    """Fill with zeros."""
+    return _fill(t, 0.0)
+
+
+def fans(shape):
+    """(fan_in, fan_out) of a weight of shape ``(in, out, *receptive_field)``."""
+    if len(shape) < 2:
+        raise ValueError(f"fan-in and fan-out need a weight of 2 or more axes, not shape {shape}")
+    receptive = int(np.prod(shape[2:]))
+    return shape[0] * receptive, shape[1] * receptive
+
+
+def xavier_uniform_(t, gain=1.0, rng=None):
+    """Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out))."""
+    fan_in, fan_out = fans(t.shape)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(t, -bound, bound, rng)
+
+
+def kaiming_uniform_(t, a=0.0, nonlinearity="leaky_relu", rng=None):
+    """He uniform: bound = gain * sqrt(3 / fan_in), gain as PyTorch's calculate_gain."""
+    if nonlinearity == "leaky_relu":
+        gain = math.sqrt(2.0 / (1 + a ** 2))
+    elif nonlinearity in _GAINS:
+        gain = _GAINS[nonlinearity]
+    else:
+        raise ValueError(f"kaiming_uniform_: unknown nonlinearity {nonlinearity!r}")
+    fan_in, _ = fans(t.shape)
+    bound = gain * math.sqrt(3.0 / fan_in)
+    return uniform_(t, -bound, bound, rng)

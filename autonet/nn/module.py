@@ -1,0 +1,196 @@
+"""Module and Parameter: models as trees of layers that own their weights.
+
+A Module finds its parameters and submodules by looking at its attributes, in
+the order they were assigned, including lists and tuples of them. Parameters
+learn their dotted names (``hidden.weight``) when a module adopts them; the
+names appear in drawn graphs and in ``state_dict()``.
+"""
+import collections
+import weakref
+
+import numpy as np
+
+from ..autograd import no_grad, state
+from ..tensor import Tensor
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that requires grad: the trainable weights of a Module."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True, dtype=None, name=None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype, name=name)
+
+
+class Module:
+    """Base class of layers and models: subclass, call ``super().__init__()``, define ``forward``.
+
+    >>> import autonet.nn as nn
+    >>> class TwoLayer(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.hidden = nn.Linear(3, 4, rng=0)
+    ...         self.out = nn.Linear(4, 1, rng=1)
+    ...     def forward(self, x):
+    ...         return self.out(self.hidden(x).sigmoid()).sigmoid()
+    >>> [name for name, _ in TwoLayer().named_parameters()]
+    ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_path", "")
+        object.__setattr__(self, "_weak_self", weakref.ref(self))
+
+    def __setattr__(self, name, value):
+        if "_weak_self" not in self.__dict__:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() ran: call "
+                f"super().__init__() first in {type(self).__name__}.__init__")
+        if not name.startswith("_"):
+            _adopt(value, name)
+        object.__setattr__(self, name, value)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        # Ops recorded during forward remember the module stack, for viz.
+        outer = state.scope
+        state.scope = outer + (self._weak_self,)
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            state.scope = outer
+
+    # ------------------------------------------------------------ discovery
+    def _members(self):
+        """(name, value) for public attributes, lists and tuples flattened."""
+        for name, value in vars(self).items():
+            if name.startswith("_"):
+                continue
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    yield f"{name}.{i}", item
+            else:
+                yield name, value
+
+    def named_children(self):
+        for name, value in self._members():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        """The direct submodules, in assignment order."""
+        for _, child in self.named_children():
+            yield child
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        """This module and every module below it, depth first."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter): this module's own first, then its children's."""
+        seen = set()
+        for path, module in self.named_modules(prefix):
+            for name, value in module._members():
+                if isinstance(value, Parameter) and value not in seen:
+                    seen.add(value)
+                    yield (f"{path}.{name}" if path else name), value
+
+    def parameters(self):
+        """An iterator over the Parameters (each once, even when shared)."""
+        for _, parameter in self.named_parameters():
+            yield parameter
+
+    # ------------------------------------------------------------ training
+    def zero_grad(self):
+        """Set every parameter's ``grad`` to None."""
+        for parameter in self.parameters():
+            parameter.grad = None
+
+    def train(self, mode=True):
+        """Put this module and its children in training mode; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Put this module and its children in evaluation mode; returns self."""
+        return self.train(False)
+
+    # ------------------------------------------------------------ state
+    def state_dict(self):
+        """A dict of dotted name -> copy of the parameter's array."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into the parameters; everything is checked before anything is written.
+
+        With ``strict``, missing or unexpected keys raise KeyError naming them. A
+        shape that does not fit raises ValueError naming the key and both shapes.
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        staged = []
+        for name, parameter in own.items():
+            if name not in state_dict:
+                continue
+            value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
+                               else state_dict[name])
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: {name!r} holds {value.dtype} data, not numbers")
+            if value.shape != parameter.shape:
+                raise ValueError(
+                    f"load_state_dict: {name!r} has shape {value.shape} in the state dict but "
+                    f"{parameter.shape} in the module")
+            staged.append((parameter, value))
+        with no_grad():
+            for parameter, value in staged:
+                parameter.data[...] = value
+        return IncompatibleKeys(missing, unexpected)
+
+    # ------------------------------------------------------------ display
+    def extra_repr(self):
+        """The part inside the parentheses of this module's one-line repr."""
+        return ""
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + "\n)"
+
+
+def _adopt(value, path):
+    """Give ``value`` (a Parameter, Module, or list of them) its dotted path."""
+    if isinstance(value, Parameter):
+        value.name = path
+    elif isinstance(value, Module):
+        object.__setattr__(value, "_path", path)
+        for name, module in value.named_modules():
+            if name:
+                object.__setattr__(module, "_path", f"{path}.{name}")
+        for name, parameter in value.named_parameters():
+            parameter.name = f"{path}.{name}"
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _adopt(item, f"{path}.{i}")

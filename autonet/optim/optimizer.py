@@ -1,0 +1,115 @@
+"""Optimizer: parameter groups, per-parameter state, and their state_dict."""
+import copy
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (dicts of params and hyper-parameters) and ``state``.
+
+    ``params`` is an iterable of Tensors that require grad, or of dicts
+    ``{"params": [...], **overrides}`` as in PyTorch. Subclasses implement
+    ``update(param, grad, group, state)``, which changes ``param.data`` in place.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}
+        if isinstance(params, Tensor):
+            raise TypeError("an optimizer takes an iterable of Tensors; wrap a single one in a list")
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        """Add a dict with ``params`` and optional hyper-parameter overrides."""
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizers take Tensors, got {type(p).__name__}")
+            if not p.requires_grad or not p.is_leaf:
+                raise TypeError("optimizers take leaf Tensors that require grad")
+            if id(p) in seen:
+                raise ValueError("a parameter appears in more than one parameter group")
+            seen.add(id(p))
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise TypeError(f"unknown hyper-parameter(s) {sorted(unknown)}")
+        full = {**self.defaults, **group, "params": params}
+        self.check_hyperparameters(full)
+        self.param_groups.append(full)
+
+    def check_hyperparameters(self, group):
+        """Raise ValueError for values that make no sense (subclasses extend)."""
+        if group["lr"] < 0:
+            raise ValueError(f"invalid learning rate {group['lr']}")
+
+    def zero_grad(self):
+        """Set every parameter's ``grad`` to None."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self):
+        """Update every parameter that has a gradient, in place, outside the graph."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if isinstance(grad, Tensor):
+                    grad = grad.data
+                self.update(p, grad, group, self.state.setdefault(p, {}))
+
+    def update(self, param, grad, group, state):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ state
+    def _params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self):
+        """``{"state": {index: {name: ndarray}}, "param_groups": [...]}``, all copies."""
+        index = {p: i for i, p in enumerate(self._params())}
+        packed_state = {index[p]: {k: np.array(v, copy=True) for k, v in s.items()}
+                        for p, s in self.state.items() if p in index}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = [index[p] for p in group["params"]]
+            groups.append(packed)
+        return {"state": packed_state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and state (copied) saved by ``state_dict()``."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+                len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
+            raise ValueError("load_state_dict: the parameter groups do not match this optimizer's")
+        params = self._params()
+        by_index = {}
+        for i, values in state_dict["state"].items():
+            i = int(i)
+            if not 0 <= i < len(params):
+                raise ValueError(f"load_state_dict: state for unknown parameter index {i}")
+            for name, value in values.items():
+                value = np.asarray(value)
+                if value.ndim and value.shape != params[i].shape:
+                    raise ValueError(
+                        f"load_state_dict: state {name!r} of parameter {i} has shape {value.shape}, "
+                        f"the parameter {params[i].shape}")
+            by_index[i] = {name: np.array(value, copy=True) for name, value in values.items()}
+        for group, saved in zip(self.param_groups, groups):
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = copy.deepcopy(value)
+        self.state = {params[i]: values for i, values in by_index.items()}

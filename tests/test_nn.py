@@ -1,0 +1,188 @@
+"""nn: Module discovery and naming, Linear, activations, init, state dicts."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import autonet
+import autonet.nn as nn
+from autonet.testing import assert_gradients_match, tensors
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(np.ones(1))
+        self.hidden = nn.Linear(3, 4, rng=0)
+        self.blocks = [nn.Linear(4, 4, rng=1), nn.Linear(4, 2, bias=False, rng=2)]
+        self.head = nn.Sequential(nn.Tanh(), nn.Linear(2, 1, rng=3))
+
+    def forward(self, x):
+        x = self.hidden(x).sigmoid()
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x) * self.scale
+
+
+def test_parameters_are_found_in_assignment_order_own_first_with_dotted_names():
+    net = Net()
+    names = [name for name, _ in net.named_parameters()]
+    assert names == ["scale", "hidden.weight", "hidden.bias", "blocks.0.weight", "blocks.0.bias",
+                     "blocks.1.weight", "head.1.weight", "head.1.bias"]
+    assert [p.name for p in net.parameters()] == names
+    assert iter(net.parameters()) is not None and not isinstance(net.parameters(), list)
+
+
+def test_children_and_modules():
+    net = Net()
+    assert [type(c).__name__ for c in net.children()] == ["Linear", "Linear", "Linear", "Sequential"]
+    modules = list(net.modules())
+    assert modules[0] is net and len(modules) == 7
+    assert [name for name, _ in net.named_modules()][:3] == ["", "hidden", "blocks.0"]
+
+
+def test_shared_parameter_is_listed_once():
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert len(list(model.parameters())) == 2
+
+
+def test_forgetting_super_init_is_explained():
+    class Forgetful(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(1, 1)
+
+    with pytest.raises(AttributeError, match=r"super\(\).__init__\(\)"):
+        Forgetful()
+
+
+def test_train_eval_zero_grad_and_repr():
+    net = Net()
+    assert net.training is True
+    assert net.eval() is net and not any(m.training for m in net.modules())
+    assert net.train() is net and all(m.training for m in net.modules())
+    net(autonet.Tensor(np.ones((2, 3)))).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    text = repr(net)
+    assert "(hidden): Linear(3 -> 4)" in text and "(blocks.1): Linear(4 -> 2, bias=False)" in text
+    assert "(head): Sequential(\n    (0): Tanh()\n    (1): Linear(2 -> 1)\n  )" in text
+
+
+def test_linear_layout_init_and_seed():
+    layer = nn.Linear(5, 3, rng=7)
+    assert layer.weight.shape == (5, 3) and layer.bias.shape == (3,)
+    bound = 1 / math.sqrt(5)
+    assert np.all(np.abs(layer.weight.data) <= bound) and np.all(np.abs(layer.bias.data) <= bound)
+    np.testing.assert_array_equal(nn.Linear(5, 3, rng=7).weight.data, layer.weight.data)
+    assert not np.array_equal(nn.Linear(5, 3).weight.data, nn.Linear(5, 3).weight.data)
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data + layer.bias.data)
+    assert layer(x).grad_fn.name == "linear"
+
+
+@given(x=tensors(shape=(4, 3)), w=tensors(shape=(3, 2)), b=tensors(shape=(2,)), upstream=tensors(shape=(4, 2)))
+def test_linear_gradients_closed_form(x, w, b, upstream):
+    nn.functional.linear(x, w, b).backward(upstream.data)
+    np.testing.assert_allclose(w.grad, x.data.T @ upstream.data, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(b.grad, upstream.data.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad, upstream.data @ w.data.T, rtol=1e-12, atol=1e-12)
+    assert_gradients_match(nn.functional.linear, x, w, b)
+
+
+@pytest.mark.parametrize("module, function", [
+    (nn.Sigmoid(), autonet.sigmoid), (nn.Tanh(), autonet.tanh), (nn.ReLU(), autonet.relu),
+    (nn.Softmax(axis=0), lambda t: autonet.softmax(t, axis=0))])
+def test_activation_modules_match_functions(module, function):
+    x = autonet.Tensor(np.linspace(-2, 2, 6).reshape(3, 2))
+    np.testing.assert_array_equal(module(x).data, function(x).data)
+
+
+def test_sequential_indexing_and_type_check():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    assert len(model) == 2 and isinstance(model[1], nn.ReLU) and [type(m) for m in model][0] is nn.Linear
+    with pytest.raises(TypeError):
+        nn.Sequential(nn.Linear(2, 2), lambda x: x)
+
+
+def test_init_functions():
+    t = nn.Parameter(np.empty((40, 60)))
+    assert nn.init.uniform_(t, -0.5, 0.5, rng=0) is t and np.all(np.abs(t.data) <= 0.5)
+    nn.init.normal_(t, 2.0, 0.1, rng=0)
+    assert abs(t.data.mean() - 2.0) < 0.01 and abs(t.data.std() - 0.1) < 0.01
+    nn.init.xavier_uniform_(t, gain=2.0, rng=0)
+    assert np.abs(t.data).max() <= 2.0 * math.sqrt(6 / 100) and np.abs(t.data).max() > 0.9 * 2.0 * math.sqrt(6 / 100)
+    nn.init.kaiming_uniform_(t, nonlinearity="relu", rng=0)
+    assert np.abs(t.data).max() <= math.sqrt(2) * math.sqrt(3 / 40)
+    nn.init.kaiming_uniform_(t, a=math.sqrt(5), rng=0)
+    assert np.abs(t.data).max() <= 1 / math.sqrt(40)
+    assert nn.init.zeros_(t) is t and not t.data.any()
+    with pytest.raises(ValueError):
+        nn.init.xavier_uniform_(nn.Parameter(np.empty(3)))
+
+
+def test_state_dict_round_trip_and_copies():
+    a, b = Net(), Net()
+    for p in b.parameters():
+        p.data += 1.0
+    state = a.state_dict()
+    assert list(state) == [name for name, _ in a.named_parameters()]
+    state["scale"][0] = 42.0
+    assert a.scale.data[0] == 1.0
+    b.load_state_dict(a.state_dict())
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def _snapshot(module):
+    return {k: v.copy() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("damage, error, match", [
+    (lambda s: s.pop("hidden.bias"), KeyError, "hidden.bias"),
+    (lambda s: s.update(extra=np.ones(1)), KeyError, "extra"),
+    (lambda s: s.update({"blocks.0.weight": np.ones((4, 5))}), ValueError, r"blocks.0.weight.*\(4, 5\).*\(4, 4\)"),
+])
+def test_rejected_state_dict_leaves_the_module_unchanged(damage, error, match):
+    target = Net()
+    before = _snapshot(target)
+    state = {k: v + 5.0 for k, v in Net().state_dict().items()}
+    damage(state)
+    with pytest.raises(error, match=match):
+        target.load_state_dict(state)
+    for name, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_non_strict_load_reports_keys():
+    target = Net()
+    result = target.load_state_dict({"scale": np.array([3.0]), "other": np.ones(2)}, strict=False)
+    assert target.scale.data[0] == 3.0
+    assert result.unexpected_keys == ["other"] and "hidden.weight" in result.missing_keys
+
+
+def test_save_and_load(tmp_path):
+    net = Net()
+    path = tmp_path / "weights.bin"
+    autonet.save(net.state_dict(), path)
+    assert path.exists() and not (tmp_path / "weights.bin.npz").exists()
+    loaded = autonet.load(path)
+    assert isinstance(loaded, dict) and all(isinstance(v, np.ndarray) for v in loaded.values())
+    fresh = Net()
+    for p in fresh.parameters():
+        p.data *= 0
+    fresh.load_state_dict(loaded)
+    for p, q in zip(net.parameters(), fresh.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_load_refuses_object_arrays_and_save_refuses_them(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, weight=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="weight"):
+        autonet.load(path)
+    with pytest.raises(TypeError):
+        autonet.save({"weight": np.array(["text"])}, tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()

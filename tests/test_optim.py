@@ -1,0 +1,158 @@
+"""SGD and Adam against updates written out by hand in NumPy; state_dict resumes exactly."""
+import numpy as np
+import pytest
+
+import autonet
+from autonet.optim import SGD, Adam
+
+A = np.array([1.0, 2.0, 0.5])
+B = np.array([0.3, -0.2, 0.1])
+START = np.array([1.0, -1.5, 2.0])
+
+
+def quadratic_grad(p):
+    """Gradient of 0.5 * sum(A p^2) + B.p, computed independently of autonet."""
+    return A * p + B
+
+
+def run(optimizer_factory, steps):
+    p = autonet.Tensor(START, requires_grad=True)
+    optimizer = optimizer_factory([p])
+    for _ in range(steps):
+        optimizer.zero_grad()
+        (0.5 * (autonet.Tensor(A) * p * p).sum() + (autonet.Tensor(B) * p).sum()).backward()
+        optimizer.step()
+    return p.data
+
+
+def sgd_by_hand(steps, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    p, buf = START.copy(), None
+    for _ in range(steps):
+        g = quadratic_grad(p) + weight_decay * p
+        if momentum:
+            buf = g.copy() if buf is None else momentum * buf + (1 - dampening) * g
+            g = g + momentum * buf if nesterov else buf
+        p = p - lr * g
+    return p
+
+
+def adam_by_hand(steps, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    p, m, v = START.copy(), np.zeros(3), np.zeros(3)
+    for t in range(1, steps + 1):
+        g = quadratic_grad(p) + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)      # the textbook form of PyTorch's rule
+    return p
+
+
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.1, momentum=0.9),
+    dict(lr=0.05, momentum=0.8, dampening=0.3),
+    dict(lr=0.1, weight_decay=0.01),
+    dict(lr=0.1, momentum=0.9, nesterov=True),
+    dict(lr=0.02, momentum=0.5, weight_decay=0.1, nesterov=True),
+]
+
+
+@pytest.mark.parametrize("options", SGD_CASES, ids=lambda o: ",".join(o))
+def test_sgd_matches_hand_written_updates(options):
+    np.testing.assert_allclose(run(lambda ps: SGD(ps, **options), 4), sgd_by_hand(4, **options),
+                               rtol=1e-13, atol=1e-14)
+
+
+ADAM_CASES = [dict(lr=0.1), dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6), dict(lr=0.05, weight_decay=0.1)]
+
+
+@pytest.mark.parametrize("options", ADAM_CASES, ids=lambda o: ",".join(o))
+def test_adam_matches_hand_written_updates(options):
+    by_hand = dict(options)
+    if "betas" in by_hand:
+        by_hand["beta1"], by_hand["beta2"] = by_hand.pop("betas")
+    np.testing.assert_allclose(run(lambda ps: Adam(ps, **options), 5), adam_by_hand(5, **by_hand),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_param_groups_take_their_own_hyperparameters():
+    a = autonet.Tensor([1.0], requires_grad=True)
+    b = autonet.Tensor([1.0], requires_grad=True)
+    optimizer = SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    optimizer.step()
+    assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.5)
+
+
+def test_parameters_without_grad_are_skipped_and_zero_grad_sets_none():
+    a = autonet.Tensor([1.0], requires_grad=True)
+    optimizer = Adam([a])
+    optimizer.step()
+    assert a.data[0] == 1.0 and not optimizer.state
+    a.grad = np.array([1.0])
+    optimizer.zero_grad()
+    assert a.grad is None
+
+
+@pytest.mark.parametrize("bad", [[np.ones(2)], [autonet.Tensor([1.0])], [autonet.Tensor([1.0], requires_grad=True) * 2]])
+def test_optimizers_take_only_leaf_tensors_that_require_grad(bad):
+    with pytest.raises(TypeError):
+        SGD(bad, lr=0.1)
+
+
+def test_hyperparameter_errors():
+    p = [autonet.Tensor([1.0], requires_grad=True)]
+    for factory in (lambda: SGD(p, lr=-1), lambda: SGD(p, lr=0.1, nesterov=True),
+                    lambda: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+                    lambda: Adam(p, betas=(1.0, 0.9)), lambda: Adam(p, eps=-1)):
+        with pytest.raises(ValueError):
+            factory()
+    with pytest.raises(TypeError):
+        SGD([{"params": p, "momentun": 0.9}], lr=0.1)
+    with pytest.raises(TypeError):
+        SGD(p[0], lr=0.1)
+
+
+@pytest.mark.parametrize("factory", [lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+                                     lambda ps: Adam(ps, lr=0.1, weight_decay=0.01)])
+def test_state_dict_resumes_training_exactly(factory):
+    straight = run(factory, 10)
+    p = autonet.Tensor(START, requires_grad=True)
+    optimizer = factory([p])
+
+    def step(opt, param):
+        opt.zero_grad()
+        (0.5 * (autonet.Tensor(A) * param * param).sum() + (autonet.Tensor(B) * param).sum()).backward()
+        opt.step()
+
+    for _ in range(5):
+        step(optimizer, p)
+    saved = optimizer.state_dict()
+    assert set(saved) == {"state", "param_groups"} and saved["param_groups"][0]["params"] == [0]
+    for values in saved["state"][0].values():
+        assert isinstance(values, np.ndarray)
+    resumed_param = autonet.Tensor(p.data, requires_grad=True)
+    resumed = factory([resumed_param])
+    resumed.load_state_dict(saved)
+    for values in saved["state"][0].values():   # load copies: later steps leave `saved` alone
+        values += 1000.0
+    for _ in range(5):
+        step(resumed, resumed_param)
+    np.testing.assert_array_equal(resumed_param.data, straight)
+
+
+def test_load_state_dict_rejects_mismatched_groups():
+    a = autonet.Tensor([1.0], requires_grad=True)
+    b = autonet.Tensor([1.0], requires_grad=True)
+    saved = SGD([a, b], lr=0.1).state_dict()
+    with pytest.raises(ValueError, match="groups"):
+        SGD([a], lr=0.1).load_state_dict(saved)
+
+
+def test_update_is_in_place_outside_the_graph():
+    p = autonet.Tensor([1.0, 2.0], requires_grad=True)
+    data = p.data
+    optimizer = SGD([p], lr=0.1)
+    (p * p).sum().backward()
+    optimizer.step()
+    assert p.data is data and p.is_leaf and p.grad_fn is None
