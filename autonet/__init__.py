@@ -18,7 +18,7 @@ from .ops.linalg import matmul
 from .ops.reduce import max, mean, min, sum, var
 from .ops.shape import broadcast_to, concatenate, stack
 from .serialization import load, save
-from . import nn, optim, models  # noqa: E402 - subpackages after the core
+from . import nn, optim, models, viz  # noqa: E402 - subpackages after the core
 
 __version__ = "0.1.0"
 
@@ -28,5 +28,5 @@ __all__ = [
     "zeros", "ones", "zeros_like", "ones_like",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
     "maximum", "minimum", "where", "matmul", "sum", "mean", "max", "min", "var",
-    "concatenate", "stack", "broadcast_to", "save", "load", "nn", "optim", "models",
+    "concatenate", "stack", "broadcast_to", "save", "load", "nn", "optim", "models", "viz",
 ]

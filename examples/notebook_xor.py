@@ -3,17 +3,19 @@
 1. A perceptron learns Y = [0, 0, 1, 1] and predicts [1, 0, 0].
 2. The same perceptron fails on XOR: it can only answer 0.5.
 3. TwoLayerNNClassifier fits XOR and predicts 1 for [1, 0, 0].
+4. The trained network's computation graph is drawn to xor_graph.svg.
 
 At each step autonet's gradients are compared with the notebook's hand-coded
 deltas, computed both ways. Run: python examples/notebook_xor.py [--scale S]
 (S < 1 shortens every training run, for a quick look).
 """
 import argparse
+import os
 
 import numpy as np
 
 import autonet
-from autonet import notebook
+from autonet import notebook, viz
 from autonet.models import Perceptron, TwoLayerNNClassifier
 
 
@@ -39,11 +41,25 @@ def show_gradients_agree(model, X, Y):
     model.zero_grad()
 
 
+def draw_trained_graph(classifier, X, Y, path):
+    """One more forward and backward pass, drawn with its gradients."""
+    classifier.zero_grad()
+    loss = 0.5 * ((autonet.Tensor(Y) - classifier(autonet.Tensor(X))) ** 2).sum()
+    loss.name = "loss"
+    loss.backward()
+    try:
+        viz.save_graph(loss, path)
+    except viz.GraphvizNotFound as missing:
+        print(f"  not drawn: {missing}")
+        return
+    print(f"  graph written to {os.path.abspath(path)}")
+
+
 def section(title):
     print(f"\n== {title}")
 
 
-def main(scale=1.0, graph_path=None):
+def main(scale=1.0, graph_path="xor_graph.svg"):
     X = notebook.X
     rng = np.random.default_rng(1)
 
@@ -74,6 +90,9 @@ def main(scale=1.0, graph_path=None):
     print("  prediction before threshold:", prediction)
     print("  prediction after threshold:", classifier.binary_threshold(prediction[0]))
     print(f"  loss {classifier.loss_history_[0]:.4f} -> {classifier.loss_history_[-1]:.6f}")
+
+    section("4. The trained network's computation graph")
+    draw_trained_graph(classifier, X, notebook.Y_XOR, graph_path)
     return {"perceptron": first[0], "perceptron_xor": xor_single[0], "fitted": result,
             "prediction": prediction[0], "classifier": classifier}
 
@@ -82,4 +101,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="The origin notebook, on autonet.")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="fraction of the notebook's training iterations to run")
-    main(parser.parse_args().scale)
+    parser.add_argument("--graph", default="xor_graph.svg", help="where to draw the graph")
+    arguments = parser.parse_args()
+    main(arguments.scale, arguments.graph)

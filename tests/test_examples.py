@@ -1,5 +1,6 @@
 """The examples run (in a short mode) so they never rot."""
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -22,6 +23,20 @@ def test_notebook_xor_retells_the_notebook(tmp_path):
     perceptron_line = [line for line in out.splitlines() if "prediction for [1, 0, 0]" in line]
     assert float(perceptron_line[0].split()[-1]) > 0.99
     assert abs(float(perceptron_line[1].split()[-1]) - 0.5) < 0.01
+    if shutil.which("dot"):
+        assert (tmp_path / "xor_graph.svg").read_text().lstrip().startswith("<?xml")
+        assert f"graph written to {tmp_path / 'xor_graph.svg'}" in out
+    else:
+        assert "apt-get install graphviz" in out
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz 'dot' is not installed (make test installs it)")
+def test_visualize_draws_three_svgs(tmp_path):
+    out = run_example("visualize.py", "--out", str(tmp_path), cwd=tmp_path)
+    for name in ("plain.svg", "values_and_grads.svg", "grouped.svg"):
+        assert (tmp_path / name).read_text().lstrip().startswith("<?xml") and name in out
+    assert "cluster" in (tmp_path / "grouped.svg").read_text()
+    assert "grad" in (tmp_path / "values_and_grads.svg").read_text()
 
 
 def test_custom_model_loss_falls(tmp_path):

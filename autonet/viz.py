@@ -1,0 +1,243 @@
+"""Draw computation graphs with Graphviz.
+
+>>> import autonet
+>>> w = autonet.Tensor([[0.5], [-1.0]], requires_grad=True, name="w")
+>>> loss = (autonet.Tensor([[1.0, 2.0]]) @ w).sigmoid().sum()
+>>> graph = draw_graph(loss)          # a graphviz.Digraph: shows inline in Jupyter
+>>> "matmul" in graph.source and "w" in graph.source
+True
+
+Tensors are boxes (name, shape, dtype; optionally values and gradients), ops
+are ellipses. Parameters, constant inputs, intermediates and the root have
+distinct shapes and colours from the Okabe-Ito palette, which stays readable
+with colour-blindness; a legend explains them. Ops run inside a Module's call
+are drawn in a cluster labelled with the module's path and repr.
+"""
+import collections
+import os
+import shutil
+
+import graphviz
+import numpy as np
+
+__all__ = ["draw_graph", "save_graph", "GraphvizNotFound"]
+
+# Okabe-Ito colours; each kind also differs in outline, so colour is never the only cue.
+_STYLES = {
+    "parameter": dict(shape="box", style="filled,rounded", fillcolor="#E69F00"),
+    "constant": dict(shape="box", style="filled,dashed", fillcolor="#EEEEEE"),
+    "intermediate": dict(shape="box", style="filled", fillcolor="#56B4E9"),
+    "root": dict(shape="box", style="filled,bold", fillcolor="#009E73", penwidth="2.5"),
+    "op": dict(shape="ellipse", style="filled", fillcolor="#FFFFFF"),
+    "truncated": dict(shape="note", style="filled", fillcolor="#F0E442"),
+}
+_COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
+_SUMMARY_SIZE = 8   # arrays up to this size are shown in full
+_PICTURE_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
+_SOURCE_SUFFIXES = {".gv", ".dot"}
+
+
+class GraphvizNotFound(RuntimeError):
+    """Graphviz's ``dot`` program, needed to draw pictures, is not installed."""
+
+
+_INSTALL_HINT = (
+    "Graphviz's 'dot' program is needed to draw pictures but was not found on PATH. "
+    "Install Graphviz: 'sudo apt-get install graphviz' (Debian/Ubuntu), "
+    "'brew install graphviz' (macOS) or 'conda install -c conda-forge graphviz'. "
+    "Saving the graph's source ('.gv' or '.dot') works without it.")
+
+
+def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, rankdir="LR",
+               max_nodes=500):
+    """The graph that produced ``root`` as a ``graphviz.Digraph``.
+
+    Inputs are drawn first (left with ``rankdir="LR"``), ``root`` last. With
+    ``show_grads`` tensors that hold a ``.grad`` show it (small arrays in
+    full, large ones as norm/min/max); ``show_values`` adds their values.
+    Graphs of more than ``max_nodes`` nodes are cut around the root, and a
+    note says how many were left out.
+    """
+    tensors = _breadth_first(root)
+    kept, left_out = _keep_near_root(tensors, max_nodes)
+    graph = graphviz.Digraph("autonet", graph_attr=dict(rankdir=rankdir, fontname="Helvetica"),
+                             node_attr=dict(fontname="Helvetica", fontsize="11"),
+                             edge_attr=dict(fontname="Helvetica", fontsize="9"))
+    clusters = _Clusters(graph) if group_modules else None
+    kept_set = set(kept)
+    cut_ops = []
+    leaf_scopes = {}   # leaf -> modules of the innermost module that owns it
+    for tensor in kept:
+        node = tensor._node
+        modules = _modules(node) if node is not None else leaf_scopes.get(tensor, ())
+        kind = "root" if tensor is root else _kind(tensor)
+        label = _tensor_label(tensor, show_values, show_grads)
+        _target(clusters, graph, modules).node(_tid(tensor), label, **_STYLES[kind])
+        if node is None:
+            continue
+        _target(clusters, graph, modules).node(_oid(node), node.name, **_STYLES["op"])
+        graph.edge(_oid(node), _tid(tensor))
+        parents = [p for p in node.parents if p is not None]
+        label_positions = len(parents) > 1 and node.name not in _COMMUTATIVE
+        for position, parent in enumerate(node.parents):
+            if parent is None:
+                continue
+            if parent not in kept_set:
+                cut_ops.append(node)
+                continue
+            if parent._node is None and parent not in leaf_scopes:
+                leaf_scopes[parent] = _owners(parent, modules)
+            graph.edge(_tid(parent), _oid(node), label=str(position) if label_positions else "")
+    if left_out:
+        graph.node("truncated", f"{left_out:,} more nodes\n(max_nodes={max_nodes})",
+                   **_STYLES["truncated"])
+        for node in dict.fromkeys(cut_ops):
+            graph.edge("truncated", _oid(node), style="dashed")
+    if clusters is not None:
+        clusters.attach()
+    _legend(graph)
+    return graph
+
+
+def save_graph(root, path, **kwargs):
+    """Draw ``root``'s graph to ``path``; the format comes from the suffix.
+
+    ``.svg``, ``.png``, ``.pdf`` (and ``.jpg``) need Graphviz's ``dot`` and
+    raise :class:`GraphvizNotFound`, before writing anything, without it;
+    ``.gv`` / ``.dot`` write the DOT source and need nothing. Returns the path.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _PICTURE_FORMATS and suffix not in _SOURCE_SUFFIXES:
+        raise ValueError(f"save_graph: unknown suffix {suffix!r}; use one of "
+                         f"{sorted(_PICTURE_FORMATS) + sorted(_SOURCE_SUFFIXES)}")
+    if suffix in _PICTURE_FORMATS and shutil.which("dot") is None:
+        raise GraphvizNotFound(_INSTALL_HINT)
+    graph = draw_graph(root, **kwargs)
+    if suffix in _SOURCE_SUFFIXES:
+        content = graph.source.encode()
+    else:
+        content = graph.pipe(format=_PICTURE_FORMATS[suffix])
+    with open(path, "wb") as file:
+        file.write(content)
+    return path
+
+
+# ----------------------------------------------------------------- walking
+def _breadth_first(root):
+    """Every tensor that ``root`` depends on, nearest first (iterative)."""
+    order = [root]
+    seen = {root}
+    queue = collections.deque([root])
+    while queue:
+        tensor = queue.popleft()
+        if tensor._node is None:
+            continue
+        for parent in tensor._node.parents:
+            if parent is not None and parent not in seen:
+                seen.add(parent)
+                order.append(parent)
+                queue.append(parent)
+    return order
+
+
+def _keep_near_root(tensors, max_nodes):
+    """The tensors to draw (each costs 1 node, plus 1 for its op) and how many nodes are left out."""
+    total = sum(1 if t._node is None else 2 for t in tensors)
+    kept = []
+    drawn = 0
+    for tensor in tensors:
+        cost = 1 if tensor._node is None else 2
+        if drawn + cost > max_nodes:
+            break
+        kept.append(tensor)
+        drawn += cost
+    return kept, total - drawn
+
+
+# ----------------------------------------------------------------- labels
+def _tid(tensor):
+    return f"t{id(tensor)}"
+
+
+def _oid(node):
+    return f"op{id(node)}"
+
+
+def _kind(tensor):
+    if tensor._node is not None:
+        return "intermediate"
+    return "parameter" if tensor.requires_grad else "constant"
+
+
+def _tensor_label(tensor, show_values, show_grads):
+    lines = []
+    if tensor.name:
+        lines.append(tensor.name)
+    lines.append(f"{tensor.shape} {tensor.dtype}")
+    if show_values:
+        lines.append("value " + _summary(tensor.data))
+    if show_grads and tensor.grad is not None:
+        lines.append("grad " + _summary(np.asarray(tensor.grad)))
+    return "\n".join(lines)
+
+
+def _summary(array):
+    if array.size <= _SUMMARY_SIZE:
+        return np.array2string(array, precision=4, separator=", ", suppress_small=True).replace("\n", "")
+    return (f"norm {np.linalg.norm(array):.4g}, min {array.min():.4g}, max {array.max():.4g}")
+
+
+def _legend(graph):
+    with graph.subgraph(name="cluster_legend") as legend:
+        legend.attr(label="legend", fontsize="10", style="dashed", color="#999999")
+        for kind in ("parameter", "constant", "intermediate", "root", "op"):
+            legend.node(f"legend_{kind}", kind if kind != "op" else "operation", **_STYLES[kind])
+
+
+# ----------------------------------------------------------------- module clusters
+def _modules(node):
+    """The live modules whose ``__call__`` recorded ``node``, outermost first."""
+    return tuple(m for m in (ref() for ref in node.scope) if m is not None)
+
+
+def _owners(leaf, modules):
+    """The prefix of ``modules`` ending at the innermost one that holds ``leaf`` itself."""
+    for depth in range(len(modules), 0, -1):
+        if any(value is leaf for _, value in modules[depth - 1]._members()):
+            return modules[:depth]
+    return ()
+
+
+def _target(clusters, graph, modules):
+    return clusters.get(modules) if clusters is not None and modules else graph
+
+
+class _Clusters:
+    """Nested ``cluster_*`` subgraphs, one per module path, attached at the end."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.subgraphs = {}
+
+    def get(self, modules):
+        if modules not in self.subgraphs:
+            module = modules[-1]
+            subgraph = graphviz.Digraph(name=f"cluster_{len(self.subgraphs)}")
+            subgraph.attr(label=_module_label(module), style="rounded", color="#0072B2",
+                          fontcolor="#0072B2", fontsize="11")
+            self.subgraphs[modules] = subgraph
+            if len(modules) > 1:
+                self.get(modules[:-1])
+        return self.subgraphs[modules]
+
+    def attach(self):
+        """Put each cluster inside its parent's, innermost first."""
+        for modules in sorted(self.subgraphs, key=len, reverse=True):
+            parent = self.subgraphs[modules[:-1]] if len(modules) > 1 else self.graph
+            parent.subgraph(self.subgraphs[modules])
+
+
+def _module_label(module):
+    text = f"{type(module).__name__}({module.extra_repr()})"
+    return f"{module._path}: {text}" if module._path else text
