@@ -10,6 +10,7 @@
 from .tensor import Tensor
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad
 from .function import Context, Function
+from .anomaly import detect_anomaly
 from .check import GradcheckError, gradcheck, gradgradcheck
 from .constructors import ones, ones_like, zeros, zeros_like
 from .ops.elementwise import (abs, clip, exp, log, log_softmax, maximum, minimum, relu,
@@ -23,7 +24,7 @@ from . import nn, optim, models, viz  # noqa: E402 - subpackages after the core
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "Function", "Context", "no_grad", "enable_grad", "is_grad_enabled", "grad",
+    "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
     "gradcheck", "gradgradcheck", "GradcheckError",
     "zeros", "ones", "zeros_like", "ones_like",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",

@@ -21,6 +21,7 @@ class _ThreadState(threading.local):
 
     grad_enabled = True
     scope = ()
+    anomaly = False
 
 
 state = _ThreadState()
@@ -159,15 +160,17 @@ def _fit_tensor_gradient(grad, like):
 
 def _call_backward(node, output, grad, create_graph):
     """Run one node's backward formula; with create_graph, on Tensors."""
+    if node.saved:
+        check_unmodified(node, output)
     if not create_graph:
-        grads = node.fn.backward(node, grad)
+        grads = _run_formula(node, grad)
     else:
         # The same formula, fed Tensors: saved inputs and output become the
         # graph's own tensors, so the backward pass is recorded as a graph.
         arrays = node.saved
         node.saved = tuple(_saved_as_tensor(a, node, output) for a in arrays)
         try:
-            grads = node.fn.backward(node, grad)
+            grads = _run_formula(node, grad)
         finally:
             node.saved = arrays
     if not isinstance(grads, tuple):
@@ -176,7 +179,35 @@ def _call_backward(node, output, grad, create_graph):
         raise RuntimeError(
             f"{node.name}.backward returned {len(grads)} gradient(s) but forward "
             f"took {len(node.parents)} input(s); return one per input (None allowed)")
+    if state.anomaly:
+        from .anomaly import check_backward
+
+        check_backward(node, grads)
     return grads
+
+
+def _run_formula(node, grad):
+    if state.anomaly:
+        with np.errstate(all="ignore"):   # check_backward names the op instead
+            return node.fn.backward(node, grad)
+    return node.fn.backward(node, grad)
+
+
+def check_unmodified(node, output):
+    """Refuse to run a formula whose saved arrays were changed in place since."""
+    versions = node.versions
+    suspects = list(zip(node.parents, versions)) + [(output, versions[-1])]
+    for tensor, version in suspects:
+        if tensor is None or tensor._version[0] == version:
+            continue
+        if any(saved is tensor.data for saved in node.saved):
+            label = repr(tensor.name) if tensor.name else f"a tensor of shape {tensor.shape}"
+            role = "output" if tensor is output else "input"
+            raise RuntimeError(
+                f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
+                f"in-place operation: its {role} {label} is at version {tensor._version[0]}, "
+                f"it was at version {version} when '{node.name}' ran. Compute it out of place "
+                f"(or on a copy) instead.")
 
 
 def _saved_as_tensor(array, node, output):

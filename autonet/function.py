@@ -24,6 +24,7 @@ treated as constants.
 """
 import numpy as np
 
+from .anomaly import check_forward
 from .autograd import state
 from .tensor import Tensor
 
@@ -95,7 +96,11 @@ class Function:
                 parents.append(None)
         ctx = Context(cls, tuple(parents))
         try:
-            out = cls.forward(ctx, *arrays, **kwargs)
+            if state.anomaly:   # our error, naming the op, replaces NumPy's warning
+                with np.errstate(all="ignore"):
+                    out = cls.forward(ctx, *arrays, **kwargs)
+            else:
+                out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as error:
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
@@ -104,6 +109,26 @@ class Function:
             scalar, out = out, np.asarray(out)
             if ctx.saved:
                 ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
-        if requires_grad and state.grad_enabled:
-            return Tensor._make(out, ctx)
-        return Tensor._make(out, None)
+        if state.anomaly:
+            check_forward(ctx, arrays, out)
+        recording = requires_grad and state.grad_enabled
+        result = Tensor._make(out, ctx if recording else None)
+        if out.base is not None:
+            share_version_with_base(result, ctx.parents)
+        if recording:
+            # Versions at save time: backward refuses if a saved array changed since.
+            ctx.versions = tuple(0 if p is None else p._version[0] for p in ctx.parents) + (
+                result._version[0],)
+            for parent in ctx.parents:
+                if parent is not None:
+                    parent._consumed = True
+        return result
+
+
+def share_version_with_base(view, parents):
+    """A view shares its base's version counter, so in-place changes to either are seen."""
+    base = view.data.base
+    for parent in parents:
+        if parent is not None and (parent.data is base or parent.data.base is base):
+            view._version = parent._version
+            return

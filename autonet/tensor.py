@@ -44,7 +44,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_retains_grad",
-                 "_version", "__weakref__")
+                 "_version", "_consumed", "__weakref__")
     # NumPy defers to our reflected operators: ndarray + Tensor -> Tensor.
     __array_ufunc__ = None
 
@@ -55,7 +55,8 @@ class Tensor:
         self.name = name
         self._node = None
         self._retains_grad = False
-        self._version = 0
+        self._version = [0]
+        self._consumed = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -69,7 +70,8 @@ class Tensor:
         tensor.name = None
         tensor._node = node
         tensor._retains_grad = False
-        tensor._version = 0
+        tensor._version = [0]   # a counter shared with views, bumped by in-place changes
+        tensor._consumed = False   # set once a recorded op takes this tensor as input
         return tensor
 
     # ----------------------------------------------------------- attributes
@@ -130,8 +132,10 @@ class Tensor:
         autograd.run_backward((self,), (seed,), retain_graph, create_graph)
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor._make(self.data, None)
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        detached = Tensor._make(self.data, None)
+        detached._version = self._version
+        return detached
 
     def numpy(self):
         """The underlying ndarray (shared, not copied)."""
@@ -199,6 +203,63 @@ class Tensor:
 
     def __rmatmul__(self, other):
         return _linalg.MatMul.apply(other, self)
+
+    # In-place forms write into ``data`` and bump the version counter, so a
+    # backward pass that saved the old values refuses instead of going wrong.
+    def __iadd__(self, other):
+        return self._in_place(_ew.Add, other)
+
+    def __isub__(self, other):
+        return self._in_place(_ew.Sub, other)
+
+    def __imul__(self, other):
+        return self._in_place(_ew.Mul, other)
+
+    def __itruediv__(self, other):
+        return self._in_place(_ew.Div, other)
+
+    def __setitem__(self, index, value):
+        index = _shape.normalize_index(index)
+        self._in_place(_shape.SetItem, value, index=index)
+
+    def _in_place(self, function, other, **kwargs):
+        recording = autograd.state.grad_enabled and (
+            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        if recording:
+            if self._node is None and self.requires_grad:
+                raise RuntimeError(
+                    f"in-place {function.name} on a leaf that requires grad would rewrite an input "
+                    f"of the graph; use `with autonet.no_grad():` to update it (as optimizers do)")
+            if self._consumed:
+                raise RuntimeError(
+                    f"in-place {function.name} on a tensor that recorded ops already took as input "
+                    f"would rewrite their history; compute out of place (y = y + ...) instead")
+            if self.data.base is not None:
+                raise RuntimeError(
+                    f"in-place {function.name} on a view while recording gradients is not supported: "
+                    f"the tensor it views would change behind the graph's back; compute out of place")
+            # The tensor's history moves to a snapshot of its old values; the op
+            # that made it now finds what it saved of its output there.
+            before = Tensor._make(self.data.copy(), self._node)
+            before.requires_grad = self.requires_grad
+            before._version = [self._version[0]]
+            node = self._node
+            if node is not None and isinstance(node.saved, tuple):
+                node.saved = tuple(before.data if s is self.data else s for s in node.saved)
+            result = function.apply(before, other, **kwargs)
+        else:
+            with autograd.no_grad():
+                result = function.apply(self, other, **kwargs)
+        if result.shape != self.shape:
+            raise ValueError(
+                f"{function.name}: an in-place result of shape {result.shape} does not fit the "
+                f"tensor's shape {self.shape}")
+        np.copyto(self.data, result.data, casting="same_kind")
+        self._version[0] += 1
+        if recording:
+            self._node = result._node
+            self.requires_grad = True
+        return self
 
     def __neg__(self):
         return _ew.Neg.apply(self)

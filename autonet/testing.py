@@ -64,13 +64,19 @@ def _well_separated(array):
 def _floats(dtype, min_value, max_value, min_magnitude):
     if min_value > max_value:
         raise ValueError(f"min_value {min_value} is above max_value {max_value}")
-    values = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False,
-                       allow_subnormal=False, width=dtype.itemsize * 8)
-    if min_magnitude > 0:
-        if max(abs(min_value), abs(max_value)) < min_magnitude:
-            raise ValueError("no value in range has the requested min_magnitude")
-        values = values.filter(lambda v: abs(v) >= min_magnitude)
-    return values
+
+    def floats(lo, hi):
+        return st.floats(lo, hi, allow_nan=False, allow_infinity=False, allow_subnormal=False,
+                         width=dtype.itemsize * 8)
+
+    if min_magnitude <= 0:
+        return floats(min_value, max_value)
+    # Draw from the one or two ranges outside (-min_magnitude, min_magnitude): no rejection.
+    ranges = [floats(lo, hi) for lo, hi in ((min_value, min(max_value, -min_magnitude)),
+                                            (max(min_value, min_magnitude), max_value)) if lo <= hi]
+    if not ranges:
+        raise ValueError("no value in range has the requested min_magnitude")
+    return st.one_of(*ranges)
 
 
 def tensors(shape=None, dtype=np.float64, elements=None, requires_grad=True, **bounds):

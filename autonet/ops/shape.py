@@ -85,6 +85,31 @@ class GetItem(Function):
         return dual.scatter_add(grad, ctx.in_shape, ctx.index)
 
 
+class SetItem(Function):
+    """``a`` with ``a[index] = value``: the out-of-place heart of ``t[index] = value``."""
+
+    name = "setitem"
+
+    @staticmethod
+    def forward(ctx, a, value, index):
+        if not _is_basic(index):
+            hits = np.zeros(a.shape, dtype=np.int64)
+            np.add.at(hits, index, 1)
+            if hits.max(initial=0) > 1:
+                raise ValueError("assignment through repeated indices keeps only the last value; "
+                                 "its gradient would be ambiguous")
+        out = a.copy()
+        out[index] = value
+        kept = np.ones(a.shape, dtype=bool)
+        kept[index] = False
+        ctx.kept, ctx.index = kept, index
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.kept, grad[ctx.index]
+
+
 class ScatterAdd(Function):
     """The transpose of indexing; used by ``getitem`` for higher-order gradients."""
 

@@ -69,6 +69,7 @@ class Optimizer:
                 if isinstance(grad, Tensor):
                     grad = grad.data
                 self.update(p, grad, group, self.state.setdefault(p, {}))
+                p._version[0] += 1   # graphs that saved the old values now refuse to backward
 
     def update(self, param, grad, group, state):
         raise NotImplementedError
