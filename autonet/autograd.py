@@ -1,10 +1,12 @@
 """The backward engine: grad mode, the reverse-mode graph walk and ``grad()``.
 
-The walk is iterative (an explicit stack, never recursion) so a chain of
-100,000 ops backpropagates. Gradients of leaves are delivered only after the
+The walk is iterative (a heap, never recursion) so a chain of 100,000 ops
+backpropagates. Gradients of leaves are delivered only after the
 whole walk succeeded, so an error part-way leaves every ``.grad`` untouched.
 """
 import functools
+import heapq
+import itertools
 import numbers
 import threading
 
@@ -76,45 +78,27 @@ class enable_grad(_GradMode):
     enabled = True
 
 
-def topological_order(roots):
-    """Tensors with a node reachable from ``roots``, each before its inputs.
-
-    A depth-first post-order on an explicit stack; raises RuntimeError before
-    any work if a node on the way had its saved arrays released.
-    """
-    order = []
-    seen = set()
-    stack = [(root, False) for root in roots if root._node is not None]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-            continue
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        node = tensor._node
-        if node.saved is RELEASED:
-            raise RuntimeError(
-                f"trying to backward through the graph a second time: the arrays "
-                f"saved by '{node.name}' were freed by an earlier backward(). "
-                f"Pass retain_graph=True to the first backward() to keep them.")
-        stack.append((tensor, True))
-        for parent in node.parents:
-            if parent is not None and parent._node is not None and parent not in seen:
-                stack.append((parent, False))
-    order.reverse()
-    return order
+sequence = itertools.count()
+"""Every recorded op takes the next number: consumers are always numbered after their inputs."""
 
 
-def fit_gradient(grad, like):
+def _freed_graph_error(node):
+    return RuntimeError(
+        f"trying to backward through the graph a second time: the arrays saved by "
+        f"'{node.name}' were freed by an earlier backward(). Pass retain_graph=True to the "
+        f"first backward() to keep them.")
+
+
+def fit_gradient(grad, like, create_graph=False):
     """Reduce or expand ``grad`` to the shape of tensor ``like``, in its dtype.
 
     Broadcasting in the forward pass widens shapes; the chain rule sums the
     gradient back over the broadcast axes. This is the one place it happens.
     """
     Tensor = _tensor_module.Tensor
-    if isinstance(grad, Tensor):
+    if create_graph:
+        if not isinstance(grad, Tensor):
+            grad = Tensor._make(np.asarray(grad), None)
         return _fit_tensor_gradient(grad, like)
     if not isinstance(grad, np.ndarray):
         grad = np.asarray(grad)
@@ -159,9 +143,7 @@ def _fit_tensor_gradient(grad, like):
 
 
 def _call_backward(node, output, grad, create_graph):
-    """Run one node's backward formula; with create_graph, on Tensors."""
-    if node.saved:
-        check_unmodified(node, output)
+    """Run one node's backward formula (on Tensors with create_graph), checked."""
     if not create_graph:
         grads = _run_formula(node, grad)
     else:
@@ -173,16 +155,22 @@ def _call_backward(node, output, grad, create_graph):
             grads = _run_formula(node, grad)
         finally:
             node.saved = arrays
-    if not isinstance(grads, tuple):
+    grads = _one_per_input(node, grads)
+    if state.anomaly:
+        from .anomaly import check_backward
+
+        check_backward(node, grads)
+    return grads
+
+
+def _one_per_input(node, grads):
+    """A backward's result as a tuple with one entry per forward input, checked."""
+    if type(grads) is not tuple:
         grads = (grads,)
     if len(grads) != len(node.parents):
         raise RuntimeError(
             f"{node.name}.backward returned {len(grads)} gradient(s) but forward "
             f"took {len(node.parents)} input(s); return one per input (None allowed)")
-    if state.anomaly:
-        from .anomaly import check_backward
-
-        check_backward(node, grads)
     return grads
 
 
@@ -196,18 +184,23 @@ def _run_formula(node, grad):
 def check_unmodified(node, output):
     """Refuse to run a formula whose saved arrays were changed in place since."""
     versions = node.versions
-    suspects = list(zip(node.parents, versions)) + [(output, versions[-1])]
-    for tensor, version in suspects:
-        if tensor is None or tensor._version[0] == version:
-            continue
-        if any(saved is tensor.data for saved in node.saved):
-            label = repr(tensor.name) if tensor.name else f"a tensor of shape {tensor.shape}"
-            role = "output" if tensor is output else "input"
-            raise RuntimeError(
-                f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
-                f"in-place operation: its {role} {label} is at version {tensor._version[0]}, "
-                f"it was at version {version} when '{node.name}' ran. Compute it out of place "
-                f"(or on a copy) instead.")
+    parents = node.parents
+    for i in range(len(parents)):
+        parent = parents[i]
+        if parent is not None and parent._version[0] != versions[i]:
+            _refuse_if_saved(node, parent, versions[i], "input")
+    if output._version[0] != versions[-1]:
+        _refuse_if_saved(node, output, versions[-1], "output")
+
+
+def _refuse_if_saved(node, tensor, version, role):
+    if any(saved is tensor.data for saved in node.saved):
+        label = repr(tensor.name) if tensor.name else f"a tensor of shape {tensor.shape}"
+        raise RuntimeError(
+            f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
+            f"in-place operation: its {role} {label} is at version {tensor._version[0]}, "
+            f"it was at version {version} when '{node.name}' ran. Compute it out of place "
+            f"(or on a copy) instead.")
 
 
 def _saved_as_tensor(array, node, output):
@@ -226,36 +219,60 @@ def _saved_as_tensor(array, node, output):
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     """Backpropagate ``root_grads`` from ``roots``.
 
+    Nodes are visited newest first (a max-heap on their sequence numbers), so
+    each one runs once, after every consumer of its output has added to its
+    gradient: the order PyTorch's engine uses, without a separate sort.
+
     Without ``inputs``: accumulate into ``.grad`` of leaves (and of tensors that
     called ``retain_grad``). With ``inputs``: touch no ``.grad``; return a dict
     tensor -> gradient for those tensors only.
     """
-    Tensor = _tensor_module.Tensor
-    order = topological_order(roots)
     grads = {}
+    heap = []
     for root, grad in zip(roots, root_grads):
+        if root not in grads and root._node is not None:
+            heapq.heappush(heap, (-root._node.seq, root))
         _accumulate(grads, root, grad)
 
     captured = {} if inputs is not None else None
+    visited = []
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
+    slow = create_graph or state.anomaly
     try:
-        for tensor in order:
-            grad = grads.pop(tensor, None)
-            if grad is None:
-                continue
+        while heap:
+            tensor = heapq.heappop(heap)[1]
+            grad = grads.pop(tensor)
+            node = tensor._node
+            saved = node.saved
+            if saved is RELEASED:
+                raise _freed_graph_error(node)
+            if saved:
+                check_unmodified(node, tensor)
             if captured is not None:
                 if tensor in inputs:
                     captured[tensor] = grad
             elif tensor._retains_grad:
                 _accumulate(grads, _Retained(tensor), grad)
-            node = tensor._node
-            for parent, parent_grad in zip(node.parents, _call_backward(node, tensor, grad, create_graph)):
+            visited.append(node)
+            if slow:
+                parent_grads = _call_backward(node, tensor, grad, create_graph)
+            else:
+                parent_grads = _one_per_input(node, node.fn.backward(node, grad))
+            for parent, parent_grad in zip(node.parents, parent_grads):
                 if parent_grad is None or parent is None or not parent.requires_grad:
                     continue
-                if create_graph and not isinstance(parent_grad, Tensor):
-                    parent_grad = Tensor._make(np.asarray(parent_grad), None)
-                _accumulate(grads, parent, fit_gradient(parent_grad, parent))
+                data = parent.data
+                if (slow or type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
+                        or parent_grad.dtype != data.dtype):
+                    parent_grad = fit_gradient(parent_grad, parent, create_graph)
+                previous = grads.get(parent)
+                if previous is None:
+                    grads[parent] = parent_grad
+                    if parent._node is not None:
+                        heapq.heappush(heap, (-parent._node.seq, parent))
+                else:
+                    grads[parent] = previous + parent_grad
     finally:
         state.grad_enabled = previous_mode
 
@@ -269,8 +286,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             target = key.tensor if isinstance(key, _Retained) else key
             _deliver(target, grad, create_graph)
     if not retain_graph:
-        for tensor in order:
-            node = tensor._node
+        for node in visited:
             if node.saved:
                 node.saved = RELEASED
     return captured
@@ -379,7 +395,7 @@ def initial_gradient(output, grad, create_graph, where):
             raise RuntimeError(
                 f"{where}: grad can be omitted only for a one-element tensor; this one "
                 f"has shape {output.shape}: pass grad= of that shape")
-        grad = np.ones_like(output.data)
+        grad = np.ones(output.data.shape, dtype=output.data.dtype)
     elif isinstance(grad, Tensor):
         grad = grad if create_graph else grad.data
     else:

@@ -25,7 +25,7 @@ treated as constants.
 import numpy as np
 
 from .anomaly import check_forward
-from .autograd import state
+from .autograd import sequence, state
 from .tensor import Tensor
 
 
@@ -56,7 +56,7 @@ class Context:
     @property
     def needs_input_grad(self):
         """One bool per forward input: does that input want a gradient?"""
-        return tuple(p is not None and p.requires_grad for p in self.parents)
+        return [p is not None and p.requires_grad for p in self.parents]
 
     def __repr__(self):
         return f"<{self.name}>"
@@ -90,13 +90,15 @@ class Function:
             if isinstance(arg, Tensor):
                 arrays.append(arg.data)
                 parents.append(arg)
-                requires_grad = requires_grad or arg.requires_grad
+                if arg.requires_grad:
+                    requires_grad = True
             else:
                 arrays.append(arg)
                 parents.append(None)
         ctx = Context(cls, tuple(parents))
+        anomaly = state.anomaly
         try:
-            if state.anomaly:   # our error, naming the op, replaces NumPy's warning
+            if anomaly:   # our error, naming the op, replaces NumPy's warning
                 with np.errstate(all="ignore"):
                     out = cls.forward(ctx, *arrays, **kwargs)
             else:
@@ -109,19 +111,27 @@ class Function:
             scalar, out = out, np.asarray(out)
             if ctx.saved:
                 ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
-        if state.anomaly:
+        if anomaly:
             check_forward(ctx, arrays, out)
-        recording = requires_grad and state.grad_enabled
-        result = Tensor._make(out, ctx if recording else None)
+        if not (requires_grad and state.grad_enabled):
+            result = Tensor._make(out, None)
+            if out.base is not None:
+                share_version_with_base(result, ctx.parents)
+            return result
+        result = Tensor._make(out, ctx)
         if out.base is not None:
             share_version_with_base(result, ctx.parents)
-        if recording:
-            # Versions at save time: backward refuses if a saved array changed since.
-            ctx.versions = tuple(0 if p is None else p._version[0] for p in ctx.parents) + (
-                result._version[0],)
-            for parent in ctx.parents:
-                if parent is not None:
-                    parent._consumed = True
+        # Versions at save time: backward refuses if a saved array changed since.
+        versions = []
+        for parent in ctx.parents:
+            if parent is None:
+                versions.append(0)
+            else:
+                versions.append(parent._version[0])
+                parent._consumed = True
+        versions.append(result._version[0])
+        ctx.versions = versions
+        ctx.seq = next(sequence)
         return result
 
 
