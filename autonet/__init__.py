@@ -20,6 +20,7 @@ from .ops.reduce import max, mean, min, sum, var
 from .ops.shape import broadcast_to, concatenate, stack
 from .serialization import load, save
 from . import nn, optim, models, viz  # noqa: E402 - subpackages after the core
+from .compiler import CompileError, compile  # noqa: E402,A004
 
 __version__ = "0.1.0"
 
@@ -29,5 +30,5 @@ __all__ = [
     "zeros", "ones", "zeros_like", "ones_like",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
     "maximum", "minimum", "where", "matmul", "sum", "mean", "max", "min", "var",
-    "concatenate", "stack", "broadcast_to", "save", "load", "nn", "optim", "models", "viz",
+    "concatenate", "stack", "broadcast_to", "save", "load", "nn", "optim", "models", "viz", "compile", "CompileError",
 ]

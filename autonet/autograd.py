@@ -8,6 +8,7 @@ import functools
 import heapq
 import itertools
 import numbers
+import sys
 import threading
 
 import numpy as np
@@ -24,6 +25,7 @@ class _ThreadState(threading.local):
     grad_enabled = True
     scope = ()
     anomaly = False
+    tracer = None   # set while autonet.compile traces a step
 
 
 state = _ThreadState()
@@ -76,6 +78,19 @@ class enable_grad(_GradMode):
     """Turn graph recording back on in this thread, e.g. inside ``no_grad``."""
 
     enabled = True
+
+
+def replayable(method):
+    """Mark a method with side effects (zero_grad, an optimizer step) for compile to replay."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        tracer = state.tracer
+        if tracer is not None:
+            tracer.record_call(functools.partial(method, *args, **kwargs))
+        return method(*args, **kwargs)
+
+    return wrapper
 
 
 sequence = itertools.count()
@@ -236,6 +251,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
 
     captured = {} if inputs is not None else None
     visited = []
+    tracer = state.tracer
+    schedule = [] if tracer is not None else None
+    if tracer is not None and (create_graph or inputs is not None):
+        from .compiler import CompileError
+
+        raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
     slow = create_graph or state.anomaly
@@ -259,13 +280,17 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 parent_grads = _call_backward(node, tensor, grad, create_graph)
             else:
                 parent_grads = _one_per_input(node, node.fn.backward(node, grad))
-            for parent, parent_grad in zip(node.parents, parent_grads):
+            routes = [] if schedule is not None else None
+            for position, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
                 if parent_grad is None or parent is None or not parent.requires_grad:
                     continue
                 data = parent.data
-                if (slow or type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
-                        or parent_grad.dtype != data.dtype):
+                fits = (slow or type(parent_grad) is not np.ndarray or parent_grad.shape != data.shape
+                        or parent_grad.dtype != data.dtype)
+                if fits:
                     parent_grad = fit_gradient(parent_grad, parent, create_graph)
+                if routes is not None:
+                    routes.append((position, parent, fits))
                 previous = grads.get(parent)
                 if previous is None:
                     grads[parent] = parent_grad
@@ -273,18 +298,29 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                         heapq.heappush(heap, (-parent._node.seq, parent))
                 else:
                     grads[parent] = previous + parent_grad
+            if schedule is not None:
+                schedule.append((tensor, routes))
     finally:
         state.grad_enabled = previous_mode
+    if tracer is not None:
+        if any(isinstance(key, _Retained) for key in grads):
+            from .compiler import CompileError
+
+            raise CompileError("compiled steps do not support retain_grad()")
+        tracer.record_backward(roots, root_grads, schedule)
 
     # Every formula ran: now (and only now) write results and free memory.
+    # The loop's last locals would count as holders of the gradients they saw.
+    parent_grads = parent_grad = previous = grad = None
     if captured is not None:
         for tensor, grad in grads.items():
             if tensor in inputs:
                 captured[tensor] = grad
     else:
-        for key, grad in grads.items():
+        while grads:   # popitem: afterwards `grad` is each array's only holder here
+            key, grad = grads.popitem()
             target = key.tensor if isinstance(key, _Retained) else key
-            _deliver(target, grad, create_graph)
+            deliver(target, grad, create_graph, holders=1)
     if not retain_graph:
         for node in visited:
             if node.saved:
@@ -312,16 +348,34 @@ def _accumulate(grads, tensor, grad):
     grads[tensor] = grad if previous is None else previous + grad
 
 
-def _deliver(tensor, grad, create_graph):
-    """Add a finished gradient to ``tensor.grad`` (a fresh array, never a view)."""
+def deliver(tensor, grad, create_graph, holders):
+    """Add a finished gradient to ``tensor.grad`` (a fresh array, never a view).
+
+    ``holders``: how many references to ``grad`` the caller itself holds.
+    """
     if create_graph:
         tensor.grad = grad if tensor.grad is None else tensor.grad + grad
     elif tensor.grad is None:
-        tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+        owned = _exclusively_ours(grad, holders + 1)   # + our own argument
+        tensor.grad = grad if owned else np.array(grad, copy=True)
     elif isinstance(tensor.grad, np.ndarray):
         tensor.grad += grad
     else:
         tensor.grad = tensor.grad + grad
+
+
+def _exclusively_ours(array, holders):
+    """True when only our ``holders`` references reach ``array``, so it may become a
+    ``.grad`` without a copy.
+
+    A formula's fresh result qualifies; the upstream array that add passes to
+    both inputs, a view, the user's own array or one kept in a context does
+    not (each adds a reference, or a base). Saves copying every gradient of
+    every step, which for large layers costs as much as a matrix product.
+    """
+    # getrefcount sees our `array` argument and its own argument too.
+    return (type(array) is np.ndarray and array.base is None and array.flags.writeable
+            and sys.getrefcount(array) <= holders + 2)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

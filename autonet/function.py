@@ -106,7 +106,8 @@ class Function:
         except ValueError as error:
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
-        if type(out) is not np.ndarray:
+        scalar_output = type(out) is not np.ndarray
+        if scalar_output:
             # NumPy returns scalars for 0-d results; keep saved references in step.
             scalar, out = out, np.asarray(out)
             if ctx.saved:
@@ -117,6 +118,8 @@ class Function:
             result = Tensor._make(out, None)
             if out.base is not None:
                 share_version_with_base(result, ctx.parents)
+            if state.tracer is not None:
+                state.tracer.record_op(cls, args, kwargs, ctx, result, scalar_output)
             return result
         result = Tensor._make(out, ctx)
         if out.base is not None:
@@ -132,6 +135,8 @@ class Function:
         versions.append(result._version[0])
         ctx.versions = versions
         ctx.seq = next(sequence)
+        if state.tracer is not None:
+            state.tracer.record_op(cls, args, kwargs, ctx, result, scalar_output)
         return result
 
 

@@ -139,10 +139,12 @@ class Tensor:
 
     def numpy(self):
         """The underlying ndarray (shared, not copied)."""
+        _reading_value("numpy()")
         return self.data
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
+        _reading_value("item()")
         return self.data.item()
 
     def retain_grad(self):
@@ -163,6 +165,7 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
+    @autograd.replayable
     def zero_grad(self):
         """Forget the accumulated gradient (sets ``grad`` to None)."""
         self.grad = None
@@ -225,6 +228,11 @@ class Tensor:
     def _in_place(self, function, other, **kwargs):
         recording = autograd.state.grad_enabled and (
             self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
+        tracer = autograd.state.tracer
+        if recording and tracer is not None:
+            from .compiler import CompileError
+
+            raise CompileError("compiled steps support in-place updates only under no_grad()")
         if recording:
             if self._node is None and self.requires_grad:
                 raise RuntimeError(
@@ -256,6 +264,8 @@ class Tensor:
                 f"tensor's shape {self.shape}")
         np.copyto(self.data, result.data, casting="same_kind")
         self._version[0] += 1
+        if tracer is not None:
+            tracer.record_copy(self, result)
         if recording:
             self._node = result._node
             self.requires_grad = True
@@ -272,21 +282,27 @@ class Tensor:
 
     # Comparisons are not differentiable: they return bool ndarrays.
     def __lt__(self, other):
+        _reading_value("a comparison")
         return self.data < _value(other)
 
     def __le__(self, other):
+        _reading_value("a comparison")
         return self.data <= _value(other)
 
     def __gt__(self, other):
+        _reading_value("a comparison")
         return self.data > _value(other)
 
     def __ge__(self, other):
+        _reading_value("a comparison")
         return self.data >= _value(other)
 
     def __eq__(self, other):
+        _reading_value("a comparison")
         return self.data == _value(other)
 
     def __ne__(self, other):
+        _reading_value("a comparison")
         return self.data != _value(other)
 
     # ----------------------------------------------------------- reductions
@@ -366,17 +382,21 @@ class Tensor:
 
     # ----------------------------------------------------------- conversions
     def __array__(self, dtype=None, copy=None):
+        _reading_value("np.asarray()")
         if copy:
             return np.array(self.data, dtype=dtype)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def __float__(self):
+        _reading_value("float()")
         return float(self.data)
 
     def __int__(self):
+        _reading_value("int()")
         return int(self.data)
 
     def __bool__(self):
+        _reading_value("bool()")
         return bool(self.data)
 
     def __repr__(self):
@@ -396,6 +416,13 @@ class Tensor:
 def as_tensor(x):
     """``x`` itself if it is a Tensor, else a constant Tensor of it."""
     return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _reading_value(what):
+    """Python is about to see a tensor's values: compile cannot replay that."""
+    tracer = autograd.state.tracer
+    if tracer is not None:
+        tracer.refuse_value_read(what)
 
 
 def _value(x):

@@ -268,3 +268,46 @@ def test_custom_backward_returning_the_wrong_count_is_explained():
 
     with pytest.raises(RuntimeError, match="returned 2 gradient"):
         TwoGrads.apply(Tensor([1.0], requires_grad=True)).sum().backward()
+
+
+def test_grads_never_alias_arrays_held_elsewhere():
+    kept = np.array([5.0, 6.0])
+
+    class Constant(autonet.Function):
+        """A backward that returns an array its context keeps."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.kept = kept
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return ctx.kept
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    Constant.apply(x).sum().backward()
+    assert x.grad is not kept and not np.shares_memory(x.grad, kept)
+    Constant.apply(x).sum().backward()          # accumulates with +=, in place
+    np.testing.assert_array_equal(kept, [5.0, 6.0])
+    a = Tensor([1.0], requires_grad=True)
+    b = Tensor([1.0], requires_grad=True)
+    (a + b).sum().backward()                    # add hands one array to both
+    assert a.grad is not b.grad
+
+
+def test_fresh_gradients_are_handed_over_without_copies(monkeypatch):
+    import types
+
+    from autonet import autograd
+
+    copies = []   # counts deliver's copies without holding the arrays themselves
+    counting = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
+    counting.array = lambda *args, **kwargs: copies.append(1) or np.array(*args, **kwargs)
+    monkeypatch.setattr(autograd, "np", counting)
+    x = Tensor(np.ones((3, 3)), requires_grad=True)
+    (x * 2.0).sum().backward()           # mul's fresh result reaches only x: no copy
+    assert copies == []
+    y, z = Tensor([1.0], requires_grad=True), Tensor([1.0], requires_grad=True)
+    (y + z).sum().backward()             # add hands one array to both: one of them copies
+    assert len(copies) == 1 and y.grad is not z.grad

@@ -83,12 +83,13 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, labels):
         shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
         rows = np.arange(len(labels))
         ctx.one_hot = np.zeros_like(logits)
         ctx.one_hot[rows, labels] = 1.0
-        ctx.save_for_backward(logits, np.exp(log_probs))
-        return -log_probs[rows, labels]
+        ctx.save_for_backward(logits, exp / total)
+        return np.log(total[:, 0]) - shifted[rows, labels]
 
     @staticmethod
     def backward(ctx, grad):

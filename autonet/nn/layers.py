@@ -33,7 +33,7 @@ class Linear(Module):
 
 
 class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ..."""
+    """Modules applied in order; children are named "0", "1", ... (fixed at construction)."""
 
     def __init__(self, *modules):
         super().__init__()
@@ -41,20 +41,21 @@ class Sequential(Module):
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential takes Modules, got {type(module).__name__} at {i}")
             setattr(self, str(i), module)
+        self._layers = modules
 
     def forward(self, x):
-        for module in self.children():
+        for module in self._layers:
             x = module(x)
         return x
 
     def __getitem__(self, index):
-        return list(self.children())[index]
+        return self._layers[index]
 
     def __len__(self):
-        return len(list(self.children()))
+        return len(self._layers)
 
     def __iter__(self):
-        return self.children()
+        return iter(self._layers)
 
 
 class Sigmoid(Module):

@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from ..autograd import no_grad, state
+from ..autograd import no_grad, replayable, state
 from ..tensor import Tensor
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
@@ -113,6 +113,7 @@ class Module:
             yield parameter
 
     # ------------------------------------------------------------ training
+    @replayable
     def zero_grad(self):
         """Set every parameter's ``grad`` to None."""
         for parameter in self.parameters():

@@ -33,7 +33,8 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, -grad
+        need_a, need_b = ctx.needs_input_grad
+        return (grad if need_a else None), (-grad if need_b else None)
 
 
 class Mul(Function):
@@ -73,7 +74,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = a ** b
+        out = a * a if isinstance(b, numbers.Number) and b == 2 else a ** b   # same bits, faster
         ctx.save_for_backward(a, b, out)
         return out
 

@@ -71,8 +71,11 @@ class Linear(Function):
         grad_x = grad @ weight.T if need_x else None
         grad_weight = None
         if need_weight:
-            n_in, n_out = weight.shape
-            grad_weight = x.reshape(-1, n_in).T @ grad.reshape(-1, n_out)
+            if x.ndim == 2:
+                grad_weight = x.T @ grad
+            else:               # batches of any rank: fold them into the rows
+                n_in, n_out = weight.shape
+                grad_weight = x.reshape(-1, n_in).T @ grad.reshape(-1, n_out)
         grad_bias = grad if need_bias else None   # summed to (out,) by the engine
         return grad_x, grad_weight, grad_bias
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from ..function import Function
 from . import dual
-from ..tensor import as_tensor
+from ..tensor import Tensor, as_tensor
 
 
 def normalize_axis(axis, ndim):
@@ -54,6 +54,8 @@ class Sum(_Reduction):
 
     @staticmethod
     def backward(ctx, grad):
+        if len(ctx.axes) == len(ctx.in_shape) and not isinstance(grad, Tensor):
+            return np.full(ctx.in_shape, grad)   # a total: one call fills the input's shape
         return dual.broadcast_to(_Reduction.expand(ctx, grad), ctx.in_shape)
 
 

@@ -3,6 +3,7 @@ import copy
 
 import numpy as np
 
+from ..autograd import replayable
 from ..tensor import Tensor
 
 
@@ -53,12 +54,14 @@ class Optimizer:
         if group["lr"] < 0:
             raise ValueError(f"invalid learning rate {group['lr']}")
 
+    @replayable
     def zero_grad(self):
         """Set every parameter's ``grad`` to None."""
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
 
+    @replayable
     def step(self):
         """Update every parameter that has a gradient, in place, outside the graph."""
         for group in self.param_groups:

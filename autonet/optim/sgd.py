@@ -33,4 +33,5 @@ class SGD(Optimizer):
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.data -= group["lr"] * grad
+        lr = group["lr"]
+        param.data -= grad if lr == 1 else lr * grad   # 1 * grad is grad: one NumPy call less

@@ -1,0 +1,358 @@
+"""compile: trace one training step, then replay its NumPy work without building graphs.
+
+>>> import numpy as np, autonet
+>>> from autonet.optim import SGD
+>>> w = autonet.Tensor([[0.5], [-0.5]], requires_grad=True)
+>>> x = autonet.Tensor([[1.0, 2.0]])
+>>> optimizer = SGD([w], lr=0.1)
+>>> @autonet.compile
+... def step():
+...     loss = ((x @ w).sigmoid() - 1.0).sum() ** 2
+...     optimizer.zero_grad()
+...     loss.backward()
+...     optimizer.step()
+...     return loss
+>>> first = step()            # traced: runs eagerly and records
+>>> second = step()           # replayed: the same formulas, no graph
+>>> bool(second.item() < first.item())
+True
+
+The first call runs the step eagerly and records what it did: every op's
+forward, the order in which backward visited the nodes and where each
+gradient went, optimizer steps, ``zero_grad`` calls and in-place tensor
+updates. Later calls replay exactly that, calling the same forward and
+backward formulas in the same order on reused contexts, so the results equal
+eager mode's bit for bit; what is skipped is the bookkeeping: Tensor and
+node creation, the backward heap, gradient dictionaries, version checks.
+
+What a compiled step may do, and what it refuses (``CompileError``):
+
+- Arguments must keep their shapes and dtypes, and so must the tensors the
+  step reads from outside (parameters, data); their *values* may change
+  (that is the point). A different shape or dtype raises; compile a new step.
+- The step must do the same tensor work on every call. Python code that reads
+  tensor values (``item()``, ``float()``, ``bool()``, comparisons,
+  ``numpy()``) while tracing raises, since a branch on them could go the
+  other way later. Other Python side effects (printing, counters) happen
+  only while tracing.
+- Work done with NumPy directly on ``.data`` or ``.grad`` is not autonet's
+  and is not replayed; a ``.grad`` array used as an operand is refused.
+- ``grad()``, ``create_graph``, ``retain_grad`` and backward passes that reach
+  tensors made outside the step are refused.
+"""
+import builtins
+import functools
+
+import numpy as np
+
+from . import autograd
+from .autograd import state
+from .tensor import Tensor
+
+__all__ = ["compile", "CompileError", "CompiledStep"]
+
+
+class CompileError(RuntimeError):
+    """The step cannot be traced, or a call does not fit what was traced."""
+
+
+def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
+    """Return a :class:`CompiledStep` that traces ``step`` on its first call."""
+    return functools.wraps(step)(CompiledStep(step))
+
+
+class CompiledStep:
+    """A traced step: call it like the original."""
+
+    def __init__(self, step):
+        self.step = step
+        self.program = None
+
+    def __call__(self, *args):
+        if self.program is None:
+            tracer = _Tracer(args)
+            if state.tracer is not None:
+                raise CompileError("compiled steps cannot be traced inside another one")
+            state.tracer = tracer
+            try:
+                result = self.step(*args)
+            finally:
+                state.tracer = None
+            self.program = tracer.finish(result)
+            return result
+        return self.program.run(args)
+
+
+# ------------------------------------------------------------------ sources
+# Where an op's input comes from at replay time.
+_ARG, _TENSOR, _VALUE, _CONST = range(4)
+
+
+class _Tracer:
+    """Collects the events of one eager run of the step."""
+
+    def __init__(self, args):
+        self.args = args
+        self.events = []          # ("op", _Op) | ("call", fn, args) | ("backward", ...) | ("copy", ...)
+        self.slots = {}           # id(op output Tensor) -> slot index
+        self.slot_tensors = []    # keeps traced outputs alive until finish (ids stay unique)
+        self.externals = {}       # id(Tensor read from outside) -> (tensor, shape, dtype)
+        self.grad_arrays = []
+        self.ops = []             # by slot
+
+    # -------------------------------------------------------------- recording
+    def source(self, value):
+        """How to find ``value`` again at replay time."""
+        for position, arg in enumerate(self.args):
+            if value is arg or (isinstance(arg, Tensor) and value is arg.data):
+                return (_ARG, position)
+        if isinstance(value, Tensor):
+            slot = self.slots.get(id(value))
+            if slot is not None:
+                return (_VALUE, slot)
+            self.externals[id(value)] = (value, value.shape, value.dtype)
+            return (_TENSOR, value)
+        if isinstance(value, np.ndarray):
+            self.grad_arrays.append(value)
+        return (_CONST, value)
+
+    def record_op(self, cls, args, kwargs, ctx, result, scalar_output):
+        sources = [self.source(arg) for arg in args]
+        slot = len(self.slot_tensors)
+        self.slots[id(result)] = slot
+        self.slot_tensors.append(result)
+        op = _Op(cls, sources, kwargs, ctx, slot, scalar_output)
+        self.ops.append(op)
+        self.events.append(("op", op))
+
+    def record_call(self, function, *args):
+        self.events.append(("call", function, args))
+
+    def record_copy(self, tensor, result):
+        self.events.append(("copy", self.source(tensor), self.source(result)))
+
+    def record_backward(self, roots, seeds, schedule):
+        """``schedule``: (output tensor, [(input position, parent, fits)]) in visiting order."""
+        if any(id(root) not in self.slots for root in roots):
+            raise CompileError("backward() of a tensor the step did not compute")
+        steps = []
+        for tensor, routes in schedule:
+            targets = []
+            for position, parent, fits in routes:
+                if parent._node is None:
+                    target = parent                       # a leaf: its .grad
+                elif id(parent) in self.slots:
+                    target = self.slots[id(parent)]       # an op output of this step
+                else:
+                    raise CompileError(
+                        "the step's backward pass reaches a tensor computed outside the step; "
+                        "compute everything inside it, or detach() what comes from outside")
+                like = _Like(parent.data.shape, parent.data.dtype) if fits else None
+                targets.append((position, target, like))
+            steps.append((self.ops[self.slots[id(tensor)]], targets))
+        seeds = [(self.slots[id(root)], seed) for root, seed in zip(roots, seeds)]
+        self.events.append(("backward", seeds, steps))
+
+    def refuse_value_read(self, what):
+        raise CompileError(
+            f"the step reads a tensor's value in Python ({what}) while being traced; a branch on "
+            f"it could go another way on a later call, which a replay cannot follow. Keep value "
+            f"reads outside the compiled step (use the tensor it returns).")
+
+    # -------------------------------------------------------------- finishing
+    def finish(self, result):
+        if isinstance(result, Tensor):
+            returned = self.source(result)
+        elif result is None:
+            returned = None
+        else:
+            raise CompileError("a compiled step may return a Tensor or None")
+        delivered = {id(g) for tensor, _, _ in self.externals.values()
+                     for g in [tensor.grad] if isinstance(g, np.ndarray)}
+        for array in self.grad_arrays:
+            if id(array) in delivered:
+                raise CompileError(
+                    "the step uses a .grad array as an operand; the replay would keep using the "
+                    "traced array. Update parameters with an optimizer instead.")
+        for op in self.ops:
+            op.strip()
+        guards = [(tensor, shape, dtype) for tensor, shape, dtype in self.externals.values()]
+        arg_guards = [(type(arg), np.shape(arg), getattr(arg, "dtype", None)) for arg in self.args]
+        return _Program(self.events, len(self.slot_tensors), guards, arg_guards, returned)
+
+
+
+class _Op:
+    """One recorded op: its Function, input sources, settings and a reused context."""
+
+    __slots__ = ("fn", "sources", "kwargs", "ctx", "slot", "scalar_output")
+
+    def __init__(self, fn, sources, kwargs, ctx, slot, scalar_output):
+        self.fn, self.sources, self.kwargs, self.ctx, self.slot = fn, sources, kwargs, ctx, slot
+        self.scalar_output = scalar_output
+
+    def strip(self):
+        """After tracing: keep what formulas ask of their parents, not the traced arrays."""
+        ctx = self.ctx
+        ctx.parents = tuple(None if p is None else _Flags(p.requires_grad) for p in ctx.parents)
+        ctx.saved = ()
+
+
+class _Like:
+    """Shape and dtype of a traced tensor, for fitting gradients (no data kept)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, shape, dtype):
+        self.data = np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
+class _Flags:
+    """Stands in for a traced parent: backward formulas only ask ``requires_grad``."""
+
+    __slots__ = ("requires_grad",)
+
+    def __init__(self, requires_grad):
+        self.requires_grad = requires_grad
+
+
+# ------------------------------------------------------------------ replay
+class _Program:
+    """The trace turned into one straight-line Python function.
+
+    Each value gets a local variable, each op one call of its own forward or
+    backward formula, and each gradient a local that is assigned on first
+    arrival and added to afterwards, exactly as eager backward accumulates.
+    """
+
+    def __init__(self, events, slot_count, guards, arg_guards, returned):
+        self.guards = guards
+        self.arg_guards = arg_guards
+        self.source, namespace = _generate(events, returned)
+        code = builtins.compile(self.source, "<autonet.compile>", "exec")
+        exec(code, namespace)
+        self.replay = namespace["replay"]
+
+    def check(self, args):
+        if len(args) != len(self.arg_guards):
+            raise CompileError(f"traced with {len(self.arg_guards)} argument(s), called with {len(args)}")
+        for position, (arg, (kind, shape, dtype)) in enumerate(zip(args, self.arg_guards)):
+            if type(arg) is not kind or np.shape(arg) != shape or getattr(arg, "dtype", None) != dtype:
+                raise CompileError(
+                    f"argument {position} is {type(arg).__name__} {np.shape(arg)} "
+                    f"{getattr(arg, 'dtype', '')}, but the step was traced with {kind.__name__} "
+                    f"{shape} {dtype or ''}; compile a new step for new shapes or dtypes")
+        for tensor, shape, dtype in self.guards:
+            data = tensor.data
+            if data.shape != shape or data.dtype != dtype:
+                label = repr(tensor.name) if tensor.name else "a tensor"
+                raise CompileError(
+                    f"{label} read by the step is now {data.shape} {data.dtype}, it was "
+                    f"{shape} {dtype} when traced; compile a new step")
+
+    def run(self, args):
+        self.check(args)
+        previous_mode = state.grad_enabled
+        state.grad_enabled = False
+        try:
+            return self.replay([a.data if isinstance(a, Tensor) else a for a in args])
+        finally:
+            state.grad_enabled = previous_mode
+
+
+def _as_array(ctx, out):
+    """NumPy returns scalars for 0-d results; make an array and keep ctx.saved in step."""
+    scalar, out = out, np.asarray(out)
+    if ctx.saved:
+        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+    return out
+
+
+class _Names:
+    """Binds Python objects to names in the generated code's namespace."""
+
+    def __init__(self):
+        self.namespace = {"deliver": autograd.deliver, "fit": autograd.fit_gradient,
+                          "as_array": _as_array, "copyto": np.copyto, "Tensor": Tensor}
+        self.ids = {}
+
+    def bind(self, prefix, value):
+        key = (prefix, id(value))
+        if key not in self.ids:
+            name = f"{prefix}{len(self.ids)}"
+            self.ids[key] = name
+            self.namespace[name] = value
+        return self.ids[key]
+
+    def source(self, source):
+        kind, where = source
+        if kind == _VALUE:
+            return f"v{where}"
+        if kind == _TENSOR:
+            return f"{self.bind('t', where)}.data"
+        if kind == _ARG:
+            return f"a[{where}]"
+        if where is None or isinstance(where, (bool, int, float)):
+            return repr(where)
+        return self.bind("k", where)
+
+
+def _generate(events, returned):
+    names = _Names()
+    lines = ["def replay(a):"]
+    for event in events:
+        kind = event[0]
+        if kind == "op":
+            lines += _forward_lines(names, event[1])
+        elif kind == "backward":
+            lines += _backward_lines(names, event)
+        elif kind == "call":
+            lines.append(f"    {names.bind('call', event[1])}()")
+        else:
+            lines.append(f"    copyto({names.source(event[1])}, {names.source(event[2])}, "
+                         f"casting='same_kind')")
+    if returned is None:
+        lines.append("    return None")
+    else:
+        lines.append(f"    return Tensor._make({names.source(returned)}, None)")
+    return "\n".join(lines) + "\n", names.namespace
+
+
+def _forward_lines(names, op):
+    function = names.bind("forward", op.fn.forward)
+    ctx = names.bind("ctx", op.ctx)
+    arguments = [ctx] + [names.source(s) for s in op.sources]
+    arguments += [f"{key}={names.source((_CONST, value))}" for key, value in op.kwargs.items()]
+    lines = [f"    v{op.slot} = {function}({', '.join(arguments)})"]
+    if op.scalar_output:
+        lines.append(f"    v{op.slot} = as_array({ctx}, v{op.slot})")
+    return lines
+
+
+def _backward_lines(names, event):
+    _, seeds, steps = event
+    lines = []
+    for slot, seed in seeds:
+        lines.append(f"    g{slot} = {names.source((_CONST, seed))}")
+    assigned = {f"g{slot}" for slot, _ in seeds}
+    leaves = {}
+    for op, targets in steps:
+        lines.append(f"    r = {names.bind('backward', op.fn.backward)}({names.bind('ctx', op.ctx)}, g{op.slot})")
+        lines.append("    if type(r) is not tuple: r = (r,)")
+        for position, target, like in targets:
+            value = f"r[{position}]"
+            if like is not None:
+                value = f"fit({value}, {names.bind('like', like)})"
+            if type(target) is int:
+                variable = f"g{target}"
+            else:
+                variable = leaves.setdefault(id(target), (f"l{len(leaves)}", target))[0]
+            if variable in assigned:
+                lines.append(f"    {variable} = {variable} + {value}")
+            else:
+                lines.append(f"    {variable} = {value}")
+                assigned.add(variable)
+    lines.append("    r = None   # so each gradient's only holder is its variable: no copies")
+    for variable, tensor in leaves.values():
+        lines.append(f"    deliver({names.bind('t', tensor)}, {variable}, False, 1)")
+    return lines
