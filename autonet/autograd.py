@@ -362,6 +362,8 @@ def deliver(tensor, grad, create_graph, holders):
         tensor.grad += grad
     else:
         tensor.grad = tensor.grad + grad
+    if state.tracer is not None:
+        state.tracer.delivered.append(tensor.grad)
 
 
 def _exclusively_ours(array, holders):

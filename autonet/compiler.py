@@ -36,12 +36,17 @@ What a compiled step may do, and what it refuses (``CompileError``):
   other way later. Other Python side effects (printing, counters) happen
   only while tracing.
 - Work done with NumPy directly on ``.data`` or ``.grad`` is not autonet's
-  and is not replayed; a ``.grad`` array used as an operand is refused.
+  and is not replayed. Arrays that the step computes with NumPy and hands to
+  autonet (``0.25 * w.grad``, ``np.ones(3)``), and ``.grad`` arrays used as
+  operands, are refused: make constant arrays outside the step, or pass
+  changing data as arguments.
 - ``grad()``, ``create_graph``, ``retain_grad`` and backward passes that reach
   tensors made outside the step are refused.
 """
 import builtins
 import functools
+import gc
+import inspect
 
 import numpy as np
 
@@ -97,8 +102,9 @@ class _Tracer:
         self.slots = {}           # id(op output Tensor) -> slot index
         self.slot_tensors = []    # keeps traced outputs alive until finish (ids stay unique)
         self.externals = {}       # id(Tensor read from outside) -> (tensor, shape, dtype)
-        self.grad_arrays = []
-        self.ops = []             # by slot
+        self.constant_arrays = []  # arrays baked into the replay (op operands, Tensor(...) sources)
+        self.delivered = []        # every array delivered as a .grad while tracing
+        self.ops = []              # by slot
 
     # -------------------------------------------------------------- recording
     def source(self, value):
@@ -113,7 +119,7 @@ class _Tracer:
             self.externals[id(value)] = (value, value.shape, value.dtype)
             return (_TENSOR, value)
         if isinstance(value, np.ndarray):
-            self.grad_arrays.append(value)
+            self.constant_arrays.append(value)
         return (_CONST, value)
 
     def record_op(self, cls, args, kwargs, ctx, result, scalar_output):
@@ -167,19 +173,49 @@ class _Tracer:
             returned = None
         else:
             raise CompileError("a compiled step may return a Tensor or None")
-        delivered = {id(g) for tensor, _, _ in self.externals.values()
-                     for g in [tensor.grad] if isinstance(g, np.ndarray)}
-        for array in self.grad_arrays:
-            if id(array) in delivered:
-                raise CompileError(
-                    "the step uses a .grad array as an operand; the replay would keep using the "
-                    "traced array. Update parameters with an optimizer instead.")
         for op in self.ops:
             op.strip()
+        delivered = {id(g) for g in self.delivered}
+        for array in self.constant_arrays:
+            if id(array) in delivered:
+                raise CompileError(
+                    "the step uses a .grad array as an operand or to make a Tensor; the replay "
+                    "would keep using the traced values. Update parameters with an optimizer.")
+        ours = self._own_containers()
+        for array in self.constant_arrays:
+            if not _held_elsewhere(array, ours):
+                raise CompileError(
+                    f"the step computes an array with NumPy (shape {array.shape}, e.g. from .data or "
+                    f".grad) and passes it to autonet; the replay would reuse its traced values. Make "
+                    f"such arrays outside the step or pass them as arguments, and compute with "
+                    f"Tensors inside it.")
         guards = [(tensor, shape, dtype) for tensor, shape, dtype in self.externals.values()]
         arg_guards = [(type(arg), np.shape(arg), getattr(arg, "dtype", None)) for arg in self.args]
         return _Program(self.events, len(self.slot_tensors), guards, arg_guards, returned)
 
+
+
+    def _own_containers(self):
+        """Ids of the trace's own objects that may refer to a constant array."""
+        ours = {id(self.constant_arrays), id(self.delivered), id(self.__dict__)}
+        for op in self.ops:
+            ours.update((id(op.sources), id(op.kwargs), id(op.ctx.__dict__)))
+            ours.update(id(source) for source in op.sources)
+        for event in self.events:
+            ours.add(id(event))
+            ours.update(id(part) for part in event[1:] if isinstance(part, tuple))
+        return ours
+
+
+def _held_elsewhere(array, ours):
+    """True when something outside the trace (user data, a module, a closure) holds ``array``."""
+    for referrer in gc.get_referrers(array):
+        if id(referrer) in ours:
+            continue
+        if inspect.isframe(referrer) and referrer.f_code.co_filename == __file__:
+            continue
+        return True
+    return False
 
 
 class _Op:

@@ -49,6 +49,9 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
+        tracer = autograd.state.tracer
+        if tracer is not None and isinstance(data, np.ndarray):
+            tracer.constant_arrays.append(data)   # compile checks it is no .grad
         self.data = as_array(data, dtype)
         self.grad = None
         self.requires_grad = False

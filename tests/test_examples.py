@@ -54,3 +54,13 @@ def test_digits_reaches_95_percent_and_reloads_identically(tmp_path):
     assert "identical predictions: True" in out
     assert (tmp_path / "digits_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "digits_mlp.npz").exists()
+
+
+def test_benchmarks_run_and_every_engine_matches_numpy(tmp_path):
+    """The benchmark's own check: autonet, compiled and (if installed) torch reach the
+    hand-written NumPy step's parameters. No time is asserted."""
+    script = EXAMPLES.parent / "benchmarks" / "run.py"
+    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" us |") >= 3 and "disagrees" not in result.stdout

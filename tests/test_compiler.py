@@ -1,0 +1,236 @@
+"""autonet.compile: replays equal eager mode bit for bit, and changes are refused clearly."""
+import numpy as np
+import pytest
+
+import autonet
+import autonet.nn as nn
+from autonet import CompileError, Tensor, notebook
+from autonet.models import TwoLayerNNClassifier
+from autonet.optim import SGD, Adam
+
+
+def _xor_setup():
+    model = TwoLayerNNClassifier(rng=3)
+    optimizer = SGD(model.parameters(), lr=1.0)
+    X, Y = Tensor(notebook.X), Tensor(notebook.Y_XOR)
+
+    def step():
+        loss = 0.5 * ((Y - model(X)) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, step
+
+
+def _mlp_setup(dtype=np.float64):
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(6, 16, rng=rng), nn.Tanh(), nn.Linear(16, 8, rng=rng), nn.ReLU(),
+                          nn.Linear(8, 3, rng=rng))
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
+    optimizer = Adam(model.parameters(), lr=0.01, weight_decay=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(x, labels):
+        loss = loss_fn(model(x), labels)
+        model.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, step
+
+
+@pytest.mark.parametrize("setup", [_xor_setup])
+def test_compiled_xor_equals_eager_bit_for_bit(setup):
+    eager_model, eager_step = setup()
+    compiled_model, compiled = setup()
+    compiled = autonet.compile(compiled)
+    for _ in range(300):
+        eager_loss = eager_step()
+        compiled_loss = compiled()
+        assert compiled_loss.data == eager_loss.data
+    for a, b in zip(eager_model.parameters(), compiled_model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_mlp_with_arguments_equals_eager(dtype):
+    eager_model, eager_step = _mlp_setup(dtype)
+    compiled_model, step = _mlp_setup(dtype)
+    compiled = autonet.compile(step)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        x = Tensor(rng.standard_normal((10, 6)), dtype=dtype)
+        labels = rng.integers(0, 3, 10)
+        np.testing.assert_array_equal(compiled(x, labels).data, eager_step(x, labels).data)
+    for a, b in zip(eager_model.parameters(), compiled_model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+        assert b.dtype == dtype and b.grad.dtype == dtype
+
+
+def test_replayed_gradients_are_fresh_arrays():
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([3.0, 4.0], requires_grad=True)
+
+    @autonet.compile
+    def step():
+        a.zero_grad()
+        b.zero_grad()
+        (a + b).sum().backward()        # add hands one array to both leaves
+
+    for _ in range(3):
+        step()
+        assert a.grad is not b.grad and not np.shares_memory(a.grad, b.grad)
+        np.testing.assert_array_equal(a.grad, [1.0, 1.0])
+
+
+def test_grad_arrays_baked_into_the_replay_are_refused():
+    w = Tensor([1.0, -2.0], requires_grad=True)
+
+    def manual(weight):
+        loss = (weight * weight).sum()
+        weight.zero_grad()
+        loss.backward()
+        with autonet.no_grad():
+            weight -= Tensor(weight.grad) * 0.25   # copied into a Tensor: an op input, not .grad itself
+        return loss
+
+    reference = Tensor(w.data, requires_grad=True)
+    with pytest.raises(CompileError, match=r"\.grad"):
+        autonet.compile(manual)(w)
+
+    def manual_operand(weight):
+        loss = (weight * weight).sum()
+        weight.zero_grad()
+        loss.backward()
+        with autonet.no_grad():
+            weight -= 0.25 * weight.grad
+        weight.zero_grad()    # even when .grad is gone by the end of the step
+
+    with pytest.raises(CompileError, match=r"\.grad"):
+        autonet.compile(manual_operand)(w)
+    # the supported way: an optimizer
+    optimizer = SGD([w], lr=0.25)
+    eager_optimizer = SGD([reference], lr=0.25)
+
+    def with_optimizer(weight, opt):
+        loss = (weight * weight).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    w.data[:] = reference.data
+    step = autonet.compile(lambda: with_optimizer(w, optimizer))
+    for _ in range(5):
+        step()
+        with_optimizer(reference, eager_optimizer)
+    np.testing.assert_array_equal(w.data, reference.data)
+
+
+def test_in_place_updates_under_no_grad_are_replayed():
+    w = Tensor([1.0, -2.0], requires_grad=True)
+    shift = Tensor([0.5, 0.5])
+
+    @autonet.compile
+    def step():
+        nonlocal w, shift
+        with autonet.no_grad():
+            w -= shift * 2.0
+            shift *= 0.5
+
+    for _ in range(3):
+        step()
+    np.testing.assert_allclose(w.data, [1.0 - 1.0 - 0.5 - 0.25, -2.0 - 1.75])
+    np.testing.assert_allclose(shift.data, [0.0625, 0.0625])
+
+
+def test_shape_and_dtype_changes_are_refused():
+    _, step = _mlp_setup()
+    compiled = autonet.compile(step)
+    x = Tensor(np.ones((10, 6)))
+    compiled(x, np.zeros(10, dtype=int))
+    with pytest.raises(CompileError, match=r"argument 0.*\(4, 6\).*\(10, 6\)"):
+        compiled(Tensor(np.ones((4, 6))), np.zeros(4, dtype=int))
+    with pytest.raises(CompileError, match="float32"):
+        compiled(Tensor(np.ones((10, 6)), dtype=np.float32), np.zeros(10, dtype=int))
+    with pytest.raises(CompileError, match="argument"):
+        compiled(x)
+
+
+def test_captured_tensor_changing_shape_is_refused():
+    w = Tensor(np.ones(3), requires_grad=True, name="w")
+    optimizer = SGD([w], lr=0.1)
+
+    @autonet.compile
+    def step():
+        optimizer.zero_grad()
+        (w * w).sum().backward()
+        optimizer.step()
+
+    step()
+    w.data = np.ones(4)
+    with pytest.raises(CompileError, match=r"'w'.*\(4,\).*\(3,\)"):
+        step()
+
+
+@pytest.mark.parametrize("read", [lambda t: t.item(), lambda t: float(t), lambda t: bool(t.sum() > 0),
+                                  lambda t: t.numpy(), lambda t: np.asarray(t)])
+def test_value_dependent_python_is_refused_while_tracing(read):
+    w = Tensor([1.0], requires_grad=True)
+
+    @autonet.compile
+    def step():
+        loss = (w * 2).sum()
+        if read(loss):
+            loss = loss * 2
+        return loss
+
+    with pytest.raises(CompileError, match="reads a tensor's value"):
+        step()
+
+
+def test_unsupported_autograd_features_are_refused():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    outside = w * 3   # computed before the step
+
+    for body in (lambda: autonet.grad((w * w).sum(), w),
+                 lambda: (w * w).sum().backward(create_graph=True),
+                 lambda: (outside * 2).sum().backward()):
+        with pytest.raises(CompileError):
+            autonet.compile(body)()
+
+    def retains():
+        h = w * 2
+        h.retain_grad()
+        h.sum().backward()
+
+    with pytest.raises(CompileError, match="retain_grad"):
+        autonet.compile(retains)()
+    with pytest.raises(CompileError, match="return"):
+        autonet.compile(lambda: 3.0)()
+
+
+def test_values_reads_outside_the_step_still_work():
+    _, step = _xor_setup()
+    compiled = autonet.compile(step)
+    losses = [compiled().item() for _ in range(50)]
+    assert losses[-1] < losses[0]
+    assert (Tensor([1.0]) * 2).item() == 2.0   # tracing is over: reads are fine
+
+
+def test_arrays_computed_inside_the_step_are_refused_but_outside_ones_are_fine():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    offset = np.array([0.5, 0.5])   # made outside: a constant the step may use
+
+    with pytest.raises(CompileError, match="NumPy"):
+        autonet.compile(lambda: (w * np.ones(2)).sum())()
+    with pytest.raises(CompileError, match="NumPy"):
+        autonet.compile(lambda: autonet.where(w.data > 1, w, 0.0).sum())()
+    step = autonet.compile(lambda: (w + offset).sum())
+    assert step().item() == 4.0
+    offset[:] = 1.0                 # the same array, new values: the replay sees them
+    assert step().item() == 5.0
