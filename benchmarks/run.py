@@ -55,14 +55,13 @@ def as_numpy(parameters):
     return [np.array(p.detach().numpy() if hasattr(p, "detach") else p) for p in parameters]
 
 
-def check_same_parameters(workload, label, step, parameters, transposed=False):
+def check_same_parameters(workload, label, step, parameters):
     """Run a few steps and compare with the hand-written NumPy step's parameters."""
     reference, expected = workload.numpy_step()
     for _ in range(CHECK_STEPS):
         reference()
         step()
     for got, want in zip(as_numpy(parameters), expected):
-        got = got.T if transposed and got.ndim == 2 else got
         if not np.allclose(got, want, rtol=workload.tolerance, atol=workload.tolerance):
             raise SystemExit(f"{workload.name}: {label} disagrees with hand-written NumPy after "
                              f"{CHECK_STEPS} steps (max diff {np.abs(got - want).max():.3g})")
@@ -88,7 +87,7 @@ def bench(workload, rounds, count, torch):
         variants["compiled"] = workload.autonet_step(compiled=True)[0]
     if torch is not None:
         torch_step, torch_params = workload.torch_step(torch)
-        check_same_parameters(workload, "torch", torch_step, torch_params, transposed=True)
+        check_same_parameters(workload, "torch", torch_step, torch_params)
         variants["torch"] = workload.torch_step(torch)[0]
     if isinstance(workload, Wide):
         variants["matmuls"] = workload.matmul_only_step()

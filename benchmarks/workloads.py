@@ -183,11 +183,11 @@ class MLP(Workload):
             loss.backward()
             optimizer.step()
 
-        transposed = []
+        parameters = []   # in autonet's (in, out) layout: views that follow the updates
         for layer in layers:
             if isinstance(layer, torch.nn.Linear):
-                transposed += [layer.weight, layer.bias]
-        return step, transposed
+                parameters += [layer.weight.detach().T, layer.bias.detach()]
+        return step, parameters
 
 
 def digits_data():

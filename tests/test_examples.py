@@ -64,3 +64,9 @@ def test_benchmarks_run_and_every_engine_matches_numpy(tmp_path):
                             cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" us |") >= 3 and "disagrees" not in result.stdout
+
+
+def test_custom_op_example_passes_and_reports_the_wrong_backward(tmp_path):
+    out = run_example("custom_op.py", cwd=tmp_path)
+    assert "matches finite differences" in out and "second derivatives too: True" in out
+    assert "WrongSoftplus is caught" in out and "input 0 ('x')" in out and "numeric" in out
