@@ -34,7 +34,7 @@ What a compiled step may do, and what it refuses (``CompileError``):
   tensor values (``item()``, ``float()``, ``bool()``, comparisons,
   ``numpy()``) while tracing raises, since a branch on them could go the
   other way later. Other Python side effects (printing, counters) happen
-  only while tracing.
+  only while tracing. A step returns a Tensor, a tuple of Tensors, or None.
 - Work done with NumPy directly on ``.data`` or ``.grad`` is not autonet's
   and is not replayed. Arrays that the step computes with NumPy and hands to
   autonet (``0.25 * w.grad``, ``np.ones(3)``), and ``.grad`` arrays used as
@@ -171,8 +171,10 @@ class _Tracer:
             returned = self.source(result)
         elif result is None:
             returned = None
+        elif isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result):
+            returned = tuple(self.source(r) for r in result)
         else:
-            raise CompileError("a compiled step may return a Tensor or None")
+            raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
         for op in self.ops:
             op.strip()
         delivered = {id(g) for g in self.delivered}
@@ -349,6 +351,9 @@ def _generate(events, returned):
                          f"casting='same_kind')")
     if returned is None:
         lines.append("    return None")
+    elif isinstance(returned, tuple) and isinstance(returned[0], tuple):
+        parts = ", ".join(f"Tensor._make({names.source(r)}, None)" for r in returned)
+        lines.append(f"    return ({parts},)")
     else:
         lines.append(f"    return Tensor._make({names.source(returned)}, None)")
     return "\n".join(lines) + "\n", names.namespace

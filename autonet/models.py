@@ -8,6 +8,7 @@ draws its own weights (the notebook's default arguments shared one set).
 import numpy as np
 
 from .autograd import no_grad
+from .compiler import compile  # noqa: A004 - autonet.compile
 from .nn import functional as F, init
 from .nn.module import Module, Parameter
 from .optim import SGD
@@ -53,14 +54,20 @@ class _NotebookModel(Module):
             raise ValueError(
                 f"Y of shape {Y.shape} does not fit {X.shape[0]} samples of {self.n_outputs} outputs")
         optimizer = SGD(self.parameters(), lr=self.lr)
-        self.loss_history_ = []
-        out = None
-        for _ in range(epochs):
+
+        @compile   # the same step every epoch: traced once, then replayed (bit for bit)
+        def step():
             out = self(X)
             loss = 0.5 * ((target - out) ** 2).sum()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            return out, loss
+
+        self.loss_history_ = []
+        out = None
+        for _ in range(epochs):
+            out, loss = step()
             self.loss_history_.append(float(loss.data))
         if out is None:
             return None

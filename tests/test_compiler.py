@@ -234,3 +234,11 @@ def test_arrays_computed_inside_the_step_are_refused_but_outside_ones_are_fine()
     assert step().item() == 4.0
     offset[:] = 1.0                 # the same array, new values: the replay sees them
     assert step().item() == 5.0
+
+
+def test_a_step_may_return_a_tuple_of_tensors():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    step = autonet.compile(lambda: (w * 2.0, (w * w).sum()))
+    for _ in range(2):
+        doubled, total = step()
+        assert doubled.data.tolist() == [2.0, 4.0] and total.item() == 5.0

@@ -1,4 +1,6 @@
 """Reductions: sum, mean, max, min, var, with NumPy's ``axis``/``keepdims``."""
+import math
+
 import numpy as np
 
 from ..function import Function
@@ -50,7 +52,7 @@ class Sum(_Reduction):
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
-        return a.sum(axis=axes, keepdims=keepdims)
+        return np.add.reduce(a, axis=axes, keepdims=keepdims)   # what ndarray.sum runs
 
     @staticmethod
     def backward(ctx, grad):
@@ -65,8 +67,9 @@ class Mean(_Reduction):
     @staticmethod
     def forward(ctx, a, axis, keepdims):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
-        ctx.count = int(np.prod([a.shape[i] for i in axes]))
-        return a.mean(axis=axes, keepdims=keepdims)
+        ctx.count = math.prod(a.shape[i] for i in axes)
+        # ndarray.mean's own steps, without its Python wrapper
+        return np.add.reduce(a, axis=axes, keepdims=keepdims) / ctx.count
 
     @staticmethod
     def backward(ctx, grad):
@@ -116,7 +119,7 @@ class Var(_Reduction):
     @staticmethod
     def forward(ctx, a, axis, keepdims, ddof):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
-        ctx.divisor = int(np.prod([a.shape[i] for i in axes])) - ddof
+        ctx.divisor = math.prod(a.shape[i] for i in axes) - ddof
         ctx.save_for_backward(a)
         return a.var(axis=axes, keepdims=keepdims, ddof=ddof)
 
