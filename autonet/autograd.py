@@ -108,14 +108,14 @@ def fit_gradient(grad, like, create_graph=False):
     """Reduce or expand ``grad`` to the shape of tensor ``like``, in its dtype.
 
     Broadcasting in the forward pass widens shapes; the chain rule sums the
-    gradient back over the broadcast axes. This is the one place it happens.
+    gradient back over the broadcast axes. This is the one place it happens,
+    for ndarrays and (with create_graph) for recorded Tensor gradients alike.
     """
     Tensor = _tensor_module.Tensor
     if create_graph:
         if not isinstance(grad, Tensor):
             grad = Tensor._make(np.asarray(grad), None)
-        return _fit_tensor_gradient(grad, like)
-    if not isinstance(grad, np.ndarray):
+    elif not isinstance(grad, np.ndarray):
         grad = np.asarray(grad)
     shape = like.data.shape
     if grad.shape != shape:
@@ -126,34 +126,17 @@ def fit_gradient(grad, like, create_graph=False):
 
 
 def sum_to_shape(grad, shape):
-    """Sum an ndarray over the axes along which ``shape`` was broadcast to it."""
+    """Sum ``grad`` (ndarray or Tensor) over the axes along which ``shape`` was broadcast."""
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
-    if grad.shape != shape:
-        grad = np.broadcast_to(grad, shape)
-    return grad
+    if grad.shape != shape:   # a gradient narrower than its input: spread it out
+        from .ops import dual
 
-
-def _fit_tensor_gradient(grad, like):
-    """``fit_gradient`` for a recorded (create_graph) gradient."""
-    from .ops.shape import broadcast_to
-
-    shape = like.data.shape
-    if grad.shape != shape:
-        extra = grad.ndim - len(shape)
-        if extra > 0:
-            grad = grad.sum(axis=tuple(range(extra)))
-        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-        if axes:
-            grad = grad.sum(axis=axes, keepdims=True)
-        if grad.shape != shape:
-            grad = broadcast_to(grad, shape)
-    if grad.dtype != like.data.dtype:
-        grad = grad.astype(like.data.dtype)
+        grad = dual.broadcast_to(grad, shape)
     return grad
 
 

@@ -259,37 +259,25 @@ class Maximum(Function):
     """Elementwise maximum; ties split the gradient evenly, as in PyTorch."""
 
     name = "maximum"
+    pick, beats = staticmethod(np.maximum), staticmethod(np.greater)
 
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return ctx.fn.pick(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = (dual.value(v) for v in ctx.saved)
-        return _split_by_winner(grad, a > b, a == b)
+        share = ctx.fn.beats(a, b) + 0.5 * (a == b)   # 1 where a wins, 1/2 on ties
+        return grad * share, grad * (1.0 - share)
 
 
-class Minimum(Function):
+class Minimum(Maximum):
     """Elementwise minimum; ties split the gradient evenly, as in PyTorch."""
 
     name = "minimum"
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = (dual.value(v) for v in ctx.saved)
-        return _split_by_winner(grad, a < b, a == b)
-
-
-def _split_by_winner(grad, first_wins, tie):
-    share = first_wins + 0.5 * tie
-    return grad * share, grad * (1.0 - share)
+    pick, beats = staticmethod(np.minimum), staticmethod(np.less)
 
 
 class Where(Function):
