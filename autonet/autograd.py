@@ -182,11 +182,9 @@ def _run_formula(node, grad):
 def check_unmodified(node, output):
     """Refuse to run a formula whose saved arrays were changed in place since."""
     versions = node.versions
-    parents = node.parents
-    for i in range(len(parents)):
-        parent = parents[i]
-        if parent is not None and parent._version[0] != versions[i]:
-            _refuse_if_saved(node, parent, versions[i], "input")
+    for parent, version in zip(node.parents, versions):
+        if parent is not None and parent._version[0] != version:
+            _refuse_if_saved(node, parent, version, "input")
     if output._version[0] != versions[-1]:
         _refuse_if_saved(node, output, versions[-1], "output")
 
@@ -262,7 +260,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             if slow:
                 parent_grads = _call_backward(node, tensor, grad, create_graph)
             else:
-                parent_grads = _one_per_input(node, node.fn.backward(node, grad))
+                parent_grads = node.fn.backward(node, grad)
+                if type(parent_grads) is not tuple:
+                    parent_grads = (parent_grads,)
+                if len(parent_grads) != len(node.parents):
+                    _one_per_input(node, parent_grads)   # raises, explaining
             routes = [] if schedule is not None else None
             for position, (parent, parent_grad) in enumerate(zip(node.parents, parent_grads)):
                 if parent_grad is None or parent is None or not parent.requires_grad:
@@ -434,7 +436,8 @@ def initial_gradient(output, grad, create_graph, where):
             raise RuntimeError(
                 f"{where}: grad can be omitted only for a one-element tensor; this one "
                 f"has shape {output.shape}: pass grad= of that shape")
-        grad = np.ones(output.data.shape, dtype=output.data.dtype)
+        # np.array(1.0) is one C call; np.ones goes through Python-level NumPy code
+        grad = np.array(1.0, dtype=output.data.dtype).reshape(output.data.shape)
     elif isinstance(grad, Tensor):
         grad = grad if create_graph else grad.data
     else:

@@ -57,7 +57,9 @@ class Sum(_Reduction):
     @staticmethod
     def backward(ctx, grad):
         if len(ctx.axes) == len(ctx.in_shape) and not isinstance(grad, Tensor):
-            return np.full(ctx.in_shape, grad)   # a total: one call fills the input's shape
+            out = np.empty(ctx.in_shape, dtype=grad.dtype)   # a total: fill the input's shape
+            out[...] = grad
+            return out
         return dual.broadcast_to(_Reduction.expand(ctx, grad), ctx.in_shape)
 
 
