@@ -181,3 +181,29 @@ def test_float32_with_float64_array_promotes_and_grad_keeps_its_dtype():
 def test_broadcast_shape_mismatch_names_the_op_and_shapes():
     with pytest.raises(ValueError, match=r"add.*\(2, 3\).*\(4,\)"):
         autonet.Tensor(np.ones((2, 3))) + autonet.Tensor(np.ones(4))
+
+
+# Every differentiable top-level function of the API, called as a function.
+TOP_LEVEL = {
+    "exp": (autonet.exp, {"max_value": 5}), "log": (autonet.log, {"min_value": 0.1}),
+    "sqrt": (autonet.sqrt, {"min_value": 0.1}), "abs": (autonet.abs, {"min_magnitude": 0.01}),
+    "sigmoid": (autonet.sigmoid, {}), "tanh": (autonet.tanh, {}),
+    "relu": (autonet.relu, {"min_magnitude": 0.01}),
+    "clip": (lambda t: autonet.clip(t, -1.0, None), {"min_value": -0.99}),
+    "softmax": (autonet.softmax, {}), "log_softmax": (autonet.log_softmax, {}),
+    "sum": (lambda t: autonet.sum(t, axis=0), {}), "mean": (lambda t: autonet.mean(t, keepdims=True), {}),
+    "max": (lambda t: autonet.max(t, axis=-1), {"distinct": True}),
+    "min": (lambda t: autonet.min(t, axis=(0, 1)), {"distinct": True}),
+    "var": (lambda t: autonet.var(t, axis=1, ddof=1), {}),
+    "matmul": (lambda t: autonet.matmul(t, t.T), {}),
+    "radd": (lambda t: 2.0 + t, {}), "rmul": (lambda t: np.full((2, 3), 3.0) * t, {}),
+    "rmatmul": (lambda t: np.ones((4, 2)) @ t, {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOP_LEVEL))
+@given(data=st.data())
+def test_top_level_functions_gradients(name, data):
+    fn, bounds = TOP_LEVEL[name]
+    x = data.draw(tensors(shape=(2, 3), **bounds), label="x")
+    assert_gradients_match(fn, x)
