@@ -64,6 +64,8 @@ class Optimizer:
     @replayable
     def step(self):
         """Update every parameter that has a gradient, in place, outside the graph."""
+        states = self.state
+        update = self.update
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
@@ -71,7 +73,10 @@ class Optimizer:
                     continue
                 if isinstance(grad, Tensor):
                     grad = grad.data
-                self.update(p, grad, group, self.state.setdefault(p, {}))
+                state = states.get(p)
+                if state is None:
+                    state = states[p] = {}
+                update(p, grad, group, state)
                 p._version[0] += 1   # graphs that saved the old values now refuse to backward
 
     def update(self, param, grad, group, state):
