@@ -183,9 +183,17 @@ def _tensor_label(tensor, show_values, show_grads):
 
 
 def _summary(array):
+    """Small arrays in full, large ones as norm/min/max; 3 significant digits either way,
+    so the tiny gradients of a trained network do not print as 0."""
     if array.size <= _SUMMARY_SIZE:
-        return np.array2string(array, precision=4, separator=", ", suppress_small=True).replace("\n", "")
-    return (f"norm {np.linalg.norm(array):.4g}, min {array.min():.4g}, max {array.max():.4g}")
+        text = np.array2string(array, separator=", ", formatter={"float_kind": _significant})
+        return text.replace("\n", "")
+    return (f"norm {_significant(np.linalg.norm(array))}, min {_significant(array.min())}, "
+            f"max {_significant(array.max())}")
+
+
+def _significant(value):
+    return f"{value:.3g}"
 
 
 def _legend(graph):
