@@ -27,9 +27,10 @@ node creation, the backward heap, gradient dictionaries, version checks.
 
 What a compiled step may do, and what it refuses (``CompileError``):
 
-- Arguments must keep their shapes and dtypes, and so must the tensors the
-  step reads from outside (parameters, data); their *values* may change
-  (that is the point). A different shape or dtype raises; compile a new step.
+- Arguments must keep their shapes, dtypes and ``requires_grad``, and so must
+  the tensors the step reads from outside (parameters, data); their *values*
+  may change (that is the point). Anything else raises: compile a new step.
+  Calls of one compiled step from several threads take turns.
 - The step must do the same tensor work on every call. Python code that reads
   tensor values (``item()``, ``float()``, ``bool()``, comparisons,
   ``numpy()``) while tracing raises, since a branch on them could go the
@@ -47,6 +48,7 @@ import builtins
 import functools
 import gc
 import inspect
+import threading
 
 import numpy as np
 
@@ -72,8 +74,13 @@ class CompiledStep:
     def __init__(self, step):
         self.step = step
         self.program = None
+        self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
     def __call__(self, *args):
+        with self.lock:
+            return self._call(args)
+
+    def _call(self, args):
         if self.program is None:
             tracer = _Tracer(args)
             if state.tracer is not None:
@@ -116,7 +123,7 @@ class _Tracer:
             slot = self.slots.get(id(value))
             if slot is not None:
                 return (_VALUE, slot)
-            self.externals[id(value)] = (value, value.shape, value.dtype)
+            self.externals[id(value)] = (value, value.shape, value.dtype, value.requires_grad)
             return (_TENSOR, value)
         if isinstance(value, np.ndarray):
             self.constant_arrays.append(value)
@@ -191,8 +198,9 @@ class _Tracer:
                     f".grad) and passes it to autonet; the replay would reuse its traced values. Make "
                     f"such arrays outside the step or pass them as arguments, and compute with "
                     f"Tensors inside it.")
-        guards = [(tensor, shape, dtype) for tensor, shape, dtype in self.externals.values()]
-        arg_guards = [(type(arg), np.shape(arg), getattr(arg, "dtype", None)) for arg in self.args]
+        guards = list(self.externals.values())
+        arg_guards = [(type(arg), np.shape(arg), getattr(arg, "dtype", None),
+                       getattr(arg, "requires_grad", False)) for arg in self.args]
         return _Program(self.events, len(self.slot_tensors), guards, arg_guards, returned)
 
 
@@ -274,19 +282,23 @@ class _Program:
     def check(self, args):
         if len(args) != len(self.arg_guards):
             raise CompileError(f"traced with {len(self.arg_guards)} argument(s), called with {len(args)}")
-        for position, (arg, (kind, shape, dtype)) in enumerate(zip(args, self.arg_guards)):
+        for position, (arg, (kind, shape, dtype, wants_grad)) in enumerate(zip(args, self.arg_guards)):
             if type(arg) is not kind or np.shape(arg) != shape or getattr(arg, "dtype", None) != dtype:
                 raise CompileError(
                     f"argument {position} is {type(arg).__name__} {np.shape(arg)} "
                     f"{getattr(arg, 'dtype', '')}, but the step was traced with {kind.__name__} "
                     f"{shape} {dtype or ''}; compile a new step for new shapes or dtypes")
-        for tensor, shape, dtype in self.guards:
+            if getattr(arg, "requires_grad", False) != wants_grad:
+                raise CompileError(f"argument {position}'s requires_grad changed since tracing; "
+                                   f"compile a new step")
+        for tensor, shape, dtype, wants_grad in self.guards:
             data = tensor.data
-            if data.shape != shape or data.dtype != dtype:
+            if data.shape != shape or data.dtype != dtype or tensor.requires_grad != wants_grad:
                 label = repr(tensor.name) if tensor.name else "a tensor"
                 raise CompileError(
-                    f"{label} read by the step is now {data.shape} {data.dtype}, it was "
-                    f"{shape} {dtype} when traced; compile a new step")
+                    f"{label} read by the step is now {data.shape} {data.dtype} with "
+                    f"requires_grad={tensor.requires_grad}; it was {shape} {dtype} with "
+                    f"requires_grad={wants_grad} when traced; compile a new step")
 
     def run(self, args):
         self.check(args)

@@ -242,3 +242,40 @@ def test_a_step_may_return_a_tuple_of_tensors():
     for _ in range(2):
         doubled, total = step()
         assert doubled.data.tolist() == [2.0, 4.0] and total.item() == 5.0
+
+
+def test_requires_grad_changes_are_refused():
+    model, step = _xor_setup()
+    compiled = autonet.compile(step)
+    compiled()
+    model.W0.requires_grad_(False)          # freezing a layer changes the backward pass
+    with pytest.raises(CompileError, match="requires_grad"):
+        compiled()
+    model.W0.requires_grad_(True)
+    compiled()
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    by_argument = autonet.compile(lambda x: (x * w).sum())
+    by_argument(Tensor([1.0, 1.0]))
+    with pytest.raises(CompileError, match="requires_grad"):
+        by_argument(Tensor([1.0, 1.0], requires_grad=True))
+
+
+def test_concurrent_calls_take_turns():
+    import threading
+
+    results = {}
+    model, step = _xor_setup()
+    compiled = autonet.compile(step)
+    compiled()
+
+    def worker(index):
+        results[index] = [compiled().item() for _ in range(200)]
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reference_model, reference_step = _xor_setup()
+    reference = [reference_step().item() for _ in range(401)][1:]
+    assert sorted(results[0] + results[1]) == sorted(reference)
