@@ -45,8 +45,21 @@ class Tensor:
 
     __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_retains_grad",
                  "_version", "_consumed", "__weakref__")
-    # NumPy defers to our reflected operators: ndarray + Tensor -> Tensor.
-    __array_ufunc__ = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy's ufuncs on Tensors run autonet's differentiable ops.
+
+        ``np.exp(t)``, ``np.maximum(t, 0)``, ``ndarray + t`` and the like return
+        Tensors in the graph; comparisons return bool ndarrays. Ufuncs autonet
+        cannot differentiate raise TypeError instead of dropping the graph.
+        """
+        function = _UFUNCS.get(ufunc)
+        if method != "__call__" or function is None or kwargs:
+            raise TypeError(
+                f"numpy.{ufunc.__name__}{'' if method == '__call__' else '.' + method} has no "
+                f"differentiable autonet version{' with ' + str(sorted(kwargs)) if kwargs else ''}; "
+                f"use the Tensor methods, or apply NumPy to t.data (outside the graph)")
+        return function(*inputs)
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         tracer = autograd.state.tracer
@@ -309,21 +322,27 @@ class Tensor:
         return self.data != _value(other)
 
     # ----------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims=False):
+    # ``out`` and ``dtype`` exist so np.sum(t), np.mean(t), ... reach these methods.
+    def sum(self, axis=None, keepdims=False, *, out=None, dtype=None):
+        _numpy_only(out, dtype)
         return _reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, *, out=None, dtype=None):
+        _numpy_only(out, dtype)
         return _reduce.Mean.apply(self, axis=axis, keepdims=keepdims)
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False, *, out=None):
         """Maximum; the gradient is split evenly between tied maxima."""
+        _numpy_only(out, None)
         return _reduce.Max.apply(self, axis=axis, keepdims=keepdims)
 
-    def min(self, axis=None, keepdims=False):
+    def min(self, axis=None, keepdims=False, *, out=None):
         """Minimum; the gradient is split evenly between tied minima."""
+        _numpy_only(out, None)
         return _reduce.Min.apply(self, axis=axis, keepdims=keepdims)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
+    def var(self, axis=None, keepdims=False, ddof=0, *, out=None, dtype=None):
+        _numpy_only(out, dtype)
         return _reduce.Var.apply(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     # ----------------------------------------------------------- elementwise
@@ -421,6 +440,12 @@ def as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _numpy_only(out, dtype):
+    if out is not None or dtype is not None:
+        raise TypeError("autonet reductions make new Tensors: out= and dtype= are not supported "
+                        "(use .astype() on the result)")
+
+
 def _reading_value(what):
     """Python is about to see a tensor's values: compile cannot replay that."""
     tracer = autograd.state.tracer
@@ -445,3 +470,23 @@ from .ops import elementwise as _ew  # noqa: E402
 from .ops import linalg as _linalg  # noqa: E402
 from .ops import reduce as _reduce  # noqa: E402
 from .ops import shape as _shape  # noqa: E402
+
+
+def _compare(numpy_comparison):
+    def compare(a, b):
+        _reading_value("a comparison")
+        return numpy_comparison(_value(a), _value(b))
+
+    return compare
+
+
+_UFUNCS = {
+    np.add: _ew.Add.apply, np.subtract: _ew.Sub.apply, np.multiply: _ew.Mul.apply,
+    np.true_divide: _ew.Div.apply, np.power: _ew.Pow.apply, np.negative: _ew.Neg.apply,
+    np.positive: lambda a: a, np.matmul: _linalg.MatMul.apply,
+    np.exp: _ew.exp, np.log: _ew.log, np.sqrt: _ew.sqrt, np.absolute: _ew.abs, np.tanh: _ew.tanh,
+    np.maximum: _ew.maximum, np.minimum: _ew.minimum, np.square: lambda a: _ew.Pow.apply(a, 2),
+    np.less: _compare(np.less), np.less_equal: _compare(np.less_equal),
+    np.greater: _compare(np.greater), np.greater_equal: _compare(np.greater_equal),
+    np.equal: _compare(np.equal), np.not_equal: _compare(np.not_equal),
+}

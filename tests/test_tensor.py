@@ -109,3 +109,37 @@ def test_constructors():
     like = Tensor(np.ones((2, 2), dtype=np.float32))
     assert autonet.zeros_like(like).dtype == np.float32 and autonet.ones_like(like).shape == (2, 2)
     assert autonet.zeros_like(np.ones(3, dtype=int)).dtype == np.float64
+
+
+def test_numpy_functions_on_tensors_stay_in_the_graph():
+    t = Tensor([0.5, -1.5], requires_grad=True)
+    pieces = [np.exp(t), np.log(np.abs(t)), np.sqrt(np.square(t)), np.tanh(t), np.maximum(t, 0.0),
+              np.minimum(t, 0.0), np.negative(t), np.add(1.0, t), np.subtract(t, 1.0),
+              np.multiply(2.0, t), np.true_divide(t, 2.0), np.power(np.abs(t), 1.5),
+              np.ones((2, 2)) @ t]
+    for piece in pieces:
+        assert isinstance(piece, Tensor) and piece.requires_grad
+    np.testing.assert_allclose(np.exp(t).data, np.exp(t.data))
+    assert autonet.gradcheck(lambda x: np.tanh(np.exp(x) * x) + np.maximum(x, 0.1), t)
+
+
+def test_numpy_reductions_reach_tensor_methods():
+    t = Tensor([[1.0, 2.0], [3.0, 5.0]], requires_grad=True)
+    for function, expected in [(np.sum, 11.0), (np.mean, 2.75), (np.max, 5.0), (np.min, 1.0),
+                               (np.var, np.var([1.0, 2.0, 3.0, 5.0]))]:
+        result = function(t)
+        assert isinstance(result, Tensor) and result.item() == pytest.approx(expected)
+    assert np.sum(t, axis=0, keepdims=True).shape == (1, 2)
+    with pytest.raises(TypeError, match="out="):
+        np.sum(t, out=np.zeros(()))
+
+
+def test_ufuncs_without_a_derivative_refuse_instead_of_dropping_the_graph():
+    t = Tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="numpy.cos"):
+        np.cos(t)
+    with pytest.raises(TypeError, match="numpy.add.reduce"):
+        np.add.reduce(t)
+    with pytest.raises(TypeError, match="out"):
+        np.exp(t, out=np.zeros(1))
+    assert (np.array([0.0]) < t).tolist() == [True]
