@@ -31,6 +31,10 @@ class _ThreadState(threading.local):
 state = _ThreadState()
 
 
+class CompileError(RuntimeError):
+    """A step cannot be traced by ``autonet.compile``, or a call does not fit its trace."""
+
+
 def is_grad_enabled():
     """True when ops record the graph in this thread."""
     return state.grad_enabled
@@ -235,8 +239,6 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     tracer = state.tracer
     schedule = [] if tracer is not None else None
     if tracer is not None and (create_graph or inputs is not None):
-        from .compiler import CompileError
-
         raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
@@ -289,8 +291,6 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         state.grad_enabled = previous_mode
     if tracer is not None:
         if any(isinstance(key, _Retained) for key in grads):
-            from .compiler import CompileError
-
             raise CompileError("compiled steps do not support retain_grad()")
         tracer.record_backward(roots, root_grads, schedule)
 

@@ -53,14 +53,11 @@ import threading
 import numpy as np
 
 from . import autograd
-from .autograd import state
+from .autograd import CompileError, state
+from .function import as_output_array
 from .tensor import Tensor
 
 __all__ = ["compile", "CompileError", "CompiledStep"]
-
-
-class CompileError(RuntimeError):
-    """The step cannot be traced, or a call does not fit what was traced."""
 
 
 def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
@@ -105,10 +102,10 @@ class _Tracer:
 
     def __init__(self, args):
         self.args = args
-        self.events = []          # ("op", _Op) | ("call", fn, args) | ("backward", ...) | ("copy", ...)
+        self.events = []          # ("op", _Op) | ("call", fn) | ("backward", ...) | ("copy", ...)
         self.slots = {}           # id(op output Tensor) -> slot index
         self.slot_tensors = []    # keeps traced outputs alive until finish (ids stay unique)
-        self.externals = {}       # id(Tensor read from outside) -> (tensor, shape, dtype)
+        self.externals = {}       # id(Tensor read from outside) -> (tensor, shape, dtype, requires_grad)
         self.constant_arrays = []  # arrays baked into the replay (op operands, Tensor(...) sources)
         self.delivered = []        # every array delivered as a .grad while tracing
         self.ops = []              # by slot
@@ -138,8 +135,8 @@ class _Tracer:
         self.ops.append(op)
         self.events.append(("op", op))
 
-    def record_call(self, function, *args):
-        self.events.append(("call", function, args))
+    def record_call(self, function):
+        self.events.append(("call", function))
 
     def record_copy(self, tensor, result):
         self.events.append(("copy", self.source(tensor), self.source(result)))
@@ -201,9 +198,7 @@ class _Tracer:
         guards = list(self.externals.values())
         arg_guards = [(type(arg), np.shape(arg), getattr(arg, "dtype", None),
                        getattr(arg, "requires_grad", False)) for arg in self.args]
-        return _Program(self.events, len(self.slot_tensors), guards, arg_guards, returned)
-
-
+        return _Program(self.events, guards, arg_guards, returned)
 
     def _own_containers(self):
         """Ids of the trace's own objects that may refer to a constant array."""
@@ -271,7 +266,7 @@ class _Program:
     arrival and added to afterwards, exactly as eager backward accumulates.
     """
 
-    def __init__(self, events, slot_count, guards, arg_guards, returned):
+    def __init__(self, events, guards, arg_guards, returned):
         self.guards = guards
         self.arg_guards = arg_guards
         self.source, namespace = _generate(events, returned)
@@ -310,20 +305,12 @@ class _Program:
             state.grad_enabled = previous_mode
 
 
-def _as_array(ctx, out):
-    """NumPy returns scalars for 0-d results; make an array and keep ctx.saved in step."""
-    scalar, out = out, np.asarray(out)
-    if ctx.saved:
-        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
-    return out
-
-
 class _Names:
     """Binds Python objects to names in the generated code's namespace."""
 
     def __init__(self):
         self.namespace = {"deliver": autograd.deliver, "fit": autograd.fit_gradient,
-                          "as_array": _as_array, "copyto": np.copyto, "Tensor": Tensor}
+                          "as_array": as_output_array, "copyto": np.copyto, "Tensor": Tensor}
         self.ids = {}
 
     def bind(self, prefix, value):

@@ -108,36 +108,36 @@ class Function:
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
         scalar_output = type(out) is not np.ndarray
         if scalar_output:
-            # NumPy returns scalars for 0-d results; keep saved references in step.
-            scalar, out = out, np.asarray(out)
-            if ctx.saved:
-                ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+            out = as_output_array(ctx, out)
         if anomaly:
             check_forward(ctx, arrays, out)
-        if not (requires_grad and state.grad_enabled):
-            result = Tensor._make(out, None)
-            if out.base is not None:
-                share_version_with_base(result, ctx.parents)
-            if state.tracer is not None:
-                state.tracer.record_op(cls, args, kwargs, ctx, result, scalar_output)
-            return result
-        result = Tensor._make(out, ctx)
+        recording = requires_grad and state.grad_enabled
+        result = Tensor._make(out, ctx if recording else None)
         if out.base is not None:
             share_version_with_base(result, ctx.parents)
-        # Versions at save time: backward refuses if a saved array changed since.
-        versions = []
-        for parent in ctx.parents:
-            if parent is None:
-                versions.append(0)
-            else:
-                versions.append(parent._version[0])
-                parent._consumed = True
-        versions.append(result._version[0])
-        ctx.versions = versions
-        ctx.seq = next(sequence)
+        if recording:
+            # Versions at save time: backward refuses if a saved array changed since.
+            versions = []
+            for parent in ctx.parents:
+                if parent is None:
+                    versions.append(0)
+                else:
+                    versions.append(parent._version[0])
+                    parent._consumed = True
+            versions.append(result._version[0])
+            ctx.versions = versions
+            ctx.seq = next(sequence)
         if state.tracer is not None:
             state.tracer.record_op(cls, args, kwargs, ctx, result, scalar_output)
         return result
+
+
+def as_output_array(ctx, out):
+    """NumPy returns scalars for 0-d results: make an array, and point ``ctx.saved`` at it."""
+    scalar, out = out, np.asarray(out)
+    if ctx.saved:
+        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+    return out
 
 
 def share_version_with_base(view, parents):

@@ -246,9 +246,7 @@ class Tensor:
             self.requires_grad or (isinstance(other, Tensor) and other.requires_grad))
         tracer = autograd.state.tracer
         if recording and tracer is not None:
-            from .compiler import CompileError
-
-            raise CompileError("compiled steps support in-place updates only under no_grad()")
+            raise autograd.CompileError("compiled steps support in-place updates only under no_grad()")
         if recording:
             if self._node is None and self.requires_grad:
                 raise RuntimeError(
@@ -267,9 +265,6 @@ class Tensor:
             before = Tensor._make(self.data.copy(), self._node)
             before.requires_grad = self.requires_grad
             before._version = [self._version[0]]
-            node = self._node
-            if node is not None and isinstance(node.saved, tuple):
-                node.saved = tuple(before.data if s is self.data else s for s in node.saved)
             result = function.apply(before, other, **kwargs)
         else:
             with autograd.no_grad():
@@ -278,6 +273,9 @@ class Tensor:
             raise ValueError(
                 f"{function.name}: an in-place result of shape {result.shape} does not fit the "
                 f"tensor's shape {self.shape}")
+        node = self._node
+        if recording and node is not None and isinstance(node.saved, tuple):
+            node.saved = tuple(before.data if s is self.data else s for s in node.saved)
         np.copyto(self.data, result.data, casting="same_kind")
         self._version[0] += 1
         if tracer is not None:

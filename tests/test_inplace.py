@@ -150,3 +150,13 @@ def test_in_place_on_a_view_while_recording_is_refused():
     view = y[:2]
     with pytest.raises(RuntimeError, match="view"):
         view += 1.0
+
+
+def test_failed_in_place_on_a_computed_tensor_changes_nothing():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    saved = y.grad_fn.saved
+    with pytest.raises(ValueError, match="in-place"):
+        y += np.ones((2, 2))
+    assert y.grad_fn.name == "exp" and y.grad_fn.saved is saved and saved[0] is y.data
+    assert y._version[0] == 0
