@@ -87,3 +87,11 @@ def test_float32_inputs_are_checked_in_float64_and_left_untouched():
 def test_gradcheck_needs_an_input_that_requires_grad():
     with pytest.raises(ValueError, match="no input requires grad"):
         autonet.gradcheck(lambda t: t * 2, Tensor([1.0]))
+
+
+def test_gradgradcheck_takes_an_explicit_upstream_gradient():
+    x = Tensor([[0.3, -0.7], [1.1, 0.2]], requires_grad=True)
+    assert autonet.gradgradcheck(lambda t: t.tanh() @ t, x, grad_outputs=np.ones((2, 2)))
+    with pytest.raises(GradcheckError):
+        autonet.gradgradcheck(FrozenSecondDerivative.apply, Tensor([0.5, -1.5], requires_grad=True),
+                              grad_outputs=np.array([1.0, 2.0]))

@@ -174,3 +174,9 @@ except viz.GraphvizNotFound as error:
     assert "raised True" in result.stdout
     assert "apt-get install graphviz" in result.stdout and "brew install graphviz" in result.stdout
     assert (tmp_path / "ok.gv").exists() and not (tmp_path / "no.svg").exists()
+
+
+def test_rankdir_sets_the_layout_direction():
+    _, loss = _xor_loss()
+    assert "rankdir=LR" in viz.draw_graph(loss).source
+    assert "rankdir=TB" in viz.draw_graph(loss, rankdir="TB").source
