@@ -6,20 +6,26 @@
 >>> loss.backward()
 >>> w.grad.shape
 (2, 1)
+
+Layers, bottom up (docs/design.md): ``core`` (Tensor, Function, backward),
+``ops`` (the primitives), the Tensor methods and NumPy protocol bound to them,
+then the features: nn, optim, compile, debug, viz, serialization.
 """
-from .tensor import Tensor
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad
-from .function import Context, Function
-from .anomaly import detect_anomaly
-from .check import GradcheckError, gradcheck, gradgradcheck
-from .constructors import ones, ones_like, zeros, zeros_like
+from .core.backward import grad
+from .core.function import Context, Function
+from .core.state import enable_grad, is_grad_enabled, no_grad
+from .core.tensor import Tensor
+from . import _methods, _numpy  # noqa: F401 - bind Tensor's operators and NumPy protocol
+from .ops.constructors import ones, ones_like, zeros, zeros_like
 from .ops.elementwise import (abs, clip, exp, log, log_softmax, maximum, minimum, relu,
                               sigmoid, softmax, sqrt, tanh, where)
-from .ops.linalg import matmul
+from .ops.linalg import dot, matmul, outer, tensordot, trace
 from .ops.reduce import max, mean, min, sum, var
-from .ops.shape import broadcast_to, concatenate, stack
+from .ops.shape import broadcast_to, concatenate, expand_dims, moveaxis, repeat, squeeze, stack
+from .debug.anomaly import detect_anomaly
+from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
-from . import nn, optim, models, viz  # noqa: E402 - subpackages after the core
+from . import nn, optim, models, viz  # noqa: E402 - features after the core
 from .compiler import CompileError, compile  # noqa: E402,A004
 
 __version__ = "0.1.0"
@@ -29,6 +35,8 @@ __all__ = [
     "gradcheck", "gradgradcheck", "GradcheckError",
     "zeros", "ones", "zeros_like", "ones_like",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
-    "maximum", "minimum", "where", "matmul", "sum", "mean", "max", "min", "var",
-    "concatenate", "stack", "broadcast_to", "save", "load", "nn", "optim", "models", "viz", "compile", "CompileError",
+    "maximum", "minimum", "where", "matmul", "dot", "outer", "tensordot", "trace",
+    "sum", "mean", "max", "min", "var",
+    "concatenate", "stack", "broadcast_to", "squeeze", "expand_dims", "moveaxis", "repeat",
+    "save", "load", "nn", "optim", "models", "viz", "compile", "CompileError",
 ]

@@ -52,12 +52,17 @@ import threading
 
 import numpy as np
 
-from . import autograd
-from .autograd import CompileError, state
-from .function import as_output_array
-from .tensor import Tensor
+from .core import ownership
+from .core.backward import fit
+from .core.function import Context, as_output_array
+from .core.state import Observer, observing, state
+from .core.tensor import Tensor
 
 __all__ = ["compile", "CompileError", "CompiledStep"]
+
+
+class CompileError(RuntimeError):
+    """A step cannot be traced by ``autonet.compile``, or a call does not fit its trace."""
 
 
 def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
@@ -79,14 +84,11 @@ class CompiledStep:
 
     def _call(self, args):
         if self.program is None:
-            tracer = _Tracer(args)
-            if state.tracer is not None:
+            if any(isinstance(observer, _Tracer) for observer in state.observers):
                 raise CompileError("compiled steps cannot be traced inside another one")
-            state.tracer = tracer
-            try:
+            tracer = _Tracer(args)
+            with observing(tracer):
                 result = self.step(*args)
-            finally:
-                state.tracer = None
             self.program = tracer.finish(result)
             return result
         return self.program.run(args)
@@ -97,17 +99,18 @@ class CompiledStep:
 _ARG, _TENSOR, _VALUE, _CONST = range(4)
 
 
-class _Tracer:
-    """Collects the events of one eager run of the step."""
+class _Tracer(Observer):
+    """Collects the events of one eager run of the step (it observes the engine)."""
 
     def __init__(self, args):
         self.args = args
         self.events = []          # ("op", _Op) | ("call", fn) | ("backward", ...) | ("copy", ...)
         self.slots = {}           # id(op output Tensor) -> slot index
+        self.node_slots = {}      # id(op node) -> slot index
         self.slot_tensors = []    # keeps traced outputs alive until finish (ids stay unique)
         self.externals = {}       # id(Tensor read from outside) -> (tensor, shape, dtype, requires_grad)
         self.constant_arrays = []  # arrays baked into the replay (op operands, Tensor(...) sources)
-        self.delivered = []        # every array delivered as a .grad while tracing
+        self.delivered_arrays = []  # every array delivered as a .grad while tracing
         self.ops = []              # by slot
 
     # -------------------------------------------------------------- recording
@@ -126,44 +129,62 @@ class _Tracer:
             self.constant_arrays.append(value)
         return (_CONST, value)
 
-    def record_op(self, cls, args, kwargs, ctx, result, scalar_output):
+    # -------------------------------------------------------------- events
+    def tensor_made(self, data):
+        if isinstance(data, np.ndarray):
+            self.constant_arrays.append(data)   # finish() checks it is no .grad
+
+    def applied(self, fn, args, kwargs, ctx, arrays, result):
         sources = [self.source(arg) for arg in args]
         slot = len(self.slot_tensors)
         self.slots[id(result)] = slot
+        self.node_slots[id(ctx)] = slot
         self.slot_tensors.append(result)
-        op = _Op(cls, sources, kwargs, ctx, slot, scalar_output)
+        op = _Op(fn, sources, kwargs, ctx, slot, result.data.ndim == 0)
         self.ops.append(op)
         self.events.append(("op", op))
 
-    def record_call(self, function):
-        self.events.append(("call", function))
+    def called(self, method, args, kwargs):
+        self.events.append(("call", functools.partial(method, *args, **kwargs)))
 
-    def record_copy(self, tensor, result):
+    def in_place(self, tensor, result, recording):
+        if recording:
+            raise CompileError("compiled steps support in-place updates only under no_grad()")
         self.events.append(("copy", self.source(tensor), self.source(result)))
 
-    def record_backward(self, roots, seeds, schedule):
-        """``schedule``: (output tensor, [(input position, parent, fits)]) in visiting order."""
-        if any(id(root) not in self.slots for root in roots):
+    def delivered(self, tensor):
+        self.delivered_arrays.append(tensor.grad)
+
+    def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
+        """Record the plan: which formula runs when, and where each gradient goes."""
+        if create_graph or not into_grad:
+            raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
+        if any(id(key) not in self.node_slots for key in seeds):
             raise CompileError("backward() of a tensor the step did not compute")
+        fitted = set(fitted)
         steps = []
-        for tensor, routes in schedule:
+        for index, (node, routes) in enumerate(zip(plan.nodes, plan.routes)):
+            if node.retained is not None:
+                raise CompileError("compiled steps do not support retain_grad()")
             targets = []
-            for position, parent, fits in routes:
-                if parent._node is None:
-                    target = parent                       # a leaf: its .grad
-                elif id(parent) in self.slots:
-                    target = self.slots[id(parent)]       # an op output of this step
-                else:
-                    raise CompileError(
-                        "the step's backward pass reaches a tensor computed outside the step; "
-                        "compute everything inside it, or detach() what comes from outside")
-                like = _Like(parent.data.shape, parent.data.dtype) if fits else None
+            for position, key, shape, dtype in routes:
+                # an op output of this step (its slot), or a leaf (its .grad)
+                target = self._slot_of(key) if type(key) is Context else key
+                like = (shape, dtype) if (index, position) in fitted else None
                 targets.append((position, target, like))
-            steps.append((self.ops[self.slots[id(tensor)]], targets))
-        seeds = [(self.slots[id(root)], seed) for root, seed in zip(roots, seeds)]
+            steps.append((self.ops[self._slot_of(node)], targets))
+        seeds = [(self.node_slots[id(key)], seed) for key, seed in seeds.items()]
         self.events.append(("backward", seeds, steps))
 
-    def refuse_value_read(self, what):
+    def _slot_of(self, node):
+        slot = self.node_slots.get(id(node))
+        if slot is None:
+            raise CompileError(
+                "the step's backward pass reaches a tensor computed outside the step; "
+                "compute everything inside it, or detach() what comes from outside")
+        return slot
+
+    def value_read(self, what):
         raise CompileError(
             f"the step reads a tensor's value in Python ({what}) while being traced; a branch on "
             f"it could go another way on a later call, which a replay cannot follow. Keep value "
@@ -181,7 +202,7 @@ class _Tracer:
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
         for op in self.ops:
             op.strip()
-        delivered = {id(g) for g in self.delivered}
+        delivered = {id(g) for g in self.delivered_arrays}
         for array in self.constant_arrays:
             if id(array) in delivered:
                 raise CompileError(
@@ -202,7 +223,7 @@ class _Tracer:
 
     def _own_containers(self):
         """Ids of the trace's own objects that may refer to a constant array."""
-        ours = {id(self.constant_arrays), id(self.delivered), id(self.__dict__)}
+        ours = {id(self.constant_arrays), id(self.delivered_arrays), id(self.__dict__)}
         for op in self.ops:
             ours.update((id(op.sources), id(op.kwargs), id(op.ctx.__dict__)))
             ours.update(id(source) for source in op.sources)
@@ -235,21 +256,13 @@ class _Op:
     def strip(self):
         """After tracing: keep what formulas ask of their parents, not the traced arrays."""
         ctx = self.ctx
-        ctx.parents = tuple(None if p is None else _Flags(p.requires_grad) for p in ctx.parents)
+        ctx.inputs = tuple(None if e is None else _Flags(e.requires_grad) for e in ctx.inputs)
         ctx.saved = ()
-
-
-class _Like:
-    """Shape and dtype of a traced tensor, for fitting gradients (no data kept)."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, shape, dtype):
-        self.data = np.broadcast_to(np.zeros((), dtype=dtype), shape)
+        ctx.saved_versions = ()
 
 
 class _Flags:
-    """Stands in for a traced parent: backward formulas only ask ``requires_grad``."""
+    """Stands in for a traced input: backward formulas only ask ``requires_grad``."""
 
     __slots__ = ("requires_grad",)
 
@@ -309,7 +322,7 @@ class _Names:
     """Binds Python objects to names in the generated code's namespace."""
 
     def __init__(self):
-        self.namespace = {"deliver": autograd.deliver, "fit": autograd.fit_gradient,
+        self.namespace = {"deliver": _deliver_all, "fit": fit,
                           "as_array": as_output_array, "copyto": np.copyto, "Tensor": Tensor}
         self.ids = {}
 
@@ -334,15 +347,24 @@ class _Names:
         return self.bind("k", where)
 
 
+def _deliver_all(grads, tensors):
+    """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
+    for index, tensor in enumerate(tensors):
+        ownership.deliver(grads, index, tensor, False)
+
+
 def _generate(events, returned):
     names = _Names()
     lines = ["def replay(a):"]
+    passes = []
     for event in events:
         kind = event[0]
         if kind == "op":
             lines += _forward_lines(names, event[1])
         elif kind == "backward":
-            lines += _backward_lines(names, event)
+            function, leaves = _backward_function(names, event, len(passes))
+            passes.append(function)
+            lines.append(f"    deliver(backward{len(passes) - 1}(), {names.bind('leaves', leaves)})")
         elif kind == "call":
             lines.append(f"    {names.bind('call', event[1])}()")
         else:
@@ -355,7 +377,7 @@ def _generate(events, returned):
         lines.append(f"    return ({parts},)")
     else:
         lines.append(f"    return Tensor._make({names.source(returned)}, None)")
-    return "\n".join(lines) + "\n", names.namespace
+    return "\n".join(passes + lines) + "\n", names.namespace
 
 
 def _forward_lines(names, op):
@@ -369,9 +391,14 @@ def _forward_lines(names, op):
     return lines
 
 
-def _backward_lines(names, event):
+def _backward_function(names, event, number):
+    """A backward pass as a function returning ``{leaf index: gradient}``.
+
+    Its locals (the formulas' results) are gone once it returns, so each leaf
+    gradient's only holder is the dict, and ownership can hand it over uncopied.
+    """
     _, seeds, steps = event
-    lines = []
+    lines = [f"def backward{number}():"]
     for slot, seed in seeds:
         lines.append(f"    g{slot} = {names.source((_CONST, seed))}")
     assigned = {f"g{slot}" for slot, _ in seeds}
@@ -382,7 +409,7 @@ def _backward_lines(names, event):
         for position, target, like in targets:
             value = f"r[{position}]"
             if like is not None:
-                value = f"fit({value}, {names.bind('like', like)})"
+                value = f"fit({value}, {like[0]!r}, {names.bind('dtype', like[1])})"
             if type(target) is int:
                 variable = f"g{target}"
             else:
@@ -392,7 +419,6 @@ def _backward_lines(names, event):
             else:
                 lines.append(f"    {variable} = {value}")
                 assigned.add(variable)
-    lines.append("    r = None   # so each gradient's only holder is its variable: no copies")
-    for variable, tensor in leaves.values():
-        lines.append(f"    deliver({names.bind('t', tensor)}, {variable}, False, 1)")
-    return lines
+    pairs = ", ".join(f"{i}: {variable}" for i, (variable, _) in enumerate(leaves.values()))
+    lines.append(f"    return {{{pairs}}}")
+    return "\n".join(lines) + "\n", [tensor for _, tensor in leaves.values()]

@@ -7,12 +7,12 @@ draws its own weights (the notebook's default arguments shared one set).
 """
 import numpy as np
 
-from .autograd import no_grad
+from .core.state import no_grad
 from .compiler import compile  # noqa: A004 - autonet.compile
 from .nn import functional as F, init
 from .nn.module import Module, Parameter
 from .optim import SGD
-from .tensor import Tensor
+from .core.tensor import Tensor
 
 
 class _NotebookModel(Module):

@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 
-from .tensor import Tensor
+from .core.tensor import Tensor
 
 
 def save(state_dict, path):

@@ -24,8 +24,8 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess tes
 
 import numpy as np
 
-from .check import _float64_copies, check_vjp
-from .tensor import Tensor
+from .debug.gradcheck import _float64_copies, check_vjp
+from .core.tensor import Tensor
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True)
 settings.register_profile("thorough", max_examples=400, deadline=None)

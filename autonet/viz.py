@@ -17,8 +17,10 @@ import collections
 import os
 import shutil
 
-import graphviz
 import numpy as np
+
+from .core.function import Constant, Context
+from .core.tensor import Tensor
 
 __all__ = ["draw_graph", "save_graph", "GraphvizNotFound"]
 
@@ -58,35 +60,38 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
     Graphs of more than ``max_nodes`` nodes are cut around the root, and a
     note says how many were left out.
     """
-    tensors = _breadth_first(root)
-    kept, left_out = _keep_near_root(tensors, max_nodes)
+    import graphviz   # only when drawing: everything else works without it
+
+    items = _breadth_first(root)
+    kept, left_out = _keep_near_root(items, max_nodes)
     graph = graphviz.Digraph("autonet", graph_attr=dict(rankdir=rankdir, fontname="Helvetica"),
                              node_attr=dict(fontname="Helvetica", fontsize="11"),
                              edge_attr=dict(fontname="Helvetica", fontsize="9"))
     clusters = _Clusters(graph) if group_modules else None
-    kept_set = set(kept)
+    kept_ids = {id(item) for item in kept}
+    root_item = _item(root)
     cut_ops = []
-    leaf_scopes = {}   # leaf -> modules of the innermost module that owns it
-    for tensor in kept:
-        node = tensor._node
-        modules = _modules(node) if node is not None else leaf_scopes.get(tensor, ())
-        kind = "root" if tensor is root else _kind(tensor)
-        label = _tensor_label(tensor, show_values, show_grads)
-        _target(clusters, graph, modules).node(_tid(tensor), label, **_STYLES[kind])
+    leaf_scopes = {}   # id(leaf) -> modules of the innermost module that owns it
+    for item in kept:
+        node = item if type(item) is Context else None
+        modules = _modules(node) if node is not None else leaf_scopes.get(id(item), ())
+        kind = "root" if item is root_item else _kind(item)
+        label = _label(item, root, show_values, show_grads)
+        _target(clusters, graph, modules).node(_tid(item), label, **_STYLES[kind])
         if node is None:
             continue
         _target(clusters, graph, modules).node(_oid(node), node.name, **_STYLES["op"])
-        graph.edge(_oid(node), _tid(tensor))
-        parents = [p for p in node.parents if p is not None]
-        label_positions = len(parents) > 1 and node.name not in _COMMUTATIVE
-        for position, parent in enumerate(node.parents):
+        graph.edge(_oid(node), _tid(node))
+        inputs = [_item(edge) for edge in node.inputs]
+        label_positions = sum(i is not None for i in inputs) > 1 and node.name not in _COMMUTATIVE
+        for position, parent in enumerate(inputs):
             if parent is None:
                 continue
-            if parent not in kept_set:
+            if id(parent) not in kept_ids:
                 cut_ops.append(node)
                 continue
-            if parent._node is None and parent not in leaf_scopes:
-                leaf_scopes[parent] = _owners(parent, modules)
+            if type(parent) is not Context and id(parent) not in leaf_scopes:
+                leaf_scopes[id(parent)] = _owners(parent, modules)
             graph.edge(_tid(parent), _oid(node), label=str(position) if label_positions else "")
     if left_out:
         graph.node("truncated", f"{left_out:,} more nodes\n(max_nodes={max_nodes})",
@@ -124,60 +129,83 @@ def save_graph(root, path, **kwargs):
 
 
 # ----------------------------------------------------------------- walking
+# The graph holds nodes (each drawn as its op and its output) and the leaf
+# tensors themselves; intermediate tensors are not kept alive by it, so their
+# boxes show what the node records: shape, dtype, and a retained gradient.
+def _item(edge):
+    """What a graph edge is drawn as: the node, or the input tensor itself."""
+    if isinstance(edge, Tensor):
+        return edge._node if edge._node is not None else edge
+    return edge.tensor if type(edge) is Constant else edge
+
+
 def _breadth_first(root):
-    """Every tensor that ``root`` depends on, nearest first (iterative)."""
-    order = [root]
-    seen = {root}
-    queue = collections.deque([root])
+    """Every node and leaf that ``root`` depends on, nearest first (iterative)."""
+    first = _item(root)
+    order = [first]
+    seen = {id(first)}
+    queue = collections.deque([first])
     while queue:
-        tensor = queue.popleft()
-        if tensor._node is None:
+        item = queue.popleft()
+        if type(item) is not Context:
             continue
-        for parent in tensor._node.parents:
-            if parent is not None and parent not in seen:
-                seen.add(parent)
+        for edge in item.inputs:
+            parent = _item(edge)
+            if parent is not None and id(parent) not in seen:
+                seen.add(id(parent))
                 order.append(parent)
                 queue.append(parent)
     return order
 
 
-def _keep_near_root(tensors, max_nodes):
-    """The tensors to draw (each costs 1 node, plus 1 for its op) and how many nodes are left out."""
-    total = sum(1 if t._node is None else 2 for t in tensors)
+def _cost(item):
+    """Drawn nodes per item: a node is its op and its output, a leaf one box."""
+    return 2 if type(item) is Context else 1
+
+
+def _keep_near_root(items, max_nodes):
+    """The items to draw and how many drawn nodes are left out."""
+    total = sum(_cost(item) for item in items)
     kept = []
     drawn = 0
-    for tensor in tensors:
-        cost = 1 if tensor._node is None else 2
-        if drawn + cost > max_nodes:
+    for item in items:
+        if drawn + _cost(item) > max_nodes:
             break
-        kept.append(tensor)
-        drawn += cost
+        kept.append(item)
+        drawn += _cost(item)
     return kept, total - drawn
 
 
 # ----------------------------------------------------------------- labels
-def _tid(tensor):
-    return f"t{id(tensor)}"
+def _tid(item):
+    return f"t{id(item)}"
 
 
 def _oid(node):
     return f"op{id(node)}"
 
 
-def _kind(tensor):
-    if tensor._node is not None:
+def _kind(item):
+    if type(item) is Context:
         return "intermediate"
-    return "parameter" if tensor.requires_grad else "constant"
+    return "parameter" if item.requires_grad else "constant"
 
 
-def _tensor_label(tensor, show_values, show_grads):
+def _label(item, root, show_values, show_grads):
+    """Name, shape and dtype; values and gradient where the tensor is at hand."""
+    tensor = item if isinstance(item, Tensor) else None
+    if tensor is None and (root._node is item):
+        tensor = root
+    elif tensor is None and item.retained is not None:
+        tensor = item.retained()
     lines = []
-    if tensor.name:
+    if tensor is not None and tensor.name:
         lines.append(tensor.name)
-    lines.append(f"{tensor.shape} {tensor.dtype}")
-    if show_values:
+    shape, dtype = (item.shape, item.dtype) if type(item) is Context else (tensor.shape, tensor.dtype)
+    lines.append(f"{shape} {dtype}")
+    if show_values and tensor is not None:
         lines.append("value " + _summary(tensor.data))
-    if show_grads and tensor.grad is not None:
+    if show_grads and tensor is not None and tensor.grad is not None:
         lines.append("grad " + _summary(np.asarray(tensor.grad)))
     return "\n".join(lines)
 
@@ -231,7 +259,7 @@ class _Clusters:
     def get(self, modules):
         if modules not in self.subgraphs:
             module = modules[-1]
-            subgraph = graphviz.Digraph(name=f"cluster_{len(self.subgraphs)}")
+            subgraph = type(self.graph)(name=f"cluster_{len(self.subgraphs)}")
             subgraph.attr(label=_module_label(module), style="rounded", color="#0072B2",
                           fontcolor="#0072B2", fontsize="11")
             self.subgraphs[modules] = subgraph

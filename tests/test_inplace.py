@@ -68,18 +68,22 @@ def test_in_place_on_an_op_output_keeps_what_the_op_saved():
     np.testing.assert_allclose(x.grad, 2 * np.exp(x.data))
 
 
-def test_in_place_on_a_tensor_already_used_is_refused():
+def test_in_place_on_a_tensor_already_used_keeps_earlier_graphs_right_or_refuses():
     x = Tensor([1.0, 2.0], requires_grad=True)
     y = x.exp()
-    z = y.sum()                    # z's graph goes through y
-    with pytest.raises(RuntimeError, match="rewrite their history"):
-        y *= 2.0
-    z.backward()
-    np.testing.assert_allclose(x.grad, np.exp(x.data))
+    z = y.sum()                    # z was computed from the old y (sum saved nothing)
+    y *= 2.0                       # allowed, as in PyTorch; exp keeps a copy of its old output
+    z.backward(retain_graph=True)  # the new y's graph goes through exp too
+    np.testing.assert_allclose(x.grad, np.exp([1.0, 2.0]))
+    x.grad = None
+    y.sum().backward()             # the new y = 2 exp(x)
+    np.testing.assert_allclose(x.grad, 2 * np.exp([1.0, 2.0]))
     c = Tensor([1.0, 1.0])
-    loss = (c * x).sum()
-    with pytest.raises(RuntimeError, match="rewrite their history"):
-        c += x                     # would make loss depend on x twice
+    loss = (c * x).sum()           # mul saved c ...
+    c += x                         # ... which this overwrites: loss's backward must refuse
+    with pytest.raises(RuntimeError, match=r"'mul'.*modified by an in-place operation"):
+        loss.backward()
+    assert c.grad_fn.name == "add" and not c.is_leaf
 
 
 def test_changing_a_saved_output_under_no_grad_is_detected():

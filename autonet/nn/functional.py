@@ -1,11 +1,11 @@
 """Functions behind the layers and losses, for use without Module objects."""
 import numpy as np
 
-from ..function import Function
+from ..core.function import Function
 from ..ops import dual
 from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
 from ..ops.linalg import linear
-from ..tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, as_tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
@@ -86,17 +86,17 @@ class CrossEntropy(Function):
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         rows = np.arange(len(labels))
-        ctx.one_hot = np.zeros_like(logits)
-        ctx.one_hot[rows, labels] = 1.0
-        ctx.save_for_backward(logits, exp / total)
+        one_hot = np.zeros_like(logits)
+        one_hot[rows, labels] = 1.0
+        ctx.save_for_backward(logits, exp / total, one_hot)
         return np.log(total[:, 0]) - shifted[rows, labels]
 
     @staticmethod
     def backward(ctx, grad):
-        logits, probs = ctx.saved
+        logits, probs, one_hot = ctx.saved
         if isinstance(logits, Tensor):   # create_graph: softmax must be part of the graph
             probs = logits.softmax(axis=1)
-        return grad[:, None] * (probs - ctx.one_hot), None
+        return grad[:, None] * (probs - one_hot), None
 
 
 def cross_entropy(input, target, reduction="mean"):

@@ -10,8 +10,8 @@ import weakref
 
 import numpy as np
 
-from ..autograd import no_grad, replayable, state
-from ..tensor import Tensor
+from ..core.state import no_grad, replayable, state
+from ..core.tensor import Tensor
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
 

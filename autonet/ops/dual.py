@@ -6,8 +6,7 @@ already share through operators and methods.
 """
 import numpy as np
 
-from ..tensor import Tensor
-from . import elementwise, shape as shape_ops
+from ..core.tensor import Tensor
 
 
 def value(x):
@@ -24,20 +23,19 @@ def log(x):
 
 
 def sigmoid(x):
-    return x.sigmoid() if isinstance(x, Tensor) else elementwise.stable_sigmoid(x)
+    return x.sigmoid() if isinstance(x, Tensor) else stable_sigmoid(x)
 
 
-def broadcast_to(x, shape):
-    """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
-    if isinstance(x, Tensor):
-        return shape_ops.broadcast_to(x, shape)
-    out = np.empty(shape, dtype=x.dtype)
-    out[...] = x
-    return out
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) as exp(-log(1 + exp(-x))), with NumPy's stable logaddexp.
 
-
-def scatter_add(x, shape, index):
-    """Zeros of ``shape`` with ``x`` added at ``index`` (repeated indices add up)."""
-    if isinstance(x, Tensor):
-        return shape_ops.ScatterAdd.apply(x, shape=shape, index=index)
-    return shape_ops.scatter_array(x, shape, index)
+    Nothing overflows, so nothing warns; at x = -1000 the result underflows to
+    exactly 0 (and at +1000 it is exactly 1), so the gradient there is exactly
+    0. Within 4e-15 relative of the exact value; 4 NumPy calls, one array.
+    """
+    out = np.negative(x)
+    if type(out) is not np.ndarray:   # 0-d input: NumPy returned a scalar
+        out = np.asarray(out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)

@@ -7,8 +7,8 @@ import numbers
 
 import numpy as np
 
-from ..function import Function
-from ..tensor import as_tensor
+from ..core.function import Function
+from ..core.tensor import Tensor, as_tensor
 from . import dual
 
 
@@ -167,21 +167,6 @@ class Abs(Function):
         return grad * np.sign(dual.value(a))
 
 
-def stable_sigmoid(x):
-    """1 / (1 + exp(-x)) as exp(-log(1 + exp(-x))), with NumPy's stable logaddexp.
-
-    Nothing overflows, so nothing warns; at x = -1000 the result underflows to
-    exactly 0 (and at +1000 it is exactly 1), so the gradient there is exactly
-    0. Within 4e-15 relative of the exact value; 4 NumPy calls, one array.
-    """
-    out = np.negative(x)
-    if type(out) is not np.ndarray:   # 0-d input: NumPy returned a scalar
-        out = np.asarray(out)
-    np.logaddexp(0.0, out, out=out)
-    np.negative(out, out=out)
-    return np.exp(out, out=out)
-
-
 class Sigmoid(Function):
     """Logistic sigmoid; saves its output, as the notebook's ``x * (1 - x)``."""
 
@@ -189,7 +174,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = stable_sigmoid(a)
+        out = dual.stable_sigmoid(a)
         ctx.save_for_backward(out)
         return out
 
@@ -285,12 +270,12 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, condition, a, b):
-        ctx.condition = condition
+        ctx.save_for_backward(condition)
         return np.where(condition, a, b)
 
     @staticmethod
     def backward(ctx, grad):
-        condition = ctx.condition
+        condition = dual.value(ctx.saved[0])
         return None, grad * condition, grad * ~condition
 
 
@@ -360,7 +345,19 @@ def relu(x):
 
 
 def clip(x, lo, hi):
-    return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+    """Limit values to [lo, hi] (None leaves a side open); bounds may be Tensors.
+
+    The gradient reaches ``x`` where ``lo <= x <= hi`` (closed bounds) and a
+    Tensor bound where it was chosen, as PyTorch's ``clamp``.
+    """
+    if not (isinstance(lo, Tensor) or isinstance(hi, Tensor)):
+        return Clip.apply(as_tensor(x), lo=lo, hi=hi)
+    out = as_tensor(x)
+    if lo is not None:
+        out = where(out.data < dual.value(lo), lo, out)
+    if hi is not None:
+        out = where(out.data > dual.value(hi), hi, out)
+    return out
 
 
 def softmax(x, axis=-1):

@@ -1,8 +1,8 @@
 """Matrix products: ``matmul`` with NumPy semantics, and the fused ``linear``."""
 import numpy as np
 
-from ..function import Function
-from ..tensor import as_tensor
+from ..core.function import Function
+from ..core.tensor import as_tensor
 
 
 class MatMul(Function):
@@ -88,3 +88,52 @@ def matmul(a, b):
 def linear(x, weight, bias=None):
     """``x @ weight + bias`` in one op; ``weight`` has shape ``(in, out)``."""
     return Linear.apply(as_tensor(x), weight, bias)
+
+
+def dot(a, b):
+    """``numpy.dot``: a product for 0-d operands, ``matmul`` for 1-D and 2-D, ``tensordot`` beyond."""
+    a, b = as_tensor(a), as_tensor(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if b.ndim <= 2:
+        return MatMul.apply(a, b)
+    return tensordot(a, b, axes=([-1], [-2]))
+
+
+def outer(a, b):
+    """``numpy.outer``: every element of ``a`` (flattened) times every element of ``b``."""
+    a, b = as_tensor(a), as_tensor(b)
+    return a.reshape(-1, 1) * b.reshape(1, -1)
+
+
+def tensordot(a, b, axes=2):
+    """``numpy.tensordot``: sum products over the given axes, as one matrix product."""
+    a, b = as_tensor(a), as_tensor(b)
+    if np.ndim(axes) == 0:
+        n = int(axes)
+        axes_a, axes_b = list(range(a.ndim - n, a.ndim)), list(range(n))
+    else:
+        axes_a, axes_b = ([x] if np.ndim(x) == 0 else list(x) for x in axes)
+    axes_a = [int(x) % a.ndim for x in axes_a]
+    axes_b = [int(x) % b.ndim for x in axes_b]
+    if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
+        raise ValueError(f"tensordot: shape-mismatch for sum over axes {axes_a} of {a.shape} "
+                         f"and {axes_b} of {b.shape}")
+    free_a = [i for i in range(a.ndim) if i not in axes_a]
+    free_b = [i for i in range(b.ndim) if i not in axes_b]
+    summed = int(np.prod([a.shape[i] for i in axes_a]))
+    left = a.transpose(free_a + axes_a).reshape(-1, summed)
+    right = b.transpose(axes_b + free_b).reshape(summed, -1)
+    return MatMul.apply(left, right).reshape([a.shape[i] for i in free_a] + [b.shape[i] for i in free_b])
+
+
+def trace(a, offset=0, axis1=0, axis2=1):
+    """``numpy.trace``: the sum along a diagonal (an indexing op, then a sum)."""
+    a = as_tensor(a)
+    n1, n2 = a.shape[axis1], a.shape[axis2]
+    start1, start2 = max(-offset, 0), max(offset, 0)
+    length = max(min(n1 - start1, n2 - start2), 0)
+    moved = a.transpose([i for i in range(a.ndim) if i not in (axis1 % a.ndim, axis2 % a.ndim)]
+                        + [axis1 % a.ndim, axis2 % a.ndim])
+    steps = np.arange(length)
+    return moved[..., start1 + steps, start2 + steps].sum(axis=-1)

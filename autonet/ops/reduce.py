@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 
-from ..function import Function
-from . import dual
-from ..tensor import as_tensor
+from ..core.function import Function
+from .shape import expand_to
+from ..core.tensor import as_tensor
 
 
 def normalize_axis(axis, ndim):
@@ -56,7 +56,7 @@ class Sum(_Reduction):
 
     @staticmethod
     def backward(ctx, grad):
-        return dual.broadcast_to(_Reduction.expand(ctx, grad), ctx.in_shape)
+        return expand_to(_Reduction.expand(ctx, grad), ctx.in_shape)
 
 
 class Mean(_Reduction):
@@ -71,7 +71,7 @@ class Mean(_Reduction):
 
     @staticmethod
     def backward(ctx, grad):
-        return dual.broadcast_to(_Reduction.expand(ctx, grad) / ctx.count, ctx.in_shape)
+        return expand_to(_Reduction.expand(ctx, grad) / ctx.count, ctx.in_shape)
 
 
 class _Extreme(_Reduction):
@@ -84,13 +84,14 @@ class _Extreme(_Reduction):
             raise ValueError(f"{ctx.name} of an empty array")
         extreme = numpy_reduce(a, axis=axes, keepdims=True)
         winners = a == extreme
-        ctx.share = winners / winners.sum(axis=axes, keepdims=True)
+        ctx.save_for_backward(winners / winners.sum(axis=axes, keepdims=True))
         return extreme if keepdims else extreme.reshape(
             tuple(n for i, n in enumerate(a.shape) if i not in axes))
 
     @staticmethod
     def backward(ctx, grad):
-        return _Reduction.expand(ctx, grad) * ctx.share
+        (share,) = ctx.saved   # 1 / (number of ties) at the extremes, 0 elsewhere
+        return _Reduction.expand(ctx, grad) * share
 
 
 class Max(_Extreme):

@@ -1,9 +1,9 @@
 """Shape ops: reshape, transpose, indexing, joining, broadcasting, casting."""
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
 
-from ..function import Function
-from ..tensor import Tensor, as_tensor
-from . import dual
+from ..core.function import Function
+from ..core.tensor import Tensor, as_tensor, value_of as dual_value
 
 
 class Reshape(Function):
@@ -44,12 +44,13 @@ def normalize_index(index):
 
 
 def _index_part(part):
+    """One part of an index; arrays are copied, so a recorded op owns its index."""
     if isinstance(part, Tensor):
         part = part.data
-    if isinstance(part, list):
-        part = np.asarray(part)
-    if isinstance(part, np.ndarray) and part.dtype.kind == "f":
-        raise IndexError("tensors used as indices must be integer or bool arrays")
+    if isinstance(part, (list, np.ndarray)):
+        part = np.array(part)
+        if part.dtype.kind == "f":
+            raise IndexError("tensors used as indices must be integer or bool arrays")
     return part
 
 
@@ -82,7 +83,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return dual.scatter_add(grad, ctx.in_shape, ctx.index)
+        return scatter_add(grad, ctx.in_shape, ctx.index)
 
 
 class SetItem(Function):
@@ -102,12 +103,14 @@ class SetItem(Function):
         out[index] = value
         kept = np.ones(a.shape, dtype=bool)
         kept[index] = False
-        ctx.kept, ctx.index = kept, index
+        ctx.save_for_backward(kept)
+        ctx.index = index
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.kept, grad[ctx.index]
+        (kept,) = ctx.saved
+        return grad * dual_value(kept), grad[ctx.index]
 
 
 class ScatterAdd(Function):
@@ -181,6 +184,25 @@ class Stack(Function):
         return tuple(grad[piece] for piece in ctx.pieces)
 
 
+# ------------------------------------------------------------- for formulas
+# Backward formulas get ndarrays, or Tensors under create_graph: these two
+# helpers take either and return the same kind.
+def expand_to(x, shape):
+    """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
+    if isinstance(x, Tensor):
+        return BroadcastTo.apply(x, shape=shape)
+    out = np.empty(shape, dtype=x.dtype)
+    out[...] = x
+    return out
+
+
+def scatter_add(x, shape, index):
+    """Zeros of ``shape`` with ``x`` added at ``index`` (repeated indices add up)."""
+    if isinstance(x, Tensor):
+        return ScatterAdd.apply(x, shape=shape, index=index)
+    return scatter_array(x, shape, index)
+
+
 # ------------------------------------------------------------- functions
 def _joinable(tensors, op):
     tensors = [as_tensor(t) for t in tensors]
@@ -202,3 +224,55 @@ def stack(tensors, axis=0):
 def broadcast_to(x, shape):
     """``x`` broadcast to ``shape`` (a read-only view), differentiable."""
     return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
+
+
+def _axes(axis, ndim):
+    """``axis`` (an int or a sequence) as a tuple of non-negative axes, validated as NumPy does."""
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    return tuple(normalize_axis_index(int(a), ndim) for a in axes)
+
+
+def moveaxis(x, source, destination):
+    """Move axes to new positions, as ``numpy.moveaxis`` (a transpose)."""
+    x = as_tensor(x)
+    source, destination = _axes(source, x.ndim), _axes(destination, x.ndim)
+    if len(source) != len(destination):
+        raise ValueError("moveaxis: source and destination need the same number of axes")
+    order = [a for a in range(x.ndim) if a not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return Transpose.apply(x, axes=tuple(order))
+
+
+def squeeze(x, axis=None):
+    """Drop axes of length one (all of them, or those in ``axis``), as ``numpy.squeeze``."""
+    x = as_tensor(x)
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = _axes(axis, x.ndim)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: cannot select axis {a} of length {x.shape[a]}, only length 1")
+    return Reshape.apply(x, shape=tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def expand_dims(x, axis):
+    """Insert axes of length one at ``axis``, as ``numpy.expand_dims``."""
+    x = as_tensor(x)
+    ndim = x.ndim + (1 if np.ndim(axis) == 0 else len(axis))
+    axes = _axes(axis, ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"expand_dims: repeated axis in {axis}")
+    sizes = iter(x.shape)
+    return Reshape.apply(x, shape=tuple(1 if i in axes else next(sizes) for i in range(ndim)))
+
+
+def repeat(x, repeats, axis=None):
+    """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source."""
+    x = as_tensor(x)
+    if axis is None:
+        x, axis = Reshape.apply(x, shape=(-1,)), 0
+    axis = _axes(axis, x.ndim)[0]
+    source = np.repeat(np.arange(x.shape[axis]), repeats)
+    return GetItem.apply(x, index=(slice(None),) * axis + (source,))

@@ -3,8 +3,8 @@ import copy
 
 import numpy as np
 
-from ..autograd import replayable
-from ..tensor import Tensor
+from ..core.state import replayable
+from ..core.tensor import Tensor
 
 
 class Optimizer:

@@ -1,7 +1,7 @@
 """Tensors filled with zeros or ones."""
 import numpy as np
 
-from .tensor import Tensor
+from ..core.tensor import Tensor
 
 
 def _filled(fill, shape, dtype, requires_grad):

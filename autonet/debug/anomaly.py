@@ -12,9 +12,14 @@ import sys
 
 import numpy as np
 
-from .autograd import state
+from ..core.function import Constant, Context
+from ..core.state import Observer, observing
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# Frames in these packages are not the user's line: autonet's own, and NumPy's
+# (np.sum(t) reaches autonet through numpy/_core/fromnumeric.py).
+_AUTONET_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
+_LIBRARY_DIRS = (_AUTONET_DIR + os.sep, _NUMPY_DIR + os.sep)
 
 
 class detect_anomaly:
@@ -25,21 +30,30 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        self._previous = state.anomaly
-        state.anomaly = True
+        self._observing = observing(_AnomalyObserver())
+        self._observing.__enter__()
         return self
 
     def __exit__(self, *exc_info):
-        state.anomaly = self._previous
-        return False
+        return self._observing.__exit__(*exc_info)
+
+
+class _AnomalyObserver(Observer):
+    quiet_numpy = True   # our error, naming the op, replaces NumPy's warning
+
+    def applied(self, fn, args, kwargs, ctx, arrays, result):
+        check_forward(ctx, arrays, result.data)
+
+    def formula_ran(self, node, grads):
+        check_backward(node, grads)
 
 
 def user_location():
-    """``file:line`` of the innermost caller outside the autonet package."""
+    """``file:line`` of the innermost caller outside autonet and NumPy."""
     frame = sys._getframe(1)
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
-        if not filename.startswith(_PACKAGE_DIR + os.sep):
+        if not filename.startswith(_LIBRARY_DIRS):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
@@ -76,8 +90,14 @@ def check_backward(node, grads):
             continue
         bad = _bad_values(getattr(grad, "data", grad))
         if bad is not None:
-            shapes = ", ".join(str(p.shape) for p in node.parents if p is not None)
+            shapes = ", ".join(str(_edge_shape(e)) for e in node.inputs if e is not None)
             created = getattr(node, "created_at", "<created outside detect_anomaly>")
             raise FloatingPointError(
                 f"the backward of {node.name} returned {bad} in the gradient of its input "
                 f"{position}; {node.name} was created at {created}; input shapes {shapes}")
+
+
+def _edge_shape(edge):
+    if type(edge) is Context:
+        return edge.shape
+    return (edge.tensor if type(edge) is Constant else edge).shape

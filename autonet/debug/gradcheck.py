@@ -6,9 +6,10 @@ grad is perturbed, so a wrong entry anywhere in the Jacobian is caught.
 """
 import numpy as np
 
-from .autograd import enable_grad, grad as autograd_grad, no_grad
-from .ops.shape import concatenate
-from .tensor import Tensor, as_tensor
+from ..core.backward import grad as autograd_grad
+from ..core.state import enable_grad, no_grad
+from ..ops.shape import concatenate
+from ..core.tensor import Tensor, as_tensor
 
 
 class GradcheckError(AssertionError):

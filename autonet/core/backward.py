@@ -1,0 +1,366 @@
+"""Reverse mode as two steps: plan the pass, then execute it.
+
+:func:`plan` decides everything that does not need a gradient value: which
+nodes run, in which order (newest first, so each runs after every consumer
+of its output has added to its gradient), where each input gradient goes and
+with which shape and dtype. It also checks, before any formula runs, that no
+saved array was freed or modified in place, so a refused pass changes nothing.
+
+:func:`execute` runs the formulas on ndarrays, on Tensors under
+``create_graph`` (the backward pass is then itself recorded), or checked by
+observers (anomaly mode), and frees each node's saved arrays as soon as its
+formula ran unless the graph is retained. Eager ``backward()``, ``grad()``
+and ``autonet.compile`` share both. Gradients reach ``.grad`` only after the
+whole pass succeeded, through :mod:`.ownership`.
+
+Both are iterative: a chain of 100,000 ops backpropagates.
+"""
+import numbers
+
+import numpy as np
+
+from . import ownership
+from .function import RELEASED, Context
+from .state import notify, state
+from .tensor import Tensor
+
+
+class Plan:
+    """The nodes a backward pass visits, in order, and each one's routes.
+
+    ``routes[i]`` lists ``(position, key, shape, dtype)`` for the inputs of
+    ``nodes[i]`` that want a gradient: the key is the node that made the input
+    or the leaf Tensor itself; shape and dtype are the input's, which the
+    gradient must have.
+    """
+
+    __slots__ = ("nodes", "routes")
+
+    def __init__(self, nodes, routes):
+        self.nodes = nodes
+        self.routes = routes
+
+
+def key_of(tensor):
+    """Where the gradient of ``tensor`` is gathered: its node, or the leaf itself."""
+    return tensor._node if tensor._node is not None else tensor
+
+
+def plan(keys):
+    """The :class:`Plan` of a backward pass from ``keys``; refuses freed or modified graphs."""
+    stack = [key for key in keys if type(key) is Context]
+    seen = set(stack)
+    nodes = []
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        for edge in node.inputs:
+            if type(edge) is Context and edge not in seen:
+                seen.add(edge)
+                stack.append(edge)
+    nodes.sort(key=_newest_first)
+    routes = []
+    for node in nodes:
+        saved = node.saved
+        if saved is RELEASED:
+            raise _freed_graph_error(node)
+        if saved:
+            _check_unmodified(node)
+        routes.append(tuple(
+            (position, edge, *_shape_and_dtype(edge))
+            for position, edge in enumerate(node.inputs)
+            if edge is not None and edge.requires_grad))
+    return Plan(nodes, routes)
+
+
+def _newest_first(node):
+    return -node.seq
+
+
+def _shape_and_dtype(edge):
+    if type(edge) is Context:
+        return edge.shape, edge.dtype
+    return edge.data.shape, edge.data.dtype
+
+
+def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fitted=None):
+    """Run ``plan`` from the seed gradients in ``grads`` (a dict key -> gradient).
+
+    Returns ``(grads, retained, captured)``: the leaves' gradients (by leaf
+    tensor), those of non-leaves that asked to ``retain_grad`` (by tensor),
+    and those that arrived at the nodes in ``capture`` (by node). ``fitted``,
+    if a list, gets ``(node index, input position)`` of each gradient that
+    had to be summed to its input's shape or cast.
+    """
+    retained = {}
+    captured = {}
+    slow = create_graph or bool(state.observers)
+    previous_mode = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        for index, node in enumerate(plan.nodes):
+            grad = grads.pop(node, None)
+            if grad is None:            # every formula that could reach it returned None
+                continue
+            if node.retained is not None:
+                tensor = node.retained()
+                if tensor is not None and tensor._node is node:
+                    retained[tensor] = grad
+            if node in capture:
+                captured[node] = grad
+            if slow:
+                input_grads = _run_formula_slowly(node, grad, create_graph)
+            else:
+                input_grads = node.fn.backward(node, grad)
+                if type(input_grads) is not tuple:
+                    input_grads = (input_grads,)
+            if len(input_grads) != len(node.inputs):
+                raise RuntimeError(
+                    f"{node.name}.backward returned {len(input_grads)} gradient(s) but forward "
+                    f"took {len(node.inputs)} input(s); return one per input (None allowed)")
+            if not retain_graph and node.saved:
+                node.saved = RELEASED      # free activations as soon as they are used
+                node.saved_versions = ()
+            for position, key, shape, dtype in plan.routes[index]:
+                input_grad = input_grads[position]
+                if input_grad is None:
+                    continue
+                if (type(input_grad) is not np.ndarray or input_grad.shape != shape
+                        or input_grad.dtype != dtype):
+                    input_grad = fit(input_grad, shape, dtype, create_graph)
+                    if fitted is not None:
+                        fitted.append((index, position))
+                earlier = grads.get(key)
+                grads[key] = input_grad if earlier is None else earlier + input_grad
+    finally:
+        state.grad_enabled = previous_mode
+    return grads, retained, captured
+
+
+def _run_formula_slowly(node, grad, create_graph):
+    """One formula, on Tensors with ``create_graph``, shown to observers."""
+    if create_graph:
+        arrays = node.saved
+        node.saved = tuple(_saved_as_tensor(node, i, a) for i, a in enumerate(arrays))
+        try:
+            input_grads = _quietly(node, grad)
+        finally:
+            node.saved = arrays
+    else:
+        input_grads = _quietly(node, grad)
+    if type(input_grads) is not tuple:
+        input_grads = (input_grads,)
+    notify("formula_ran", node, input_grads)
+    return input_grads
+
+
+def _quietly(node, grad):
+    if any(o.quiet_numpy for o in state.observers):
+        with np.errstate(all="ignore"):
+            return node.fn.backward(node, grad)
+    return node.fn.backward(node, grad)
+
+
+def _saved_as_tensor(node, index, array):
+    """A saved array as a Tensor in the graph, so a formula's use of it is recorded."""
+    if not isinstance(array, np.ndarray):
+        return array
+    entry = node.saved_versions[index] if index < len(node.saved_versions) else None
+    if entry is None:
+        return Tensor._make(array, None)
+    position = entry[0]
+    if position < 0:
+        return Tensor._make(array, node)
+    edge = node.inputs[position]
+    if type(edge) is Context:
+        return Tensor._make(array, edge)
+    return edge if isinstance(edge, Tensor) else Tensor._make(array, None)
+
+
+def fit(grad, shape, dtype, create_graph=False):
+    """``grad`` summed or spread to ``shape`` and cast to ``dtype``.
+
+    Broadcasting in the forward pass widens shapes; the chain rule sums the
+    gradient back over the broadcast axes. This is the one place it happens,
+    for ndarrays and (with create_graph) for recorded Tensor gradients alike.
+    """
+    if create_graph:
+        if not isinstance(grad, Tensor):
+            grad = Tensor._make(np.asarray(grad), None)
+    elif not isinstance(grad, np.ndarray):
+        grad = np.asarray(grad)
+    if grad.shape != shape:
+        grad = sum_to_shape(grad, shape)
+    if grad.dtype != dtype:
+        grad = grad.astype(dtype)
+    return grad
+
+
+def sum_to_shape(grad, shape):
+    """Sum ``grad`` (ndarray or Tensor) over the axes along which ``shape`` was broadcast."""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    elif extra < 0:   # the input had leading size-1 axes that NumPy dropped (t[0:1] = (1, 1) value)
+        grad = grad.reshape((1,) * -extra + tuple(grad.shape))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:   # a gradient narrower than its input: spread it out
+        grad = grad * np.ones(shape, dtype=grad.dtype)
+    return grad
+
+
+def _freed_graph_error(node):
+    return RuntimeError(
+        f"trying to backward through the graph a second time: the arrays saved by "
+        f"'{node.name}' were freed by an earlier backward(). Pass retain_graph=True to the "
+        f"first backward() to keep them.")
+
+
+def _check_unmodified(node):
+    """Refuse a node whose saved arrays were changed in place since it ran."""
+    for entry in node.saved_versions:
+        if entry is not None and entry[1][0] != entry[2]:
+            position, counter, version = entry
+            role = "output" if position < 0 else "input"
+            raise RuntimeError(
+                f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
+                f"in-place operation: its {role} {_describe(node, position)} is at version "
+                f"{counter[0]}, it was at version {version} when '{node.name}' ran. Compute it out "
+                f"of place (or on a copy) instead.")
+
+
+def _describe(node, position):
+    if position < 0:
+        return f"of shape {node.shape}"
+    edge = node.inputs[position]
+    if type(edge) is Context:
+        return f"(the result of '{edge.name}', shape {edge.shape})"
+    tensor = edge.tensor if not isinstance(edge, Tensor) else edge
+    return repr(tensor.name) if tensor.name else f"of shape {tensor.shape}"
+
+
+# ----------------------------------------------------------------- entry points
+def backward(tensor, grad=None, retain_graph=None, create_graph=False):
+    """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad``.
+
+    ``grad`` (ndarray, Tensor or number) is the upstream gradient; it may be
+    omitted for a one-element tensor. The graph's saved arrays are freed
+    unless ``retain_graph`` (default: ``create_graph``). With
+    ``create_graph=True`` leaves get a ``.grad`` Tensor that is itself
+    differentiable.
+    """
+    seed = initial_gradient(tensor, grad, create_graph, "backward")
+    if retain_graph is None:
+        retain_graph = create_graph
+    key = key_of(tensor)
+    grads, retained = _run((key,), {key: seed}, create_graph, retain_graph, (), True)[:2]
+    for leaf in list(grads):
+        ownership.deliver(grads, leaf, leaf, create_graph)
+    for target in list(retained):
+        ownership.deliver(retained, target, target, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
+
+    Never touches ``.grad``. With ``create_graph=True`` the results are part of
+    a graph and can be differentiated again.
+
+    >>> import autonet
+    >>> x = autonet.Tensor([1.0, 2.0], requires_grad=True)
+    >>> (dx,) = autonet.grad((x ** 3).sum(), x, create_graph=True)
+    >>> dx
+    Tensor([ 3., 12.], grad_fn=mul)
+    >>> autonet.grad(dx.sum(), x)[0]
+    Tensor([ 6., 12.])
+    """
+    outputs = _as_tensor_tuple(outputs, "outputs")
+    inputs = _as_tensor_tuple(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray, numbers.Number)):
+        grad_outputs = (grad_outputs,)
+    else:
+        grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, tensor in enumerate(inputs):
+        if not tensor.requires_grad:
+            raise RuntimeError(f"grad: inputs[{i}] does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = {}
+    for output, grad_output in zip(outputs, grad_outputs):
+        seed = initial_gradient(output, grad_output, create_graph, "grad")
+        key = key_of(output)
+        seeds[key] = seed if key not in seeds else seeds[key] + seed
+    wanted = [key_of(t) for t in inputs]
+    capture = {key for key in wanted if type(key) is Context}
+    grads, _, captured = _run(tuple(seeds), seeds, create_graph, retain_graph, capture, False)
+    grads.update(captured)
+    results = []
+    for i, key in enumerate(wanted):
+        if key not in grads:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad: inputs[{i}] was not used to compute the outputs; "
+                    f"pass allow_unused=True to get None for it")
+            results.append(None)
+        elif create_graph:
+            results.append(grads[key])
+        elif sum(k is key for k in wanted) > 1:   # the same input twice: each its own array
+            results.append(Tensor._make(np.array(grads[key], copy=True), None))
+        else:
+            results.append(Tensor._make(ownership.claim(grads, key), None))
+    return tuple(results)
+
+
+def _run(keys, seeds, create_graph, retain_graph, capture, into_grad):
+    """Plan and execute a pass; observers (compile) see the plan afterwards."""
+    the_plan = plan(keys)
+    if not state.observers:
+        return execute(the_plan, seeds, create_graph, retain_graph, capture)
+    fitted = []
+    initial = dict(seeds)
+    result = execute(the_plan, seeds, create_graph, retain_graph, capture, fitted)
+    notify("backward_ran", the_plan, initial, fitted, create_graph, into_grad)
+    return result
+
+
+def _as_tensor_tuple(value, what):
+    items = (value,) if isinstance(value, Tensor) else tuple(value)
+    for item in items:
+        if not isinstance(item, Tensor):
+            raise TypeError(f"grad: {what} must be Tensors, got {type(item).__name__}")
+    return items
+
+
+def initial_gradient(output, grad, create_graph, where):
+    """The gradient that seeds a backward pass from ``output``, checked."""
+    if not output.requires_grad:
+        raise RuntimeError(
+            f"{where}: the tensor does not require grad and has no grad_fn "
+            f"(set requires_grad=True on an input that it depends on)")
+    if grad is None:
+        if output.data.size != 1:
+            raise RuntimeError(
+                f"{where}: grad can be omitted only for a one-element tensor; this one "
+                f"has shape {output.shape}: pass grad= of that shape")
+        # np.array(1.0) is one C call; np.ones goes through Python-level NumPy code
+        grad = np.array(1.0, dtype=output.data.dtype).reshape(output.data.shape)
+    elif isinstance(grad, Tensor):
+        grad = grad if create_graph else grad.data
+    else:
+        grad = np.asarray(grad, dtype=output.data.dtype)
+        if grad.ndim == 0 and output.data.ndim != 0:
+            grad = np.broadcast_to(grad, output.data.shape)
+    if grad.shape != output.data.shape:
+        raise ValueError(
+            f"{where}: grad has shape {tuple(grad.shape)} but the tensor has shape "
+            f"{output.shape}")
+    if create_graph and not isinstance(grad, Tensor):
+        grad = Tensor._make(np.array(grad), None)
+    return grad

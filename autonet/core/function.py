@@ -1,0 +1,290 @@
+"""Function, the base of every differentiable op, and Context, its graph node.
+
+An op is a subclass with two static methods::
+
+    class Cube(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):             # ndarrays in, ndarray out
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, grad):         # one gradient per forward input
+            (x,) = ctx.saved
+            return grad * 3 * x ** 2
+
+``Cube.apply(t)`` runs ``forward`` on plain NumPy and, when grad mode is on and
+an input requires grad, returns a Tensor whose ``grad_fn`` is a
+:class:`Context`. ``backward`` is written once: it normally receives
+ndarrays; under ``create_graph=True`` it receives Tensors (``ctx.saved`` then
+holds tensors standing for the saved arrays), so its operations are recorded
+and the gradient can be differentiated again. Save inputs and the output
+through ``save_for_backward`` for that to work; other attributes of ``ctx`` are
+treated as constants.
+
+The graph is made of nodes, not tensors: a node's ``inputs`` are the nodes
+that made its inputs (or the leaf tensors themselves), so an intermediate
+tensor is referenced by the graph only through the arrays its consumers saved,
+and those are freed by ``backward()``.
+"""
+import itertools
+
+import numpy as np
+
+from .state import notify, state
+from .tensor import Tensor
+
+RELEASED = object()
+"""``ctx.saved`` of a node whose saved arrays were freed by a backward pass."""
+
+sequence = itertools.count()
+"""Every recorded op takes the next number: consumers are always numbered after their inputs."""
+
+
+class Constant:
+    """The graph's edge to an input that needed no gradient (kept for drawing)."""
+
+    __slots__ = ("tensor",)
+    requires_grad = False
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+
+class Context:
+    """One application of a Function: its inputs, saved arrays and settings.
+
+    It is also the graph node: ``tensor.grad_fn`` returns it, and viz draws it.
+    ``inputs`` has one edge per forward argument: the node that made it, the
+    leaf Tensor itself, a :class:`Constant`, or None for non-Tensor arguments.
+    ``shape`` and ``dtype`` describe the output. Ops may store small settings
+    as attributes (``ctx.axis = 0``); arrays belong in ``save_for_backward``,
+    which backward frees.
+    """
+
+    __slots__ = ("fn", "inputs", "saved", "saved_versions", "scope", "seq", "shape", "dtype",
+                 "retained", "__dict__", "__weakref__")
+    requires_grad = True   # as an edge, a node always wants its gradient
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.inputs = ()
+        self.saved = ()
+        self.saved_versions = ()
+        self.scope = state.scope
+        self.retained = None   # a weak reference to the output, after retain_grad()
+
+    def save_for_backward(self, *values):
+        """Keep arrays for ``backward``; they are freed after it unless retained."""
+        self.saved = values
+
+    @property
+    def name(self):
+        """The op's name, e.g. ``'matmul'`` or a custom Function's class name."""
+        return self.fn.name
+
+    @property
+    def needs_input_grad(self):
+        """One bool per forward input: does that input want a gradient?"""
+        return [edge is not None and edge.requires_grad for edge in self.inputs]
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class Function:
+    """Base class for differentiable ops: subclass with ``forward`` and ``backward``."""
+
+    name = "function"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, ...)")
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad)")
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the op on Tensors (or arrays and numbers) and record it if needed."""
+        arrays = []
+        requires_grad = False
+        for arg in args:
+            if isinstance(arg, Tensor):
+                arrays.append(arg.data)
+                if arg.requires_grad:
+                    requires_grad = True
+                if arg._view_of is not None and arg._view_of != arg._version[1]:
+                    _refuse_stale_view(cls, arg)
+            else:
+                arrays.append(arg)
+        ctx = Context(cls)
+        recording = requires_grad and state.grad_enabled
+        if recording:
+            ctx.inputs = tuple(_edge(arg) for arg in args)
+            if kwargs:
+                kwargs = _owned(kwargs)
+        observers = state.observers
+        try:
+            if observers and any(o.quiet_numpy for o in observers):
+                with np.errstate(all="ignore"):   # the observer reports bad values itself
+                    out = cls.forward(ctx, *arrays, **kwargs)
+            else:
+                out = cls.forward(ctx, *arrays, **kwargs)
+        except ValueError as error:
+            shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
+            raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
+        if type(out) is not np.ndarray:
+            out = as_output_array(ctx, out)
+        result = Tensor._make(out, ctx if recording else None)
+        if out.base is not None:
+            share_version_with_base(result, args)
+        if recording:
+            ctx.seq = next(sequence)
+            ctx.shape = out.shape
+            ctx.dtype = out.dtype
+            if ctx.saved:
+                _own_saved(ctx, args, arrays, result)
+        if observers:
+            notify("applied", cls, args, kwargs, ctx, arrays, result)
+        return result
+
+
+def _edge(arg):
+    if not isinstance(arg, Tensor):
+        return None
+    if arg._node is not None:
+        return arg._node
+    return arg if arg.requires_grad else Constant(arg)
+
+
+def _owned(kwargs):
+    """Settings with arrays copied: a recorded op must not read the caller's arrays later."""
+    if not any(type(v) is np.ndarray for v in kwargs.values()):
+        return kwargs
+    return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in kwargs.items()}
+
+
+def _root(array):
+    """The array that owns ``array``'s memory."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def _own_saved(ctx, args, arrays, result):
+    """Make every saved array safe to read at backward time.
+
+    An array saved from an input or the output Tensor gets a version check
+    (``saved_versions``: ``(position, counter, version)``, position -1 for the
+    output); one saved from a plain ndarray argument is copied, since nothing
+    would tell if its owner changed it.
+    """
+    saved = list(ctx.saved)
+    versions = []
+    out_root = _root(result.data)
+    for i, value in enumerate(saved):
+        entry = None
+        if isinstance(value, np.ndarray):
+            root = _root(value)
+            if root is out_root:
+                entry = (-1, result._version, result._version[0])
+            else:
+                for position, array in enumerate(arrays):
+                    if isinstance(array, np.ndarray) and _root(array) is root:
+                        arg = args[position]
+                        if isinstance(arg, Tensor):
+                            entry = (position, arg._version, arg._version[0])
+                        else:
+                            saved[i] = value.copy()
+                        break
+        versions.append(entry)
+    ctx.saved = tuple(saved)
+    ctx.saved_versions = tuple(versions)
+
+
+def _refuse_stale_view(fn, view):
+    raise RuntimeError(
+        f"{fn.name}: this tensor is a view of a tensor that was since modified in place by a "
+        f"recorded op, so the view's history no longer says where its values come from. "
+        f"Take the view again after the in-place operation (or clone before writing).")
+
+
+def as_output_array(ctx, out):
+    """NumPy returns scalars for 0-d results: make an array, and point ``ctx.saved`` at it."""
+    scalar, out = out, np.asarray(out)
+    if ctx.saved:
+        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+    return out
+
+
+def share_version_with_base(view, args):
+    """A view shares its base's version counter, so in-place changes to either are seen."""
+    base = view.data.base
+    for arg in args:
+        if isinstance(arg, Tensor) and (arg.data is base or arg.data.base is base):
+            view._version = arg._version
+            view._view_of = arg._version[1]
+            return
+
+
+def apply_in_place(tensor, function, *args, **kwargs):
+    """``tensor <- function(tensor, *args)``, written into ``tensor.data``.
+
+    The op runs out of place, as recorded; its result is copied into the
+    tensor's array and, when recorded, the tensor takes the op's node as its
+    history. Nodes that saved the overwritten array (the op itself, or the one
+    that made the tensor) keep a copy of the old values instead, so their
+    gradients stay right; any other node that saved it refuses at backward
+    through the version counter. Views taken before become stale.
+    """
+    recording = state.grad_enabled and (tensor.requires_grad or any(
+        isinstance(a, Tensor) and a.requires_grad for a in args))
+    if recording:
+        if tensor._node is None and tensor.requires_grad:
+            raise RuntimeError(
+                f"in-place {function.name} on a leaf that requires grad would rewrite an input "
+                f"of the graph; use `with autonet.no_grad():` to update it (as optimizers do)")
+        if tensor.data.base is not None:
+            raise RuntimeError(
+                f"in-place {function.name} on a view while recording gradients is not supported: "
+                f"the tensor it views would change behind the graph's back; compute out of place")
+    before = tensor._node
+    result = function.apply(tensor, *args, **kwargs)
+    if result.shape != tensor.shape:
+        raise ValueError(
+            f"{function.name}: an in-place result of shape {result.shape} does not fit the "
+            f"tensor's shape {tensor.shape}")
+    if recording:
+        _keep_old_values(tensor.data, (before, result._node))
+    np.copyto(tensor.data, result.data, casting="same_kind")
+    tensor._version[0] += 1
+    if recording:
+        tensor._version[1] += 1
+        tensor._node = result._node
+        tensor._node.dtype = tensor.data.dtype
+        tensor.requires_grad = True
+    if state.observers:
+        notify("in_place", tensor, result, recording)
+    return tensor
+
+
+def _keep_old_values(array, nodes):
+    """Point the saved arrays of ``nodes`` that are ``array`` at one copy of its current values."""
+    snapshot = None
+    for node in nodes:
+        if node is None or node.saved is RELEASED:
+            continue
+        if any(value is array for value in node.saved):
+            if snapshot is None:
+                snapshot = array.copy()
+            old = node.saved
+            node.saved = tuple(snapshot if value is array else value for value in old)
+            node.saved_versions = tuple(
+                None if value is array else entry for value, entry in zip(old, node.saved_versions))

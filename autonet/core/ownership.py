@@ -1,0 +1,50 @@
+"""Handing gradients over to ``.grad`` without copies, when that is safe.
+
+A backward pass makes fresh arrays for most gradients; copying each into
+``.grad`` would cost as much as a matrix product for large layers. But some
+gradients are shared: ``add`` returns the upstream array to both inputs, a
+reshape returns a view, a custom formula may return an array it saved, and
+the user's seed passed to ``backward(grad=...)`` is theirs. Handing any of
+those over would let one ``.grad`` change another array.
+
+The invariant, kept by :func:`claim` alone: an ndarray is handed over as it is
+only if it owns its memory (``base is None``), is writeable, and nothing but
+the mapping it is popped from refers to it. ``sys.getrefcount`` counts every
+holder (other dict entries, saved tuples, frames, views through ``.base``), so
+after the pop a count of 2 (our local and getrefcount's own argument) proves
+that nobody else can see it. Anything else is copied. Callers need do nothing
+but keep gradients in the mapping until they claim them.
+"""
+import sys
+
+import numpy as np
+
+from .state import notify, state
+
+
+def claim(mapping, key):
+    """Pop ``mapping[key]`` as an ndarray the caller may keep as its own (see the module doc)."""
+    array = mapping.pop(key)
+    if (type(array) is np.ndarray and array.base is None and array.flags.writeable
+            and sys.getrefcount(array) == 2):
+        return array
+    return np.array(array, copy=True)
+
+
+def deliver(mapping, key, tensor, create_graph):
+    """Add the gradient ``mapping[key]`` to ``tensor.grad`` (popping it from ``mapping``).
+
+    ``.grad`` is always a fresh array of the tensor's own (never a view), or,
+    with ``create_graph``, a Tensor in the gradient's graph.
+    """
+    if create_graph:
+        grad = mapping.pop(key)
+        tensor.grad = grad if tensor.grad is None else tensor.grad + grad
+    elif tensor.grad is None:
+        tensor.grad = claim(mapping, key)
+    elif isinstance(tensor.grad, np.ndarray):
+        tensor.grad += mapping.pop(key)
+    else:
+        tensor.grad = tensor.grad + mapping.pop(key)
+    if state.observers:
+        notify("delivered", tensor)

@@ -1,0 +1,134 @@
+"""Per-thread engine state: grad mode, the module scope, and the observers.
+
+Features that need to watch the engine (anomaly mode, compile's tracer)
+subscribe an :class:`Observer` for the length of a ``with`` block instead of
+being called by name from the core, so the core imports none of them.
+"""
+import contextlib
+import functools
+import threading
+
+
+class Observer:
+    """Receives the engine's events; every method is a no-op until overridden.
+
+    ``quiet_numpy``: run op formulas under ``np.errstate(all="ignore")`` (the
+    observer reports bad values itself, as anomaly mode does).
+    """
+
+    quiet_numpy = False
+
+    def tensor_made(self, data):
+        """``Tensor(data)`` is about to copy ``data``."""
+
+    def applied(self, fn, args, kwargs, ctx, arrays, result):
+        """``fn.apply(*args, **kwargs)`` ran; ``ctx`` is its node, ``result`` its Tensor."""
+
+    def formula_ran(self, node, grads):
+        """``node``'s backward formula returned ``grads`` (one per input)."""
+
+    def in_place(self, tensor, result, recording):
+        """``tensor``'s data was overwritten by ``result``'s (an in-place op)."""
+
+    def called(self, method, args, kwargs):
+        """A method with side effects (``zero_grad``, an optimizer step) is about to run."""
+
+    def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
+        """A backward pass executed ``plan`` from ``seeds`` (key -> gradient).
+
+        ``fitted``: ``(node index, input position)`` of the gradients that were
+        summed to their input's shape; ``into_grad``: True for ``backward()``
+        (leaves' ``.grad`` are about to be set), False for ``grad()``.
+        """
+
+    def delivered(self, tensor):
+        """``tensor.grad`` was set or accumulated by a backward pass."""
+
+    def value_read(self, what):
+        """Python is about to see a tensor's values (``item()``, a comparison, ...)."""
+
+
+class _ThreadState(threading.local):
+    grad_enabled = True
+    scope = ()        # weak references to the Modules whose __call__ is running (for viz)
+    observers = ()
+
+
+state = _ThreadState()
+
+
+@contextlib.contextmanager
+def observing(observer):
+    """Subscribe ``observer`` to this thread's engine events within the block."""
+    previous = state.observers
+    state.observers = previous + (observer,)
+    try:
+        yield observer
+    finally:
+        state.observers = previous
+
+
+def notify(event, *args):
+    """Call ``event`` on every observer of this thread."""
+    for observer in state.observers:
+        getattr(observer, event)(*args)
+
+
+def is_grad_enabled():
+    """True when ops record the graph in this thread."""
+    return state.grad_enabled
+
+
+class _GradMode:
+    """Sets grad mode for a ``with`` block or, used as a decorator, a call."""
+
+    enabled = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        return self(func)   # used bare: ``@no_grad`` as well as ``@no_grad()``
+
+    def __enter__(self):
+        self._previous = state.grad_enabled
+        state.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc_info):
+        state.grad_enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        mode = type(self)
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with mode():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Turn graph recording off in this thread (``with no_grad():`` or ``@no_grad()``)."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph recording back on in this thread, e.g. inside ``no_grad``."""
+
+    enabled = True
+
+
+def replayable(method):
+    """Mark a method with side effects (zero_grad, an optimizer step) for observers (compile)."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        if state.observers:
+            notify("called", method, args, kwargs)
+        return method(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,240 @@
+"""Tensor: an ndarray, the graph node that made it, and a version counter.
+
+Operators and methods that run ops are bound by ``autonet._methods``; this
+module holds only what the engine itself needs, so it imports nothing above
+the core.
+"""
+import weakref
+
+import numpy as np
+
+from .state import notify, replayable, state
+
+_REJECTED_KINDS = {"U": "string", "S": "bytes", "O": "object", "c": "complex",
+                   "V": "structured", "M": "datetime", "m": "timedelta"}
+
+
+def as_array(data, dtype=None):
+    """A fresh ndarray copy of ``data``; bool/int become float64 unless ``dtype``."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        check_kind(dtype)
+    array = np.array(data, dtype=dtype)
+    check_kind(array.dtype)
+    if dtype is None and array.dtype.kind in "biu":
+        array = array.astype(np.float64)
+    return array
+
+
+def check_kind(dtype):
+    """Refuse dtypes that are not real numbers (``TypeError``)."""
+    kind = _REJECTED_KINDS.get(dtype.kind)
+    if kind is not None:
+        raise TypeError(f"Tensor data must be real numbers, got {kind} data (dtype {dtype})")
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    >>> import autonet
+    >>> x = autonet.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    array([2., 4., 6.])
+
+    ``Tensor(data)`` copies ``data`` (as ``np.array`` does). Python numbers,
+    lists and ndarrays mix freely with Tensors in every operator.
+
+    ``_version`` is ``[writes, recorded_writes]``, shared by a tensor and its
+    views: ``writes`` counts in-place changes (backward refuses to use arrays
+    saved before one), ``recorded_writes`` counts those that gave the tensor a
+    new history. A view remembers ``recorded_writes`` at its creation
+    (``_view_of``); once they differ its own history is stale.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_version", "_view_of",
+                 "__weakref__")
+
+    def __init__(self, data, requires_grad=False, dtype=None, name=None):
+        if state.observers:
+            notify("tensor_made", data)
+        self.data = as_array(data, dtype)
+        self.grad = None
+        self.requires_grad = False
+        self.name = name
+        self._node = None
+        self._version = [0, 0]
+        self._view_of = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data, node):
+        """Wrap an op's result without copying (the hot path of every op)."""
+        tensor = object.__new__(cls)
+        tensor.data = data
+        tensor.grad = None
+        tensor.requires_grad = node is not None
+        tensor.name = None
+        tensor._node = node
+        tensor._version = [0, 0]
+        tensor._view_of = None
+        return tensor
+
+    # ----------------------------------------------------------- attributes
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def is_leaf(self):
+        """True for tensors made by the user rather than by a recorded op."""
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        """The node of the op that made this tensor (None for leaves)."""
+        return self._node
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    __hash__ = object.__hash__
+
+    # ----------------------------------------------------------- autograd
+    def detach(self):
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        detached = Tensor._make(self.data, None)
+        detached._version = self._version
+        return detached
+
+    def numpy(self):
+        """The underlying ndarray (shared, not copied)."""
+        reading_value("numpy()")
+        return self.data
+
+    def item(self):
+        """The value of a one-element tensor as a Python number."""
+        reading_value("item()")
+        return self.data.item()
+
+    def retain_grad(self):
+        """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
+        if self._node is not None:
+            self._node.retained = weakref.ref(self)
+        return self
+
+    def requires_grad_(self, flag=True):
+        """Set ``requires_grad`` on a leaf, in place; returns self."""
+        if self._node is not None:
+            raise RuntimeError(
+                "requires_grad_ can only change leaves; use detach() to get a leaf "
+                "from a computed tensor")
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require grad, not dtype {self.data.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    @replayable
+    def zero_grad(self):
+        """Forget the accumulated gradient (sets ``grad`` to None)."""
+        self.grad = None
+
+    def _bump_version(self):
+        """Record that ``data`` was written in place (by init, load_state_dict, an optimizer)."""
+        self._version[0] += 1
+
+    # Comparisons are not differentiable: they return bool ndarrays.
+    def __lt__(self, other):
+        reading_value("a comparison")
+        return self.data < value_of(other)
+
+    def __le__(self, other):
+        reading_value("a comparison")
+        return self.data <= value_of(other)
+
+    def __gt__(self, other):
+        reading_value("a comparison")
+        return self.data > value_of(other)
+
+    def __ge__(self, other):
+        reading_value("a comparison")
+        return self.data >= value_of(other)
+
+    def __eq__(self, other):
+        reading_value("a comparison")
+        return self.data == value_of(other)
+
+    def __ne__(self, other):
+        reading_value("a comparison")
+        return self.data != value_of(other)
+
+    # ----------------------------------------------------------- conversions
+    def __array__(self, dtype=None, copy=None):
+        reading_value("np.asarray()")
+        if copy:
+            return np.array(self.data, dtype=dtype)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __float__(self):
+        reading_value("float()")
+        return float(self.data)
+
+    def __int__(self):
+        reading_value("int()")
+        return int(self.data)
+
+    def __bool__(self):
+        reading_value("bool()")
+        return bool(self.data)
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        extras = []
+        if self.data.dtype != np.float64:
+            extras.append(f"dtype={self.data.dtype}")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name is not None:
+            extras.append(f"name={self.name!r}")
+        return "Tensor(" + ", ".join([body] + extras) + ")"
+
+
+def as_tensor(x):
+    """``x`` itself if it is a Tensor, else a constant Tensor of it."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def value_of(x):
+    """The ndarray (or number) behind ``x``."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def reading_value(what):
+    """Python is about to see a tensor's values: observers (compile) may refuse."""
+    if state.observers:
+        notify("value_read", what)

@@ -1,0 +1,1 @@
+"""Debugging tools built on the core: anomaly mode and gradient checks."""
