@@ -19,8 +19,8 @@ from . import _methods, _numpy  # noqa: F401 - bind Tensor's operators and NumPy
 from .ops.constructors import ones, ones_like, zeros, zeros_like
 from .ops.elementwise import (abs, clip, exp, log, log_softmax, maximum, minimum, relu,
                               sigmoid, softmax, sqrt, tanh, where)
-from .ops.linalg import dot, matmul, outer, tensordot, trace
-from .ops.reduce import max, mean, min, sum, var
+from .ops.linalg import dot, einsum, matmul, norm, outer, tensordot, trace
+from .ops.reduce import max, mean, min, std, sum, var
 from .ops.shape import broadcast_to, concatenate, expand_dims, moveaxis, repeat, squeeze, stack
 from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -35,8 +35,8 @@ __all__ = [
     "gradcheck", "gradgradcheck", "GradcheckError",
     "zeros", "ones", "zeros_like", "ones_like",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
-    "maximum", "minimum", "where", "matmul", "dot", "outer", "tensordot", "trace",
-    "sum", "mean", "max", "min", "var",
+    "maximum", "minimum", "where", "matmul", "dot", "outer", "tensordot", "trace", "einsum", "norm",
+    "sum", "mean", "max", "min", "var", "std",
     "concatenate", "stack", "broadcast_to", "squeeze", "expand_dims", "moveaxis", "repeat",
     "save", "load", "nn", "optim", "models", "viz", "compile", "CompileError",
 ]

@@ -63,6 +63,16 @@ def var(self, axis=None, keepdims=False, ddof=0, *, out=None, dtype=None):
     return reduce.Var.apply(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
 
+def std(self, axis=None, keepdims=False, ddof=0):
+    """Standard deviation, ``sqrt(var)``, with NumPy's ``ddof``."""
+    return reduce.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+def norm(self, ord=None, axis=None, keepdims=False):  # noqa: A002
+    """As ``numpy.linalg.norm``; the 2-norm's gradient at 0 is 0."""
+    return linalg.norm(self, ord=ord, axis=axis, keepdims=keepdims)
+
+
 # ---------------------------------------------------------------- shape
 def reshape(self, *new_shape):
     """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one axis may be -1."""
@@ -146,6 +156,7 @@ def log_softmax(self, axis=-1):
 
 _METHODS = {
     "backward": backward, "sum": sum, "mean": mean, "max": max, "min": min, "var": var,
+    "std": std, "norm": norm,
     "reshape": reshape, "transpose": transpose, "swapaxes": swapaxes, "flatten": flatten,
     "astype": astype, "__getitem__": __getitem__, "__setitem__": __setitem__,
     "clip": clip, "softmax": softmax, "log_softmax": log_softmax,

@@ -103,6 +103,22 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **rest):
     return reduce.var(a, axis=axis, keepdims=bool(keepdims), ddof=ddof)
 
 
+def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **rest):
+    _no_out("std", dict(rest, dtype=dtype, out=out))
+    return reduce.std(a, axis=axis, keepdims=bool(keepdims), ddof=ddof)
+
+
+def _einsum(*operands, out=None, optimize=False, **rest):
+    _no_out("einsum", dict(rest, out=out))
+    if not operands or not isinstance(operands[0], str):
+        raise TypeError("numpy.einsum on Tensors takes its subscripts as a string first")
+    return linalg.einsum(*operands)
+
+
+def _norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
+    return linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+
+
 def _concatenate(arrays, axis=0, out=None, **rest):
     _no_out("concatenate", dict(rest, out=out), allowed=("casting",))
     if axis is None:
@@ -134,6 +150,8 @@ def _swapaxes(a, axis1, axis2):
 def _clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,  # noqa: A002
           max=np._NoValue, **rest):  # noqa: A002
     _no_out("clip", dict(rest, out=out))
+    if (a_min is np._NoValue) != (a_max is np._NoValue):
+        raise TypeError("numpy.clip takes both a_min and a_max (None for an open side)")
     lo = a_min if a_min is not np._NoValue else (None if min is np._NoValue else min)
     hi = a_max if a_max is not np._NoValue else (None if max is np._NoValue else max)
     return ew.clip(a, lo, hi)
@@ -162,6 +180,8 @@ def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 
 
 def _copy(a, order="K", subok=False):
+    if order not in ("K", "A", "C", "F"):
+        raise TypeError(f"numpy.copy: order must be 'K', 'A', 'C' or 'F', not {order!r}")
     return as_tensor(a) * 1   # a differentiable copy
 
 
@@ -174,7 +194,8 @@ _QUESTION_FUNCTIONS = {
 }
 
 _FUNCTIONS = {
-    np.sum: _sum, np.mean: _mean, np.var: _var,
+    np.sum: _sum, np.mean: _mean, np.var: _var, np.std: _std, np.einsum: _einsum,
+    np.linalg.norm: _norm,
     np.max: _extreme(reduce.max, "max"), np.amax: _extreme(reduce.max, "amax"),
     np.min: _extreme(reduce.min, "min"), np.amin: _extreme(reduce.min, "amin"),
     np.concatenate: _concatenate, np.stack: _stack, np.reshape: _reshape,

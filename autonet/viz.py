@@ -206,7 +206,8 @@ def _label(item, root, show_values, show_grads):
     if show_values and tensor is not None:
         lines.append("value " + _summary(tensor.data))
     if show_grads and tensor is not None and tensor.grad is not None:
-        lines.append("grad " + _summary(np.asarray(tensor.grad)))
+        grad = tensor.grad.data if isinstance(tensor.grad, Tensor) else tensor.grad
+        lines.append("grad " + _summary(grad))
     return "\n".join(lines)
 
 

@@ -196,7 +196,9 @@ def test_backward_create_graph_gives_a_differentiable_grad():
     (x ** 3).sum().backward(create_graph=True)
     first = x.grad
     assert isinstance(first, Tensor) and first.requires_grad
-    np.testing.assert_allclose(np.asarray(first), 3 * x.data ** 2)
+    np.testing.assert_allclose(first.data, 3 * x.data ** 2)
+    with pytest.raises(TypeError, match="requires grad"):
+        np.asarray(first)   # would leave the graph: refused, as PyTorch
     (g2,) = autonet.grad(first.sum(), x)
     np.testing.assert_allclose(g2.data, 6 * x.data)
 

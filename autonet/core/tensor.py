@@ -193,7 +193,18 @@ class Tensor:
 
     # ----------------------------------------------------------- conversions
     def __array__(self, dtype=None, copy=None):
+        """The data for NumPy; refused for tensors that require grad (as PyTorch).
+
+        NumPy converts through here whenever it meets a Tensor it does not
+        dispatch (``np.exp([t, u])``, ``np.array(t)``): for a tensor in a graph
+        that would silently drop the graph.
+        """
         reading_value("np.asarray()")
+        if self.requires_grad:
+            raise TypeError(
+                "NumPy tried to convert a Tensor that requires grad into a plain array, which "
+                "would leave the graph. Read values with t.data (or t.numpy(), t.detach()); "
+                "combine Tensors with autonet.stack / autonet.concatenate.")
         if copy:
             return np.array(self.data, dtype=dtype)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)

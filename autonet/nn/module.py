@@ -163,6 +163,7 @@ class Module:
         with no_grad():
             for parameter, value in staged:
                 parameter.data[...] = value
+                parameter._bump_version()   # graphs that saved the old values now refuse
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ display

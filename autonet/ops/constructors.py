@@ -30,5 +30,5 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 
 def _dtype_of(t):
-    dtype = np.asarray(t).dtype
+    dtype = t.dtype if isinstance(t, Tensor) else np.asarray(t).dtype
     return dtype if dtype.kind == "f" else np.float64

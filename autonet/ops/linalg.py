@@ -2,7 +2,8 @@
 import numpy as np
 
 from ..core.function import Function
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, as_tensor, value_of
+from . import reduce
 
 
 class MatMul(Function):
@@ -137,3 +138,173 @@ def trace(a, offset=0, axis1=0, axis2=1):
                         + [axis1 % a.ndim, axis2 % a.ndim])
     steps = np.arange(length)
     return moved[..., start1 + steps, start2 + steps].sum(axis=-1)
+
+
+class Einsum(Function):
+    """``numpy.einsum`` with explicit subscripts; each operand's gradient is an einsum too.
+
+    The gradient of operand ``i`` contracts the upstream gradient with the
+    other operands onto ``i``'s subscripts; letters only ``i`` uses (summed
+    away inside it) are broadcast back. Repeated letters within one operand
+    (diagonals) and broadcasting ellipses are refused rather than guessed.
+    """
+
+    name = "einsum"
+
+    @staticmethod
+    def forward(ctx, *operands, inputs, output):
+        ctx.inputs_subscripts, ctx.output = inputs, output
+        ctx.save_for_backward(*operands)
+        return np.einsum(",".join(inputs) + "->" + output, *operands)
+
+    @staticmethod
+    def backward(ctx, grad):
+        operands = ctx.saved
+        grads = []
+        for i, (subscripts, needed) in enumerate(zip(ctx.inputs_subscripts, ctx.needs_input_grad)):
+            if not needed:
+                grads.append(None)
+                continue
+            others = [(s, op) for j, (s, op) in enumerate(zip(ctx.inputs_subscripts, operands)) if j != i]
+            available = set(ctx.output).union(*(s for s, _ in others))
+            kept = "".join(letter for letter in subscripts if letter in available)
+            terms = ",".join([ctx.output] + [s for s, _ in others]) + "->" + kept
+            partial = _einsum(terms, grad, *(op for _, op in others))
+            if kept != subscripts:   # letters summed only inside operand i: spread back
+                shape = operands[i].shape
+                partial = partial.reshape(tuple(n if letter in kept else 1
+                                                for letter, n in zip(subscripts, shape)))
+                partial = partial * np.ones(shape, dtype=partial.dtype)
+            grads.append(partial)
+        return tuple(grads)
+
+
+def _einsum(subscripts, *operands):
+    """einsum on ndarrays in plain backward passes, recorded on Tensors under create_graph."""
+    if any(isinstance(op, Tensor) for op in operands):
+        return Einsum.apply(*operands, inputs=tuple(subscripts.split("->")[0].split(",")),
+                            output=subscripts.split("->")[1])
+    return np.einsum(subscripts, *operands)
+
+
+def _parse_einsum(subscripts, operands):
+    """Explicit per-operand subscripts and output, with ellipses spelled out as letters."""
+    subscripts = subscripts.replace(" ", "")
+    if "->" in subscripts:
+        inputs, output = subscripts.split("->")
+    else:
+        inputs = subscripts
+        letters = inputs.replace(",", "").replace(".", "")
+        output = ("..." if "..." in inputs else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1))
+    inputs = inputs.split(",")
+    if len(inputs) != len(operands):
+        raise ValueError(f"einsum: {len(inputs)} operand subscripts for {len(operands)} operands")
+    unused = iter(sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+                         - set(subscripts)))
+    ellipsis_dims = [np.ndim(op) - len(s.replace("...", "")) for s, op in zip(inputs, operands)
+                     if "..." in s]
+    letters = "".join(next(unused) for _ in range(max(ellipsis_dims, default=0)))
+    spelled = []
+    for s, op in zip(inputs, operands):
+        if "..." in s:
+            extra = np.ndim(op) - len(s.replace("...", ""))
+            s = s.replace("...", letters[len(letters) - extra:] if extra else "")
+        if len(set(s)) != len(s):
+            raise TypeError(f"einsum: repeated subscripts within one operand ({s!r}, a diagonal) "
+                            f"are not differentiable in autonet; index the diagonal first")
+        spelled.append(s)
+    output = output.replace("...", letters)
+    sizes = {}
+    for s, op in zip(spelled, operands):
+        for letter, n in zip(s, np.shape(op)):
+            if sizes.setdefault(letter, n) != n:
+                raise ValueError(f"einsum: subscript {letter!r} has sizes {sizes[letter]} and {n} "
+                                 f"(autonet's einsum does not broadcast)")
+    return tuple(spelled), output
+
+
+def einsum(subscripts, *operands):
+    """``numpy.einsum(subscripts, *operands)``, differentiable in every operand.
+
+    >>> import autonet
+    >>> a = autonet.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> autonet.einsum("ij,j->i", a, autonet.Tensor([1.0, 1.0]))
+    Tensor([3., 7.], grad_fn=einsum)
+    """
+    if not isinstance(subscripts, str):
+        raise TypeError("einsum takes its subscripts as a string first ('ij,jk->ik')")
+    operands = [as_tensor(op) for op in operands]
+    inputs, output = _parse_einsum(subscripts, [op.data for op in operands])
+    return Einsum.apply(*operands, inputs=inputs, output=output)
+
+
+class Norm(Function):
+    """The 2-norm over ``axes``; its gradient ``x / norm`` is 0 where the norm is 0 (PyTorch's)."""
+
+    name = "norm"
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        out = np.sqrt(np.add.reduce(x * x, axis=axes, keepdims=keepdims))
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        if not ctx.keepdims:
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
+        safe = out + (value_of(out) == 0)   # x / norm, with 0 / 1 where the norm is 0
+        return grad * x / safe
+
+
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - numpy.linalg.norm's name
+    """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
+
+    The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
+    nuclear norm (singular values) are refused with a ``TypeError``.
+    """
+    x = as_tensor(x)
+    if axis is None:
+        if ord is None or (ord == "fro" and x.ndim == 2):
+            return _norm_over(x, tuple(range(x.ndim)), keepdims)
+        axis = tuple(range(x.ndim)) if x.ndim <= 2 else None
+        if axis is None:
+            raise ValueError("norm: improper number of dimensions to norm")
+    axes = reduce.normalize_axis(axis, x.ndim)
+    if np.ndim(axis) != 0 and len(axes) == 2:
+        return _matrix_norm(x, ord, axes, keepdims)
+    if len(axes) != 1:
+        raise ValueError("norm: improper number of dimensions to norm")
+    if ord is None or ord == 2:
+        return _norm_over(x, axes, keepdims)
+    magnitude = abs(x)
+    if ord == np.inf:
+        return magnitude.max(axis=axes, keepdims=keepdims)
+    if ord == -np.inf:
+        return magnitude.min(axis=axes, keepdims=keepdims)
+    if ord == 0:   # a count of non-zeros: piecewise constant, gradient 0
+        return Tensor(np.linalg.norm(x.data, 0, axis=axes[0], keepdims=keepdims))
+    if isinstance(ord, str):
+        raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
+    return (magnitude ** ord).sum(axis=axes, keepdims=keepdims) ** (1.0 / ord)
+
+
+def _norm_over(x, axes, keepdims):
+    return Norm.apply(x, axes=axes, keepdims=keepdims)
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    rows, cols = axes
+    if ord in (None, "fro"):
+        return _norm_over(x, axes, keepdims)
+    if ord in (1, -1, np.inf, -np.inf):
+        summed, other = (rows, cols) if ord in (1, -1) else (cols, rows)
+        sums = abs(x).sum(axis=summed, keepdims=True)
+        out = sums.max(axis=other, keepdims=True) if ord > 0 else sums.min(axis=other, keepdims=True)
+        return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    raise TypeError(f"norm: the matrix norm ord={ord!r} needs singular values, which autonet "
+                    f"does not differentiate; use ord='fro', 1 or inf")

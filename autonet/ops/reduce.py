@@ -148,3 +148,8 @@ def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.min
 
 def var(x, axis=None, keepdims=False, ddof=0):
     return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+def std(x, axis=None, keepdims=False, ddof=0):
+    """Standard deviation, ``sqrt(var)`` (NumPy's ``ddof``, default 0)."""
+    return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()

@@ -77,7 +77,7 @@ class Optimizer:
                 if state is None:
                     state = states[p] = {}
                 update(p, grad, group, state)
-                p._version[0] += 1   # graphs that saved the old values now refuse to backward
+                p._bump_version()   # graphs that saved the old values now refuse to backward
 
     def update(self, param, grad, group, state):
         raise NotImplementedError
