@@ -121,7 +121,7 @@ class Function:
                 if arg.requires_grad:
                     requires_grad = True
                 if arg._view_of is not None and arg._view_of != arg._version[1]:
-                    _refuse_stale_view(cls, arg)
+                    _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
             else:
                 arrays.append(arg)
         ctx = Context(cls)
@@ -210,6 +210,10 @@ def _own_saved(ctx, args, arrays, result):
 
 
 def _refuse_stale_view(fn, view):
+    """A view whose base got a new history since it was taken cannot be recorded (PyTorch
+    would rebase it); under no_grad its values are simply current."""
+    if not state.grad_enabled:
+        return
     raise RuntimeError(
         f"{fn.name}: this tensor is a view of a tensor that was since modified in place by a "
         f"recorded op, so the view's history no longer says where its values come from. "
