@@ -30,6 +30,8 @@ def test_claim_copies_whatever_someone_else_can_see():
         assert not np.shares_memory(taken, array), name
         assert taken.flags.writeable and taken.base is None, name
         np.testing.assert_array_equal(taken, array)
+    grads = {"view": base[1:4]}                   # a view nothing else holds: still its base's
+    assert not np.shares_memory(claim(grads, "view"), base)
     shared = np.ones(2)
     grads = {"x": shared, "y": shared}            # one array for two inputs, as add returns
     first, second = claim(grads, "x"), claim(grads, "y")
