@@ -32,6 +32,9 @@ def test_claim_copies_whatever_someone_else_can_see():
         np.testing.assert_array_equal(taken, array)
     grads = {"view": base[1:4]}                   # a view nothing else holds: still its base's
     assert not np.shares_memory(claim(grads, "view"), base)
+    grads = {"read-only": np.ones(3)}
+    grads["read-only"].flags.writeable = False    # nothing else holds it, but .grad must be writeable
+    assert claim(grads, "read-only").flags.writeable
     shared = np.ones(2)
     grads = {"x": shared, "y": shared}            # one array for two inputs, as add returns
     first, second = claim(grads, "x"), claim(grads, "y")
