@@ -2,12 +2,16 @@
 
 A state machine grows a graph one op at a time (fan-out and reuse come free:
 any earlier value may be an input, several times), with broadcasting between
-shapes, detached values and no_grad islands. At any point it may pick a value
-as the root and check every leaf's gradient. Values that a non-smooth op sees
+shapes, detached values and no_grad islands, in-place updates (self-aliasing
+ones too), writes into a base, views of views, integer casts, and custom
+Functions whose backward calls NumPy (differentiated again under
+create_graph in the smooth machine). At any point it may pick a value as the
+root and check every leaf's gradient. Values that a non-smooth op sees
 near its kink, or huge values, make that check step pass silently (they are
 not differentiable there), which hypothesis records as an event.
 """
 import numpy as np
+import pytest
 from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
@@ -17,6 +21,63 @@ from autonet.testing import arrays, assert_gradients_match
 
 SHAPES = [(), (3,), (2, 3), (1, 3), (2, 1)]
 KINK_MARGIN = 1e-3
+
+
+class TanhTimesX(autonet.Function):
+    """x tanh(x), its formulas written with NumPy: under create_graph they get Tensors."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.tanh(x) * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        t = np.tanh(x)
+        return grad * (t + x * (1 - np.square(t)))
+
+
+class LeakyWhere(autonet.Function):
+    """x for x > 0 else x / 4, backward by np.where (a kink at 0)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.where(x > 0, x, x / 4)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return np.where(x > 0, grad, grad / 4)
+
+
+def _fresh(x):
+    return x * 1.0   # a new tensor no op has used yet: the target of in-place programs
+
+
+def _self_aliasing(x):
+    y = _fresh(x)
+    y += y
+    y *= y
+    y -= y * 0.5
+    return y
+
+
+def _in_place_chain(a, b):
+    y = _fresh(autonet.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)))
+    y += b
+    y *= b * b + 0.5
+    y /= b * b + 1.0
+    y -= a
+    return y
+
+
+def _write_into_base(x):
+    y = _fresh(x)
+    y[0] = y[-1] * 2.0      # reads a view of itself, then writes over it
+    y[1:] = y[1:] + x[:1].tanh()   # add saves nothing of y (mul would, and refuse)
+    return y[::-1][..., :]  # views of views, taken after the writes
 
 # name -> (function, smooth); functions keep every value inside its domain.
 UNARY = {
@@ -31,6 +92,10 @@ UNARY = {
     "relu": (lambda x: x.relu(), False),
     "abs": (lambda x: x.abs(), False),
     "clip": (lambda x: x.clip(-0.5, 0.5), False),
+    "custom_numpy": (TanhTimesX.apply, True),
+    "custom_where": (LeakyWhere.apply, False),
+    "self_aliasing": (_self_aliasing, True),
+    "int_cast": (lambda x: x.astype(np.int64) * 1.0 + x, False),
 }
 AXIS_OPS = {   # need at least one axis
     "softmax": (lambda x: x.softmax(axis=-1), True),
@@ -41,6 +106,7 @@ AXIS_OPS = {   # need at least one axis
     "transpose": (lambda x: x.T, True),
     "flatten": (lambda x: x.reshape(-1), True),
     "stack_self": (lambda x: autonet.stack([x, x * 2.0], axis=-1), True),
+    "write_into_base": (_write_into_base, True),
 }
 BINARY = {
     "add": (lambda a, b: a + b, True),
@@ -52,6 +118,7 @@ BINARY = {
     "minimum": (autonet.minimum, False),
     "where": (lambda a, b: autonet.where(a.data > 0, a, b), False),
     "broadcast": (lambda a, b: autonet.broadcast_to(a, np.broadcast_shapes(a.shape, b.shape)), True),
+    "in_place_chain": (_in_place_chain, True),
 }
 REDUCTIONS = {"sum": True, "mean": True, "var": True, "max": False, "min": False}
 
@@ -59,7 +126,7 @@ REDUCTIONS = {"sum": True, "mean": True, "var": True, "max": False, "min": False
 def kink_distance(name, inputs):
     """How far the inputs of a non-smooth op are from its kink (inf for smooth ops)."""
     values = [x.data for x in inputs]
-    if name in ("relu", "abs"):
+    if name in ("relu", "abs", "custom_where"):
         return np.abs(values[0]).min(initial=np.inf)
     if name == "clip":
         return np.minimum(np.abs(values[0] - 0.5), np.abs(values[0] + 0.5)).min(initial=np.inf)
@@ -67,6 +134,8 @@ def kink_distance(name, inputs):
         return np.abs(values[0] - values[1]).min(initial=np.inf)
     if name == "where":
         return np.abs(values[0]).min(initial=np.inf)
+    if name == "int_cast":   # truncation jumps at the integers
+        return np.abs(values[0] - np.round(values[0])).min(initial=np.inf)
     return np.inf
 
 
@@ -169,6 +238,21 @@ class GraphMachine(RuleBasedStateMachine):
         axis = data.draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1)))
         method = lambda x, name=name, axis=axis, keepdims=keepdims: getattr(x, name)(axis=axis, keepdims=keepdims)
         self.specs.append(("op", name, (method, axis), [index]))
+
+    @rule(data=st.data())
+    def stale_view_is_refused(self, data):
+        """A view taken before a recorded write into its base refuses to enter a graph."""
+        index = self._pick(data, lambda v: v.ndim >= 1)
+        if index is None:
+            return
+        base = _fresh(self._current()[index])
+        view = base[::-1]
+        base[0] = base[0] * 3.0
+        if base.requires_grad:
+            with pytest.raises(RuntimeError, match="view of a tensor that was since modified"):
+                view * 1.0
+        else:
+            np.testing.assert_array_equal((view * 1.0).data, base.data[::-1])
 
     @rule(data=st.data(), kind=st.sampled_from(["detach", "island"]))
     def cut(self, data, kind):

@@ -86,10 +86,22 @@ def test_arrays_a_formula_reads_are_owned_or_checked():
 ])
 def test_writing_parameters_between_forward_and_backward_is_detected(write):
     model = nn.Linear(3, 2, rng=0)
-    loss = model(Tensor(np.ones((4, 3)))).tanh().sum()   # linear saved the weight
+    x = Tensor(np.ones((4, 3)), requires_grad=True)   # x's gradient reads the weight ...
+    loss = model(x).tanh().sum()                       # ... so linear saved it
     write(model)
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         loss.backward()
+
+
+def test_an_operand_no_gradient_reads_may_be_overwritten():
+    w = Tensor([1.0, 2.0])
+    x = Tensor([3.0, 4.0], requires_grad=True)
+    loss = (x * w).sum() + (w * 0.5).sum()   # x's gradient reads w, not x
+    x.data[...] = 0.0                        # (a write NumPy makes behind autonet's back)
+    with autonet.no_grad():
+        x += 1.0                             # x was not saved: nothing to refuse
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0])
 
 
 def test_integer_and_bool_casts_end_differentiability():

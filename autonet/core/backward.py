@@ -168,10 +168,15 @@ def _saved_as_tensor(node, index, array):
     entry = node.saved_versions[index] if index < len(node.saved_versions) else None
     if entry is None:
         return Tensor._make(array, None)
-    position = entry[0]
+    position, _, _, exact = entry
+    edge = node if position < 0 else node.inputs[position]
+    if not exact and edge is not None and edge.requires_grad:
+        raise RuntimeError(
+            f"'{node.name}' saved a view of its {'output' if position < 0 else 'input'} rather than "
+            f"the array itself, so create_graph=True cannot tell how that view depends on it. "
+            f"Save the tensor's own array in forward and take the view inside backward.")
     if position < 0:
         return Tensor._make(array, node)
-    edge = node.inputs[position]
     if type(edge) is Context:
         return Tensor._make(array, edge)
     return edge if isinstance(edge, Tensor) else Tensor._make(array, None)
@@ -221,8 +226,8 @@ def _freed_graph_error(node):
 def _check_unmodified(node):
     """Refuse a node whose saved arrays were changed in place since it ran."""
     for entry in node.saved_versions:
-        if entry is not None and entry[1][0] != entry[2]:
-            position, counter, version = entry
+        if entry is not None and entry[1] is not None and entry[1][0] != entry[2]:
+            position, counter, version, _ = entry
             role = "output" if position < 0 else "input"
             raise RuntimeError(
                 f"one of the arrays saved by '{node.name}' for its gradient was modified by an "

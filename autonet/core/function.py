@@ -78,6 +78,17 @@ class Context:
         """Keep arrays for ``backward``; they are freed after it unless retained."""
         self.saved = values
 
+    def keep_for(self, *inputs, needs):
+        """``inputs`` with None for those no wanted gradient reads.
+
+        ``needs[i]`` lists the inputs that the gradient of input ``i`` reads
+        (mul: ``((1,), (0,))``). Saving only those keeps less memory, and lets
+        an input be overwritten in place when no gradient needs it, as PyTorch.
+        """
+        wanted = self.needs_input_grad or [True] * len(inputs)
+        read = {j for i, want in enumerate(wanted) if want for j in needs[i]}
+        return tuple(x if i in read else None for i, x in enumerate(inputs))
+
     @property
     def name(self):
         """The op's name, e.g. ``'matmul'`` or a custom Function's class name."""
@@ -182,31 +193,43 @@ def _own_saved(ctx, args, arrays, result):
     """Make every saved array safe to read at backward time.
 
     An array saved from an input or the output Tensor gets a version check
-    (``saved_versions``: ``(position, counter, version)``, position -1 for the
-    output); one saved from a plain ndarray argument is copied, since nothing
+    (``saved_versions``: ``(position, counter, version, exact)``, position -1
+    for the output; ``exact`` when it is that tensor's array itself rather than
+    another view of its memory; counter None once the array is a private
+    snapshot). One saved from a plain ndarray argument is copied, since nothing
     would tell if its owner changed it.
     """
     saved = list(ctx.saved)
     versions = []
-    out_root = _root(result.data)
+    out = result.data
     for i, value in enumerate(saved):
         entry = None
         if isinstance(value, np.ndarray):
-            root = _root(value)
-            if root is out_root:
-                entry = (-1, result._version, result._version[0])
-            else:
-                for position, array in enumerate(arrays):
-                    if isinstance(array, np.ndarray) and _root(array) is root:
-                        arg = args[position]
-                        if isinstance(arg, Tensor):
-                            entry = (position, arg._version, arg._version[0])
-                        else:
-                            saved[i] = value.copy()
-                        break
+            position = _source(value, arrays, out, lambda a, b: a is b)
+            exact = position is not None
+            if not exact:
+                position = _source(_root(value), [_root(a) if isinstance(a, np.ndarray) else a
+                                                  for a in arrays], _root(out), lambda a, b: a is b)
+            if position == -1:
+                entry = (-1, result._version, result._version[0], exact)
+            elif position is not None and isinstance(args[position], Tensor):
+                arg = args[position]
+                entry = (position, arg._version, arg._version[0], exact)
+            elif position is not None:
+                saved[i] = value.copy()
         versions.append(entry)
     ctx.saved = tuple(saved)
     ctx.saved_versions = tuple(versions)
+
+
+def _source(value, arrays, out, same):
+    """-1 if ``value`` is the output, the position of the input it is, or None."""
+    if same(value, out):
+        return -1
+    for position, array in enumerate(arrays):
+        if same(value, array):
+            return position
+    return None
 
 
 def _refuse_stale_view(fn, view):
@@ -290,5 +313,6 @@ def _keep_old_values(array, nodes):
                 snapshot = array.copy()
             old = node.saved
             node.saved = tuple(snapshot if value is array else value for value in old)
-            node.saved_versions = tuple(
-                None if value is array else entry for value, entry in zip(old, node.saved_versions))
+            node.saved_versions = tuple(   # still that input's value; owned now, so unchecked
+                (entry[0], None, None, entry[3]) if value is array and entry is not None else entry
+                for value, entry in zip(old, node.saved_versions))

@@ -42,7 +42,7 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0,))))
         return a * b
 
     @staticmethod
@@ -57,7 +57,7 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0, 1))))
         return a / b
 
     @staticmethod

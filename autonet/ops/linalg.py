@@ -17,22 +17,24 @@ class MatMul(Function):
         b = np.asarray(b)
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul needs operands with at least one dimension")
-        ctx.save_for_backward(a, b)
+        ctx.ndims = (a.ndim, b.ndim)
+        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0,))))
         return a @ b
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved
+        a, b = ctx.saved       # each None where no wanted gradient reads it
         need_a, need_b = ctx.needs_input_grad
+        a_ndim, b_ndim = ctx.ndims
         grad_a = grad_b = None
-        if a.ndim == 1 and b.ndim == 1:          # inner product: grad is a scalar
+        if a_ndim == 1 and b_ndim == 1:          # inner product: grad is a scalar
             grad_a = grad * b if need_a else None
             grad_b = grad * a if need_b else None
-        elif a.ndim == 1:                        # (k,) @ (..., k, m) -> (..., m)
+        elif a_ndim == 1:                        # (k,) @ (..., k, m) -> (..., m)
             row = grad[..., None, :]
             grad_a = (row @ b.swapaxes(-1, -2))[..., 0, :] if need_a else None
             grad_b = a[:, None] @ row if need_b else None
-        elif b.ndim == 1:                        # (..., n, k) @ (k,) -> (..., n)
+        elif b_ndim == 1:                        # (..., n, k) @ (k,) -> (..., n)
             column = grad[..., :, None]
             grad_a = column @ b[None, :] if need_a else None
             grad_b = (a.swapaxes(-1, -2) @ column)[..., 0] if need_b else None
@@ -56,7 +58,7 @@ class Linear(Function):
                 f"(in_features, out_features)")
         if bias is not None and bias.shape != (weight.shape[1],):
             raise ValueError(f"bias of shape {bias.shape} does not fit weight {weight.shape}")
-        ctx.save_for_backward(x, weight)
+        ctx.save_for_backward(*ctx.keep_for(x, weight, bias, needs=((1,), (0,), ())))
         out = x @ weight
         if bias is None:
             return out
@@ -67,7 +69,7 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved
+        x, weight, _ = ctx.saved
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = grad @ weight.T if need_x else None
         grad_weight = None
