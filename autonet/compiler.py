@@ -161,16 +161,16 @@ class _Tracer(Observer):
             raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
         if any(id(key) not in self.node_slots for key in seeds):
             raise CompileError("backward() of a tensor the step did not compute")
-        fitted = set(fitted)
+        fitted = {(id(node), position) for node, position in fitted}
         steps = []
-        for index, (node, routes) in enumerate(zip(plan.nodes, plan.routes)):
+        for node, routes in zip(plan.nodes, plan.routes):
             if node.retained is not None:
                 raise CompileError("compiled steps do not support retain_grad()")
             targets = []
             for position, key, shape, dtype in routes:
                 # an op output of this step (its slot), or a leaf (its .grad)
                 target = self._slot_of(key) if type(key) is Context else key
-                like = (shape, dtype) if (index, position) in fitted else None
+                like = (shape, dtype) if (id(node), position) in fitted else None
                 targets.append((position, target, like))
             steps.append((self.ops[self._slot_of(node)], targets))
         seeds = [(self.node_slots[id(key)], seed) for key, seed in seeds.items()]
@@ -256,18 +256,9 @@ class _Op:
     def strip(self):
         """After tracing: keep what formulas ask of their parents, not the traced arrays."""
         ctx = self.ctx
-        ctx.inputs = tuple(None if e is None else _Flags(e.requires_grad) for e in ctx.inputs)
+        ctx.inputs = (None,) * len(ctx.inputs)   # formulas ask needs_input_grad, kept
         ctx.saved = ()
         ctx.saved_versions = ()
-
-
-class _Flags:
-    """Stands in for a traced input: backward formulas only ask ``requires_grad``."""
-
-    __slots__ = ("requires_grad",)
-
-    def __init__(self, requires_grad):
-        self.requires_grad = requires_grad
 
 
 # ------------------------------------------------------------------ replay
@@ -404,7 +395,9 @@ def _backward_function(names, event, number):
     assigned = {f"g{slot}" for slot, _ in seeds}
     leaves = {}
     for op, targets in steps:
-        lines.append(f"    r = {names.bind('backward', op.fn.backward)}({names.bind('ctx', op.ctx)}, g{op.slot})")
+        ctx = names.bind('ctx', op.ctx)
+        lines.append(f"    r = {names.bind('backward', op.fn.backward)}({ctx}, g{op.slot})")
+        lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
         lines.append("    if type(r) is not tuple: r = (r,)")
         for position, target, like in targets:
             value = f"r[{position}]"

@@ -19,7 +19,7 @@ import shutil
 
 import numpy as np
 
-from .core.function import Constant, Context
+from .core.function import Context
 from .core.tensor import Tensor
 
 __all__ = ["draw_graph", "save_graph", "GraphvizNotFound"]
@@ -69,7 +69,7 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
                              edge_attr=dict(fontname="Helvetica", fontsize="9"))
     clusters = _Clusters(graph) if group_modules else None
     kept_ids = {id(item) for item in kept}
-    root_item = _item(root)
+    root_item = _root_item(root)
     cut_ops = []
     leaf_scopes = {}   # id(leaf) -> modules of the innermost module that owns it
     for item in kept:
@@ -82,7 +82,7 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
             continue
         _target(clusters, graph, modules).node(_oid(node), node.name, **_STYLES["op"])
         graph.edge(_oid(node), _tid(node))
-        inputs = [_item(edge) for edge in node.inputs]
+        inputs = node.inputs   # nodes, and leaf tensors as they were when the op ran
         label_positions = sum(i is not None for i in inputs) > 1 and node.name not in _COMMUTATIVE
         for position, parent in enumerate(inputs):
             if parent is None:
@@ -132,16 +132,14 @@ def save_graph(root, path, **kwargs):
 # The graph holds nodes (each drawn as its op and its output) and the leaf
 # tensors themselves; intermediate tensors are not kept alive by it, so their
 # boxes show what the node records: shape, dtype, and a retained gradient.
-def _item(edge):
-    """What a graph edge is drawn as: the node, or the input tensor itself."""
-    if isinstance(edge, Tensor):
-        return edge._node if edge._node is not None else edge
-    return edge.tensor if type(edge) is Constant else edge
+def _root_item(root):
+    """The root is drawn as the node that made it (or itself, if a leaf)."""
+    return root._node if root._node is not None else root
 
 
 def _breadth_first(root):
     """Every node and leaf that ``root`` depends on, nearest first (iterative)."""
-    first = _item(root)
+    first = _root_item(root)
     order = [first]
     seen = {id(first)}
     queue = collections.deque([first])
@@ -149,8 +147,7 @@ def _breadth_first(root):
         item = queue.popleft()
         if type(item) is not Context:
             continue
-        for edge in item.inputs:
-            parent = _item(edge)
+        for parent in item.inputs:
             if parent is not None and id(parent) not in seen:
                 seen.add(id(parent))
                 order.append(parent)
@@ -188,7 +185,7 @@ def _oid(node):
 def _kind(item):
     if type(item) is Context:
         return "intermediate"
-    return "parameter" if item.requires_grad else "constant"
+    return "parameter" if item.requires_grad and item.is_leaf else "constant"
 
 
 def _label(item, root, show_values, show_grads):

@@ -20,6 +20,7 @@ if "--default-threads" not in sys.argv:
 
 import statistics  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -49,6 +50,17 @@ def interleaved_medians(steps, rounds, count):
         for name in names[shift:] + names[:shift]:
             samples[name].append(per_step_seconds(steps[name], count))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def peak_bytes(step):
+    """The most memory one step (after warm-up) holds beyond what existed before it."""
+    step()
+    tracemalloc.start()
+    try:
+        step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def as_numpy(parameters):
@@ -89,12 +101,13 @@ def bench(workload, rounds, count, torch):
         torch_step, torch_params = workload.torch_step(torch)
         check_same_parameters(workload, "torch", torch_step, torch_params)
         variants["torch"] = workload.torch_step(torch)[0]
+    memory = {name: peak_bytes(step) for name, step in variants.items() if name != "torch"}
     if isinstance(workload, Wide):
         variants["matmuls"] = workload.matmul_only_step()
-    return interleaved_medians(variants, rounds, count)
+    return interleaved_medians(variants, rounds, count), memory
 
 
-def format_row(name, times):
+def format_row(name, times, memory):
     base = times["numpy"]
     cells = [name, f"{base * 1e6:10.1f} us", f"{times['autonet'] * 1e6:10.1f} us",
              f"{times['autonet'] / base:6.2f}x"]
@@ -106,7 +119,17 @@ def format_row(name, times):
         cells.append(f"{floor * 1e6:9.1f} us: numpy {base / floor:4.2f}x, autonet "
                      f"{times['autonet'] / floor:4.2f}x" + (
                          f", compiled {times['compiled'] / floor:4.2f}x" if "compiled" in times else ""))
+    else:
+        cells.append("-")
+    numpy_peak = memory["numpy"]
+    cells.append(f"{_size(numpy_peak)}: " + ", ".join(
+        f"{label} {memory[key] / numpy_peak:4.2f}x" for key, label in
+        (("autonet", "autonet"), ("compiled", "compiled")) if key in memory))
     return " | ".join(cells)
+
+
+def _size(count):
+    return f"{count / 2 ** 20:.1f} MiB" if count >= 2 ** 20 else f"{count / 2 ** 10:.1f} KiB"
 
 
 def main():
@@ -123,12 +146,12 @@ def main():
           f"torch {torch.__version__ if torch else 'not installed'}, {threads}, "
           f"{rounds} rounds, medians per training step")
     print("workload | hand-written NumPy | autonet | ratio | autonet.compile | torch ratio | "
-          "bare matmuls")
+          "bare matmuls | peak memory of a step (tracemalloc), NumPy's and ratios")
     for workload_class in WORKLOADS:
         workload = workload_class()
         count = next(v for k, v in counts.items() if workload.name.startswith(k))
         count = max(1, count // 5) if arguments.quick else count
-        print(format_row(workload.name, bench(workload, rounds, count, torch)), flush=True)
+        print(format_row(workload.name, *bench(workload, rounds, count, torch)), flush=True)
     if not arguments.default_threads and not arguments.quick:
         print()
         subprocess.run([sys.executable, __file__, "--default-threads"], check=True,

@@ -16,6 +16,7 @@ whole pass succeeded, through :mod:`.ownership`.
 Both are iterative: a chain of 100,000 ops backpropagates.
 """
 import numbers
+import operator
 
 import numpy as np
 
@@ -50,37 +51,31 @@ def plan(keys):
     """The :class:`Plan` of a backward pass from ``keys``; refuses freed or modified graphs."""
     stack = [key for key in keys if type(key) is Context]
     seen = set(stack)
-    nodes = []
+    entries = []
     while stack:
         node = stack.pop()
-        nodes.append(node)
-        for edge in node.inputs:
-            if type(edge) is Context and edge not in seen:
-                seen.add(edge)
-                stack.append(edge)
-    nodes.sort(key=_newest_first)
-    routes = []
-    for node in nodes:
         saved = node.saved
         if saved is RELEASED:
             raise _freed_graph_error(node)
         if saved:
             _check_unmodified(node)
-        routes.append(tuple(
-            (position, edge, *_shape_and_dtype(edge))
-            for position, edge in enumerate(node.inputs)
-            if edge is not None and edge.requires_grad))
-    return Plan(nodes, routes)
+        routes = []
+        position = 0
+        for edge, wanted in zip(node.inputs, node.needs_input_grad):
+            if type(edge) is Context:
+                routes.append((position, edge, edge.shape, edge.dtype))
+                if edge not in seen:
+                    seen.add(edge)
+                    stack.append(edge)
+            elif wanted:   # a leaf that required grad when the op ran
+                routes.append((position, edge, edge.data.shape, edge.data.dtype))
+            position += 1
+        entries.append((node.seq, node, routes))
+    entries.sort(key=_first, reverse=True)   # newest first: consumers before their inputs
+    return Plan([entry[1] for entry in entries], [entry[2] for entry in entries])
 
 
-def _newest_first(node):
-    return -node.seq
-
-
-def _shape_and_dtype(edge):
-    if type(edge) is Context:
-        return edge.shape, edge.dtype
-    return edge.data.shape, edge.data.dtype
+_first = operator.itemgetter(0)
 
 
 def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fitted=None):
@@ -89,16 +84,17 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
     Returns ``(grads, retained, captured)``: the leaves' gradients (by leaf
     tensor), those of non-leaves that asked to ``retain_grad`` (by tensor),
     and those that arrived at the nodes in ``capture`` (by node). ``fitted``,
-    if a list, gets ``(node index, input position)`` of each gradient that
-    had to be summed to its input's shape or cast.
+    if a list, gets ``(node, input position)`` of each gradient that had to be
+    summed to its input's shape or cast.
     """
     retained = {}
     captured = {}
     slow = create_graph or bool(state.observers)
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
+    ndarray = np.ndarray
     try:
-        for index, node in enumerate(plan.nodes):
+        for node, routes in zip(plan.nodes, plan.routes):
             grad = grads.pop(node, None)
             if grad is None:            # every formula that could reach it returned None
                 continue
@@ -106,7 +102,7 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
                 tensor = node.retained()
                 if tensor is not None and tensor._node is node:
                     retained[tensor] = grad
-            if node in capture:
+            if capture and node in capture:
                 captured[node] = grad
             if slow:
                 input_grads = _run_formula_slowly(node, grad, create_graph)
@@ -121,15 +117,15 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
             if not retain_graph and node.saved:
                 node.saved = RELEASED      # free activations as soon as they are used
                 node.saved_versions = ()
-            for position, key, shape, dtype in plan.routes[index]:
+            for position, key, shape, dtype in routes:
                 input_grad = input_grads[position]
                 if input_grad is None:
                     continue
-                if (type(input_grad) is not np.ndarray or input_grad.shape != shape
+                if (type(input_grad) is not ndarray or input_grad.shape != shape
                         or input_grad.dtype != dtype):
                     input_grad = fit(input_grad, shape, dtype, create_graph)
                     if fitted is not None:
-                        fitted.append((index, position))
+                        fitted.append((node, position))
                 earlier = grads.get(key)
                 grads[key] = input_grad if earlier is None else earlier + input_grad
     finally:
@@ -170,7 +166,8 @@ def _saved_as_tensor(node, index, array):
         return Tensor._make(array, None)
     position, _, _, exact = entry
     edge = node if position < 0 else node.inputs[position]
-    if not exact and edge is not None and edge.requires_grad:
+    wanted = position < 0 or node.needs_input_grad[position]
+    if not exact and wanted:
         raise RuntimeError(
             f"'{node.name}' saved a view of its {'output' if position < 0 else 'input'} rather than "
             f"the array itself, so create_graph=True cannot tell how that view depends on it. "
@@ -179,7 +176,7 @@ def _saved_as_tensor(node, index, array):
         return Tensor._make(array, node)
     if type(edge) is Context:
         return Tensor._make(array, edge)
-    return edge if isinstance(edge, Tensor) else Tensor._make(array, None)
+    return edge if wanted else Tensor._make(array, None)   # a leaf in the graph, or a constant
 
 
 def fit(grad, shape, dtype, create_graph=False):
@@ -242,8 +239,7 @@ def _describe(node, position):
     edge = node.inputs[position]
     if type(edge) is Context:
         return f"(the result of '{edge.name}', shape {edge.shape})"
-    tensor = edge.tensor if not isinstance(edge, Tensor) else edge
-    return repr(tensor.name) if tensor.name else f"of shape {tensor.shape}"
+    return repr(edge.name) if edge.name else f"of shape {edge.shape}"
 
 
 # ----------------------------------------------------------------- entry points

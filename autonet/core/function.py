@@ -41,34 +41,27 @@ sequence = itertools.count()
 """Every recorded op takes the next number: consumers are always numbered after their inputs."""
 
 
-class Constant:
-    """The graph's edge to an input that needed no gradient (kept for drawing)."""
-
-    __slots__ = ("tensor",)
-    requires_grad = False
-
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-
 class Context:
     """One application of a Function: its inputs, saved arrays and settings.
 
     It is also the graph node: ``tensor.grad_fn`` returns it, and viz draws it.
     ``inputs`` has one edge per forward argument: the node that made it, the
-    leaf Tensor itself, a :class:`Constant`, or None for non-Tensor arguments.
+    input Tensor itself when it was a leaf, or None for non-Tensor arguments;
+    ``needs_input_grad`` says, per input, whether it wanted a gradient when the
+    op ran (a leaf that did not is a constant of the graph, kept for drawing,
+    whatever becomes of it later).
     ``shape`` and ``dtype`` describe the output. Ops may store small settings
     as attributes (``ctx.axis = 0``); arrays belong in ``save_for_backward``,
     which backward frees.
     """
 
-    __slots__ = ("fn", "inputs", "saved", "saved_versions", "scope", "seq", "shape", "dtype",
-                 "retained", "__dict__", "__weakref__")
-    requires_grad = True   # as an edge, a node always wants its gradient
+    __slots__ = ("fn", "inputs", "needs_input_grad", "saved", "saved_versions", "scope", "seq",
+                 "shape", "dtype", "retained", "__dict__", "__weakref__")
 
-    def __init__(self, fn):
+    def __init__(self, fn, inputs=(), needs_input_grad=()):
         self.fn = fn
-        self.inputs = ()
+        self.inputs = inputs
+        self.needs_input_grad = needs_input_grad   # empty unless the op is recorded
         self.saved = ()
         self.saved_versions = ()
         self.scope = state.scope
@@ -78,26 +71,10 @@ class Context:
         """Keep arrays for ``backward``; they are freed after it unless retained."""
         self.saved = values
 
-    def keep_for(self, *inputs, needs):
-        """``inputs`` with None for those no wanted gradient reads.
-
-        ``needs[i]`` lists the inputs that the gradient of input ``i`` reads
-        (mul: ``((1,), (0,))``). Saving only those keeps less memory, and lets
-        an input be overwritten in place when no gradient needs it, as PyTorch.
-        """
-        wanted = self.needs_input_grad or [True] * len(inputs)
-        read = {j for i, want in enumerate(wanted) if want for j in needs[i]}
-        return tuple(x if i in read else None for i, x in enumerate(inputs))
-
     @property
     def name(self):
         """The op's name, e.g. ``'matmul'`` or a custom Function's class name."""
         return self.fn.name
-
-    @property
-    def needs_input_grad(self):
-        """One bool per forward input: does that input want a gradient?"""
-        return [edge is not None and edge.requires_grad for edge in self.inputs]
 
     def __repr__(self):
         return f"<{self.name}>"
@@ -125,22 +102,36 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (or arrays and numbers) and record it if needed."""
         arrays = []
+        edges = []      # the graph's edges, should the op be recorded
+        needs = []
         requires_grad = False
         for arg in args:
             if isinstance(arg, Tensor):
                 arrays.append(arg.data)
-                if arg.requires_grad:
+                if arg._node is not None:
+                    edges.append(arg._node)
+                    needs.append(True)
                     requires_grad = True
+                elif arg.requires_grad:
+                    edges.append(arg)
+                    needs.append(True)
+                    requires_grad = True
+                else:
+                    edges.append(arg)    # a constant of the graph
+                    needs.append(False)
                 if arg._view_of is not None and arg._view_of != arg._version[1]:
                     _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
             else:
                 arrays.append(arg)
-        ctx = Context(cls)
+                edges.append(None)
+                needs.append(False)
         recording = requires_grad and state.grad_enabled
         if recording:
-            ctx.inputs = tuple(_edge(arg) for arg in args)
+            ctx = Context(cls, tuple(edges), tuple(needs))
             if kwargs:
                 kwargs = _owned(kwargs)
+        else:
+            ctx = Context(cls)
         observers = state.observers
         try:
             if observers and any(o.quiet_numpy for o in observers):
@@ -167,19 +158,12 @@ class Function:
         return result
 
 
-def _edge(arg):
-    if not isinstance(arg, Tensor):
-        return None
-    if arg._node is not None:
-        return arg._node
-    return arg if arg.requires_grad else Constant(arg)
-
-
 def _owned(kwargs):
     """Settings with arrays copied: a recorded op must not read the caller's arrays later."""
-    if not any(type(v) is np.ndarray for v in kwargs.values()):
-        return kwargs
-    return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in kwargs.items()}
+    for value in kwargs.values():
+        if type(value) is np.ndarray:
+            return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in kwargs.items()}
+    return kwargs
 
 
 def _root(array):
@@ -199,35 +183,49 @@ def _own_saved(ctx, args, arrays, result):
     snapshot). One saved from a plain ndarray argument is copied, since nothing
     would tell if its owner changed it.
     """
-    saved = list(ctx.saved)
     versions = []
     out = result.data
-    for i, value in enumerate(saved):
-        entry = None
-        if isinstance(value, np.ndarray):
-            position = _source(value, arrays, out, lambda a, b: a is b)
-            exact = position is not None
-            if not exact:
-                position = _source(_root(value), [_root(a) if isinstance(a, np.ndarray) else a
-                                                  for a in arrays], _root(out), lambda a, b: a is b)
-            if position == -1:
-                entry = (-1, result._version, result._version[0], exact)
-            elif position is not None and isinstance(args[position], Tensor):
-                arg = args[position]
-                entry = (position, arg._version, arg._version[0], exact)
-            elif position is not None:
-                saved[i] = value.copy()
-        versions.append(entry)
-    ctx.saved = tuple(saved)
+    copied = False
+    for value in ctx.saved:
+        if value is out:
+            versions.append((-1, result._version, result._version[0], True))
+            continue
+        if type(value) is not np.ndarray:
+            versions.append(None)
+            continue
+        exact = True
+        position = 0
+        for array in arrays:
+            if value is array:
+                break
+            position += 1
+        else:   # not an input's array itself: perhaps another view of one's memory
+            exact = False
+            position = _root_source(value, arrays, out)
+        if position is None:
+            versions.append(None)       # computed in forward: the node's own
+        elif position == -1:
+            versions.append((-1, result._version, result._version[0], exact))
+        elif isinstance(args[position], Tensor):
+            counter = args[position]._version
+            versions.append((position, counter, counter[0], exact))
+        else:
+            copied = True               # the caller's array: own a copy (below)
+            versions.append(position)
+    if copied:
+        ctx.saved = tuple(value.copy() if type(entry) is int else value
+                          for value, entry in zip(ctx.saved, versions))
+        versions = [None if type(entry) is int else entry for entry in versions]
     ctx.saved_versions = tuple(versions)
 
 
-def _source(value, arrays, out, same):
-    """-1 if ``value`` is the output, the position of the input it is, or None."""
-    if same(value, out):
+def _root_source(value, arrays, out):
+    """-1 if ``value`` shares the output's memory, else the input whose memory it shares, or None."""
+    root = _root(value)
+    if root is _root(out):
         return -1
     for position, array in enumerate(arrays):
-        if same(value, array):
+        if isinstance(array, np.ndarray) and _root(array) is root:
             return position
     return None
 

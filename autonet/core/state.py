@@ -36,7 +36,7 @@ class Observer:
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """A backward pass executed ``plan`` from ``seeds`` (key -> gradient).
 
-        ``fitted``: ``(node index, input position)`` of the gradients that were
+        ``fitted``: ``(node, input position)`` of the gradients that were
         summed to their input's shape; ``into_grad``: True for ``backward()``
         (leaves' ``.grad`` are about to be set), False for ``grad()``.
         """

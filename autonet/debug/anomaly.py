@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from ..core.function import Constant, Context
+from ..core.function import Context
 from ..core.state import Observer, observing
 
 # Frames in these packages are not the user's line: autonet's own, and NumPy's
@@ -100,4 +100,4 @@ def check_backward(node, grads):
 def _edge_shape(edge):
     if type(edge) is Context:
         return edge.shape
-    return (edge.tensor if type(edge) is Constant else edge).shape
+    return edge.shape   # a node records its output's shape; a leaf is a Tensor

@@ -42,7 +42,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0,))))
+        need_a, need_b = ctx.needs_input_grad or (False, False)
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)   # what each grad reads
         return a * b
 
     @staticmethod
@@ -57,7 +58,8 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0, 1))))
+        need_a, need_b = ctx.needs_input_grad or (False, False)
+        ctx.save_for_backward(a if need_b else None, b if need_a or need_b else None)
         return a / b
 
     @staticmethod

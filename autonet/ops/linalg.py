@@ -13,12 +13,13 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        a = np.asarray(a)
-        b = np.asarray(b)
+        if type(a) is not np.ndarray or type(b) is not np.ndarray:
+            a, b = np.asarray(a), np.asarray(b)
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul needs operands with at least one dimension")
         ctx.ndims = (a.ndim, b.ndim)
-        ctx.save_for_backward(*ctx.keep_for(a, b, needs=((1,), (0,))))
+        need_a, need_b = ctx.needs_input_grad or (False, False)
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)   # what each grad reads
         return a @ b
 
     @staticmethod
@@ -58,7 +59,8 @@ class Linear(Function):
                 f"(in_features, out_features)")
         if bias is not None and bias.shape != (weight.shape[1],):
             raise ValueError(f"bias of shape {bias.shape} does not fit weight {weight.shape}")
-        ctx.save_for_backward(*ctx.keep_for(x, weight, bias, needs=((1,), (0,), ())))
+        need_x, need_weight, _ = ctx.needs_input_grad or (False, False, False)
+        ctx.save_for_backward(x if need_weight else None, weight if need_x else None)
         out = x @ weight
         if bias is None:
             return out
@@ -69,7 +71,7 @@ class Linear(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, _ = ctx.saved
+        x, weight = ctx.saved   # each None where no wanted gradient reads it
         need_x, need_weight, need_bias = ctx.needs_input_grad
         grad_x = grad @ weight.T if need_x else None
         grad_weight = None
