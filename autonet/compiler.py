@@ -344,11 +344,35 @@ def _deliver_all(grads, tensors):
         ownership.deliver(grads, index, tensor, False)
 
 
+def _dead_after(events, returned):
+    """Event index -> the value slots last used there: freed at once, as eager mode frees them."""
+    last = {}
+    for index, event in enumerate(events):
+        sources = ()
+        if event[0] == "op":
+            last[event[1].slot] = index
+            sources = event[1].sources
+        elif event[0] == "copy":
+            sources = event[1:]
+        for kind, where in sources:
+            if kind == _VALUE:
+                last[where] = index
+    kept = returned if isinstance(returned, tuple) and isinstance(returned[0], tuple) else (returned,)
+    for source in kept:
+        if source is not None and source[0] == _VALUE:
+            last.pop(source[1], None)
+    dead = {}
+    for slot, index in last.items():
+        dead.setdefault(index, []).append(slot)
+    return dead
+
+
 def _generate(events, returned):
     names = _Names()
     lines = ["def replay(a):"]
     passes = []
-    for event in events:
+    dead = _dead_after(events, returned)
+    for index, event in enumerate(events):
         kind = event[0]
         if kind == "op":
             lines += _forward_lines(names, event[1])
@@ -361,6 +385,8 @@ def _generate(events, returned):
         else:
             lines.append(f"    copyto({names.source(event[1])}, {names.source(event[2])}, "
                          f"casting='same_kind')")
+        if index in dead:
+            lines.append(f"    del {', '.join(f'v{slot}' for slot in dead[index])}")
     if returned is None:
         lines.append("    return None")
     elif isinstance(returned, tuple) and isinstance(returned[0], tuple):

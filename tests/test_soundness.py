@@ -148,3 +148,32 @@ def test_retain_graph_keeps_what_a_second_backward_needs():
     loss.backward(retain_graph=True)
     loss.backward()
     np.testing.assert_allclose(x.grad, 2 * (np.exp(x.data) * (x.data + 1)))
+
+
+def test_create_graph_refuses_a_saved_view_it_cannot_trace():
+    class SavesAView(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x[::-1])        # a view of the input, not the input
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):
+            (reversed_x,) = ctx.saved
+            return grad * 2 * reversed_x[::-1]
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (first,) = autonet.grad(SavesAView.apply(x).sum(), x)      # first order: fine
+    np.testing.assert_array_equal(first.data, [2.0, 4.0, 6.0])
+    with pytest.raises(RuntimeError, match="saved a view of its input"):
+        autonet.grad(SavesAView.apply(x).sum(), x, create_graph=True)
+
+
+def test_einsum_and_norm_refuse_what_they_cannot_differentiate():
+    m = Tensor(np.eye(3), requires_grad=True)
+    with pytest.raises(TypeError, match="repeated subscripts"):
+        autonet.einsum("ii->i", m)
+    with pytest.raises(TypeError, match="singular values"):
+        autonet.norm(m, ord=2, axis=(0, 1))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        autonet.einsum("ij,ij->", m, Tensor(np.ones((1, 3))))
