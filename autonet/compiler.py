@@ -254,7 +254,7 @@ class _Op:
         self.scalar_output = scalar_output
 
     def strip(self):
-        """After tracing: keep what formulas ask of their parents, not the traced arrays."""
+        """After tracing: keep what formulas ask of their inputs (needs_input_grad), not the traced arrays."""
         ctx = self.ctx
         ctx.inputs = (None,) * len(ctx.inputs)   # formulas ask needs_input_grad, kept
         ctx.saved = ()

@@ -1,6 +1,6 @@
 """Elementwise ops: arithmetic with broadcasting, and the activation functions.
 
-Broadcasting is undone centrally by the engine (``autograd.fit_gradient``), so
+Broadcasting is undone centrally by the engine (``core.backward.fit``), so
 the binary ops below return gradients of the broadcast shape.
 """
 import numbers
