@@ -121,8 +121,6 @@ def _norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
 
 def _concatenate(arrays, axis=0, out=None, **rest):
     _no_out("concatenate", dict(rest, out=out), allowed=("casting",))
-    if axis is None:
-        arrays, axis = [as_tensor(t).reshape(-1) for t in arrays], 0
     return shape.concatenate(arrays, axis=axis)
 
 

@@ -89,7 +89,10 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
     """
     retained = {}
     captured = {}
-    slow = create_graph or bool(state.observers)
+    observed = bool(state.observers)
+    slow = create_graph or observed
+    # Anomaly mode reports bad values itself, naming the op: NumPy stays quiet, sums included.
+    numpy_errors = np.seterr(all="ignore") if observed and _quiet() else None
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
     ndarray = np.ndarray
@@ -128,9 +131,17 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
                         fitted.append((node, position))
                 earlier = grads.get(key)
                 grads[key] = input_grad if earlier is None else earlier + input_grad
+                if observed:
+                    notify("gradient_summed", node, position, grads[key])
     finally:
         state.grad_enabled = previous_mode
+        if numpy_errors is not None:
+            np.seterr(**numpy_errors)
     return grads, retained, captured
+
+
+def _quiet():
+    return any(observer.quiet_numpy for observer in state.observers)
 
 
 def _run_formula_slowly(node, grad, create_graph):
@@ -139,22 +150,15 @@ def _run_formula_slowly(node, grad, create_graph):
         arrays = node.saved
         node.saved = tuple(_saved_as_tensor(node, i, a) for i, a in enumerate(arrays))
         try:
-            input_grads = _quietly(node, grad)
+            input_grads = node.fn.backward(node, grad)
         finally:
             node.saved = arrays
     else:
-        input_grads = _quietly(node, grad)
+        input_grads = node.fn.backward(node, grad)
     if type(input_grads) is not tuple:
         input_grads = (input_grads,)
     notify("formula_ran", node, input_grads)
     return input_grads
-
-
-def _quietly(node, grad):
-    if any(o.quiet_numpy for o in state.observers):
-        with np.errstate(all="ignore"):
-            return node.fn.backward(node, grad)
-    return node.fn.backward(node, grad)
 
 
 def _saved_as_tensor(node, index, array):

@@ -27,6 +27,9 @@ class Observer:
     def formula_ran(self, node, grads):
         """``node``'s backward formula returned ``grads`` (one per input)."""
 
+    def gradient_summed(self, node, position, grad):
+        """The gradient for ``node``'s input ``position``, fitted to its shape and added up."""
+
     def in_place(self, tensor, result, recording):
         """``tensor``'s data was overwritten by ``result``'s (an in-place op)."""
 

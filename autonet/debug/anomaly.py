@@ -47,6 +47,16 @@ class _AnomalyObserver(Observer):
     def formula_ran(self, node, grads):
         check_backward(node, grads)
 
+    def gradient_summed(self, node, position, grad):
+        """Sums over broadcast axes and at a fan-out can overflow where no formula did."""
+        bad = _bad_values(getattr(grad, "data", grad))
+        if bad is not None:
+            created = getattr(node, "created_at", "<created outside detect_anomaly>")
+            raise FloatingPointError(
+                f"the gradient of input {position} of {node.name} became {bad} when summed (over "
+                f"broadcast axes, or across the ops that used it); {node.name} was created at "
+                f"{created}")
+
 
 def user_location():
     """``file:line`` of the innermost caller outside autonet and NumPy."""

@@ -11,7 +11,6 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
 
 REDUCTIONS = ("mean", "sum", "none")
-_LOG_FLOOR = float(np.exp(-100.0))   # log is clamped at -100, as in PyTorch
 
 
 def reduce(losses, reduction, op):
@@ -41,13 +40,48 @@ def mse_loss(input, target, reduction="mean"):
     return reduce(diff * diff, reduction, "mse_loss")
 
 
+class BinaryCrossEntropy(Function):
+    """-(t log p + (1 - t) log(1 - p)) with logs clamped at -100, PyTorch's rule to the letter.
+
+    Its gradient ``(p - t) / max(p (1 - p), 1e-12)`` stays large where a
+    prediction is saturated and wrong (p = 0, t = 1 gives -1e12), so training
+    can recover; a clamped log would give exactly 0 there.
+    """
+
+    name = "binary_cross_entropy"
+
+    @staticmethod
+    def forward(ctx, p, t):
+        ctx.save_for_backward(p, t)
+        log_p, log_not_p = _clamped_logs(p)
+        return -(t * log_p + (1 - t) * log_not_p)
+
+    @staticmethod
+    def backward(ctx, grad):
+        p, t = ctx.saved
+        need_p, need_t = ctx.needs_input_grad
+        grad_p = grad * (p - t) / np.maximum(p * (1 - p), _BCE_EPSILON) if need_p else None
+        grad_t = None
+        if need_t:
+            log_p, log_not_p = _clamped_logs(p)
+            grad_t = grad * (log_not_p - log_p)
+        return grad_p, grad_t
+
+
+_BCE_EPSILON = 1e-12
+
+
+def _clamped_logs(p):
+    """log p and log(1 - p), each at least -100 (ndarrays, or Tensors under create_graph)."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), -100.0), np.maximum(np.log(1 - p), -100.0)
+
+
 def binary_cross_entropy(input, target, reduction="mean"):
     """-(t log p + (1 - t) log(1 - p)) for probabilities p; logs clamped at -100."""
     p = as_tensor(input)
     t = _same_shape(p, target, "binary_cross_entropy")
-    log_p = p.clip(_LOG_FLOOR, None).log()
-    log_not_p = (1 - p).clip(_LOG_FLOOR, None).log()
-    return reduce(-(t * log_p + (1 - t) * log_not_p), reduction, "binary_cross_entropy")
+    return reduce(BinaryCrossEntropy.apply(p, t), reduction, "binary_cross_entropy")
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -100,7 +134,11 @@ class CrossEntropy(Function):
 
 
 def cross_entropy(input, target, reduction="mean"):
-    """Softmax cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``."""
+    """Softmax cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``.
+
+    Labels may be ints, or floats with whole values (``Tensor([0, 2])`` is
+    float64); other floats raise ``TypeError`` (they are not class indices).
+    """
     logits = as_tensor(input)
     labels = np.asarray(target.data if isinstance(target, Tensor) else target)
     if logits.ndim != 2:
@@ -108,10 +146,13 @@ def cross_entropy(input, target, reduction="mean"):
     if labels.shape != (logits.shape[0],):
         raise ValueError(
             f"cross_entropy: labels of shape {labels.shape} do not fit logits {logits.shape}")
+    # Tensor([0, 2]) holds float64 (autonet's default), so whole-number floats are labels too;
+    # any other float would be a class probability in PyTorch, which autonet does not take.
     if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
         labels = labels.astype(np.int64)
     if labels.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integer class indices, not {labels.dtype}")
+        raise TypeError(f"cross_entropy: labels must be integer class indices (whole-number "
+                        f"floats are accepted), not {labels.dtype} values such as 0.5")
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(
             f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "

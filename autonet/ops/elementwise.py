@@ -90,10 +90,12 @@ class Pow(Function):
                 grad_a = grad * 0.0
             elif isinstance(b, numbers.Number) and b == 2:   # the common square, one call less
                 grad_a = grad * (2 * a)
-            else:
+            elif isinstance(b, numbers.Number):
                 grad_a = grad * b * a ** (b - 1)
-        if need_b:
-            grad_b = grad * out * dual.log(a)
+            else:   # where b == 0 the derivative is 0 (PyTorch's), not 0 * a ** -1
+                grad_a = grad * b * a ** (b - 1 + (dual.value(b) == 0))
+        if need_b:   # d a**b / db = a**b log a, taken as 0 where a == 0 (PyTorch's)
+            grad_b = grad * out * dual.log(a + (dual.value(a) == 0))
         return grad_a, grad_b
 
 
@@ -286,7 +288,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, a, axis):
-        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        e = np.exp(a - np.max(a, axis=axis, keepdims=True, initial=-np.inf))   # (empty axes too)
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         ctx.axis = axis
@@ -305,8 +307,9 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, a, axis):
-        shifted = a - a.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = a - np.max(a, axis=axis, keepdims=True, initial=-np.inf)   # (empty axes too)
+        total = np.exp(shifted).sum(axis=axis, keepdims=True)
+        out = shifted - np.log(total) if a.size else shifted   # no log(0) over an empty axis
         ctx.save_for_backward(out)
         ctx.axis = axis
         return out

@@ -1,5 +1,6 @@
 """Reductions: sum, mean, max, min, var, with NumPy's ``axis``/``keepdims``."""
 import math
+import operator
 
 import numpy as np
 
@@ -15,7 +16,7 @@ def normalize_axis(axis, ndim):
     axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
     normalized = []
     for a in axes:
-        a = int(a)
+        a = operator.index(a)   # 1.5 is a TypeError, as in NumPy, not axis 1
         if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(a, ndim)
         normalized.append(a % ndim)
@@ -66,6 +67,8 @@ class Mean(_Reduction):
     def forward(ctx, a, axis, keepdims):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
         ctx.count = math.prod(a.shape[i] for i in axes)
+        if a.dtype == np.float16:   # NumPy sums float16 in float32 for the mean: no overflow
+            return np.mean(a, axis=axes, keepdims=keepdims)
         # ndarray.mean's own steps, without its Python wrapper
         return np.add.reduce(a, axis=axes, keepdims=keepdims) / ctx.count
 
@@ -118,7 +121,10 @@ class Var(_Reduction):
     @staticmethod
     def forward(ctx, a, axis, keepdims, ddof):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
-        ctx.divisor = math.prod(a.shape[i] for i in axes) - ddof
+        # NumPy divides by max(n - ddof, 0): the variance is inf (NumPy warns), and so is
+        # the scale of its gradient, rather than a ZeroDivisionError or a finite number
+        count = math.prod(a.shape[i] for i in axes)
+        ctx.divisor = count - ddof if count > ddof else 0
         ctx.save_for_backward(a)
         return a.var(axis=axes, keepdims=keepdims, ddof=ddof)
 
@@ -126,7 +132,8 @@ class Var(_Reduction):
     def backward(ctx, grad):
         (a,) = ctx.saved
         centred = a - a.mean(axis=ctx.axes, keepdims=True)
-        return _Reduction.expand(ctx, grad) * centred * (2.0 / ctx.divisor)
+        scale = 2.0 / ctx.divisor if ctx.divisor else np.inf
+        return _Reduction.expand(ctx, grad) * centred * scale
 
 
 # ------------------------------------------------------------- functions

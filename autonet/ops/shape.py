@@ -48,7 +48,7 @@ def _index_part(part):
     if isinstance(part, Tensor):
         part = part.data
     if isinstance(part, (list, np.ndarray)):
-        part = np.array(part)
+        part = np.array(part, dtype=np.intp if isinstance(part, list) and not part else None)
         if part.dtype.kind == "f":
             raise IndexError("tensors used as indices must be integer or bool arrays")
     return part
@@ -212,8 +212,11 @@ def _joinable(tensors, op):
 
 
 def concatenate(tensors, axis=0):
-    """Join tensors along an existing axis, as ``numpy.concatenate``."""
-    return Concatenate.apply(*_joinable(tensors, "concatenate"), axis=axis)
+    """Join tensors along an existing axis, as ``numpy.concatenate`` (``axis=None``: flattened)."""
+    tensors = _joinable(tensors, "concatenate")
+    if axis is None:
+        tensors, axis = [Reshape.apply(t, shape=(-1,)) for t in tensors], 0
+    return Concatenate.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):

@@ -90,7 +90,7 @@ class Optimizer:
         """``{"state": {index: {name: ndarray}}, "param_groups": [...]}``, all copies."""
         index = {p: i for i, p in enumerate(self._params())}
         packed_state = {index[p]: {k: np.array(v, copy=True) for k, v in s.items()}
-                        for p, s in self.state.items() if p in index}
+                        for p, s in self.state.items() if p in index and s}   # none for no state
         groups = []
         for group in self.param_groups:
             packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}

@@ -1,4 +1,6 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
+import numpy as np
+
 from .optimizer import Optimizer
 
 
@@ -27,8 +29,8 @@ class SGD(Optimizer):
             grad = grad + group["weight_decay"] * param.data
         if momentum:
             buffer = state.get("momentum_buffer")
-            if buffer is None:
-                buffer = state["momentum_buffer"] = grad.copy()
+            if buffer is None:   # an array even for a 0-d parameter, so *= below writes into it
+                buffer = state["momentum_buffer"] = np.array(grad, copy=True)
             else:
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad
