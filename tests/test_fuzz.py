@@ -102,7 +102,7 @@ AXIS_OPS = {   # need at least one axis
     "log_softmax": (lambda x: x.log_softmax(axis=0), True),
     "reverse": (lambda x: x[::-1], True),
     "repeat_rows": (lambda x: x[[0, 0, -1]], True),
-    "matmul_self": (lambda x: x @ x if x.ndim == 1 else x @ x.T, True),
+    "matmul_self": (lambda x: x @ x if x.ndim == 1 else x @ x.swapaxes(-1, -2), True),
     "transpose": (lambda x: x.T, True),
     "flatten": (lambda x: x.reshape(-1), True),
     "stack_self": (lambda x: autonet.stack([x, x * 2.0], axis=-1), True),

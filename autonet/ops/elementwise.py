@@ -92,8 +92,9 @@ class Pow(Function):
                 grad_a = grad * (2 * a)
             elif isinstance(b, numbers.Number):
                 grad_a = grad * b * a ** (b - 1)
-            else:   # where b == 0 the derivative is 0 (PyTorch's), not 0 * a ** -1
-                grad_a = grad * b * a ** (b - 1 + (dual.value(b) == 0))
+            else:   # at a == b == 0 the derivative is 0 (PyTorch's), not 0 * 0 ** -1
+                at_zero = (dual.value(b) == 0) & (dual.value(a) == 0)
+                grad_a = grad * b * a ** (b - 1 + at_zero)
         if need_b:   # d a**b / db = a**b log a, taken as 0 where a == 0 (PyTorch's)
             grad_b = grad * out * dual.log(a + (dual.value(a) == 0))
         return grad_a, grad_b
