@@ -24,6 +24,9 @@ class Adam(Optimizer):
         if group["eps"] < 0 or group["weight_decay"] < 0:
             raise ValueError("eps and weight_decay must be >= 0")
 
+    def state_shapes(self, param):
+        return {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
+
     def update(self, param, grad, group, state):
         beta1, beta2 = group["betas"]
         if group["weight_decay"]:

@@ -98,27 +98,60 @@ class Optimizer:
             groups.append(packed)
         return {"state": packed_state, "param_groups": groups}
 
+    def state_shapes(self, param):
+        """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
+        return {}
+
     def load_state_dict(self, state_dict):
-        """Restore hyper-parameters and state (copied) saved by ``state_dict()``."""
+        """Restore hyper-parameters and state (copied) saved by ``state_dict()``.
+
+        Everything is checked first: the groups' sizes, every hyper-parameter
+        by the constructor's rules, and each parameter's state entries (the
+        names this optimizer keeps, numeric arrays of the right shapes). On any
+        mismatch a ``ValueError`` says what, and nothing has changed.
+        """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
             raise ValueError("load_state_dict: the parameter groups do not match this optimizer's")
+        new_groups = []
+        for number, (own, saved) in enumerate(zip(self.param_groups, groups)):
+            settings = {k: v for k, v in saved.items() if k != "params"}
+            expected = set(own) - {"params"}
+            if set(settings) != expected:
+                raise ValueError(
+                    f"load_state_dict: parameter group {number} has settings {sorted(settings)}; "
+                    f"{type(self).__name__} takes {sorted(expected)}")
+            candidate = {**own, **copy.deepcopy(settings)}
+            try:
+                self.check_hyperparameters(candidate)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"load_state_dict: parameter group {number}: {error}") from None
+            new_groups.append(candidate)
         params = self._params()
         by_index = {}
         for i, values in state_dict["state"].items():
             i = int(i)
             if not 0 <= i < len(params):
                 raise ValueError(f"load_state_dict: state for unknown parameter index {i}")
-            for name, value in values.items():
-                value = np.asarray(value)
-                if value.ndim and value.shape != params[i].shape:
-                    raise ValueError(
-                        f"load_state_dict: state {name!r} of parameter {i} has shape {value.shape}, "
-                        f"the parameter {params[i].shape}")
-            by_index[i] = {name: np.array(value, copy=True) for name, value in values.items()}
-        for group, saved in zip(self.param_groups, groups):
-            for key, value in saved.items():
-                if key != "params":
-                    group[key] = copy.deepcopy(value)
+            by_index[i] = self._checked_state(i, params[i], values)
+        for group, candidate in zip(self.param_groups, new_groups):
+            group.update(candidate)
         self.state = {params[i]: values for i, values in by_index.items()}
+
+    def _checked_state(self, index, param, values):
+        """A copy of one parameter's saved state, refused unless it is what this optimizer keeps."""
+        shapes = self.state_shapes(param)
+        if set(values) != set(shapes):
+            raise ValueError(
+                f"load_state_dict: parameter {index} has state {sorted(values)}, but "
+                f"{type(self).__name__} keeps {sorted(shapes)}")
+        checked = {}
+        for name, value in values.items():
+            value = np.array(value, copy=True)
+            if value.dtype.kind not in "iuf" or value.shape != shapes[name]:
+                raise ValueError(
+                    f"load_state_dict: state {name!r} of parameter {index} is {value.dtype} of "
+                    f"shape {value.shape}; it must be numbers of shape {shapes[name]}")
+            checked[name] = value
+        return checked

@@ -23,6 +23,9 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
 
+    def state_shapes(self, param):
+        return {"momentum_buffer": param.shape}
+
     def update(self, param, grad, group, state):
         momentum = group["momentum"]
         if group["weight_decay"]:
