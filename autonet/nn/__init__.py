@@ -2,7 +2,7 @@
 from . import functional, init
 from .layers import Linear, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .module import Module, Parameter
+from .module import Module, ModuleDict, ModuleList, Parameter
 
-__all__ = ["Module", "Parameter", "Linear", "Sequential", "Sigmoid", "Tanh", "ReLU", "Softmax",
+__all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequential", "Sigmoid", "Tanh", "ReLU", "Softmax",
            "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "functional", "init"]

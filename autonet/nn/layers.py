@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from . import functional as F, init
-from .module import Module, Parameter
+from .module import Module, ModuleList, Parameter
 
 
 class Linear(Module):
@@ -32,30 +32,21 @@ class Linear(Module):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
 
 
-class Sequential(Module):
-    """Modules applied in order; children are named "0", "1", ... (fixed at construction)."""
+class Sequential(ModuleList):
+    """Modules applied in order; children are named "0", "1", ... (``append`` adds one)."""
 
     def __init__(self, *modules):
-        super().__init__()
-        for i, module in enumerate(modules):
-            if not isinstance(module, Module):
-                raise TypeError(f"Sequential takes Modules, got {type(module).__name__} at {i}")
-            setattr(self, str(i), module)
-        self._layers = modules
+        super().__init__(modules)
 
     def forward(self, x):
-        for module in self._layers:
+        for module in self:
             x = module(x)
         return x
 
     def __getitem__(self, index):
-        return self._layers[index]
-
-    def __len__(self):
-        return len(self._layers)
-
-    def __iter__(self):
-        return iter(self._layers)
+        if isinstance(index, slice):
+            return Sequential(*list(self)[index])
+        return super().__getitem__(index)
 
 
 class Sigmoid(Module):

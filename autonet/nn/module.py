@@ -45,12 +45,15 @@ class Module:
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "_weak_self", weakref.ref(self))
 
+    _INTERNAL = frozenset({"training", "_path", "_weak_self"})   # bookkeeping, not members
+
     def __setattr__(self, name, value):
         if "_weak_self" not in self.__dict__:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() ran: call "
                 f"super().__init__() first in {type(self).__name__}.__init__")
-        if not name.startswith("_"):
+        _refuse_unregistrable(name, value)
+        if name not in Module._INTERNAL:
             _adopt(value, name)
         object.__setattr__(self, name, value)
 
@@ -68,9 +71,9 @@ class Module:
 
     # ------------------------------------------------------------ discovery
     def _members(self):
-        """(name, value) for public attributes, lists and tuples flattened."""
+        """(name, value) for attributes (``_``-prefixed ones too), lists and tuples flattened."""
         for name, value in vars(self).items():
-            if name.startswith("_"):
+            if name in Module._INTERNAL:
                 continue
             if isinstance(value, (list, tuple)):
                 for i, item in enumerate(value):
@@ -182,6 +185,20 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
+def _refuse_unregistrable(name, value):
+    """Modules or Parameters inside a dict or set would be silently ignored: refuse them."""
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, (set, frozenset)):
+        items = list(value)
+    else:
+        return
+    if any(isinstance(item, (Module, Parameter)) for item in items):
+        raise TypeError(
+            f"{name!r}: a {type(value).__name__} of Modules or Parameters is not registered (their "
+            f"parameters would be silently left out); use nn.ModuleDict (or nn.ModuleList, or a list)")
+
+
 def _adopt(value, path):
     """Give ``value`` (a Parameter, Module, or list of them) its dotted path."""
     if isinstance(value, Parameter):
@@ -196,3 +213,83 @@ def _adopt(value, path):
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             _adopt(item, f"{path}.{i}")
+
+
+class ModuleList(Module):
+    """A list of Modules, registered as children ``"0"``, ``"1"``, ...
+
+    >>> import autonet.nn as nn
+    >>> layers = nn.ModuleList([nn.Linear(2, 2, rng=0)])
+    >>> layers = layers.append(nn.Tanh())
+    >>> len(layers), [name for name, _ in layers.named_parameters()]
+    (2, ['0.weight', '0.bias'])
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        self.extend(modules or [])
+
+    def append(self, module):
+        """Add ``module`` at the end; returns the list."""
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, not {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        """Add each of ``modules`` at the end; returns the list."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __len__(self):
+        return sum(1 for _ in self.named_children())
+
+    def __iter__(self):
+        return iter([module for _, module in self.named_children()])
+
+    def __getitem__(self, index):
+        modules = list(self)
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        return modules[index]
+
+
+class ModuleDict(Module):
+    """A mapping of names to Modules, registered as children under those names."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in dict(modules or {}).items():
+            self[name] = module
+
+    def __setitem__(self, name, module):
+        if not isinstance(name, str) or not name or "." in name or name in Module._INTERNAL:
+            raise KeyError(f"ModuleDict keys are non-empty strings without '.', not {name!r}")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict holds Modules, not {type(module).__name__}")
+        setattr(self, name, module)
+
+    def __getitem__(self, name):
+        for key, module in self.named_children():
+            if key == name:
+                return module
+        raise KeyError(name)
+
+    def __contains__(self, name):
+        return any(key == name for key, _ in self.named_children())
+
+    def __len__(self):
+        return sum(1 for _ in self.named_children())
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def keys(self):
+        return [key for key, _ in self.named_children()]
+
+    def values(self):
+        return [module for _, module in self.named_children()]
+
+    def items(self):
+        return list(self.named_children())
