@@ -203,7 +203,7 @@ def test_sgd_state_into_adam_and_back_is_refused_but_a_round_trip_works():
 
 def test_dicts_and_sets_of_modules_are_refused_with_the_container_to_use():
     class Holder(nn.Module):
-        pass
+        """A module with no layers of its own."""
 
     holder = Holder()
     with pytest.raises(TypeError, match="ModuleDict"):
