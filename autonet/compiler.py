@@ -48,6 +48,7 @@ import builtins
 import functools
 import gc
 import inspect
+import math
 import threading
 
 import numpy as np
@@ -73,9 +74,12 @@ def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
 class CompiledStep:
     """A traced step: call it like the original."""
 
+    MAX_PROGRAMS = 8
+    """Traces kept per step, one per distinct set of number arguments."""
+
     def __init__(self, step):
         self.step = step
-        self.program = None
+        self.programs = {}   # number arguments -> program traced with them
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
     def __call__(self, *args):
@@ -83,15 +87,28 @@ class CompiledStep:
             return self._call(args)
 
     def _call(self, args):
-        if self.program is None:
+        if state.observers:
             if any(isinstance(observer, _Tracer) for observer in state.observers):
                 raise CompileError("compiled steps cannot be traced inside another one")
+            return self.step(*args)   # anomaly mode (or another observer): eager, checked
+        key = _number_arguments(args)
+        program = self.programs.get(key)
+        if program is None:
+            if len(self.programs) >= self.MAX_PROGRAMS:
+                raise CompileError(
+                    f"the step was traced for {self.MAX_PROGRAMS} different sets of number "
+                    f"arguments already; pass numbers that change on every call as arrays or Tensors")
             tracer = _Tracer(args)
             with observing(tracer):
                 result = self.step(*args)
-            self.program = tracer.finish(result)
+            self.programs[key] = tracer.finish(result)
             return result
-        return self.program.run(args)
+        return program.run(args)
+
+
+def _number_arguments(args):
+    """The Python numbers among the arguments, by position: a trace is valid for these values only."""
+    return tuple((i, type(a), a) for i, a in enumerate(args) if isinstance(a, (bool, int, float)))
 
 
 # ------------------------------------------------------------------ sources
@@ -116,8 +133,9 @@ class _Tracer(Observer):
     # -------------------------------------------------------------- recording
     def source(self, value):
         """How to find ``value`` again at replay time."""
-        for position, arg in enumerate(self.args):
-            if value is arg or (isinstance(arg, Tensor) and value is arg.data):
+        for position, arg in enumerate(self.args):   # numbers are constants: their values key the trace
+            if isinstance(arg, (Tensor, np.ndarray)) and (value is arg or (
+                    isinstance(arg, Tensor) and value is arg.data)):
                 return (_ARG, position)
         if isinstance(value, Tensor):
             slot = self.slots.get(id(value))
@@ -168,13 +186,20 @@ class _Tracer(Observer):
                 raise CompileError("compiled steps do not support retain_grad()")
             targets = []
             for position, key, shape, dtype in routes:
-                # an op output of this step (its slot), or a leaf (its .grad)
-                target = self._slot_of(key) if type(key) is Context else key
+                # an op output of this step (its slot), a leaf argument, or another leaf (its .grad)
+                target = self._slot_of(key) if type(key) is Context else self._leaf(key)
                 like = (shape, dtype) if (id(node), position) in fitted else None
                 targets.append((position, target, like))
             steps.append((self.ops[self._slot_of(node)], targets))
         seeds = [(self.node_slots[id(key)], seed) for key, seed in seeds.items()]
         self.events.append(("backward", seeds, steps))
+
+    def _leaf(self, tensor):
+        """A leaf passed as an argument is found in the call's arguments at replay."""
+        for position, arg in enumerate(self.args):
+            if arg is tensor:
+                return _ArgumentLeaf(position)
+        return tensor
 
     def _slot_of(self, node):
         slot = self.node_slots.get(id(node))
@@ -183,6 +208,11 @@ class _Tracer(Observer):
                 "the step's backward pass reaches a tensor computed outside the step; "
                 "compute everything inside it, or detach() what comes from outside")
         return slot
+
+    def detached(self, tensor):
+        raise CompileError(
+            "detach() inside a compiled step would replay the traced values; detach outside "
+            "the step and pass the result as an argument")
 
     def value_read(self, what):
         raise CompileError(
@@ -242,6 +272,15 @@ def _held_elsewhere(array, ours):
             continue
         return True
     return False
+
+
+class _ArgumentLeaf:
+    """A gradient's destination: the leaf Tensor passed as argument ``position``."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position):
+        self.position = position
 
 
 class _Op:
@@ -304,7 +343,7 @@ class _Program:
         previous_mode = state.grad_enabled
         state.grad_enabled = False
         try:
-            return self.replay([a.data if isinstance(a, Tensor) else a for a in args])
+            return self.replay([a.data if isinstance(a, Tensor) else a for a in args], args)
         finally:
             state.grad_enabled = previous_mode
 
@@ -333,9 +372,9 @@ class _Names:
             return f"{self.bind('t', where)}.data"
         if kind == _ARG:
             return f"a[{where}]"
-        if where is None or isinstance(where, (bool, int, float)):
+        if where is None or type(where) in (bool, int) or (type(where) is float and math.isfinite(where)):
             return repr(where)
-        return self.bind("k", where)
+        return self.bind("k", where)   # np.float64(...), inf, arrays: by name, not by spelling
 
 
 def _deliver_all(grads, tensors):
@@ -369,7 +408,7 @@ def _dead_after(events, returned):
 
 def _generate(events, returned):
     names = _Names()
-    lines = ["def replay(a):"]
+    lines = ["def replay(a, tensors):"]   # a: the arguments' arrays; tensors: the arguments
     passes = []
     dead = _dead_after(events, returned)
     for index, event in enumerate(events):
@@ -379,7 +418,9 @@ def _generate(events, returned):
         elif kind == "backward":
             function, leaves = _backward_function(names, event, len(passes))
             passes.append(function)
-            lines.append(f"    deliver(backward{len(passes) - 1}(), {names.bind('leaves', leaves)})")
+            targets = ", ".join(f"tensors[{leaf.position}]" if type(leaf) is _ArgumentLeaf
+                                else names.bind("t", leaf) for leaf in leaves)
+            lines.append(f"    deliver(backward{len(passes) - 1}(), [{targets}])")
         elif kind == "call":
             lines.append(f"    {names.bind('call', event[1])}()")
         else:

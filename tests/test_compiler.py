@@ -279,3 +279,68 @@ def test_concurrent_calls_take_turns():
     reference_model, reference_step = _xor_setup()
     reference = [reference_step().item() for _ in range(401)][1:]
     assert sorted(results[0] + results[1]) == sorted(reference)
+
+
+def test_number_arguments_are_guarded_by_value_and_never_alias_literals():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+
+    def step(k):
+        return (w ** 2).sum() * k        # a literal 2, and k traced as 2 first
+
+    compiled = autonet.compile(step)
+    for k in (2, 3, 2, 5, 3.5):
+        assert compiled(k).item() == step(k).item()
+    assert len(compiled.programs) == 4   # one trace per distinct number argument
+    many = autonet.compile(lambda k: (w * k).sum())
+    for k in range(autonet.compiler.CompiledStep.MAX_PROGRAMS):
+        many(k)
+    with pytest.raises(CompileError, match="number arguments"):
+        many(100)
+
+
+def test_constants_without_a_python_spelling_replay():
+    import math
+
+    w = Tensor([1.0, -2.0], requires_grad=True)
+
+    def step():
+        return (w * np.sqrt(2.0) + w.clip(-math.inf, 1.5) * np.float32(0.5)).sum()
+
+    compiled = autonet.compile(step)
+    assert [compiled().item() for _ in range(3)] == [step().item()] * 3
+
+
+def test_label_checks_run_on_every_replay():
+    logits = Tensor(np.zeros((2, 3)), requires_grad=True)
+    compiled = autonet.compile(lambda y: autonet.nn.functional.cross_entropy(logits, y))
+    compiled(np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        compiled(np.array([0, -1]))      # eager refuses; so must the replay
+
+
+def test_detach_inside_a_step_is_refused():
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(CompileError, match="detach"):
+        autonet.compile(lambda x: (x.detach() * w).sum())(Tensor([1.0, 1.0]))
+
+
+def test_leaves_passed_as_arguments_get_this_calls_gradient():
+    def step(p):
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+
+    compiled = autonet.compile(step)
+    leaves = [Tensor([float(i)], requires_grad=True) for i in (1, 3, 5)]
+    for leaf in leaves:
+        compiled(leaf)
+    assert [leaf.grad.tolist() for leaf in leaves] == [[2.0], [6.0], [10.0]]
+
+
+def test_anomaly_mode_is_honoured_by_compiled_steps():
+    x = Tensor([1.0, 0.0], requires_grad=True)
+    compiled = autonet.compile(lambda: (x * 2.0).log().sum())
+    with np.errstate(divide="ignore"):
+        compiled()                        # traced: log(0) is -inf, silently, as in eager mode
+    with autonet.detect_anomaly(), pytest.raises(FloatingPointError, match="log"):
+        compiled()                        # the replay runs checked, as eager mode would

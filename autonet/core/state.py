@@ -47,6 +47,9 @@ class Observer:
     def delivered(self, tensor):
         """``tensor.grad`` was set or accumulated by a backward pass."""
 
+    def detached(self, tensor):
+        """``tensor.detach()`` was called: a new leaf shares its data."""
+
     def value_read(self, what):
         """Python is about to see a tensor's values (``item()``, a comparison, ...)."""
 

@@ -125,6 +125,8 @@ class Tensor:
     # ----------------------------------------------------------- autograd
     def detach(self):
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        if state.observers:
+            notify("detached", self)
         detached = Tensor._make(self.data, None)
         detached._version = self._version
         return detached

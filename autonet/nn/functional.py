@@ -116,6 +116,10 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, labels):
+        if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):   # here, so
+            raise ValueError(                                  # compiled replays check it too
+                f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
+                f"{labels.min()}..{labels.max()}")
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
@@ -153,8 +157,4 @@ def cross_entropy(input, target, reduction="mean"):
     if labels.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: labels must be integer class indices (whole-number "
                         f"floats are accepted), not {labels.dtype} values such as 0.5")
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(
-            f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
-            f"{labels.min()}..{labels.max()}")
     return reduce(CrossEntropy.apply(logits, labels), reduction, "cross_entropy")
