@@ -149,6 +149,12 @@ class _Tracer(Observer):
 
     # -------------------------------------------------------------- events
     def tensor_made(self, data):
+        for position, arg in enumerate(self.args):
+            if data is arg and isinstance(arg, (np.ndarray, Tensor)):
+                raise CompileError(
+                    f"the step makes a new Tensor from argument {position} (Tensor(x), or a layer "
+                    f"given an ndarray); the replay would keep the traced values. Pass a Tensor "
+                    f"as the argument and use it directly.")
         if isinstance(data, np.ndarray):
             self.constant_arrays.append(data)   # finish() checks it is no .grad
 

@@ -344,3 +344,15 @@ def test_anomaly_mode_is_honoured_by_compiled_steps():
         compiled()                        # traced: log(0) is -inf, silently, as in eager mode
     with autonet.detect_anomaly(), pytest.raises(FloatingPointError, match="log"):
         compiled()                        # the replay runs checked, as eager mode would
+
+
+def test_a_tensor_made_from_an_argument_inside_the_step_is_refused():
+    model = autonet.nn.Linear(2, 1, rng=0)
+    with pytest.raises(CompileError, match="argument 0"):
+        autonet.compile(lambda x: model(x).sum())(np.ones((3, 2)))    # Linear wraps the ndarray
+    with pytest.raises(CompileError, match="argument 0"):
+        autonet.compile(lambda x: (Tensor(x) * 2).sum())(Tensor([1.0]))
+    compiled = autonet.compile(lambda x: model(x).sum())               # a Tensor argument is fine
+    for value in (1.0, 2.0):
+        x = Tensor(np.full((3, 2), value))
+        assert compiled(x).item() == model(x).sum().item()
