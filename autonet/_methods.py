@@ -103,7 +103,7 @@ def astype(self, dtype):
     dtype = np.dtype(dtype)
     check_kind(dtype)
     if dtype.kind != "f":
-        return Tensor._make(self.data.astype(dtype), None)
+        return Tensor(self, dtype=dtype)   # a copy, as astype; compile records it as such
     return shape.AsType.apply(self, dtype=dtype)
 
 

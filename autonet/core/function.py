@@ -122,23 +122,26 @@ class Function:
                 if arg._view_of is not None and arg._view_of != arg._version[1]:
                     _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
             else:
+                if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
+                    arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
                 arrays.append(arg)
                 edges.append(None)
                 needs.append(False)
         recording = requires_grad and state.grad_enabled
+        observers = state.observers
+        settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
         if recording:
             ctx = Context(cls, tuple(edges), tuple(needs))
-            if kwargs:
-                kwargs = _owned(kwargs)
+            if settings:
+                settings = _owned(settings)
         else:
             ctx = Context(cls)
-        observers = state.observers
         try:
             if observers and any(o.quiet_numpy for o in observers):
                 with np.errstate(all="ignore"):   # the observer reports bad values itself
-                    out = cls.forward(ctx, *arrays, **kwargs)
+                    out = cls.forward(ctx, *arrays, **settings)
             else:
-                out = cls.forward(ctx, *arrays, **kwargs)
+                out = cls.forward(ctx, *arrays, **settings)
         except ValueError as error:
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
@@ -159,11 +162,32 @@ class Function:
 
 
 def _owned(kwargs):
-    """Settings with arrays copied: a recorded op must not read the caller's arrays later."""
-    for value in kwargs.values():
-        if type(value) is np.ndarray:
-            return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in kwargs.items()}
-    return kwargs
+    """Settings with arrays copied (in index tuples too): a recorded op must not read the
+    caller's arrays later."""
+    if not any(type(value) in (np.ndarray, tuple) for value in kwargs.values()):
+        return kwargs
+    return {key: _copied(value) for key, value in kwargs.items()}
+
+
+def _copied(value):
+    if type(value) is np.ndarray:
+        return value.copy()
+    if type(value) is tuple:
+        return tuple(_copied(part) for part in value)
+    return value
+
+
+def _plain(kwargs):
+    """Settings with ndarray subclasses (an observer's views) as plain arrays."""
+    return {key: _plain_value(value) for key, value in kwargs.items()}
+
+
+def _plain_value(value):
+    if isinstance(value, np.ndarray):
+        return value.view(np.ndarray)
+    if type(value) is tuple:
+        return tuple(_plain_value(part) for part in value)
+    return value
 
 
 def _root(array):

@@ -18,8 +18,8 @@ class Observer:
 
     quiet_numpy = False
 
-    def tensor_made(self, data):
-        """``Tensor(data)`` is about to copy ``data``."""
+    def tensor_made(self, tensor, data):
+        """``tensor`` was made by ``Tensor(data)``, a copy of ``data``."""
 
     def applied(self, fn, args, kwargs, ctx, arrays, result):
         """``fn.apply(*args, **kwargs)`` ran; ``ctx`` is its node, ``result`` its Tensor."""
@@ -36,6 +36,9 @@ class Observer:
     def called(self, method, args, kwargs):
         """A method with side effects (``zero_grad``, an optimizer step) is about to run."""
 
+    def call_returned(self, method):
+        """That method has run (it may have changed ``.data`` and ``.grad`` arrays)."""
+
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """A backward pass executed ``plan`` from ``seeds`` (key -> gradient).
 
@@ -47,8 +50,8 @@ class Observer:
     def delivered(self, tensor):
         """``tensor.grad`` was set or accumulated by a backward pass."""
 
-    def detached(self, tensor):
-        """``tensor.detach()`` was called: a new leaf shares its data."""
+    def detached(self, tensor, result):
+        """``result = tensor.detach()``: a new leaf that shares ``tensor``'s data."""
 
     def value_read(self, what):
         """Python is about to see a tensor's values (``item()``, a comparison, ...)."""
@@ -133,8 +136,12 @@ def replayable(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        if state.observers:
-            notify("called", method, args, kwargs)
-        return method(*args, **kwargs)
+        if not state.observers:
+            return method(*args, **kwargs)
+        notify("called", method, args, kwargs)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            notify("call_returned", method)
 
     return wrapper

@@ -59,8 +59,6 @@ class Tensor:
                  "__weakref__")
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
-        if state.observers:
-            notify("tensor_made", data)
         self.data = as_array(data, dtype)
         self.grad = None
         self.requires_grad = False
@@ -70,6 +68,8 @@ class Tensor:
         self._view_of = None
         if requires_grad:
             self.requires_grad_(True)
+        if state.observers:
+            notify("tensor_made", self, data)
 
     @classmethod
     def _make(cls, data, node):
@@ -125,10 +125,10 @@ class Tensor:
     # ----------------------------------------------------------- autograd
     def detach(self):
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
-        if state.observers:
-            notify("detached", self)
         detached = Tensor._make(self.data, None)
         detached._version = self._version
+        if state.observers:
+            notify("detached", self, detached)
         return detached
 
     def numpy(self):

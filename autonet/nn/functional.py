@@ -109,6 +109,10 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
                   "binary_cross_entropy_with_logits")
 
 
+_FLOAT_LABELS = ("cross_entropy: labels must be integer class indices (whole-number floats "
+                 "are accepted), not {} values such as 0.5")
+
+
 class CrossEntropy(Function):
     """-log_softmax(logits)[i, label_i] per sample, as one node that keeps softmax."""
 
@@ -116,6 +120,13 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, labels):
+        # Tensor([0, 2]) holds float64 (autonet's default), so whole-number floats are labels
+        # too; any other float would be a class probability in PyTorch, which autonet does not
+        # take. Checked here, so compiled replays check it too.
+        if labels.dtype.kind == "f":
+            if not np.all(labels == np.round(labels)):
+                raise TypeError(_FLOAT_LABELS.format(labels.dtype))
+            labels = labels.astype(np.int64)
         if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):   # here, so
             raise ValueError(                                  # compiled replays check it too
                 f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
@@ -144,17 +155,12 @@ def cross_entropy(input, target, reduction="mean"):
     float64); other floats raise ``TypeError`` (they are not class indices).
     """
     logits = as_tensor(input)
-    labels = np.asarray(target.data if isinstance(target, Tensor) else target)
+    labels = np.asanyarray(target.data if isinstance(target, Tensor) else target)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), not {logits.shape}")
     if labels.shape != (logits.shape[0],):
         raise ValueError(
             f"cross_entropy: labels of shape {labels.shape} do not fit logits {logits.shape}")
-    # Tensor([0, 2]) holds float64 (autonet's default), so whole-number floats are labels too;
-    # any other float would be a class probability in PyTorch, which autonet does not take.
-    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-        labels = labels.astype(np.int64)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integer class indices (whole-number "
-                        f"floats are accepted), not {labels.dtype} values such as 0.5")
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(_FLOAT_LABELS.format(labels.dtype))
     return reduce(CrossEntropy.apply(logits, labels), reduction, "cross_entropy")

@@ -386,5 +386,5 @@ def minimum(a, b):
 
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b``; differentiable in a and b."""
-    condition = np.asarray(dual.value(condition), dtype=bool)
+    condition = np.asanyarray(dual.value(condition), dtype=bool)
     return Where.apply(condition, a, b)

@@ -44,13 +44,14 @@ def normalize_index(index):
 
 
 def _index_part(part):
-    """One part of an index; arrays are copied, so a recorded op owns its index."""
+    """One part of an index: Tensors as their arrays, lists as arrays (a recorded op copies
+    the arrays of its index, so it owns them)."""
     if isinstance(part, Tensor):
         part = part.data
-    if isinstance(part, (list, np.ndarray)):
-        part = np.array(part, dtype=np.intp if isinstance(part, list) and not part else None)
-        if part.dtype.kind == "f":
-            raise IndexError("tensors used as indices must be integer or bool arrays")
+    if isinstance(part, list):
+        part = np.array(part, dtype=np.intp if not part else None)
+    if isinstance(part, np.ndarray) and part.dtype.kind not in "biu":
+        raise IndexError("tensors used as indices must be integer or bool arrays")
     return part
 
 

@@ -1,0 +1,113 @@
+"""compile: trace one training step, then replay its NumPy work without building graphs.
+
+>>> import numpy as np, autonet
+>>> from autonet.optim import SGD
+>>> w = autonet.Tensor([[0.5], [-0.5]], requires_grad=True)
+>>> optimizer = SGD([w], lr=0.1)
+>>> @autonet.compile
+... def step(x):
+...     loss = ((x @ w).sigmoid() - 1.0).sum() ** 2
+...     optimizer.zero_grad()
+...     loss.backward()
+...     optimizer.step()
+...     return loss
+>>> first = step(np.array([[1.0, 2.0]]))     # traced: runs eagerly and records
+>>> second = step(np.array([[1.0, 2.0]]))    # replayed: the same formulas, no graph
+>>> bool(second.item() < first.item())
+True
+
+The first call runs the step eagerly and records what it did (a
+:class:`~autonet.compiler.program.Program`, readable with ``listing()``):
+every op's forward, ``Tensor(...)`` calls, the order in which backward
+visited the nodes and where each gradient went, optimizer steps, ``zero_grad``,
+gradient clipping and in-place tensor updates. Later calls replay exactly
+that, calling the same formulas in the same order, so the results equal eager
+mode's bit for bit; what is skipped is the bookkeeping.
+
+Every input of the trace is classified when it enters (see
+:mod:`autonet.compiler.trace`): an argument of this call (Tensors, ndarrays,
+index arrays and op settings taken from them, at any depth in tuples, lists
+and dicts), a tensor or array that lives across calls (read by reference),
+or a Python constant. Anything else raises ``CompileError``.
+
+Guards: a call whose arguments differ from a trace's in type, shape, dtype,
+``requires_grad``, the value of a number or string, or the identity of any
+other object is traced again (up to ``CompiledStep.MAX_PROGRAMS`` traces per
+step); tensors read by reference must keep their shape, dtype and
+``requires_grad`` (else ``CompileError``).
+
+Refused (``CompileError``) because a replay could not follow:
+
+- Python reading values while tracing: ``item()``, ``float()``, ``bool()``,
+  comparisons and ``numpy()`` of tensors, and any Python value of an ndarray
+  argument or of ``.data`` / ``.grad`` read by the step's code;
+- NumPy results handed to autonet: arrays computed from an argument,
+  ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
+- NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
+- ``grad()``, ``create_graph``, ``retain_grad``, backward passes reaching
+  tensors computed outside the step, leaves requiring grad made in it, and
+  in-place updates recorded in the graph (outside ``no_grad``).
+
+Other Python side effects (printing, counters) happen only while tracing.
+Under ``detect_anomaly()`` a compiled step runs eagerly, checked. Calls of one
+compiled step from several threads take turns.
+"""
+import functools
+import threading
+
+import numpy as np
+
+from ..core.state import observing, state
+from ..core.tensor import Tensor
+from .arguments import leaves, signature
+from .errors import CompileError
+from .program import Program
+from .trace import Tracer, births
+
+__all__ = ["compile", "CompileError", "CompiledStep"]
+
+
+def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
+    """Return a :class:`CompiledStep` that traces ``step`` on its first call."""
+    return functools.wraps(step)(CompiledStep(step))
+
+
+class CompiledStep:
+    """A traced step: call it like the original; ``programs`` holds its traces."""
+
+    MAX_PROGRAMS = 8
+    """Traces kept per step, one per distinct call signature (see the module doc)."""
+
+    def __init__(self, step):
+        self.step = step
+        self.programs = {}   # call signature -> Program traced with it
+        self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
+
+    def __call__(self, *args):
+        with self.lock:
+            return self._call(args)
+
+    def _call(self, args):
+        if state.observers:
+            if any(isinstance(observer, Tracer) for observer in state.observers):
+                raise CompileError("compiled steps cannot be traced inside another one")
+            return self.step(*args)   # anomaly mode (or another observer): eager, checked
+        key = signature(args)
+        program = self.programs.get(key)
+        if program is not None:
+            return program.run(args)
+        if len(self.programs) >= self.MAX_PROGRAMS:
+            raise CompileError(
+                f"the step was traced for {self.MAX_PROGRAMS} different call signatures already "
+                f"(argument types, shapes, dtypes, requires_grad, number values); pass numbers "
+                f"that change on every call as arrays or Tensors, or compile a new step")
+        with births() as know_births:
+            tracer = Tracer(args, know_births)
+            with observing(tracer), tracer.running():
+                result = self.step(*tracer.args)
+            instructions, guards, returned = tracer.finish(result)
+        keep = [leaf for _, leaf in leaves(args)
+                if not isinstance(leaf, (Tensor, np.ndarray, int, float, str, bytes, np.generic))]
+        self.programs[key] = Program(getattr(self.step, "__name__", "step"), instructions, guards,
+                                     returned, frozenset(tracer.argument_tensors.values()), keep)
+        return result

@@ -1,0 +1,319 @@
+"""A traced step as a program: a list of instructions, their inputs by class, and guards.
+
+Instructions, in the order the step ran them:
+
+- :class:`Op`: one op's forward formula on its inputs (sources, see
+  :mod:`.trace`), with its settings, into value ``slot``;
+- :class:`Make`: ``Tensor(source)``, a fresh copy on every call;
+- :class:`Copy`: an in-place update (``t += u`` under ``no_grad``);
+- :class:`Call`: a side effect replayed as a call (``zero_grad``, an
+  optimizer step, gradient clipping);
+- :class:`Backward`: a backward pass: formulas in the traced order, each
+  gradient added where eager backward added it, leaves' gradients delivered.
+
+The program is turned into one straight-line Python function (``source``)
+that calls the same formulas in the same order, so a replay equals eager
+mode bit for bit; ``listing()`` shows it with its inputs and guards. The
+structure is meant to be lowered further (fused kernels) as well.
+"""
+import builtins
+import math
+
+import numpy as np
+
+from ..core import ownership
+from ..core.backward import fit
+from ..core.function import as_output_array
+from ..core.state import state
+from ..core.tensor import Tensor, as_array
+from .arguments import describe
+from .errors import CompileError
+
+
+class Op:
+    """``slot = fn.forward(ctx, *inputs, **settings)``; ``ctx`` is reused on every replay."""
+
+    __slots__ = ("slot", "fn", "inputs", "settings", "ctx", "scalar_output")
+
+    def __init__(self, slot, fn, inputs, settings, ctx, scalar_output):
+        self.slot, self.fn, self.inputs, self.settings = slot, fn, inputs, settings
+        self.ctx, self.scalar_output = ctx, scalar_output
+
+
+class Make:
+    """``slot = Tensor(source)``: a fresh copy with ``dtype``."""
+
+    __slots__ = ("slot", "source", "dtype")
+
+    def __init__(self, slot, source, dtype):
+        self.slot, self.source, self.dtype = slot, source, dtype
+
+
+class Copy:
+    """``target[...] = source``: an in-place update outside the graph."""
+
+    __slots__ = ("target", "source")
+
+    def __init__(self, target, source):
+        self.target, self.source = target, source
+
+
+class Call:
+    """``method(*arguments, **settings)`` replayed: a side effect (sources ``("const", value)``,
+    or ``("object", path)`` for a Tensor passed to the step)."""
+
+    __slots__ = ("method", "arguments", "settings")
+
+    def __init__(self, method, arguments, settings):
+        self.method, self.arguments, self.settings = method, arguments, settings
+
+
+class Backward:
+    """Seeds ``(slot, gradient)`` and steps ``(op, [(input position, target, fit_to)])``."""
+
+    __slots__ = ("seeds", "steps")
+
+    def __init__(self, seeds, steps):
+        self.seeds, self.steps = seeds, steps
+
+
+class Program:
+    """A traced step, runnable (``run``) and readable (``listing``)."""
+
+    def __init__(self, name, instructions, guards, returned, argument_tensors, keep):
+        self.name = name
+        self.instructions = instructions
+        self.guards = guards          # (tensor, shape, dtype, requires_grad) read by reference
+        self.returned = returned
+        self.keep = keep              # objects whose identity the call signature relies on
+        for instruction in instructions:
+            if type(instruction) is Op:   # keep what formulas ask (needs_input_grad), not arrays
+                ctx = instruction.ctx
+                ctx.inputs = (None,) * len(ctx.inputs)
+                ctx.saved = ()
+                ctx.saved_versions = ()
+        self.source, namespace, self.names = _Generator(argument_tensors).generate(
+            instructions, returned)
+        exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
+        self.replay = namespace["replay"]
+
+    def check(self):
+        """Raise ``CompileError`` if a tensor read by reference changed shape, dtype or requires_grad."""
+        for tensor, shape, dtype, wants_grad in self.guards:
+            data = tensor.data
+            if data.shape != shape or data.dtype != dtype or tensor.requires_grad != wants_grad:
+                label = repr(tensor.name) if tensor.name else "a tensor"
+                raise CompileError(
+                    f"{label} read by the step is now {data.shape} {data.dtype} with "
+                    f"requires_grad={tensor.requires_grad}; it was {shape} {dtype} with "
+                    f"requires_grad={wants_grad} when traced; compile a new step")
+
+    def run(self, args):
+        self.check()
+        previous_mode = state.grad_enabled
+        state.grad_enabled = False
+        try:
+            return self.replay(args)
+        finally:
+            state.grad_enabled = previous_mode
+
+    def listing(self):
+        """The program as text: inputs by class, guards, then the replay's code."""
+        counts = {kind.__name__: sum(type(i) is kind for i in self.instructions)
+                  for kind in (Op, Make, Copy, Call, Backward)}
+        lines = [f"program of {self.name!r}: {counts['Op']} ops, {counts['Make']} tensors made, "
+                 f"{counts['Copy']} in-place updates, {counts['Call']} calls, "
+                 f"{counts['Backward']} backward passes",
+                 "inputs:"]
+        lines += [f"  {name} = {what}" for name, what in self.names]
+        lines.append("guards: the call's arguments match the traced signature (types, shapes, "
+                     "dtypes, requires_grad, values of numbers and strings, identity of other "
+                     "objects); and")
+        lines += [f"  {tensor.name or 'tensor'}: shape {shape}, {dtype}, requires_grad={wants}"
+                  for tensor, shape, dtype, wants in self.guards]
+        return "\n".join(lines + ["code:", self.source])
+
+    def __repr__(self):
+        return self.listing()
+
+
+# ------------------------------------------------------------------ code generation
+class _Generator:
+    """Binds objects to readable names and writes the replay function."""
+
+    def __init__(self, argument_tensors):
+        self.argument_tensors = argument_tensors   # paths of the arguments that are Tensors
+        self.namespace = {"deliver": _deliver_all, "fit": fit, "as_output_array": as_output_array,
+                          "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
+        self.bound = {}            # (prefix, id) -> name
+        self.names = []            # (name, description) of the inputs, for the listing
+        self.arguments = {}        # path -> local name
+
+    def bind(self, prefix, value, description=None):
+        key = (prefix, id(value))
+        if key not in self.bound:
+            name = f"{prefix}{sum(k[0] == prefix for k in self.bound)}"
+            self.bound[key] = name
+            self.namespace[name] = value
+            if description is not None:
+                self.names.append((name, description))
+        return self.bound[key]
+
+    def function(self, fn, which):
+        return self.bind(f"{fn.name.replace('.', '_')}_{which}", getattr(fn, which))
+
+    def source(self, source):
+        """The expression for a source (see :mod:`.trace`)."""
+        kind, where = source
+        if kind == "value":
+            return f"v{where}"
+        if kind == "arg":
+            if where not in self.arguments:
+                name = f"a{len(self.arguments)}"
+                self.arguments[where] = name
+                self.names.append((name, describe(where) + (
+                    " (a Tensor: its data)" if where in self.argument_tensors else " (an ndarray)")))
+            return self.arguments[where]
+        if kind == "tensor":
+            label = repr(where.name) if where.name else "a tensor"
+            return self.bind("t", where, f"{label} {where.shape} {where.dtype}, read by reference") + ".data"
+        if kind == "state":
+            return self.bind("s", where, f"an ndarray {where.shape} {where.dtype}, read by reference")
+        if kind == "tuple":
+            return "(" + "".join(self.source(part) + ", " for part in where) + ")"
+        if where is None or type(where) in (bool, int) or (type(where) is float and math.isfinite(where)):
+            return repr(where)
+        return self.bind("k", where, f"the constant {where!r}")   # by name, not by spelling
+
+    def destination(self, target):
+        """A leaf receiving a gradient: the Tensor passed as an argument, or a lasting one."""
+        kind, where = target
+        if kind in ("arg", "object"):
+            return "args" + "".join(f"[{key!r}]" for key in where)
+        return self.bind("t", where, f"{where.name!r} {where.shape} {where.dtype}, read by reference")
+
+    def generate(self, instructions, returned):
+        body = []
+        passes = []
+        dead = _dead_after(instructions, returned)
+        for index, instruction in enumerate(instructions):
+            kind = type(instruction)
+            if kind is Op:
+                body += self.forward(instruction)
+            elif kind is Make:
+                body.append(f"    v{instruction.slot} = as_array({self.source(instruction.source)}, "
+                            f"{self.bind('dtype', instruction.dtype)})")
+            elif kind is Copy:
+                body.append(f"    copyto({self.source(instruction.target)}, "
+                            f"{self.source(instruction.source)}, casting='same_kind')")
+            elif kind is Call:
+                body.append(f"    {self.call(instruction)}")
+            else:
+                function, leaves = self.backward(instruction, len(passes))
+                passes.append(function)
+                body.append(f"    deliver(backward{len(passes) - 1}(), [{', '.join(leaves)}])")
+            if index in dead:
+                body.append(f"    del {', '.join(f'v{slot}' for slot in dead[index])}")
+        if returned is None:
+            body.append("    return None")
+        elif type(returned) is tuple and type(returned[0]) is tuple:
+            parts = ", ".join(f"Tensor._make({self.source(r)}, None)" for r in returned)
+            body.append(f"    return ({parts},)")
+        else:
+            body.append(f"    return Tensor._make({self.source(returned)}, None)")
+        header = ["def replay(args):"]
+        header += [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
+                   f"{'.data' if path in self.argument_tensors else ''}"
+                   for path, name in self.arguments.items()]
+        return "\n".join(passes + header + body) + "\n", self.namespace, self.names
+
+    def call(self, instruction):
+        method = instruction.method
+        name = self.bind(method.__name__.strip("_") + "_", method)
+        arguments = [self.destination(a) if a[0] == "object" else self.source(a)
+                     for a in instruction.arguments]
+        arguments += [f"{key}={self.destination(a) if a[0] == 'object' else self.source(a)}"
+                      for key, a in instruction.settings.items()]
+        return f"{name}({', '.join(arguments)})"
+
+    def forward(self, op):
+        ctx = self.bind("c", op.ctx)
+        arguments = [ctx] + [self.source(s) for s in op.inputs]
+        arguments += [f"{key}={self.source(value)}" for key, value in op.settings.items()]
+        lines = [f"    v{op.slot} = {self.function(op.fn, 'forward')}({', '.join(arguments)})"]
+        if op.scalar_output:
+            lines.append(f"    v{op.slot} = as_output_array({ctx}, v{op.slot})")
+        return lines
+
+    def backward(self, instruction, number):
+        """A backward pass as a function returning ``{leaf index: gradient}``.
+
+        Its locals (the formulas' results) are gone once it returns, so each leaf
+        gradient's only holder is the dict, and ownership can hand it over uncopied.
+        """
+        lines = [f"def backward{number}():"]
+        for slot, seed in instruction.seeds:
+            lines.append(f"    g{slot} = {self.source(('const', seed))}")
+        assigned = {f"g{slot}" for slot, _ in instruction.seeds}
+        leaves = {}
+        for op, targets in instruction.steps:
+            ctx = self.bind("c", op.ctx)
+            lines.append(f"    r = {self.function(op.fn, 'backward')}({ctx}, g{op.slot})")
+            lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
+            lines.append("    if type(r) is not tuple: r = (r,)")
+            for position, target, like in targets:
+                value = f"r[{position}]"
+                if like is not None:
+                    value = f"fit({value}, {like[0]!r}, {self.bind('dtype', like[1])})"
+                if type(target) is int:
+                    variable = f"g{target}"
+                else:
+                    key = self.destination(target)
+                    variable = leaves.setdefault(key, f"l{len(leaves)}")
+                if variable in assigned:
+                    lines.append(f"    {variable} = {variable} + {value}")
+                else:
+                    lines.append(f"    {variable} = {value}")
+                    assigned.add(variable)
+        pairs = ", ".join(f"{i}: {variable}" for i, variable in enumerate(leaves.values()))
+        lines.append(f"    return {{{pairs}}}")
+        return "\n".join(lines) + "\n", list(leaves)
+
+
+def _deliver_all(grads, tensors):
+    """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
+    for index, tensor in enumerate(tensors):
+        ownership.deliver(grads, index, tensor, False)
+
+
+def _dead_after(instructions, returned):
+    """Instruction index -> the value slots last used there: freed at once, as eager mode frees them."""
+    last = {}
+
+    def use(source, index):
+        if source[0] == "value":
+            last[source[1]] = index
+        elif source[0] == "tuple":
+            for part in source[1]:
+                use(part, index)
+
+    for index, instruction in enumerate(instructions):
+        kind = type(instruction)
+        if kind is Op:
+            last[instruction.slot] = index
+            for source in instruction.inputs + tuple(instruction.settings.values()):
+                use(source, index)
+        elif kind is Make:
+            last[instruction.slot] = index
+            use(instruction.source, index)
+        elif kind is Copy:
+            use(instruction.target, index)
+            use(instruction.source, index)
+    kept = returned if type(returned) is tuple and type(returned[0]) is tuple else (returned,)
+    for source in kept:
+        if source is not None and source[0] == "value":
+            last.pop(source[1], None)
+    dead = {}
+    for slot, index in last.items():
+        dead.setdefault(index, []).append(slot)
+    return dead

@@ -1,0 +1,315 @@
+"""Tracing: one eager run of the step, with every input classified as it enters.
+
+An op's input, a ``Tensor(...)``'s source and an op's settings (an index, a
+bound) are each one of:
+
+- ``("value", slot)``: computed by an op (or ``Tensor(...)``) of this step;
+- ``("arg", path)``: an argument of this call (a Tensor's data, an ndarray);
+- ``("tensor", t)``: a tensor that lives across calls (a parameter), read by
+  reference (``t.data``) on every replay; its shape, dtype and
+  ``requires_grad`` are guarded;
+- ``("state", array)``: an ndarray that lives across calls, read by reference;
+- ``("const", value)``: a Python value (number, list, slice, ``np.float64``).
+
+Everything else is refused, for a known reason: an array computed with NumPy
+inside the step (it is marked, see :mod:`.marks`, or it was allocated during
+the trace), a ``.grad`` array used as an operand, a leaf requiring grad made
+inside the step.
+"""
+import contextlib
+import sys
+import threading
+import tracemalloc
+import types
+
+import numpy as np
+
+from ..core.function import Context
+from ..core.state import Observer, state
+from ..core.tensor import Tensor
+from .arguments import describe, leaves, rebuild
+from .errors import CompileError
+from .marks import Marked, mark
+from .program import Backward, Call, Copy, Make, Op
+
+# ------------------------------------------------------------------ the step's view of tensors
+_DATA, _GRAD = Tensor.data, Tensor.grad     # the slots' own descriptors
+_install_lock = threading.Lock()
+_installed = [0]
+
+
+class _WatchedSlot:
+    """``Tensor.data`` / ``Tensor.grad`` while a trace runs in some thread.
+
+    The tracing thread's step code (any frame outside the autonet package) gets
+    a marked view; autonet's own code, and other threads, get the array itself.
+    """
+
+    def __init__(self, name, slot):
+        self.name, self.slot = name, slot
+
+    def __get__(self, tensor, owner=None):
+        if tensor is None:
+            return self
+        value = self.slot.__get__(tensor, owner)
+        if value is None or _is_autonet(sys._getframe(1)):
+            return value
+        tracer = _tracer()
+        return value if tracer is None else tracer.seen(tensor, self.name, value)
+
+    def __set__(self, tensor, value):
+        if not _is_autonet(sys._getframe(1)) and _tracer() is not None:
+            raise CompileError(
+                f"the step sets a tensor's .{self.name} while being traced; a replay would not. "
+                f"Use optimizer.zero_grad() and optimizer steps, autonet ops under no_grad(), or "
+                f"do it outside the step.")
+        self.slot.__set__(tensor, value)
+
+
+def _is_autonet(frame):
+    name = frame.f_globals.get("__name__", "")
+    return name == "autonet" or name.startswith("autonet.")
+
+
+def _tracer():
+    for observer in state.observers:
+        if type(observer) is Tracer:
+            return observer
+    return None
+
+
+@contextlib.contextmanager
+def _watched_slots():
+    with _install_lock:
+        if not _installed[0]:
+            Tensor.data, Tensor.grad = _WatchedSlot("data", _DATA), _WatchedSlot("grad", _GRAD)
+        _installed[0] += 1
+    try:
+        yield
+    finally:
+        with _install_lock:
+            _installed[0] -= 1
+            if not _installed[0]:
+                Tensor.data, Tensor.grad = _DATA, _GRAD
+
+
+@contextlib.contextmanager
+def births():
+    """Record allocations (``tracemalloc``) so that arrays made during the trace are known."""
+    if tracemalloc.is_tracing():
+        yield False         # someone else's trace: births cannot be told apart
+        return
+    tracemalloc.start()
+    try:
+        yield True
+    finally:
+        tracemalloc.stop()
+
+
+# ------------------------------------------------------------------ the tracer
+class Tracer(Observer):
+    """Collects the events of one eager run of the step (it observes the engine)."""
+
+    def __init__(self, args, know_births):
+        self.know_births = know_births
+        self.instructions = []
+        self.known = {}          # id(Tensor or array) -> its source
+        self.alive = [args]      # keeps every id in `known` unique until the trace ends
+        self.externals = {}      # id(tensor) -> (tensor, shape, dtype, requires_grad)
+        self.contexts = {}       # id(op node) -> slot
+        self.ops = {}            # slot -> its Op
+        self.argument_tensors = {}   # id(Tensor argument) -> path
+        self.slots = 0
+        self.args = rebuild(args, self._enter)
+
+    def _enter(self, path, leaf):
+        """An argument as the step sees it: ndarrays become marked views of themselves."""
+        source = ("arg", path)
+        if isinstance(leaf, Tensor):
+            self.argument_tensors[id(leaf)] = path
+            self.known[id(leaf)] = self.known[id(_DATA.__get__(leaf))] = source
+            return leaf
+        if isinstance(leaf, np.ndarray):
+            view = mark(leaf, describe(path), origin=source)
+            self.known[id(view)] = source
+            self.alive.append(view)
+            return view
+        return leaf
+
+    @contextlib.contextmanager
+    def running(self):
+        with _watched_slots():
+            yield
+
+    # -------------------------------------------------------------- classifying
+    def born(self, thing):
+        """True when ``thing`` was allocated while the step was being traced."""
+        return tracemalloc.get_object_traceback(thing) is not None
+
+    def source(self, value):
+        """Where ``value`` comes from on every replay (see the module doc), or refuse."""
+        if isinstance(value, Marked):
+            if value.origin is None:
+                raise CompileError(
+                    f"the step computes an array with NumPy from {value.what} and passes it to "
+                    f"autonet; a replay would not recompute it. Compute with Tensors inside the "
+                    f"step (Tensor(x) of an argument x is fine), or pass the array as an argument.")
+            if value.origin[0] == "grad":
+                raise CompileError(
+                    "the step uses a .grad array as an operand; a replay would keep its traced "
+                    "values. Update parameters with an optimizer, clip gradients with "
+                    "nn.utils.clip_grad_norm_ / clip_grad_value_.")
+            return value.origin
+        known = self.known.get(id(value))
+        if known is not None:
+            return known
+        if isinstance(value, Tensor):
+            if self.know_births and self.born(value):
+                raise CompileError(
+                    "the step uses a tensor made inside it other than by autonet's ops and "
+                    "Tensor(...); a replay would keep its traced values")
+            self._guard(value)
+            return ("tensor", value)
+        if isinstance(value, np.ndarray):
+            if not self.know_births:
+                raise CompileError(
+                    "tracemalloc is tracing memory, so compile cannot tell whether this array "
+                    "was made inside the step; trace the step (its first call) with tracemalloc "
+                    "stopped, or pass the array as an argument")
+            if self.born(value):
+                raise CompileError(
+                    f"the step computes an array with NumPy (shape {value.shape}) and passes it to "
+                    f"autonet; a replay would reuse its traced values. Make such arrays outside "
+                    f"the step or pass them as arguments, and compute with Tensors inside it.")
+            return ("state", value)
+        if type(value) in (list, tuple) and any(
+                isinstance(leaf, (np.ndarray, Tensor)) for _, leaf in leaves(value)):
+            raise CompileError("the step passes arrays inside a list to autonet; stack them with "
+                               "autonet.stack, or pass them separately")
+        return ("const", value)
+
+    def setting(self, value):
+        """An op's keyword argument: a constant, or built from sources (an index tuple)."""
+        if isinstance(value, (np.ndarray, Tensor)):
+            return self.source(value)
+        if type(value) is tuple and any(isinstance(p, (np.ndarray, Tensor)) for p in value):
+            return ("tuple", tuple(self.setting(part) for part in value))
+        return ("const", value)
+
+    def seen(self, tensor, name, value):
+        """The step's code reads ``tensor.data`` or ``tensor.grad``: a marked view of it."""
+        origin = ("grad", tensor) if name == "grad" else self.source(tensor)
+        label = f"{tensor.name!r}" if tensor.name else "a tensor"
+        return mark(value, f"the .{name} of {label}", origin=origin)
+
+    def _guard(self, tensor):
+        data = _DATA.__get__(tensor)
+        self.externals.setdefault(id(tensor), (tensor, data.shape, data.dtype, tensor.requires_grad))
+
+    def _new_slot(self, tensor):
+        slot = self.slots
+        self.slots += 1
+        self.known[id(tensor)] = self.known[id(_DATA.__get__(tensor))] = ("value", slot)
+        self.alive.append(tensor)
+        return slot
+
+    # -------------------------------------------------------------- engine events
+    def applied(self, fn, args, kwargs, ctx, arrays, result):
+        inputs = tuple(self.source(arg) for arg in args)
+        settings = {key: self.setting(value) for key, value in kwargs.items()}
+        slot = self._new_slot(result)
+        self.contexts[id(ctx)] = slot
+        self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
+        self.instructions.append(self.ops[slot])
+
+    def tensor_made(self, tensor, data):
+        if tensor.requires_grad:
+            raise CompileError(
+                "the step makes a leaf tensor that requires grad; a replay would deliver its "
+                "gradient to the traced one. Make parameters outside the step.")
+        self.instructions.append(Make(self._new_slot(tensor), self.source(data),
+                                      _DATA.__get__(tensor).dtype))
+
+    def detached(self, tensor, result):
+        self.known[id(result)] = self.source(tensor)
+        self.alive.append(result)
+
+    def in_place(self, tensor, result, recording):
+        if recording:
+            raise CompileError("compiled steps support in-place updates only under no_grad()")
+        self.instructions.append(Copy(self.source(tensor), self.source(result)))
+
+    def called(self, method, args, kwargs):
+        """A replayable side effect; a Tensor argument of the step is found in each call's."""
+        def part(value):
+            path = self.argument_tensors.get(id(value))
+            if path is not None:
+                return ("object", path)
+            for _, leaf in leaves(value):
+                if isinstance(leaf, (types.GeneratorType, map, filter, zip)):
+                    raise CompileError(f"{method.__qualname__} was given an iterator, which a "
+                                       f"replay would find exhausted; pass a list")
+                if id(leaf) in self.argument_tensors:
+                    raise CompileError(f"{method.__qualname__} was given an argument of the step "
+                                       f"inside a container; pass it directly")
+            return ("const", value)
+
+        self.instructions.append(Call(method, tuple(part(a) for a in args),
+                                      {key: part(value) for key, value in kwargs.items()}))
+
+    def value_read(self, what):
+        raise CompileError(
+            f"the step reads a tensor's value in Python ({what}) while being traced; a branch on "
+            f"it could go another way on a later call, which a replay cannot follow. Keep value "
+            f"reads outside the compiled step (use the tensor it returns).")
+
+    def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
+        """Record the plan: which formula runs when, and where each gradient goes."""
+        if create_graph or not into_grad:
+            raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
+        if any(id(key) not in self.contexts for key in seeds):
+            raise CompileError("backward() of a tensor the step did not compute")
+        fitted = {(id(node), position) for node, position in fitted}
+        steps = []
+        for node, routes in zip(plan.nodes, plan.routes):
+            if node.retained is not None:
+                raise CompileError("compiled steps do not support retain_grad()")
+            targets = []
+            for position, key, shape, dtype in routes:
+                # an op output of this step (its slot), a leaf argument, or another leaf
+                target = self._slot_of(key) if type(key) is Context else self._leaf(key)
+                like = (shape, dtype) if (id(node), position) in fitted else None
+                targets.append((position, target, like))
+            steps.append((self.ops[self._slot_of(node)], targets))
+        seeds = tuple((self.contexts[id(key)], seed) for key, seed in seeds.items())
+        self.instructions.append(Backward(seeds, tuple(steps)))
+
+    def _leaf(self, tensor):
+        """Where a leaf's gradient goes: the tensor passed in this call, or a lasting one."""
+        path = self.argument_tensors.get(id(tensor))
+        if path is not None:
+            return ("arg", path)
+        if self.know_births and self.born(tensor):
+            raise CompileError("backward() reaches a leaf made inside the step")
+        return ("tensor", tensor)
+
+    def _slot_of(self, node):
+        slot = self.contexts.get(id(node))
+        if slot is None:
+            raise CompileError(
+                "the step's backward pass reaches a tensor computed outside the step; "
+                "compute everything inside it, or detach() what comes from outside")
+        return slot
+
+    # -------------------------------------------------------------- finishing
+    def finish(self, result):
+        """The program: ``result`` is what the step returned."""
+        if isinstance(result, Tensor):
+            returned = self.source(result)
+        elif result is None:
+            returned = None
+        elif isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result):
+            returned = tuple(self.source(r) for r in result)
+        else:
+            raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
+        return tuple(self.instructions), tuple(self.externals.values()), returned

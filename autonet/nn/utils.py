@@ -1,0 +1,69 @@
+"""Gradient clipping, as ``torch.nn.utils``: both change ``.grad`` in place.
+
+>>> import autonet
+>>> w = autonet.Tensor([3.0, 4.0], requires_grad=True)
+>>> (w * w).sum().backward()                 # w.grad is [6, 8], norm 10
+>>> autonet.nn.utils.clip_grad_norm_([w], max_norm=5.0)
+10.0
+>>> w.grad.round(6)
+array([3., 4.])
+
+Inside ``autonet.compile`` the clipping is replayed on every call; the
+returned norm is a Python float, seen by the step's code while it is traced only.
+"""
+import math
+
+import numpy as np
+
+from ..core.state import replayable
+from ..core.tensor import Tensor
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+    """Scale all gradients together so that their joint ``norm_type``-norm is at most
+    ``max_norm``; returns the norm before clipping (PyTorch's rule: factor
+    ``max_norm / (norm + 1e-6)``, capped at 1)."""
+    norm_type = float(norm_type)
+    if norm_type <= 0 and norm_type != -math.inf:
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive or inf, not {norm_type}")
+    return _clip_norm(_listed(parameters), float(max_norm), norm_type)
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clip every gradient element to ``[-clip_value, clip_value]``."""
+    clip_value = float(clip_value)
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, not {clip_value}")
+    _clip_value(_listed(parameters), clip_value)
+
+
+def _listed(parameters):
+    """A list (never an iterator: a compiled step replays the call with it)."""
+    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
+
+
+@replayable
+def _clip_norm(parameters, max_norm, norm_type):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    norms = np.array([_norm(g, norm_type) for g in grads])
+    total = _norm(norms, norm_type)
+    factor = min(max_norm / (total + 1e-6), 1.0)
+    for grad in grads:
+        grad *= np.asarray(factor, dtype=grad.dtype)
+    return float(total)
+
+
+@replayable
+def _clip_value(parameters, clip_value):
+    for p in parameters:
+        if p.grad is not None:
+            np.clip(p.grad, -clip_value, clip_value, out=p.grad)
+
+
+def _norm(values, norm_type):
+    values = np.abs(values)
+    if norm_type == math.inf:
+        return float(values.max(initial=0.0))
+    return float(np.sum(values ** norm_type) ** (1.0 / norm_type))
