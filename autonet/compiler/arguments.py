@@ -3,8 +3,9 @@
 Arguments may be Tensors, ndarrays, Python or NumPy numbers, strings, None, and
 tuples, lists or dicts of these; anything else (a module, a function) is
 taken as that very object. The signature holds every leaf's type, shape,
-dtype and ``requires_grad``, the *values* of numbers and strings, and the
-identity of other objects: two calls with equal signatures take the same
+dtype and ``requires_grad``, the *values* of numbers and strings, how many
+elements a boolean ndarray selects (indexing with it returns that many), and
+the identity of other objects: two calls with equal signatures take the same
 path through the step's Python code, as far as the arguments can steer it.
 """
 import numpy as np
@@ -21,6 +22,8 @@ def signature(value):
         data = value.data
         return (kind, data.shape, data.dtype, value.requires_grad)
     if isinstance(value, np.ndarray):
+        if value.dtype == bool:   # a mask: how many it selects shapes what indexing returns
+            return (kind, value.shape, value.dtype, int(np.count_nonzero(value)))
         return (kind, value.shape, value.dtype)
     if kind is float:
         return (kind, value.hex())            # -0.0 and nan are values too

@@ -180,7 +180,8 @@ class Tracer(Observer):
                 raise CompileError(
                     f"the step computes an array with NumPy (shape {value.shape}) and passes it to "
                     f"autonet; a replay would reuse its traced values. Make such arrays outside "
-                    f"the step or pass them as arguments, and compute with Tensors inside it.")
+                    f"the step or pass them as arguments, and compute with Tensors inside it "
+                    f"(Python lists and numbers are taken by value: t[[0, 2]] is fine).")
             return ("state", value)
         if type(value) in (list, tuple) and any(
                 isinstance(leaf, (np.ndarray, Tensor)) for _, leaf in leaves(value)):

@@ -164,7 +164,7 @@ class Function:
 def _owned(kwargs):
     """Settings with arrays copied (in index tuples too): a recorded op must not read the
     caller's arrays later."""
-    if not any(type(value) in (np.ndarray, tuple) for value in kwargs.values()):
+    if not any(type(value) in (np.ndarray, tuple, list) for value in kwargs.values()):
         return kwargs
     return {key: _copied(value) for key, value in kwargs.items()}
 
@@ -172,8 +172,8 @@ def _owned(kwargs):
 def _copied(value):
     if type(value) is np.ndarray:
         return value.copy()
-    if type(value) is tuple:
-        return tuple(_copied(part) for part in value)
+    if type(value) in (tuple, list):
+        return type(value)(_copied(part) for part in value)
     return value
 
 

@@ -37,22 +37,30 @@ class Transpose(Function):
 
 
 def normalize_index(index):
-    """An index with Tensors replaced by their data and lists by arrays."""
+    """An index with Tensors replaced by their data; lists stay lists (taken by value when
+    compiled) and become arrays inside the ops (``as_arrays``)."""
     if isinstance(index, tuple):
         return tuple(_index_part(part) for part in index)
     return _index_part(index)
 
 
 def _index_part(part):
-    """One part of an index: Tensors as their arrays, lists as arrays (a recorded op copies
-    the arrays of its index, so it owns them)."""
+    """One part of an index, checked: integer or bool arrays (a recorded op copies them)."""
     if isinstance(part, Tensor):
         part = part.data
-    if isinstance(part, list):
-        part = np.array(part, dtype=np.intp if not part else None)
-    if isinstance(part, np.ndarray) and part.dtype.kind not in "biu":
+    if isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype.kind not in "biu" and (
+            np.size(part) or isinstance(part, np.ndarray)):
         raise IndexError("tensors used as indices must be integer or bool arrays")
     return part
+
+
+def as_arrays(index):
+    """``index`` with its lists as arrays, as NumPy reads them (``[]`` selects nothing)."""
+    if isinstance(index, tuple):
+        return tuple(as_arrays(part) for part in index)
+    if isinstance(index, list):
+        return np.array(index, dtype=np.intp if not index else None)
+    return index
 
 
 def _is_basic(index):
@@ -79,7 +87,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, a, index):
         ctx.in_shape = a.shape
-        ctx.index = index
+        ctx.index = index = as_arrays(index)
         return a[index]
 
     @staticmethod
@@ -94,6 +102,7 @@ class SetItem(Function):
 
     @staticmethod
     def forward(ctx, a, value, index):
+        index = as_arrays(index)
         if not _is_basic(index):
             hits = np.zeros(a.shape, dtype=np.int64)
             np.add.at(hits, index, 1)
