@@ -16,12 +16,14 @@ from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled, no_grad
 from .core.tensor import Tensor
 from . import _methods, _numpy  # noqa: F401 - bind Tensor's operators and NumPy protocol
-from .ops.constructors import ones, ones_like, zeros, zeros_like
-from .ops.elementwise import (abs, clip, exp, log, log_softmax, maximum, minimum, relu,
-                              sigmoid, softmax, sqrt, tanh, where)
+from .ops.activations import elu, erf, gelu, leaky_relu, silu, softplus
+from .ops.constructors import arange, eye, full, linspace, ones, ones_like, zeros, zeros_like
+from .ops.elementwise import (abs, clip, cos, exp, expm1, log, log1p, log_softmax, maximum,
+                              minimum, relu, sigmoid, sin, softmax, sqrt, square, tanh, where)
 from .ops.linalg import dot, einsum, matmul, norm, outer, tensordot, trace
-from .ops.reduce import max, mean, min, std, sum, var
-from .ops.shape import broadcast_to, concatenate, expand_dims, moveaxis, repeat, squeeze, stack
+from .ops.reduce import argmax, argmin, cumsum, logsumexp, max, mean, min, prod, std, sum, var
+from .ops.shape import (broadcast_to, concatenate, expand_dims, moveaxis, pad, repeat, squeeze,
+                        stack)
 from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
@@ -33,10 +35,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
     "gradcheck", "gradgradcheck", "GradcheckError",
-    "zeros", "ones", "zeros_like", "ones_like",
+    "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "linspace", "eye",
     "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
+    "sin", "cos", "log1p", "expm1", "square", "erf", "gelu", "silu", "softplus", "leaky_relu", "elu",
     "maximum", "minimum", "where", "matmul", "dot", "outer", "tensordot", "trace", "einsum", "norm",
-    "sum", "mean", "max", "min", "var", "std",
-    "concatenate", "stack", "broadcast_to", "squeeze", "expand_dims", "moveaxis", "repeat",
+    "sum", "mean", "max", "min", "var", "std", "prod", "cumsum", "logsumexp", "argmax", "argmin",
+    "concatenate", "stack", "broadcast_to", "squeeze", "expand_dims", "moveaxis", "repeat", "pad",
     "save", "load", "nn", "optim", "models", "viz", "compile", "CompileError",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 from .core import backward as _backward
 from .core.function import apply_in_place
 from .core.tensor import Tensor, check_kind
-from .ops import elementwise as ew, linalg, reduce, shape
+from .ops import activations, constructors, elementwise as ew, linalg, reduce, shape
 
 
 def _varargs(args):
@@ -173,6 +173,20 @@ for _function in (ew.Exp, ew.Log, ew.Sqrt, ew.Abs, ew.Sigmoid, ew.Tanh, ew.Relu)
     _METHODS[_function.name] = _unary(_function)
 _METHODS["__neg__"] = _unary(ew.Neg)
 _METHODS["__abs__"] = _unary(ew.Abs)
+
+for _function in (ew.Sin, ew.Cos, ew.Log1p, ew.Expm1):
+    _METHODS[_function.name] = _unary(_function)
+_METHODS.update({   # the same functions as autonet.*, with the tensor first
+    "square": ew.square, "logsumexp": reduce.logsumexp, "prod": reduce.prod,
+    "cumsum": reduce.cumsum, "argmax": reduce.argmax, "argmin": reduce.argmin,
+    "squeeze": shape.squeeze, "expand_dims": shape.expand_dims, "moveaxis": shape.moveaxis,
+    "repeat": shape.repeat, "pad": shape.pad, "gelu": activations.gelu, "silu": activations.silu,
+    "softplus": activations.softplus, "leaky_relu": activations.leaky_relu,
+    "elu": activations.elu, "erf": activations.erf,
+    "einsum": lambda self, subscripts, *others: linalg.einsum(subscripts, self, *others),
+})
+for _name in ("zeros", "ones", "full", "arange", "linspace", "eye"):
+    _METHODS[_name] = staticmethod(getattr(constructors, _name))
 
 for _name, _value in _METHODS.items():
     setattr(Tensor, _name, _value)

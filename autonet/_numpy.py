@@ -16,7 +16,7 @@ too, which is what makes such formulas differentiable again.
 import numpy as np
 
 from .core.tensor import Tensor, as_tensor, reading_value
-from .ops import elementwise as ew, linalg, reduce, shape
+from .ops import activations, elementwise as ew, linalg, reduce, shape
 
 
 def _unwrap(value):
@@ -44,6 +44,7 @@ _UFUNCS = {
     np.positive: lambda a: a, np.matmul: linalg.MatMul.apply,
     np.exp: ew.exp, np.log: ew.log, np.sqrt: ew.sqrt, np.absolute: ew.abs, np.tanh: ew.tanh,
     np.maximum: ew.maximum, np.minimum: ew.minimum, np.square: lambda a: ew.Pow.apply(a, 2),
+    np.sin: ew.sin, np.cos: ew.cos, np.log1p: ew.log1p, np.expm1: ew.expm1,
 }
 _UFUNC_REDUCTIONS = {
     (np.add, "reduce"): lambda a, axis=0, keepdims=False: reduce.sum(a, axis=axis, keepdims=keepdims),
@@ -106,6 +107,22 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **rest):
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **rest):
     _no_out("std", dict(rest, dtype=dtype, out=out))
     return reduce.std(a, axis=axis, keepdims=bool(keepdims), ddof=ddof)
+
+
+def _prod(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
+    _no_out("prod", dict(rest, dtype=dtype, out=out))
+    return reduce.prod(a, axis=axis, keepdims=bool(keepdims))
+
+
+def _cumsum(a, axis=None, dtype=None, out=None):
+    _no_out("cumsum", {"dtype": dtype, "out": out})
+    return reduce.cumsum(a, axis=axis)
+
+
+def _pad(array, pad_width, mode="constant", constant_values=0, **rest):
+    if mode != "constant" or rest:
+        raise TypeError("numpy.pad on Tensors supports mode='constant' (with constant_values) only")
+    return shape.pad(array, pad_width, constant_values=constant_values)
 
 
 def _einsum(*operands, out=None, optimize=False, **rest):
@@ -203,6 +220,7 @@ _FUNCTIONS = {
         array, kw.pop("shape", shape_)),
     np.clip: _clip, np.where: _where, np.dot: _dot, np.outer: _outer,
     np.tensordot: linalg.tensordot, np.trace: _trace, np.copy: _copy,
+    np.prod: _prod, np.cumsum: _cumsum, np.pad: _pad,
 }
 
 _SPELLINGS = {   # NumPy name -> what to use in autonet instead

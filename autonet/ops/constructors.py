@@ -1,4 +1,4 @@
-"""Tensors filled with zeros or ones."""
+"""Tensors made from shapes: zeros, ones, full, arange, linspace, eye (float64 unless told)."""
 import numpy as np
 
 from ..core.tensor import Tensor
@@ -32,3 +32,25 @@ def ones_like(t, dtype=None, requires_grad=False):
 def _dtype_of(t):
     dtype = t.dtype if isinstance(t, Tensor) else np.asarray(t).dtype
     return dtype if dtype.kind == "f" else np.float64
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False):
+    """A tensor of ``fill_value``."""
+    return _filled(lambda shape, dtype: np.full(shape, fill_value, dtype=dtype), shape, dtype,
+                   requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+    """Evenly spaced values in [start, stop), as ``numpy.arange`` (float64 unless ``dtype``)."""
+    return Tensor(np.arange(start, stop, step), dtype=dtype or np.float64, requires_grad=requires_grad)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
+    """``num`` evenly spaced values from start to stop, as ``numpy.linspace``."""
+    return Tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=dtype or np.float64,
+                  requires_grad=requires_grad)
+
+
+def eye(N, M=None, k=0, dtype=None, requires_grad=False):  # noqa: N803 - numpy's names
+    """Ones on the ``k``-th diagonal, as ``numpy.eye``."""
+    return _filled(lambda shape, dtype: np.eye(N, M, k, dtype=dtype), None, dtype, requires_grad)

@@ -172,6 +172,67 @@ class Abs(Function):
         return grad * np.sign(dual.value(a))
 
 
+class Sin(Function):
+    name = "sin"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.sin(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad * np.cos(a)
+
+
+class Cos(Function):
+    name = "cos"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.cos(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return -grad * np.sin(a)
+
+
+class Log1p(Function):
+    """log(1 + a), accurate for small a."""
+
+    name = "log1p"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.log1p(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad / (1 + a)
+
+
+class Expm1(Function):
+    """exp(a) - 1, accurate for small a."""
+
+    name = "expm1"
+
+    @staticmethod
+    def forward(ctx, a):
+        out = np.expm1(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * (out + 1)
+
+
 class Sigmoid(Function):
     """Logistic sigmoid; saves its output, as the notebook's ``x * (1 - x)``."""
 
@@ -336,6 +397,27 @@ def sqrt(x):
 
 def abs(x):  # noqa: A001 - mirrors numpy.abs
     return Abs.apply(as_tensor(x))
+
+
+def sin(x):
+    return Sin.apply(as_tensor(x))
+
+
+def cos(x):
+    return Cos.apply(as_tensor(x))
+
+
+def log1p(x):
+    return Log1p.apply(as_tensor(x))
+
+
+def expm1(x):
+    return Expm1.apply(as_tensor(x))
+
+
+def square(x):
+    """x * x (``Pow`` with exponent 2: the same bits as ``x ** 2``)."""
+    return Pow.apply(as_tensor(x), 2)
 
 
 def sigmoid(x):

@@ -1,12 +1,13 @@
-"""Reductions: sum, mean, max, min, var, with NumPy's ``axis``/``keepdims``."""
+"""Reductions (sum, mean, max, min, var, prod, logsumexp), cumsum and argmax/argmin,
+with NumPy's ``axis``/``keepdims``."""
 import math
 import operator
 
 import numpy as np
 
 from ..core.function import Function
+from ..core.tensor import Tensor, as_tensor, reading_value
 from .shape import expand_to
-from ..core.tensor import as_tensor
 
 
 def normalize_axis(axis, ndim):
@@ -136,6 +137,71 @@ class Var(_Reduction):
         return _Reduction.expand(ctx, grad) * centred * scale
 
 
+class Prod(_Reduction):
+    """Product; the gradient is the product of the other elements, zeros included."""
+
+    name = "prod"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        ctx.save_for_backward(a)
+        return np.multiply.reduce(a, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return _Reduction.expand(ctx, grad) * _product_of_others(a, ctx.axes)
+
+
+def _product_of_others(a, axes):
+    """For each element of ``a``, the product of the others along ``axes`` (any order)."""
+    if np.all(_value(a) != 0):
+        return _prod(a, axes, keepdims=True) / a
+    # with zeros: line the reduced elements up on a last axis of n, make n copies each with
+    # one element replaced by 1, and take their products (n * n memory, on this path only)
+    moved = np.moveaxis(a, axes, range(-len(axes), 0))
+    rest = moved.shape[:moved.ndim - len(axes)]
+    n = math.prod(moved.shape[len(rest):])
+    rows = moved.reshape(rest + (1, n))
+    others = _prod(np.where(np.eye(n, dtype=bool), 1.0, rows), (len(rest) + 1,), keepdims=False)
+    return np.moveaxis(others.reshape(moved.shape), range(-len(axes), 0), axes)
+
+
+def _value(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _prod(x, axes, keepdims):
+    if isinstance(x, Tensor):
+        return Prod.apply(x, axis=axes, keepdims=keepdims)
+    return np.multiply.reduce(x, axis=axes, keepdims=keepdims)
+
+
+class Cumsum(Function):
+    """Running sums along ``axis`` (the flattened array when None, as NumPy)."""
+
+    name = "cumsum"
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        ctx.in_shape = a.shape
+        if axis is None:
+            a, axis = a.reshape(-1), 0
+        ctx.axis = normalize_axis(axis, a.ndim)[0]
+        return np.cumsum(a, axis=ctx.axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        flip = (slice(None),) * ctx.axis + (slice(None, None, -1),)
+        reversed_sums = grad[flip]
+        if isinstance(grad, Tensor):
+            reversed_sums = Cumsum.apply(reversed_sums, axis=ctx.axis)
+        else:
+            reversed_sums = np.cumsum(reversed_sums, axis=ctx.axis)
+        return reversed_sums[flip].reshape(ctx.in_shape)
+
+
 # ------------------------------------------------------------- functions
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
     return as_tensor(x).sum(axis=axis, keepdims=keepdims)
@@ -160,3 +226,35 @@ def var(x, axis=None, keepdims=False, ddof=0):
 def std(x, axis=None, keepdims=False, ddof=0):
     """Standard deviation, ``sqrt(var)`` (NumPy's ``ddof``, default 0)."""
     return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+
+
+def prod(x, axis=None, keepdims=False):
+    return Prod.apply(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def cumsum(x, axis=None):
+    return Cumsum.apply(as_tensor(x), axis=axis)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) without overflow: the max is taken out first (a constant)."""
+    x = as_tensor(x)
+    axes = normalize_axis(axis, x.ndim)
+    shift = np.max(x.data, axis=axes, keepdims=True) if x.size else np.zeros(
+        _keepdims_shape(x.shape, axes), dtype=x.dtype)
+    shift = np.where(np.isfinite(shift), shift, 0.0).astype(x.dtype)   # all -inf: -inf, not nan
+    with np.errstate(divide="ignore"):   # all -inf: log(0) is -inf, the answer, as PyTorch's
+        out = (x - shift).exp().sum(axis=axes, keepdims=True).log() + shift
+    return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def argmax(x, axis=None):
+    """Indices of the largest values (an int ndarray: not differentiable)."""
+    reading_value("argmax")
+    return np.asarray(np.argmax(_value(x), axis=axis))
+
+
+def argmin(x, axis=None):
+    """Indices of the smallest values (an int ndarray: not differentiable)."""
+    reading_value("argmin")
+    return np.asarray(np.argmin(_value(x), axis=axis))

@@ -197,6 +197,28 @@ class Stack(Function):
 # ------------------------------------------------------------- for formulas
 # Backward formulas get ndarrays, or Tensors under create_graph: these two
 # helpers take either and return the same kind.
+class Pad(Function):
+    """Constant padding, as ``numpy.pad(a, pad_width, constant_values=...)``."""
+
+    name = "pad"
+
+    @staticmethod
+    def forward(ctx, a, pad_width, constant_values):
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (a.ndim, 2))   # NumPy's forms
+        if (widths < 0).any():
+            raise ValueError(f"pad: widths must be >= 0, got {pad_width}")
+        ctx.inside = tuple(slice(before, before + n) for (before, _), n in zip(widths, a.shape))
+        return np.pad(a, widths, mode="constant", constant_values=constant_values)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[ctx.inside]
+
+
+def pad(x, pad_width, constant_values=0):
+    return Pad.apply(as_tensor(x), pad_width=pad_width, constant_values=constant_values)
+
+
 def expand_to(x, shape):
     """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
     if isinstance(x, Tensor):

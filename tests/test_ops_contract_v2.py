@@ -1,0 +1,136 @@
+"""The contract's new ops: values against NumPy or closed forms, gradients of the first and
+second order against finite differences (through autonet.testing), PyTorch's edge rules."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import autonet
+from autonet import Tensor
+from autonet.testing import arrays, assert_gradients_match, tensors
+
+_erf = np.vectorize(math.erf)
+_SHAPES = st.integers(1, 3).flatmap(lambda n: st.tuples(*[st.integers(1, 4)] * n))
+
+# name -> (autonet function, reference on ndarrays, value bounds)
+SMOOTH = {
+    "sin": (lambda x: x.sin(), np.sin, {}),
+    "cos": (autonet.cos, np.cos, {}),
+    "log1p": (lambda x: x.log1p(), np.log1p, {"min_value": -0.9}),
+    "expm1": (autonet.expm1, np.expm1, {"min_value": -5, "max_value": 5}),
+    "square": (lambda x: x.square(), np.square, {}),
+    "erf": (autonet.erf, _erf, {"min_value": -4, "max_value": 4}),
+    "gelu": (lambda x: x.gelu(), lambda a: a * 0.5 * (1 + _erf(a / math.sqrt(2))), {}),
+    "gelu_tanh": (lambda x: autonet.gelu(x, approximate="tanh"),
+                  lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3))), {}),
+    "silu": (lambda x: x.silu(), lambda a: a / (1 + np.exp(-a)), {}),
+    "softplus": (lambda x: x.softplus(), lambda a: np.log1p(np.exp(a)), {"max_value": 19}),
+    "leaky_relu": (lambda x: x.leaky_relu(0.2), lambda a: np.where(a > 0, a, 0.2 * a), {"min_magnitude": 0.01}),
+    "elu": (lambda x: autonet.elu(x, alpha=0.7), lambda a: np.where(a > 0, a, 0.7 * np.expm1(a)),
+            {"min_magnitude": 0.01}),
+    "logsumexp": (lambda x: x.logsumexp(axis=-1), lambda a: np.log(np.exp(a).sum(axis=-1)), {}),
+    "logsumexp_all_keepdims": (lambda x: autonet.logsumexp(x, keepdims=True),
+                               lambda a: np.log(np.exp(a).sum(keepdims=True)), {}),
+    "prod": (lambda x: x.prod(axis=0), lambda a: a.prod(axis=0), {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
+    "prod_all": (autonet.prod, np.prod, {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
+    "cumsum": (lambda x: x.cumsum(axis=-1), lambda a: np.cumsum(a, axis=-1), {}),
+    "cumsum_flat": (autonet.cumsum, np.cumsum, {}),
+    "pad": (lambda x: x.pad(((1, 0),) + ((0, 2),) * (x.ndim - 1), constant_values=0.5),
+            lambda a: np.pad(a, ((1, 0),) + ((0, 2),) * (a.ndim - 1), constant_values=0.5), {}),
+    "numpy_prod": (lambda x: np.prod(x, axis=-1, keepdims=True), lambda a: np.prod(a, axis=-1, keepdims=True),
+                   {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+@given(data=st.data())
+def test_values_match_numpy_and_gradients_match_finite_differences(name, data):
+    function, reference, bounds = SMOOTH[name]
+    x = data.draw(tensors(_SHAPES, **bounds), label="x")
+    np.testing.assert_allclose(function(x).data, reference(x.data), rtol=1e-12, atol=1e-14)
+    assert_gradients_match(function, x)
+
+
+@pytest.mark.parametrize("name", sorted(SMOOTH))
+@given(data=st.data())
+def test_second_derivatives_match_finite_differences(name, data):
+    function, _, bounds = SMOOTH[name]
+    x = data.draw(tensors(_SHAPES, **bounds), label="x")
+    assert autonet.gradgradcheck(function, [x])
+
+
+def test_prod_gradient_with_zeros_is_the_product_of_the_others():
+    x = Tensor([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]], requires_grad=True)
+    x.prod(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0]])
+    assert_gradients_match(lambda t: t.prod(axis=1), x)
+    assert autonet.gradgradcheck(lambda t: t.prod(axis=1), [x])
+
+
+def test_pytorch_edge_rules():
+    zero = Tensor([0.0], requires_grad=True)
+    autonet.leaky_relu(zero, 0.1).sum().backward()
+    assert zero.grad[0] == 0.1                  # the slope at 0, as torch
+    zero.grad = None
+    autonet.elu(zero, alpha=0.5).sum().backward()
+    assert zero.grad[0] == 0.5
+    big = Tensor([30.0, -800.0])
+    np.testing.assert_array_equal(autonet.softplus(big).data, [30.0, 0.0])   # threshold 20, no overflow
+    assert autonet.logsumexp(Tensor([-np.inf, -np.inf])).item() == -np.inf
+    assert autonet.logsumexp(Tensor([1000.0, 1000.0])).item() == 1000.0 + math.log(2)
+    with pytest.raises(ValueError, match="approximate"):
+        autonet.gelu(big, approximate="fast")
+
+
+def test_argmax_argmin_return_int_arrays_like_numpy():
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
+    for axis in (None, 0, 1, -1):
+        np.testing.assert_array_equal(Tensor(a).argmax(axis=axis), np.argmax(a, axis=axis))
+        np.testing.assert_array_equal(autonet.argmin(Tensor(a), axis=axis), np.argmin(a, axis=axis))
+    assert isinstance(Tensor(a).argmax(), np.ndarray) and Tensor(a).argmax().dtype.kind == "i"
+
+
+@pytest.mark.parametrize("make, reference", [
+    (lambda: autonet.arange(5), lambda: np.arange(5.0)),
+    (lambda: autonet.arange(1, 2, 0.25), lambda: np.arange(1, 2, 0.25)),
+    (lambda: autonet.full((2, 3), 7.5), lambda: np.full((2, 3), 7.5)),
+    (lambda: autonet.linspace(0, 1, 5), lambda: np.linspace(0, 1, 5)),
+    (lambda: autonet.linspace(0, 1, 4, endpoint=False), lambda: np.linspace(0, 1, 4, endpoint=False)),
+    (lambda: autonet.eye(3, 4, k=1), lambda: np.eye(3, 4, k=1)),
+    (lambda: Tensor.eye(2), lambda: np.eye(2)),
+])
+def test_constructors_match_numpy_in_float64(make, reference):
+    made = make()
+    assert made.dtype == np.float64 and not made.requires_grad
+    np.testing.assert_array_equal(made.data, reference())
+
+
+def test_constructors_take_dtype_and_requires_grad():
+    t = autonet.arange(3, dtype=np.float32, requires_grad=True)
+    assert t.dtype == np.float32 and t.requires_grad
+    assert autonet.full((2,), 1, dtype=np.float32).dtype == np.float32
+    assert autonet.eye(2, requires_grad=True).requires_grad
+
+
+@given(x=arrays((2, 3)))
+def test_numpy_functions_dispatch_to_the_new_ops(x):
+    t = Tensor(x, requires_grad=True)
+    for np_function, expected in ((np.sin, np.sin(x)), (np.cos, np.cos(x)), (np.expm1, np.expm1(x)),
+                                  (lambda a: np.cumsum(a, axis=0), np.cumsum(x, axis=0)),
+                                  (lambda a: np.pad(a, 1), np.pad(x, 1))):
+        out = np_function(t)
+        assert isinstance(out, Tensor) and out.requires_grad
+        np.testing.assert_allclose(out.data, expected, rtol=1e-15)
+    with pytest.raises(TypeError, match="constant"):
+        np.pad(t, 1, mode="edge")
+
+
+def test_einsum_as_a_method():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(Tensor(a).einsum("ij,jk->ik", Tensor(b)).data, a @ b)
+
+
+def test_pad_refuses_negative_widths():
+    with pytest.raises(ValueError, match="widths"):
+        Tensor(np.ones(3)).pad(-1)
