@@ -1,8 +1,14 @@
 """Layers, losses and initialisers for building models on autonet."""
 from . import functional, init, utils
-from .layers import Linear, ReLU, Sequential, Sigmoid, Softmax, Tanh
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .layers import (ELU, GELU, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
+                     Dropout, Embedding, Flatten, LayerNorm, LeakyReLU, Linear, MaxPool1d,
+                     MaxPool2d, ReLU, Sequential, Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, ModuleDict, ModuleList, Parameter
 
-__all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequential", "Sigmoid", "Tanh", "ReLU", "Softmax",
-           "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "functional", "init", "utils"]
+__all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequential", "Sigmoid",
+           "Tanh", "ReLU", "Softmax", "GELU", "SiLU", "LeakyReLU", "ELU", "Softplus", "Conv1d",
+           "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten", "Dropout",
+           "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "MSELoss", "BCELoss",
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "HuberLoss",
+           "functional", "init", "utils"]

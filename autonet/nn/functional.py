@@ -2,13 +2,22 @@
 import numpy as np
 
 from ..core.function import Function
-from ..ops import dual
+from ..core.tensor import Tensor, as_tensor
+from ..ops import activations, dual
+from ..ops.activations import elu, gelu, leaky_relu, silu
 from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
 from ..ops.linalg import linear
-from ..core.tensor import Tensor, as_tensor
+from ..ops.reduce import logsumexp
+from ..ops.shape import scatter_add
+from . import init
+from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
+from .normalization import batch_norm, layer_norm
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy"]
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+           "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "dropout",
+           "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
+           "nll_loss", "l1_loss", "huber_loss", "logsumexp"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -109,8 +118,34 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
                   "binary_cross_entropy_with_logits")
 
 
-_FLOAT_LABELS = ("cross_entropy: labels must be integer class indices (whole-number floats "
-                 "are accepted), not {} values such as 0.5")
+_FLOAT_LABELS = ("{}: labels must be integer class indices (whole-number floats are "
+                 "accepted), not {} values such as 0.5")
+
+
+def _class_indices(labels, classes, op):
+    """Labels as integer indices in ``[0, classes)``, checked inside the op so that compiled
+    replays check them too. ``Tensor([0, 2])`` holds float64 (autonet's default), so
+    whole-number floats are labels too; any other float would be a class probability in
+    PyTorch, which autonet does not take."""
+    if labels.dtype.kind == "f":
+        if not np.all(labels == np.round(labels)):
+            raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
+        labels = labels.astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"{op}: labels must lie in [0, {classes}), got {labels.min()}..{labels.max()}")
+    return labels
+
+
+def _labels_for(input, target, op):
+    """``input (N, C)`` and the label array for it, their shapes checked."""
+    labels = np.asanyarray(target.data if isinstance(target, Tensor) else target)
+    if input.ndim != 2:
+        raise ValueError(f"{op}: input must have shape (N, C), not {input.shape}")
+    if labels.shape != (input.shape[0],):
+        raise ValueError(f"{op}: labels of shape {labels.shape} do not fit input {input.shape}")
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
+    return labels
 
 
 class CrossEntropy(Function):
@@ -120,17 +155,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, labels):
-        # Tensor([0, 2]) holds float64 (autonet's default), so whole-number floats are labels
-        # too; any other float would be a class probability in PyTorch, which autonet does not
-        # take. Checked here, so compiled replays check it too.
-        if labels.dtype.kind == "f":
-            if not np.all(labels == np.round(labels)):
-                raise TypeError(_FLOAT_LABELS.format(labels.dtype))
-            labels = labels.astype(np.int64)
-        if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):   # here, so
-            raise ValueError(                                  # compiled replays check it too
-                f"cross_entropy: labels must lie in [0, {logits.shape[1]}), got "
-                f"{labels.min()}..{labels.max()}")
+        labels = _class_indices(labels, logits.shape[1], "cross_entropy")
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
@@ -155,12 +180,128 @@ def cross_entropy(input, target, reduction="mean"):
     float64); other floats raise ``TypeError`` (they are not class indices).
     """
     logits = as_tensor(input)
-    labels = np.asanyarray(target.data if isinstance(target, Tensor) else target)
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), not {logits.shape}")
-    if labels.shape != (logits.shape[0],):
-        raise ValueError(
-            f"cross_entropy: labels of shape {labels.shape} do not fit logits {logits.shape}")
-    if labels.dtype.kind not in "iuf":
-        raise TypeError(_FLOAT_LABELS.format(labels.dtype))
+    labels = _labels_for(logits, target, "cross_entropy")
     return reduce(CrossEntropy.apply(logits, labels), reduction, "cross_entropy")
+
+
+class NegativeLogLikelihood(Function):
+    """-input[i, label_i] per sample (``input`` holds log-probabilities)."""
+
+    name = "nll_loss"
+
+    @staticmethod
+    def forward(ctx, log_probs, labels):
+        labels = _class_indices(labels, log_probs.shape[1], "nll_loss")
+        ctx.picked = np.zeros(log_probs.shape, dtype=bool)
+        ctx.picked[np.arange(len(labels)), labels] = True
+        return -log_probs[np.arange(len(labels)), labels]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad[:, None] * ctx.picked, None
+
+
+def nll_loss(input, target, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``(N, C)`` (``log_softmax``'s output)."""
+    log_probs = as_tensor(input)
+    labels = _labels_for(log_probs, target, "nll_loss")
+    return reduce(NegativeLogLikelihood.apply(log_probs, labels), reduction, "nll_loss")
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Mean absolute error (the gradient at a zero difference is 0, as PyTorch's)."""
+    input = as_tensor(input)
+    return reduce((input - _same_shape(input, target, "l1_loss")).abs(), reduction, "l1_loss")
+
+
+class Huber(Function):
+    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2): PyTorch's HuberLoss, per element."""
+
+    name = "huber"
+
+    @staticmethod
+    def forward(ctx, difference, delta):
+        ctx.inside = np.abs(difference) < delta
+        ctx.delta = delta
+        ctx.save_for_backward(difference)
+        return np.where(ctx.inside, 0.5 * difference * difference,
+                        delta * (np.abs(difference) - 0.5 * delta))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (difference,) = ctx.saved
+        clipped = np.where(ctx.inside, difference, ctx.delta * np.sign(dual.value(difference)))
+        return grad * clipped
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """Huber loss: squared near 0, linear beyond ``delta`` (> 0)."""
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, not {delta}")
+    input = as_tensor(input)
+    difference = input - _same_shape(input, target, "huber_loss")
+    return reduce(Huber.apply(difference, delta=float(delta)), reduction, "huber_loss")
+
+
+class Dropout(Function):
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    The mask is drawn inside the op from ``rng``, so a compiled step draws a
+    new one on every replay, exactly as eager mode does.
+    """
+
+    name = "dropout"
+
+    @staticmethod
+    def forward(ctx, a, p, rng):
+        if p == 1.0:
+            ctx.scale = np.zeros(a.shape, dtype=a.dtype)
+        else:
+            ctx.scale = (rng.random(a.shape) >= p) * np.asarray(1.0 / (1.0 - p), dtype=a.dtype)
+            ctx.scale = ctx.scale.astype(a.dtype, copy=False)
+        return a * ctx.scale
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale
+
+
+def dropout(x, p=0.5, training=True, rng=None):
+    """Inverted dropout in training; ``x`` itself otherwise (or when ``p`` is 0)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must lie in [0, 1], not {p}")
+    x = as_tensor(x)
+    if not training or p == 0.0:
+        return x
+    return Dropout.apply(x, p=float(p), rng=init.generator(rng))
+
+
+class EmbeddingLookup(Function):
+    """``weight[indices]`` with the indices checked (no negative wrap-around, as PyTorch)."""
+
+    name = "embedding"
+
+    @staticmethod
+    def forward(ctx, weight, indices):
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
+        if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
+            raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got "
+                             f"{indices.min()}..{indices.max()}")
+        ctx.in_shape, ctx.index = weight.shape, indices
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return scatter_add(grad, ctx.in_shape, ctx.index), None
+
+
+def embedding(indices, weight):
+    """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
+    indices = np.asanyarray(indices.data if isinstance(indices, Tensor) else indices)
+    return EmbeddingLookup.apply(as_tensor(weight), indices)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
+    return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))

@@ -1,8 +1,13 @@
-"""Layers: Linear, Sequential and the activation modules."""
+"""Layers: Linear, convolution, pooling, normalization, dropout, embedding, the activations.
+
+Every layer takes ``dtype=`` (float64 unless told) for its parameters and
+draws them from ``rng`` (a Generator or an int seed), as PyTorch initialises them.
+"""
 import math
 
 import numpy as np
 
+from ..core.state import no_grad
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
 
@@ -15,21 +20,32 @@ class Linear(Module):
     (a Generator or an int seed).
     """
 
-    def __init__(self, in_features, out_features, bias=True, rng=None):
+    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
         rng = init.generator(rng)
         bound = 1.0 / math.sqrt(in_features)
-        weight = Parameter(np.empty((in_features, out_features)))
-        self.weight = init.uniform_(weight, -bound, bound, rng)
-        self.bias = init.uniform_(Parameter(np.empty(out_features)), -bound, bound, rng) if bias else None
+        self.weight = _uniform((in_features, out_features), bound, rng, dtype)
+        self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
+
+
+def _uniform(shape, bound, rng, dtype):
+    """A Parameter drawn uniformly from [-bound, bound) (PyTorch's default for Linear and Conv)."""
+    return init.uniform_(Parameter(np.empty(shape, dtype=_float(dtype))), -bound, bound, rng)
+
+
+def _float(dtype):
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"layers hold floating-point parameters, not {dtype}")
+    return dtype
 
 
 class Sequential(ModuleList):
@@ -74,3 +90,243 @@ class Softmax(Module):
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+
+class _Activation(Module):
+    """A module that applies ``function`` with the settings given to its constructor."""
+
+    function = None
+
+    def __init__(self, **settings):
+        super().__init__()
+        self.settings = settings
+
+    def forward(self, x):
+        return type(self).function(x, **self.settings)
+
+    def extra_repr(self):
+        return ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
+
+
+class GELU(_Activation):
+    function = staticmethod(F.gelu)
+
+    def __init__(self, approximate="none"):
+        super().__init__(approximate=approximate)
+
+
+class SiLU(_Activation):
+    function = staticmethod(F.silu)
+
+
+class LeakyReLU(_Activation):
+    function = staticmethod(F.leaky_relu)
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__(negative_slope=negative_slope)
+
+
+class ELU(_Activation):
+    function = staticmethod(F.elu)
+
+    def __init__(self, alpha=1.0):
+        super().__init__(alpha=alpha)
+
+
+class Softplus(_Activation):
+    function = staticmethod(F.softplus)
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__(beta=beta, threshold=threshold)
+
+
+class _ConvNd(Module):
+    """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
+
+    spatial = 2
+    function = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, rng=None, dtype=None):
+        super().__init__()
+        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+        if len(kernel) != self.spatial or min(kernel) < 1:
+            raise ValueError(f"{type(self).__name__}: kernel_size must be {self.spatial} positive "
+                             f"int(s), not {kernel_size!r}")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must both be divisible by groups {groups}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        rng = init.generator(rng)
+        bound = 1.0 / math.sqrt(in_channels // groups * math.prod(kernel))   # PyTorch's init
+        self.weight = _uniform((out_channels, in_channels // groups) + kernel, bound, rng, dtype)
+        self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
+
+    def forward(self, x):
+        return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
+                                   self.dilation, self.groups)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}")
+
+
+class Conv1d(_ConvNd):
+    """1-d convolution over ``(N, C, L)`` (PyTorch's ``Conv1d``)."""
+
+    spatial = 1
+    function = staticmethod(F.conv1d)
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution over ``(N, C, H, W)`` (PyTorch's ``Conv2d``)."""
+
+    spatial = 2
+    function = staticmethod(F.conv2d)
+
+
+class _Pool(Module):
+    function = None
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        return type(self).function(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(_Pool):
+    function = staticmethod(F.max_pool1d)
+
+
+class MaxPool2d(_Pool):
+    function = staticmethod(F.max_pool2d)
+
+
+class AvgPool1d(_Pool):
+    function = staticmethod(F.avg_pool1d)
+
+
+class AvgPool2d(_Pool):
+    function = staticmethod(F.avg_pool2d)
+
+
+class Flatten(Module):
+    """Merge axes ``start_axis`` to ``end_axis`` into one (by default all but the batch axis)."""
+
+    def __init__(self, start_axis=1, end_axis=-1):
+        super().__init__()
+        self.start_axis, self.end_axis = start_axis, end_axis
+
+    def forward(self, x):
+        start, end = (a % x.ndim for a in (self.start_axis, self.end_axis))
+        if start > end:
+            raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
+                             f"{self.end_axis} for a {x.ndim}-d input")
+        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+    def extra_repr(self):
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Dropout(Module):
+    """Zero elements with probability ``p`` in ``train()`` (scaling the rest), identity in ``eval()``."""
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must lie in [0, 1], not {p}")
+        self.p, self.rng = p, init.generator(rng)
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, self.rng)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Embedding(Module):
+    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices."""
+
+    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
+        self.weight = init.normal_(weight, 0.0, 1.0, init.generator(rng))
+
+    def forward(self, indices):
+        return F.embedding(indices, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d (see ``nn.functional.batch_norm``)."""
+
+    dims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=None):
+        super().__init__()
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1], not {momentum}")
+        dtype = _float(dtype)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None
+        tracked = track_running_stats
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0) if tracked else None)
+
+    def forward(self, x):
+        if x.ndim not in self.dims or x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) takes inputs of "
+                             f"{' or '.join(f'{d}' for d in self.dims)} axes with "
+                             f"{self.num_features} channels on axis 1, not {x.shape}")
+        use_batch = self.training or self.running_mean is None
+        if self.training and self.num_batches_tracked is not None:
+            with no_grad():
+                self.num_batches_tracked += 1
+        return F.batch_norm(x, self.running_mean,
+                            self.running_var, self.weight, self.bias, use_batch,
+                            self.momentum, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of ``(N, C)`` or ``(N, C, L)`` per channel."""
+
+    dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of ``(N, C, H, W)`` per channel."""
+
+    dims = (4,)
+
+
+class LayerNorm(Module):
+    """Normalize over the last axes (``normalized_shape``), then scale and shift per element."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, eps
+        dtype = _float(dtype)
+        self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"

@@ -42,3 +42,31 @@ class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``."""
 
     function = staticmethod(F.cross_entropy)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities ``(N, C)`` against integer labels."""
+
+    function = staticmethod(F.nll_loss)
+
+
+class L1Loss(_Loss):
+    """Mean absolute error between predictions and targets of the same shape."""
+
+    function = staticmethod(F.l1_loss)
+
+
+class HuberLoss(_Loss):
+    """Squared error near 0, absolute error beyond ``delta``."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, not {delta}")
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, delta={self.delta}"

@@ -44,8 +44,9 @@ class Module:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "_weak_self", weakref.ref(self))
+        object.__setattr__(self, "_buffers", {})   # buffer name -> persistent (in state_dict)
 
-    _INTERNAL = frozenset({"training", "_path", "_weak_self"})   # bookkeeping, not members
+    _INTERNAL = frozenset({"training", "_path", "_weak_self", "_buffers"})   # bookkeeping
 
     def __setattr__(self, name, value):
         if "_weak_self" not in self.__dict__:
@@ -115,6 +116,56 @@ class Module:
         for _, parameter in self.named_parameters():
             yield parameter
 
+    def register_buffer(self, name, value, persistent=True):
+        """Keep ``value`` (a Tensor, an array, or None) as state that is not trained:
+        running statistics, counters. Persistent buffers are saved in ``state_dict()``."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: {name!r} is not a valid buffer name")
+        if name in vars(self) and name not in self._buffers:
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute {name!r}")
+        if isinstance(value, Parameter):
+            raise TypeError(f"register_buffer: {name!r} is a Parameter; assign it as an attribute")
+        if value is not None and not isinstance(value, Tensor):
+            value = Tensor(value, dtype=np.asarray(value).dtype)
+        self._buffers[name] = bool(persistent)
+        object.__setattr__(self, name, value)
+
+    def named_buffers(self, prefix=""):
+        """(dotted name, Tensor) of every buffer, this module's first, then its children's."""
+        for path, module in self.named_modules(prefix):
+            for name in module._buffers:
+                value = getattr(module, name)
+                if value is not None:
+                    yield (f"{path}.{name}" if path else name), value
+
+    def buffers(self):
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    def _state_tensors(self):
+        """Name -> the parameters and persistent buffers: what ``state_dict()`` holds."""
+        state = dict(self.named_parameters())
+        for path, module in self.named_modules():
+            for name, persistent in module._buffers.items():
+                value = getattr(module, name)
+                if persistent and value is not None:
+                    state[f"{path}.{name}" if path else name] = value
+        return state
+
+    def astype(self, dtype):
+        """Convert parameters (and their gradients) and floating buffers to ``dtype``, in place;
+        returns the module. Make optimizers after converting (their state keeps its dtype)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"Module.astype: parameters must stay floating point, not {dtype}")
+        floating = [b for b in self.buffers() if b.dtype.kind == "f"]
+        for tensor in list(self.parameters()) + floating:
+            tensor.data = tensor.data.astype(dtype)
+            if tensor.grad is not None:
+                tensor.grad = tensor.grad.astype(dtype)
+            tensor._bump_version()
+        return self
+
     # ------------------------------------------------------------ training
     @replayable
     def zero_grad(self):
@@ -134,17 +185,18 @@ class Module:
 
     # ------------------------------------------------------------ state
     def state_dict(self):
-        """A dict of dotted name -> copy of the parameter's array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """A dict of dotted name -> copy of the array of each parameter and persistent buffer."""
+        return {name: t.data.copy() for name, t in self._state_tensors().items()}
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy arrays into the parameters; everything is checked before anything is written.
+        """Copy arrays into the parameters and persistent buffers; everything is checked
+        before anything is written.
 
         With ``strict``, missing or unexpected keys raise KeyError naming them. A
         shape that does not fit raises ValueError naming the key and both shapes.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
-        own = dict(self.named_parameters())
+        own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

@@ -34,21 +34,20 @@ class Erf(Function):
 
 
 class Softplus(Function):
-    """log(1 + exp(x)), and x itself above 20 (PyTorch's threshold)."""
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's)."""
 
     name = "softplus"
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx, a, beta=1.0, threshold=_SOFTPLUS_THRESHOLD):
         ctx.save_for_backward(a)
-        above = a > _SOFTPLUS_THRESHOLD
-        return np.where(above, a, np.log1p(np.exp(np.minimum(a, _SOFTPLUS_THRESHOLD))))
+        ctx.beta, ctx.above = beta, a * beta > threshold
+        return np.where(ctx.above, a, np.log1p(np.exp(np.minimum(a * beta, threshold))) / beta)
 
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        above = dual.value(a) > _SOFTPLUS_THRESHOLD
-        return grad * np.where(above, 1.0, dual.sigmoid(a))
+        return grad * np.where(ctx.above, 1.0, dual.sigmoid(a * ctx.beta))
 
 
 class LeakyRelu(Function):

@@ -202,6 +202,29 @@ class Cumsum(Function):
         return reversed_sums[flip].reshape(ctx.in_shape)
 
 
+class LogSumExp(_Reduction):
+    """log(sum(exp(a))) without overflow (the max is taken out); -inf where all are -inf."""
+
+    name = "logsumexp"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims):
+        axes = _Reduction.remember(ctx, a, axis, keepdims)
+        shift = np.max(a, axis=axes, keepdims=True) if a.size else 0.0
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        with np.errstate(divide="ignore"):   # all -inf: log(0) = -inf is the answer
+            out = np.log(np.add.reduce(np.exp(a - shift), axis=axes, keepdims=True)) + shift
+        if not keepdims:
+            out = out.reshape(tuple(n for i, n in enumerate(a.shape) if i not in axes)).copy()
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):   # the gradient is softmax(a), written with differentiable ops
+        a, out = ctx.saved
+        return _Reduction.expand(ctx, grad) * np.exp(a - _Reduction.expand(ctx, out))
+
+
 # ------------------------------------------------------------- functions
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
     return as_tensor(x).sum(axis=axis, keepdims=keepdims)
@@ -237,15 +260,7 @@ def cumsum(x, axis=None):
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) without overflow: the max is taken out first (a constant)."""
-    x = as_tensor(x)
-    axes = normalize_axis(axis, x.ndim)
-    shift = np.max(x.data, axis=axes, keepdims=True) if x.size else np.zeros(
-        _keepdims_shape(x.shape, axes), dtype=x.dtype)
-    shift = np.where(np.isfinite(shift), shift, 0.0).astype(x.dtype)   # all -inf: -inf, not nan
-    with np.errstate(divide="ignore"):   # all -inf: log(0) is -inf, the answer, as PyTorch's
-        out = (x - shift).exp().sum(axis=axes, keepdims=True).log() + shift
-    return out if keepdims else out.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def argmax(x, axis=None):

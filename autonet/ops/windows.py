@@ -1,0 +1,91 @@
+"""Sliding windows: the linear op under convolution and pooling, and its transpose.
+
+``Windows`` copies every window of a (padded) batch ``(N, C, H, W)`` into
+``(N, OH, OW, C, kh, kw)`` through one strided view (im2col): a convolution is
+then one matrix product, a pooling one reduction. Its backward, ``Col2Im``,
+adds each window back where it came from with ``kh * kw`` slice additions (no
+``np.add.at``). Each op's backward is the other, so both are differentiable
+to any order.
+"""
+import numpy as np
+
+from ..core.function import Function
+from ..core.tensor import Tensor
+
+
+def output_size(size, kernel, stride, dilation):
+    """How many windows fit along an axis of ``size``."""
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class Windows(Function):
+    """``x (N, C, H, W)`` -> windows ``(N, OH, OW, C, kh, kw)`` (a copy)."""
+
+    name = "windows"
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, dilation):
+        ctx.in_shape, ctx.kernel, ctx.stride, ctx.dilation = x.shape, kernel, stride, dilation
+        return windows_array(x, kernel, stride, dilation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if isinstance(grad, Tensor):
+            return Col2Im.apply(grad, shape=ctx.in_shape, stride=ctx.stride, dilation=ctx.dilation)
+        return col2im_array(grad, ctx.in_shape, ctx.stride, ctx.dilation)
+
+
+class Col2Im(Function):
+    """The transpose of ``Windows``: windows ``(N, OH, OW, C, kh, kw)`` summed into ``shape``."""
+
+    name = "col2im"
+
+    @staticmethod
+    def forward(ctx, cols, shape, stride, dilation):
+        ctx.kernel, ctx.stride, ctx.dilation = cols.shape[-2:], stride, dilation
+        return col2im_array(cols, shape, stride, dilation)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Windows.apply(grad, kernel=ctx.kernel, stride=ctx.stride, dilation=ctx.dilation)
+
+
+def windows_array(x, kernel, stride, dilation):
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = output_size(h, kh, sh, dh), output_size(w, kw, sw, dw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"the kernel {kernel} (dilation {dilation}) does not fit the input's "
+                         f"spatial size {(h, w)}")
+    s_n, s_c, s_h, s_w = x.strides
+    view = np.lib.stride_tricks.as_strided(
+        x, (n, oh, ow, c, kh, kw), (s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw), writeable=False)
+    return np.ascontiguousarray(view)
+
+
+def col2im_array(cols, shape, stride, dilation):
+    n, oh, ow, c, kh, kw = cols.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = np.zeros(shape, dtype=cols.dtype)
+    spread = cols.transpose(0, 3, 4, 5, 1, 2)     # (N, C, kh, kw, OH, OW)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                j * dw: j * dw + sw * (ow - 1) + 1: sw] += spread[:, :, i, j]
+    return out
+
+
+class MaxLast(Function):
+    """The maximum over the last axis; the gradient goes to the first maximum (PyTorch's pooling)."""
+
+    name = "max_pool"
+
+    @staticmethod
+    def forward(ctx, a):
+        first = np.argmax(a, axis=-1)
+        ctx.hit = np.arange(a.shape[-1]) == first[..., None]
+        return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[..., None] * ctx.hit
