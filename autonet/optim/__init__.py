@@ -1,6 +1,7 @@
-"""Optimizers that update parameters in place from their ``.grad``."""
-from .adam import Adam
+"""Optimizers that update parameters in place from their ``.grad``, and their schedulers."""
+from . import lr_scheduler
+from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

@@ -1,4 +1,4 @@
-"""Adam, PyTorch's update rule to the letter (L2 weight decay, no amsgrad)."""
+"""Adam and AdamW, PyTorch's update rules to the letter (no amsgrad)."""
 import math
 
 import numpy as np
@@ -27,9 +27,13 @@ class Adam(Optimizer):
     def state_shapes(self, param):
         return {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
 
+    decoupled = False   # AdamW: weight decay shrinks the parameter, not the gradient
+
     def update(self, param, grad, group, state):
         beta1, beta2 = group["betas"]
-        if group["weight_decay"]:
+        if group["weight_decay"] and self.decoupled:
+            param.data *= 1 - group["lr"] * group["weight_decay"]
+        elif group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if not state:
             state["step"] = np.array(0.0)
@@ -44,3 +48,13 @@ class Adam(Optimizer):
         step_size = group["lr"] / (1 - beta1 ** step)
         denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + group["eps"]
         param.data -= step_size * (exp_avg / denominator)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before Adam's step
+    (PyTorch's AdamW)."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

@@ -1,0 +1,53 @@
+"""DataLoader: mini-batches of arrays that share a first axis.
+
+>>> import numpy as np
+>>> from autonet.data import DataLoader
+>>> X, y = np.arange(10.0).reshape(5, 2), np.arange(5)
+>>> [batch_y.tolist() for _, batch_y in DataLoader(X, y, batch_size=2)]
+[[0, 1], [2, 3], [4]]
+"""
+import numpy as np
+
+from .core.tensor import Tensor
+from .nn.init import generator
+
+
+class DataLoader:
+    """Iterate over ``arrays`` in batches: one tuple of ndarrays per batch, in the arrays' order.
+
+    With ``shuffle``, each pass draws a new order from ``rng`` (a Generator, an
+    int seed or None); ``drop_last`` leaves out a last, smaller batch.
+    """
+
+    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, rng=None):
+        if not arrays:
+            raise ValueError("DataLoader needs at least one array")
+        self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        lengths = [len(a) if a.ndim else None for a in self.arrays]
+        if None in lengths or len(set(lengths)) != 1:
+            raise ValueError(f"DataLoader: the arrays' first axes differ (or are missing): "
+                             f"shapes {[a.shape for a in self.arrays]}")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, not {batch_size!r}")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.rng = generator(rng)
+        self.size = lengths[0]
+
+    def __len__(self):
+        whole, rest = divmod(self.size, self.batch_size)
+        return whole + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        order = self.rng.permutation(self.size) if self.shuffle else None
+        for number in range(len(self)):
+            start = number * self.batch_size
+            picked = slice(start, start + self.batch_size) if order is None else \
+                order[start:start + self.batch_size]
+            yield tuple(a[picked] for a in self.arrays)
+
+    def __repr__(self):
+        return (f"DataLoader({len(self.arrays)} arrays of {self.size}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+__all__ = ["DataLoader"]
