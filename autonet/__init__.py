@@ -30,6 +30,27 @@ from .serialization import load, save
 from . import data, nn, optim, models, viz  # noqa: E402 - features after the core
 from .compiler import CompileError, compile  # noqa: E402,A004
 
+for _name in ("sum", "mean", "max", "min", "var", "std", "norm", "softmax", "log_softmax",
+              "logsumexp", "prod", "cumsum", "argmax", "argmin", "squeeze", "expand_dims",
+              "concatenate", "stack"):
+    globals()[_name] = _methods._numpy_keywords(globals()[_name])   # dim= gets a clear error
+
+_PYTORCH_NAMES = {   # PyTorch's function names, and how autonet (NumPy-style) spells them
+    "cat": "autonet.concatenate", "tensor": "autonet.Tensor", "from_numpy": "autonet.Tensor",
+    "unsqueeze": "autonet.expand_dims", "clamp": "autonet.clip", "permute": "Tensor.transpose",
+    "randn": "autonet.Tensor(rng.standard_normal(shape))", "rand": "autonet.Tensor(rng.random(shape))",
+    "manual_seed": "rng= arguments (a numpy Generator or an int seed)", "mm": "autonet.matmul",
+    "bmm": "autonet.matmul", "float32": "numpy.float32", "float64": "numpy.float64",
+}
+
+
+def __getattr__(name):
+    """Only for names autonet lacks: a PyTorch spelling gets autonet's."""
+    hint = _PYTORCH_NAMES.get(name)
+    raise AttributeError(f"module 'autonet' has no attribute {name!r}"
+                         + (f" (a PyTorch name); use {hint}" if hint else ""))
+
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -3,6 +3,7 @@
 The core's Tensor knows nothing of ops (so the core imports nothing above
 it); this module, imported once by ``autonet/__init__``, attaches them.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -187,6 +188,50 @@ _METHODS.update({   # the same functions as autonet.*, with the tensor first
 })
 for _name in ("zeros", "ones", "full", "arange", "linspace", "eye"):
     _METHODS[_name] = staticmethod(getattr(constructors, _name))
+
+
+
+# ---------------------------------------------------------------- PyTorch's spellings
+# autonet follows NumPy's names; a PyTorch name gets an error that says autonet's.
+_PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+_PYTORCH_METHODS = {
+    "view": "reshape", "unsqueeze": "expand_dims", "permute": "transpose", "clamp": "clip",
+    "float": "astype(np.float32)", "double": "astype(np.float64)", "half": "astype(np.float16)",
+    "long": "astype(np.int64)", "int": "astype(np.int32)", "bool": "astype(bool)",
+    "to": "astype(dtype) (devices: see the README)", "cuda": "nothing: autonet runs on NumPy",
+    "cpu": "nothing: autonet runs on NumPy", "numel": "size", "dim": "ndim",
+    "contiguous": "nothing (NumPy arrays need no such call)", "expand": "autonet.broadcast_to",
+    "mm": "the @ operator", "bmm": "the @ operator", "matmul": "the @ operator",
+    "masked_fill": "autonet.where", "zero_": "autonet.no_grad() and t.data[...] = 0",
+}
+
+
+def _numpy_keywords(method):
+    """``method``, with ``dim=`` / ``keepdim=`` refused in words that name NumPy's keywords."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        pytorch = [key for key in kwargs if key in _PYTORCH_KEYWORDS]
+        if pytorch:
+            raise TypeError(f"{method.__name__}() takes NumPy's keyword names: use "
+                            + ", ".join(f"{_PYTORCH_KEYWORDS[k]}= instead of {k}=" for k in pytorch))
+        return method(*args, **kwargs)
+    return wrapper
+
+
+def _missing_attribute(self, name):
+    """``Tensor.__getattr__``, called only for names Tensor does not have: a PyTorch
+    spelling gets autonet's."""
+    hint = _PYTORCH_METHODS.get(name)
+    if hint:
+        raise AttributeError(f"'Tensor' object has no attribute {name!r} (a PyTorch name); "
+                             f"in autonet use {hint}")
+    raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+
+
+for _name in ("sum", "mean", "max", "min", "var", "std", "norm", "softmax", "log_softmax",
+              "logsumexp", "prod", "cumsum", "argmax", "argmin", "squeeze", "expand_dims"):
+    _METHODS[_name] = _numpy_keywords(_METHODS[_name])
+_METHODS["__getattr__"] = _missing_attribute
 
 for _name, _value in _METHODS.items():
     setattr(Tensor, _name, _value)

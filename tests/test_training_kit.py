@@ -117,3 +117,19 @@ def test_dataloader_refuses_mismatched_arrays_and_bad_batch_sizes():
         DataLoader(np.ones(3), batch_size=0)
     with pytest.raises(ValueError):
         DataLoader()
+
+
+@pytest.mark.parametrize("call, spelling", [
+    (lambda t: t.sum(dim=0), "axis="), (lambda t: t.mean(axis=0, keepdim=True), "keepdims="),
+    (lambda t: autonet.nn.functional.softmax(t, dim=1), "axis="),
+    (lambda t: autonet.max(t, dim=1), "axis="), (lambda t: t.view(4), "reshape"),
+    (lambda t: t.unsqueeze(0), "expand_dims"), (lambda t: t.float(), "astype"),
+    (lambda t: t.to("cpu"), "astype"), (lambda t: autonet.cat([t, t]), "concatenate"),
+    (lambda t: t.permute(1, 0), "transpose"), (lambda t: autonet.tensor([1.0]), "autonet.Tensor"),
+])
+def test_pytorch_spellings_name_autonets(call, spelling):
+    t = Tensor(np.ones((2, 2)))
+    with pytest.raises((TypeError, AttributeError), match=spelling):
+        call(t)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'$"):
+        t.nonsense

@@ -1,6 +1,7 @@
 """Functions behind the layers and losses, for use without Module objects."""
 import numpy as np
 
+from .._methods import _numpy_keywords
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
 from ..ops import activations, dual
@@ -12,6 +13,8 @@ from ..ops.shape import scatter_add
 from . import init
 from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
 from .normalization import batch_norm, layer_norm
+
+softmax, log_softmax, logsumexp = (_numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
