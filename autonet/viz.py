@@ -30,7 +30,9 @@ _STYLES = {
     "constant": dict(shape="box", style="filled,dashed", fillcolor="#EEEEEE"),
     "intermediate": dict(shape="box", style="filled", fillcolor="#56B4E9"),
     "root": dict(shape="box", style="filled,bold", fillcolor="#009E73", penwidth="2.5"),
+    "input": dict(shape="box", style="filled", fillcolor="#CC79A7"),
     "op": dict(shape="ellipse", style="filled", fillcolor="#FFFFFF"),
+    "module": dict(shape="box3d", style="filled", fillcolor="#F5F5F5"),
     "truncated": dict(shape="note", style="filled", fillcolor="#F0E442"),
 }
 _COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
@@ -50,38 +52,51 @@ _INSTALL_HINT = (
     "Saving the graph's source ('.gv' or '.dot') works without it.")
 
 
-def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, rankdir="LR",
-               max_nodes=500):
+def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, rankdir=None,
+               max_nodes=500, depth=None):
     """The graph that produced ``root`` as a ``graphviz.Digraph``.
 
-    Inputs are drawn first (left with ``rankdir="LR"``), ``root`` last. With
-    ``show_grads`` tensors that hold a ``.grad`` show it (small arrays in
-    full, large ones as norm/min/max); ``show_values`` adds their values.
-    Graphs of more than ``max_nodes`` nodes are cut around the root, and a
-    note says how many were left out.
+    Inputs are drawn first, ``root`` last. With ``show_grads`` tensors that
+    hold a ``.grad`` show it (small arrays in full, large ones as
+    norm/min/max); ``show_values`` adds their values. ``depth=N`` draws each
+    module nested deeper than ``N`` levels (the model called first is level
+    0) as one box, as torchview's ``depth``. ``rankdir`` is ``"LR"`` or
+    ``"TB"``; by default ``"TB"`` for graphs longer than they are wide. Graphs
+    of more than ``max_nodes`` nodes are cut around the root, and a note says
+    how many were left out.
     """
     import graphviz   # only when drawing: everything else works without it
 
     items = _breadth_first(root)
     kept, left_out = _keep_near_root(items, max_nodes)
-    graph = graphviz.Digraph("autonet", graph_attr=dict(rankdir=rankdir, fontname="Helvetica"),
+    graph = graphviz.Digraph("autonet", graph_attr=dict(rankdir=rankdir or _direction(kept),
+                                                        fontname="Helvetica"),
                              node_attr=dict(fontname="Helvetica", fontsize="11"),
                              edge_attr=dict(fontname="Helvetica", fontsize="9"))
     clusters = _Clusters(graph) if group_modules else None
     kept_ids = {id(item) for item in kept}
     root_item = _root_item(root)
+    boxes = _Boxes(graph, clusters, depth)
     cut_ops = []
     leaf_scopes = {}   # id(leaf) -> modules of the innermost module that owns it
     for item in kept:
-        node = item if type(item) is Context else None
-        modules = _modules(node) if node is not None else leaf_scopes.get(id(item), ())
-        kind = "root" if item is root_item else _kind(item)
-        label = _label(item, root, show_values, show_grads)
-        _target(clusters, graph, modules).node(_tid(item), label, **_STYLES[kind])
-        if node is None:
+        if type(item) is not Context:
+            if item is root_item:   # a leaf root; other leaves are placed with their consumers
+                graph.node(_tid(item), _label(item, root, show_values, show_grads), **_STYLES["root"])
             continue
-        _target(clusters, graph, modules).node(_oid(node), node.name, **_STYLES["op"])
+        node = item
+        modules = _modules(node)
+        if boxes.collapsed(modules):
+            boxes.enter(node, modules)
+            continue
+        kind = "root" if node is root_item else "intermediate"
+        label = _label(node, root, show_values, show_grads)
+        _target(clusters, graph, modules).node(_tid(node), label, **_STYLES[kind])
+        _target(clusters, graph, modules).node(_oid(node), _op_label(node), **_STYLES["op"])
         graph.edge(_oid(node), _tid(node))
+        boxes.done[id(node)] = _oid(node)
+    for node in (item for item in kept if type(item) is Context):
+        modules = _modules(node)
         inputs = node.inputs   # nodes, and leaf tensors as they were when the op ran
         label_positions = sum(i is not None for i in inputs) > 1 and node.name not in _COMMUTATIVE
         for position, parent in enumerate(inputs):
@@ -92,16 +107,82 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
                 continue
             if type(parent) is not Context and id(parent) not in leaf_scopes:
                 leaf_scopes[id(parent)] = _owners(parent, modules)
-            graph.edge(_tid(parent), _oid(node), label=str(position) if label_positions else "")
+            boxes.edge(parent, node, str(position) if label_positions else "")
+    boxes.draw_leaves(leaf_scopes, root, show_values, show_grads)
     if left_out:
         graph.node("truncated", f"{left_out:,} more nodes\n(max_nodes={max_nodes})",
                    **_STYLES["truncated"])
         for node in dict.fromkeys(cut_ops):
-            graph.edge("truncated", _oid(node), style="dashed")
+            graph.edge("truncated", boxes.op_id(node), style="dashed")
     if clusters is not None:
         clusters.attach()
     _legend(graph)
     return graph
+
+
+def _direction(items):
+    """Top to bottom for a graph longer than it is wide, else left to right."""
+    levels = {}
+    for item in reversed(items):   # inputs before their consumers
+        parents = [levels.get(id(p), 0) for p in getattr(item, "inputs", ()) if p is not None]
+        levels[id(item)] = 1 + max(parents, default=0)
+    length = max(levels.values(), default=1)
+    widths = collections.Counter(levels.values())
+    return "TB" if length > 2 * max(widths.values(), default=1) + 4 else "LR"
+
+
+class _Boxes:
+    """Where each item is drawn: its own node, or the box of a module collapsed by ``depth``."""
+
+    def __init__(self, graph, clusters, depth):
+        self.graph, self.clusters, self.depth = graph, clusters, depth
+        self.done = {}        # id(node) -> the id of its op node
+        self.groups = {}      # id(item) -> the id of the box it is drawn in
+        self.drawn_boxes = set()
+        self.edges = set()
+        self.pending_leaves = []
+
+    def collapsed(self, modules):
+        return self.depth is not None and len(modules) > self.depth
+
+    def enter(self, item, modules):
+        group = modules[:self.depth + 1]
+        box = f"module{id(group[-1])}"
+        self.groups[id(item)] = box
+        if box not in self.drawn_boxes:
+            self.drawn_boxes.add(box)
+            _target(self.clusters, self.graph, group[:-1]).node(
+                box, _module_label(group[-1]), **_STYLES["module"])
+
+    def op_id(self, node):
+        return self.groups.get(id(node)) or _oid(node)
+
+    def edge(self, parent, node, label):
+        if type(parent) is not Context:
+            self.pending_leaves.append((parent, node, label))
+            return
+        source = self.groups.get(id(parent)) or _tid(parent)
+        self._edge(source, self.op_id(node), label)
+
+    def _edge(self, source, target, label):
+        if source != target and (source, target) not in self.edges:
+            self.edges.add((source, target))
+            self.graph.edge(source, target, label=label if not target.startswith("module") else "")
+
+    def draw_leaves(self, leaf_scopes, root, show_values, show_grads):
+        """Leaves are placed once their owners are known; those inside a collapsed module vanish."""
+        for parent, node, label in self.pending_leaves:
+            modules = leaf_scopes.get(id(parent), ())
+            if self.collapsed(modules):
+                self.enter(parent, modules)
+                self._edge(self.groups[id(parent)], self.op_id(node), label)
+                continue
+            if id(parent) not in self.done:
+                self.done[id(parent)] = True
+                kind = _kind(parent, modules)
+                _target(self.clusters, self.graph, modules).node(
+                    _tid(parent), _label(parent, root, show_values, show_grads), **_STYLES[kind])
+            self._edge(_tid(parent), self.op_id(node), label)
 
 
 def save_graph(root, path, **kwargs):
@@ -182,10 +263,22 @@ def _oid(node):
     return f"op{id(node)}"
 
 
-def _kind(item):
+def _kind(item, modules=()):
+    """Parameters belong to a module (or are Parameters); other leaves that require grad
+    are inputs; the rest are constants."""
     if type(item) is Context:
         return "intermediate"
-    return "parameter" if item.requires_grad and item.is_leaf else "constant"
+    if not (item.requires_grad and item.is_leaf):
+        return "constant"
+    return "parameter" if modules or type(item).__name__ == "Parameter" else "input"
+
+
+def _op_label(node):
+    """The op's name, with its number arguments (``mul`` of ``x`` and 2.0 reads ``mul 2.0``)."""
+    if not node.constants:
+        return node.name
+    return node.name + " " + ", ".join(f"{value:.4g}" if isinstance(value, float) else repr(value)
+                                       for _, value in node.constants)
 
 
 def _label(item, root, show_values, show_grads):
@@ -225,7 +318,7 @@ def _significant(value):
 def _legend(graph):
     with graph.subgraph(name="cluster_legend") as legend:
         legend.attr(label="legend", fontsize="10", style="dashed", color="#999999")
-        for kind in ("parameter", "constant", "intermediate", "root", "op"):
+        for kind in ("parameter", "input", "constant", "intermediate", "root", "op"):
             legend.node(f"legend_{kind}", kind if kind != "op" else "operation", **_STYLES[kind])
 
 

@@ -46,8 +46,9 @@ def _node_ids(source):
 def test_source_has_every_op_parameter_shape_and_operand_positions():
     model, loss = _xor_loss()
     source = viz.draw_graph(loss).source
-    for op in ("linear", "sigmoid", "sub", "pow", "sum", "mul"):
+    for op in ("linear", "sigmoid", "sub", "sum"):
         assert f"label={op} " in source
+    assert 'label="pow 2"' in source and 'label="mul 0.5"' in source   # scalar constants shown
     assert "W0\n(3, 4) float64" in source and "W1\n(4, 1) float64" in source
     assert "(4, 3) float64" in source   # the constant input X is drawn too
     assert re.search(r"-> op\d+ \[label=0\]", source) and re.search(r"-> op\d+ \[label=1\]", source)
@@ -154,7 +155,7 @@ def test_pictures_are_rendered(tmp_path, suffix):
         expected = _node_ids(viz.draw_graph(loss).source)
         titles = {g.find("{http://www.w3.org/2000/svg}title").text for g in nodes}
         assert expected <= titles
-        assert len(nodes) == len(expected) + 5   # plus the legend's five samples
+        assert len(nodes) == len(expected) + 6   # plus the legend's six samples
 
 
 def test_without_dot_pictures_raise_the_install_hint_and_write_nothing(tmp_path):
@@ -180,3 +181,38 @@ def test_rankdir_sets_the_layout_direction():
     _, loss = _xor_loss()
     assert "rankdir=LR" in viz.draw_graph(loss).source
     assert "rankdir=TB" in viz.draw_graph(loss, rankdir="TB").source
+
+
+def _cnn_loss():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=rng), nn.BatchNorm2d(2), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, rng=rng))
+    x = autonet.Tensor(rng.normal(size=(2, 1, 4, 4)))
+    loss_fn = nn.CrossEntropyLoss()
+    return (model, loss_fn), loss_fn(model(x), np.array([0, 2]))   # modules alive while drawn
+
+
+def test_depth_collapses_deeper_modules_into_one_box_each():
+    modules, loss = _cnn_loss()
+    full = viz.draw_graph(loss).source
+    assert "windows" in full and "max_pool" in full
+    layers = viz.draw_graph(loss, depth=1).source
+    boxes = re.findall(r"^\s*(module\d+) \[label=", layers, flags=re.M)
+    assert len(boxes) == 6                           # one per layer of the model
+    assert "windows" not in layers and "Conv2d" in layers and "BatchNorm2d" in layers
+    assert len(_node_ids(layers)) < len(_node_ids(full)) / 2
+    whole = viz.draw_graph(loss, depth=0).source
+    assert len(re.findall(r"^\s*(module\d+) \[label=", whole, flags=re.M)) == 2   # model, loss
+
+
+def test_leaves_outside_modules_are_inputs_and_long_chains_run_top_to_bottom():
+    x = autonet.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    w = nn.Parameter([0.5, 0.5])
+    source = viz.draw_graph((x * w).sum()).source
+    assert re.search(r'label="x\n\(2,\) float64"[^\]]*fillcolor="#CC79A7"', source)   # input
+    assert re.search(r'label="\(2,\) float64"[^\]]*fillcolor="#E69F00"', source)      # Parameter
+    chain = x
+    for _ in range(30):
+        chain = chain.tanh()
+    assert "rankdir=TB" in viz.draw_graph(chain.sum()).source
+    assert "rankdir=LR" in viz.draw_graph((x * w).sum()).source

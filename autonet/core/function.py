@@ -28,6 +28,7 @@ tensor is referenced by the graph only through the arrays its consumers saved,
 and those are freed by ``backward()``.
 """
 import itertools
+import numbers
 
 import numpy as np
 
@@ -50,7 +51,8 @@ class Context:
     ``needs_input_grad`` says, per input, whether it wanted a gradient when the
     op ran (a leaf that did not is a constant of the graph, kept for drawing,
     whatever becomes of it later).
-    ``shape`` and ``dtype`` describe the output. Ops may store small settings
+    ``shape`` and ``dtype`` describe the output; ``constants`` holds the number
+    arguments as ``(position, value)`` for drawing. Ops may store small settings
     as attributes (``ctx.axis = 0``); arrays belong in ``save_for_backward``,
     which backward frees.
     """
@@ -67,6 +69,7 @@ class Context:
         self.scope = state.scope
         self.retained = None   # a weak reference to the output, after retain_grad()
 
+    constants = ()
     def save_for_backward(self, *values):
         """Keep arrays for ``backward``; they are freed after it unless retained."""
         self.saved = values
@@ -102,6 +105,7 @@ class Function:
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (or arrays and numbers) and record it if needed."""
         arrays = []
+        constants = []  # (position, number): shown in drawings
         edges = []      # the graph's edges, should the op be recorded
         needs = []
         requires_grad = False
@@ -124,6 +128,8 @@ class Function:
             else:
                 if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
                     arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
+                elif isinstance(arg, numbers.Number):
+                    constants.append((len(arrays), arg))
                 arrays.append(arg)
                 edges.append(None)
                 needs.append(False)
@@ -132,6 +138,8 @@ class Function:
         settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
         if recording:
             ctx = Context(cls, tuple(edges), tuple(needs))
+            if constants:
+                ctx.constants = tuple(constants)
             if settings:
                 settings = _owned(settings)
         else:
