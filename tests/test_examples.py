@@ -70,3 +70,22 @@ def test_custom_op_example_passes_and_reports_the_wrong_backward(tmp_path):
     out = run_example("custom_op.py", cwd=tmp_path)
     assert "matches finite differences" in out and "second derivatives too: True" in out
     assert "WrongSoftplus is caught" in out and "input 0 ('x')" in out and "numeric" in out
+
+
+def test_cnn_digits_learns_and_draws_its_curves_and_graph(tmp_path):
+    pytest.importorskip("sklearn", reason="the 'examples' extra (scikit-learn) is not installed")
+    pytest.importorskip("matplotlib", reason="the 'examples' extra (matplotlib) is not installed")
+    out = run_example("cnn_digits.py", "--epochs", "3", "--out", str(tmp_path), cwd=tmp_path)
+    assert float(out.split("test accuracy ")[-1].split()[0]) >= 0.9   # 20 epochs reach 0.99
+    assert (tmp_path / "cnn_digits_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if shutil.which("dot"):
+        svg = (tmp_path / "cnn_digits_graph.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "Conv2d" in svg and "windows" not in svg
+
+
+def test_tiny_gpt_beats_the_unigram_baseline_and_samples(tmp_path):
+    out = run_example("tiny_gpt.py", "--steps", "30", cwd=tmp_path)
+    result = out.split("validation loss ")[-1]
+    loss, baseline = float(result.split()[0]), float(result.split("baseline ")[1].split()[0])
+    assert loss < baseline
+    assert out.split("sample:\n")[1].startswith("ROMEO:\n")

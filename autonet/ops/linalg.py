@@ -1,4 +1,6 @@
 """Matrix products: ``matmul`` with NumPy semantics, and the fused ``linear``."""
+import math
+
 import numpy as np
 
 from ..core.function import Function
@@ -159,7 +161,7 @@ class Einsum(Function):
     def forward(ctx, *operands, inputs, output):
         ctx.inputs_subscripts, ctx.output = inputs, output
         ctx.save_for_backward(*operands)
-        return np.einsum(",".join(inputs) + "->" + output, *operands)
+        return contract(inputs, output, operands)
 
     @staticmethod
     def backward(ctx, grad):
@@ -185,10 +187,46 @@ class Einsum(Function):
 
 def _einsum(subscripts, *operands):
     """einsum on ndarrays in plain backward passes, recorded on Tensors under create_graph."""
+    inputs, output = tuple(subscripts.split("->")[0].split(",")), subscripts.split("->")[1]
     if any(isinstance(op, Tensor) for op in operands):
-        return Einsum.apply(*operands, inputs=tuple(subscripts.split("->")[0].split(",")),
-                            output=subscripts.split("->")[1])
-    return np.einsum(subscripts, *operands)
+        return Einsum.apply(*operands, inputs=inputs, output=output)
+    return contract(inputs, output, operands)
+
+
+def contract(inputs, output, operands):
+    """``numpy.einsum`` for explicit subscripts; two operands go through one batched matrix
+    product (BLAS) instead of einsum's loops: batch letters first, then each side's own
+    letters, the contracted ones last."""
+    if len(operands) != 2:
+        return np.einsum(",".join(inputs) + "->" + output, *operands)
+    (sa, sb), (a, b) = inputs, operands
+    a, sa = _sum_private(a, sa, sb, output)
+    b, sb = _sum_private(b, sb, sa, output)
+    sizes = dict(zip(sa, a.shape))
+    if any(sizes.get(letter, n) != n for letter, n in zip(sb, b.shape)):
+        return np.einsum(f"{sa},{sb}->{output}", a, b)    # broadcasting sizes: NumPy decides
+    sizes.update(zip(sb, b.shape))
+    batch = [x for x in output if x in sa and x in sb]
+    summed = [x for x in sa if x in sb and x not in output]
+    free_a = [x for x in sa if x not in sb]
+    free_b = [x for x in sb if x not in sa]
+    def size(letters):
+        return math.prod(sizes[x] for x in letters)
+    left = a.transpose([sa.index(x) for x in batch + free_a + summed]).reshape(
+        size(batch), size(free_a), size(summed))
+    right = b.transpose([sb.index(x) for x in batch + summed + free_b]).reshape(
+        size(batch), size(summed), size(free_b))
+    product = (left @ right).reshape([sizes[x] for x in batch + free_a + free_b])
+    order = batch + free_a + free_b
+    return product.transpose([order.index(x) for x in output])
+
+
+def _sum_private(array, letters, other, output):
+    """Sum away the letters of ``array`` that appear nowhere else (as einsum does)."""
+    private = [i for i, x in enumerate(letters) if x not in other and x not in output]
+    if not private:
+        return array, letters
+    return array.sum(axis=tuple(private)), "".join(x for x in letters if x not in set(letters[i] for i in private))
 
 
 def _parse_einsum(subscripts, operands):
