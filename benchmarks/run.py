@@ -1,4 +1,5 @@
-"""Time one training step of each workload: autonet against hand-written NumPy.
+"""Time one training step of each workload: autonet against hand-written NumPy (and the
+examples' CNN and tiny-GPT steps against PyTorch eager, see models.py).
 
 Run: make bench   (or python benchmarks/run.py [--quick] [--default-threads])
 
@@ -26,6 +27,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Wide  # noqa: E402
+import models  # noqa: E402 - the examples' CNN and tiny-GPT steps against PyTorch
 
 import autonet  # noqa: E402
 
@@ -152,6 +154,9 @@ def main():
         count = next(v for k, v in counts.items() if workload.name.startswith(k))
         count = max(1, count // 5) if arguments.quick else count
         print(format_row(workload.name, *bench(workload, rounds, count, torch)), flush=True)
+    if not arguments.default_threads:
+        print()
+        print(models.table(torch, rounds), flush=True)
     if not arguments.default_threads and not arguments.quick:
         print()
         subprocess.run([sys.executable, __file__, "--default-threads"], check=True,

@@ -30,7 +30,8 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, rng=rng)
         self.out = nn.Linear(width, width, rng=rng)
         above_diagonal = np.triu(np.ones((block, block), dtype=bool), k=1)
-        self.mask = np.where(above_diagonal, -np.inf, 0.0)     # a constant: no token sees ahead
+        # no token sees ahead; a buffer, so Module.astype gives it the model's dtype
+        self.register_buffer("mask", np.where(above_diagonal, -np.inf, 0.0))
 
     def forward(self, x):
         batch, time, width = x.shape
@@ -68,7 +69,7 @@ class TinyGPT(nn.Module):
         self.head = nn.Linear(width, vocabulary, rng=rng)
 
     def forward(self, indices):
-        x = self.tokens(indices) + self.positions(np.arange(indices.shape[1]))
+        x = self.tokens(indices) + self.positions.weight[:indices.shape[1]]   # rows 0..T-1
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
@@ -101,7 +102,7 @@ def sample(model, start, length, rng, decode):
     return decode(indices[0])
 
 
-def main(steps=800, seed=0):
+def main(steps=600, seed=0):
     text = TEXT.read_text()
     characters = sorted(set(text))
     encode = {c: i for i, c in enumerate(characters)}
@@ -142,7 +143,7 @@ def main(steps=800, seed=0):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
     main(arguments.steps, arguments.seed)

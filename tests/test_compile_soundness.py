@@ -228,3 +228,14 @@ def test_a_program_lists_its_inputs_guards_and_code():
                      "guards", "linear_forward", "def replay(args):", "step_"):
         assert expected in listing, expected
     assert sum(type(i).__name__ == "Backward" for i in program.instructions) == 1
+
+
+def test_views_of_lasting_arrays_are_read_by_reference_but_fresh_arrays_are_refused():
+    table = np.arange(6.0).reshape(2, 3)
+    w = Tensor(np.ones(2), requires_grad=True)
+    compiled = autonet.compile(lambda n: (w * table[:, n]).sum())      # a view: fine
+    assert compiled(1).item() == 1.0 + 4.0
+    table[:, 1] = [10.0, 20.0]
+    assert compiled(1).item() == 30.0
+    with pytest.raises(CompileError, match="NumPy"):
+        autonet.compile(lambda: (w * (table[:, 0] + 1.0)).sum())()     # computed: refused

@@ -8,7 +8,8 @@ bound) are each one of:
 - ``("tensor", t)``: a tensor that lives across calls (a parameter), read by
   reference (``t.data``) on every replay; its shape, dtype and
   ``requires_grad`` are guarded;
-- ``("state", array)``: an ndarray that lives across calls, read by reference;
+- ``("state", array)``: an ndarray that lives across calls (or a view of one,
+  such as ``mask[:n]``), read by reference;
 - ``("const", value)``: a Python value (number, list, slice, ``np.float64``).
 
 Everything else is refused, for a known reason: an array computed with NumPy
@@ -64,6 +65,13 @@ class _WatchedSlot:
                 f"Use optimizer.zero_grad() and optimizer steps, autonet ops under no_grad(), or "
                 f"do it outside the step.")
         self.slot.__set__(tensor, value)
+
+
+def _memory_owner(array):
+    """The array whose memory ``array`` views (itself if it owns its memory)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 def _is_autonet(frame):
@@ -176,8 +184,8 @@ class Tracer(Observer):
                     "tracemalloc is tracing memory, so compile cannot tell whether this array "
                     "was made inside the step; trace the step (its first call) with tracemalloc "
                     "stopped, or pass the array as an argument")
-            if self.born(value):
-                raise CompileError(
+            if self.born(value) and self.born(_memory_owner(value)):   # a view of lasting
+                raise CompileError(                                       # memory reads it afresh
                     f"the step computes an array with NumPy (shape {value.shape}) and passes it to "
                     f"autonet; a replay would reuse its traced values. Make such arrays outside "
                     f"the step or pass them as arguments, and compute with Tensors inside it "
