@@ -173,6 +173,7 @@ def test_normalization_gradients():
     lw, lb = Tensor(rng.normal(size=(3, 2)), requires_grad=True), Tensor(rng.normal(size=(3, 2)), requires_grad=True)
     assert_gradients_match(lambda x, w, b: F.layer_norm(x, (3, 2), w, b), x, lw, lb)
     assert autonet.gradgradcheck(lambda x: F.layer_norm(x, 2), [x])
+    assert autonet.gradgradcheck(lambda x, w: F.batch_norm(x, None, None, w, None, training=True), [x, w])
 
 
 def test_layer_norm_matches_its_formula():
@@ -298,3 +299,16 @@ def test_activation_modules_apply_their_functions():
         np.testing.assert_array_equal(module(x).data, function(x).data)
     assert nn.Flatten()(Tensor(np.ones((2, 3, 4)))).shape == (2, 12)
     assert nn.Flatten(0, 1)(Tensor(np.ones((2, 3, 4)))).shape == (6, 4)
+
+
+def test_pooling_over_exact_tiles_matches_the_general_windows():
+    rng = np.random.default_rng(10)
+    x = rng.permutation(2 * 3 * 8 * 6).reshape(2, 3, 8, 6) * 0.01     # distinct values
+    for kernel in ((2, 2), (4, 3), (2, 1)):
+        np.testing.assert_array_equal(F.max_pool2d(Tensor(x), kernel).data,
+                                      pool2d_loops(x, kernel, kernel, (0, 0), np.max, -np.inf))
+        np.testing.assert_allclose(F.avg_pool2d(Tensor(x), kernel).data,
+                                   pool2d_loops(x, kernel, kernel, (0, 0), np.mean, 0.0), rtol=1e-14)
+        t = Tensor(x, requires_grad=True)
+        assert_gradients_match(lambda t: F.max_pool2d(t, kernel), t)
+        assert autonet.gradgradcheck(lambda t: F.max_pool2d(t, kernel) ** 2, [t])

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.tensor import as_tensor
 from ..ops import shape
-from ..ops.windows import MaxLast, Windows
+from ..ops.windows import MaxLast, MaxPoolTiles, Windows
 
 
 def _pair(value, name):
@@ -94,7 +94,7 @@ def _single(value, name):
     return int(value)
 
 
-def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op):
+def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op, tiled):
     x = as_tensor(x)
     _check(x, 2, op)
     kernel = _pair(kernel_size, "kernel_size")
@@ -102,6 +102,8 @@ def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op):
     padding = _pair(padding, "padding")
     if any(2 * p > k for p, k in zip(padding, kernel)):
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
+    if stride == kernel and padding == (0, 0) and x.shape[2] % kernel[0] == 0 == x.shape[3] % kernel[1]:
+        return tiled(x, kernel)   # non-overlapping tiles that cover the input: no window copies
     x = _padded(x, tuple((p, p) for p in padding), pad_value)
     cols = Windows.apply(x, kernel=kernel, stride=stride, dilation=(1, 1))   # (N, OH, OW, C, kh, kw)
     n, oh, ow, c = cols.shape[:4]
@@ -110,12 +112,19 @@ def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):  # noqa: A002
     """Maximum over windows; each window's gradient goes to its first maximum (PyTorch's)."""
-    return _pool2d(input, kernel_size, stride, padding, MaxLast.apply, -np.inf, "max_pool2d")
+    return _pool2d(input, kernel_size, stride, padding, MaxLast.apply, -np.inf, "max_pool2d",
+                   lambda x, kernel: MaxPoolTiles.apply(x, kernel=kernel))
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0):  # noqa: A002
     """Mean over windows; padded zeros count (PyTorch's default ``count_include_pad``)."""
-    return _pool2d(input, kernel_size, stride, padding, lambda c: c.mean(axis=-1), 0.0, "avg_pool2d")
+    return _pool2d(input, kernel_size, stride, padding, lambda c: c.mean(axis=-1), 0.0, "avg_pool2d",
+                   _average_tiles)
+
+
+def _average_tiles(x, kernel):
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // kernel[0], kernel[0], w // kernel[1], kernel[1]).mean(axis=(3, 5))
 
 
 def _pool1d(pool, x, kernel_size, stride, padding, op):

@@ -1,6 +1,9 @@
 """Batch and layer normalization, PyTorch's formulas, built from differentiable ops."""
+import numpy as np
+
+from ..core.function import Function
 from ..core.state import no_grad
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, as_tensor
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
@@ -21,24 +24,58 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
-        mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
         with no_grad():
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
-                running_mean += momentum * mean.reshape(-1)
+                running_mean += momentum * x.mean(axis=axes)
             if running_var is not None:
                 running_var *= 1.0 - momentum
-                running_var += (momentum * count / (count - 1)) * var.reshape(-1)
+                running_var += (momentum * count / (count - 1)) * x.var(axis=axes)
+        out = Normalize.apply(x, axes=axes, eps=float(eps))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
         mean, var = as_tensor(running_mean).reshape(channels), as_tensor(running_var).reshape(channels)
-    out = (x - mean) / (var + eps).sqrt()
+        out = (x - mean) / (var + eps).sqrt()
     if weight is not None:
         out = out * as_tensor(weight).reshape(channels)
     if bias is not None:
         out = out + as_tensor(bias).reshape(channels)
     return out
+
+
+class Normalize(Function):
+    """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance), as one node: the heart of
+    batch and layer normalization.
+
+    Its backward formula works on arrays and on Tensors; under ``create_graph``
+    it recomputes the normalized input from the input Tensor, so higher
+    derivatives stay exact.
+    """
+
+    name = "normalize"
+
+    @staticmethod
+    def forward(ctx, x, axes, eps):
+        ctx.axes, ctx.eps = axes, eps
+        normalized, inverse_std = _normalized(x, axes, eps)
+        ctx.save_for_backward(x, normalized, inverse_std)
+        return normalized
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, normalized, inverse_std = ctx.saved
+        if isinstance(grad, Tensor):
+            normalized, inverse_std = _normalized(x, ctx.axes, ctx.eps)
+        mean_grad = grad.mean(axis=ctx.axes, keepdims=True)
+        projection = (grad * normalized).mean(axis=ctx.axes, keepdims=True)
+        return inverse_std * (grad - mean_grad - normalized * projection)
+
+
+def _normalized(x, axes, eps):
+    centred = x - x.mean(axis=axes, keepdims=True)
+    inverse_std = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    return centred * inverse_std, inverse_std
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
@@ -48,13 +85,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end in {normalized_shape}")
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
-    out = (x - mean) / (var + eps).sqrt()
+    out = Normalize.apply(x, axes=axes, eps=float(eps))
     if weight is not None:
         out = out * weight
     if bias is not None:
         out = out + bias
     return out
-
-
-

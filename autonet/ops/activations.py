@@ -1,17 +1,17 @@
 """Smooth and leaky activations, as PyTorch defines them (values and gradients).
 
-GELU and SiLU are compositions of differentiable ops (so every order of
-derivative comes free); the others are single ops whose backward formulas are
-themselves written with differentiable operations.
+SiLU is a composition of differentiable ops (so every order of derivative
+comes free); the others are single ops whose backward formulas are themselves
+written with differentiable operations.
 """
 import math
 
 import numpy as np
 
 from ..core.function import Function
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, as_tensor
 from . import dual
-from .elementwise import Sigmoid, tanh
+from .elementwise import Sigmoid
 
 _SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: above it softplus(x) is x itself
 
@@ -20,12 +20,12 @@ class Erf(Function):
     """The error function (NumPy has none: ``math.erf`` per element, exact to an ulp)."""
 
     name = "erf"
-    _erf = np.frompyfunc(math.erf, 1, 1)
+    erf = np.frompyfunc(math.erf, 1, 1)
 
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.asarray(Erf._erf(a), dtype=a.dtype)
+        return np.asarray(Erf.erf(a), dtype=a.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -88,15 +88,51 @@ def erf(x):
     return Erf.apply(as_tensor(x))
 
 
+class Gelu(Function):
+    """x Φ(x), exactly or with PyTorch's tanh formula, as one node.
+
+    The backward formula is written with operations that work on arrays and on
+    Tensors; under ``create_graph`` it recomputes what it needs from the input
+    Tensor, so every order of derivative stays exact.
+    """
+
+    name = "gelu"
+
+    @staticmethod
+    def forward(ctx, a, approximate):
+        ctx.approximate = approximate
+        cdf = _gelu_cdf(a, approximate)
+        ctx.save_for_backward(a, cdf)
+        return a * cdf
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, cdf = ctx.saved
+        if isinstance(grad, Tensor):
+            cdf = _gelu_cdf(a, ctx.approximate)
+        if ctx.approximate == "tanh":     # cdf = (1 + tanh(u)) / 2, u = c (a + k a^3)
+            t = 2.0 * cdf - 1.0
+            du = _TANH_SCALE * (1.0 + 3.0 * _TANH_CUBIC * (a * a))
+            return grad * (cdf + 0.5 * a * (1.0 - t * t) * du)
+        return grad * (cdf + a * ((1.0 / math.sqrt(2.0 * math.pi)) * dual.exp(-0.5 * (a * a))))
+
+
+_TANH_SCALE, _TANH_CUBIC = math.sqrt(2.0 / math.pi), 0.044715
+
+
+def _gelu_cdf(a, approximate):
+    """Φ(a) (or its tanh approximation), for arrays and Tensors alike."""
+    if approximate == "tanh":
+        return 0.5 * (1.0 + np.tanh(_TANH_SCALE * (a + _TANH_CUBIC * (a * a * a))))
+    erf_of = Erf.apply if isinstance(a, Tensor) else lambda v: np.asarray(Erf.erf(v), dtype=v.dtype)
+    return 0.5 * (1.0 + erf_of(a * (1.0 / math.sqrt(2.0))))
+
+
 def gelu(x, approximate="none"):
     """x Φ(x), exactly (``approximate="none"``) or with PyTorch's tanh formula."""
-    x = as_tensor(x)
-    if approximate == "none":
-        return x * 0.5 * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))
-        return 0.5 * x * (1.0 + tanh(inner))
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+    return Gelu.apply(as_tensor(x), approximate=approximate)
 
 
 def silu(x):

@@ -89,3 +89,28 @@ class MaxLast(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad[..., None] * ctx.hit
+
+
+class MaxPoolTiles(Function):
+    """Max pooling over non-overlapping ``kernel`` tiles that cover ``(N, C, H, W)`` exactly:
+    no window copies, and the gradient goes to each tile's first maximum (PyTorch's)."""
+
+    name = "max_pool"
+
+    @staticmethod
+    def forward(ctx, x, kernel):
+        n, c, h, w = x.shape
+        (kh, kw) = kernel
+        tiles = x.reshape(n, c, h // kh, kh, w // kw, kw).transpose(0, 1, 2, 4, 3, 5)
+        tiles = tiles.reshape(n, c, h // kh, w // kw, kh * kw)
+        first = np.argmax(tiles, axis=-1)
+        ctx.hit = np.arange(kh * kw) == first[..., None]
+        ctx.kernel, ctx.in_shape = kernel, x.shape
+        return np.take_along_axis(tiles, first[..., None], axis=-1)[..., 0]
+
+    @staticmethod
+    def backward(ctx, grad):   # linear in grad (the hits are constants): any order
+        n, c, h, w = ctx.in_shape
+        (kh, kw) = ctx.kernel
+        spread = (grad[..., None] * ctx.hit).reshape(n, c, h // kh, w // kw, kh, kw)
+        return spread.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
