@@ -218,20 +218,23 @@ def _numpy_keywords(method):
     return wrapper
 
 
-def _missing_attribute(self, name):
-    """``Tensor.__getattr__``, called only for names Tensor does not have: a PyTorch
-    spelling gets autonet's."""
-    hint = _PYTORCH_METHODS.get(name)
-    if hint:
-        raise AttributeError(f"'Tensor' object has no attribute {name!r} (a PyTorch name); "
+def _pytorch_name(name, hint):
+    """A method under a PyTorch name that says autonet's. (Not ``__getattr__``: defining that
+    on Tensor would slow every attribute access, since CPython then cannot specialise them.)"""
+    def method(self, *args, **kwargs):
+        raise AttributeError(f"'Tensor' object has no method {name!r} (a PyTorch name); "
                              f"in autonet use {hint}")
-    raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+
+    method.__name__ = name
+    return method
 
 
 for _name in ("sum", "mean", "max", "min", "var", "std", "norm", "softmax", "log_softmax",
               "logsumexp", "prod", "cumsum", "argmax", "argmin", "squeeze", "expand_dims"):
     _METHODS[_name] = _numpy_keywords(_METHODS[_name])
-_METHODS["__getattr__"] = _missing_attribute
+for _name, _hint in _PYTORCH_METHODS.items():
+    if not hasattr(Tensor, _name):
+        _METHODS[_name] = _pytorch_name(_name, _hint)
 
 for _name, _value in _METHODS.items():
     setattr(Tensor, _name, _value)

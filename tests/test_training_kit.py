@@ -131,5 +131,5 @@ def test_pytorch_spellings_name_autonets(call, spelling):
     t = Tensor(np.ones((2, 2)))
     with pytest.raises((TypeError, AttributeError), match=spelling):
         call(t)
-    with pytest.raises(AttributeError, match="no attribute 'nonsense'$"):
+    with pytest.raises(AttributeError, match="nonsense"):
         t.nonsense

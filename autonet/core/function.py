@@ -28,7 +28,6 @@ tensor is referenced by the graph only through the arrays its consumers saved,
 and those are freed by ``backward()``.
 """
 import itertools
-import numbers
 
 import numpy as np
 
@@ -128,7 +127,7 @@ class Function:
             else:
                 if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
                     arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
-                elif isinstance(arg, numbers.Number):
+                elif type(arg) in _NUMBERS:
                     constants.append((len(arrays), arg))
                 arrays.append(arg)
                 edges.append(None)
@@ -172,9 +171,14 @@ class Function:
 def _owned(kwargs):
     """Settings with arrays copied (in index tuples too): a recorded op must not read the
     caller's arrays later."""
-    if not any(type(value) in (np.ndarray, tuple, list) for value in kwargs.values()):
-        return kwargs
-    return {key: _copied(value) for key, value in kwargs.items()}
+    for value in kwargs.values():
+        if type(value) in _CONTAINERS:
+            return {key: _copied(value) for key, value in kwargs.items()}
+    return kwargs
+
+
+_CONTAINERS = (np.ndarray, tuple, list)
+_NUMBERS = (int, float, np.float64, np.float32, np.int64)   # shown in drawings
 
 
 def _copied(value):
