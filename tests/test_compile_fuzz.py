@@ -20,7 +20,7 @@ from autonet.optim import SGD, Adam
 
 SAFE_OPS = ["tanh", "exp", "sigmoid", "relu", "add", "mul", "matmul", "bias", "index", "ndarray",
             "number", "clip_k", "detach", "branch_k", "branch_flag", "sum_axis", "inplace_fresh",
-            "tensor_from_array", "leaf"]
+            "tensor_from_array", "leaf", "array_part"]
 REFUSED_OPS = ["branch_data", "branch_array", "item", "mask_from_array"]
 
 
@@ -38,6 +38,7 @@ def _op(name, u, v, world, args):
         "bias": lambda: v + world["b"],
         "index": lambda: v[idx],                      # an index array passed as an argument
         "ndarray": lambda: v + array,                 # an ndarray argument as an operand
+        "array_part": lambda: v * array.reshape(6)[::-1].reshape(2, 3).T.T,   # reshaped by constants
         "number": lambda: v * k,                      # a number argument
         "clip_k": lambda: v.clip(-abs(k), abs(k)),    # op settings from a number argument
         "detach": lambda: v.detach() * u,

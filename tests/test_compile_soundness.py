@@ -239,3 +239,89 @@ def test_views_of_lasting_arrays_are_read_by_reference_but_fresh_arrays_are_refu
     assert compiled(1).item() == 30.0
     with pytest.raises(CompileError, match="NumPy"):
         autonet.compile(lambda: (w * (table[:, 0] + 1.0)).sum())()     # computed: refused
+
+
+def _cnn_world():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, rng=rng), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.3, rng=rng), nn.Linear(16, 3, rng=rng))
+    optimizer = autonet.optim.AdamW(model.parameters(), lr=0.01)
+    schedule = autonet.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+    def step(x, labels):
+        loss = nn.functional.cross_entropy(model(x), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        autonet.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        optimizer.step()
+        schedule.step()
+        return loss
+
+    return model, step
+
+
+def test_a_cnn_step_with_batch_norm_dropout_clipping_and_a_schedule_replays_exactly():
+    (eager_model, eager), (compiled_model, compiled) = _twins(_cnn_world)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        x, labels = rng.normal(size=(6, 1, 4, 4)), rng.integers(0, 3, 6)
+        _same(compiled(x, labels).data, eager(x, labels).data)
+    for (name, a), b in zip(eager_model.state_dict().items(), compiled_model.state_dict().values()):
+        _same(a, b)            # parameters, running statistics, num_batches_tracked
+    assert len(compiled.programs) == 1
+
+
+def test_a_transformer_block_replays_exactly():
+    def make():
+        rng = np.random.default_rng(2)
+        embed, norm = nn.Embedding(11, 8, rng=rng), nn.LayerNorm(8)
+        head = nn.Linear(8, 11, rng=rng)
+        params = list(embed.parameters()) + list(norm.parameters()) + list(head.parameters())
+        optimizer = autonet.optim.Adam(params, lr=0.01)
+
+        def step(tokens, targets):
+            h = embed(tokens)
+            scores = autonet.einsum("btd,bsd->bts", h, h) * 0.5
+            h = norm(autonet.einsum("bts,bsd->btd", scores.softmax(axis=-1), h)).gelu()
+            loss = nn.functional.cross_entropy(head(h).reshape(-1, 11), targets.reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return embed, step
+
+    (embed_eager, eager), (embed_compiled, compiled) = _twins(make)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        tokens, targets = rng.integers(0, 11, (2, 5)), rng.integers(0, 11, (2, 5))
+        _same(compiled(tokens, targets).data, eager(tokens, targets).data)
+    _same(embed_compiled.weight.data, embed_eager.weight.data)
+
+
+def test_arguments_reshaped_or_sliced_by_constants_are_read_that_way_on_every_call():
+    w = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def step(x, labels):
+        logits = (Tensor(x.reshape(-1, 3)) * w)[:, ::-1]
+        loss = nn.functional.cross_entropy(logits, labels.reshape(-1)) + (Tensor(x.T[0]) * 1.0).sum()
+        w.zero_grad()
+        loss.backward()
+        return loss
+
+    compiled = autonet.compile(step)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x, labels = rng.normal(size=(2, 2, 3)), rng.integers(0, 3, (2, 2))
+        expected = step(x, labels).data
+        eager_grad = w.grad.copy()
+        _same(compiled(x, labels).data, expected)
+        _same(w.grad, eager_grad)
+    with pytest.raises(CompileError, match="NumPy"):
+        autonet.compile(lambda x: (Tensor(x[np.array([0])]) * w).sum())(np.ones((2, 3)))
+    with pytest.raises(CompileError, match=r"\.grad"):
+        def uses_grad(x):
+            (x * w).sum().backward()
+            return (x * Tensor(w.grad.reshape(1, 3))).sum()
+        autonet.compile(uses_grad)(Tensor(np.ones((2, 3))))

@@ -4,8 +4,10 @@ An ndarray argument, and a tensor's ``.data`` or ``.grad`` read by the step's
 code (not by autonet's), reach the step as a :class:`Marked` view. NumPy
 works on it as usual and its results stay marked, so when an array is handed
 to autonet the tracer knows where it came from: an input as it is (its
-``origin``, read afresh on every replay) or something computed from one with
-NumPy (``origin`` None: the replay would not recompute it, so it is refused).
+``origin``, read afresh on every replay), an input reshaped, transposed or
+sliced by constants (``y.reshape(-1)``, ``x[:, 0]``: replayed the same way),
+or something else computed from one with NumPy (``origin`` None: the replay
+would not recompute it, so it is refused).
 Python reading a marked value (``bool``, ``float``, ``item()``, ...) raises:
 a branch on it could go another way on a later call. Writing into an input
 with NumPy raises too: the replay would not write.
@@ -63,7 +65,29 @@ class Marked(np.ndarray):
         return mark(result, self.what)
 
     def __getitem__(self, index):
-        return mark(super().__getitem__(plain(index)), self.what)
+        result = mark(super().__getitem__(plain(index)), self.what)
+        if _constant(index):   # x[1:, 0] of an input: the replay takes the same part
+            return _reshaped(self, result, "__getitem__", (index,), {})
+        return result
+
+    def reshape(self, *args, **kwargs):
+        return _reshaped(self, super().reshape(*args, **kwargs), "reshape", args, kwargs)
+
+    def transpose(self, *args):
+        return _reshaped(self, super().transpose(*args), "transpose", args, {})
+
+    def swapaxes(self, *args):
+        return _reshaped(self, super().swapaxes(*args), "swapaxes", args, {})
+
+    def squeeze(self, *args, **kwargs):
+        return _reshaped(self, super().squeeze(*args, **kwargs), "squeeze", args, kwargs)
+
+    def ravel(self, *args):
+        return _reshaped(self, super().ravel(*args), "ravel", args, {})
+
+    @property
+    def T(self):  # noqa: N802 - ndarray's name
+        return _reshaped(self, super().T, "transpose", (), {})
 
     def __setitem__(self, index, value):
         _refuse_write(self)
@@ -76,6 +100,23 @@ class Marked(np.ndarray):
     item = tolist = tobytes = _read
 
     fill, sort, put, partition = (_writing(name) for name in ("fill", "sort", "put", "partition"))
+
+
+def _constant(value):
+    """True for indices and settings made of Python constants (ints, slices, None, ...)."""
+    if type(value) in (tuple, list):
+        return all(_constant(part) for part in value)
+    if type(value) is slice:
+        return all(_constant(part) for part in (value.start, value.stop, value.step))
+    return value is None or value is Ellipsis or type(value) in (int, bool, str)
+
+
+def _reshaped(source, result, method, args, kwargs):
+    """``result = source.method(*args, **kwargs)``: an input reshaped or sliced by constants
+    is read the same way from each call's input (``origin`` says how)."""
+    if source.origin is not None and _constant(args) and _constant(list(kwargs.values())):
+        result = mark(result, source.what, origin=("part", (source.origin, method, args, kwargs)))
+    return result
 
 
 def mark(value, what, origin=None):

@@ -181,6 +181,13 @@ class _Generator:
             return self.bind("s", where, f"an ndarray {where.shape} {where.dtype}, read by reference")
         if kind == "tuple":
             return "(" + "".join(self.source(part) + ", " for part in where) + ")"
+        if kind == "part":           # an input reshaped or sliced by constants
+            parent, method, args, kwargs = where
+            if method == "__getitem__":
+                return f"{self.source(parent)}[{self.bind('k', args[0], repr(args[0]))}]"
+            arguments = [self.bind("k", a, repr(a)) for a in args]
+            arguments += [f"{k}={self.bind('k', v, repr(v))}" for k, v in kwargs.items()]
+            return f"{self.source(parent)}.{method}({', '.join(arguments)})"
         if where is None or type(where) in (bool, int) or (type(where) is float and math.isfinite(where)):
             return repr(where)
         return self.bind("k", where, f"the constant {where!r}")   # by name, not by spelling
@@ -296,6 +303,8 @@ def _dead_after(instructions, returned):
         elif source[0] == "tuple":
             for part in source[1]:
                 use(part, index)
+        elif source[0] == "part":
+            use(source[1][0], index)
 
     for index, instruction in enumerate(instructions):
         kind = type(instruction)

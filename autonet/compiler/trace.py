@@ -67,6 +67,13 @@ class _WatchedSlot:
         self.slot.__set__(tensor, value)
 
 
+def _root_origin(origin):
+    """The input an origin reads, through any reshaping or slicing (``"part"``)."""
+    while origin[0] == "part":
+        origin = origin[1][0]
+    return origin
+
+
 def _memory_owner(array):
     """The array whose memory ``array`` views (itself if it owns its memory)."""
     while isinstance(array.base, np.ndarray):
@@ -162,7 +169,7 @@ class Tracer(Observer):
                     f"the step computes an array with NumPy from {value.what} and passes it to "
                     f"autonet; a replay would not recompute it. Compute with Tensors inside the "
                     f"step (Tensor(x) of an argument x is fine), or pass the array as an argument.")
-            if value.origin[0] == "grad":
+            if _root_origin(value.origin)[0] == "grad":
                 raise CompileError(
                     "the step uses a .grad array as an operand; a replay would keep its traced "
                     "values. Update parameters with an optimizer, clip gradients with "
