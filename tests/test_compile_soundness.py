@@ -222,7 +222,7 @@ def test_nested_arguments_are_paths():
 def test_a_program_lists_its_inputs_guards_and_code():
     (_, _), (model, compiled) = _twins(_linear_regression)
     compiled(np.ones((4, 3)), np.ones((4, 1)))
-    (program,) = compiled.programs.values()
+    (program,) = compiled.programs
     listing = program.listing()
     for expected in ("argument 0 (an ndarray)", "argument 1 (an ndarray)", "read by reference",
                      "guards", "linear_forward", "def replay(args):", "step_"):
@@ -325,3 +325,15 @@ def test_arguments_reshaped_or_sliced_by_constants_are_read_that_way_on_every_ca
             (x * w).sum().backward()
             return (x * Tensor(w.grad.reshape(1, 3))).sum()
         autonet.compile(uses_grad)(Tensor(np.ones((2, 3))))
+
+
+def test_train_and_eval_modes_are_guarded():
+    (eager_model, eager), (compiled_model, compiled) = _twins(_cnn_world)
+    rng = np.random.default_rng(5)
+    for mode in ("train", "eval", "train", "eval"):
+        for model in (eager_model, compiled_model):
+            getattr(model, mode)()
+        x, labels = rng.normal(size=(6, 1, 4, 4)), rng.integers(0, 3, 6)
+        _same(compiled(x, labels).data, eager(x, labels).data)   # eval: no dropout, running stats
+    assert len(compiled.programs) == 2
+    assert "eval mode" in compiled.programs[1].listing()

@@ -32,8 +32,8 @@ or a Python constant. Anything else raises ``CompileError``.
 
 Guards: a call whose arguments differ from a trace's in type, shape, dtype,
 ``requires_grad``, the value of a number or string, or the identity of any
-other object is traced again (up to ``CompiledStep.MAX_PROGRAMS`` traces per
-step); tensors read by reference must keep their shape, dtype and
+other object, or whose modules are in another ``train()``/``eval()`` mode, is
+traced again (up to ``CompiledStep.MAX_PROGRAMS`` traces per step); tensors read by reference must keep their shape, dtype and
 ``requires_grad`` (else ``CompileError``).
 
 Refused (``CompileError``) because a replay could not follow:
@@ -76,11 +76,12 @@ class CompiledStep:
     """A traced step: call it like the original; ``programs`` holds its traces."""
 
     MAX_PROGRAMS = 8
-    """Traces kept per step, one per distinct call signature (see the module doc)."""
+    """Traces kept per step, one per call signature and modules' train()/eval() modes."""
 
     def __init__(self, step):
         self.step = step
-        self.programs = {}   # call signature -> Program traced with it
+        self.programs = []       # every trace, oldest first
+        self.by_signature = {}   # call signature -> its traces (one per set of module modes)
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
     def __call__(self, *args):
@@ -93,21 +94,24 @@ class CompiledStep:
                 raise CompileError("compiled steps cannot be traced inside another one")
             return self.step(*args)   # anomaly mode (or another observer): eager, checked
         key = signature(args)
-        program = self.programs.get(key)
-        if program is not None:
-            return program.run(args)
+        for program in self.by_signature.get(key, ()):
+            if program.fits_modes():
+                return program.run(args)
         if len(self.programs) >= self.MAX_PROGRAMS:
             raise CompileError(
                 f"the step was traced for {self.MAX_PROGRAMS} different call signatures already "
-                f"(argument types, shapes, dtypes, requires_grad, number values); pass numbers "
-                f"that change on every call as arrays or Tensors, or compile a new step")
+                f"(argument types, shapes, dtypes, requires_grad, number values, modules' "
+                f"train()/eval() modes); pass numbers that change on every call as arrays or "
+                f"Tensors, or compile a new step")
         with births() as know_births:
             tracer = Tracer(args, know_births)
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
-            instructions, guards, returned = tracer.finish(result)
+            instructions, guards, returned, modes = tracer.finish(result)
         keep = [leaf for _, leaf in leaves(args)
                 if not isinstance(leaf, (Tensor, np.ndarray, int, float, str, bytes, np.generic))]
-        self.programs[key] = Program(getattr(self.step, "__name__", "step"), instructions, guards,
-                                     returned, frozenset(tracer.argument_tensors.values()), keep)
+        program = Program(getattr(self.step, "__name__", "step"), instructions, guards, modes,
+                          returned, frozenset(tracer.argument_tensors.values()), keep)
+        self.programs.append(program)
+        self.by_signature.setdefault(key, []).append(program)
         return result

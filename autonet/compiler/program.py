@@ -80,10 +80,11 @@ class Backward:
 class Program:
     """A traced step, runnable (``run``) and readable (``listing``)."""
 
-    def __init__(self, name, instructions, guards, returned, argument_tensors, keep):
+    def __init__(self, name, instructions, guards, modes, returned, argument_tensors, keep):
         self.name = name
         self.instructions = instructions
         self.guards = guards          # (tensor, shape, dtype, requires_grad) read by reference
+        self.modes = modes            # (module, training): the train()/eval() mode it ran in
         self.returned = returned
         self.keep = keep              # objects whose identity the call signature relies on
         for instruction in instructions:
@@ -108,6 +109,10 @@ class Program:
                     f"requires_grad={tensor.requires_grad}; it was {shape} {dtype} with "
                     f"requires_grad={wants_grad} when traced; compile a new step")
 
+    def fits_modes(self):
+        """True when every module the step called is in the mode it was traced in."""
+        return all(module.training == training for module, training in self.modes)
+
     def run(self, args):
         self.check()
         previous_mode = state.grad_enabled
@@ -131,6 +136,8 @@ class Program:
                      "objects); and")
         lines += [f"  {tensor.name or 'tensor'}: shape {shape}, {dtype}, requires_grad={wants}"
                   for tensor, shape, dtype, wants in self.guards]
+        lines += [f"  {type(module).__name__} is in {'train' if training else 'eval'} mode"
+                  for module, training in self.modes]
         return "\n".join(lines + ["code:", self.source])
 
     def __repr__(self):

@@ -134,6 +134,7 @@ class Tracer(Observer):
         self.contexts = {}       # id(op node) -> slot
         self.ops = {}            # slot -> its Op
         self.argument_tensors = {}   # id(Tensor argument) -> path
+        self.modes = {}          # id(module) -> (module, its training flag when first called)
         self.slots = 0
         self.args = rebuild(args, self._enter)
 
@@ -246,6 +247,9 @@ class Tracer(Observer):
         self.instructions.append(Make(self._new_slot(tensor), self.source(data),
                                       _DATA.__get__(tensor).dtype))
 
+    def module_called(self, module):
+        self.modes.setdefault(id(module), (module, module.training))
+
     def detached(self, tensor, result):
         self.known[id(result)] = self.source(tensor)
         self.alive.append(result)
@@ -328,4 +332,5 @@ class Tracer(Observer):
             returned = tuple(self.source(r) for r in result)
         else:
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
-        return tuple(self.instructions), tuple(self.externals.values()), returned
+        return (tuple(self.instructions), tuple(self.externals.values()), returned,
+                tuple(self.modes.values()))

@@ -50,6 +50,9 @@ class Observer:
     def delivered(self, tensor):
         """``tensor.grad`` was set or accumulated by a backward pass."""
 
+    def module_called(self, module):
+        """A Module's ``__call__`` is about to run its ``forward``."""
+
     def detached(self, tensor, result):
         """``result = tensor.detach()``: a new leaf that shares ``tensor``'s data."""
 

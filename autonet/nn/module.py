@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from ..core.state import no_grad, replayable, state
+from ..core.state import no_grad, notify, replayable, state
 from ..core.tensor import Tensor
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
@@ -65,6 +65,8 @@ class Module:
         # Ops recorded during forward remember the module stack, for viz.
         outer = state.scope
         state.scope = outer + (self._weak_self,)
+        if state.observers:
+            notify("module_called", self)   # compile guards on its train()/eval() mode
         try:
             return self.forward(*args, **kwargs)
         finally:
