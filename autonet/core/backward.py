@@ -20,7 +20,7 @@ import operator
 
 import numpy as np
 
-from . import ownership
+from . import device as devices, ownership
 from .function import RELEASED, Context
 from .state import notify, state
 from .tensor import Tensor
@@ -193,7 +193,7 @@ def fit(grad, shape, dtype, create_graph=False):
     if create_graph:
         if not isinstance(grad, Tensor):
             grad = Tensor._make(np.asarray(grad), None)
-    elif not isinstance(grad, np.ndarray):
+    elif isinstance(grad, (np.generic, int, float)):
         grad = np.asarray(grad)
     if grad.shape != shape:
         grad = sum_to_shape(grad, shape)
@@ -213,8 +213,13 @@ def sum_to_shape(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if grad.shape != shape:   # a gradient narrower than its input: spread it out
-        grad = grad * np.ones(shape, dtype=grad.dtype)
+        grad = grad * np.ones(shape, dtype=grad.dtype, like=_like(grad))
     return grad
+
+
+def _like(grad):
+    """The array that new arrays should be made like: on its device."""
+    return grad.data if isinstance(grad, Tensor) else grad
 
 
 def _freed_graph_error(node):
@@ -317,7 +322,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         elif create_graph:
             results.append(grads[key])
         elif sum(k is key for k in wanted) > 1:   # the same input twice: each its own array
-            results.append(Tensor._make(np.array(grads[key], copy=True), None))
+            results.append(Tensor._make(devices.copy(grads[key]), None))
         else:
             results.append(Tensor._make(ownership.claim(grads, key), None))
     return tuple(results)
@@ -356,16 +361,21 @@ def initial_gradient(output, grad, create_graph, where):
                 f"has shape {output.shape}: pass grad= of that shape")
         # np.array(1.0) is one C call; np.ones goes through Python-level NumPy code
         grad = np.array(1.0, dtype=output.data.dtype).reshape(output.data.shape)
+        if type(output.data) is not np.ndarray:
+            grad = devices.to_device(grad, output.device)
     elif isinstance(grad, Tensor):
         grad = grad if create_graph else grad.data
     else:
-        grad = np.asarray(grad, dtype=output.data.dtype)
+        if devices.is_host(grad):
+            grad = np.asarray(grad, dtype=output.data.dtype)
         if grad.ndim == 0 and output.data.ndim != 0:
             grad = np.broadcast_to(grad, output.data.shape)
+        if type(output.data) is not np.ndarray:
+            grad = devices.to_device(grad, output.device)
     if grad.shape != output.data.shape:
         raise ValueError(
             f"{where}: grad has shape {tuple(grad.shape)} but the tensor has shape "
             f"{output.shape}")
     if create_graph and not isinstance(grad, Tensor):
-        grad = Tensor._make(np.array(grad), None)
+        grad = Tensor._make(devices.copy(grad), None)
     return grad

@@ -31,6 +31,7 @@ import itertools
 
 import numpy as np
 
+from . import device as devices
 from .state import notify, state
 from .tensor import Tensor
 
@@ -108,9 +109,12 @@ class Function:
         edges = []      # the graph's edges, should the op be recorded
         needs = []
         requires_grad = False
+        foreign = False   # an array of another device than the CPU
         for arg in args:
             if isinstance(arg, Tensor):
                 arrays.append(arg.data)
+                if type(arg.data) is not np.ndarray:
+                    foreign = True
                 if arg._node is not None:
                     edges.append(arg._node)
                     needs.append(True)
@@ -129,9 +133,13 @@ class Function:
                     arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
                 elif type(arg) in _NUMBERS:
                     constants.append((len(arrays), arg))
+                elif arg is not None and not devices.is_host(arg):
+                    foreign = True
                 arrays.append(arg)
                 edges.append(None)
                 needs.append(False)
+        if foreign:
+            _check_one_device(cls, arrays)
         recording = requires_grad and state.grad_enabled
         observers = state.observers
         settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
@@ -152,7 +160,7 @@ class Function:
         except ValueError as error:
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
-        if type(out) is not np.ndarray:
+        if type(out) is not np.ndarray and devices.is_host(out):
             out = as_output_array(ctx, out)
         result = Tensor._make(out, ctx if recording else None)
         if out.base is not None:
@@ -275,6 +283,16 @@ def _refuse_stale_view(fn, view):
         f"{fn.name}: this tensor is a view of a tensor that was since modified in place by a "
         f"recorded op, so the view's history no longer says where its values come from. "
         f"Take the view again after the in-place operation (or clone before writing).")
+
+
+def _check_one_device(cls, arrays):
+    """Refuse an op whose array inputs live on different devices (Python numbers mix freely)."""
+    places = {devices.device_of(a) for a in arrays
+              if isinstance(a, np.ndarray) or not devices.is_host(a)}
+    if len(places) > 1:
+        raise RuntimeError(f"{cls.name}: inputs on different devices {sorted(places)}; move them "
+                           f"to one with t.to(device) (autonet does not copy between devices "
+                           f"behind your back)")
 
 
 def as_output_array(ctx, out):

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from . import device as devices
 from .state import notify, state
 
 
@@ -28,7 +29,7 @@ def claim(mapping, key):
     if (type(array) is np.ndarray and array.base is None and array.flags.writeable
             and sys.getrefcount(array) == 2):
         return array
-    return np.array(array, copy=True)
+    return array.copy() if devices.is_foreign(array) else np.array(array, copy=True)
 
 
 def deliver(mapping, key, tensor, create_graph):

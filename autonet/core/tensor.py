@@ -8,23 +8,30 @@ import weakref
 
 import numpy as np
 
+from . import device as devices
 from .state import notify, replayable, state
 
 _REJECTED_KINDS = {"U": "string", "S": "bytes", "O": "object", "c": "complex",
                    "V": "structured", "M": "datetime", "m": "timedelta"}
 
 
-def as_array(data, dtype=None):
-    """A fresh ndarray copy of ``data``; bool/int become float64 unless ``dtype``."""
+def as_array(data, dtype=None, device=None):
+    """A fresh array copy of ``data`` (on ``device``, else where ``data`` lives); bool/int
+    become float64 unless ``dtype``."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         dtype = np.dtype(dtype)
         check_kind(dtype)
-    array = np.array(data, dtype=dtype)
+    if devices.is_foreign(data):   # stays on its device
+        array = data.copy() if dtype is None else data.astype(dtype, copy=True)
+    else:
+        array = np.array(data, dtype=dtype)
     check_kind(array.dtype)
     if dtype is None and array.dtype.kind in "biu":
         array = array.astype(np.float64)
+    if device is not None:
+        array = devices.to_device(array, device)
     return array
 
 
@@ -58,8 +65,8 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_version", "_view_of",
                  "__weakref__")
 
-    def __init__(self, data, requires_grad=False, dtype=None, name=None):
-        self.data = as_array(data, dtype)
+    def __init__(self, data, requires_grad=False, dtype=None, name=None, device=None):
+        self.data = as_array(data, dtype, device)
         self.grad = None
         self.requires_grad = False
         self.name = name
@@ -102,6 +109,11 @@ class Tensor:
         return self.data.dtype
 
     @property
+    def device(self):
+        """``"cpu"``, or the device of a foreign array (``"cuda:0"``)."""
+        return devices.device_of(self.data)
+
+    @property
     def is_leaf(self):
         """True for tensors made by the user rather than by a recorded op."""
         return self._node is None
@@ -132,14 +144,14 @@ class Tensor:
         return detached
 
     def numpy(self):
-        """The underlying ndarray (shared, not copied)."""
+        """The underlying ndarray (shared, not copied); a host copy for a tensor on a device."""
         reading_value("numpy()")
-        return self.data
+        return self.data if devices.is_host(self.data) else devices.to_host(self.data)
 
     def item(self):
-        """The value of a one-element tensor as a Python number."""
+        """The value of a one-element tensor as a Python number (copied from its device)."""
         reading_value("item()")
-        return self.data.item()
+        return devices.to_host(self.data).item()
 
     def retain_grad(self):
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
@@ -207,6 +219,9 @@ class Tensor:
                 "NumPy tried to convert a Tensor that requires grad into a plain array, which "
                 "would leave the graph. Read values with t.data (or t.numpy(), t.detach()); "
                 "combine Tensors with autonet.stack / autonet.concatenate.")
+        if not devices.is_host(self.data):
+            raise TypeError(f"the tensor lives on {self.device}; copy it to the host explicitly "
+                            f"with t.numpy() (or t.to('cpu'))")
         if copy:
             return np.array(self.data, dtype=dtype)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
@@ -224,8 +239,8 @@ class Tensor:
         return bool(self.data)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
-        extras = []
+        body = np.array2string(devices.to_host(self.data), separator=", ", prefix="Tensor(")
+        extras = [] if devices.is_host(self.data) else [f"device={self.device!r}"]
         if self.data.dtype != np.float64:
             extras.append(f"dtype={self.data.dtype}")
         if self._node is not None:
