@@ -19,7 +19,7 @@ LAYERS = [
     ("methods", ("autonet._methods", "autonet._numpy")),
     ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler",
                   "autonet.viz", "autonet.serialization", "autonet.testing", "autonet.notebook",
-                  "autonet.data")),
+                  "autonet.data", "autonet.cuda")),
     ("applications", ("autonet.models",)),
     ("package", ("autonet",)),
 ]

@@ -124,7 +124,7 @@ def test_dataloader_refuses_mismatched_arrays_and_bad_batch_sizes():
     (lambda t: autonet.nn.functional.softmax(t, dim=1), "axis="),
     (lambda t: autonet.max(t, dim=1), "axis="), (lambda t: t.view(4), "reshape"),
     (lambda t: t.unsqueeze(0), "expand_dims"), (lambda t: t.float(), "astype"),
-    (lambda t: t.to("cpu"), "astype"), (lambda t: autonet.cat([t, t]), "concatenate"),
+    (lambda t: t.to(np.float32), "astype"), (lambda t: autonet.cat([t, t]), "concatenate"),
     (lambda t: t.permute(1, 0), "transpose"), (lambda t: autonet.tensor([1.0]), "autonet.Tensor"),
 ])
 def test_pytorch_spellings_name_autonets(call, spelling):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .._methods import _numpy_keywords
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
 from ..ops import activations, dual
@@ -141,7 +142,12 @@ def _class_indices(labels, classes, op):
 
 def _labels_for(input, target, op):
     """``input (N, C)`` and the label array for it, their shapes checked."""
-    labels = np.asanyarray(target.data if isinstance(target, Tensor) else target)
+    labels = target.data if isinstance(target, Tensor) else target
+    if devices.is_host(labels) or isinstance(labels, list):
+        labels = np.asanyarray(labels)
+    if devices.device_of(labels) != devices.device_of(input.data):
+        raise RuntimeError(f"{op}: labels on {devices.device_of(labels)} but input on "
+                           f"{devices.device_of(input.data)}; move them with .to(device)")
     if input.ndim != 2:
         raise ValueError(f"{op}: input must have shape (N, C), not {input.shape}")
     if labels.shape != (input.shape[0],):
@@ -162,7 +168,7 @@ class CrossEntropy(Function):
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
-        rows = np.arange(len(labels))
+        rows = np.arange(len(labels), like=labels)
         one_hot = np.zeros_like(logits)
         one_hot[rows, labels] = 1.0
         ctx.save_for_backward(logits, exp / total, one_hot)
@@ -195,9 +201,10 @@ class NegativeLogLikelihood(Function):
     @staticmethod
     def forward(ctx, log_probs, labels):
         labels = _class_indices(labels, log_probs.shape[1], "nll_loss")
-        ctx.picked = np.zeros(log_probs.shape, dtype=bool)
-        ctx.picked[np.arange(len(labels)), labels] = True
-        return -log_probs[np.arange(len(labels)), labels]
+        rows = np.arange(len(labels), like=labels)
+        ctx.picked = np.zeros_like(log_probs, dtype=bool)
+        ctx.picked[rows, labels] = True
+        return -log_probs[rows, labels]
 
     @staticmethod
     def backward(ctx, grad):
@@ -258,7 +265,7 @@ class Dropout(Function):
     @staticmethod
     def forward(ctx, a, p, rng):
         if p == 1.0:
-            ctx.scale = np.zeros(a.shape, dtype=a.dtype)
+            ctx.scale = np.zeros_like(a)
         else:
             ctx.scale = (rng.random(a.shape) >= p) * np.asarray(1.0 / (1.0 - p), dtype=a.dtype)
             ctx.scale = ctx.scale.astype(a.dtype, copy=False)

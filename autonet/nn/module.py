@@ -10,6 +10,7 @@ import weakref
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.state import no_grad, notify, replayable, state
 from ..core.tensor import Tensor
 
@@ -154,6 +155,18 @@ class Module:
                     state[f"{path}.{name}" if path else name] = value
         return state
 
+    def to(self, device):
+        """Move parameters (with their gradients) and buffers to ``device``, in place; returns
+        the module. Make optimizers after moving (their state stays where it was made)."""
+        target = devices.name(device)
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            if tensor.device != target:
+                tensor.data = devices.to_device(tensor.data, target)
+                if tensor.grad is not None:
+                    tensor.grad = devices.to_device(tensor.grad, target)
+                tensor._bump_version()
+        return self
+
     def astype(self, dtype):
         """Convert parameters (and their gradients) and floating buffers to ``dtype``, in place;
         returns the module. Make optimizers after converting (their state keeps its dtype)."""
@@ -188,7 +201,8 @@ class Module:
     # ------------------------------------------------------------ state
     def state_dict(self):
         """A dict of dotted name -> copy of the array of each parameter and persistent buffer."""
-        return {name: t.data.copy() for name, t in self._state_tensors().items()}
+        return {name: t.data.copy() if devices.is_host(t.data) else devices.to_host(t.data)
+                for name, t in self._state_tensors().items()}   # on the host, always
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters and persistent buffers; everything is checked
@@ -219,7 +233,7 @@ class Module:
             staged.append((parameter, value))
         with no_grad():
             for parameter, value in staged:
-                parameter.data[...] = value
+                parameter.data[...] = devices.to_device(value, parameter.device)
                 parameter._bump_version()   # graphs that saved the old values now refuse
         return IncompatibleKeys(missing, unexpected)
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
 from . import dual
@@ -25,12 +26,19 @@ class Erf(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.save_for_backward(a)
-        return np.asarray(Erf.erf(a), dtype=a.dtype)
+        return erf_array(a)
 
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
         return grad * (2.0 / math.sqrt(math.pi)) * dual.exp(-(a * a))
+
+
+def erf_array(a):
+    """erf of an array, element by element (a device array makes a trip to the host)."""
+    if devices.is_host(a):
+        return np.asarray(Erf.erf(a), dtype=a.dtype)
+    return devices.to_device(erf_array(devices.to_host(a)), devices.device_of(a))
 
 
 class Softplus(Function):
@@ -124,7 +132,7 @@ def _gelu_cdf(a, approximate):
     """Φ(a) (or its tanh approximation), for arrays and Tensors alike."""
     if approximate == "tanh":
         return 0.5 * (1.0 + np.tanh(_TANH_SCALE * (a + _TANH_CUBIC * (a * a * a))))
-    erf_of = Erf.apply if isinstance(a, Tensor) else lambda v: np.asarray(Erf.erf(v), dtype=v.dtype)
+    erf_of = Erf.apply if isinstance(a, Tensor) else erf_array
     return 0.5 * (1.0 + erf_of(a * (1.0 / math.sqrt(2.0))))
 
 

@@ -34,7 +34,7 @@ def stable_sigmoid(x):
     0. Within 4e-15 relative of the exact value; 4 NumPy calls, one array.
     """
     out = np.negative(x)
-    if type(out) is not np.ndarray:   # 0-d input: NumPy returned a scalar
+    if isinstance(out, np.generic):   # 0-d input: NumPy returned a scalar
         out = np.asarray(out)
     np.logaddexp(0.0, out, out=out)
     np.negative(out, out=out)

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
 from . import dual
@@ -298,7 +299,7 @@ class Clip(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved
         a = dual.value(a)
-        inside = np.ones(a.shape, dtype=bool)
+        inside = np.ones_like(a, dtype=bool)
         if ctx.lo is not None:
             inside &= a >= ctx.lo
         if ctx.hi is not None:
@@ -468,5 +469,7 @@ def minimum(a, b):
 
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b``; differentiable in a and b."""
-    condition = np.asanyarray(dual.value(condition), dtype=bool)
+    condition = dual.value(condition)
+    condition = (np.asanyarray(condition, dtype=bool) if devices.is_host(condition) or
+                 isinstance(condition, list) else condition.astype(bool, copy=False))
     return Where.apply(condition, a, b)

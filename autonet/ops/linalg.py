@@ -3,9 +3,10 @@ import math
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of
-from . import reduce
+from . import dual, reduce
 
 
 class MatMul(Function):
@@ -15,8 +16,10 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        if type(a) is not np.ndarray or type(b) is not np.ndarray:
-            a, b = np.asarray(a), np.asarray(b)
+        if type(a) is not np.ndarray and devices.is_host(a):
+            a = np.asarray(a)
+        if type(b) is not np.ndarray and devices.is_host(b):
+            b = np.asarray(b)
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul needs operands with at least one dimension")
         ctx.ndims = (a.ndim, b.ndim)
@@ -180,7 +183,7 @@ class Einsum(Function):
                 shape = operands[i].shape
                 partial = partial.reshape(tuple(n if letter in kept else 1
                                                 for letter, n in zip(subscripts, shape)))
-                partial = partial * np.ones(shape, dtype=partial.dtype)
+                partial = partial * np.ones(shape, dtype=partial.dtype, like=dual.value(partial))
             grads.append(partial)
         return tuple(grads)
 

@@ -2,6 +2,7 @@
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of as dual_value
 
@@ -71,14 +72,23 @@ def _is_basic(index):
 
 def scatter_array(values, shape, index):
     """Zeros of ``shape`` with ``values`` added at ``index``; repeats accumulate."""
-    out = np.zeros(shape, dtype=values.dtype)
+    out = np.zeros(shape, dtype=values.dtype, like=values)
     if _is_basic(index):
         out[index] = values
+    elif type(values) is not np.ndarray:   # on a device: its own scatter, with the index there
+        np.add.at(out, _on_device_of(index, values), values)
     elif isinstance(index, np.ndarray) and index.size:   # rows, as embeddings and x[idx] pick
         _add_rows(out, index, values)
     else:
         np.add.at(out, index, values)
     return out
+
+
+def _on_device_of(index, values):
+    """``index`` with its arrays moved to where ``values`` live."""
+    if isinstance(index, tuple):
+        return tuple(_on_device_of(part, values) for part in index)
+    return np.asarray(index, like=values) if isinstance(index, np.ndarray) else index
 
 
 def _add_rows(out, index, values):
@@ -117,14 +127,14 @@ class SetItem(Function):
     def forward(ctx, a, value, index):
         index = as_arrays(index)
         if not _is_basic(index):
-            hits = np.zeros(a.shape, dtype=np.int64)
+            hits = np.zeros_like(a, dtype=np.int64)
             np.add.at(hits, index, 1)
             if hits.max(initial=0) > 1:
                 raise ValueError("assignment through repeated indices keeps only the last value; "
                                  "its gradient would be ambiguous")
         out = a.copy()
         out[index] = value
-        kept = np.ones(a.shape, dtype=bool)
+        kept = np.ones_like(a, dtype=bool)
         kept[index] = False
         ctx.save_for_backward(kept)
         ctx.index = index
@@ -232,11 +242,38 @@ def pad(x, pad_width, constant_values=0):
     return Pad.apply(as_tensor(x), pad_width=pad_width, constant_values=constant_values)
 
 
+class ToDevice(Function):
+    """A copy on another device; the gradient is copied back to where the input lives."""
+
+    name = "to"
+
+    @staticmethod
+    def forward(ctx, a, device):
+        ctx.source = devices.device_of(a)
+        return devices.to_device(a, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if isinstance(grad, Tensor):
+            return ToDevice.apply(grad, device=ctx.source)
+        return devices.to_device(grad, ctx.source)
+
+
+def to(x, device):
+    """``x`` on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``): itself if it is there,
+    else a copy in the graph."""
+    if isinstance(device, (type, np.dtype)):
+        raise TypeError("Tensor.to takes a device; change the dtype with astype(dtype)")
+    x = as_tensor(x)
+    target = devices.name(device)
+    return x if x.device == target else ToDevice.apply(x, device=target)
+
+
 def expand_to(x, shape):
     """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
     if isinstance(x, Tensor):
         return BroadcastTo.apply(x, shape=shape)
-    out = np.empty(shape, dtype=x.dtype)
+    out = np.empty(shape, dtype=x.dtype, like=x)
     out[...] = x
     return out
 

@@ -1,6 +1,5 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
-import numpy as np
-
+from ..core import device as devices
 from .optimizer import Optimizer
 
 
@@ -33,7 +32,7 @@ class SGD(Optimizer):
         if momentum:
             buffer = state.get("momentum_buffer")
             if buffer is None:   # an array even for a 0-d parameter, so *= below writes into it
-                buffer = state["momentum_buffer"] = np.array(grad, copy=True)
+                buffer = state["momentum_buffer"] = devices.copy(grad)
             else:
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad

@@ -1,0 +1,128 @@
+"""Devices: the same formulas on a foreign array type, checked with a CuPy-like double.
+
+``device_double.DeviceArray`` refuses implicit conversion to NumPy and is not
+an ``np.ndarray``, as CuPy's arrays; its values are NumPy's, so every result
+on it must equal the CPU's bit for bit. A forgotten host conversion raises.
+"""
+import numpy as np
+import pytest
+
+import autonet
+import autonet.nn as nn
+import autonet.nn.functional as F
+from autonet import Tensor
+from autonet.optim import SGD, Adam, AdamW
+
+import device_double
+
+DEVICE = "double:0"
+
+
+def _bits(array):
+    host = autonet.core.device.to_host(array)
+    return host.dtype.str, host.shape, host.tobytes()
+
+
+def _on(device, *arrays, requires_grad=True):
+    return [Tensor(a, requires_grad=requires_grad).to(device) if device != "cpu"
+            else Tensor(a, requires_grad=requires_grad) for a in arrays]
+
+
+def _same_everywhere(function, *arrays, labels=None):
+    """``function`` on the CPU and on the double: equal values and gradients."""
+    results = {}
+    for device in ("cpu", DEVICE):
+        leaves = [Tensor(a, requires_grad=True) for a in arrays]
+        inputs = [leaf.to(device) for leaf in leaves]
+        out = function(*inputs)
+        assert out.device == device
+        out.sum().backward()
+        results[device] = [_bits(out.data)] + [_bits(leaf.grad) for leaf in leaves]
+        assert all(leaf.device == "cpu" for leaf in leaves)     # gradients come back through .to
+    assert results["cpu"] == results[DEVICE]
+
+
+RNG = np.random.default_rng(0)
+A, B, W = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 3)), RNG.normal(size=(3, 5))
+OPS = {
+    "arithmetic": (lambda a, b: (a + b) * a / (b * b + 1.0) - a ** 2, A, B),
+    "broadcast": (lambda a, b: a * b[0] + b.sum(axis=0, keepdims=True), A, B),
+    "unary": (lambda a: a.exp().log1p() + a.tanh() + a.sigmoid() + a.relu() + a.abs().sqrt()
+              + a.sin() + a.cos() + a.gelu("tanh") + a.silu() + a.softplus() + a.elu(), A),
+    "reductions": (lambda a: a.mean(axis=0) * a.max(axis=1).sum() + a.var() + a.logsumexp(axis=1).sum(), A),
+    "softmax": (lambda a: a.softmax(axis=1) * a.log_softmax(axis=0), A),
+    "matmul": (lambda a, w: a @ w, A, W),
+    "shapes": (lambda a: a.T.reshape(12)[::-1].reshape(2, 6)[:, 1:] * 2.0, A),
+    "indexing": (lambda a: a[np.array([0, 2, 2])] * 1.0, A),
+    "where_clip": (lambda a, b: autonet.where(a.data > 0, a, b).clip(-0.5, 0.5), A, B),
+    "concat": (lambda a, b: autonet.concatenate([a, b], axis=1) * 1.0, A, B),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_ops_on_the_device_equal_the_cpu_bit_for_bit(name):
+    function, *arrays = OPS[name]
+    _same_everywhere(function, *arrays)
+
+
+def test_layers_losses_and_optimizers_train_identically_on_the_device():
+    histories = {}
+    for device in ("cpu", DEVICE):
+        rng = np.random.default_rng(1)
+        model = nn.Sequential(nn.Linear(3, 8, rng=rng), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 4, rng=rng)).to(device)
+        x = Tensor(rng.normal(size=(6, 3))).to(device)
+        labels = Tensor(rng.integers(0, 4, 6)).to(device)
+        target = Tensor(rng.normal(size=(6, 4))).to(device)
+        losses = []
+        for optimizer in (SGD(model.parameters(), lr=0.1, momentum=0.9), Adam(model.parameters()),
+                          AdamW(model.parameters())):
+            for _ in range(3):
+                loss = F.cross_entropy(model(x), labels) + F.mse_loss(model(x), target)
+                optimizer.zero_grad()
+                loss.backward()
+                autonet.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                losses.append(loss.item())
+        histories[device] = (losses, [_bits(p.data) for p in model.parameters()])
+        assert all(p.device == device for p in model.parameters())
+    assert histories["cpu"] == histories[DEVICE]
+
+
+def test_a_compiled_step_replays_on_the_device():
+    rng = np.random.default_rng(2)
+    model = nn.Linear(3, 2, rng=rng).to(DEVICE)
+    optimizer = SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        loss = F.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    compiled = autonet.compile(step)
+    for _ in range(3):
+        x, y = Tensor(rng.normal(size=(4, 3))).to(DEVICE), Tensor(rng.normal(size=(4, 2))).to(DEVICE)
+        assert compiled(x, y).device == DEVICE
+    assert model.weight.device == DEVICE
+
+
+def test_devices_do_not_mix_and_conversions_are_explicit():
+    on_device = Tensor([1.0, 2.0]).to(DEVICE)
+    with pytest.raises(RuntimeError, match="different devices"):
+        on_device + Tensor([1.0, 2.0])
+    with pytest.raises(TypeError, match="numpy()"):
+        np.asarray(on_device)
+    assert on_device.numpy().tolist() == [1.0, 2.0] and isinstance(on_device.numpy(), np.ndarray)
+    assert on_device.item if on_device.size == 2 else True
+    assert (on_device * 2.0).device == DEVICE and on_device.to("cpu").device == "cpu"
+    assert Tensor(on_device).device == DEVICE
+    with pytest.raises(RuntimeError, match="unknown device 'tpu'"):
+        Tensor([1.0]).to("tpu")
+    with pytest.raises(RuntimeError, match=r"autonet\[cuda\]|'cuda'"):
+        if not autonet.cuda.is_available():
+            Tensor([1.0]).to("cuda")
+        else:
+            raise RuntimeError("'cuda' is available here")
+    state = nn.Linear(2, 2, rng=0).to(DEVICE).state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())   # saved on the host
