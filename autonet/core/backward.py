@@ -213,7 +213,7 @@ def sum_to_shape(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     if grad.shape != shape:   # a gradient narrower than its input: spread it out
-        grad = grad * np.ones(shape, dtype=grad.dtype, like=_like(grad))
+        grad = grad * devices.ones(shape, grad.dtype, _like(grad))
     return grad
 
 

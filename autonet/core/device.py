@@ -104,3 +104,20 @@ def to_host(array):
 def copy(array):
     """A copy on the same device."""
     return np.array(array, copy=True) if is_host(array) else array.copy()
+
+
+def zeros(shape, dtype, like):
+    """``np.zeros`` on ``like``'s device (NumPy's own call for NumPy arrays: the hot path)."""
+    return np.zeros(shape, dtype) if type(like) is np.ndarray else np.zeros(shape, dtype, like=like)
+
+
+def empty(shape, dtype, like):
+    return np.empty(shape, dtype) if type(like) is np.ndarray else np.empty(shape, dtype, like=like)
+
+
+def ones(shape, dtype, like):
+    return np.ones(shape, dtype) if type(like) is np.ndarray else np.ones(shape, dtype, like=like)
+
+
+def arange(n, like):
+    return np.arange(n) if type(like) is np.ndarray else np.arange(n, like=like)

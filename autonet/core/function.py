@@ -160,7 +160,7 @@ class Function:
         except ValueError as error:
             shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
             raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
-        if type(out) is not np.ndarray and devices.is_host(out):
+        if type(out) is not np.ndarray and isinstance(out, _SCALARS):
             out = as_output_array(ctx, out)
         result = Tensor._make(out, ctx if recording else None)
         if out.base is not None:
@@ -186,6 +186,7 @@ def _owned(kwargs):
 
 
 _CONTAINERS = (np.ndarray, tuple, list)
+_SCALARS = (np.generic, int, float, bool)   # what NumPy returns for 0-d results on the CPU
 _NUMBERS = (int, float, np.float64, np.float32, np.int64)   # shown in drawings
 
 

@@ -168,7 +168,7 @@ class CrossEntropy(Function):
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
-        rows = np.arange(len(labels), like=labels)
+        rows = devices.arange(len(labels), labels)
         one_hot = np.zeros_like(logits)
         one_hot[rows, labels] = 1.0
         ctx.save_for_backward(logits, exp / total, one_hot)
@@ -201,7 +201,7 @@ class NegativeLogLikelihood(Function):
     @staticmethod
     def forward(ctx, log_probs, labels):
         labels = _class_indices(labels, log_probs.shape[1], "nll_loss")
-        rows = np.arange(len(labels), like=labels)
+        rows = devices.arange(len(labels), labels)
         ctx.picked = np.zeros_like(log_probs, dtype=bool)
         ctx.picked[rows, labels] = True
         return -log_probs[rows, labels]

@@ -183,7 +183,7 @@ class Einsum(Function):
                 shape = operands[i].shape
                 partial = partial.reshape(tuple(n if letter in kept else 1
                                                 for letter, n in zip(subscripts, shape)))
-                partial = partial * np.ones(shape, dtype=partial.dtype, like=dual.value(partial))
+                partial = partial * devices.ones(shape, partial.dtype, dual.value(partial))
             grads.append(partial)
         return tuple(grads)
 

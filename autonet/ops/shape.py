@@ -72,7 +72,7 @@ def _is_basic(index):
 
 def scatter_array(values, shape, index):
     """Zeros of ``shape`` with ``values`` added at ``index``; repeats accumulate."""
-    out = np.zeros(shape, dtype=values.dtype, like=values)
+    out = devices.zeros(shape, values.dtype, values)
     if _is_basic(index):
         out[index] = values
     elif type(values) is not np.ndarray:   # on a device: its own scatter, with the index there
@@ -273,7 +273,7 @@ def expand_to(x, shape):
     """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
     if isinstance(x, Tensor):
         return BroadcastTo.apply(x, shape=shape)
-    out = np.empty(shape, dtype=x.dtype, like=x)
+    out = devices.empty(shape, x.dtype, x)
     out[...] = x
     return out
 

@@ -9,6 +9,7 @@ to any order.
 """
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor
 
@@ -66,7 +67,7 @@ def windows_array(x, kernel, stride, dilation):
 def col2im_array(cols, shape, stride, dilation):
     n, oh, ow, c, kh, kw = cols.shape
     (sh, sw), (dh, dw) = stride, dilation
-    out = np.zeros(shape, dtype=cols.dtype, like=cols)
+    out = devices.zeros(shape, cols.dtype, cols)
     spread = cols.transpose(0, 3, 4, 5, 1, 2)     # (N, C, kh, kw, OH, OW)
     for i in range(kh):
         for j in range(kw):
@@ -83,7 +84,7 @@ class MaxLast(Function):
     @staticmethod
     def forward(ctx, a):
         first = np.argmax(a, axis=-1)
-        ctx.hit = np.arange(a.shape[-1], like=first) == first[..., None]
+        ctx.hit = devices.arange(a.shape[-1], first) == first[..., None]
         return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
 
     @staticmethod
@@ -104,7 +105,7 @@ class MaxPoolTiles(Function):
         tiles = x.reshape(n, c, h // kh, kh, w // kw, kw).transpose(0, 1, 2, 4, 3, 5)
         tiles = tiles.reshape(n, c, h // kh, w // kw, kh * kw)
         first = np.argmax(tiles, axis=-1)
-        ctx.hit = np.arange(kh * kw, like=first) == first[..., None]
+        ctx.hit = devices.arange(kh * kw, first) == first[..., None]
         ctx.kernel, ctx.in_shape = kernel, x.shape
         return np.take_along_axis(tiles, first[..., None], axis=-1)[..., 0]
 
