@@ -89,3 +89,14 @@ def test_tiny_gpt_beats_the_unigram_baseline_and_samples(tmp_path):
     loss, baseline = float(result.split()[0]), float(result.split("baseline ")[1].split()[0])
     assert loss < baseline
     assert out.split("sample:\n")[1].startswith("ROMEO:\n")
+
+
+def test_gpu_benchmark_script_is_ready_and_says_when_there_is_no_gpu(tmp_path):
+    import autonet
+
+    script = EXAMPLES.parent / "benchmarks" / "gpu.py"
+    if autonet.cuda.is_available():
+        pytest.skip("a GPU is here: run benchmarks/gpu.py itself (minutes)")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and "no CUDA GPU" in result.stdout
