@@ -126,3 +126,21 @@ def test_devices_do_not_mix_and_conversions_are_explicit():
             raise RuntimeError("'cuda' is available here")
     state = nn.Linear(2, 2, rng=0).to(DEVICE).state_dict()
     assert all(isinstance(v, np.ndarray) for v in state.values())   # saved on the host
+
+
+def test_convolution_pooling_normalization_dropout_and_embeddings_on_the_device():
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(4, 2, 6, 6))
+    tokens = rng.integers(0, 7, (4, 5))
+    results = {}
+    for device in ("cpu", DEVICE):
+        r = np.random.default_rng(4)
+        cnn = nn.Sequential(nn.Conv2d(2, 3, 3, padding="same", rng=r), nn.BatchNorm2d(3), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.AvgPool2d(3, stride=1, padding=1), nn.Flatten(),
+                            nn.Dropout(0.3, rng=r), nn.Linear(27, 2, rng=r)).to(device)
+        embed = nn.Embedding(7, 3, rng=r).to(device)
+        out = cnn(Tensor(images).to(device)).sum() + (embed(Tensor(tokens, dtype=np.int64, device=device)) ** 2).sum()
+        out.backward()
+        results[device] = [_bits(out.data)] + [_bits(p.grad) for p in cnn.parameters()] + [
+            _bits(embed.weight.grad)] + [_bits(b.data) for b in cnn.buffers()]
+    assert results["cpu"] == results[DEVICE]

@@ -33,6 +33,10 @@ class Backend:
         """A NumPy copy of one of its arrays."""
         raise NotImplementedError
 
+    def as_strided(self, array, shape, strides):
+        """A read-only strided view (``numpy.lib.stride_tricks.as_strided``'s, on the device)."""
+        raise NotImplementedError
+
 
 def register(backend):
     """Make ``backend``'s device kind usable in ``Tensor(..., device=)`` and ``.to()``."""
@@ -121,3 +125,10 @@ def ones(shape, dtype, like):
 
 def arange(n, like):
     return np.arange(n) if type(like) is np.ndarray else np.arange(n, like=like)
+
+
+def as_strided(array, shape, strides):
+    """A strided view of ``array`` on its device (NumPy's ``as_strided`` is not dispatched)."""
+    if type(array) is np.ndarray:
+        return np.lib.stride_tricks.as_strided(array, shape, strides, writeable=False)
+    return _backend_of(array).as_strided(array, shape, strides)

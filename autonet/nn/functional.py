@@ -267,8 +267,9 @@ class Dropout(Function):
         if p == 1.0:
             ctx.scale = np.zeros_like(a)
         else:
-            ctx.scale = (rng.random(a.shape) >= p) * np.asarray(1.0 / (1.0 - p), dtype=a.dtype)
-            ctx.scale = ctx.scale.astype(a.dtype, copy=False)
+            # drawn by NumPy's generator wherever ``a`` lives: the same masks on every device
+            scale = ((rng.random(a.shape) >= p) / (1.0 - p)).astype(a.dtype)
+            ctx.scale = scale if type(a) is np.ndarray else devices.to_device(scale, devices.device_of(a))
         return a * ctx.scale
 
     @staticmethod
@@ -308,7 +309,9 @@ class EmbeddingLookup(Function):
 
 def embedding(indices, weight):
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
-    indices = np.asanyarray(indices.data if isinstance(indices, Tensor) else indices)
+    indices = indices.data if isinstance(indices, Tensor) else indices
+    if devices.is_host(indices) or isinstance(indices, list):
+        indices = np.asanyarray(indices)
     return EmbeddingLookup.apply(as_tensor(weight), indices)
 
 

@@ -67,7 +67,7 @@ def as_arrays(index):
 def _is_basic(index):
     """True when ``index`` selects each element at most once (no integer arrays)."""
     parts = index if isinstance(index, tuple) else (index,)
-    return not any(isinstance(p, np.ndarray) and p.dtype.kind != "b" for p in parts)
+    return not any(getattr(p, "ndim", 0) and p.dtype.kind != "b" for p in parts)   # any device
 
 
 def scatter_array(values, shape, index):

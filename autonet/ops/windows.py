@@ -59,9 +59,8 @@ def windows_array(x, kernel, stride, dilation):
         raise ValueError(f"the kernel {kernel} (dilation {dilation}) does not fit the input's "
                          f"spatial size {(h, w)}")
     s_n, s_c, s_h, s_w = x.strides
-    view = np.lib.stride_tricks.as_strided(
-        x, (n, oh, ow, c, kh, kw), (s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw), writeable=False)
-    return np.ascontiguousarray(view)
+    view = devices.as_strided(x, (n, oh, ow, c, kh, kw), (s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw))
+    return devices.copy(view)
 
 
 def col2im_array(cols, shape, stride, dilation):
