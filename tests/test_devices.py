@@ -144,3 +144,46 @@ def test_convolution_pooling_normalization_dropout_and_embeddings_on_the_device(
         results[device] = [_bits(out.data)] + [_bits(p.grad) for p in cnn.parameters()] + [
             _bits(embed.weight.grad)] + [_bits(b.data) for b in cnn.buffers()]
     assert results["cpu"] == results[DEVICE]
+
+
+# ------------------------------------------------------------------ random steps, CPU vs device
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import test_compile_fuzz as fuzz  # noqa: E402
+
+
+def _moved(world, arguments):
+    """The fuzzer's world and arguments, on the double."""
+    for name in ("W", "b"):
+        world[name].data = autonet.core.device.to_device(world[name].data, DEVICE)
+    x, array, idx, k, flag, leaf = arguments
+    return world, (Tensor(x.data, device=DEVICE), autonet.core.device.to_device(array, DEVICE),
+                   autonet.core.device.to_device(idx, DEVICE),
+                   k, flag, Tensor(leaf.data, requires_grad=True, device=DEVICE))
+
+
+def _run(program, optimizer, clip, calls, device):
+    world = fuzz._world(optimizer)
+    step = fuzz._step(program, world, clip, False)
+    outcomes = []
+    for drawn in calls:
+        arguments = fuzz._arguments(drawn)
+        if device != "cpu":
+            world, arguments = _moved(world, arguments)
+        loss, error = fuzz._call(step, arguments)
+        if error is not None:
+            outcomes.append(type(error).__name__)
+            break
+        outcomes.append([_bits(loss.data), None if arguments[-1].grad is None else _bits(arguments[-1].grad)]
+                        + [(_bits(world[n].data), None if world[n].grad is None else _bits(world[n].grad))
+                           for n in ("W", "b")])
+    return outcomes
+
+
+@settings(max_examples=max(150, settings.default.max_examples))
+@given(program=st.lists(fuzz.instruction, min_size=1, max_size=8),
+       optimizer=st.sampled_from(["sgd", "momentum", "adam", "none"]),
+       clip=st.sampled_from(["none", "norm", "value"]),
+       calls=st.lists(fuzz.call_arguments, min_size=2, max_size=3))
+def test_random_training_steps_on_the_device_equal_the_cpu_bit_for_bit(program, optimizer, clip, calls):
+    assert _run(program, optimizer, clip, calls, DEVICE) == _run(program, optimizer, clip, calls, "cpu")
