@@ -337,3 +337,18 @@ def test_train_and_eval_modes_are_guarded():
         _same(compiled(x, labels).data, eager(x, labels).data)   # eval: no dropout, running stats
     assert len(compiled.programs) == 2
     assert "eval mode" in compiled.programs[1].listing()
+
+
+def test_arrays_a_step_keeps_behave_as_plain_arrays_after_tracing():
+    kept = []
+    w = Tensor([1.0, 2.0], requires_grad=True)
+
+    def step(x):
+        kept.append(x)                      # the argument as the step saw it (marked)
+        return (w * x).sum()
+
+    compiled = autonet.compile(step)
+    compiled(np.array([1.0, -1.0]))
+    assert bool(kept[0].sum() < 1.0) and float(kept[0][0]) == 1.0
+    kept[0][...] = 3.0                      # writes are the user's business outside the step
+    assert kept[0].tolist() == [3.0, 3.0]

@@ -14,11 +14,23 @@ with NumPy raises too: the replay would not write.
 """
 import numpy as np
 
+from ..core.state import state
 from ..core.tensor import Tensor
 from .errors import CompileError
 
 _METADATA = {np.shape, np.ndim, np.size, np.result_type}   # answers about shapes, not values
 _WRITERS = {np.copyto, np.put, np.place, np.putmask, np.fill_diagonal, np.put_along_axis}
+
+
+def _reading(name):
+    """An ndarray method that hands Python a value: refused while tracing."""
+    method = getattr(np.ndarray, name)
+
+    def read(self, *args, **kwargs):
+        _refuse_read(self, "a Python value")
+        return method(self.view(np.ndarray), *args, **kwargs)
+
+    return read
 
 
 def _writing(name):
@@ -93,11 +105,9 @@ class Marked(np.ndarray):
         _refuse_write(self)
         super().__setitem__(plain(index), plain(value))
 
-    def _read(self, *args, **kwargs):
-        _refuse_read(self, "a Python value")
-
-    __bool__ = __int__ = __float__ = __complex__ = __index__ = _read
-    item = tolist = tobytes = _read
+    (__bool__, __int__, __float__, __complex__, __index__, item, tolist, tobytes) = (
+        _reading(name) for name in ("__bool__", "__int__", "__float__", "__complex__", "__index__",
+                                    "item", "tolist", "tobytes"))
 
     fill, sort, put, partition = (_writing(name) for name in ("fill", "sort", "put", "partition"))
 
@@ -143,7 +153,15 @@ def plain(value):
     return value
 
 
+def _tracing():
+    """True while this thread traces a step: outside, marked arrays kept by the step (a list
+    it appended to) behave as plain arrays."""
+    return any(getattr(observer, "marks_arrays", False) for observer in state.observers)
+
+
 def _refuse_read(array, how):
+    if not _tracing():
+        return
     raise CompileError(
         f"the step reads {how} of {array.what} while being traced; a branch on it could go "
         f"another way on a later call, which a replay cannot follow. Keep value reads outside "
@@ -152,7 +170,7 @@ def _refuse_read(array, how):
 
 
 def _refuse_write(array):
-    if isinstance(array, Marked) and array.origin is not None:
+    if isinstance(array, Marked) and array.origin is not None and _tracing():
         raise CompileError(
             f"the step writes into {array.what} with NumPy; a replay would not. Change tensors "
             f"with autonet ops (under no_grad() for parameters), gradients with an optimizer or "

@@ -125,6 +125,8 @@ def births():
 class Tracer(Observer):
     """Collects the events of one eager run of the step (it observes the engine)."""
 
+    marks_arrays = True   # marked arrays refuse value reads while it traces (see .marks)
+
     def __init__(self, args, know_births):
         self.know_births = know_births
         self.instructions = []
