@@ -16,7 +16,7 @@ too, which is what makes such formulas differentiable again.
 import numpy as np
 
 from .core.tensor import Tensor, as_tensor, reading_value
-from .ops import activations, elementwise as ew, linalg, reduce, shape
+from .ops import elementwise as ew, linalg, reduce, shape
 
 
 def _unwrap(value):

@@ -13,7 +13,7 @@ import autonet.nn.functional as F
 from autonet import Tensor
 from autonet.optim import SGD, Adam, AdamW
 
-import device_double
+import device_double  # noqa: F401 - registers the double:0 device
 
 DEVICE = "double:0"
 
