@@ -56,6 +56,19 @@ OPS = {
     "indexing": (lambda a: a[np.array([0, 2, 2])] * 1.0, A),
     "where_clip": (lambda a, b: autonet.where(a.data > 0, a, b).clip(-0.5, 0.5), A, B),
     "concat": (lambda a, b: autonet.concatenate([a, b], axis=1) * 1.0, A, B),
+    "more_unary": (lambda a: a.leaky_relu(0.1) + a.erf() + a.gelu() + a.square() + a.expm1()
+                   + autonet.maximum(a, 0.2) + autonet.minimum(a, -0.1), A),
+    "more_reductions": (lambda a: a.prod(axis=0).sum() + a.cumsum(axis=1).sum() + a.std(axis=0).sum()
+                        + a.norm(axis=1).sum() + a.logsumexp(), A),
+    "more_shapes": (lambda a, b: autonet.stack([a, b]).moveaxis(0, 2).squeeze().expand_dims(0).pad(1)
+                    * 1.0 + autonet.repeat(a, 2, axis=1).sum() + a.swapaxes(0, 1).sum(), A, B),
+    "products": (lambda a, b, w: autonet.einsum("ij,jk->ik", a, w) + autonet.tensordot(a, b, ([0], [0])).sum()
+                 + autonet.dot(a[0], b[0]) + autonet.outer(a[0], b[1]).sum() + autonet.trace(a @ b.T), A, B, W),
+    "losses": (lambda a, b: F.binary_cross_entropy(a.sigmoid(), b.sigmoid())
+               + F.binary_cross_entropy_with_logits(a, b.sigmoid()) + F.l1_loss(a, b)
+               + F.huber_loss(a, b, delta=0.5)
+               + F.nll_loss(a.log_softmax(), Tensor([0, 1, 2, 0], dtype=np.int64, device=a.device))
+               + F.mse_loss(a, b), A, B),
 }
 
 
@@ -187,3 +200,33 @@ def _run(program, optimizer, clip, calls, device):
        calls=st.lists(fuzz.call_arguments, min_size=2, max_size=3))
 def test_random_training_steps_on_the_device_equal_the_cpu_bit_for_bit(program, optimizer, clip, calls):
     assert _run(program, optimizer, clip, calls, DEVICE) == _run(program, optimizer, clip, calls, "cpu")
+
+
+# ------------------------------------------------------------------ NumPy's namespace on the device
+import test_numpy_protocol as protocol  # noqa: E402
+
+
+def _graph_result(function, call, device):
+    """``function`` applied to the protocol test's inputs on ``device``; None unless a Tensor."""
+    leaves = protocol._inputs()
+    inputs = [leaf.to(device) for leaf in leaves]
+    try:
+        with np.errstate(all="ignore"):
+            result = function(*protocol.CALLS[call](*inputs))
+    except Exception:   # noqa: BLE001 - refused or not applicable: compared by the CPU test
+        return None
+    if not isinstance(result, Tensor):
+        return None
+    assert result.device == device
+    if result.requires_grad:    # (piecewise-constant functions give constants)
+        with np.errstate(all="ignore"):
+            result.sum().backward()
+    return [_bits(result.data)] + [None if leaf.grad is None else _bits(leaf.grad) for leaf in leaves]
+
+
+@pytest.mark.parametrize("call", sorted(protocol.CALLS))
+@pytest.mark.parametrize("name,function", protocol.FUNCTIONS, ids=[n for n, _ in protocol.FUNCTIONS])
+def test_every_numpy_function_in_the_graph_runs_on_the_device_as_on_the_cpu(name, function, call):
+    expected = _graph_result(function, call, "cpu")
+    if expected is not None:
+        assert _graph_result(function, call, DEVICE) == expected
