@@ -18,7 +18,7 @@ bench: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast]'
 	touch $(INSTALLED)
 
 # Graphviz's `dot` draws the pictures; everything else works without it.

@@ -81,6 +81,14 @@ def check_same_parameters(workload, label, step, parameters):
                              f"{CHECK_STEPS} steps (max diff {np.abs(got - want).max():.3g})")
 
 
+def fused_available():
+    try:
+        autonet.compiler.fused.require_numba()
+        return True
+    except ImportError:
+        return False
+
+
 def load_torch():
     try:
         import torch
@@ -99,11 +107,16 @@ def bench(workload, rounds, count, torch):
         compiled, compiled_params = workload.autonet_step(compiled=True)
         check_same_parameters(workload, "autonet.compile", compiled, compiled_params)
         variants["compiled"] = workload.autonet_step(compiled=True)[0]
+    if fused_available():
+        fused, fused_params = workload.autonet_step(compiled=True, backend="fused")
+        check_same_parameters(workload, "autonet.compile fused", fused, fused_params)
+        variants["fused"] = workload.autonet_step(compiled=True, backend="fused")[0]
+        variants["fused"]()   # traces and compiles the kernel (reported by the first table row)
     if torch is not None:
         torch_step, torch_params = workload.torch_step(torch)
         check_same_parameters(workload, "torch", torch_step, torch_params)
         variants["torch"] = workload.torch_step(torch)[0]
-    memory = {name: peak_bytes(step) for name, step in variants.items() if name != "torch"}
+    memory = {name: peak_bytes(step) for name, step in variants.items() if name not in ("torch", "fused")}
     if isinstance(workload, Wide):
         variants["matmuls"] = workload.matmul_only_step()
     return interleaved_medians(variants, rounds, count), memory
@@ -115,6 +128,8 @@ def format_row(name, times, memory):
              f"{times['autonet'] / base:6.2f}x"]
     cells.append(f"{times['compiled'] * 1e6:9.1f} us {times['compiled'] / base:5.2f}x"
                  if "compiled" in times else "      -")
+    cells.append(f"{times['fused'] * 1e6:9.1f} us {times['fused'] / base:5.2f}x"
+                 if "fused" in times else "      -")
     cells.append(f"{times['torch'] / base:6.2f}x" if "torch" in times else "     -")
     if "matmuls" in times:
         floor = times["matmuls"]
@@ -147,8 +162,8 @@ def main():
     print(f"autonet {autonet.__version__}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not installed'}, {threads}, "
           f"{rounds} rounds, medians per training step")
-    print("workload | hand-written NumPy | autonet | ratio | autonet.compile | torch ratio | "
-          "bare matmuls | peak memory of a step (tracemalloc), NumPy's and ratios")
+    print("workload | hand-written NumPy | autonet | ratio | autonet.compile | compile fused | "
+          "torch ratio | bare matmuls | peak memory of a step (tracemalloc), NumPy's and ratios")
     for workload_class in WORKLOADS:
         workload = workload_class()
         count = next(v for k, v in counts.items() if workload.name.startswith(k))

@@ -27,7 +27,7 @@ class Workload:
         """(model, loss_fn(model) -> loss Tensor) on copies of the parameters."""
         raise NotImplementedError
 
-    def autonet_step(self, compiled=False):
+    def autonet_step(self, compiled=False, backend="numpy"):
         model, loss_fn, lr = self.autonet_model()
         optimizer = SGD(model.parameters(), lr=lr)
 
@@ -39,7 +39,7 @@ class Workload:
             return loss
 
         if compiled:
-            step = autonet.compile(step)
+            step = autonet.compile(step, backend=backend)
         return step, [p.data for p in model.parameters()]
 
     def torch_step(self, torch):

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..core.state import observing, state
 from ..core.tensor import Tensor
+from . import fused
 from .arguments import leaves, signature
 from .errors import CompileError
 from .program import Program
@@ -67,9 +68,18 @@ from .trace import Tracer, births
 __all__ = ["compile", "CompileError", "CompiledStep"]
 
 
-def compile(step):  # noqa: A001 - autonet.compile, as torch.compile
-    """Return a :class:`CompiledStep` that traces ``step`` on its first call."""
-    return functools.wraps(step)(CompiledStep(step))
+def compile(step, backend="numpy"):  # noqa: A001 - autonet.compile, as torch.compile
+    """Return a :class:`CompiledStep` that traces ``step`` on its first call.
+
+    ``backend="numpy"`` replays the traced formulas; ``backend="fused"`` runs
+    what it can lower as one numba kernel (:mod:`autonet.compiler.fused`,
+    ``pip install autonet[fast]``), the rest as the NumPy replay.
+    """
+    if backend not in ("numpy", "fused"):
+        raise ValueError(f"compile: backend must be 'numpy' or 'fused', not {backend!r}")
+    if backend == "fused":
+        fused.require_numba()
+    return functools.wraps(step)(CompiledStep(step, backend))
 
 
 class CompiledStep:
@@ -78,8 +88,9 @@ class CompiledStep:
     MAX_PROGRAMS = 8
     """Traces kept per step, one per call signature and modules' train()/eval() modes."""
 
-    def __init__(self, step):
+    def __init__(self, step, backend="numpy"):
         self.step = step
+        self.backend = backend
         self.programs = []       # every trace, oldest first
         self.by_signature = {}   # call signature -> its traces (one per set of module modes)
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
@@ -112,6 +123,8 @@ class CompiledStep:
                 if not isinstance(leaf, (Tensor, np.ndarray, int, float, str, bytes, np.generic))]
         program = Program(getattr(self.step, "__name__", "step"), instructions, guards, modes,
                           returned, frozenset(tracer.argument_tensors.values()), keep)
+        if self.backend == "fused":
+            fused.attach(program)
         self.programs.append(program)
         self.by_signature.setdefault(key, []).append(program)
         return result

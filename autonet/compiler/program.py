@@ -93,8 +93,10 @@ class Program:
                 ctx.inputs = (None,) * len(ctx.inputs)
                 ctx.saved = ()
                 ctx.saved_versions = ()
-        self.source, namespace, self.names = _Generator(argument_tensors).generate(
-            instructions, returned)
+        self.generator = _Generator(argument_tensors)
+        self.source, namespace, self.names = self.generator.generate(instructions, returned)
+        self.backend = "NumPy replay"
+        self.fused_source = None
         exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
         self.replay = namespace["replay"]
 
@@ -128,7 +130,7 @@ class Program:
                   for kind in (Op, Make, Copy, Call, Backward)}
         lines = [f"program of {self.name!r}: {counts['Op']} ops, {counts['Make']} tensors made, "
                  f"{counts['Copy']} in-place updates, {counts['Call']} calls, "
-                 f"{counts['Backward']} backward passes",
+                 f"{counts['Backward']} backward passes; runs as: {self.backend}",
                  "inputs:"]
         lines += [f"  {name} = {what}" for name, what in self.names]
         lines.append("guards: the call's arguments match the traced signature (types, shapes, "
@@ -138,7 +140,8 @@ class Program:
                   for tensor, shape, dtype, wants in self.guards]
         lines += [f"  {type(module).__name__} is in {'train' if training else 'eval'} mode"
                   for module, training in self.modes]
-        return "\n".join(lines + ["code:", self.source])
+        code = ["code:", self.source] + (["fused kernel:", self.fused_source] if self.fused_source else [])
+        return "\n".join(lines + code)
 
     def __repr__(self):
         return self.listing()

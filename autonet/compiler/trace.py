@@ -237,6 +237,8 @@ class Tracer(Observer):
         inputs = tuple(self.source(arg) for arg in args)
         settings = {key: self.setting(value) for key, value in kwargs.items()}
         slot = self._new_slot(result)
+        if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
+            ctx.shape, ctx.dtype = _DATA.__get__(result).shape, _DATA.__get__(result).dtype
         self.contexts[id(ctx)] = slot
         self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
         self.instructions.append(self.ops[slot])

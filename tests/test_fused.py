@@ -1,0 +1,150 @@
+"""The fused backend: compiled steps as one numba kernel, checked against eager mode.
+
+Needs the ``fast`` extra (numba, scipy), which ``make test`` installs.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import autonet
+import autonet.nn as nn
+from autonet import Tensor, notebook
+from autonet.models import TwoLayerNNClassifier
+from autonet.optim import SGD
+
+pytest.importorskip("numba", reason="the 'fast' extra (numba) is not installed; make test installs it")
+
+
+def _close(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-14)
+
+
+def _twins(make):
+    (eager_state, eager), (fused_state, step) = make(), make()
+    return (eager_state, eager), (fused_state, autonet.compile(step, backend="fused"))
+
+
+def _xor():
+    model = TwoLayerNNClassifier(rng=3)
+    optimizer = SGD(model.parameters(), lr=1.0)
+    X, Y = Tensor(notebook.X), Tensor(notebook.Y_XOR)
+
+    def step():
+        loss = 0.5 * ((Y - model(X)) ** 2).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, step
+
+
+def _regression(activation):
+    def make():
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Linear(3, 8, rng=rng), activation(), nn.Linear(8, 2, rng=rng))
+        optimizer = SGD(model.parameters(), lr=0.05)
+
+        def step(x, y):
+            loss = ((model(x) - y) ** 2).mean() + 0.01 * (model[0].weight * model[0].weight).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    return make
+
+
+@pytest.mark.parametrize("make, arguments", [
+    (_xor, lambda rng: ()),
+    (_regression(nn.Tanh), lambda rng: (Tensor(rng.normal(size=(5, 3))), Tensor(rng.normal(size=(5, 2))))),
+    (_regression(nn.ReLU), lambda rng: (rng.normal(size=(5, 3)), rng.normal(size=(5, 2)))),
+    (_regression(nn.Sigmoid), lambda rng: (Tensor(rng.normal(size=(4, 3))), rng.normal(size=(4, 2)))),
+], ids=["xor", "tanh-mlp", "relu-mlp-ndarrays", "sigmoid-mlp"])
+def test_fused_steps_agree_with_eager_mode(make, arguments):
+    (eager_model, eager), (fused_model, fused) = _twins(make)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        args = arguments(rng)
+        _close(fused(*args).data, eager(*args).data)
+    assert fused.programs[0].backend == "fused"
+    assert "fused kernel:" in fused.programs[0].listing()
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
+        _close(b.grad, a.grad)
+
+
+def test_what_cannot_be_lowered_runs_the_numpy_replay_and_says_why():
+    def make():
+        model = nn.Linear(3, 4, rng=0)
+        optimizer = SGD(model.parameters(), lr=0.1)
+
+        def step(x, labels):
+            loss = nn.functional.cross_entropy(model(x), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return model, step
+
+    (eager_model, eager), (fused_model, fused) = _twins(make)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x, labels = rng.normal(size=(6, 3)), rng.integers(0, 4, 6)
+        assert fused(x, labels).item() == eager(x, labels).item()      # the exact NumPy replay
+    assert "not fused" in fused.programs[0].backend and "cross_entropy" in fused.programs[0].backend
+    np.testing.assert_array_equal(fused_model.weight.data, eager_model.weight.data)
+
+
+def test_an_unknown_backend_and_a_missing_numba_are_clear_errors():
+    with pytest.raises(ValueError, match="backend"):
+        autonet.compile(lambda: None, backend="xla")
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import autonet\n"
+            "try:\n    autonet.compile(lambda: None, backend='fused')\n"
+            "except ImportError as error:\n    print(error)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "pip install autonet[fast]" in out.stdout, out.stderr
+
+
+# ------------------------------------------------------------------ random lowerable steps
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+import test_compile_fuzz as fuzz  # noqa: E402
+
+LOWERED = ["tanh", "sigmoid", "relu", "add", "mul", "matmul", "bias", "number", "leaf", "ndarray",
+           "tensor_from_array"]
+
+
+def _values(world, loss, leaf):
+    return [loss.data, leaf.grad] + [a for n in ("W", "b") for a in (world[n].data, world[n].grad)]
+
+
+@settings(max_examples=max(8, settings.default.max_examples // 3), deadline=None)
+@given(program=st.lists(st.tuples(st.sampled_from(LOWERED), st.integers(0, 50), st.integers(0, 50)),
+                        min_size=1, max_size=6),
+       optimizer=st.sampled_from(["sgd", "momentum", "adam"]),
+       clip=st.sampled_from(["none", "norm"]),
+       calls=st.lists(fuzz.call_arguments, min_size=3, max_size=3))
+def test_random_lowerable_steps_agree_with_eager_mode(program, optimizer, clip, calls):
+    eager_world, fused_world = fuzz._world(optimizer), fuzz._world(optimizer)
+    eager = fuzz._step(program, eager_world, clip, False)
+    fused = autonet.compile(fuzz._step(program, fused_world, clip, False), backend="fused")
+    for drawn in calls:
+        eager_args, fused_args = fuzz._arguments(drawn), fuzz._arguments(drawn)
+        eager_loss, eager_error = fuzz._call(eager, eager_args)
+        fused_loss, fused_error = fuzz._call(fused, fused_args)
+        assert type(fused_error) is type(eager_error), (eager_error, fused_error)
+        if eager_error is not None:
+            return
+        for got, want in zip(_values(fused_world, fused_loss, fused_args[-1]),
+                             _values(eager_world, eager_loss, eager_args[-1])):
+            assert (got is None) == (want is None)
+            if want is not None:
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    assert fused.programs[0].backend == "fused", fused.programs[0].backend
