@@ -148,3 +148,25 @@ def test_random_lowerable_steps_agree_with_eager_mode(program, optimizer, clip, 
             if want is not None:
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
     assert fused.programs[0].backend == "fused", fused.programs[0].backend
+
+
+def test_the_kernels_own_sgd_step_follows_settings_changed_between_calls():
+    (eager_model, eager), (fused_model, fused) = _twins(_xor)
+    for call in range(12):
+        if call == 4:   # momentum from now on: the kernel must leave the step to Python
+            for model_optimizer in _optimizers(eager, fused):
+                model_optimizer.param_groups[0]["momentum"] = 0.9
+        if call == 8:
+            for model_optimizer in _optimizers(eager, fused):
+                model_optimizer.param_groups[0]["momentum"] = 0.0
+                model_optimizer.param_groups[0]["lr"] = 0.5
+        _close(fused().data, eager().data)
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
+
+
+def _optimizers(eager, fused):
+    """The SGD instances the two steps close over."""
+    step = fused.step
+    return [cell.cell_contents for function in (eager, step)
+            for cell in function.__closure__ if isinstance(cell.cell_contents, SGD)]

@@ -73,26 +73,61 @@ def lower(program, generator):
     returned = program.returned
     if returned is not None and (type(returned[0]) is tuple or returned[0] != "value"):
         raise NotLowered("the step returns something other than one computed value")
-    source = kernel.source(returned, len(leaves))
+    update = _plain_sgd_update(instructions[cut + 1:], leaves, kernel)
+    source = kernel.source(returned, len(leaves), update)
     namespace = {"np": np}
     exec(compile(source, f"<autonet.compile fused {program.name}>", "exec"), namespace)
     jitted = numba.njit(cache=False)(namespace["kernel"])
-    return _wrapper(program, generator, kernel, jitted, leaves, cut), source
+    return _wrapper(program, generator, kernel, jitted, leaves, cut, update), source
 
 
-def _wrapper(program, generator, kernel, jitted, leaves, cut):
+def _plain_sgd_update(after, leaves, kernel):
+    """``(optimizer, [(group index, kernel input, leaf)])`` when the call right after backward is
+    an SGD step over exactly the leaves, which the kernel may then apply itself (when, at
+    call time, the step is plain: no momentum, no weight decay, gradients fresh)."""
+    from ..optim.sgd import SGD
+
+    if not after or after[0].method.__name__ != "step" or after[0].arguments[:1] == ():
+        return None
+    kind, optimizer = after[0].arguments[0]
+    if kind != "const" or type(optimizer) is not SGD or after[0].settings:
+        return None
+    groups = {id(p): g for g, group in enumerate(optimizer.param_groups) for p in group["params"]}
+    updates = []
+    for number, (kind, leaf) in enumerate(leaves):
+        name = kernel.input_names.get(("tensor", id(leaf))) if kind == "tensor" else None
+        if name is None or id(leaf) not in groups or leaf.ndim == 0:
+            return None
+        updates.append((groups[id(leaf)], name, number))
+    if len(updates) != len(groups):
+        return None
+    return optimizer, updates
+
+
+def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
     """The Python around the kernel: inputs in, calls before and after, gradients delivered."""
     before = [i for i in program.instructions[:cut] if type(i) is Call]
     after = [i for i in program.instructions[cut + 1:] if type(i) is Call]
     lines = ["def replay(args):"]
     inputs = [generator.source(source) for source in kernel.inputs]
     body = [f"    {generator.call(call)}" for call in before]
+    if update is not None:
+        optimizer, updates = update
+        name = generator.bind("sgd", optimizer)
+        inputs.append(f"plain_step({name})")
+        inputs += [f"{name}.param_groups[{group}]['lr']" for group, _, _ in updates]
+        generator.namespace["plain_step"] = _plain_step
+        generator.namespace["finish_step"] = _finish_step
     body.append(f"    out = kernel({', '.join(inputs)})")
     targets = ", ".join(generator.destination(leaf) for leaf in leaves)
     pairs = ", ".join(f"{i}: out[{i + 1}]" for i in range(len(leaves)))
     body.append(f"    grads = {{{pairs}}}")
     body.append("    del out")
     body.append(f"    deliver(grads, [{targets}])")
+    if update is not None:   # the kernel took the SGD step if it was a plain one; else Python does
+        body.append(f"    if plain_step({name}): finish_step({name})")
+        body.append(f"    else: {generator.call(after[0])}")
+        after = after[1:]
     body += [f"    {generator.call(call)}" for call in after]
     body.append("    return result" if program.returned is not None else "    return None")
     header = [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
@@ -105,6 +140,19 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut):
     exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
          namespace)
     return namespace["replay"]
+
+
+def _plain_step(optimizer):
+    """True when an SGD step is ``p -= lr * grad`` alone (the kernel's fused update)."""
+    return all(not group["momentum"] and not group["weight_decay"] for group in optimizer.param_groups)
+
+
+def _finish_step(optimizer):
+    """What ``Optimizer.step`` does besides the arithmetic: state entries and versions."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            optimizer.state.setdefault(p, {})
+            p._bump_version()
 
 
 def _deliver_all(grads, tensors):
@@ -192,11 +240,20 @@ class _Kernel:
                     assigned.add(variable)
         return leaves
 
-    def source(self, returned, leaf_count):
-        parameters = ", ".join(f"i{n}" for n in range(len(self.inputs)))
+    def source(self, returned, leaf_count, update):
+        parameters = [f"i{n}" for n in range(len(self.inputs))]
+        lines = list(self.lines)
+        if update is not None:   # SGD's step, p -= lr * grad, as Optimizer.step spells it
+            parameters += ["update"] + [f"lr{k}" for k in range(len(update[1]))]
+            lines.append("    if update:")
+            for k, (_, name, leaf) in enumerate(update[1]):
+                lines.append(f"        if lr{k} == 1.0:")
+                lines.append(f"            {name} -= l{leaf}")
+                lines.append("        else:")
+                lines.append(f"            {name} -= lr{k} * l{leaf}")
         first = f"v{returned[1]}" if returned is not None else "0.0"
         results = ", ".join([first] + [f"l{n}" for n in range(leaf_count)])
-        return "\n".join([f"def kernel({parameters}):"] + self.lines +
+        return "\n".join([f"def kernel({', '.join(parameters)}):"] + lines +
                          [f"    return ({results},)"]) + "\n"
 
 

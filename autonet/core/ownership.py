@@ -29,7 +29,9 @@ def claim(mapping, key):
     if (type(array) is np.ndarray and array.base is None and array.flags.writeable
             and sys.getrefcount(array) == 2):
         return array
-    return array.copy() if devices.is_foreign(array) else np.array(array, copy=True)
+    if type(array) is np.ndarray or not devices.is_foreign(array):
+        return np.array(array, copy=True)
+    return array.copy()
 
 
 def deliver(mapping, key, tensor, create_graph):
