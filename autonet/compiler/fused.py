@@ -75,10 +75,48 @@ def lower(program, generator):
         raise NotLowered("the step returns something other than one computed value")
     update = _plain_sgd_update(instructions[cut + 1:], leaves, kernel)
     source = kernel.source(returned, len(leaves), update)
-    namespace = {"np": np}
+    namespace = dict(_helpers(numba), np=np)
     exec(compile(source, f"<autonet.compile fused {program.name}>", "exec"), namespace)
     jitted = numba.njit(cache=False)(namespace["kernel"])
     return _wrapper(program, generator, kernel, jitted, leaves, cut, update), source
+
+
+_HELPERS = {}
+
+
+def _helpers(numba):
+    """Kernels the generated code calls for ops that are loops rather than one expression."""
+    if not _HELPERS:
+        @numba.njit(cache=False)
+        def ce_forward(logits, labels):
+            rows, classes = logits.shape
+            losses = np.empty(rows)
+            probabilities = np.empty_like(logits)
+            for i in range(rows):
+                label = labels[i]
+                if label < 0 or label >= classes:   # eager mode's check, on every call
+                    raise ValueError("cross_entropy: labels must lie in [0, classes)")
+                top = logits[i].max()
+                total = 0.0
+                for j in range(classes):
+                    probabilities[i, j] = np.exp(logits[i, j] - top)
+                    total += probabilities[i, j]
+                for j in range(classes):
+                    probabilities[i, j] /= total
+                losses[i] = np.log(total) - (logits[i, label] - top)
+            return losses, probabilities
+
+        @numba.njit(cache=False)
+        def ce_backward(grad, probabilities, labels):
+            out = probabilities.copy()
+            for i in range(out.shape[0]):
+                out[i, labels[i]] -= 1.0
+            for i in range(out.shape[0]):
+                out[i] *= grad[i]
+            return out
+
+        _HELPERS.update(ce_forward=ce_forward, ce_backward=ce_backward)
+    return _HELPERS
 
 
 def _plain_sgd_update(after, leaves, kernel):
@@ -198,12 +236,17 @@ class _Kernel:
         if ctx.dtype != np.float64:
             raise NotLowered(f"{op.fn.name} computes {ctx.dtype}")
         names = [self._input(source) for source in op.inputs]
-        formula = _FORWARD.get(op.fn.name)
-        if formula is None:
+        if op.fn.name not in _FORWARD:
             raise NotLowered(f"no fused formula for {op.fn.name!r}")
+        formula = _FORWARD[op.fn.name]
         if op.fn.name in ("matmul", "linear") and (len(ctx.shape) != 2 or getattr(ctx, "ndims", (2, 2)) != (2, 2)):
             raise NotLowered(f"{op.fn.name} of other than 2-d operands")
-        self.lines.append(f"    v{op.slot} = {formula(names, op)}")
+        if op.fn.name == "cross_entropy":   # two results: the losses and the softmax, for backward
+            if ctx.input_dtypes[1] is None or ctx.input_dtypes[1].kind not in "iu":
+                raise NotLowered("cross_entropy with labels that are not integers")
+            self.lines.append(f"    v{op.slot}, p{op.slot} = ce_forward({names[0]}, {names[1]})")
+        else:
+            self.lines.append(f"    v{op.slot} = {formula(names, op)}")
         self.operands[op.slot] = names
 
     def backward(self, instruction):
@@ -316,6 +359,7 @@ _FORWARD = {
                              + (f" + {n[2]}" if n[2] != "None" else "")),
     "sum": _sum,
     "mean": lambda n, op: f"({_sum(n, op)}) / {float(op.ctx.count)!r}",
+    "cross_entropy": None,   # written by _Kernel.forward (two results)
 }
 
 
@@ -341,6 +385,8 @@ _BACKWARD = {
     "linear": lambda p, n, g, out, op: (f"np.dot(np.ascontiguousarray({g}), {_t(n[1])})" if p == 0
                                         else f"np.dot({_t(n[0])}, np.ascontiguousarray({g}))" if p == 1
                                         else g),   # the bias: summed by the fit, as in eager mode
+    "cross_entropy": lambda p, n, g, out, op: (f"ce_backward({g}, p{op.slot}, {n[1]})" if p == 0
+                                               else _refuse("labels")),
     "sum": lambda p, n, g, out, op: _spread(g, op),
     "mean": lambda p, n, g, out, op: _spread(g, op, f" / {float(op.ctx.count)!r}"),
 }
