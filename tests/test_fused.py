@@ -196,3 +196,25 @@ def _optimizers(eager, fused):
     step = fused.step
     return [cell.cell_contents for function in (eager, step)
             for cell in function.__closure__ if isinstance(cell.cell_contents, SGD)]
+
+
+def test_kernels_are_cached_on_disk_for_later_processes_or_compiled_in_memory(tmp_path):
+    code = ("import sys; sys.path.insert(0, {tests!r})\n"
+            "import test_fused, autonet\n"
+            "model, step = test_fused._xor()\n"
+            "fused = autonet.compile(step, backend='fused')\n"
+            "fused()\n"
+            "print(fused().item(), fused.programs[0].backend)\n").format(tests=str(__import__("pathlib").Path(__file__).parent))
+    cache = tmp_path / "cache"
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(cache)})
+            for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.split()[1] == "fused"
+    assert len(list(cache.glob("kernel_*.py"))) == 1
+    assert list((cache / "__pycache__").glob("*.nbi"))            # numba's index of compiled code
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(blocked / "x")})
+    assert run.returncode == 0 and run.stdout == runs[0].stdout, run.stderr

@@ -11,11 +11,19 @@ float64 programs whose ops are elementwise arithmetic (with broadcasting),
 backward pass after every op, and only ``zero_grad`` calls before it. Any
 other program runs the NumPy replay, and ``Program.listing()`` says why.
 Results agree with eager mode to rounding (the kernel's sums and products
-may be ordered differently); the tests hold them to 1e-12.
+may be ordered differently); the tests hold them to 1e-12. Kernels are
+compiled once: their sources go to :func:`cache_directory` and numba caches
+the machine code beside them, so later processes load it.
 
 numba (and scipy, for its matrix products) come with ``pip install
 autonet[fast]``; without them ``backend="fused"`` raises ``ImportError``.
 """
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+
 import numpy as np
 
 from ..core import ownership
@@ -50,7 +58,7 @@ def attach(program):
 
 def lower(program, generator):
     """``(replay, kernel source)`` running ``program`` through one numba kernel, or ``NotLowered``."""
-    numba = require_numba()
+    require_numba()
     instructions = program.instructions
     backwards = [i for i, instruction in enumerate(instructions) if type(instruction) is Backward]
     if len(backwards) != 1:
@@ -75,48 +83,54 @@ def lower(program, generator):
         raise NotLowered("the step returns something other than one computed value")
     update = _plain_sgd_update(instructions[cut + 1:], leaves, kernel)
     source = kernel.source(returned, len(leaves), update)
-    namespace = dict(_helpers(numba), np=np)
-    exec(compile(source, f"<autonet.compile fused {program.name}>", "exec"), namespace)
-    jitted = numba.njit(cache=False)(namespace["kernel"])
+    jitted = _compiled(source)
     return _wrapper(program, generator, kernel, jitted, leaves, cut, update), source
 
 
-_HELPERS = {}
+def cache_directory():
+    """Where kernels' sources (and numba's compiled code, beside them) are kept:
+    ``$AUTONET_CACHE_DIR``, else ``~/.cache/autonet/fused``."""
+    return os.environ.get("AUTONET_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "autonet", "fused")
 
 
-def _helpers(numba):
-    """Kernels the generated code calls for ops that are loops rather than one expression."""
-    if not _HELPERS:
-        @numba.njit(cache=False)
-        def ce_forward(logits, labels):
-            rows, classes = logits.shape
-            losses = np.empty(rows)
-            probabilities = np.empty_like(logits)
-            for i in range(rows):
-                label = labels[i]
-                if label < 0 or label >= classes:   # eager mode's check, on every call
-                    raise ValueError("cross_entropy: labels must lie in [0, classes)")
-                top = logits[i].max()
-                total = 0.0
-                for j in range(classes):
-                    probabilities[i, j] = np.exp(logits[i, j] - top)
-                    total += probabilities[i, j]
-                for j in range(classes):
-                    probabilities[i, j] /= total
-                losses[i] = np.log(total) - (logits[i, label] - top)
-            return losses, probabilities
+def _compiled(source):
+    """The kernel, jitted with numba's on-disk cache: its source is written to a file named by
+    its hash, so a later process (or trace) with the same program loads the compiled code.
+    Where the cache cannot be written, the kernel is compiled in memory instead."""
+    text = _KERNEL_MODULE.format(source=source)
+    directory = cache_directory()
+    path = os.path.join(directory, "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24] + ".py")
+    try:
+        if not os.path.exists(path):
+            os.makedirs(directory, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+            os.replace(temporary, path)
+        name = "autonet_fused_" + os.path.basename(path)[:-3]
+        module = sys.modules.get(name)
+        if module is None:   # registered first: numba's cache finds the module by name when loading
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        return module.kernel
+    except OSError:
+        namespace = {}
+        exec(compile(text.replace("@numba.njit(cache=True)\n", ""), "<autonet.compile fused>", "exec"),
+             namespace)
+        return require_numba().njit(namespace["kernel"])
 
-        @numba.njit(cache=False)
-        def ce_backward(grad, probabilities, labels):
-            out = probabilities.copy()
-            for i in range(out.shape[0]):
-                out[i, labels[i]] -= 1.0
-            for i in range(out.shape[0]):
-                out[i] *= grad[i]
-            return out
 
-        _HELPERS.update(ce_forward=ce_forward, ce_backward=ce_backward)
-    return _HELPERS
+_KERNEL_MODULE = '''"""A fused training step, generated by autonet.compile (safe to delete)."""
+import numba
+import numpy as np
+
+from autonet.compiler.kernels import ce_backward, ce_forward
+
+
+@numba.njit(cache=True)
+{source}'''
 
 
 def _plain_sgd_update(after, leaves, kernel):
