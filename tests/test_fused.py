@@ -10,9 +10,9 @@ import pytest
 
 import autonet
 import autonet.nn as nn
-from autonet import Tensor, notebook
-from autonet.models import TwoLayerNNClassifier
+from autonet import Tensor
 from autonet.optim import SGD
+from test_compiler import _xor_setup
 
 pytest.importorskip("numba", reason="the 'fast' extra (numba) is not installed; make test installs it")
 
@@ -26,19 +26,7 @@ def _twins(make):
     return (eager_state, eager), (fused_state, autonet.compile(step, backend="fused"))
 
 
-def _xor():
-    model = TwoLayerNNClassifier(rng=3)
-    optimizer = SGD(model.parameters(), lr=1.0)
-    X, Y = Tensor(notebook.X), Tensor(notebook.Y_XOR)
-
-    def step():
-        loss = 0.5 * ((Y - model(X)) ** 2).sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return model, step
+_xor = _xor_setup   # the notebook's step, as test_compiler builds it
 
 
 def _regression(activation):
@@ -78,13 +66,15 @@ def test_fused_steps_agree_with_eager_mode(make, arguments):
         _close(b.grad, a.grad)
 
 
-def test_a_classifier_step_with_cross_entropy_is_fused_and_checks_labels():
+def _classifier(extra_loss):
+    """A tanh classifier's SGD step on cross-entropy plus ``extra_loss(logits)``."""
     def make():
         model = nn.Sequential(nn.Linear(3, 8, rng=0), nn.Tanh(), nn.Linear(8, 4, rng=1))
         optimizer = SGD(model.parameters(), lr=0.1)
 
         def step(x, labels):
-            loss = nn.functional.cross_entropy(model(x), labels)
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, labels) + extra_loss(logits)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -92,39 +82,30 @@ def test_a_classifier_step_with_cross_entropy_is_fused_and_checks_labels():
 
         return model, step
 
-    (eager_model, eager), (fused_model, fused) = _twins(make)
+    return make
+
+
+def _run_classifier(extra_loss, calls):
+    (eager_model, eager), (fused_model, fused) = _twins(_classifier(extra_loss))
     rng = np.random.default_rng(3)
-    for _ in range(10):
+    for _ in range(calls):
         x, labels = rng.normal(size=(6, 3)), rng.integers(0, 4, 6)
         _close(fused(x, labels).data, eager(x, labels).data)
-    assert fused.programs[0].backend == "fused"
     for a, b in zip(eager_model.parameters(), fused_model.parameters()):
         _close(b.data, a.data)
+    return fused, x
+
+
+def test_a_classifier_step_with_cross_entropy_is_fused_and_checks_labels():
+    fused, x = _run_classifier(lambda logits: 0.0, calls=10)
+    assert fused.programs[0].backend == "fused"
     with pytest.raises(ValueError, match="labels must lie in"):
         fused(x, np.array([0, 1, 2, 3, 4, 0]))
 
 
 def test_what_cannot_be_lowered_runs_the_numpy_replay_and_says_why():
-    def make():
-        model = nn.Linear(3, 4, rng=0)
-        optimizer = SGD(model.parameters(), lr=0.1)
-
-        def step(x, labels):
-            loss = nn.functional.cross_entropy(model(x), labels) + model(x)[:, 0].sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
-
-    (eager_model, eager), (fused_model, fused) = _twins(make)
-    rng = np.random.default_rng(2)
-    for _ in range(3):
-        x, labels = rng.normal(size=(6, 3)), rng.integers(0, 4, 6)
-        assert fused(x, labels).item() == eager(x, labels).item()      # the exact NumPy replay
+    fused, _ = _run_classifier(lambda logits: logits[:, 0].sum(), calls=3)
     assert "not fused" in fused.programs[0].backend and "getitem" in fused.programs[0].backend
-    np.testing.assert_array_equal(fused_model.weight.data, eager_model.weight.data)
 
 
 def test_an_unknown_backend_and_a_missing_numba_are_clear_errors():
@@ -218,3 +199,44 @@ def test_kernels_are_cached_on_disk_for_later_processes_or_compiled_in_memory(tm
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(blocked / "x")})
     assert run.returncode == 0 and run.stdout == runs[0].stdout, run.stderr
+
+
+def test_gradients_accumulated_without_zero_grad_are_stepped_as_in_eager_mode():
+    def make():
+        w = Tensor([0.5, -1.0, 2.0], requires_grad=True)
+        optimizer = SGD([w], lr=0.1)
+
+        def step(x):
+            loss = (x * w).tanh().sum()
+            loss.backward()            # no zero_grad: .grad accumulates across calls
+            optimizer.step()
+            return loss
+
+        return w, step
+
+    (w_eager, eager), (w_fused, fused) = _twins(make)
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        x = Tensor(rng.normal(size=3))
+        _close(fused(x).data, eager(x).data)
+        _close(w_fused.data, w_eager.data)
+        _close(w_fused.grad, w_eager.grad)
+
+
+def test_tensors_made_from_integer_arrays_are_float64_in_the_kernel():
+    def make():
+        v = Tensor([0.5, 0.25], requires_grad=True)
+
+        def step(n):
+            loss = ((Tensor(n) * v) ** 3 / 7).sum()
+            v.zero_grad()
+            loss.backward()
+            return loss
+
+        return v, step
+
+    (v_eager, eager), (v_fused, fused) = _twins(make)
+    for n in ([3, 5], [7, 9], [11, 2]):
+        _close(fused(np.array(n)).data, eager(np.array(n)).data)
+        _close(v_fused.grad, v_eager.grad)
+    assert fused.programs[0].backend == "fused"

@@ -166,18 +166,21 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
     if update is not None:
         optimizer, updates = update
         name = generator.bind("sgd", optimizer)
-        inputs.append(f"plain_step({name})")
+        body.append(f"    fuse_step = plain_step({name})")   # decided once, before the kernel runs
+        inputs.append("fuse_step")
         inputs += [f"{name}.param_groups[{group}]['lr']" for group, _, _ in updates]
         generator.namespace["plain_step"] = _plain_step
         generator.namespace["finish_step"] = _finish_step
     body.append(f"    out = kernel({', '.join(inputs)})")
+    if program.returned is not None:
+        body.append("    result = Tensor._make(np.asarray(out[0]), None)")
     targets = ", ".join(generator.destination(leaf) for leaf in leaves)
     pairs = ", ".join(f"{i}: out[{i + 1}]" for i in range(len(leaves)))
     body.append(f"    grads = {{{pairs}}}")
     body.append("    del out")
     body.append(f"    deliver(grads, [{targets}])")
     if update is not None:   # the kernel took the SGD step if it was a plain one; else Python does
-        body.append(f"    if plain_step({name}): finish_step({name})")
+        body.append(f"    if fuse_step: finish_step({name})")
         body.append(f"    else: {generator.call(after[0])}")
         after = after[1:]
     body += [f"    {generator.call(call)}" for call in after]
@@ -185,8 +188,6 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
     header = [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
-    if program.returned is not None:
-        body.insert(len(before) + 1, "    result = Tensor._make(np.asarray(out[0]), None)")
     namespace = dict(generator.namespace, kernel=jitted, np=np, Tensor=Tensor,
                      deliver=_deliver_all)
     exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
@@ -195,8 +196,10 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
 
 
 def _plain_step(optimizer):
-    """True when an SGD step is ``p -= lr * grad`` alone (the kernel's fused update)."""
-    return all(not group["momentum"] and not group["weight_decay"] for group in optimizer.param_groups)
+    """True when the coming SGD step is ``p -= lr * grad`` with this pass's gradient alone (the
+    kernel's fused update): no momentum, no weight decay, and no gradient accumulated before."""
+    return all(not group["momentum"] and not group["weight_decay"]
+               and all(p.grad is None for p in group["params"]) for group in optimizer.param_groups)
 
 
 def _finish_step(optimizer):
@@ -243,7 +246,10 @@ class _Kernel:
     def make(self, instruction):
         if instruction.dtype != np.float64:
             raise NotLowered(f"a {instruction.dtype} tensor")
-        self.lines.append(f"    v{instruction.slot} = np.copy({self._input(instruction.source)})")
+        if instruction.source[0] == "const":
+            raise NotLowered("a tensor made from a Python value")
+        # Tensor(x) copies, and makes bool and int data float64: astype does both
+        self.lines.append(f"    v{instruction.slot} = {self._input(instruction.source)}.astype(np.float64)")
 
     def forward(self, op):
         ctx = op.ctx
