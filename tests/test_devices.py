@@ -230,3 +230,9 @@ def test_every_numpy_function_in_the_graph_runs_on_the_device_as_on_the_cpu(name
     expected = _graph_result(function, call, "cpu")
     if expected is not None:
         assert _graph_result(function, call, DEVICE) == expected
+
+
+def test_to_the_same_device_is_the_tensor_itself_and_cuda_needs_cupy():
+    t = Tensor([1.0, 2.0])
+    assert t.to("cpu") is t and t.to(DEVICE).to(DEVICE).device == DEVICE
+    assert isinstance(autonet.cuda.is_available(), bool)

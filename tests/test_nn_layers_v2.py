@@ -312,3 +312,25 @@ def test_pooling_over_exact_tiles_matches_the_general_windows():
         t = Tensor(x, requires_grad=True)
         assert_gradients_match(lambda t: F.max_pool2d(t, kernel), t)
         assert autonet.gradgradcheck(lambda t: F.max_pool2d(t, kernel) ** 2, [t])
+
+
+def test_register_buffer_refuses_bad_names_clashes_and_parameters():
+    layer = nn.Linear(2, 2, rng=0)
+    for name in ("", "a.b", 3):
+        with pytest.raises(KeyError):
+            layer.register_buffer(name, np.zeros(2))
+    with pytest.raises(KeyError, match="already has"):
+        layer.register_buffer("weight", np.zeros(2))
+    with pytest.raises(TypeError, match="Parameter"):
+        layer.register_buffer("extra", nn.Parameter(np.zeros(2)))
+    layer.register_buffer("steps", np.array([1, 2]))
+    assert layer.steps.dtype.kind == "i" and not layer.steps.requires_grad   # the value's own dtype
+
+
+def test_gradient_clipping_refuses_bad_settings():
+    w = Tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match="norm_type"):
+        autonet.nn.utils.clip_grad_norm_([w], 1.0, norm_type=0)
+    with pytest.raises(ValueError, match="clip_value"):
+        autonet.nn.utils.clip_grad_value_([w], -1.0)
+    assert autonet.nn.utils.clip_grad_norm_([w], 1.0) == 0.0   # no gradients yet
