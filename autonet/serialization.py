@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from .core import device as devices
 from .core.tensor import Tensor
 
 DEFAULT_MAX_BYTES = 2 ** 31
@@ -77,6 +78,8 @@ def _encode(value, arrays, where):
     """``value`` as JSON-able data; arrays go to ``arrays`` and are referenced by number."""
     if isinstance(value, Tensor):
         value = value.data
+    if devices.is_foreign(value):
+        value = devices.to_host(value)   # saved from its device to the host, explicitly
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TypeError(f"save: {where} holds {value.dtype} data; only numeric arrays are saved")

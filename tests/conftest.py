@@ -1,11 +1,39 @@
-"""Test configuration: the hypothesis profile comes from HYPOTHESIS_PROFILE (default ci); fused
-kernels compiled by the tests are cached in a temporary directory, not the user's."""
+"""Test configuration.
+
+* The hypothesis profile comes from HYPOTHESIS_PROFILE (default ci).
+* Fused kernels compiled by the tests are cached in a temporary directory, not the user's.
+* The op, nn, optim and compile tests run twice: on the CPU and with tensors on
+  ``device_double`` (a CuPy-like array type that refuses implicit host conversion),
+  so a host conversion autonet forgot fails on a CPU-only machine.
+"""
 import os
 import tempfile
 
+import pytest
 from hypothesis import settings
 
 import autonet.testing  # noqa: F401 - registers the ci and thorough profiles
+import device_double
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("AUTONET_CACHE_DIR", tempfile.mkdtemp(prefix="autonet-kernels-"))
+
+ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training_kit",
+                   "test_autograd", "test_tensor", "test_inplace")
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__.startswith(ON_BOTH_DEVICES) and \
+            not metafunc.definition.get_closest_marker("host_only"):
+        metafunc.parametrize("tensors_on", ["cpu", "double"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def tensors_on(request):
+    """Where ``Tensor(host data)`` puts its array during the test (see the module doc)."""
+    where = getattr(request, "param", "cpu")
+    if where == "double":
+        with device_double.default_device():
+            yield where
+    else:
+        yield where

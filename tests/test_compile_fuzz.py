@@ -11,6 +11,7 @@ gradients, the leaf argument's gradient) or raise ``CompileError``; an error
 eager mode raises must be raised by the compiled call too.
 """
 import numpy as np
+import pytest
 from hypothesis import event, given, settings, strategies as st
 
 import autonet
@@ -137,6 +138,7 @@ def _arguments(drawn):
        clip=st.sampled_from(["none", "norm", "value"]),
        numpy_grad_write=st.sampled_from([False] * 5 + [True]),
        calls=st.lists(call_arguments, min_size=3, max_size=5))
+@pytest.mark.host_only("its steps take ndarray arguments; test_devices runs them on the double")
 def test_compiled_steps_equal_eager_bit_for_bit_or_refuse(program, optimizer, clip, numpy_grad_write, calls):
     eager_world, compiled_world = _world(optimizer), _world(optimizer)
     eager = _step(program, eager_world, clip, numpy_grad_write)

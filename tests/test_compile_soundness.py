@@ -11,6 +11,7 @@ import autonet.nn as nn
 from autonet import CompileError, Tensor
 from autonet.nn.functional import mse_loss
 from autonet.optim import SGD
+from device_double import passed
 
 
 def _twins(make):
@@ -38,6 +39,7 @@ def _linear_regression():
     return model, step
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_ndarray_arguments_wrapped_in_tensors_read_each_calls_batch():
     (eager_model, eager), (compiled_model, compiled) = _twins(_linear_regression)
     rng = np.random.default_rng(0)
@@ -48,6 +50,7 @@ def test_ndarray_arguments_wrapped_in_tensors_read_each_calls_batch():
         _same(a.data, b.data)
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 @pytest.mark.parametrize("index_kind", ["integers", "mask"])
 def test_index_and_mask_arguments_are_read_on_every_call(index_kind):
     def make():
@@ -70,6 +73,7 @@ def test_index_and_mask_arguments_are_read_on_every_call(index_kind):
         _same(w_compiled.grad, w_eager.grad)
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_op_settings_taken_from_arguments_are_read_on_every_call():
     def make():
         w = Tensor([0.5, -2.0, 3.0], requires_grad=True)
@@ -161,6 +165,7 @@ def test_gradient_clipping_is_replayed(clip):
         _same(w_compiled.grad, w_eager.grad)
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_tensors_made_from_lasting_arrays_are_read_afresh():
     table = np.array([1.0, 2.0, 3.0])
     w = Tensor([0.5, 0.5, 0.5], requires_grad=True)
@@ -170,6 +175,7 @@ def test_tensors_made_from_lasting_arrays_are_read_afresh():
     assert compiled().item() == 30.0
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_arrays_made_with_numpy_inside_the_step_are_refused_even_when_a_module_keeps_them():
     class HandMadeDropout(nn.Module):
         def __init__(self):
@@ -200,6 +206,7 @@ def test_other_objects_are_guarded_by_identity():
     assert len(compiled.programs) == 2
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_nested_arguments_are_paths():
     w = Tensor([1.0, 2.0], requires_grad=True)
 
@@ -230,6 +237,7 @@ def test_a_program_lists_its_inputs_guards_and_code():
     assert sum(type(i).__name__ == "Backward" for i in program.instructions) == 1
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_views_of_lasting_arrays_are_read_by_reference_but_fresh_arrays_are_refused():
     table = np.arange(6.0).reshape(2, 3)
     w = Tensor(np.ones(2), requires_grad=True)
@@ -265,7 +273,7 @@ def test_a_cnn_step_with_batch_norm_dropout_clipping_and_a_schedule_replays_exac
     (eager_model, eager), (compiled_model, compiled) = _twins(_cnn_world)
     rng = np.random.default_rng(1)
     for _ in range(5):
-        x, labels = rng.normal(size=(6, 1, 4, 4)), rng.integers(0, 3, 6)
+        x, labels = passed(rng.normal(size=(6, 1, 4, 4))), passed(rng.integers(0, 3, 6))
         _same(compiled(x, labels).data, eager(x, labels).data)
     for (name, a), b in zip(eager_model.state_dict().items(), compiled_model.state_dict().values()):
         _same(a, b)            # parameters, running statistics, num_batches_tracked
@@ -295,11 +303,12 @@ def test_a_transformer_block_replays_exactly():
     (embed_eager, eager), (embed_compiled, compiled) = _twins(make)
     rng = np.random.default_rng(3)
     for _ in range(4):
-        tokens, targets = rng.integers(0, 11, (2, 5)), rng.integers(0, 11, (2, 5))
+        tokens, targets = passed(rng.integers(0, 11, (2, 5))), passed(rng.integers(0, 11, (2, 5)))
         _same(compiled(tokens, targets).data, eager(tokens, targets).data)
     _same(embed_compiled.weight.data, embed_eager.weight.data)
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_arguments_reshaped_or_sliced_by_constants_are_read_that_way_on_every_call():
     w = Tensor([1.0, 2.0, 3.0], requires_grad=True)
 
@@ -333,12 +342,13 @@ def test_train_and_eval_modes_are_guarded():
     for mode in ("train", "eval", "train", "eval"):
         for model in (eager_model, compiled_model):
             getattr(model, mode)()
-        x, labels = rng.normal(size=(6, 1, 4, 4)), rng.integers(0, 3, 6)
+        x, labels = passed(rng.normal(size=(6, 1, 4, 4))), passed(rng.integers(0, 3, 6))
         _same(compiled(x, labels).data, eager(x, labels).data)   # eval: no dropout, running stats
     assert len(compiled.programs) == 2
     assert "eval mode" in compiled.programs[1].listing()
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_arrays_a_step_keeps_behave_as_plain_arrays_after_tracing():
     kept = []
     w = Tensor([1.0, 2.0], requires_grad=True)

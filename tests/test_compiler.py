@@ -7,6 +7,7 @@ import autonet.nn as nn
 from autonet import CompileError, Tensor, notebook
 from autonet.models import TwoLayerNNClassifier
 from autonet.optim import SGD, Adam
+from device_double import passed
 
 
 def _xor_setup():
@@ -65,7 +66,7 @@ def test_compiled_mlp_with_arguments_equals_eager(dtype):
     rng = np.random.default_rng(1)
     for _ in range(20):
         x = Tensor(rng.standard_normal((10, 6)), dtype=dtype)
-        labels = rng.integers(0, 3, 10)
+        labels = passed(rng.integers(0, 3, 10))
         np.testing.assert_array_equal(compiled(x, labels).data, eager_step(x, labels).data)
     for a, b in zip(eager_model.parameters(), compiled_model.parameters()):
         np.testing.assert_array_equal(a.data, b.data)
@@ -148,6 +149,7 @@ def test_in_place_updates_under_no_grad_are_replayed():
     np.testing.assert_allclose(shift.data, [0.0625, 0.0625])
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_new_argument_shapes_and_dtypes_are_traced_again_up_to_the_cache_size():
     eager_model, eager = _mlp_setup()
     compiled_model, step = _mlp_setup()
@@ -229,6 +231,7 @@ def test_values_reads_outside_the_step_still_work():
     assert (Tensor([1.0]) * 2).item() == 2.0   # tracing is over: reads are fine
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_arrays_computed_inside_the_step_are_refused_but_outside_ones_are_fine():
     w = Tensor([1.0, 2.0], requires_grad=True)
     offset = np.array([0.5, 0.5])   # made outside: a constant the step may use
@@ -326,6 +329,7 @@ def test_constants_without_a_python_spelling_replay():
     assert [compiled().item() for _ in range(3)] == [step().item()] * 3
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_label_checks_run_on_every_replay():
     logits = Tensor(np.zeros((2, 3)), requires_grad=True)
     compiled = autonet.compile(lambda y: autonet.nn.functional.cross_entropy(logits, y))
@@ -377,6 +381,7 @@ def test_anomaly_mode_is_honoured_by_compiled_steps():
         compiled()                        # the replay runs checked, as eager mode would
 
 
+@pytest.mark.host_only("ndarray arguments and .data reads are followed on the CPU only (marked views)")
 def test_tensors_made_from_arguments_inside_the_step_read_this_calls_values():
     model = autonet.nn.Linear(2, 1, rng=0)
     by_array = autonet.compile(lambda x: model(x).sum())       # Linear wraps the ndarray

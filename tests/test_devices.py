@@ -236,3 +236,35 @@ def test_to_the_same_device_is_the_tensor_itself_and_cuda_needs_cupy():
     t = Tensor([1.0, 2.0])
     assert t.to("cpu") is t and t.to(DEVICE).to(DEVICE).device == DEVICE
     assert isinstance(autonet.cuda.is_available(), bool)
+
+
+def test_fresh_gradients_on_the_device_are_handed_over_without_copies(monkeypatch):
+    copies = []
+    copy = device_double.DeviceArray.copy
+    monkeypatch.setattr(device_double.DeviceArray, "copy", lambda self: copies.append(1) or copy(self))
+    x = Tensor(np.ones((3, 3)), requires_grad=True, device=DEVICE)
+    (x * 2.0).sum().backward()           # mul's fresh result reaches only x: no copy
+    assert copies == []
+    y, z = (Tensor([1.0], requires_grad=True, device=DEVICE) for _ in range(2))
+    (y + z).sum().backward()             # add hands one array to both: one of them copies
+    assert len(copies) == 1 and y.grad is not z.grad
+    seed = autonet.core.device.to_device(np.ones((3, 3)), DEVICE)
+    w = Tensor(np.ones((3, 3)), requires_grad=True, device=DEVICE)
+    (w + 0.0).backward(seed)             # the caller's seed reaches w: w.grad is a copy
+    assert len(copies) == 2 and not np.shares_memory(w.grad.array, seed.array)
+
+
+def test_a_compiled_step_on_the_device_refuses_what_a_trace_cannot_follow():
+    w = Tensor([1.0, 2.0], requires_grad=True, device=DEVICE)
+    kept = autonet.core.device.to_device(np.array([1.0, 1.0]), DEVICE)
+    (w * 1.0).sum().backward()     # w.grad is a device array
+    steps = {
+        "a device array argument": (lambda x: (w * Tensor(x)).sum(), "pass it as a Tensor"),
+        "a .data read": (lambda x: (w * Tensor(w.data * 2.0)).sum(), r"reads \.data"),
+        "a .grad read": (lambda x: (w * Tensor(w.grad)).sum(), r"reads \.grad"),
+        "a device array that is no Tensor's": (lambda x: (w * kept).sum(), "no Tensor's"),
+    }
+    for name, (step, message) in steps.items():
+        argument = kept if name == "a device array argument" else Tensor([1.0, 1.0], device=DEVICE)
+        with pytest.raises(autonet.CompileError, match=message):
+            autonet.compile(step)(argument)

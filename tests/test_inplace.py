@@ -145,7 +145,7 @@ def test_optimizer_step_between_forward_and_backward_is_detected():
 def test_in_place_shape_errors_leave_the_tensor_unchanged():
     t = Tensor([1.0, 2.0])
     with pytest.raises(ValueError, match=r"\(2, 2\).*\(2,\)"):
-        t += np.ones((2, 2))
+        t += np.ones((2, 2), like=t.data)
     assert t.data.tolist() == [1.0, 2.0] and t._version[0] == 0
 
 
@@ -161,6 +161,6 @@ def test_failed_in_place_on_a_computed_tensor_changes_nothing():
     y = x.exp()
     saved = y.grad_fn.saved
     with pytest.raises(ValueError, match="in-place"):
-        y += np.ones((2, 2))
+        y += np.ones((2, 2), like=y.data)
     assert y.grad_fn.name == "exp" and y.grad_fn.saved is saved and saved[0] is y.data
     assert y._version[0] == 0

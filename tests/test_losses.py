@@ -42,7 +42,7 @@ def test_elementwise_losses_closed_form_and_gradients(kind, reduction, data):
 @pytest.mark.parametrize("reduction", sorted(REDUCE))
 @given(logits=tensors(shape=(5, 4)), labels=arrays(shape=(5,), min_value=0, max_value=3.99))
 def test_cross_entropy_closed_form_and_gradients(reduction, logits, labels):
-    labels = labels.astype(np.int64)
+    labels = np.asarray(labels.astype(np.int64), like=logits.data)   # where the logits are
     shifted = logits.data - logits.data.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     expected = REDUCE[reduction](-log_p[np.arange(5), labels])

@@ -88,7 +88,9 @@ def test_argmax_argmin_return_int_arrays_like_numpy():
     for axis in (None, 0, 1, -1):
         np.testing.assert_array_equal(Tensor(a).argmax(axis=axis), np.argmax(a, axis=axis))
         np.testing.assert_array_equal(autonet.argmin(Tensor(a), axis=axis), np.argmin(a, axis=axis))
-    assert isinstance(Tensor(a).argmax(), np.ndarray) and Tensor(a).argmax().dtype.kind == "i"
+    t = Tensor(a)
+    assert autonet.core.device.is_array(t.argmax()) and t.argmax().dtype.kind == "i"
+    assert autonet.core.device.device_of(t.argmax(axis=0)) == t.device   # on the tensor's device
 
 
 @pytest.mark.parametrize("make, reference", [

@@ -79,7 +79,7 @@ def test_param_groups_take_their_own_hyperparameters():
     a = autonet.Tensor([1.0], requires_grad=True)
     b = autonet.Tensor([1.0], requires_grad=True)
     optimizer = SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
-    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    a.grad, b.grad = np.ones_like(a.data), np.ones_like(b.data)
     optimizer.step()
     assert a.data[0] == pytest.approx(0.9) and b.data[0] == pytest.approx(0.5)
 
@@ -129,8 +129,9 @@ def test_state_dict_resumes_training_exactly(factory):
         step(optimizer, p)
     saved = optimizer.state_dict()
     assert set(saved) == {"state", "param_groups"} and saved["param_groups"][0]["params"] == [0]
-    for values in saved["state"][0].values():
-        assert isinstance(values, np.ndarray)
+    for name, values in saved["state"][0].items():   # on the parameter's device; Adam's step on the host
+        where = "cpu" if name in optimizer.host_state else p.device
+        assert autonet.core.device.is_array(values) and autonet.core.device.device_of(values) == where
     resumed_param = autonet.Tensor(p.data, requires_grad=True)
     resumed = factory([resumed_param])
     resumed.load_state_dict(saved)

@@ -18,7 +18,7 @@ def test_adamw_is_adam_with_decoupled_weight_decay():
     p, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
     for t in range(1, 21):
         g = rng.normal(size=(3, 4))
-        w.grad = g.copy()
+        w.grad = np.array(g, like=w.data)   # a copy, where w lives
         optimizer.step()
         p = p * (1 - 0.01 * 0.1)
         m = 0.8 * m + 0.2 * g

@@ -16,6 +16,12 @@ Everything else is refused, for a known reason: an array computed with NumPy
 inside the step (it is marked, see :mod:`.marks`, or it was allocated during
 the trace), a ``.grad`` array used as an operand, a leaf requiring grad made
 inside the step.
+
+Arrays on a device (CuPy's) cannot be marked, so NumPy's use of them cannot be
+followed: on a device, the step's arguments must be Tensors, its code may not
+read ``.data`` / ``.grad``, and a device array that is not a Tensor's own
+reaching an op is refused. What is left (Tensors, autonet's ops, modules,
+optimizers) is followed exactly as on the CPU.
 """
 import contextlib
 import sys
@@ -25,6 +31,7 @@ import types
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Context
 from ..core.state import Observer, state
 from ..core.tensor import Tensor
@@ -152,6 +159,11 @@ class Tracer(Observer):
             self.known[id(view)] = source
             self.alive.append(view)
             return view
+        if devices.is_foreign(leaf):
+            raise CompileError(
+                f"{describe(path)} is a {devices.device_of(leaf)} array; NumPy's work on device "
+                f"arrays cannot be followed by a trace, so pass it as a Tensor (Tensor(array) "
+                f"keeps it on its device)")
         return leaf
 
     @contextlib.contextmanager
@@ -201,6 +213,11 @@ class Tracer(Observer):
                     f"the step or pass them as arguments, and compute with Tensors inside it "
                     f"(Python lists and numbers are taken by value: t[[0, 2]] is fine).")
             return ("state", value)
+        if devices.is_foreign(value):
+            raise CompileError(
+                f"the step passes a {devices.device_of(value)} array (shape {value.shape}) that is "
+                f"no Tensor's to autonet; a trace cannot tell where a device array comes from. "
+                f"Wrap it in a Tensor outside the step, or pass that Tensor as an argument.")
         if type(value) in (list, tuple) and any(
                 isinstance(leaf, (np.ndarray, Tensor)) for _, leaf in leaves(value)):
             raise CompileError("the step passes arrays inside a list to autonet; stack them with "
@@ -217,6 +234,11 @@ class Tracer(Observer):
 
     def seen(self, tensor, name, value):
         """The step's code reads ``tensor.data`` or ``tensor.grad``: a marked view of it."""
+        if devices.is_foreign(value):
+            raise CompileError(
+                f"the step reads .{name} of a tensor on {devices.device_of(value)}; NumPy's work "
+                f"on device arrays cannot be followed by a trace. Use autonet's ops on the "
+                f"tensor itself (and optimizers for updates), or read it outside the step.")
         origin = ("grad", tensor) if name == "grad" else self.source(tensor)
         label = f"{tensor.name!r}" if tensor.name else "a tensor"
         return mark(value, f"the .{name} of {label}", origin=origin)

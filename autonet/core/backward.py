@@ -163,8 +163,8 @@ def _run_formula_slowly(node, grad, create_graph):
 
 def _saved_as_tensor(node, index, array):
     """A saved array as a Tensor in the graph, so a formula's use of it is recorded."""
-    if not isinstance(array, np.ndarray):
-        return array
+    if not isinstance(array, np.ndarray) and not devices.is_foreign(array):
+        return array   # a number or a setting
     entry = node.saved_versions[index] if index < len(node.saved_versions) else None
     if entry is None:
         return Tensor._make(array, None)
@@ -195,6 +195,8 @@ def fit(grad, shape, dtype, create_graph=False):
             grad = Tensor._make(np.asarray(grad), None)
     elif isinstance(grad, (np.generic, int, float)):
         grad = np.asarray(grad)
+    elif isinstance(grad, Tensor):   # a formula written with ops: only its values count here
+        grad = grad.data
     if grad.shape != shape:
         grad = sum_to_shape(grad, shape)
     if grad.dtype != dtype:
@@ -291,7 +293,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     inputs = _as_tensor_tuple(inputs, "inputs")
     if grad_outputs is None:
         grad_outputs = (None,) * len(outputs)
-    elif isinstance(grad_outputs, (Tensor, np.ndarray, numbers.Number)):
+    elif isinstance(grad_outputs, (Tensor, np.ndarray, numbers.Number)) or devices.is_foreign(grad_outputs):
         grad_outputs = (grad_outputs,)
     else:
         grad_outputs = tuple(grad_outputs)

@@ -37,6 +37,16 @@ class Backend:
         """A read-only strided view (``numpy.lib.stride_tricks.as_strided``'s, on the device)."""
         raise NotImplementedError
 
+    def owns_its_memory(self, array):
+        """True when ``array`` is no view and no view refers to it beyond its own holders."""
+        return array.base is None
+
+    def memory_root(self, array):
+        """The object owning ``array``'s memory, the same one for all its views (by identity)."""
+        while self.owns(array.base):
+            array = array.base
+        return array
+
 
 def register(backend):
     """Make ``backend``'s device kind usable in ``Tensor(..., device=)`` and ``.to()``."""
@@ -103,6 +113,25 @@ def to_host(array):
     if is_host(array):
         return np.asarray(array)
     return _backend_of(array).to_host(array)
+
+
+def is_array(value):
+    """True for a NumPy array or one of a registered device."""
+    return isinstance(value, np.ndarray) or is_foreign(value)
+
+
+def owns_its_memory(array):
+    """True for a device array that is not a view (``ownership.claim`` counts its holders)."""
+    return _backend_of(array).owns_its_memory(array)
+
+
+def memory_root(array):
+    """The object that owns ``array``'s memory: views of one buffer share it (by identity)."""
+    if isinstance(array, np.ndarray):
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        return array
+    return _backend_of(array).memory_root(array)
 
 
 def copy(array):

@@ -191,7 +191,7 @@ _NUMBERS = (int, float, np.float64, np.float32, np.int64)   # shown in drawings
 
 
 def _copied(value):
-    if type(value) is np.ndarray:
+    if type(value) is np.ndarray or devices.is_foreign(value):
         return value.copy()
     if type(value) in (tuple, list):
         return type(value)(_copied(part) for part in value)
@@ -211,13 +211,6 @@ def _plain_value(value):
     return value
 
 
-def _root(array):
-    """The array that owns ``array``'s memory."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 def _own_saved(ctx, args, arrays, result):
     """Make every saved array safe to read at backward time.
 
@@ -235,8 +228,8 @@ def _own_saved(ctx, args, arrays, result):
         if value is out:
             versions.append((-1, result._version, result._version[0], True))
             continue
-        if type(value) is not np.ndarray:
-            versions.append(None)
+        if type(value) is not np.ndarray and not devices.is_foreign(value):
+            versions.append(None)   # a number or a setting
             continue
         exact = True
         position = 0
@@ -266,11 +259,11 @@ def _own_saved(ctx, args, arrays, result):
 
 def _root_source(value, arrays, out):
     """-1 if ``value`` shares the output's memory, else the input whose memory it shares, or None."""
-    root = _root(value)
-    if root is _root(out):
+    root = devices.memory_root(value)
+    if devices.is_array(out) and root is devices.memory_root(out):
         return -1
     for position, array in enumerate(arrays):
-        if isinstance(array, np.ndarray) and _root(array) is root:
+        if devices.is_array(array) and devices.memory_root(array) is root:
             return position
     return None
 
@@ -289,7 +282,7 @@ def _refuse_stale_view(fn, view):
 def _check_one_device(cls, arrays):
     """Refuse an op whose array inputs live on different devices (Python numbers mix freely)."""
     places = {devices.device_of(a) for a in arrays
-              if isinstance(a, np.ndarray) or not devices.is_host(a)}
+              if isinstance(a, np.ndarray) or not (a is None or devices.is_host(a))}
     if len(places) > 1:
         raise RuntimeError(f"{cls.name}: inputs on different devices {sorted(places)}; move them "
                            f"to one with t.to(device) (autonet does not copy between devices "
@@ -308,12 +301,17 @@ def as_output_array(ctx, out):
 
 def share_version_with_base(view, args):
     """A view shares its base's version counter, so in-place changes to either are seen."""
-    base = view.data.base
-    for arg in args:
-        if isinstance(arg, Tensor) and (arg.data is base or arg.data.base is base):
-            view._version = arg._version
-            view._view_of = arg._version[1]
-            return
+    if type(view.data) is np.ndarray:
+        base = view.data.base
+        source = next((a for a in args if isinstance(a, Tensor) and (a.data is base or a.data.base is base)),
+                      None)
+    else:   # on a device: its backend says which memory the view is of
+        root = devices.memory_root(view.data)
+        source = next((a for a in args if isinstance(a, Tensor) and devices.is_foreign(a.data)
+                       and devices.memory_root(a.data) is root), None)
+    if source is not None:
+        view._version = source._version
+        view._view_of = source._version[1]
 
 
 def apply_in_place(tensor, function, *args, **kwargs):

@@ -7,12 +7,13 @@ reshape returns a view, a custom formula may return an array it saved, and
 the user's seed passed to ``backward(grad=...)`` is theirs. Handing any of
 those over would let one ``.grad`` change another array.
 
-The invariant, kept by :func:`claim` alone: an ndarray is handed over as it is
+The invariant, kept by :func:`claim` alone: an array is handed over as it is
 only if it owns its memory (``base is None``), is writeable, and nothing but
 the mapping it is popped from refers to it. ``sys.getrefcount`` counts every
 holder (other dict entries, saved tuples, frames, views through ``.base``), so
 after the pop a count of 2 (our local and getrefcount's own argument) proves
-that nobody else can see it. Anything else is copied. Callers need do nothing
+that nobody else can see it (a device's array asks its backend whether it owns
+its memory). Anything else is copied. Callers need do nothing
 but keep gradients in the mapping until they claim them.
 """
 import sys
@@ -26,12 +27,15 @@ from .state import notify, state
 def claim(mapping, key):
     """Pop ``mapping[key]`` as an ndarray the caller may keep as its own (see the module doc)."""
     array = mapping.pop(key)
-    if (type(array) is np.ndarray and array.base is None and array.flags.writeable
-            and sys.getrefcount(array) == 2):
-        return array
-    if type(array) is np.ndarray or not devices.is_foreign(array):
+    if type(array) is np.ndarray:
+        if array.base is None and array.flags.writeable and sys.getrefcount(array) == 2:
+            return array
         return np.array(array, copy=True)
-    return array.copy()
+    if devices.is_foreign(array):
+        if sys.getrefcount(array) == 2 and devices.owns_its_memory(array):
+            return array
+        return array.copy()
+    return np.array(array, copy=True)
 
 
 def deliver(mapping, key, tensor, create_graph):

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.function import Context
 from ..core.state import Observer, observing
 
@@ -71,12 +72,13 @@ def user_location():
 
 def _bad_values(array):
     """A word for the first kind of non-finite value in ``array``, or None."""
-    array = np.asarray(array)
-    if array.dtype.kind != "f" or np.isfinite(array).all():
+    if not devices.is_array(array):
+        array = np.asarray(array)   # a number (on a device, the array stays there)
+    if array.dtype.kind != "f" or bool(np.isfinite(array).all()):
         return None
-    if np.isnan(array).any():
+    if bool(np.isnan(array).any()):
         return "NaN"
-    return "-inf" if (array == -np.inf).any() else "inf"
+    return "-inf" if bool((array == -np.inf).any()) else "inf"
 
 
 def check_forward(ctx, arrays, out):
@@ -86,7 +88,7 @@ def check_forward(ctx, arrays, out):
     if bad is None:
         return
     shapes = ", ".join(str(np.shape(a)) for a in arrays if a is not None)
-    inputs_bad = [b for b in (_bad_values(a) for a in arrays if isinstance(a, np.ndarray)) if b]
+    inputs_bad = [b for b in (_bad_values(a) for a in arrays if devices.is_array(a)) if b]
     origin = f" (its inputs already held {inputs_bad[0]})" if inputs_bad else ""
     raise FloatingPointError(
         f"{ctx.name} produced {bad} in its forward pass{origin}; created at "

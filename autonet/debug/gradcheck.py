@@ -3,9 +3,12 @@
 The analytic side is a vector-Jacobian product with a random upstream
 gradient (not just ``sum()``), and every element of every input that requires
 grad is perturbed, so a wrong entry anywhere in the Jacobian is caught.
+Inputs on a device are perturbed there; the comparison reads values back to
+the host explicitly.
 """
 import numpy as np
 
+from ..core import device as devices
 from ..core.backward import grad as autograd_grad
 from ..core.state import enable_grad, no_grad
 from ..ops.shape import concatenate
@@ -67,9 +70,10 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
     def first_derivatives(*xs):
         wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         with enable_grad():   # also while gradcheck perturbs inputs under no_grad
-            grads = autograd_grad(fn(*xs), wanted, grad_outputs=grad_outputs,
+            output = as_tensor(fn(*xs))
+            grads = autograd_grad(output, wanted, grad_outputs=_on_device_of(output, grad_outputs),
                                   create_graph=True, allow_unused=True)
-        flat = [(g if g is not None else Tensor(np.zeros(x.shape))).reshape(-1)
+        flat = [(g if g is not None else Tensor(devices.zeros(x.shape, x.dtype, like=x.data))).reshape(-1)
                 for g, x in zip(grads, wanted)]
         return concatenate(flat)
 
@@ -90,6 +94,7 @@ def check_vjp(fn, inputs, eps, atol, rtol, rng):
     for position, analytic_grad in zip(checked, analytic):
         tensor = inputs[position]
         numeric = _numeric(fn, inputs, tensor, upstream, eps)
+        analytic_grad = devices.to_host(analytic_grad)
         bad = np.abs(analytic_grad - numeric) > atol + rtol * np.abs(numeric)
         bad |= ~np.isfinite(numeric)   # an overflowing difference proves nothing: fail
         bad |= np.isnan(analytic_grad) != np.isnan(numeric)
@@ -125,7 +130,7 @@ def _float64_copies(inputs):
 def _analytic(output, tensors, upstream):
     if not output.requires_grad:
         return [np.zeros(t.shape) for t in tensors]
-    grads = autograd_grad(output, tensors, grad_outputs=upstream, allow_unused=True)
+    grads = autograd_grad(output, tensors, grad_outputs=_on_device_of(output, upstream), allow_unused=True)
     results = []
     for g, t in zip(grads, tensors):
         if g is None:
@@ -145,7 +150,7 @@ def _numeric(fn, inputs, tensor, upstream, eps):
     numeric = np.empty(flat.size)
     with no_grad():
         for j in range(flat.size):
-            original = flat[j]
+            original = flat[j].item()
             flat[j] = original + eps
             plus = _weighted_sum(fn(*inputs), upstream)
             flat[j] = original - eps
@@ -156,5 +161,10 @@ def _numeric(fn, inputs, tensor, upstream, eps):
 
 
 def _weighted_sum(output, upstream):
-    values = output.data if isinstance(output, Tensor) else np.asarray(output)
+    values = devices.to_host(output.data if isinstance(output, Tensor) else output)
     return float(np.sum(values.astype(np.float64) * upstream))
+
+
+def _on_device_of(output, array):
+    """``array`` (drawn on the host) where ``output`` lives."""
+    return array if isinstance(array, Tensor) else devices.to_device(array, output.device)

@@ -140,11 +140,18 @@ def _class_indices(labels, classes, op):
     return labels
 
 
+def _indices(target, weight):
+    """Integer labels or indices as an array; a Python list goes where ``weight`` lives (it has
+    no device of its own, as numbers have none), an ndarray stays on the host."""
+    indices = target.data if isinstance(target, Tensor) else target
+    if isinstance(indices, list):
+        return devices.to_device(np.asarray(indices), weight.device)
+    return np.asanyarray(indices) if devices.is_host(indices) else indices
+
+
 def _labels_for(input, target, op):
     """``input (N, C)`` and the label array for it, their shapes checked."""
-    labels = target.data if isinstance(target, Tensor) else target
-    if devices.is_host(labels) or isinstance(labels, list):
-        labels = np.asanyarray(labels)
+    labels = _indices(target, input)
     if devices.device_of(labels) != devices.device_of(input.data):
         raise RuntimeError(f"{op}: labels on {devices.device_of(labels)} but input on "
                            f"{devices.device_of(input.data)}; move them with .to(device)")
@@ -309,10 +316,8 @@ class EmbeddingLookup(Function):
 
 def embedding(indices, weight):
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
-    indices = indices.data if isinstance(indices, Tensor) else indices
-    if devices.is_host(indices) or isinstance(indices, list):
-        indices = np.asanyarray(indices)
-    return EmbeddingLookup.apply(as_tensor(weight), indices)
+    weight = as_tensor(weight)
+    return EmbeddingLookup.apply(weight, _indices(indices, weight))
 
 
 def softplus(x, beta=1.0, threshold=20.0):

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from ..core import device as devices
+
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
 
@@ -16,6 +18,8 @@ def generator(rng):
 
 
 def _fill(t, values):
+    if isinstance(values, np.ndarray) and not devices.is_host(t.data):
+        values = devices.to_device(values, t.device)   # drawn on the host: the CPU's numbers
     t.data[...] = values
     t._bump_version()   # graphs that saved the old values now refuse to backward
     return t

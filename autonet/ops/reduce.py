@@ -6,6 +6,7 @@ import operator
 import numpy as np
 
 from ..core.function import Function
+from ..core import device as devices
 from ..core.tensor import Tensor, as_tensor, reading_value
 from .shape import expand_to
 
@@ -164,7 +165,7 @@ def _product_of_others(a, axes):
     rest = moved.shape[:moved.ndim - len(axes)]
     n = math.prod(moved.shape[len(rest):])
     rows = moved.reshape(rest + (1, n))
-    others = _prod(np.where(np.eye(n, dtype=bool), 1.0, rows), (len(rest) + 1,), keepdims=False)
+    others = _prod(np.where(np.eye(n, dtype=bool, like=_value(a)), 1.0, rows), (len(rest) + 1,), keepdims=False)
     return np.moveaxis(others.reshape(moved.shape), range(-len(axes), 0), axes)
 
 
@@ -266,10 +267,15 @@ def logsumexp(x, axis=None, keepdims=False):
 def argmax(x, axis=None):
     """Indices of the largest values (an int ndarray: not differentiable)."""
     reading_value("argmax")
-    return np.asarray(np.argmax(_value(x), axis=axis))
+    return _as_array(np.argmax(_value(x), axis=axis))
 
 
 def argmin(x, axis=None):
     """Indices of the smallest values (an int ndarray: not differentiable)."""
     reading_value("argmin")
-    return np.asarray(np.argmin(_value(x), axis=axis))
+    return _as_array(np.argmin(_value(x), axis=axis))
+
+
+def _as_array(result):
+    """NumPy's scalar result as a 0-d array (a device's result is one already)."""
+    return np.asarray(result) if devices.is_host(result) else result

@@ -128,7 +128,7 @@ class SetItem(Function):
         index = as_arrays(index)
         if not _is_basic(index):
             hits = np.zeros_like(a, dtype=np.int64)
-            np.add.at(hits, index, 1)
+            np.add.at(hits, _on_device_of(index, a), 1)
             if hits.max(initial=0) > 1:
                 raise ValueError("assignment through repeated indices keeps only the last value; "
                                  "its gradient would be ambiguous")

@@ -48,7 +48,9 @@ class Col2Im(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return Windows.apply(grad, kernel=ctx.kernel, stride=ctx.stride, dilation=ctx.dilation)
+        if isinstance(grad, Tensor):
+            return Windows.apply(grad, kernel=ctx.kernel, stride=ctx.stride, dilation=ctx.dilation)
+        return windows_array(grad, ctx.kernel, ctx.stride, ctx.dilation)
 
 
 def windows_array(x, kernel, stride, dilation):

@@ -27,6 +27,8 @@ class Adam(Optimizer):
     def state_shapes(self, param):
         return {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
 
+    host_state = ("step",)   # read in Python each step: kept on the host, as PyTorch keeps it
+
     decoupled = False   # AdamW: weight decay shrinks the parameter, not the gradient
 
     def update(self, param, grad, group, state):

@@ -3,6 +3,7 @@ import copy
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.state import replayable
 from ..core.tensor import Tensor
 
@@ -87,9 +88,10 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def state_dict(self):
-        """``{"state": {index: {name: ndarray}}, "param_groups": [...]}``, all copies."""
+        """``{"state": {index: {name: array}}, "param_groups": [...]}``, all copies (each array
+        on its parameter's device, as PyTorch keeps them; ``autonet.save`` writes them from there)."""
         index = {p: i for i, p in enumerate(self._params())}
-        packed_state = {index[p]: {k: np.array(v, copy=True) for k, v in s.items()}
+        packed_state = {index[p]: {k: devices.copy(v) for k, v in s.items()}
                         for p, s in self.state.items() if p in index and s}   # none for no state
         groups = []
         for group in self.param_groups:
@@ -101,6 +103,8 @@ class Optimizer:
     def state_shapes(self, param):
         """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
         return {}
+
+    host_state = ()   # names of state entries kept on the host whatever the parameter's device
 
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and state (copied) saved by ``state_dict()``.
@@ -148,10 +152,11 @@ class Optimizer:
                 f"{type(self).__name__} keeps {sorted(shapes)}")
         checked = {}
         for name, value in values.items():
-            value = np.array(value, copy=True)
+            value = devices.copy(value) if devices.is_foreign(value) else np.array(value, copy=True)
             if value.dtype.kind not in "iuf" or value.shape != shapes[name]:
                 raise ValueError(
                     f"load_state_dict: state {name!r} of parameter {index} is {value.dtype} of "
                     f"shape {value.shape}; it must be numbers of shape {shapes[name]}")
-            checked[name] = value
+            # onto the parameter's device, as PyTorch; counters (Adam's step) stay on the host
+            checked[name] = value if name in self.host_state else devices.to_device(value, param.device)
         return checked
