@@ -7,6 +7,7 @@ draws its own weights (the notebook's default arguments shared one set).
 """
 import numpy as np
 
+from .core import device as devices
 from .core.state import no_grad
 from .compiler import compile  # noqa: A004 - autonet.compile
 from .nn import functional as F, init
@@ -83,7 +84,7 @@ class _NotebookModel(Module):
         """1 where ``x > 0.5`` else 0 (0.5 gives 0): an int, or an int array."""
         if np.ndim(x) == 0:
             return 1 if x > 0.5 else 0
-        return (np.asarray(x) > 0.5).astype(int)
+        return ((x if devices.is_foreign(x) else np.asarray(x)) > 0.5).astype(int)
 
 
 class Perceptron(_NotebookModel):

@@ -19,6 +19,7 @@ import shutil
 
 import numpy as np
 
+from .core import device as devices
 from .core.function import Context
 from .core.tensor import Tensor
 
@@ -303,7 +304,9 @@ def _label(item, root, show_values, show_grads):
 
 def _summary(array):
     """Small arrays in full, large ones as norm/min/max; 3 significant digits either way,
-    so the tiny gradients of a trained network do not print as 0."""
+    so the tiny gradients of a trained network do not print as 0 (a device's values are
+    copied to the host to be printed)."""
+    array = devices.to_host(array)
     if array.size <= _SUMMARY_SIZE:
         text = np.array2string(array, separator=", ", formatter={"float_kind": _significant})
         return text.replace("\n", "")

@@ -19,7 +19,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("AUTONET_CACHE_DIR", tempfile.mkdtemp(prefix="autonet-kernels-"))
 
 ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training_kit",
-                   "test_autograd", "test_tensor", "test_inplace")
+                   "test_autograd", "test_tensor", "test_inplace", "test_fuzz", "test_serialization",
+                   "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check", "test_viz")
 
 
 def pytest_generate_tests(metafunc):

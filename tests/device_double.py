@@ -219,3 +219,9 @@ def passed(array):
     """An ndarray argument for a compiled step: itself on the CPU; under ``default_device()``
     a Tensor on the double (a step on a device takes its data as Tensors only)."""
     return autonet.Tensor(array, dtype=array.dtype) if _lenient else array
+
+
+def here(array):
+    """``array`` where the test's tensors are: itself on the CPU, a copy on the double under
+    ``default_device()`` (for tests that mix arrays of their own into ops)."""
+    return devices.to_device(array, DEVICE) if _lenient else array

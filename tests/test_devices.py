@@ -268,3 +268,21 @@ def test_a_compiled_step_on_the_device_refuses_what_a_trace_cannot_follow():
         argument = kept if name == "a device array argument" else Tensor([1.0, 1.0], device=DEVICE)
         with pytest.raises(autonet.CompileError, match=message):
             autonet.compile(step)(argument)
+
+
+def test_the_fused_backend_leaves_a_device_step_to_the_replay_and_says_why():
+    pytest.importorskip("numba")
+    model = nn.Linear(3, 1, rng=0).to(DEVICE)
+    optimizer = SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        loss = F.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    compiled = autonet.compile(step, backend="fused")
+    x, y = Tensor(np.ones((4, 3)), device=DEVICE), Tensor(np.zeros((4, 1)), device=DEVICE)
+    assert compiled(x, y).device == DEVICE and compiled(x, y).device == DEVICE
+    assert "runs on double:0" in compiled.programs[0].backend and model.weight.device == DEVICE

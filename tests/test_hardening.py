@@ -6,6 +6,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.optim import SGD
+from device_double import here
 
 
 def test_float16_mean_accumulates_as_numpy_does():
@@ -107,7 +108,7 @@ def test_anomaly_names_the_users_line_through_numpy_and_catches_inf_from_summing
     assert "test_hardening.py:" in str(caught.value) and "fromnumeric" not in str(caught.value)
     big = np.float32(3e38)
     w = Tensor(np.array([1.0], dtype=np.float32), requires_grad=True)
-    y = w + np.zeros((2, 1), dtype=np.float32)                     # broadcast: (1,) -> (2, 1)
+    y = w + here(np.zeros((2, 1), dtype=np.float32))                   # broadcast: (1,) -> (2, 1)
     with autonet.detect_anomaly(), pytest.raises(FloatingPointError, match="summed"):
         y.backward(np.full((2, 1), big, dtype=np.float32))          # the sum overflows
     assert w.grad is None

@@ -10,6 +10,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.optim import Adam
+from device_double import here
 
 
 def test_any_string_key_and_nested_values_round_trip(tmp_path):
@@ -33,7 +34,7 @@ def test_any_string_key_and_nested_values_round_trip(tmp_path):
 
 def test_a_checkpoint_resumes_training_bit_for_bit(tmp_path):
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+    x, y = rng.standard_normal((16, 4)), here(rng.integers(0, 3, 16))
 
     def run(model, optimizer, steps):
         for _ in range(steps):

@@ -14,6 +14,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.core.function import RELEASED
+from device_double import here
 
 
 # ---------------------------------------------------------------- in place and aliasing
@@ -32,7 +33,7 @@ SELF_ALIASING = {   # in-place program on y, and the same computed out of place
 @pytest.mark.parametrize("name", sorted(SELF_ALIASING))
 def test_self_aliasing_in_place_ops_match_their_out_of_place_twins(name):
     in_place, out_of_place = SELF_ALIASING[name]
-    weights = np.array([1.0, -2.0, 3.0])
+    weights = here(np.array([1.0, -2.0, 3.0]))
     x = Tensor([0.5, 1.5, -2.0], requires_grad=True)
     y = x.exp()
     y = in_place(y)
@@ -60,13 +61,13 @@ def test_a_write_into_a_base_makes_earlier_views_refuse():
 
 def test_arrays_a_formula_reads_are_owned_or_checked():
     x = Tensor([3.0, 4.0, 5.0], requires_grad=True)
-    operand = np.array([1.0, 2.0, 3.0])
+    operand = here(np.array([1.0, 2.0, 3.0]))
     product = (x * operand).sum()
     index = Tensor(np.array([0, 0, 1]), dtype=np.int64)
     picked = x[index].sum() + x[None][0, index].sum()   # a lone index and one inside a tuple
-    condition = np.array([True, False, True])
+    condition = here(np.array([True, False, True]))
     chosen = autonet.where(condition, x, 0.0).sum()
-    bounds = np.array([3.5, 3.5, 3.5])
+    bounds = here(np.array([3.5, 3.5, 3.5]))
     clipped = x.clip(bounds, None).sum()
     operand[:] = 100.0                        # the caller changes every array afterwards
     index.data[:] = 2
@@ -125,7 +126,7 @@ def test_backward_leaves_no_activation_reachable_from_the_graph():
         hidden = model[0](x)
         activation = model[1](hidden)
         hidden_probe, activation_probe = (weakref.ref(t.data) for t in (hidden, activation))
-        loss = nn.functional.cross_entropy(model[2](activation), np.array([0, 1, 2, 3, 0]))
+        loss = nn.functional.cross_entropy(model[2](activation), here(np.array([0, 1, 2, 3, 0])))
         del hidden, activation
         assert hidden_probe() is None            # tanh saved its output, not its input
         assert activation_probe() is not None    # saved by tanh and the last linear

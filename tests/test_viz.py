@@ -16,6 +16,7 @@ import autonet.nn as nn
 from autonet import viz
 from autonet.models import TwoLayerNNClassifier
 from autonet.notebook import X, Y_XOR
+from device_double import here
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz 'dot' is not installed (make test installs it)")
@@ -63,10 +64,10 @@ def test_grads_and_values_are_shown_when_present():
     loss.backward()
     after = viz.draw_graph(loss, show_values=True).source
     w1_label = after[after.index("W1\n"):].split('"')[0]
-    for value in model.W1.grad.ravel():          # every element, to 3 significant digits
+    for value in np.asarray(model.W1.grad).ravel():   # every element, to 3 significant digits
         assert f"{value:.3g}" in w1_label
     w0_label = after[after.index("W0\n"):].split('"')[0]
-    assert f"grad norm {np.linalg.norm(model.W0.grad):.3g}" in w0_label   # 12 elements: summarised
+    assert f"grad norm {np.linalg.norm(np.asarray(model.W0.grad)):.3g}" in w0_label   # 12 elements: summarised
     assert "value " in after
     assert "grad " not in viz.draw_graph(loss, show_grads=False).source
 
@@ -189,7 +190,7 @@ def _cnn_loss():
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3, rng=rng))
     x = autonet.Tensor(rng.normal(size=(2, 1, 4, 4)))
     loss_fn = nn.CrossEntropyLoss()
-    return (model, loss_fn), loss_fn(model(x), np.array([0, 2]))   # modules alive while drawn
+    return (model, loss_fn), loss_fn(model(x), here(np.array([0, 2])))   # modules alive while drawn
 
 
 def test_depth_collapses_deeper_modules_into_one_box_each():

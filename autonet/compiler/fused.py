@@ -26,7 +26,7 @@ import tempfile
 
 import numpy as np
 
-from ..core import ownership
+from ..core import device as devices, ownership
 from ..core.tensor import Tensor
 from .program import Backward, Call, Make, Op
 
@@ -64,6 +64,9 @@ def lower(program, generator):
     if len(backwards) != 1:
         raise NotLowered(f"{len(backwards)} backward passes (one is lowered)")
     cut = backwards[0]
+    if any(devices.is_foreign(seed) for _, seed in instructions[cut].seeds):
+        raise NotLowered(f"the step runs on {devices.device_of(instructions[cut].seeds[0][1])}; "
+                         f"the fused kernel runs on the CPU")
     for instruction in instructions[:cut]:
         if type(instruction) is Call and instruction.method.__name__ != "zero_grad":
             raise NotLowered(f"{instruction.method.__qualname__} runs before backward")

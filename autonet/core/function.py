@@ -180,12 +180,14 @@ def _owned(kwargs):
     """Settings with arrays copied (in index tuples too): a recorded op must not read the
     caller's arrays later."""
     for value in kwargs.values():
-        if type(value) in _CONTAINERS:
+        kind = type(value)
+        if kind in _CONTAINERS or (kind not in _PLAIN and devices.is_foreign(value)):
             return {key: _copied(value) for key, value in kwargs.items()}
     return kwargs
 
 
 _CONTAINERS = (np.ndarray, tuple, list)
+_PLAIN = (int, float, bool, str, type(None))   # settings that hold no array
 _SCALARS = (np.generic, int, float, bool)   # what NumPy returns for 0-d results on the CPU
 _NUMBERS = (int, float, np.float64, np.float32, np.int64)   # shown in drawings
 
