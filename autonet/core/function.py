@@ -230,7 +230,7 @@ def _own_saved(ctx, args, arrays, result):
         if value is out:
             versions.append((-1, result._version, result._version[0], True))
             continue
-        if type(value) is not np.ndarray and not devices.is_foreign(value):
+        if type(value) is not np.ndarray and (type(value) in _PLAIN or not devices.is_foreign(value)):
             versions.append(None)   # a number or a setting
             continue
         exact = True
