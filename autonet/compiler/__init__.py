@@ -48,6 +48,10 @@ Refused (``CompileError``) because a replay could not follow:
   tensors computed outside the step, leaves requiring grad made in it, and
   in-place updates recorded in the graph (outside ``no_grad``).
 
+On a device (CuPy), where arrays cannot be marked, also refused: arguments
+that are device arrays rather than Tensors, reads of ``.data`` / ``.grad``
+in the step's code, and device arrays that are no Tensor's reaching an op.
+
 Other Python side effects (printing, counters) happen only while tracing.
 Under ``detect_anomaly()`` a compiled step runs eagerly, checked. Calls of one
 compiled step from several threads take turns.
