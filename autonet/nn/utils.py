@@ -47,11 +47,13 @@ def _clip_norm(parameters, max_norm, norm_type):
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
-    norms = np.array([_norm(g, norm_type) for g in grads])
+    # computed where the gradients live (one read of the total on a device, not one per tensor);
+    # each tensor's norm in its dtype, their joint norm in float64
+    norms = np.stack([_norm(g, norm_type).astype(np.float64) for g in grads])
     total = _norm(norms, norm_type)
-    factor = min(max_norm / (total + 1e-6), 1.0)
+    factor = np.minimum(max_norm / (total + 1e-6), 1.0)
     for grad in grads:
-        grad *= np.asarray(factor, dtype=grad.dtype)
+        grad *= factor.astype(grad.dtype)
     return float(total)
 
 
@@ -63,7 +65,8 @@ def _clip_value(parameters, clip_value):
 
 
 def _norm(values, norm_type):
+    """A NumPy scalar, or a 0-d array on ``values``' device."""
     values = np.abs(values)
     if norm_type == math.inf:
-        return float(values.max(initial=0.0))
-    return float(np.sum(values ** norm_type) ** (1.0 / norm_type))
+        return values.max(initial=0.0)
+    return np.sum(values ** norm_type) ** (1.0 / norm_type)
