@@ -286,3 +286,25 @@ def test_the_fused_backend_leaves_a_device_step_to_the_replay_and_says_why():
     x, y = Tensor(np.ones((4, 3)), device=DEVICE), Tensor(np.zeros((4, 1)), device=DEVICE)
     assert compiled(x, y).device == DEVICE and compiled(x, y).device == DEVICE
     assert "runs on double:0" in compiled.programs[0].backend and model.weight.device == DEVICE
+
+
+def test_the_gpu_benchmark_runs_its_checks_and_steps_on_the_double(monkeypatch):
+    """benchmarks/gpu.py waits for a GPU: its op checks and autonet steps run here with the
+    double standing in for "cuda", so the script is known to work when one is at hand."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", path)
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+
+    class StandIn(device_double.DoubleBackend):
+        kind = "cuda"
+
+    monkeypatch.setitem(autonet.core.device._BACKENDS, "cuda", StandIn())
+    assert gpu.check_ops(cupy=None) == 0.0           # the double computes with NumPy: exact
+    for compiled in (False, True):
+        step = gpu.autonet_step((6, 5, 3), 4, compiled)
+        for _ in range(3):
+            step()

@@ -149,6 +149,12 @@ def _indices(target, weight):
     return np.asanyarray(indices) if devices.is_host(indices) else indices
 
 
+def _as_given(target, array):
+    """The Tensor of labels or indices itself when one was given (a compiled step then reads
+    that tensor afresh on each call, on a device too), else their checked array."""
+    return target if isinstance(target, Tensor) else array
+
+
 def _labels_for(input, target, op):
     """``input (N, C)`` and the label array for it, their shapes checked."""
     labels = _indices(target, input)
@@ -197,7 +203,7 @@ def cross_entropy(input, target, reduction="mean"):
     """
     logits = as_tensor(input)
     labels = _labels_for(logits, target, "cross_entropy")
-    return reduce(CrossEntropy.apply(logits, labels), reduction, "cross_entropy")
+    return reduce(CrossEntropy.apply(logits, _as_given(target, labels)), reduction, "cross_entropy")
 
 
 class NegativeLogLikelihood(Function):
@@ -222,7 +228,7 @@ def nll_loss(input, target, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``(N, C)`` (``log_softmax``'s output)."""
     log_probs = as_tensor(input)
     labels = _labels_for(log_probs, target, "nll_loss")
-    return reduce(NegativeLogLikelihood.apply(log_probs, labels), reduction, "nll_loss")
+    return reduce(NegativeLogLikelihood.apply(log_probs, _as_given(target, labels)), reduction, "nll_loss")
 
 
 def l1_loss(input, target, reduction="mean"):
@@ -317,7 +323,7 @@ class EmbeddingLookup(Function):
 def embedding(indices, weight):
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
     weight = as_tensor(weight)
-    return EmbeddingLookup.apply(weight, _indices(indices, weight))
+    return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)))
 
 
 def softplus(x, beta=1.0, threshold=20.0):
