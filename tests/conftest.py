@@ -20,7 +20,8 @@ os.environ.setdefault("AUTONET_CACHE_DIR", tempfile.mkdtemp(prefix="autonet-kern
 
 ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training_kit",
                    "test_autograd", "test_tensor", "test_inplace", "test_fuzz", "test_serialization",
-                   "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check", "test_viz")
+                   "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check",
+                   "test_viz", "test_dtypes", "test_ownership", "test_testing")
 
 
 def pytest_generate_tests(metafunc):

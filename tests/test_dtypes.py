@@ -6,6 +6,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.optim import SGD, Adam
+from device_double import here
 
 F32 = np.float32
 
@@ -30,6 +31,7 @@ def test_float32_with_float32_stays_float32(op):
 ])
 def test_mixing_follows_numpy_2(other, expected):
     a = Tensor(np.ones(3), dtype=F32, requires_grad=True)
+    other = here(other) if isinstance(other, np.ndarray) else other   # where a lives
     out = a * other
     assert out.dtype == (np.ones(3, dtype=F32) * other).dtype == expected
     out.sum().backward()
