@@ -87,6 +87,7 @@ class DeviceArray(numpy.lib.mixins.NDArrayOperatorsMixin):
     def __array_function__(self, func, types, args, kwargs):
         if not all(issubclass(t, (DeviceArray, np.ndarray)) for t in types):
             return NotImplemented
+        _refuse_what_cupy_lacks(func.__name__, kwargs)
         host_ok = func in (np.pad, np.broadcast_to, np.take_along_axis, np.put_along_axis, np.asarray,
                            np.array)   # np.asarray(host, like=device_array) is a transfer, as in CuPy
         return _wrap(func(*_unwrap(args, host_ok), **_unwrap(kwargs, host_ok)))
@@ -150,8 +151,17 @@ class DeviceArray(numpy.lib.mixins.NDArrayOperatorsMixin):
         return DeviceArray(self.array.view(*args))
 
 
+def _refuse_what_cupy_lacks(name, kwargs):
+    """CuPy's reductions take no ``initial=`` or ``where=`` (``cupy.amax(a, axis, out, keepdims)``):
+    NumPy underneath would accept them, so the double refuses them as CuPy does."""
+    lacking = sorted({"initial", "where"} & set(kwargs))
+    if lacking:
+        raise TypeError(f"{name}() got an unexpected keyword argument {lacking[0]!r} (CuPy has none)")
+
+
 def _method(name):
     def method(self, *args, **kwargs):
+        _refuse_what_cupy_lacks(name, kwargs)
         return _wrap(getattr(self.array, name)(*_unwrap(args, True), **_unwrap(kwargs, True)))
 
     method.__name__ = name

@@ -67,6 +67,6 @@ def _clip_value(parameters, clip_value):
 def _norm(values, norm_type):
     """A NumPy scalar, or a 0-d array on ``values``' device."""
     values = np.abs(values)
-    if norm_type == math.inf:
-        return values.max(initial=0.0)
+    if norm_type == math.inf:   # an empty gradient's maximum is 0 (CuPy's max takes no initial=)
+        return values.max() if values.size else values.sum()
     return np.sum(values ** norm_type) ** (1.0 / norm_type)

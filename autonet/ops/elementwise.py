@@ -346,12 +346,18 @@ class Where(Function):
         return None, grad * condition, grad * ~condition
 
 
+def _minus_max(a, axis):
+    """``a`` minus its maximum along ``axis``; an empty array is copied as it is (nothing to
+    shift, and CuPy's ``max`` takes no ``initial=`` for empty axes)."""
+    return a - np.max(a, axis=axis, keepdims=True) if a.size else a.copy()
+
+
 class Softmax(Function):
     name = "softmax"
 
     @staticmethod
     def forward(ctx, a, axis):
-        e = np.exp(a - np.max(a, axis=axis, keepdims=True, initial=-np.inf))   # (empty axes too)
+        e = np.exp(_minus_max(a, axis))
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         ctx.axis = axis
@@ -370,7 +376,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, a, axis):
-        shifted = a - np.max(a, axis=axis, keepdims=True, initial=-np.inf)   # (empty axes too)
+        shifted = _minus_max(a, axis)
         total = np.exp(shifted).sum(axis=axis, keepdims=True)
         out = shifted - np.log(total) if a.size else shifted   # no log(0) over an empty axis
         ctx.save_for_backward(out)

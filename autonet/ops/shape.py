@@ -129,7 +129,7 @@ class SetItem(Function):
         if not _is_basic(index):
             hits = np.zeros_like(a, dtype=np.int64)
             np.add.at(hits, _on_device_of(index, a), 1)
-            if hits.max(initial=0) > 1:
+            if hits.size and hits.max() > 1:   # (CuPy's max takes no initial=)
                 raise ValueError("assignment through repeated indices keeps only the last value; "
                                  "its gradient would be ambiguous")
         out = a.copy()
