@@ -101,9 +101,8 @@ def test_layers_losses_and_optimizers_train_identically_on_the_device():
     assert histories["cpu"] == histories[DEVICE]
 
 
-def test_a_compiled_step_replays_on_the_device():
-    rng = np.random.default_rng(2)
-    model = nn.Linear(3, 2, rng=rng).to(DEVICE)
+def _regression_step(model):
+    """An SGD step of ``model`` on mean squared error: ``step(x, y) -> loss``."""
     optimizer = SGD(model.parameters(), lr=0.1)
 
     def step(x, y):
@@ -113,7 +112,13 @@ def test_a_compiled_step_replays_on_the_device():
         optimizer.step()
         return loss
 
-    compiled = autonet.compile(step)
+    return step
+
+
+def test_a_compiled_step_replays_on_the_device():
+    rng = np.random.default_rng(2)
+    model = nn.Linear(3, 2, rng=rng).to(DEVICE)
+    compiled = autonet.compile(_regression_step(model))
     for _ in range(3):
         x, y = Tensor(rng.normal(size=(4, 3))).to(DEVICE), Tensor(rng.normal(size=(4, 2))).to(DEVICE)
         assert compiled(x, y).device == DEVICE
@@ -273,16 +278,7 @@ def test_a_compiled_step_on_the_device_refuses_what_a_trace_cannot_follow():
 def test_the_fused_backend_leaves_a_device_step_to_the_replay_and_says_why():
     pytest.importorskip("numba")
     model = nn.Linear(3, 1, rng=0).to(DEVICE)
-    optimizer = SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        loss = F.mse_loss(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    compiled = autonet.compile(step, backend="fused")
+    compiled = autonet.compile(_regression_step(model), backend="fused")
     x, y = Tensor(np.ones((4, 3)), device=DEVICE), Tensor(np.zeros((4, 1)), device=DEVICE)
     assert compiled(x, y).device == DEVICE and compiled(x, y).device == DEVICE
     assert "runs on double:0" in compiled.programs[0].backend and model.weight.device == DEVICE
