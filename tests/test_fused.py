@@ -120,7 +120,7 @@ def test_an_unknown_backend_and_a_missing_numba_are_clear_errors():
 
 
 # ------------------------------------------------------------------ random lowerable steps
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import event, given, settings, strategies as st  # noqa: E402
 
 import test_compile_fuzz as fuzz  # noqa: E402
 
@@ -132,18 +132,35 @@ def _values(world, loss, leaf):
     return [loss.data, leaf.grad] + [a for n in ("W", "b") for a in (world[n].data, world[n].grad)]
 
 
+def _world(optimizer, dtype):
+    world = fuzz._world(optimizer)
+    for name in ("W", "b"):   # in place of the data: the optimizer holds these very tensors
+        world[name].data = world[name].data.astype(dtype)
+    return world
+
+
+def _arguments(drawn, dtype):
+    x, array, idx, k, flag, leaf = fuzz._arguments(drawn)
+    return (Tensor(x.data.astype(dtype)), array.astype(dtype), idx, k, flag,
+            Tensor(leaf.data.astype(dtype), requires_grad=True))
+
+
+TOLERANCE = {np.float64: dict(rtol=1e-12, atol=1e-13), np.float32: dict(rtol=1e-5, atol=1e-6)}
+
+
 @settings(max_examples=max(8, settings.default.max_examples // 3), deadline=None)
 @given(program=st.lists(st.tuples(st.sampled_from(LOWERED), st.integers(0, 50), st.integers(0, 50)),
                         min_size=1, max_size=6),
        optimizer=st.sampled_from(["sgd", "momentum", "adam"]),
        clip=st.sampled_from(["none", "norm"]),
+       dtype=st.sampled_from([np.float64, np.float32]),
        calls=st.lists(fuzz.call_arguments, min_size=3, max_size=3))
-def test_random_lowerable_steps_agree_with_eager_mode(program, optimizer, clip, calls):
-    eager_world, fused_world = fuzz._world(optimizer), fuzz._world(optimizer)
+def test_random_lowerable_steps_agree_with_eager_mode(program, optimizer, clip, dtype, calls):
+    eager_world, fused_world = _world(optimizer, dtype), _world(optimizer, dtype)
     eager = fuzz._step(program, eager_world, clip, False)
     fused = autonet.compile(fuzz._step(program, fused_world, clip, False), backend="fused")
     for drawn in calls:
-        eager_args, fused_args = fuzz._arguments(drawn), fuzz._arguments(drawn)
+        eager_args, fused_args = _arguments(drawn, dtype), _arguments(drawn, dtype)
         eager_loss, eager_error = fuzz._call(eager, eager_args)
         fused_loss, fused_error = fuzz._call(fused, fused_args)
         assert type(fused_error) is type(eager_error), (eager_error, fused_error)
@@ -153,7 +170,8 @@ def test_random_lowerable_steps_agree_with_eager_mode(program, optimizer, clip, 
                              _values(eager_world, eager_loss, eager_args[-1])):
             assert (got is None) == (want is None)
             if want is not None:
-                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+                assert np.asarray(got).dtype == np.asarray(want).dtype
+                np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
     assert fused.programs[0].backend == "fused", fused.programs[0].backend
 
 
@@ -240,3 +258,112 @@ def test_tensors_made_from_integer_arrays_are_float64_in_the_kernel():
         _close(fused(np.array(n)).data, eager(np.array(n)).data)
         _close(v_fused.grad, v_eager.grad)
     assert fused.programs[0].backend == "fused"
+
+
+def _float32_classifier():
+    model = nn.Sequential(nn.Linear(6, 16, rng=0), nn.ReLU(), nn.Linear(16, 16, rng=1), nn.Tanh(),
+                          nn.Linear(16, 4, rng=2))
+    for p in model.parameters():
+        p.data = p.data.astype(np.float32)
+    optimizer = SGD(model.parameters(), lr=0.1)
+
+    def step(x, labels):
+        logits = model(x)
+        loss = (nn.functional.cross_entropy(logits, labels) + 0.01 * (model[0].weight ** 2).sum()
+                + ((logits.sigmoid() - 0.5) ** 2).mean())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return model, step
+
+
+def test_float32_steps_are_fused_in_float32_and_agree_with_eager_mode_to_1e_5():
+    (eager_model, eager), (fused_model, fused) = _twins(_float32_classifier)
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        x, labels = Tensor(rng.normal(size=(8, 6)).astype(np.float32)), rng.integers(0, 4, 8)
+        got, want = fused(x, labels).data, eager(x, labels).data
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert fused.programs[0].backend == "fused"
+    assert "real = np.float32" in fused.programs[0].fused_source
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        assert b.data.dtype == b.grad.dtype == np.float32
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-5, atol=1e-6)
+
+
+def test_each_call_delivers_fresh_gradients_and_results_that_later_calls_leave_alone():
+    (eager_model, eager), (fused_model, fused) = _twins(_xor)
+    held = []
+    for _ in range(4):
+        loss, grads = fused(), [p.grad for p in fused_model.parameters()]
+        eager_loss, eager_grads = eager(), [p.grad for p in eager_model.parameters()]
+        held.append((loss, grads, eager_loss, eager_grads))
+        assert all(g.base is None for g in grads)    # the arrays the kernel wrote: handed over uncopied
+    for loss, grads, eager_loss, eager_grads in held:   # nothing a call returned was written again
+        _close(loss.data, eager_loss.data)
+        for got, want in zip(grads, eager_grads):
+            _close(got, want)
+
+
+def test_a_kernel_numba_cannot_compile_leaves_the_step_to_the_numpy_replay(monkeypatch, tmp_path):
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(backend._FORWARD, "sigmoid", lambda n, op: f"np.tanh({n[0]}, 'no such argument')")
+    (eager_model, eager), (fused_model, fused) = _twins(_xor)
+    for _ in range(4):
+        np.testing.assert_array_equal(fused().data, eager().data)   # the replay: bit for bit
+    program = fused.programs[0]
+    assert program.backend.startswith("NumPy replay (not fused: numba"), program.backend
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        np.testing.assert_array_equal(b.data, a.data)
+        np.testing.assert_array_equal(b.grad, a.grad)
+
+
+@given(rows=st.integers(1, 40), inner=st.integers(1, 40), columns=st.integers(1, 40),
+       layout=st.sampled_from(["C", "transposed", "strided"]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+@settings(max_examples=60, deadline=None)
+def test_the_kernels_matrix_product_agrees_with_numpy_for_loops_blas_and_any_layout(
+        rows, inner, columns, layout, dtype):
+    from autonet.compiler.kernels import SMALL_PRODUCT, dot
+
+    rng = np.random.default_rng(rows * 1600 + inner * 40 + columns)
+    arrange = {"C": lambda m: m, "transposed": lambda m: np.ascontiguousarray(m.T).T,
+               "strided": lambda m: np.repeat(m, 2, axis=1)[:, ::2]}[layout]
+    a = arrange(rng.normal(size=(rows, inner)).astype(dtype))
+    b = arrange(rng.normal(size=(inner, columns)).astype(dtype))
+    got = dot(a, b)
+    assert got.dtype == dtype and got.shape == (rows, columns)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, a @ b, rtol=tolerance, atol=tolerance * inner)
+    event(f"{'loops' if rows * inner * columns <= SMALL_PRODUCT else 'BLAS'}")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_kernels_sgd_step_rounds_as_numpy(dtype):
+    from autonet.compiler.kernels import sgd_step
+
+    rng = np.random.default_rng(6)
+    param, grad = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=(7, 5)).astype(dtype)
+    want = param.copy()
+    want -= dtype(0.37) * grad
+    view = np.zeros((7, 10), dtype)[:, ::2]   # a strided parameter too
+    view[...] = param
+    sgd_step(param, grad, dtype(0.37))
+    sgd_step(view, grad, dtype(0.37))
+    np.testing.assert_array_equal(param, want)
+    np.testing.assert_array_equal(view, want)
+
+
+def test_a_kernels_file_names_the_helpers_it_was_compiled_with(monkeypatch, tmp_path):
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
+    (_, eager), (_, fused) = _twins(_xor)
+    fused(), fused()
+    [kernel_file] = tmp_path.glob("kernel_*.py")
+    assert backend._helpers_digest() in kernel_file.read_text()

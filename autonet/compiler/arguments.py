@@ -18,6 +18,8 @@ _CONTAINERS = (tuple, list, dict)
 def signature(value):
     """A hashable summary of ``value`` that a trace is valid for (see the module doc)."""
     kind = type(value)
+    if kind is tuple or kind is list:   # first: every call's arguments are a tuple
+        return (kind,) + tuple([signature(part) for part in value])
     if kind is Tensor or isinstance(value, Tensor):
         data = value.data
         return (kind, data.shape, data.dtype, value.requires_grad)
@@ -31,8 +33,6 @@ def signature(value):
         return (kind, value)
     if isinstance(value, np.generic):
         return (kind, value.tobytes())
-    if kind is tuple or kind is list:
-        return (kind,) + tuple(signature(part) for part in value)
     if kind is dict:
         return (kind,) + tuple((key, signature(part)) for key, part in value.items())
     return (kind, id(value))   # the program keeps the object alive, so its id stays its own

@@ -4,16 +4,21 @@
 (see :mod:`.program`) into a single ``numba.njit`` function: the forward ops
 and the backward pass run there without Python between them; side effects
 (``zero_grad``, optimizer steps, delivering gradients to ``.grad``) run
-around it exactly as in the NumPy replay. What this first version lowers:
-float64 programs whose ops are elementwise arithmetic (with broadcasting),
-``pow`` by a number, ``exp log tanh sigmoid relu``, 2-d ``matmul``,
-``linear``, ``sum`` and ``mean``, and ``Tensor(...)`` of an input, with one
-backward pass after every op, and only ``zero_grad`` calls before it. Any
-other program runs the NumPy replay, and ``Program.listing()`` says why.
-Results agree with eager mode to rounding (the kernel's sums and products
-may be ordered differently); the tests hold them to 1e-12. Kernels are
-compiled once: their sources go to :func:`cache_directory` and numba caches
-the machine code beside them, so later processes load it.
+around it exactly as in the NumPy replay. What this version lowers:
+float64 or float32 programs (one dtype throughout; numbers take it, as in
+NumPy) whose ops are elementwise arithmetic (with broadcasting), ``pow`` by
+a number, ``exp log tanh sigmoid relu``, 2-d ``matmul``, ``linear``, ``sum``,
+``mean`` and ``cross_entropy``, and ``Tensor(...)`` of an input, with one
+backward pass after every op, and only ``zero_grad`` calls before it. Small
+matrix products run as loops, larger ones through BLAS (see
+:mod:`.kernels`). Any other program, or one numba cannot compile, runs the
+NumPy replay, and ``Program.listing()`` says why. Results agree with eager
+mode to rounding (the kernel's sums and products may be ordered
+differently); the tests hold them to 1e-12 (float64) and 1e-5 (float32).
+The kernel writes its results into fresh arrays the wrapper makes, which
+become ``.grad`` uncopied. Kernels are compiled once: their sources go to
+:func:`cache_directory` and numba caches the machine code beside them, so
+later processes load it.
 
 numba (and scipy, for its matrix products) come with ``pip install
 autonet[fast]``; without them ``backend="fused"`` raises ``ImportError``.
@@ -50,10 +55,26 @@ class NotLowered(Exception):
 def attach(program):
     """Run ``program`` through a fused kernel from now on, or record why it cannot."""
     try:
-        program.replay, program.fused_source = lower(program, program.generator)
-        program.backend = "fused"
+        fused_replay, program.fused_source = lower(program, program.generator)
     except NotLowered as reason:
         program.backend = f"NumPy replay (not fused: {reason})"
+        return
+    numpy_replay = program.replay
+    errors = require_numba().core.errors
+
+    def first_replay(args):
+        """numba types and compiles the kernel on its first call; where it cannot, the NumPy
+        replay runs instead (what ran before the kernel, ``zero_grad`` alone, may run twice)."""
+        try:
+            result = fused_replay(args)
+        except errors.NumbaError as error:
+            reason = str(error).strip().splitlines()[0]
+            program.replay, program.backend = numpy_replay, f"NumPy replay (not fused: numba: {reason})"
+            return numpy_replay(args)
+        program.replay = fused_replay
+        return result
+
+    program.replay, program.backend = first_replay, "fused"
 
 
 def lower(program, generator):
@@ -82,8 +103,10 @@ def lower(program, generator):
             kernel.make(instruction)
     leaves = kernel.backward(instructions[cut])
     returned = program.returned
-    if returned is not None and (type(returned[0]) is tuple or returned[0] != "value"):
-        raise NotLowered("the step returns something other than one computed value")
+    if returned is not None:
+        if type(returned[0]) is tuple or returned[0] != "value" or returned[1] not in kernel.contexts:
+            raise NotLowered("the step returns something other than one value an op computed")
+        kernel.returned_ctx = kernel.contexts[returned[1]]
     update = _plain_sgd_update(instructions[cut + 1:], leaves, kernel)
     source = kernel.source(returned, len(leaves), update)
     jitted = _compiled(source)
@@ -101,7 +124,7 @@ def _compiled(source):
     """The kernel, jitted with numba's on-disk cache: its source is written to a file named by
     its hash, so a later process (or trace) with the same program loads the compiled code.
     Where the cache cannot be written, the kernel is compiled in memory instead."""
-    text = _KERNEL_MODULE.format(source=source)
+    text = _KERNEL_MODULE.format(source=source, helpers=_helpers_digest())
     directory = cache_directory()
     path = os.path.join(directory, "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24] + ".py")
     try:
@@ -125,11 +148,19 @@ def _compiled(source):
         return require_numba().njit(namespace["kernel"])
 
 
+def _helpers_digest():
+    """A digest of kernels.py, written into each kernel's file: numba's cache checks a kernel's
+    own file only, so a changed helper must change the file's name (its hash) too."""
+    with open(os.path.join(os.path.dirname(__file__), "kernels.py"), "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()[:16]
+
+
 _KERNEL_MODULE = '''"""A fused training step, generated by autonet.compile (safe to delete)."""
+# autonet/compiler/kernels.py: {helpers}
 import numba
 import numpy as np
 
-from autonet.compiler.kernels import ce_backward, ce_forward
+from autonet.compiler.kernels import ce_backward, ce_forward, dot, linear, sgd_step
 
 
 @numba.njit(cache=True)
@@ -160,12 +191,24 @@ def _plain_sgd_update(after, leaves, kernel):
 
 
 def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
-    """The Python around the kernel: inputs in, calls before and after, gradients delivered."""
+    """The Python around the kernel: inputs in, calls before and after, gradients delivered.
+
+    The kernel writes its results into arrays made here (a numba-made array returned to
+    Python costs about a microsecond to box): fresh ones, so each gradient is handed over
+    to ``.grad`` uncopied, as the NumPy replay hands over its own.
+    """
     before = [i for i in program.instructions[:cut] if type(i) is Call]
     after = [i for i in program.instructions[cut + 1:] if type(i) is Call]
     lines = ["def replay(args):"]
     inputs = [generator.source(source) for source in kernel.inputs]
     body = [f"    {generator.call(call)}" for call in before]
+    if program.returned is not None:
+        ctx = kernel.returned_ctx
+        body.append(f"    result = empty({tuple(ctx.shape)!r}, {generator.bind('dtype', ctx.dtype)})")
+        inputs.append("result")
+    buffers = ", ".join(f"{n}: {_buffer(leaf, generator)}" for n, leaf in enumerate(leaves))
+    body.append(f"    grads = {{{buffers}}}")
+    inputs += [f"grads[{n}]" for n in range(len(leaves))]
     if update is not None:
         optimizer, updates = update
         name = generator.bind("sgd", optimizer)
@@ -174,35 +217,47 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, update):
         inputs += [f"{name}.param_groups[{group}]['lr']" for group, _, _ in updates]
         generator.namespace["plain_step"] = _plain_step
         generator.namespace["finish_step"] = _finish_step
-    body.append(f"    out = kernel({', '.join(inputs)})")
-    if program.returned is not None:
-        body.append("    result = Tensor._make(np.asarray(out[0]), None)")
-    targets = ", ".join(generator.destination(leaf) for leaf in leaves)
-    pairs = ", ".join(f"{i}: out[{i + 1}]" for i in range(len(leaves)))
-    body.append(f"    grads = {{{pairs}}}")
-    body.append("    del out")
-    body.append(f"    deliver(grads, [{targets}])")
+    body.append(f"    kernel({', '.join(inputs)})")
+    for n, leaf in enumerate(leaves):   # a fresh array nobody else holds: .grad's own, uncopied
+        target = generator.destination(leaf)
+        body.append(f"    if {target}.grad is None: {target}.grad = grads.pop({n})")
+        body.append(f"    else: deliver(grads, {n}, {target}, False)")
     if update is not None:   # the kernel took the SGD step if it was a plain one; else Python does
         body.append(f"    if fuse_step: finish_step({name})")
         body.append(f"    else: {generator.call(after[0])}")
         after = after[1:]
     body += [f"    {generator.call(call)}" for call in after]
-    body.append("    return result" if program.returned is not None else "    return None")
+    body.append("    return Tensor._make(result, None)" if program.returned is not None else "    return None")
     header = [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
-    namespace = dict(generator.namespace, kernel=jitted, np=np, Tensor=Tensor,
-                     deliver=_deliver_all)
+    namespace = dict(generator.namespace, kernel=jitted, empty=np.empty, Tensor=Tensor,
+                     deliver=ownership.deliver)
     exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
          namespace)
     return namespace["replay"]
 
 
+def _buffer(leaf, generator):
+    """Code making the fresh array a leaf's gradient is written into: the leaf's shape and dtype
+    (fixed by the guards for lasting tensors, by the call signature for arguments)."""
+    kind, where = leaf
+    if kind == "tensor":
+        return f"empty({where.shape!r}, {generator.bind('dtype', where.dtype)})"
+    data = generator.source(leaf)
+    return f"empty({data}.shape, {data}.dtype)"
+
+
 def _plain_step(optimizer):
     """True when the coming SGD step is ``p -= lr * grad`` with this pass's gradient alone (the
     kernel's fused update): no momentum, no weight decay, and no gradient accumulated before."""
-    return all(not group["momentum"] and not group["weight_decay"]
-               and all(p.grad is None for p in group["params"]) for group in optimizer.param_groups)
+    for group in optimizer.param_groups:   # loops, not all(...): this runs on every call
+        if group["momentum"] or group["weight_decay"]:
+            return False
+        for p in group["params"]:
+            if p.grad is not None:
+                return False
+    return True
 
 
 def _finish_step(optimizer):
@@ -211,11 +266,6 @@ def _finish_step(optimizer):
         for p in group["params"]:
             optimizer.state.setdefault(p, {})
             p._bump_version()
-
-
-def _deliver_all(grads, tensors):
-    for index, tensor in enumerate(tensors):
-        ownership.deliver(grads, index, tensor, False)
 
 
 class _Kernel:
@@ -227,6 +277,18 @@ class _Kernel:
         self.input_names = {}     # their keys -> kernel parameter names
         self.lines = []
         self.operands = {}        # slot -> the kernel's names for its op's inputs
+        self.contexts = {}        # slot -> its op's context (shape and dtype of the value)
+        self.returned_ctx = None
+        self.dtype = None         # every value's: float64 or float32, spelled `real` in the kernel
+
+    def _floating(self, dtype, what):
+        """Check that ``what`` computes the program's one floating dtype (float64 or float32)."""
+        if dtype not in (np.float64, np.float32):
+            raise NotLowered(f"{what} computes {dtype}")
+        if self.dtype is None:
+            self.dtype = np.dtype(dtype)
+        elif dtype != self.dtype:
+            raise NotLowered(f"{what} computes {dtype} in a {self.dtype} program")
 
     def _input(self, source):
         kind, where = source
@@ -235,7 +297,9 @@ class _Kernel:
         if kind == "const" and where is None:
             return "None"
         if kind == "const" and (type(where) in (int, float) or isinstance(where, np.floating)):
-            return repr(float(where))
+            if not np.isfinite(where):
+                raise NotLowered(f"the constant {where}")
+            return f"real({float(where)!r})"   # a number takes the program's dtype, as in NumPy
         if kind == "const":
             raise NotLowered(f"a constant {type(where).__name__}")
         if kind not in ("arg", "tensor", "state"):
@@ -247,17 +311,15 @@ class _Kernel:
         return self.input_names[key]
 
     def make(self, instruction):
-        if instruction.dtype != np.float64:
-            raise NotLowered(f"a {instruction.dtype} tensor")
+        self._floating(instruction.dtype, "Tensor(...)")
         if instruction.source[0] == "const":
             raise NotLowered("a tensor made from a Python value")
-        # Tensor(x) copies, and makes bool and int data float64: astype does both
-        self.lines.append(f"    v{instruction.slot} = {self._input(instruction.source)}.astype(np.float64)")
+        # Tensor(x) copies, and makes bool and int data floating: astype does both
+        self.lines.append(f"    v{instruction.slot} = {self._input(instruction.source)}.astype(real)")
 
     def forward(self, op):
         ctx = op.ctx
-        if ctx.dtype != np.float64:
-            raise NotLowered(f"{op.fn.name} computes {ctx.dtype}")
+        self._floating(ctx.dtype, op.fn.name)
         names = [self._input(source) for source in op.inputs]
         if op.fn.name not in _FORWARD:
             raise NotLowered(f"no fused formula for {op.fn.name!r}")
@@ -271,6 +333,7 @@ class _Kernel:
         else:
             self.lines.append(f"    v{op.slot} = {formula(names, op)}")
         self.operands[op.slot] = names
+        self.contexts[op.slot] = ctx
 
     def backward(self, instruction):
         seeds = {}
@@ -279,7 +342,7 @@ class _Kernel:
             value = float(np.asarray(seed)) if np.ndim(seed) == 0 else None
             if value is None:
                 raise NotLowered("a seed gradient with a shape")
-            self.lines.append(f"    g{slot} = {value!r}")
+            self.lines.append(f"    g{slot} = real({value!r})")
         assigned = {f"g{slot}" for slot in seeds}
         leaves, leaf_names = [], {}
         for op, targets in instruction.steps:
@@ -307,20 +370,25 @@ class _Kernel:
         return leaves
 
     def source(self, returned, leaf_count, update):
+        """The kernel: it writes the returned value into ``result`` and leaf ``n``'s gradient
+        into ``grad{n}``, arrays its caller made, then takes SGD's step if asked."""
         parameters = [f"i{n}" for n in range(len(self.inputs))]
         lines = list(self.lines)
+        if returned is not None:
+            parameters.append("result")
+            lines.append(f"    result[...] = v{returned[1]}")
+        parameters += [f"grad{n}" for n in range(leaf_count)]
+        lines += [f"    grad{n}[...] = l{n}" for n in range(leaf_count)]
         if update is not None:   # SGD's step, p -= lr * grad, as Optimizer.step spells it
             parameters += ["update"] + [f"lr{k}" for k in range(len(update[1]))]
             lines.append("    if update:")
             for k, (_, name, leaf) in enumerate(update[1]):
                 lines.append(f"        if lr{k} == 1.0:")
-                lines.append(f"            {name} -= l{leaf}")
+                lines.append(f"            {name} -= grad{leaf}")
                 lines.append("        else:")
-                lines.append(f"            {name} -= lr{k} * l{leaf}")
-        first = f"v{returned[1]}" if returned is not None else "0.0"
-        results = ", ".join([first] + [f"l{n}" for n in range(leaf_count)])
-        return "\n".join([f"def kernel({', '.join(parameters)}):"] + lines +
-                         [f"    return ({results},)"]) + "\n"
+                lines.append(f"            sgd_step({name}, grad{leaf}, real(lr{k}))")
+        header = [f"def kernel({', '.join(parameters)}):", f"    real = np.{self.dtype or 'float64'}"]
+        return "\n".join(header + lines) + "\n"
 
 
 def _fit(value, shape, target):
@@ -345,7 +413,7 @@ def _sum(names, op):
     axes = sorted(ctx.axes, reverse=True)
     if len(axes) == len(ctx.in_shape):
         total = f"np.sum({names[0]})"
-        return f"np.full({ctx.shape!r}, {total})" if ctx.keepdims and ctx.shape else total
+        return f"np.full({ctx.shape!r}, {total}, real)" if ctx.keepdims and ctx.shape else total
     code = names[0]
     for axis in axes:
         code = f"np.sum({code}, axis={axis})"
@@ -356,13 +424,13 @@ def _spread(grad, op, divide=""):
     ctx = op.ctx
     kept = tuple(1 if i in ctx.axes else n for i, n in enumerate(ctx.in_shape))
     if not ctx.shape:
-        return f"np.ones({ctx.in_shape!r}) * ({grad}{divide})"
-    return f"np.ones({ctx.in_shape!r}) * np.ascontiguousarray({grad}{divide}).reshape({kept!r})"
+        return f"np.ones({ctx.in_shape!r}, real) * ({grad}{divide})"
+    return f"np.ones({ctx.in_shape!r}, real) * np.ascontiguousarray({grad}{divide}).reshape({kept!r})"
 
 
 def _power(names, op):
     exponent = names[1]
-    return f"{names[0]} * {names[0]}" if exponent == "2.0" else f"{names[0]} ** {exponent}"
+    return f"{names[0]} * {names[0]}" if exponent == "real(2.0)" else f"{names[0]} ** {exponent}"
 
 
 _FORWARD = {
@@ -375,19 +443,14 @@ _FORWARD = {
     "exp": lambda n, op: f"np.exp({n[0]})",
     "log": lambda n, op: f"np.log({n[0]})",
     "tanh": lambda n, op: f"np.tanh({n[0]})",
-    "sigmoid": lambda n, op: f"np.exp(-np.logaddexp(0.0, -{n[0]}))",
-    "relu": lambda n, op: f"np.maximum({n[0]}, 0.0)",
-    "matmul": lambda n, op: f"np.dot(np.ascontiguousarray({n[0]}), np.ascontiguousarray({n[1]}))",
-    "linear": lambda n, op: (f"np.dot(np.ascontiguousarray({n[0]}), np.ascontiguousarray({n[1]}))"
-                             + (f" + {n[2]}" if n[2] != "None" else "")),
+    "sigmoid": lambda n, op: f"np.exp(-np.logaddexp(real(0), -{n[0]}))",
+    "relu": lambda n, op: f"np.maximum({n[0]}, real(0))",
+    "matmul": lambda n, op: f"dot({n[0]}, {n[1]})",
+    "linear": lambda n, op: f"linear({n[0]}, {n[1]}, {n[2]})" if n[2] != "None" else f"dot({n[0]}, {n[1]})",
     "sum": _sum,
-    "mean": lambda n, op: f"({_sum(n, op)}) / {float(op.ctx.count)!r}",
+    "mean": lambda n, op: f"({_sum(n, op)}) / real({op.ctx.count})",
     "cross_entropy": None,   # written by _Kernel.forward (two results)
 }
-
-
-def _t(name):
-    return f"np.ascontiguousarray({name}.T)"
 
 
 _BACKWARD = {
@@ -400,30 +463,28 @@ _BACKWARD = {
     "pow": lambda p, n, g, out, op: (_pow_grad(n, g) if p == 0 else _refuse("pow's exponent")),
     "exp": lambda p, n, g, out, op: f"({g} * {out})",
     "log": lambda p, n, g, out, op: f"({g} / {n[0]})",
-    "tanh": lambda p, n, g, out, op: f"({g} * (1 - {out} * {out}))",
-    "sigmoid": lambda p, n, g, out, op: f"({g} * {out} * (1 - {out}))",
+    "tanh": lambda p, n, g, out, op: f"({g} * (real(1) - {out} * {out}))",
+    "sigmoid": lambda p, n, g, out, op: f"({g} * {out} * (real(1) - {out}))",
     "relu": lambda p, n, g, out, op: f"({g} * ({n[0]} > 0))",
-    "matmul": lambda p, n, g, out, op: (f"np.dot(np.ascontiguousarray({g}), {_t(n[1])})" if p == 0
-                                        else f"np.dot({_t(n[0])}, np.ascontiguousarray({g}))"),
-    "linear": lambda p, n, g, out, op: (f"np.dot(np.ascontiguousarray({g}), {_t(n[1])})" if p == 0
-                                        else f"np.dot({_t(n[0])}, np.ascontiguousarray({g}))" if p == 1
+    "matmul": lambda p, n, g, out, op: f"dot({g}, {n[1]}.T)" if p == 0 else f"dot({n[0]}.T, {g})",
+    "linear": lambda p, n, g, out, op: (f"dot({g}, {n[1]}.T)" if p == 0 else f"dot({n[0]}.T, {g})" if p == 1
                                         else g),   # the bias: summed by the fit, as in eager mode
     "cross_entropy": lambda p, n, g, out, op: (f"ce_backward({g}, p{op.slot}, {n[1]})" if p == 0
                                                else _refuse("labels")),
     "sum": lambda p, n, g, out, op: _spread(g, op),
-    "mean": lambda p, n, g, out, op: _spread(g, op, f" / {float(op.ctx.count)!r}"),
+    "mean": lambda p, n, g, out, op: _spread(g, op, f" / real({op.ctx.count})"),
 }
 
 
 def _pow_grad(names, grad):
     base, exponent = names
-    if exponent == "2.0":
-        return f"({grad} * (2 * {base}))"
-    if exponent == "0.0":
-        return f"({grad} * 0.0)"
-    if not exponent.replace(".", "").replace("-", "").replace("e", "").isdigit():
+    if exponent == "real(2.0)":
+        return f"({grad} * (real(2) * {base}))"
+    if exponent == "real(0.0)":
+        return f"({grad} * real(0))"
+    if not exponent.startswith("real("):
         raise NotLowered("pow with a tensor exponent")
-    return f"({grad} * {exponent} * {base} ** ({exponent} - 1))"
+    return f"({grad} * {exponent} * {base} ** ({exponent} - real(1)))"
 
 
 def _refuse(what):

@@ -113,7 +113,10 @@ class Program:
 
     def fits_modes(self):
         """True when every module the step called is in the mode it was traced in."""
-        return all(module.training == training for module, training in self.modes)
+        for module, training in self.modes:   # a loop, not all(...): this runs on every call
+            if module.training != training:
+                return False
+        return True
 
     def run(self, args):
         self.check()
