@@ -133,9 +133,10 @@ def format_row(name, times, memory):
     cells.append(f"{times['torch'] / base:6.2f}x" if "torch" in times else "     -")
     if "matmuls" in times:
         floor = times["matmuls"]
-        cells.append(f"{floor * 1e6:9.1f} us: numpy {base / floor:4.2f}x, autonet "
-                     f"{times['autonet'] / floor:4.2f}x" + (
-                         f", compiled {times['compiled'] / floor:4.2f}x" if "compiled" in times else ""))
+        cells.append(f"{floor * 1e6:9.1f} us: " + ", ".join(
+            f"{label} {base / floor if key == 'numpy' else times[key] / floor:4.2f}x"
+            for key, label in (("numpy", "numpy"), ("autonet", "autonet"), ("compiled", "compiled"),
+                               ("fused", "fused")) if key in times))
     else:
         cells.append("-")
     numpy_peak = memory["numpy"]

@@ -367,3 +367,24 @@ def test_a_kernels_file_names_the_helpers_it_was_compiled_with(monkeypatch, tmp_
     fused(), fused()
     [kernel_file] = tmp_path.glob("kernel_*.py")
     assert backend._helpers_digest() in kernel_file.read_text()
+
+
+def test_steps_with_large_matrix_products_stay_on_the_numpy_replay_and_say_why():
+    def make():
+        w = Tensor(np.random.default_rng(7).normal(size=(128, 256)) / 16, requires_grad=True)
+
+        def step(x):
+            loss = (x @ w).tanh().sum()   # 256x128x256: 8.4M multiply-adds
+            w.zero_grad()
+            loss.backward()
+            return loss
+
+        return w, step
+
+    (w_eager, eager), (w_fused, fused) = _twins(make)
+    x = Tensor(np.random.default_rng(8).normal(size=(256, 128)))
+    for _ in range(2):
+        np.testing.assert_array_equal(fused(x).data, eager(x).data)
+    assert fused.programs[0].backend == ("NumPy replay (not fused: a 256x128x256 product, which "
+                                         "NumPy's BLAS runs faster than numba's)")
+    np.testing.assert_array_equal(w_fused.grad, w_eager.grad)
