@@ -48,14 +48,6 @@ def require_numba():
     return numba
 
 
-LARGE_PRODUCT = 2 ** 22
-"""Programs with a matrix product of more multiply-adds than this stay on the NumPy replay: such
-steps are the products' time, and numba calls scipy's BLAS, measured 3-7% slower than NumPy's
-(512x1024x1024 float32: 16.0 against 14.9 ms, one thread) and slower still with several threads,
-which outweighs what fusing the elementwise work saves (a 784-1024-1024-10 float32 step: 1.06x
-the replay with one thread, 1.16x with two)."""
-
-
 class NotLowered(Exception):
     """Why a program stays on the NumPy replay."""
 
@@ -335,10 +327,6 @@ class _Kernel:
         if op.fn.name in ("matmul", "linear"):
             if len(ctx.shape) != 2 or getattr(ctx, "ndims", (2, 2)) != (2, 2):
                 raise NotLowered(f"{op.fn.name} of other than 2-d operands")
-            rows, inner = ctx.input_shapes[0]
-            if rows * inner * ctx.shape[1] > LARGE_PRODUCT:
-                raise NotLowered(f"a {rows}x{inner}x{ctx.shape[1]} product, which NumPy's BLAS "
-                                 f"runs faster than numba's")
         if op.fn.name == "cross_entropy":   # two results: the losses and the softmax, for backward
             if ctx.input_dtypes[1] is None or ctx.input_dtypes[1].kind not in "iu":
                 raise NotLowered("cross_entropy with labels that are not integers")

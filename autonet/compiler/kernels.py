@@ -1,7 +1,14 @@
 """numba kernels that fused programs call for ops written as loops (imported with numba only)."""
 import numba
 import numpy as np
+from numba import types
 from numba.extending import overload
+
+LARGE_PRODUCT = 2 ** 22
+"""Matrix products of more multiply-adds than this leave the kernel for NumPy's own matmul (about
+5 us there and back): numba calls scipy's BLAS, measured 3-7% slower than NumPy's on such
+products (512x1024x1024 float32: 16.0 against 14.9 ms, one thread), and slower still when both
+libraries start threads."""
 
 SMALL_PRODUCT = 512
 """Matrix products of at most this many multiply-adds run as loops, where BLAS's call costs
@@ -24,15 +31,54 @@ def _blas_ready(a):
 @numba.njit(cache=True)
 def sgd_step(param, grad, lr):
     """``param -= lr * grad`` in one pass, rounded as NumPy rounds the two operations."""
-    for index in np.ndindex(param.shape):
-        param[index] -= lr * grad[index]
+    _subtract_scaled(param, grad, lr)
+
+
+def _subtract_scaled(param, grad, lr):
+    raise TypeError("_subtract_scaled is called from numba kernels only")
+
+
+@overload(_subtract_scaled)
+def _subtract_scaled_loop(param, grad, lr):
+    if param.layout == "C" and grad.layout == "C":   # one flat loop, which LLVM vectorises
+        def flat(param, grad, lr):
+            p, g = param.reshape(-1), grad.reshape(-1)
+            for i in range(p.size):
+                p[i] -= lr * g[i]
+        return flat
+
+    def strided(param, grad, lr):
+        for index in np.ndindex(param.shape):
+            param[index] -= lr * grad[index]
+    return strided
+
+
+def numpy_matmul(a, b):
+    """``a @ b`` computed by NumPy, in Python (numba's object mode), from inside a kernel."""
+    raise TypeError("numpy_matmul is called from numba kernels only")
+
+
+@overload(numpy_matmul)
+def _numpy_matmul(a, b):
+    result = types.Array(numba.np.numpy_support.from_dtype(
+        np.result_type(numba.np.numpy_support.as_dtype(a.dtype),
+                       numba.np.numpy_support.as_dtype(b.dtype))), 2, "C")
+
+    def impl(a, b):
+        with numba.objmode(out=result):
+            out = np.ascontiguousarray(a @ b)
+        return out
+    return impl
 
 
 @numba.njit(cache=True)
 def dot(a, b):
-    """``a @ b`` of 2-d arrays: loops for small products, BLAS for the rest."""
+    """``a @ b`` of 2-d arrays: loops for small products, NumPy for large ones, numba's BLAS
+    between (see SMALL_PRODUCT and LARGE_PRODUCT)."""
     rows, inner = a.shape
     columns = b.shape[1]
+    if rows * inner * columns > LARGE_PRODUCT:
+        return numpy_matmul(a, b)
     if rows * inner * columns > SMALL_PRODUCT:
         return np.dot(blas_ready(a), blas_ready(b))
     out = np.zeros((rows, columns), a.dtype)

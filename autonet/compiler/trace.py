@@ -262,7 +262,6 @@ class Tracer(Observer):
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
             ctx.shape, ctx.dtype = _DATA.__get__(result).shape, _DATA.__get__(result).dtype
         ctx.input_dtypes = tuple(getattr(array, "dtype", None) for array in arrays)   # likewise
-        ctx.input_shapes = tuple(getattr(array, "shape", None) for array in arrays)
         self.contexts[id(ctx)] = slot
         self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
         self.instructions.append(self.ops[slot])
