@@ -394,3 +394,54 @@ def test_large_matrix_products_run_through_numpys_matmul_inside_the_kernel():
     strided = np.repeat(a, 2, axis=1)[:, ::2]
     for left, right in ((a, b), (a.T.copy().T, b), (strided, b)):   # NumPy's own result
         np.testing.assert_array_equal(dot(left, right), left @ right)
+
+
+def test_products_of_float32_and_float64_operands_stay_on_the_numpy_replay():
+    def make():
+        w = Tensor(np.random.default_rng(0).normal(size=(3, 4)), requires_grad=True)
+        optimizer = SGD([w], lr=0.1)
+
+        def step(x):
+            loss = (x @ w).tanh().sum()   # float64, as NumPy promotes float32 @ float64
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return w, step
+
+    (w_eager, eager), (w_fused, fused) = _twins(make)
+    x = Tensor(np.random.default_rng(1).normal(size=(2, 3)).astype(np.float32))
+    for _ in range(3):
+        np.testing.assert_array_equal(fused(x).data, eager(x).data)
+    assert fused.programs[0].backend == "NumPy replay (not fused: matmul of float32 and float64 operands)"
+    np.testing.assert_array_equal(w_fused.data, w_eager.data)
+
+
+def test_a_kernel_numba_cannot_compile_for_a_later_calls_arguments_falls_back_then(monkeypatch, tmp_path):
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))   # numba's reshape takes contiguous arrays only:
+    monkeypatch.setitem(backend._FORWARD, "mul",              # a strided argument cannot be compiled
+                        lambda n, op: f"{n[0]}.reshape(-1).reshape({tuple(op.ctx.shape)!r}) * {n[1]}")
+
+    def make():
+        w = Tensor([[0.5, -0.25], [1.5, 0.75]], requires_grad=True)
+        optimizer = SGD([w], lr=0.1)
+
+        def step(x):
+            loss = (x * w).tanh().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return w, step
+
+    (w_eager, eager), (w_fused, fused) = _twins(make)
+    x = np.random.default_rng(9).normal(size=(2, 4))
+    for argument in (x[:, :2].copy(), x[:, :2].copy(), x[:, ::2], x[:, :2].copy()):
+        _close(fused(argument).data, eager(argument).data)
+        _close(w_fused.data, w_eager.data)
+        _close(w_fused.grad, w_eager.grad)
+    assert fused.programs[0].backend.startswith("NumPy replay (not fused: numba"), fused.programs[0].backend

@@ -62,19 +62,18 @@ def attach(program):
     numpy_replay = program.replay
     errors = require_numba().core.errors
 
-    def first_replay(args):
-        """numba types and compiles the kernel on its first call; where it cannot, the NumPy
-        replay runs instead (what ran before the kernel, ``zero_grad`` alone, may run twice)."""
+    def replay(args):
+        """numba compiles the kernel for each new kind of argument (dtype, layout) on the call
+        that first brings it; where it cannot, the NumPy replay runs from then on (what ran
+        before the kernel, ``zero_grad`` alone, then runs twice)."""
         try:
-            result = fused_replay(args)
+            return fused_replay(args)
         except errors.NumbaError as error:
             reason = str(error).strip().splitlines()[0]
             program.replay, program.backend = numpy_replay, f"NumPy replay (not fused: numba: {reason})"
             return numpy_replay(args)
-        program.replay = fused_replay
-        return result
 
-    program.replay, program.backend = first_replay, "fused"
+    program.replay, program.backend = replay, "fused"
 
 
 def lower(program, generator):
@@ -327,6 +326,9 @@ class _Kernel:
         if op.fn.name in ("matmul", "linear"):
             if len(ctx.shape) != 2 or getattr(ctx, "ndims", (2, 2)) != (2, 2):
                 raise NotLowered(f"{op.fn.name} of other than 2-d operands")
+            if any(dtype is not None and dtype != ctx.dtype for dtype in ctx.input_dtypes):
+                raise NotLowered(f"{op.fn.name} of {' and '.join(str(d) for d in ctx.input_dtypes if d)}"
+                                 f" operands")   # the kernel's loops would compute in the first's
         if op.fn.name == "cross_entropy":   # two results: the losses and the softmax, for backward
             if ctx.input_dtypes[1] is None or ctx.input_dtypes[1].kind not in "iu":
                 raise NotLowered("cross_entropy with labels that are not integers")
