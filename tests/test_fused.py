@@ -29,20 +29,27 @@ def _twins(make):
 _xor = _xor_setup   # the notebook's step, as test_compiler builds it
 
 
+def _sgd_step(model, loss, lr=0.1):
+    """``(model, step)``: ``step(*args)`` takes one SGD step on ``loss(model, *args)``."""
+    parameters = model.parameters() if isinstance(model, nn.Module) else [model]
+    optimizer = SGD(parameters, lr=lr)
+
+    def step(*args):
+        value = loss(model, *args)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        return value
+
+    return model, step
+
+
 def _regression(activation):
     def make():
         rng = np.random.default_rng(0)
         model = nn.Sequential(nn.Linear(3, 8, rng=rng), activation(), nn.Linear(8, 2, rng=rng))
-        optimizer = SGD(model.parameters(), lr=0.05)
-
-        def step(x, y):
-            loss = ((model(x) - y) ** 2).mean() + 0.01 * (model[0].weight * model[0].weight).sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return model, step
+        return _sgd_step(model, lambda m, x, y: ((m(x) - y) ** 2).mean()
+                         + 0.01 * (m[0].weight * m[0].weight).sum(), lr=0.05)
 
     return make
 
@@ -70,17 +77,12 @@ def _classifier(extra_loss):
     """A tanh classifier's SGD step on cross-entropy plus ``extra_loss(logits)``."""
     def make():
         model = nn.Sequential(nn.Linear(3, 8, rng=0), nn.Tanh(), nn.Linear(8, 4, rng=1))
-        optimizer = SGD(model.parameters(), lr=0.1)
 
-        def step(x, labels):
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, labels) + extra_loss(logits)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
+        def loss(m, x, labels):
+            logits = m(x)
+            return nn.functional.cross_entropy(logits, labels) + extra_loss(logits)
 
-        return model, step
+        return _sgd_step(model, loss)
 
     return make
 
@@ -265,18 +267,13 @@ def _float32_classifier():
                           nn.Linear(16, 4, rng=2))
     for p in model.parameters():
         p.data = p.data.astype(np.float32)
-    optimizer = SGD(model.parameters(), lr=0.1)
 
-    def step(x, labels):
-        logits = model(x)
-        loss = (nn.functional.cross_entropy(logits, labels) + 0.01 * (model[0].weight ** 2).sum()
+    def loss(m, x, labels):
+        logits = m(x)
+        return (nn.functional.cross_entropy(logits, labels) + 0.01 * (m[0].weight ** 2).sum()
                 + ((logits.sigmoid() - 0.5) ** 2).mean())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss
 
-    return model, step
+    return _sgd_step(model, loss)
 
 
 def test_float32_steps_are_fused_in_float32_and_agree_with_eager_mode_to_1e_5():
@@ -397,18 +394,9 @@ def test_large_matrix_products_run_through_numpys_matmul_inside_the_kernel():
 
 
 def test_products_of_float32_and_float64_operands_stay_on_the_numpy_replay():
-    def make():
+    def make():   # float64, as NumPy promotes float32 @ float64
         w = Tensor(np.random.default_rng(0).normal(size=(3, 4)), requires_grad=True)
-        optimizer = SGD([w], lr=0.1)
-
-        def step(x):
-            loss = (x @ w).tanh().sum()   # float64, as NumPy promotes float32 @ float64
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return w, step
+        return _sgd_step(w, lambda w, x: (x @ w).tanh().sum())
 
     (w_eager, eager), (w_fused, fused) = _twins(make)
     x = Tensor(np.random.default_rng(1).normal(size=(2, 3)).astype(np.float32))
@@ -426,17 +414,8 @@ def test_a_kernel_numba_cannot_compile_for_a_later_calls_arguments_falls_back_th
                         lambda n, op: f"{n[0]}.reshape(-1).reshape({tuple(op.ctx.shape)!r}) * {n[1]}")
 
     def make():
-        w = Tensor([[0.5, -0.25], [1.5, 0.75]], requires_grad=True)
-        optimizer = SGD([w], lr=0.1)
-
-        def step(x):
-            loss = (x * w).tanh().sum()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-
-        return w, step
+        return _sgd_step(Tensor([[0.5, -0.25], [1.5, 0.75]], requires_grad=True),
+                         lambda w, x: (x * w).tanh().sum())
 
     (w_eager, eager), (w_fused, fused) = _twins(make)
     x = np.random.default_rng(9).normal(size=(2, 4))
@@ -445,3 +424,43 @@ def test_a_kernel_numba_cannot_compile_for_a_later_calls_arguments_falls_back_th
         _close(w_fused.data, w_eager.data)
         _close(w_fused.grad, w_eager.grad)
     assert fused.programs[0].backend.startswith("NumPy replay (not fused: numba"), fused.programs[0].backend
+
+
+def test_float32_sums_are_as_accurate_as_numpys():
+    def make():   # numba alone adds float32 one by one: a million 0.1s would sum to 100958
+        w = Tensor(np.array([0.5], np.float32), requires_grad=True)
+        b = Tensor(np.array([0.25], np.float32), requires_grad=True)
+
+        def step(x):
+            loss = (x * w + b).sum()   # a whole sum forward, a sum over rows for w's gradient
+            w.zero_grad()
+            b.zero_grad()
+            loss.backward()
+            return loss
+
+        return (w, b), step
+
+    ((w_eager, b_eager), eager), ((w_fused, b_fused), fused) = _twins(make)
+    x = Tensor(np.full((10 ** 6, 1), 0.1, np.float32))
+    for _ in range(2):
+        np.testing.assert_allclose(fused(x).data, eager(x).data, rtol=1e-6)
+    assert fused.programs[0].backend == "fused"
+    np.testing.assert_allclose(w_fused.grad, w_eager.grad, rtol=1e-6)
+    np.testing.assert_allclose(b_fused.grad, b_eager.grad, rtol=1e-6)
+
+
+def test_the_kernels_sgd_step_leaves_parameters_removed_from_the_optimizer_alone():
+    def make():
+        model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Tanh(), nn.Linear(4, 1, rng=1))
+        return _sgd_step(model, lambda m, x: (m(x) ** 2).mean())
+
+    (eager_model, eager), (fused_model, fused) = _twins(make)
+    x = np.random.default_rng(10).normal(size=(5, 3))
+    for call in range(6):
+        if call == 3:   # freeze the first layer's weight from now on
+            for optimizer in _optimizers(eager, fused):
+                optimizer.param_groups[0]["params"].pop(0)
+        _close(fused(x).data, eager(x).data)
+    assert fused.programs[0].backend == "fused"
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
