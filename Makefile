@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench graphviz clean
+.PHONY: demo test bench graphviz clean ops-page
 
 demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
@@ -15,6 +15,10 @@ test: $(INSTALLED) graphviz
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"
 	$(PY) benchmarks/run.py
+
+# docs/ops.md is generated from the op registry (tests/test_registry.py checks it).
+ops-page: $(INSTALLED)
+	$(PY) -c "import autonet; from autonet.ops.registry import reference; print(reference(), end='')" > docs/ops.md
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

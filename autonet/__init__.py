@@ -16,32 +16,27 @@ from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled, no_grad
 from .core.tensor import Tensor
 from . import _methods, _numpy  # noqa: F401 - bind Tensor's operators and NumPy protocol
-from .ops.activations import elu, erf, gelu, leaky_relu, silu, softplus
-from .ops.constructors import arange, eye, full, linspace, ones, ones_like, zeros, zeros_like
-from .ops.elementwise import (abs, clip, cos, exp, expm1, log, log1p, log_softmax, maximum,
-                              minimum, relu, sigmoid, sin, softmax, sqrt, square, tanh, where)
-from .ops.linalg import dot, einsum, matmul, norm, outer, tensordot, trace
-from .ops.reduce import argmax, argmin, cumsum, logsumexp, max, mean, min, prod, std, sum, var
-from .ops.shape import (broadcast_to, concatenate, expand_dims, moveaxis, pad, repeat, squeeze,
-                        stack)
+from .ops.registry import entries as _entries
 from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from . import cuda, data, nn, optim, models, viz  # noqa: E402 - features after the core
 from .compiler import CompileError, compile  # noqa: E402,A004
 
-for _name in ("sum", "mean", "max", "min", "var", "std", "norm", "softmax", "log_softmax",
-              "logsumexp", "prod", "cumsum", "argmax", "argmin", "squeeze", "expand_dims",
-              "concatenate", "stack"):
-    globals()[_name] = _methods._numpy_keywords(globals()[_name])   # dim= gets a clear error
+_OPS = [entry.name for entry in _entries() if entry.top_level]
+for _entry in _entries():   # every registered op, as autonet.<name> (dim= gets a clear error)
+    if _entry.top_level:
+        globals()[_entry.name] = _methods.numpy_keywords(_entry.function)
 
-_PYTORCH_NAMES = {   # PyTorch's function names, and how autonet (NumPy-style) spells them
-    "cat": "autonet.concatenate", "tensor": "autonet.Tensor", "from_numpy": "autonet.Tensor",
-    "unsqueeze": "autonet.expand_dims", "clamp": "autonet.clip", "permute": "Tensor.transpose",
+_PYTORCH_NAMES = {   # PyTorch's names that are no op of autonet's, and autonet's spelling
+    "tensor": "autonet.Tensor", "from_numpy": "autonet.Tensor",
     "randn": "autonet.Tensor(rng.standard_normal(shape))", "rand": "autonet.Tensor(rng.random(shape))",
-    "manual_seed": "rng= arguments (a numpy Generator or an int seed)", "mm": "autonet.matmul",
-    "bmm": "autonet.matmul", "float32": "numpy.float32", "float64": "numpy.float64",
+    "manual_seed": "rng= arguments (a numpy Generator or an int seed)",
+    "float32": "numpy.float32", "float64": "numpy.float64",
 }
+for _entry in _entries():   # and the PyTorch names of the ops
+    for _name in _entry.torch:
+        _PYTORCH_NAMES[_name] = f"autonet.{_entry.name}" if _entry.top_level else f"Tensor.{_entry.method_name}"
 
 
 def __getattr__(name):
@@ -55,12 +50,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
-    "gradcheck", "gradgradcheck", "GradcheckError",
-    "zeros", "ones", "zeros_like", "ones_like", "full", "arange", "linspace", "eye",
-    "exp", "log", "sqrt", "abs", "sigmoid", "tanh", "relu", "clip", "softmax", "log_softmax",
-    "sin", "cos", "log1p", "expm1", "square", "erf", "gelu", "silu", "softplus", "leaky_relu", "elu",
-    "maximum", "minimum", "where", "matmul", "dot", "outer", "tensordot", "trace", "einsum", "norm",
-    "sum", "mean", "max", "min", "var", "std", "prod", "cumsum", "logsumexp", "argmax", "argmin",
-    "concatenate", "stack", "broadcast_to", "squeeze", "expand_dims", "moveaxis", "repeat", "pad",
+    "gradcheck", "gradgradcheck", "GradcheckError", *_OPS,
     "save", "load", "cuda", "data", "nn", "optim", "models", "viz", "compile", "CompileError",
 ]

@@ -24,7 +24,7 @@ class Softplus(autonet.Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return grad * autonet.ops.dual.sigmoid(x)   # ndarray now, Tensor for higher order
+        return grad * autonet.ops.generic.sigmoid(x)   # ndarray now, Tensor for higher order
 
 
 class WrongSoftplus(Softplus):

@@ -106,8 +106,13 @@ def test_a_classifier_step_with_cross_entropy_is_fused_and_checks_labels():
 
 
 def test_what_cannot_be_lowered_runs_the_numpy_replay_and_says_why():
+    fused, _ = _run_classifier(lambda logits: logits.erf().sum(), calls=3)   # erf: math.erf per element
+    assert "not fused" in fused.programs[0].backend and "erf" in fused.programs[0].backend
+
+
+def test_basic_indexing_is_lowered_from_getitems_own_formulas():
     fused, _ = _run_classifier(lambda logits: logits[:, 0].sum(), calls=3)
-    assert "not fused" in fused.programs[0].backend and "getitem" in fused.programs[0].backend
+    assert fused.programs[0].backend == "fused"
 
 
 def test_an_unknown_backend_and_a_missing_numba_are_clear_errors():
@@ -305,11 +310,28 @@ def test_each_call_delivers_fresh_gradients_and_results_that_later_calls_leave_a
             _close(got, want)
 
 
-def test_a_kernel_numba_cannot_compile_leaves_the_step_to_the_numpy_replay(monkeypatch, tmp_path):
+def _kernels_numba_refuses(monkeypatch, refuses):
+    """Kernels that raise numba's typing error, as numba does when it cannot compile a kernel
+    for the arguments of a call, whenever ``refuses(arguments)``."""
+    import numba
     from autonet.compiler import fused as backend
 
-    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
-    monkeypatch.setitem(backend._FORWARD, "sigmoid", lambda n, op: f"np.tanh({n[0]}, 'no such argument')")
+    compiled = backend._compiled
+
+    def refusing(source):
+        kernel = compiled(source)
+
+        def call(*arguments):
+            if refuses(arguments):
+                raise numba.core.errors.TypingError("no implementation for these argument types")
+            return kernel(*arguments)
+        return call
+
+    monkeypatch.setattr(backend, "_compiled", refusing)
+
+
+def test_a_kernel_numba_cannot_compile_leaves_the_step_to_the_numpy_replay(monkeypatch):
+    _kernels_numba_refuses(monkeypatch, lambda arguments: True)
     (eager_model, eager), (fused_model, fused) = _twins(_xor)
     for _ in range(4):
         np.testing.assert_array_equal(fused().data, eager().data)   # the replay: bit for bit
@@ -341,17 +363,30 @@ def test_the_kernels_matrix_product_agrees_with_numpy_for_loops_blas_and_any_lay
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_kernels_sgd_step_rounds_as_numpy(dtype):
-    from autonet.compiler.kernels import sgd_step
+def test_sgds_in_kernel_step_rounds_as_numpy(dtype):
+    """SGD's own formula, written into a kernel on symbolic arrays, takes NumPy's two roundings
+    (``lr * grad``, then the subtraction), on a strided parameter too."""
+    import numba
+    from autonet.compiler.symbolic import Symbol, Writer
+    from autonet.optim.sgd import _descend_all
+
+    writer = Writer(dtype)
+    params = [Symbol(writer, name, (7, 5), dtype) for name in ("p0", "p1")]
+    grads = [Symbol(writer, name, (7, 5), dtype) for name in ("g0", "g1")]
+    _descend_all(params, grads, Symbol(writer, "rates", (2,), np.float64))
+    source = "def kernel(p0, p1, g0, g1, rates):\n    real = np.{}\n{}\n".format(
+        np.dtype(dtype).name, "\n".join(writer.lines))
+    namespace = {"np": np}
+    exec(source, namespace)
+    kernel = numba.njit(namespace["kernel"])
 
     rng = np.random.default_rng(6)
     param, grad = rng.normal(size=(7, 5)).astype(dtype), rng.normal(size=(7, 5)).astype(dtype)
     want = param.copy()
-    want -= dtype(0.37) * grad
+    want -= 0.37 * grad   # a Python float, as group["lr"]
     view = np.zeros((7, 10), dtype)[:, ::2]   # a strided parameter too
     view[...] = param
-    sgd_step(param, grad, dtype(0.37))
-    sgd_step(view, grad, dtype(0.37))
+    kernel(param, view, grad, grad, np.array([0.37, 0.37]))
     np.testing.assert_array_equal(param, want)
     np.testing.assert_array_equal(view, want)
 
@@ -402,16 +437,14 @@ def test_products_of_float32_and_float64_operands_stay_on_the_numpy_replay():
     x = Tensor(np.random.default_rng(1).normal(size=(2, 3)).astype(np.float32))
     for _ in range(3):
         np.testing.assert_array_equal(fused(x).data, eager(x).data)
-    assert fused.programs[0].backend == "NumPy replay (not fused: matmul of float32 and float64 operands)"
+    assert fused.programs[0].backend == ("NumPy replay (not fused: matmul (forward): a matrix product of "
+                                         "float32 and float64 operands)")
     np.testing.assert_array_equal(w_fused.data, w_eager.data)
 
 
-def test_a_kernel_numba_cannot_compile_for_a_later_calls_arguments_falls_back_then(monkeypatch, tmp_path):
-    from autonet.compiler import fused as backend
-
-    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))   # numba's reshape takes contiguous arrays only:
-    monkeypatch.setitem(backend._FORWARD, "mul",              # a strided argument cannot be compiled
-                        lambda n, op: f"{n[0]}.reshape(-1).reshape({tuple(op.ctx.shape)!r}) * {n[1]}")
+def test_a_kernel_numba_cannot_compile_for_a_later_calls_arguments_falls_back_then(monkeypatch):
+    _kernels_numba_refuses(monkeypatch, lambda arguments: not all(
+        a.flags.c_contiguous for a in arguments if isinstance(a, np.ndarray)))   # a strided argument
 
     def make():
         return _sgd_step(Tensor([[0.5, -0.25], [1.5, 0.75]], requires_grad=True),

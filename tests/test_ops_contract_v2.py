@@ -1,63 +1,16 @@
-"""The contract's new ops: values against NumPy or closed forms, gradients of the first and
-second order against finite differences (through autonet.testing), PyTorch's edge rules."""
+"""The contract's new ops: PyTorch's edge rules, zeros, constructors and refusals (their values and
+gradients of every order are rows of tests/op_db.py)."""
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import autonet
 from autonet import Tensor
-from autonet.testing import arrays, assert_gradients_match, tensors
+from autonet.testing import arrays, assert_gradients_match
 
-_erf = np.vectorize(math.erf)
-_SHAPES = st.integers(1, 3).flatmap(lambda n: st.tuples(*[st.integers(1, 4)] * n))
-
-# name -> (autonet function, reference on ndarrays, value bounds)
-SMOOTH = {
-    "sin": (lambda x: x.sin(), np.sin, {}),
-    "cos": (autonet.cos, np.cos, {}),
-    "log1p": (lambda x: x.log1p(), np.log1p, {"min_value": -0.9}),
-    "expm1": (autonet.expm1, np.expm1, {"min_value": -5, "max_value": 5}),
-    "square": (lambda x: x.square(), np.square, {}),
-    "erf": (autonet.erf, _erf, {"min_value": -4, "max_value": 4}),
-    "gelu": (lambda x: x.gelu(), lambda a: a * 0.5 * (1 + _erf(a / math.sqrt(2))), {}),
-    "gelu_tanh": (lambda x: autonet.gelu(x, approximate="tanh"),
-                  lambda a: 0.5 * a * (1 + np.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3))), {}),
-    "silu": (lambda x: x.silu(), lambda a: a / (1 + np.exp(-a)), {}),
-    "softplus": (lambda x: x.softplus(), lambda a: np.log1p(np.exp(a)), {"max_value": 19}),
-    "leaky_relu": (lambda x: x.leaky_relu(0.2), lambda a: np.where(a > 0, a, 0.2 * a), {"min_magnitude": 0.01}),
-    "elu": (lambda x: autonet.elu(x, alpha=0.7), lambda a: np.where(a > 0, a, 0.7 * np.expm1(a)),
-            {"min_magnitude": 0.01}),
-    "logsumexp": (lambda x: x.logsumexp(axis=-1), lambda a: np.log(np.exp(a).sum(axis=-1)), {}),
-    "logsumexp_all_keepdims": (lambda x: autonet.logsumexp(x, keepdims=True),
-                               lambda a: np.log(np.exp(a).sum(keepdims=True)), {}),
-    "prod": (lambda x: x.prod(axis=0), lambda a: a.prod(axis=0), {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
-    "prod_all": (autonet.prod, np.prod, {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
-    "cumsum": (lambda x: x.cumsum(axis=-1), lambda a: np.cumsum(a, axis=-1), {}),
-    "cumsum_flat": (autonet.cumsum, np.cumsum, {}),
-    "pad": (lambda x: x.pad(((1, 0),) + ((0, 2),) * (x.ndim - 1), constant_values=0.5),
-            lambda a: np.pad(a, ((1, 0),) + ((0, 2),) * (a.ndim - 1), constant_values=0.5), {}),
-    "numpy_prod": (lambda x: np.prod(x, axis=-1, keepdims=True), lambda a: np.prod(a, axis=-1, keepdims=True),
-                   {"min_value": -2, "max_value": 2, "min_magnitude": 1e-3}),
-}
-
-
-@pytest.mark.parametrize("name", sorted(SMOOTH))
-@given(data=st.data())
-def test_values_match_numpy_and_gradients_match_finite_differences(name, data):
-    function, reference, bounds = SMOOTH[name]
-    x = data.draw(tensors(_SHAPES, **bounds), label="x")
-    np.testing.assert_allclose(function(x).data, reference(x.data), rtol=1e-12, atol=1e-14)
-    assert_gradients_match(function, x)
-
-
-@pytest.mark.parametrize("name", sorted(SMOOTH))
-@given(data=st.data())
-def test_second_derivatives_match_finite_differences(name, data):
-    function, _, bounds = SMOOTH[name]
-    x = data.draw(tensors(_SHAPES, **bounds), label="x")
-    assert autonet.gradgradcheck(function, [x])
+# Values, gradients and second derivatives of every op: tests/op_db.py and test_ops_db.py.
 
 
 def test_prod_gradient_with_zeros_is_the_product_of_the_others():

@@ -1,4 +1,6 @@
-"""numba kernels that fused programs call for ops written as loops (imported with numba only)."""
+"""numba helpers that fused kernels call: NumPy operations numba lacks or computes otherwise
+(sums accurate in float32, extremes along one axis, matrix products by size), and the
+lowerings of ``ops.generic``'s lowerable primitives (imported with numba only)."""
 import numba
 import numpy as np
 from numba import types
@@ -49,31 +51,6 @@ def _summed(a, axis):
     return lambda a, axis: np.sum(a, axis=axis)
 
 
-@numba.njit(cache=True)
-def sgd_step(param, grad, lr):
-    """``param -= lr * grad`` in one pass, rounded as NumPy rounds the two operations."""
-    _subtract_scaled(param, grad, lr)
-
-
-def _subtract_scaled(param, grad, lr):
-    raise TypeError("_subtract_scaled is called from numba kernels only")
-
-
-@overload(_subtract_scaled)
-def _subtract_scaled_loop(param, grad, lr):
-    if param.layout == "C" and grad.layout == "C":   # one flat loop, which LLVM vectorises
-        def flat(param, grad, lr):
-            p, g = param.reshape(-1), grad.reshape(-1)
-            for i in range(p.size):
-                p[i] -= lr * g[i]
-        return flat
-
-    def strided(param, grad, lr):
-        for index in np.ndindex(param.shape):
-            param[index] -= lr * grad[index]
-    return strided
-
-
 def numpy_matmul(a, b):
     """``a @ b`` computed by NumPy, in Python (numba's object mode), from inside a kernel."""
     raise TypeError("numpy_matmul is called from numba kernels only")
@@ -111,41 +88,84 @@ def dot(a, b):
     return out
 
 
-@numba.njit(cache=True)
-def ce_forward(logits, labels):
-    """Softmax cross-entropy per row and the softmax, as ``nn.functional.CrossEntropy``."""
-    rows, classes = logits.shape
-    losses = np.empty(rows)
-    probabilities = np.empty_like(logits)
-    for i in range(rows):
-        label = labels[i]
-        if label < 0 or label >= classes:   # eager mode's check, on every call
-            raise ValueError("cross_entropy: labels must lie in [0, classes)")
-        top = logits[i].max()
-        total = 0.0
-        for j in range(classes):
-            probabilities[i, j] = np.exp(logits[i, j] - top)
-            total += probabilities[i, j]
-        for j in range(classes):
-            probabilities[i, j] /= total
-        losses[i] = np.log(total) - (logits[i, label] - top)
-    return losses, probabilities
+def maxed(a, axis):
+    """``np.max(a, axis=axis)`` (``axis`` None: everything), which numba lacks for one axis."""
+    raise TypeError("maxed is called from numba kernels only")
+
+
+def mined(a, axis):
+    """``np.min(a, axis=axis)`` (``axis`` None: everything)."""
+    raise TypeError("mined is called from numba kernels only")
+
+
+def _extreme(pick):
+    """An overload of ``maxed`` / ``mined``: ``pick`` chooses between two values (NaN wins, as
+    in NumPy's max)."""
+    def overload_extreme(a, axis):
+        if isinstance(a, types.Number):
+            return lambda a, axis: a
+        if axis is None or isinstance(axis, types.NoneType):
+            def whole(a, axis):
+                flat = a.reshape(-1) if a.flags.c_contiguous else a.copy().reshape(-1)
+                best = flat[0]
+                for value in flat[1:]:
+                    best = pick(best, value)
+                return best
+            return whole
+
+        def along(a, axis):   # 2-d arrays (symbolic.py lowers no other)
+            rows, columns = a.shape
+            if axis == 0:
+                out = a[0].copy()
+                for i in range(1, rows):
+                    for j in range(columns):
+                        out[j] = pick(out[j], a[i, j])
+                return out
+            out = a[:, 0].copy()
+            for i in range(rows):
+                for j in range(1, columns):
+                    out[i] = pick(out[i], a[i, j])
+            return out
+        return along
+    return overload_extreme
+
+
+@numba.njit
+def _larger(x, y):
+    return x if x > y or x != x else y   # x != x: NaN propagates
+
+
+@numba.njit
+def _smaller(x, y):
+    return x if x < y or x != x else y
+
+
+overload(maxed)(_extreme(_larger))
+overload(mined)(_extreme(_smaller))
 
 
 @numba.njit(cache=True)
-def ce_backward(grad, probabilities, labels):
-    """``grad[:, None] * (softmax - one_hot(labels))``."""
-    out = probabilities.copy()
-    for i in range(out.shape[0]):
-        out[i, labels[i]] -= 1.0
-    for i in range(out.shape[0]):
-        out[i] *= grad[i]
+def check_labels(labels, classes, op):
+    """``ops.generic.check_labels``: the labels if they lie in ``[0, classes)``."""
+    for label in labels.ravel():
+        if label < 0 or label >= classes:
+            raise ValueError("labels must lie in [0, classes): one is outside")
+    return labels
+
+
+@numba.njit(cache=True)
+def pick(x, labels):
+    """``ops.generic.pick``: ``x[i, labels[i]]`` for every row."""
+    out = np.empty(labels.shape[0], x.dtype)
+    for i in range(labels.shape[0]):
+        out[i] = x[i, labels[i]]
     return out
 
 
 @numba.njit(cache=True)
-def linear(x, weight, bias):
-    """``x @ weight + bias``, the bias added in place, as ``nn.functional.linear`` adds it."""
-    out = dot(x, weight)
-    out += bias
+def one_hot(labels, like):
+    """``ops.generic.one_hot``: zeros like ``like`` with a 1 at ``[i, labels[i]]``."""
+    out = np.zeros_like(like)
+    for i in range(labels.shape[0]):
+        out[i, labels[i]] = 1
     return out

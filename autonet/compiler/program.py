@@ -41,12 +41,14 @@ class Op:
 
 
 class Make:
-    """``slot = Tensor(source)``: a fresh copy with ``dtype``."""
+    """``slot = Tensor(source)``: a fresh copy with ``dtype`` (the source's shape and dtype kept
+    for lowering)."""
 
-    __slots__ = ("slot", "source", "dtype")
+    __slots__ = ("slot", "source", "dtype", "shape", "source_dtype")
 
-    def __init__(self, slot, source, dtype):
+    def __init__(self, slot, source, dtype, shape, source_dtype):
         self.slot, self.source, self.dtype = slot, source, dtype
+        self.shape, self.source_dtype = shape, source_dtype
 
 
 class Copy:

@@ -262,6 +262,7 @@ class Tracer(Observer):
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
             ctx.shape, ctx.dtype = _DATA.__get__(result).shape, _DATA.__get__(result).dtype
         ctx.input_dtypes = tuple(getattr(array, "dtype", None) for array in arrays)   # likewise
+        ctx.input_shapes = tuple(getattr(array, "shape", None) for array in arrays)
         self.contexts[id(ctx)] = slot
         self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
         self.instructions.append(self.ops[slot])
@@ -272,7 +273,8 @@ class Tracer(Observer):
                 "the step makes a leaf tensor that requires grad; a replay would deliver its "
                 "gradient to the traced one. Make parameters outside the step.")
         self.instructions.append(Make(self._new_slot(tensor), self.source(data),
-                                      _DATA.__get__(tensor).dtype))
+                                      _DATA.__get__(tensor).dtype, getattr(data, "shape", None),
+                                      getattr(data, "dtype", None)))
 
     def module_called(self, module):
         self.modes.setdefault(id(module), (module, module.training))

@@ -1,11 +1,11 @@
 """Functions behind the layers and losses, for use without Module objects."""
 import numpy as np
 
-from .._methods import _numpy_keywords
+from .._methods import numpy_keywords
 from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
-from ..ops import activations, dual
+from ..ops import activations, generic
 from ..ops.activations import elu, gelu, leaky_relu, silu
 from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
 from ..ops.linalg import linear
@@ -15,7 +15,7 @@ from . import init
 from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
 from .normalization import batch_norm, layer_norm
 
-softmax, log_softmax, logsumexp = (_numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
+softmax, log_softmax, logsumexp = (numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
@@ -111,7 +111,7 @@ class BinaryCrossEntropyWithLogits(Function):
     def backward(ctx, grad):
         x, t = ctx.saved
         need_x, need_t = ctx.needs_input_grad
-        return (grad * (dual.sigmoid(x) - t) if need_x else None), (-grad * x if need_t else None)
+        return (grad * (generic.sigmoid(x) - t) if need_x else None), (-grad * x if need_t else None)
 
 
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
@@ -135,9 +135,7 @@ def _class_indices(labels, classes, op):
         if not np.all(labels == np.round(labels)):
             raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
         labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"{op}: labels must lie in [0, {classes}), got {labels.min()}..{labels.max()}")
-    return labels
+    return generic.check_labels(labels, classes, op)
 
 
 def _indices(target, weight):
@@ -181,11 +179,8 @@ class CrossEntropy(Function):
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
-        rows = devices.arange(len(labels), labels)
-        one_hot = np.zeros_like(logits)
-        one_hot[rows, labels] = 1.0
-        ctx.save_for_backward(logits, exp / total, one_hot)
-        return np.log(total[:, 0]) - shifted[rows, labels]
+        ctx.save_for_backward(logits, exp / total, generic.one_hot(labels, logits))
+        return np.log(total[:, 0]) - generic.pick(shifted, labels)
 
     @staticmethod
     def backward(ctx, grad):
@@ -253,7 +248,7 @@ class Huber(Function):
     @staticmethod
     def backward(ctx, grad):
         (difference,) = ctx.saved
-        clipped = np.where(ctx.inside, difference, ctx.delta * np.sign(dual.value(difference)))
+        clipped = np.where(ctx.inside, difference, ctx.delta * np.sign(generic.value(difference)))
         return grad * clipped
 
 

@@ -2,6 +2,6 @@
 
 Each op keeps its forward, its derivative and its user-facing function side by
 side. Backward formulas use only operations that ndarrays and Tensors share
-(operators, ``sum``, ``reshape``, ...) or the helpers in :mod:`.dual`, so each
+(operators, ``sum``, ``reshape``, ...) or the helpers in :mod:`.generic`, so each
 derivative is written once and serves both plain and higher-order gradients.
 """

@@ -11,8 +11,9 @@ import numpy as np
 from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
-from . import dual
+from . import generic
 from .elementwise import Sigmoid
+from .registry import register
 
 _SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: above it softplus(x) is x itself
 
@@ -31,7 +32,7 @@ class Erf(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        return grad * (2.0 / math.sqrt(math.pi)) * dual.exp(-(a * a))
+        return grad * (2.0 / math.sqrt(math.pi)) * generic.exp(-(a * a))
 
 
 def erf_array(a):
@@ -55,7 +56,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        return grad * np.where(ctx.above, 1.0, dual.sigmoid(a * ctx.beta))
+        return grad * np.where(ctx.above, 1.0, generic.sigmoid(a * ctx.beta))
 
 
 class LeakyRelu(Function):
@@ -71,7 +72,7 @@ class LeakyRelu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * np.where(ctx.positive, 1.0, ctx.slope).astype(dual.value(grad).dtype)
+        return grad * np.where(ctx.positive, 1.0, ctx.slope).astype(generic.value(grad).dtype)
 
 
 class Elu(Function):
@@ -88,11 +89,13 @@ class Elu(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        positive = dual.value(a) > 0
+        positive = generic.value(a) > 0
         return grad * np.where(positive, 1.0, ctx.alpha * np.exp(np.minimum(a, 0)))
 
 
+@register("elementwise")
 def erf(x):
+    """The error function (PyTorch's ``torch.erf``; NumPy has none)."""
     return Erf.apply(as_tensor(x))
 
 
@@ -122,7 +125,7 @@ class Gelu(Function):
             t = 2.0 * cdf - 1.0
             du = _TANH_SCALE * (1.0 + 3.0 * _TANH_CUBIC * (a * a))
             return grad * (cdf + 0.5 * a * (1.0 - t * t) * du)
-        return grad * (cdf + a * ((1.0 / math.sqrt(2.0 * math.pi)) * dual.exp(-0.5 * (a * a))))
+        return grad * (cdf + a * ((1.0 / math.sqrt(2.0 * math.pi)) * generic.exp(-0.5 * (a * a))))
 
 
 _TANH_SCALE, _TANH_CUBIC = math.sqrt(2.0 / math.pi), 0.044715
@@ -136,6 +139,7 @@ def _gelu_cdf(a, approximate):
     return 0.5 * (1.0 + erf_of(a * (1.0 / math.sqrt(2.0))))
 
 
+@register("activation")
 def gelu(x, approximate="none"):
     """x Φ(x), exactly (``approximate="none"``) or with PyTorch's tanh formula."""
     if approximate not in ("none", "tanh"):
@@ -143,20 +147,27 @@ def gelu(x, approximate="none"):
     return Gelu.apply(as_tensor(x), approximate=approximate)
 
 
+@register("activation")
 def silu(x):
     """x sigmoid(x) (also called swish)."""
     x = as_tensor(x)
     return x * Sigmoid.apply(x)
 
 
+@register("activation")
 def softplus(x):
+    """``log(1 + exp(x))``, and ``x`` itself above 20 (PyTorch's threshold)."""
     return Softplus.apply(as_tensor(x))
 
 
+@register("activation")
 def leaky_relu(x, negative_slope=0.01):
+    """``x`` for ``x > 0``, else ``negative_slope * x`` (the slope's gradient at 0, as PyTorch's)."""
     return LeakyRelu.apply(as_tensor(x), negative_slope=float(negative_slope))
 
 
+@register("activation")
 def elu(x, alpha=1.0):
+    """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)`` (gradient ``alpha`` at 0, as PyTorch's)."""
     return Elu.apply(as_tensor(x), alpha=float(alpha))
 

@@ -1,7 +1,10 @@
-"""Tensors made from shapes: zeros, ones, full, arange, linspace, eye (float64 unless told)."""
+"""Tensors made from shapes: zeros, ones, full, arange, linspace, eye (float64 unless told).
+
+They are also static methods of Tensor (``Tensor.eye(2)``), as NumPy-style namespaces offer."""
 import numpy as np
 
 from ..core.tensor import Tensor
+from .registry import register
 
 
 def _filled(fill, shape, dtype, requires_grad):
@@ -9,21 +12,25 @@ def _filled(fill, shape, dtype, requires_grad):
     return Tensor(fill(shape, dtype=dtype), requires_grad=requires_grad)
 
 
+@register("constructor")
 def zeros(shape, dtype=None, requires_grad=False):
     """A tensor of zeros (float64 unless ``dtype``)."""
     return _filled(np.zeros, shape, dtype, requires_grad)
 
 
+@register("constructor")
 def ones(shape, dtype=None, requires_grad=False):
     """A tensor of ones (float64 unless ``dtype``)."""
     return _filled(np.ones, shape, dtype, requires_grad)
 
 
+@register("constructor", method=None)
 def zeros_like(t, dtype=None, requires_grad=False):
     """Zeros with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return _filled(np.zeros, np.shape(t), dtype or _dtype_of(t), requires_grad)
 
 
+@register("constructor", method=None)
 def ones_like(t, dtype=None, requires_grad=False):
     """Ones with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return _filled(np.ones, np.shape(t), dtype or _dtype_of(t), requires_grad)
@@ -34,23 +41,27 @@ def _dtype_of(t):
     return dtype if dtype.kind == "f" else np.float64
 
 
+@register("constructor")
 def full(shape, fill_value, dtype=None, requires_grad=False):
     """A tensor of ``fill_value``."""
     return _filled(lambda shape, dtype: np.full(shape, fill_value, dtype=dtype), shape, dtype,
                    requires_grad)
 
 
+@register("constructor")
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """Evenly spaced values in [start, stop), as ``numpy.arange`` (float64 unless ``dtype``)."""
     return Tensor(np.arange(start, stop, step), dtype=dtype or np.float64, requires_grad=requires_grad)
 
 
+@register("constructor")
 def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
     """``num`` evenly spaced values from start to stop, as ``numpy.linspace``."""
     return Tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=dtype or np.float64,
                   requires_grad=requires_grad)
 
 
+@register("constructor")
 def eye(N, M=None, k=0, dtype=None, requires_grad=False):  # noqa: N803 - numpy's names
     """Ones on the ``k``-th diagonal, as ``numpy.eye``."""
     return _filled(lambda shape, dtype: np.eye(N, M, k, dtype=dtype), None, dtype, requires_grad)

@@ -10,7 +10,8 @@ import numpy as np
 from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
-from . import dual
+from . import generic
+from .registry import refuse_numpy_extras, register
 
 
 class Add(Function):
@@ -94,10 +95,10 @@ class Pow(Function):
             elif isinstance(b, numbers.Number):
                 grad_a = grad * b * a ** (b - 1)
             else:   # at a == b == 0 the derivative is 0 (PyTorch's), not 0 * 0 ** -1
-                at_zero = (dual.value(b) == 0) & (dual.value(a) == 0)
+                at_zero = (generic.value(b) == 0) & (generic.value(a) == 0)
                 grad_a = grad * b * a ** (b - 1 + at_zero)
         if need_b:   # d a**b / db = a**b log a, taken as 0 where a == 0 (PyTorch's)
-            grad_b = grad * out * dual.log(a + (dual.value(a) == 0))
+            grad_b = grad * out * generic.log(a + (generic.value(a) == 0))
         return grad_a, grad_b
 
 
@@ -170,7 +171,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        return grad * np.sign(dual.value(a))
+        return grad * np.sign(generic.value(a))
 
 
 class Sin(Function):
@@ -241,7 +242,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = dual.stable_sigmoid(a)
+        out = generic.stable_sigmoid(a)
         ctx.save_for_backward(out)
         return out
 
@@ -298,7 +299,7 @@ class Clip(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        a = dual.value(a)
+        a = generic.value(a)
         inside = np.ones_like(a, dtype=bool)
         if ctx.lo is not None:
             inside &= a >= ctx.lo
@@ -320,7 +321,7 @@ class Maximum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = (dual.value(v) for v in ctx.saved)
+        a, b = (generic.value(v) for v in ctx.saved)
         share = ctx.fn.beats(a, b) + 0.5 * (a == b)   # 1 where a wins, 1/2 on ties
         return grad * share, grad * (1.0 - share)
 
@@ -342,7 +343,7 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        condition = dual.value(ctx.saved[0])
+        condition = generic.value(ctx.saved[0])
         return None, grad * condition, grad * ~condition
 
 
@@ -386,61 +387,143 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved
-        return grad - dual.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
+        return grad - generic.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
-# ------------------------------------------------------------- functions
+# ------------------------------------------------------------- the ops
+@register("arithmetic", method=None, operators=("__add__", "__radd__", "__iadd__"), numpy=np.add,
+          in_place=Add)
+def add(a, b):
+    """``a + b``, broadcasting as NumPy."""
+    return Add.apply(a, b)
+
+
+@register("arithmetic", method=None, operators=("__sub__", "__rsub__", "__isub__"),
+          numpy=np.subtract, in_place=Sub)
+def subtract(a, b):
+    """``a - b``, broadcasting as NumPy."""
+    return Sub.apply(a, b)
+
+
+@register("arithmetic", method=None, operators=("__mul__", "__rmul__", "__imul__"),
+          numpy=np.multiply, torch="mul", in_place=Mul)
+def multiply(a, b):
+    """``a * b``, broadcasting as NumPy."""
+    return Mul.apply(a, b)
+
+
+@register("arithmetic", method=None, operators=("__truediv__", "__rtruediv__", "__itruediv__"),
+          numpy=np.true_divide, torch="div", in_place=Div)
+def divide(a, b):
+    """``a / b``, broadcasting as NumPy."""
+    return Div.apply(a, b)
+
+
+@register("arithmetic", method=None, operators=("__pow__", "__rpow__"), numpy=np.power,
+          torch="pow")
+def power(a, b):
+    """``a ** b``; the gradient in ``b`` is 0 where ``a == 0`` (PyTorch's)."""
+    return Pow.apply(a, b)
+
+
+@register("arithmetic", method=None, operators=("__neg__",), numpy=np.negative, torch="neg")
+def negative(x):
+    """``-x``."""
+    return Neg.apply(x)
+
+
+@register("arithmetic", method=None, operators=("__pos__",), numpy=np.positive)
+def positive(x):
+    """``+x``: ``x`` itself."""
+    return as_tensor(x)
+
+
+@register("elementwise", numpy=np.exp)
 def exp(x):
+    """e to the power ``x``."""
     return Exp.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.log)
 def log(x):
+    """The natural logarithm."""
     return Log.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.sqrt)
 def sqrt(x):
+    """The square root (its gradient at 0 is inf, as PyTorch's)."""
     return Sqrt.apply(as_tensor(x))
 
 
+@register("elementwise", operators=("__abs__",), numpy=np.absolute)
 def abs(x):  # noqa: A001 - mirrors numpy.abs
+    """``|x|``; the gradient at 0 is 0, as PyTorch's."""
     return Abs.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.sin)
 def sin(x):
+    """The sine."""
     return Sin.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.cos)
 def cos(x):
+    """The cosine."""
     return Cos.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.log1p)
 def log1p(x):
+    """``log(1 + x)``, accurate for small ``x``."""
     return Log1p.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.expm1)
 def expm1(x):
+    """``exp(x) - 1``, accurate for small ``x``."""
     return Expm1.apply(as_tensor(x))
 
 
+@register("elementwise", numpy=np.square)
 def square(x):
-    """x * x (``Pow`` with exponent 2: the same bits as ``x ** 2``)."""
+    """``x * x`` (``Pow`` with exponent 2: the same bits as ``x ** 2``)."""
     return Pow.apply(as_tensor(x), 2)
 
 
-def sigmoid(x):
-    return Sigmoid.apply(as_tensor(x))
-
-
+@register("activation", numpy=np.tanh)
 def tanh(x):
+    """The hyperbolic tangent."""
     return Tanh.apply(as_tensor(x))
 
 
+@register("activation")
+def sigmoid(x):
+    """The logistic sigmoid ``1 / (1 + exp(-x))``, without overflow."""
+    return Sigmoid.apply(as_tensor(x))
+
+
+@register("activation")
 def relu(x):
+    """``max(x, 0)``; the gradient at 0 is 0, as PyTorch's."""
     return Relu.apply(as_tensor(x))
 
 
+def _numpy_clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._NoValue,  # noqa: A002
+                max=np._NoValue, **rest):  # noqa: A002
+    """``np.clip(t, a_min, a_max)`` (or ``min=``/``max=``, NumPy 2's names)."""
+    refuse_numpy_extras("clip", dict(rest, out=out))
+    if (a_min is np._NoValue) != (a_max is np._NoValue):
+        raise TypeError("numpy.clip takes both a_min and a_max (None for an open side)")
+    lo = a_min if a_min is not np._NoValue else (None if min is np._NoValue else min)
+    hi = a_max if a_max is not np._NoValue else (None if max is np._NoValue else max)
+    return clip(a, lo, hi)
+
+
+@register("elementwise", numpy={np.clip: _numpy_clip}, torch="clamp")
 def clip(x, lo, hi):
-    """Limit values to [lo, hi] (None leaves a side open); bounds may be Tensors.
+    """Limit values to ``[lo, hi]`` (None leaves a side open); bounds may be Tensors.
 
     The gradient reaches ``x`` where ``lo <= x <= hi`` (closed bounds) and a
     Tensor bound where it was chosen, as PyTorch's ``clamp``.
@@ -449,33 +532,48 @@ def clip(x, lo, hi):
         return Clip.apply(as_tensor(x), lo=lo, hi=hi)
     out = as_tensor(x)
     if lo is not None:
-        out = where(out.data < dual.value(lo), lo, out)
+        out = where(out.data < generic.value(lo), lo, out)
     if hi is not None:
-        out = where(out.data > dual.value(hi), hi, out)
+        out = where(out.data > generic.value(hi), hi, out)
     return out
 
 
+@register("activation")
 def softmax(x, axis=-1):
+    """``exp(x)`` normalised to sum to 1 along ``axis``, without overflow."""
     return Softmax.apply(as_tensor(x), axis=axis)
 
 
+@register("activation")
 def log_softmax(x, axis=-1):
+    """``log(softmax(x))`` as ``x - max - log(sum(exp(x - max)))``: no overflow."""
     return LogSoftmax.apply(as_tensor(x), axis=axis)
 
 
+@register("elementwise", method=None, numpy=np.maximum)
 def maximum(a, b):
-    """Elementwise maximum of two tensors, arrays or numbers (broadcasting)."""
+    """Elementwise maximum of two tensors, arrays or numbers; ties split the gradient."""
     return Maximum.apply(a, b)
 
 
+@register("elementwise", method=None, numpy=np.minimum)
 def minimum(a, b):
-    """Elementwise minimum of two tensors, arrays or numbers (broadcasting)."""
+    """Elementwise minimum of two tensors, arrays or numbers; ties split the gradient."""
     return Minimum.apply(a, b)
 
 
+def _numpy_where(condition, *branches):
+    """``np.where(c, a, b)``; the one-argument form has no gradient to give."""
+    if len(branches) != 2:
+        raise TypeError("numpy.where with one argument (the indices of nonzero elements) is not "
+                        "differentiable; use np.nonzero(t.data)")
+    return where(condition, *branches)
+
+
+@register("elementwise", method=None, numpy={np.where: _numpy_where}, torch="masked_fill")
 def where(condition, a, b):
-    """``a`` where ``condition`` holds, else ``b``; differentiable in a and b."""
-    condition = dual.value(condition)
+    """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
+    condition = generic.value(condition)
     condition = (np.asanyarray(condition, dtype=bool) if devices.is_host(condition) or
                  isinstance(condition, list) else condition.astype(bool, copy=False))
     return Where.apply(condition, a, b)

@@ -6,7 +6,8 @@ import numpy as np
 from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of
-from . import dual, reduce
+from . import generic, reduce
+from .registry import refuse_numpy_extras, register
 
 
 class MatMul(Function):
@@ -90,8 +91,9 @@ class Linear(Function):
         return grad_x, grad_weight, grad_bias
 
 
+@register("linalg", operators=("__matmul__", "__rmatmul__"), numpy=np.matmul, torch=("mm", "bmm"))
 def matmul(a, b):
-    """Matrix product with ``numpy.matmul`` semantics, differentiable."""
+    """The matrix product ``a @ b``, as ``numpy.matmul`` (batches broadcast)."""
     return MatMul.apply(a, b)
 
 
@@ -100,6 +102,7 @@ def linear(x, weight, bias=None):
     return Linear.apply(as_tensor(x), weight, bias)
 
 
+@register("linalg", method=None, numpy=np.dot)
 def dot(a, b):
     """``numpy.dot``: a product for 0-d operands, ``matmul`` for 1-D and 2-D, ``tensordot`` beyond."""
     a, b = as_tensor(a), as_tensor(b)
@@ -110,12 +113,14 @@ def dot(a, b):
     return tensordot(a, b, axes=([-1], [-2]))
 
 
+@register("linalg", method=None, numpy=np.outer, torch="ger")
 def outer(a, b):
     """``numpy.outer``: every element of ``a`` (flattened) times every element of ``b``."""
     a, b = as_tensor(a), as_tensor(b)
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
+@register("linalg", method=None, numpy=np.tensordot)
 def tensordot(a, b, axes=2):
     """``numpy.tensordot``: sum products over the given axes, as one matrix product."""
     a, b = as_tensor(a), as_tensor(b)
@@ -137,6 +142,7 @@ def tensordot(a, b, axes=2):
     return MatMul.apply(left, right).reshape([a.shape[i] for i in free_a] + [b.shape[i] for i in free_b])
 
 
+@register("linalg", method=None, numpy=np.trace)
 def trace(a, offset=0, axis1=0, axis2=1):
     """``numpy.trace``: the sum along a diagonal (an indexing op, then a sum)."""
     a = as_tensor(a)
@@ -145,8 +151,8 @@ def trace(a, offset=0, axis1=0, axis2=1):
     length = max(min(n1 - start1, n2 - start2), 0)
     moved = a.transpose([i for i in range(a.ndim) if i not in (axis1 % a.ndim, axis2 % a.ndim)]
                         + [axis1 % a.ndim, axis2 % a.ndim])
-    steps = np.arange(length)
-    return moved[..., start1 + steps, start2 + steps].sum(axis=-1)
+    rows, columns = list(range(start1, start1 + length)), list(range(start2, start2 + length))
+    return moved[..., rows, columns].sum(axis=-1)   # lists: compile takes them by value
 
 
 class Einsum(Function):
@@ -183,7 +189,7 @@ class Einsum(Function):
                 shape = operands[i].shape
                 partial = partial.reshape(tuple(n if letter in kept else 1
                                                 for letter, n in zip(subscripts, shape)))
-                partial = partial * devices.ones(shape, partial.dtype, dual.value(partial))
+                partial = partial * devices.ones(shape, partial.dtype, generic.value(partial))
             grads.append(partial)
         return tuple(grads)
 
@@ -269,6 +275,20 @@ def _parse_einsum(subscripts, operands):
     return tuple(spelled), output
 
 
+def _numpy_einsum(*operands, out=None, optimize=False, **rest):
+    """``np.einsum("ij,jk", t, u)``: subscripts as a string first (not the interleaved form)."""
+    refuse_numpy_extras("einsum", dict(rest, out=out))
+    if not operands or not isinstance(operands[0], str):
+        raise TypeError("numpy.einsum on Tensors takes its subscripts as a string first")
+    return einsum(*operands)
+
+
+def _einsum_method(self, subscripts, *others):
+    """``t.einsum("ij,jk->ik", u)``: ``einsum`` with this tensor as the first operand."""
+    return einsum(subscripts, self, *others)
+
+
+@register("linalg", method=_einsum_method, numpy={np.einsum: _numpy_einsum})
 def einsum(subscripts, *operands):
     """``numpy.einsum(subscripts, *operands)``, differentiable in every operand.
 
@@ -306,6 +326,7 @@ class Norm(Function):
         return grad * x / safe
 
 
+@register("linalg", numpy=np.linalg.norm)
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - numpy.linalg.norm's name
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 

@@ -7,7 +7,9 @@ import numpy as np
 
 from ..core.function import Function
 from ..core import device as devices
-from ..core.tensor import Tensor, as_tensor, reading_value
+from ..core.tensor import Tensor, as_tensor, reading_value, value_of
+from . import generic
+from .registry import register
 from .shape import expand_to
 
 
@@ -132,10 +134,29 @@ class Var(_Reduction):
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved
+        (a,) = ctx.saved[:1]
         centred = a - a.mean(axis=ctx.axes, keepdims=True)
         scale = 2.0 / ctx.divisor if ctx.divisor else np.inf
         return _Reduction.expand(ctx, grad) * centred * scale
+
+
+class Std(Var):
+    """Standard deviation, ``sqrt(var)``; its gradient is 0 where it is 0 (PyTorch's), not the
+    NaN that ``inf * 0`` through ``sqrt`` would give."""
+
+    name = "std"
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdims, ddof):
+        out = np.sqrt(Var.forward(ctx, a, axis, keepdims, ddof))
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.saved[1]
+        zero = generic.value(out) == 0
+        return Var.backward(ctx, grad * ~zero / (2 * (out + zero)))
 
 
 class Prod(_Reduction):
@@ -157,7 +178,7 @@ class Prod(_Reduction):
 
 def _product_of_others(a, axes):
     """For each element of ``a``, the product of the others along ``axes`` (any order)."""
-    if np.all(_value(a) != 0):
+    if np.all(value_of(a) != 0):
         return _prod(a, axes, keepdims=True) / a
     # with zeros: line the reduced elements up on a last axis of n, make n copies each with
     # one element replaced by 1, and take their products (n * n memory, on this path only)
@@ -165,12 +186,8 @@ def _product_of_others(a, axes):
     rest = moved.shape[:moved.ndim - len(axes)]
     n = math.prod(moved.shape[len(rest):])
     rows = moved.reshape(rest + (1, n))
-    others = _prod(np.where(np.eye(n, dtype=bool, like=_value(a)), 1.0, rows), (len(rest) + 1,), keepdims=False)
+    others = _prod(np.where(np.eye(n, dtype=bool, like=value_of(a)), 1.0, rows), (len(rest) + 1,), keepdims=False)
     return np.moveaxis(others.reshape(moved.shape), range(-len(axes), 0), axes)
-
-
-def _value(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _prod(x, axes, keepdims):
@@ -226,54 +243,73 @@ class LogSumExp(_Reduction):
         return _Reduction.expand(ctx, grad) * np.exp(a - _Reduction.expand(ctx, out))
 
 
-# ------------------------------------------------------------- functions
+# ------------------------------------------------------------- the ops
+@register("reduction", numpy=(np.sum, (np.add, "reduce")))
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
-    return as_tensor(x).sum(axis=axis, keepdims=keepdims)
+    """The sum over ``axis`` (None: every axis), as ``numpy.sum``."""
+    return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction", numpy=np.mean)
 def mean(x, axis=None, keepdims=False):
-    return as_tensor(x).mean(axis=axis, keepdims=keepdims)
+    """The mean over ``axis`` (None: every axis), as ``numpy.mean``."""
+    return Mean.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction", numpy=(np.max, np.amax, (np.maximum, "reduce")), torch="amax")
 def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.max
-    return as_tensor(x).max(axis=axis, keepdims=keepdims)
+    """The maximum over ``axis``; the gradient is split evenly between tied maxima."""
+    return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction", numpy=(np.min, np.amin, (np.minimum, "reduce")), torch="amin")
 def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.min
-    return as_tensor(x).min(axis=axis, keepdims=keepdims)
+    """The minimum over ``axis``; the gradient is split evenly between tied minima."""
+    return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction", numpy=np.var)
 def var(x, axis=None, keepdims=False, ddof=0):
-    return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof)
+    """The variance over ``axis``, with NumPy's ``ddof`` (default 0; PyTorch's is 1)."""
+    return Var.apply(as_tensor(x), axis=axis, keepdims=keepdims, ddof=ddof)
 
 
+@register("reduction", numpy=np.std)
 def std(x, axis=None, keepdims=False, ddof=0):
-    """Standard deviation, ``sqrt(var)`` (NumPy's ``ddof``, default 0)."""
-    return as_tensor(x).var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+    """The standard deviation, ``sqrt(var)``, with NumPy's ``ddof`` (default 0)."""
+    return Std.apply(as_tensor(x), axis=axis, keepdims=keepdims, ddof=ddof)
 
 
+@register("reduction", numpy=np.prod)
 def prod(x, axis=None, keepdims=False):
+    """The product over ``axis``; its gradient handles zeros exactly."""
     return Prod.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction", numpy=np.cumsum)
 def cumsum(x, axis=None):
+    """Running sums along ``axis`` (the flattened tensor when None, as NumPy)."""
     return Cumsum.apply(as_tensor(x), axis=axis)
 
 
+@register("reduction")
 def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x)))`` over ``axis``, without overflow."""
     return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
+@register("reduction")
 def argmax(x, axis=None):
     """Indices of the largest values (an int ndarray: not differentiable)."""
     reading_value("argmax")
-    return _as_array(np.argmax(_value(x), axis=axis))
+    return _as_array(np.argmax(value_of(x), axis=axis))
 
 
+@register("reduction")
 def argmin(x, axis=None):
     """Indices of the smallest values (an int ndarray: not differentiable)."""
     reading_value("argmin")
-    return _as_array(np.argmin(_value(x), axis=axis))
+    return _as_array(np.argmin(value_of(x), axis=axis))
 
 
 def _as_array(result):

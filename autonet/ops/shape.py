@@ -1,10 +1,14 @@
 """Shape ops: reshape, transpose, indexing, joining, broadcasting, casting."""
+import numbers
+import operator
+
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from ..core import device as devices
-from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor, value_of as dual_value
+from ..core.function import Function, apply_in_place
+from ..core.tensor import Tensor, as_tensor, check_kind, value_of
+from .registry import refuse_numpy_extras, register
 
 
 class Reshape(Function):
@@ -143,7 +147,7 @@ class SetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         (kept,) = ctx.saved
-        return grad * dual_value(kept), grad[ctx.index]
+        return grad * value_of(kept), grad[ctx.index]
 
 
 class ScatterAdd(Function):
@@ -238,7 +242,16 @@ class Pad(Function):
         return grad[ctx.inside]
 
 
+def _numpy_pad(array, pad_width, mode="constant", constant_values=0, **rest):
+    """``np.pad(t, widths, constant_values=c)``: constant padding only."""
+    if mode != "constant" or rest:
+        raise TypeError("numpy.pad on Tensors supports mode='constant' (with constant_values) only")
+    return pad(array, pad_width, constant_values=constant_values)
+
+
+@register("shape", numpy={np.pad: _numpy_pad})
 def pad(x, pad_width, constant_values=0):
+    """Constant padding, as ``numpy.pad(x, pad_width, constant_values=...)``."""
     return Pad.apply(as_tensor(x), pad_width=pad_width, constant_values=constant_values)
 
 
@@ -259,6 +272,7 @@ class ToDevice(Function):
         return devices.to_device(grad, ctx.source)
 
 
+@register("shape", top_level=False)
 def to(x, device):
     """``x`` on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``): itself if it is there,
     else a copy in the graph."""
@@ -273,6 +287,8 @@ def expand_to(x, shape):
     """``x`` broadcast to ``shape``; for ndarrays a fresh array (faster than a view here)."""
     if isinstance(x, Tensor):
         return BroadcastTo.apply(x, shape=shape)
+    if isinstance(x, np.generic):   # NumPy's result for 0-d arithmetic: a scalar
+        x = np.asarray(x)
     out = devices.empty(shape, x.dtype, x)
     out[...] = x
     return out
@@ -293,6 +309,7 @@ def _joinable(tensors, op):
     return tensors
 
 
+@register("shape", method=None, numpy=np.concatenate, torch="cat")
 def concatenate(tensors, axis=0):
     """Join tensors along an existing axis, as ``numpy.concatenate`` (``axis=None``: flattened)."""
     tensors = _joinable(tensors, "concatenate")
@@ -301,11 +318,13 @@ def concatenate(tensors, axis=0):
     return Concatenate.apply(*tensors, axis=axis)
 
 
+@register("shape", method=None, numpy=np.stack)
 def stack(tensors, axis=0):
     """Join tensors along a new axis, as ``numpy.stack``."""
     return Stack.apply(*_joinable(tensors, "stack"), axis=axis)
 
 
+@register("shape", method=None, numpy=np.broadcast_to, torch="expand")
 def broadcast_to(x, shape):
     """``x`` broadcast to ``shape`` (a read-only view), differentiable."""
     return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
@@ -317,6 +336,7 @@ def _axes(axis, ndim):
     return tuple(normalize_axis_index(int(a), ndim) for a in axes)
 
 
+@register("shape", numpy=np.moveaxis, torch="movedim")
 def moveaxis(x, source, destination):
     """Move axes to new positions, as ``numpy.moveaxis`` (a transpose)."""
     x = as_tensor(x)
@@ -329,6 +349,7 @@ def moveaxis(x, source, destination):
     return Transpose.apply(x, axes=tuple(order))
 
 
+@register("shape", numpy=np.squeeze)
 def squeeze(x, axis=None):
     """Drop axes of length one (all of them, or those in ``axis``), as ``numpy.squeeze``."""
     x = as_tensor(x)
@@ -342,6 +363,7 @@ def squeeze(x, axis=None):
     return Reshape.apply(x, shape=tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
+@register("shape", numpy=np.expand_dims, torch="unsqueeze")
 def expand_dims(x, axis):
     """Insert axes of length one at ``axis``, as ``numpy.expand_dims``."""
     x = as_tensor(x)
@@ -353,11 +375,98 @@ def expand_dims(x, axis):
     return Reshape.apply(x, shape=tuple(1 if i in axes else next(sizes) for i in range(ndim)))
 
 
+@register("shape", numpy=np.repeat, torch="repeat_interleave")
 def repeat(x, repeats, axis=None):
     """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source."""
     x = as_tensor(x)
     if axis is None:
         x, axis = Reshape.apply(x, shape=(-1,)), 0
     axis = _axes(axis, x.ndim)[0]
-    source = np.repeat(np.arange(x.shape[axis]), repeats)
+    source = np.repeat(np.arange(x.shape[axis]), repeats).tolist()   # a list: compile takes it by value
     return GetItem.apply(x, index=(slice(None),) * axis + (source,))
+
+
+def _varargs(args):
+    """Accept ``f(1, 2)`` and ``f((1, 2))`` alike."""
+    if len(args) == 1 and not isinstance(args[0], numbers.Integral):
+        return tuple(args[0]) if args[0] is not None else ()
+    return tuple(args)
+
+
+def _numpy_reshape(a, shape_=None, order="C", *, copy=None, **rest):
+    """``np.reshape(t, shape)`` (C order only)."""
+    new_shape = rest.pop("shape", shape_)
+    refuse_numpy_extras("reshape", rest)
+    if order != "C" or copy is False:
+        raise TypeError("numpy.reshape on Tensors supports order='C' only")
+    return reshape(as_tensor(a), new_shape)
+
+
+@register("shape", top_level=False, numpy={np.reshape: _numpy_reshape}, torch="view")
+def reshape(x, *shape):
+    """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one axis may be -1."""
+    if not shape:
+        raise TypeError("reshape() needs a shape: t.reshape(2, 3) or t.reshape((2, 3))")
+    return Reshape.apply(x, shape=_varargs(shape))
+
+
+def _numpy_transpose(a, axes=None):
+    """``np.transpose(t, axes)``."""
+    return transpose(as_tensor(a), axes)
+
+
+@register("shape", top_level=False, numpy={np.transpose: _numpy_transpose}, torch="permute")
+def transpose(x, *axes):
+    """Reverse the axes, or permute them as given (varargs or one tuple)."""
+    return Transpose.apply(x, axes=_varargs(axes) or None)
+
+
+@register("shape", top_level=False, numpy=np.swapaxes)
+def swapaxes(x, axis1, axis2):
+    """Interchange two axes, as ``numpy.swapaxes`` (PyTorch's two-axis ``transpose``)."""
+    x = as_tensor(x)
+    first, second = (normalize_axis_index(operator.index(a), x.ndim) for a in (axis1, axis2))
+    axes = list(range(x.ndim))
+    axes[first], axes[second] = axes[second], axes[first]
+    return Transpose.apply(x, axes=tuple(axes))
+
+
+@register("shape", top_level=False)
+def flatten(x):
+    """The elements as one axis (a reshape to ``(-1,)``)."""
+    return Reshape.apply(x, shape=(-1,))
+
+
+@register("shape", top_level=False)
+def astype(x, dtype):
+    """A cast; differentiable to another float dtype, a constant to int or bool (as PyTorch)."""
+    dtype = np.dtype(dtype)
+    check_kind(dtype)
+    if dtype.kind != "f":
+        return Tensor(x, dtype=dtype)   # a copy, as astype; compile records it as such
+    return AsType.apply(x, dtype=dtype)
+
+
+def _numpy_copy(a, order="K", subok=False):
+    """``np.copy(t)``: a differentiable copy."""
+    if order not in ("K", "A", "C", "F"):
+        raise TypeError(f"numpy.copy: order must be 'K', 'A', 'C' or 'F', not {order!r}")
+    return copy(a)
+
+
+@register("shape", top_level=False, numpy={np.copy: _numpy_copy}, torch="clone")
+def copy(x):
+    """A copy in the graph (its gradient passes through unchanged)."""
+    return as_tensor(x) * 1
+
+
+@register("shape", method=None, top_level=False, operators=("__getitem__",))
+def getitem(x, index):
+    """``t[index]``: slices, integer arrays (repeats accumulate), bool masks, None, ``...``."""
+    return GetItem.apply(x, index=normalize_index(index))
+
+
+@register("shape", method=None, top_level=False, operators=("__setitem__",))
+def setitem(x, index, value):
+    """``t[index] = value``, recorded as an op when gradients flow (see ``apply_in_place``)."""
+    apply_in_place(x, SetItem, value, index=normalize_index(index))

@@ -83,6 +83,21 @@ class Optimizer:
     def update(self, param, grad, group, state):
         raise NotImplementedError
 
+    def fused_step(self, params):
+        """This optimizer's step as a fused kernel may take it, over ``params`` (the kernel's
+        leaves, in its order): a :class:`FusedStep`, or None where the kernel leaves the step
+        to Python (``autonet.compile(..., backend="fused")``; see SGD's)."""
+        return None
+
+    def finish_step(self):
+        """What ``step`` does besides the arithmetic, for a step a fused kernel took: each
+        parameter gets its state entry, and its version moves on."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state.setdefault(p, {})
+                p._bump_version()
+
+
     # ------------------------------------------------------------ state
     def _params(self):
         return [p for group in self.param_groups for p in group["params"]]
@@ -160,3 +175,41 @@ class Optimizer:
             # onto the parameter's device, as PyTorch; counters (Adam's step) stay on the host
             checked[name] = value if name in self.host_state else devices.to_device(value, param.device)
         return checked
+
+
+class FusedStep:
+    """An optimizer's step as a fused kernel takes it: the optimizer's own formula, run on the
+    kernel's symbolic arrays, over the parameters the kernel was traced with.
+
+    ``plain()`` says whether the settings are those the formula computes;
+    ``hyperparameters()`` gives the kernel its numbers on each call (one per parameter);
+    ``formula(params, grads, hyperparameters)`` updates ``params`` in place from their
+    fresh ``grads``. ``applies()`` and ``finish()`` are asked by the kernel's wrapper.
+    """
+
+    def __init__(self, optimizer, params, plain, hyperparameters, formula):
+        self.optimizer = optimizer
+        self.params = tuple(params)
+        self.traced = tuple(tuple(group["params"]) for group in optimizer.param_groups)
+        self.plain = plain
+        self.hyperparameters = hyperparameters
+        self.formula = formula
+
+    def applies(self):
+        """True when the coming step is the formula's: plain settings, and the groups hold
+        exactly the parameters traced, none with a gradient accumulated before this call."""
+        if not self.plain():
+            return False
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.traced):
+            return False
+        for group, params in zip(groups, self.traced):   # loops, not all(...): this runs each call
+            if len(group["params"]) != len(params):
+                return False
+            for p, kept in zip(group["params"], params):
+                if p is not kept or p.grad is not None:
+                    return False
+        return True
+
+    def finish(self):
+        self.optimizer.finish_step()

@@ -1,6 +1,16 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
+import numbers
+
+import numpy as np
+
 from ..core import device as devices
-from .optimizer import Optimizer
+from .optimizer import FusedStep, Optimizer
+
+
+def descend(param, grad, lr):
+    """``param -= lr * grad``, in place: SGD's last line, run by eager mode, the replay and (on
+    symbolic arrays) the fused kernel alike. ``1 * grad`` is ``grad``: one NumPy call less."""
+    param -= grad if isinstance(lr, numbers.Real) and lr == 1 else lr * grad
 
 
 class SGD(Optimizer):
@@ -37,5 +47,34 @@ class SGD(Optimizer):
                 buffer *= momentum
                 buffer += (1 - group["dampening"]) * grad
             grad = grad + momentum * buffer if group["nesterov"] else buffer
-        lr = group["lr"]
-        param.data -= grad if lr == 1 else lr * grad   # 1 * grad is grad: one NumPy call less
+        descend(param.data, grad, group["lr"])
+
+    def fused_step(self, params):
+        """The plain step, ``p -= lr * g``, inside a fused kernel over ``params`` (every
+        parameter of this optimizer); it applies on calls where no group has momentum or weight
+        decay and the gradients are this pass's alone. Subclasses that change ``step`` or
+        ``update`` are left to Python."""
+        if type(self).step is not Optimizer.step or type(self).update is not SGD.update:
+            return None
+        group_of = {id(p): number for number, group in enumerate(self.param_groups) for p in group["params"]}
+        if len(params) != len(group_of) or any(id(p) not in group_of or p.ndim == 0 for p in params):
+            return None
+        groups = [group_of[id(p)] for p in params]
+
+        def plain():
+            for group in self.param_groups:
+                if group["momentum"] or group["weight_decay"]:
+                    return False
+            return True
+
+        def learning_rates():
+            return np.array([self.param_groups[g]["lr"] for g in groups], np.float64)
+
+        return FusedStep(self, params, plain, learning_rates, _descend_all)
+
+
+def _descend_all(params, grads, learning_rates):
+    """:func:`descend` for each parameter, its learning rate in the parameter's dtype (as NumPy
+    takes a Python float)."""
+    for k, (param, grad) in enumerate(zip(params, grads)):
+        descend(param, grad, learning_rates[k].astype(param.dtype))
