@@ -469,7 +469,7 @@ _BACKWARD = {
     "log": lambda p, n, g, out, op: f"({g} / {n[0]})",
     "tanh": lambda p, n, g, out, op: f"({g} * (real(1) - {out} * {out}))",
     "sigmoid": lambda p, n, g, out, op: f"({g} * {out} * (real(1) - {out}))",
-    "relu": lambda p, n, g, out, op: f"({g} * ({n[0]} > 0))",
+    "relu": lambda p, n, g, out, op: f"np.where({n[0]} <= 0, real(0), {g})",   # as eager: a select
     "matmul": lambda p, n, g, out, op: f"dot({g}, {n[1]}.T)" if p == 0 else f"dot({n[0]}.T, {g})",
     "linear": lambda p, n, g, out, op: (f"dot({g}, {n[1]}.T)" if p == 0 else f"dot({n[0]}.T, {g})" if p == 1
                                         else g),   # the bias: summed by the fit, as in eager mode
