@@ -291,12 +291,12 @@ class _BatchNorm(Module):
                              f"{' or '.join(f'{d}' for d in self.dims)} axes with "
                              f"{self.num_features} channels on axis 1, not {x.shape}")
         use_batch = self.training or self.running_mean is None
-        if self.training and self.num_batches_tracked is not None:
+        out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                           use_batch, self.momentum, self.eps)
+        if self.training and self.num_batches_tracked is not None:   # counted once accepted
             with no_grad():
                 self.num_batches_tracked += 1
-        return F.batch_norm(x, self.running_mean,
-                            self.running_var, self.weight, self.bias, use_batch,
-                            self.momentum, self.eps)
+        return out
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
