@@ -56,6 +56,9 @@ class Module:
                 f"super().__init__() first in {type(self).__name__}.__init__")
         _refuse_unregistrable(name, value)
         _refuse_replacing_a_parameter(self, name, value)
+        _refuse_a_cycle(self, name, value)
+        if name in self._buffers:
+            _replace_buffer(self, name, value)
         if name not in Module._INTERNAL:
             _adopt(value, name)
         object.__setattr__(self, name, value)
@@ -291,6 +294,24 @@ def _refuse_replacing_a_parameter(module, name, value):
             value is None or isinstance(value, Parameter)):
         raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} (a Parameter or "
                         f"None expected); wrap it: nn.Parameter(value), or delete the attribute first")
+
+
+def _replace_buffer(module, name, value):
+    """As PyTorch: a buffer takes a Tensor or None; a Parameter or Module assigned over it
+    replaces it (it is a buffer no more)."""
+    if isinstance(value, (Parameter, Module)):
+        del module._buffers[name]
+    elif value is not None and not isinstance(value, Tensor):
+        raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a Tensor or None "
+                        f"expected); wrap it: autonet.Tensor(value)")
+
+
+def _refuse_a_cycle(module, name, value):
+    """A module inside itself would make every walk over the tree endless."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        if isinstance(item, Module) and any(inner is module for inner in item.modules()):
+            raise ValueError(f"cannot assign {name!r}: a module cannot contain itself")
 
 
 def _adopt(value, path):

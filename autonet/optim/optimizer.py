@@ -137,10 +137,11 @@ class Optimizer:
             new_groups.append(candidate)
         params = self._params()
         by_index = {}
-        for i, values in state_dict["state"].items():
-            i = int(i)
-            if not 0 <= i < len(params):
-                raise ValueError(f"load_state_dict: state for unknown parameter index {i}")
+        for key, values in state_dict["state"].items():
+            i = _index(key)
+            if i is None or not 0 <= i < len(params):
+                raise ValueError(f"load_state_dict: state for unknown parameter index {key!r} "
+                                 f"(this optimizer has parameters 0..{len(params) - 1})")
             by_index[i] = self._checked_state(i, params[i], values)
         for group, candidate in zip(self.param_groups, new_groups):
             group.update(candidate)
@@ -167,3 +168,10 @@ class Optimizer:
             else:   # in the parameter's dtype and on its device, as PyTorch casts them
                 checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def _index(key):
+    """A parameter index from a state key: an int, or its decimal string (None otherwise)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    return int(key) if isinstance(key, str) and key.isdecimal() else None
