@@ -183,24 +183,25 @@ class ConstantInput(Tensor):
     ``data`` is the tensor's while it lives; afterwards a stand-in of NaN (zeros for other
     dtypes) that takes no memory."""
 
-    __slots__ = ("_source",)
+    __slots__ = ("_source", "_shape_and_dtype")
 
     def __init__(self, tensor):   # noqa: super().__init__ would copy the data
         self._source = weakref.ref(tensor)
+        array = tensor.data
+        self._shape_and_dtype = (array.shape, array.dtype)
         self.grad, self.requires_grad, self.name = None, False, tensor.name
         self._node, self._version, self._view_of = None, tensor._version, None
-        Tensor.data.__set__(self, _placeholder(tensor.data))
 
     @property
     def data(self):
         source = self._source()
-        return Tensor.data.__get__(self) if source is None else source.data
+        return _placeholder(*self._shape_and_dtype) if source is None else source.data
 
 
-def _placeholder(array):
-    """An array of ``array``'s shape and dtype holding no memory (zero strides)."""
-    fill = np.nan if array.dtype.kind in "fc" else 0
-    return np.broadcast_to(np.asarray(fill, dtype=array.dtype), array.shape)
+def _placeholder(shape, dtype):
+    """An array of ``shape`` and ``dtype`` holding no memory (zero strides)."""
+    fill = np.nan if dtype.kind in "fc" else 0
+    return np.broadcast_to(np.asarray(fill, dtype=dtype), shape)
 
 
 def _owned(kwargs):
