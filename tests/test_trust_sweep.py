@@ -287,6 +287,16 @@ def test_overlapping_pools_take_an_empty_batch(pool):
     assert x.grad.shape == (0, 2, 5, 5)
 
 
+def test_an_empty_batch_goes_through_a_cnn_in_eval_mode():
+    model = _small_cnn().eval()
+    x = Tensor(np.zeros((0, 2, 7, 7)), requires_grad=True)
+    out = model(x)
+    assert out.shape == (0, 3)                             # PyTorch's: Flatten gives (0, 36)
+    out.sum().backward()
+    assert x.grad.shape == (0, 2, 7, 7)
+    np.testing.assert_array_equal(model[0].weight.grad, np.zeros(model[0].weight.shape))
+
+
 @pytest.mark.parametrize("op", ["max", "min"])
 def test_max_and_min_over_a_non_empty_axis_of_an_empty_tensor_are_empty(op):
     x = Tensor(np.zeros((0, 3)), requires_grad=True)

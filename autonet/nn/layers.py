@@ -228,7 +228,8 @@ class Flatten(Module):
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
                              f"{self.end_axis} for a {x.ndim}-d input")
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        merged = math.prod(x.shape[start:end + 1])   # spelled out: -1 is ambiguous for N = 0
+        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
     def extra_repr(self):
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
