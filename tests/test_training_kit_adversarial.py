@@ -5,7 +5,6 @@ dtypes and crafted files. Expected values come from PyTorch's closed forms and r
 here independently of the code under test."""
 import json
 import math
-import os
 import zipfile
 
 import numpy as np
@@ -83,7 +82,8 @@ def test_lambda_then_warmup_multiplies_by_the_warmups_ratio_each_step():
 
 def test_step_and_exponential_chain_multiply():
     optimizer = _optimizer(0.3)
-    made = [schedulers.StepLR(optimizer, step_size=3, gamma=0.5), schedulers.ExponentialLR(optimizer, gamma=0.9)]
+    made = [schedulers.StepLR(optimizer, step_size=3, gamma=0.5),
+            schedulers.ExponentialLR(optimizer, gamma=0.9)]
     rates = _step_all(optimizer, made, 10)
     t = np.arange(1, 11)
     np.testing.assert_allclose(rates, 0.3 * 0.5 ** (t // 3) * 0.9 ** t, rtol=1e-13)
@@ -196,10 +196,10 @@ def test_a_zero_dimensional_array_is_refused():
 
 def test_a_seeded_shuffle_repeats_and_covers_every_row_once_per_pass():
     X = np.arange(10.0)
-    orders = [[np.concatenate([b for (b,) in DataLoader(X, batch_size=3, shuffle=True, rng=7)])
-               for _ in range(1)] for _ in range(2)]
-    np.testing.assert_array_equal(orders[0][0], orders[1][0])
-    assert sorted(orders[0][0].tolist()) == X.tolist()
+    first, second = (np.concatenate([b for (b,) in DataLoader(X, batch_size=3, shuffle=True, rng=7)])
+                     for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    assert sorted(first.tolist()) == X.tolist()
 
 
 # ----------------------------------------------------------------- optimizer state_dict
@@ -388,7 +388,7 @@ def test_train_and_eval_reach_a_module_registered_twice_once_and_all_others():
     assert all(m.training for m in [model, shared, model[1], model[1][1]])
 
 
-def test_load_state_dict_refuses_non_numeric_and_nan_free_checks_nothing_else(tmp_path):
+def test_load_state_dict_refuses_strings_and_copies_nan_as_pytorch():
     layer = nn.Linear(2, 2, rng=0)
     before = {k: v.copy() for k, v in layer.state_dict().items()}
     bad = dict(before, weight=np.array([["a", "b"], ["c", "d"]]))
@@ -418,4 +418,3 @@ def test_saving_a_module_state_with_a_shared_layer_round_trips(tmp_path):
     fresh.load_state_dict(autonet.load(tmp_path / "shared.npz")["model"])
     np.testing.assert_array_equal(devices.to_host(fresh_shared.weight.data),
                                   devices.to_host(shared.weight.data))
-    assert os.path.getsize(tmp_path / "shared.npz") > 0

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import types
 import weakref
 import zipfile
@@ -100,7 +99,8 @@ def test_clip_grad_norm_minus_inf_is_the_smallest_magnitude():
 def test_clip_grad_norm_takes_any_positive_order(norm_type):
     grads = [np.array([3.0, -4.0]), np.array([0.5, -2.0])]
     everything = np.abs(np.concatenate(grads))
-    expected = everything.max() if norm_type == math.inf else (everything ** norm_type).sum() ** (1 / norm_type)
+    expected = (everything.max() if norm_type == math.inf
+                else (everything ** norm_type).sum() ** (1 / norm_type))
     total = nn.utils.clip_grad_norm_(_with_grads(*grads), max_norm=1e9, norm_type=norm_type)
     np.testing.assert_allclose(total, expected, rtol=1e-14)
 

@@ -133,7 +133,8 @@ def _class_indices(labels, classes, op):
     PyTorch, which autonet does not take."""
     if labels.dtype.kind == "f":
         if not np.all(np.isfinite(labels)):
-            raise ValueError(f"{op}: labels must be finite class indices, got {labels[~np.isfinite(labels)][0]}")
+            bad = labels[~np.isfinite(labels)][0]
+            raise ValueError(f"{op}: labels must be finite class indices, got {bad}")
         if not np.all(labels == np.round(labels)):
             raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
     # checked before any cast: 1e20 as int64 would read as -9223372036854775808
