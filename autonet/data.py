@@ -41,9 +41,10 @@ class DataLoader:
         order = self.rng.permutation(self.size) if self.shuffle else None
         for number in range(len(self)):
             start = number * self.batch_size
-            picked = slice(start, start + self.batch_size) if order is None else \
-                order[start:start + self.batch_size]
-            yield tuple(a[picked] for a in self.arrays)
+            if order is None:   # copies, as shuffled batches are: never views of the dataset
+                yield tuple(a[start:start + self.batch_size].copy() for a in self.arrays)
+            else:
+                yield tuple(a[order[start:start + self.batch_size]] for a in self.arrays)
 
     def __repr__(self):
         return (f"DataLoader({len(self.arrays)} arrays of {self.size}, batch_size={self.batch_size}, "

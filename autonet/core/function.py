@@ -28,6 +28,7 @@ tensor is referenced by the graph only through the arrays its consumers saved,
 and those are freed by ``backward()``.
 """
 import itertools
+import weakref
 
 import numpy as np
 
@@ -124,7 +125,7 @@ class Function:
                     needs.append(True)
                     requires_grad = True
                 else:
-                    edges.append(arg)    # a constant of the graph
+                    edges.append(ConstantInput(arg))   # drawn, but not kept alive
                     needs.append(False)
                 if arg._view_of is not None and arg._view_of != arg._version[1]:
                     _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
@@ -174,6 +175,33 @@ class Function:
         if observers:
             notify("applied", cls, args, kwargs, ctx, arrays, result)
         return result
+
+
+class ConstantInput(Tensor):
+    """How a node keeps an input that needed no gradient: its name, shape and dtype, and a weak
+    reference to the tensor, so the graph never keeps a batch alive (as PyTorch's does not).
+    ``data`` is the tensor's while it lives; afterwards a stand-in of NaN (zeros for other
+    dtypes) that takes no memory."""
+
+    __slots__ = ("_source", "_shape_and_dtype")
+
+    def __init__(self, tensor):   # noqa: super().__init__ would copy the data
+        self._source = weakref.ref(tensor)
+        array = tensor.data
+        self._shape_and_dtype = (array.shape, array.dtype)
+        self.grad, self.requires_grad, self.name = None, False, tensor.name
+        self._node, self._version, self._view_of = None, tensor._version, None
+
+    @property
+    def data(self):
+        source = self._source()
+        return _placeholder(*self._shape_and_dtype) if source is None else source.data
+
+
+def _placeholder(shape, dtype):
+    """An array of ``shape`` and ``dtype`` holding no memory (zero strides)."""
+    fill = np.nan if dtype.kind in "fc" else 0
+    return np.broadcast_to(np.asarray(fill, dtype=dtype), shape)
 
 
 def _owned(kwargs):
@@ -349,6 +377,8 @@ def apply_in_place(tensor, function, *args, **kwargs):
     tensor._version[0] += 1
     if recording:
         tensor._version[1] += 1
+        if before is not None and before.retained is not None:   # retain_grad() carries over
+            before.retained, result._node.retained = None, before.retained
         tensor._node = result._node
         tensor._node.dtype = tensor.data.dtype
         tensor.requires_grad = True

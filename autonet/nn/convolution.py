@@ -100,14 +100,17 @@ def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op, tiled):
     kernel = _pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else _pair(stride, "stride")
     padding = _pair(padding, "padding")
+    if min(kernel + stride) < 1 or min(padding) < 0:
+        raise ValueError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, got "
+                         f"kernel_size={kernel}, stride={stride}, padding={padding}")
     if any(2 * p > k for p, k in zip(padding, kernel)):
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
     if stride == kernel and padding == (0, 0) and x.shape[2] % kernel[0] == 0 == x.shape[3] % kernel[1]:
         return tiled(x, kernel)   # non-overlapping tiles that cover the input: no window copies
     x = _padded(x, tuple((p, p) for p in padding), pad_value)
     cols = Windows.apply(x, kernel=kernel, stride=stride, dilation=(1, 1))   # (N, OH, OW, C, kh, kw)
-    n, oh, ow, c = cols.shape[:4]
-    return reduce(cols.reshape(n, oh, ow, c, -1)).transpose(0, 3, 1, 2)
+    n, oh, ow, c = cols.shape[:4]   # the window size spelled out: -1 is ambiguous for N = 0
+    return reduce(cols.reshape(n, oh, ow, c, kernel[0] * kernel[1])).transpose(0, 3, 1, 2)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):  # noqa: A002

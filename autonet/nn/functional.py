@@ -132,10 +132,14 @@ def _class_indices(labels, classes, op):
     whole-number floats are labels too; any other float would be a class probability in
     PyTorch, which autonet does not take."""
     if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)):
+            bad = labels[~np.isfinite(labels)][0]
+            raise ValueError(f"{op}: labels must be finite class indices, got {bad}")
         if not np.all(labels == np.round(labels)):
             raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
-        labels = labels.astype(np.int64)
-    return generic.check_labels(labels, classes, op)
+    # checked before any cast: 1e20 as int64 would read as -9223372036854775808
+    labels = generic.check_labels(labels, classes, op)
+    return labels.astype(np.int64) if labels.dtype.kind == "f" else labels
 
 
 def _indices(target, weight):
@@ -163,8 +167,9 @@ def _labels_for(input, target, op):
         raise ValueError(f"{op}: input must have shape (N, C), not {input.shape}")
     if labels.shape != (input.shape[0],):
         raise ValueError(f"{op}: labels of shape {labels.shape} do not fit input {input.shape}")
-    if labels.dtype.kind not in "iuf":
-        raise TypeError(_FLOAT_LABELS.format(op, labels.dtype))
+    if labels.dtype.kind not in "iuf":   # bool labels too: PyTorch wants int64 class indices
+        raise TypeError(f"{op}: labels must be integer class indices, not {labels.dtype} values; "
+                        f"convert them with labels.astype(np.int64)")
     return labels
 
 
@@ -210,13 +215,15 @@ class NegativeLogLikelihood(Function):
     def forward(ctx, log_probs, labels):
         labels = _class_indices(labels, log_probs.shape[1], "nll_loss")
         rows = devices.arange(len(labels), labels)
-        ctx.picked = np.zeros_like(log_probs, dtype=bool)
-        ctx.picked[rows, labels] = True
+        picked = np.zeros_like(log_probs, dtype=bool)
+        picked[rows, labels] = True
+        ctx.save_for_backward(picked)   # freed by backward, as every saved array
         return -log_probs[rows, labels]
 
     @staticmethod
     def backward(ctx, grad):
-        return -grad[:, None] * ctx.picked, None
+        (picked,) = ctx.saved
+        return -grad[:, None] * generic.value(picked), None
 
 
 def nll_loss(input, target, reduction="mean"):
@@ -239,16 +246,16 @@ class Huber(Function):
 
     @staticmethod
     def forward(ctx, difference, delta):
-        ctx.inside = np.abs(difference) < delta
+        inside = np.abs(difference) < delta
         ctx.delta = delta
-        ctx.save_for_backward(difference)
-        return np.where(ctx.inside, 0.5 * difference * difference,
+        ctx.save_for_backward(difference, inside)
+        return np.where(inside, 0.5 * difference * difference,
                         delta * (np.abs(difference) - 0.5 * delta))
 
     @staticmethod
     def backward(ctx, grad):
-        (difference,) = ctx.saved
-        clipped = np.where(ctx.inside, difference, ctx.delta * np.sign(generic.value(difference)))
+        difference, inside = ctx.saved
+        clipped = np.where(generic.value(inside), difference, ctx.delta * np.sign(generic.value(difference)))
         return grad * clipped
 
 
@@ -273,16 +280,18 @@ class Dropout(Function):
     @staticmethod
     def forward(ctx, a, p, rng):
         if p == 1.0:
-            ctx.scale = np.zeros_like(a)
+            scale = np.zeros_like(a)
         else:
             # drawn by NumPy's generator wherever ``a`` lives: the same masks on every device
             scale = ((rng.random(a.shape) >= p) / (1.0 - p)).astype(a.dtype)
-            ctx.scale = scale if type(a) is np.ndarray else devices.to_device(scale, devices.device_of(a))
-        return a * ctx.scale
+            scale = scale if type(a) is np.ndarray else devices.to_device(scale, devices.device_of(a))
+        ctx.save_for_backward(scale)   # freed by backward, as every saved array
+        return a * scale
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.scale
+        (scale,) = ctx.saved
+        return grad * scale
 
 
 def dropout(x, p=0.5, training=True, rng=None):

@@ -228,7 +228,8 @@ class Flatten(Module):
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
                              f"{self.end_axis} for a {x.ndim}-d input")
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        merged = math.prod(x.shape[start:end + 1])   # spelled out: -1 is ambiguous for N = 0
+        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
     def extra_repr(self):
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
@@ -291,12 +292,12 @@ class _BatchNorm(Module):
                              f"{' or '.join(f'{d}' for d in self.dims)} axes with "
                              f"{self.num_features} channels on axis 1, not {x.shape}")
         use_batch = self.training or self.running_mean is None
-        if self.training and self.num_batches_tracked is not None:
+        out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                           use_batch, self.momentum, self.eps)
+        if self.training and self.num_batches_tracked is not None:   # counted once accepted
             with no_grad():
                 self.num_batches_tracked += 1
-        return F.batch_norm(x, self.running_mean,
-                            self.running_var, self.weight, self.bias, use_batch,
-                            self.momentum, self.eps)
+        return out
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

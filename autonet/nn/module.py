@@ -55,6 +55,10 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() ran: call "
                 f"super().__init__() first in {type(self).__name__}.__init__")
         _refuse_unregistrable(name, value)
+        _refuse_replacing_a_parameter(self, name, value)
+        _refuse_a_cycle(self, name, value)
+        if name in self._buffers:
+            _replace_buffer(self, name, value)
         if name not in Module._INTERNAL:
             _adopt(value, name)
         object.__setattr__(self, name, value)
@@ -96,9 +100,17 @@ class Module:
             yield child
 
     def named_modules(self, prefix=""):
+        """(dotted name, module) for this module and every one below it, each once
+        (a module registered twice appears under its first name, as PyTorch)."""
+        return self._walk(prefix, set())
+
+    def _walk(self, prefix, seen):
+        if id(self) in seen:
+            return
+        seen.add(id(self))
         yield prefix, self
         for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child._walk(f"{prefix}.{name}" if prefix else name, seen)
 
     def modules(self):
         """This module and every module below it, depth first."""
@@ -145,14 +157,20 @@ class Module:
         for _, buffer in self.named_buffers():
             yield buffer
 
-    def _state_tensors(self):
-        """Name -> the parameters and persistent buffers: what ``state_dict()`` holds."""
-        state = dict(self.named_parameters())
-        for path, module in self.named_modules():
-            for name, persistent in module._buffers.items():
-                value = getattr(module, name)
-                if persistent and value is not None:
-                    state[f"{path}.{name}" if path else name] = value
+    def _state_tensors(self, prefix=""):
+        """Name -> the parameters and persistent buffers: what ``state_dict()`` holds, in
+        PyTorch's order (each module's own parameters, then its own buffers, then its
+        children's) and, as PyTorch, under every name a shared one is reachable by."""
+        state = {}
+        for name, value in self._members():
+            if isinstance(value, Parameter):
+                state[prefix + name] = value
+        for name, persistent in self._buffers.items():
+            value = getattr(self, name)
+            if persistent and value is not None:
+                state[prefix + name] = value
+        for name, child in self.named_children():
+            state.update(child._state_tensors(f"{prefix}{name}."))
         return state
 
     def to(self, device):
@@ -190,6 +208,8 @@ class Module:
 
     def train(self, mode=True):
         """Put this module and its children in training mode; returns self."""
+        if not isinstance(mode, bool):   # train("eval") would be truthy: PyTorch refuses it too
+            raise ValueError(f"train: training mode is expected to be boolean, not {mode!r}")
         for module in self.modules():
             object.__setattr__(module, "training", bool(mode))
         return self
@@ -265,6 +285,33 @@ def _refuse_unregistrable(name, value):
         raise TypeError(
             f"{name!r}: a {type(value).__name__} of Modules or Parameters is not registered (their "
             f"parameters would be silently left out); use nn.ModuleDict (or nn.ModuleList, or a list)")
+
+
+def _refuse_replacing_a_parameter(module, name, value):
+    """As PyTorch: a registered Parameter is replaced by a Parameter or None only (a plain
+    Tensor would silently drop out of ``parameters()`` and the optimizer's view)."""
+    if isinstance(module.__dict__.get(name), Parameter) and not (
+            value is None or isinstance(value, Parameter)):
+        raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} (a Parameter or "
+                        f"None expected); wrap it: nn.Parameter(value), or delete the attribute first")
+
+
+def _replace_buffer(module, name, value):
+    """As PyTorch: a buffer takes a Tensor or None; a Parameter or Module assigned over it
+    replaces it (it is a buffer no more)."""
+    if isinstance(value, (Parameter, Module)):
+        del module._buffers[name]
+    elif value is not None and not isinstance(value, Tensor):
+        raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} (a Tensor or None "
+                        f"expected); wrap it: autonet.Tensor(value)")
+
+
+def _refuse_a_cycle(module, name, value):
+    """A module inside itself would make every walk over the tree endless."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for item in items:
+        if isinstance(item, Module) and any(inner is module for inner in item.modules()):
+            raise ValueError(f"cannot assign {name!r}: a module cannot contain itself")
 
 
 def _adopt(value, path):

@@ -19,14 +19,20 @@ from ..core.state import replayable
 from ..core.tensor import Tensor
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients together so that their joint ``norm_type``-norm is at most
     ``max_norm``; returns the norm before clipping (PyTorch's rule: factor
-    ``max_norm / (norm + 1e-6)``, capped at 1)."""
+    ``max_norm / (norm + 1e-6)``, capped at 1).
+
+    ``norm_type`` is a positive float, ``inf`` (largest magnitude) or ``-inf``
+    (smallest magnitude), as PyTorch's. With ``error_if_nonfinite`` a NaN or
+    infinite total norm raises ``RuntimeError`` and no gradient changes.
+    """
     norm_type = float(norm_type)
-    if norm_type <= 0 and norm_type != -math.inf:
-        raise ValueError(f"clip_grad_norm_: norm_type must be positive or inf, not {norm_type}")
-    return _clip_norm(_listed(parameters), float(max_norm), norm_type)
+    if not (norm_type > 0 or norm_type == -math.inf):   # NaN, 0 and negative numbers fail
+        raise ValueError(f"clip_grad_norm_: norm_type must be a positive float, inf or -inf, "
+                         f"not {norm_type}")
+    return _clip_norm(_listed(parameters), float(max_norm), norm_type, bool(error_if_nonfinite))
 
 
 def clip_grad_value_(parameters, clip_value):
@@ -43,7 +49,7 @@ def _listed(parameters):
 
 
 @replayable
-def _clip_norm(parameters, max_norm, norm_type):
+def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return 0.0
@@ -51,6 +57,11 @@ def _clip_norm(parameters, max_norm, norm_type):
     # each tensor's norm in its dtype, their joint norm in float64
     norms = np.stack([_norm(g, norm_type).astype(np.float64) for g in grads])
     total = _norm(norms, norm_type)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is non-finite "
+            f"({float(total)}), so it cannot be clipped; no gradient was changed. Pass "
+            f"error_if_nonfinite=False to scale them by the non-finite norm anyway")
     factor = np.minimum(max_norm / (total + 1e-6), 1.0)
     for grad in grads:
         grad *= factor.astype(grad.dtype)
@@ -69,4 +80,9 @@ def _norm(values, norm_type):
     values = np.abs(values)
     if norm_type == math.inf:   # an empty gradient's maximum is 0 (CuPy's max takes no initial=)
         return values.max() if values.size else values.sum()
+    if norm_type == -math.inf:
+        if not values.size:
+            raise ValueError("clip_grad_norm_: the -inf norm (smallest magnitude) of an empty "
+                             "gradient has no value; leave out parameters with no elements")
+        return values.min()
     return np.sum(values ** norm_type) ** (1.0 / norm_type)

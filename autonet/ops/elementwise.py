@@ -171,7 +171,8 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        return grad * np.sign(generic.value(a))
+        a = generic.value(a)
+        return grad * ((a > 0) * 1.0 - (a < 0))   # PyTorch's sgn: 0 at NaN (NumPy's sign: NaN)
 
 
 class Sin(Function):
@@ -279,8 +280,8 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved
-        return grad * (a > 0)
+        (a,) = ctx.saved   # PyTorch's threshold_backward: exactly 0 where a <= 0, grad at NaN
+        return _passed(grad, ~(generic.value(a) <= 0))
 
 
 class Clip(Function):
@@ -322,8 +323,18 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = (generic.value(v) for v in ctx.saved)
-        share = ctx.fn.beats(a, b) + 0.5 * (a == b)   # 1 where a wins, 1/2 on ties
-        return grad * share, grad * (1.0 - share)
+        # PyTorch's formula: grad, halved on ties, masked to 0 (not multiplied) where the side
+        # lost; a NaN on either side loses nowhere, so both sides get the gradient there
+        scaled = grad * np.where(a == b, 0.5, 1.0)
+        return _passed(scaled, ~ctx.fn.beats(b, a)), _passed(scaled, ~ctx.fn.beats(a, b))
+
+
+def _passed(grad, mask):
+    """``grad`` where ``mask``, exactly 0 elsewhere: a select, as PyTorch's masked_fill, so a NaN
+    gradient does not leak where the mask is False (as a product would)."""
+    if isinstance(grad, Tensor):
+        return Where.apply(mask, grad, 0.0)
+    return np.where(mask, grad, 0.0)
 
 
 class Minimum(Maximum):

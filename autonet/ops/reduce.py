@@ -87,10 +87,13 @@ class _Extreme(_Reduction):
     @staticmethod
     def reduce(ctx, a, axis, keepdims, numpy_reduce):
         axes = _Reduction.remember(ctx, a, axis, keepdims)
-        if a.size == 0:
-            raise ValueError(f"{ctx.name} of an empty array")
+        if any(a.shape[i] == 0 for i in axes):   # over a non-empty axis: empty, as NumPy
+            raise ValueError(f"{ctx.name} over an empty axis (NumPy: zero-size array to reduction "
+                             f"operation which has no identity)")
         extreme = numpy_reduce(a, axis=axes, keepdims=True)
-        winners = a == extreme
+        # the tied extremes share the gradient; in a slice whose extreme is NaN, its NaNs (PyTorch)
+        winners = np.where(np.isnan(extreme), np.isnan(a), a == extreme) if a.dtype.kind == "f" \
+            else a == extreme
         ctx.save_for_backward(winners / winners.sum(axis=axes, keepdims=True))
         return extreme if keepdims else extreme.reshape(
             tuple(n for i, n in enumerate(a.shape) if i not in axes))

@@ -85,12 +85,13 @@ class MaxLast(Function):
     @staticmethod
     def forward(ctx, a):
         first = np.argmax(a, axis=-1)
-        ctx.hit = devices.arange(a.shape[-1], first) == first[..., None]
+        ctx.save_for_backward(devices.arange(a.shape[-1], first) == first[..., None])   # freed by backward
         return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
 
     @staticmethod
     def backward(ctx, grad):
-        return grad[..., None] * ctx.hit
+        (hit,) = ctx.saved
+        return grad[..., None] * hit
 
 
 class MaxPoolTiles(Function):
@@ -106,7 +107,7 @@ class MaxPoolTiles(Function):
         tiles = x.reshape(n, c, h // kh, kh, w // kw, kw).transpose(0, 1, 2, 4, 3, 5)
         tiles = tiles.reshape(n, c, h // kh, w // kw, kh * kw)
         first = np.argmax(tiles, axis=-1)
-        ctx.hit = devices.arange(kh * kw, first) == first[..., None]
+        ctx.save_for_backward(devices.arange(kh * kw, first) == first[..., None])   # freed by backward
         ctx.kernel, ctx.in_shape = kernel, x.shape
         return np.take_along_axis(tiles, first[..., None], axis=-1)[..., 0]
 
@@ -114,5 +115,6 @@ class MaxPoolTiles(Function):
     def backward(ctx, grad):   # linear in grad (the hits are constants): any order
         n, c, h, w = ctx.in_shape
         (kh, kw) = ctx.kernel
-        spread = (grad[..., None] * ctx.hit).reshape(n, c, h // kh, w // kw, kh, kw)
+        (hit,) = ctx.saved
+        spread = (grad[..., None] * hit).reshape(n, c, h // kh, w // kw, kh, kw)
         return spread.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)

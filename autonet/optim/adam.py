@@ -21,8 +21,9 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"betas must lie in [0, 1), got {group['betas']}")
-        if group["eps"] < 0 or group["weight_decay"] < 0:
-            raise ValueError("eps and weight_decay must be >= 0")
+        if not (group["eps"] >= 0 and group["weight_decay"] >= 0):   # NaN fails too, as PyTorch's
+            raise ValueError(f"eps and weight_decay must be >= 0, got {group['eps']} and "
+                             f"{group['weight_decay']}")
 
     def state_shapes(self, param):
         return {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}

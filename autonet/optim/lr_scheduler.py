@@ -26,7 +26,9 @@ class LRScheduler:
 
     def __init__(self, optimizer):
         self.optimizer = optimizer
-        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        # PyTorch's ``initial_lr``: the first scheduler records each group's rate; a second one on
+        # the same optimizer starts from it too, not from the rate the first one has scaled
+        self.base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in optimizer.param_groups]
         self.last_epoch = -1
         self._step_count = 0
         self._last_lr = list(self.base_lrs)

@@ -43,7 +43,7 @@ class Optimizer:
             if id(p) in seen:
                 raise ValueError("a parameter appears in more than one parameter group")
             seen.add(id(p))
-        unknown = set(group) - set(self.defaults) - {"params"}
+        unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise TypeError(f"unknown hyper-parameter(s) {sorted(unknown)}")
         full = {**self.defaults, **group, "params": params}
@@ -52,8 +52,9 @@ class Optimizer:
 
     def check_hyperparameters(self, group):
         """Raise ValueError for values that make no sense (subclasses extend)."""
-        if group["lr"] < 0:
-            raise ValueError(f"invalid learning rate {group['lr']}")
+        for key in ("lr", "initial_lr"):
+            if key in group and not group[key] >= 0:   # NaN too
+                raise ValueError(f"invalid learning rate {key}={group[key]!r}")
 
     @replayable
     def zero_grad(self):
@@ -126,8 +127,10 @@ class Optimizer:
 
         Everything is checked first: the groups' sizes, every hyper-parameter
         by the constructor's rules, and each parameter's state entries (the
-        names this optimizer keeps, numeric arrays of the right shapes). On any
-        mismatch a ``ValueError`` says what, and nothing has changed.
+        names this optimizer keeps, of the right shapes: floating-point arrays,
+        cast to the parameter's dtype as PyTorch casts them, and counters such as
+        Adam's ``step``, real numbers kept as they are). On any mismatch a
+        ``ValueError`` says what, and nothing has changed.
         """
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
@@ -136,8 +139,8 @@ class Optimizer:
         new_groups = []
         for number, (own, saved) in enumerate(zip(self.param_groups, groups)):
             settings = {k: v for k, v in saved.items() if k != "params"}
-            expected = set(own) - {"params"}
-            if set(settings) != expected:
+            expected = set(own) - {"params", "initial_lr"}   # a scheduler's, present or not
+            if set(settings) - {"initial_lr"} != expected:
                 raise ValueError(
                     f"load_state_dict: parameter group {number} has settings {sorted(settings)}; "
                     f"{type(self).__name__} takes {sorted(expected)}")
@@ -149,10 +152,11 @@ class Optimizer:
             new_groups.append(candidate)
         params = self._params()
         by_index = {}
-        for i, values in state_dict["state"].items():
-            i = int(i)
-            if not 0 <= i < len(params):
-                raise ValueError(f"load_state_dict: state for unknown parameter index {i}")
+        for key, values in state_dict["state"].items():
+            i = _index(key)
+            if i is None or not 0 <= i < len(params):
+                raise ValueError(f"load_state_dict: state for unknown parameter index {key!r} "
+                                 f"(this optimizer has parameters 0..{len(params) - 1})")
             by_index[i] = self._checked_state(i, params[i], values)
         for group, candidate in zip(self.param_groups, new_groups):
             group.update(candidate)
@@ -168,13 +172,24 @@ class Optimizer:
         checked = {}
         for name, value in values.items():
             value = devices.copy(value) if devices.is_foreign(value) else np.array(value, copy=True)
-            if value.dtype.kind not in "iuf" or value.shape != shapes[name]:
+            counter = name in self.host_state   # Adam's step: any real number, kept as it is
+            if value.dtype.kind not in ("iuf" if counter else "f") or value.shape != shapes[name]:
                 raise ValueError(
                     f"load_state_dict: state {name!r} of parameter {index} is {value.dtype} of "
-                    f"shape {value.shape}; it must be numbers of shape {shapes[name]}")
-            # onto the parameter's device, as PyTorch; counters (Adam's step) stay on the host
-            checked[name] = value if name in self.host_state else devices.to_device(value, param.device)
+                    f"shape {value.shape}; it must be {'numbers' if counter else 'floating point'} "
+                    f"of shape {shapes[name]}")
+            if counter:   # counters stay on the host, as PyTorch keeps them
+                checked[name] = value
+            else:   # in the parameter's dtype and on its device, as PyTorch casts them
+                checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def _index(key):
+    """A parameter index from a state key: an int, or its decimal string (None otherwise)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    return int(key) if isinstance(key, str) and key.isdecimal() else None
 
 
 class FusedStep:

@@ -27,8 +27,9 @@ class SGD(Optimizer):
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
-        if group["momentum"] < 0 or group["weight_decay"] < 0:
-            raise ValueError("momentum and weight_decay must be >= 0")
+        if not (group["momentum"] >= 0 and group["weight_decay"] >= 0):   # NaN fails too
+            raise ValueError(f"momentum and weight_decay must be >= 0, got {group['momentum']} and "
+                             f"{group['weight_decay']}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
 
