@@ -17,7 +17,7 @@ LAYERS = [
     ("core", ("autonet.core",)),
     ("ops", ("autonet.ops",)),
     ("methods", ("autonet._methods", "autonet._numpy")),
-    ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler",
+    ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler", "autonet.func",
                   "autonet.viz", "autonet.serialization", "autonet.testing", "autonet.notebook",
                   "autonet.data", "autonet.cuda")),
     ("applications", ("autonet.models",)),
