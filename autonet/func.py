@@ -30,7 +30,7 @@ import operator
 import numpy as np
 
 from .core import device as devices
-from .core.backward import grad as autograd, plan
+from .core.backward import grad as autograd
 from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled
 from .core.tensor import Tensor
@@ -148,9 +148,18 @@ def _depends_on_outside(outputs, variables):
     own = {id(v) for v in variables}
     if any(o._node is None and o.requires_grad and id(o) not in own for o in outputs):
         return True
-    nodes = [o._node for o in outputs if o._node is not None]
-    return bool(nodes) and any(type(key) is not Context and id(key) not in own
-                               for routes in plan(nodes).routes for _, key, _, _ in routes)
+    stack = [o._node for o in outputs if o._node is not None]
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for edge, wanted in zip(node.inputs, node.needs_input_grad):
+            if type(edge) is Context:
+                if edge not in seen:
+                    seen.add(edge)
+                    stack.append(edge)
+            elif wanted and id(edge) not in own:
+                return True
+    return False
 
 
 def _zeros_like(tensor):
@@ -396,9 +405,7 @@ def hvp(f, primals, tangents):
     keep = is_grad_enabled() and (call.linked or any(t.requires_grad for t in tangents))
     with enable_grad():
         gradients = call.pullback((out,), (None,), True)
-        dots = [(g * t).sum() for g, t in zip(gradients, tangents) if g.requires_grad]
-    product = (tuple(_zeros_like(v) for v in call.variables) if not dots
-               else call.pullback((functools.reduce(operator.add, dots),), (None,), keep))
+    product = call.pullback(gradients, tangents, keep)   # the vjp of the gradient: v^T H = H v
     if not keep:
         product = tuple(p.detach() for p in product)
     return call.result(out), product[0] if single else product
