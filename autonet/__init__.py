@@ -27,6 +27,7 @@ from .ops.shape import (broadcast_to, concatenate, expand_dims, moveaxis, pad, r
 from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
+from .interop import from_dlpack
 from . import cuda, data, func, nn, optim, models, viz  # noqa: E402 - features after the core
 from .compiler import CompileError, compile  # noqa: E402,A004
 

@@ -1,7 +1,4 @@
 """autonet.func against central finite differences (float64) and against each other's identities."""
-import pathlib
-import re
-
 import numpy as np
 import pytest
 
@@ -265,10 +262,3 @@ def test_refusals_name_the_argument():
         func.grad(lambda x: x.sum())(Tensor([1, 2], dtype=np.int64))
     assert x.grad is None and x.data.tolist() == [1.0, 2.0]
 
-
-def test_docs_page_examples_run():
-    page = pathlib.Path(__file__).resolve().parent.parent / "docs" / "func.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
-    assert blocks
-    for number, block in enumerate(blocks):
-        exec(compile(block, f"docs/func.md block {number}", "exec"), {"__name__": "docs"})
