@@ -19,7 +19,8 @@ then they stay differentiable, so transforms nest (``jacfwd(jacrev(f))``).
 
 ``jvp`` and ``jacfwd`` are forward mode by the double-vjp construction:
 ``u -> J^T u`` is linear in ``u``, so the gradient of ``<J^T u, v>`` with
-respect to ``u`` is exactly ``J v``, whatever ``u`` is (zeros here).
+respect to ``u`` is exactly ``J v``, whatever ``u`` is (zeros here). That
+second pass runs only the formulas on a path to ``u`` (:class:`_Toward`).
 ``hvp`` is reverse-over-reverse: the gradient of ``<grad f, v>``, which is
 ``H v`` because a Hessian is symmetric.
 """
@@ -29,10 +30,10 @@ import operator
 
 import numpy as np
 
-from .core import device as devices
-from .core.backward import grad as autograd
+from .core import device as devices, ownership
+from .core.backward import Plan, execute, grad as autograd, initial_gradient, key_of, plan
 from .core.function import Context, Function
-from .core.state import enable_grad, is_grad_enabled
+from .core.state import enable_grad, is_grad_enabled, state
 from .core.tensor import Tensor
 from .ops.shape import stack
 
@@ -297,20 +298,59 @@ class _Linearized:
 
     def __init__(self, call):
         self.call = call
+        self.passes = {}
         self.cotangents = tuple(_zeros_like(o).requires_grad_(True) for o in call.outputs)
         with enable_grad():
             self.transposed = call.pullback(call.outputs, self.cotangents, True)
 
     def push(self, tangents, keep):
         """``J v`` for each output, as Tensors, ``v`` given per variable (None: zero)."""
-        pairs = [(g, t) for g, t in zip(self.transposed, tangents)
-                 if t is not None and g.requires_grad]
+        chosen = tuple(j for j, (g, t) in enumerate(zip(self.transposed, tangents))
+                       if t is not None and g.requires_grad)
         grads = (None,) * len(self.cotangents)
-        if pairs:
-            grads = autograd([g for g, _ in pairs], self.cotangents, [t for _, t in pairs],
-                             retain_graph=True, create_graph=keep, allow_unused=True)
+        if chosen:
+            if chosen not in self.passes:   # jacfwd pushes many tangents through one variable
+                self.passes[chosen] = _Toward([self.transposed[j] for j in chosen], self.cotangents)
+            grads = self.passes[chosen].run([tangents[j] for j in chosen], keep)
         return tuple(_zeros_like(o) if g is None else g
                      for g, o in zip(grads, self.call.outputs))
+
+
+class _Toward:
+    """Passes from ``outputs`` back to the fresh ``leaves`` only, planned once for many seeds.
+
+    ``autonet.grad`` plans every call and runs every formula reachable from the
+    outputs. From ``J^T u`` that includes the way back into ``f``'s own graph
+    (the derivative with respect to the primals, second order), which ``J v``
+    does not need: as much work again as a vjp. Here only the formulas on a
+    path to a leaf run, and ``jacrev`` plans its many passes once.
+    """
+
+    def __init__(self, outputs, leaves):
+        self.outputs, self.leaves = outputs, leaves
+        full = plan([key_of(o) for o in outputs])
+        wanted = {id(leaf) for leaf in leaves}
+        useful = set()
+        for node, routes in zip(reversed(full.nodes), reversed(full.routes)):   # inputs first
+            if any(id(key) in wanted or key in useful for _, key, _, _ in routes):
+                useful.add(node)
+        self.plan = Plan([n for n in full.nodes if n in useful],
+                         [r for n, r in zip(full.nodes, full.routes) if n in useful])
+
+    def run(self, seeds, create_graph):
+        """The gradient of ``sum <output, seed>`` for each leaf (None where none arrives)."""
+        if state.observers:   # compile and anomaly mode watch autonet.grad's own passes
+            return autograd(self.outputs, self.leaves, seeds, retain_graph=True,
+                            create_graph=create_graph, allow_unused=True)
+        grads = {}
+        for output, seed in zip(self.outputs, seeds):
+            key, seed = key_of(output), initial_gradient(output, seed, create_graph, "jvp")
+            grads[key] = seed if key not in grads else grads[key] + seed
+        grads = execute(self.plan, grads, create_graph, retain_graph=True)[0]
+        if create_graph:
+            return tuple(grads.get(leaf) for leaf in self.leaves)
+        return tuple(Tensor._make(ownership.claim(grads, leaf), None) if leaf in grads else None
+                     for leaf in self.leaves)
 
 
 def jvp(f, primals, tangents):
@@ -336,13 +376,21 @@ def jacrev(f, argnums=0):
     @functools.wraps(f)
     def jacrev_f(*args, **kwargs):
         call = _Call(f, args, kwargs, _positions(argnums, len(args), "jacrev"), False, "jacrev")
-        jacobians = []
-        for output in call.outputs:
-            rows = [call.pullback((output,), (_one_hot(output, i),), call.linked)
-                    for i in range(output.size)]
-            jacobians.append(_assemble(call, output, rows, rows=True))
+        jacobians = [_assemble(call, output, _rows(call, output), rows=True)
+                     for output in call.outputs]
         return _structured(call, jacobians, argnums)
     return jacrev_f
+
+
+def _rows(call, output):
+    """The Jacobian's rows for ``output``: one pass per element, each a tuple per variable."""
+    if call.linked or not output.requires_grad:
+        return [call.pullback((output,), (_one_hot(output, i),), call.linked)
+                for i in range(output.size)]
+    passes = _Toward((output,), call.variables)   # not linked: the variables are fresh leaves
+    return [tuple(_zeros_like(v) if g is None else g
+                  for g, v in zip(passes.run((_one_hot(output, i),), False), call.variables))
+            for i in range(output.size)]
 
 
 def jacfwd(f, argnums=0):

@@ -262,3 +262,36 @@ def test_refusals_name_the_argument():
         func.grad(lambda x: x.sum())(Tensor([1, 2], dtype=np.int64))
     assert x.grad is None and x.data.tolist() == [1.0, 2.0]
 
+
+
+def test_pruned_passes_give_what_autonet_grad_gives_under_anomaly_mode():
+    """jvp, jacfwd and jacrev plan their own pruned passes; with observers (anomaly mode,
+    compile) they take autonet.grad's: both ways agree."""
+    vx, vw = Tensor(RNG.standard_normal(4)), Tensor(RNG.standard_normal((3, 4)))
+    plain = func.jvp(mixed, (Tensor(X), Tensor(W)), (vx, vw))[1]
+    forward = func.jacfwd(mixed)(Tensor(X), Tensor(W))
+    reverse = func.jacrev(mixed, 1)(Tensor(X), Tensor(W))
+    with autonet.detect_anomaly():
+        np.testing.assert_allclose(func.jvp(mixed, (Tensor(X), Tensor(W)), (vx, vw))[1].data,
+                                   plain.data, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(func.jacfwd(mixed)(Tensor(X), Tensor(W)).data, forward.data,
+                                   rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(func.jacrev(mixed, 1)(Tensor(X), Tensor(W)).data, reverse.data,
+                                   rtol=1e-14, atol=1e-15)
+
+
+def test_jvp_is_differentiable_with_respect_to_a_tangent_that_requires_grad():
+    v = Tensor([1.0, -2.0], requires_grad=True)
+    x = Tensor([0.5, 1.5])
+    _, tangent = func.jvp(lambda x: x ** 3, (x,), (v,))       # 3 x^2 v
+    assert tangent.requires_grad
+    (dv,) = autonet.grad(tangent.sum(), v)
+    np.testing.assert_allclose(dv.data, 3 * x.data ** 2, rtol=1e-15)
+    assert v.grad is None
+
+
+def test_results_never_alias_the_callers_tangents():
+    v = Tensor([1.0, 2.0])
+    _, pushed = func.jvp(lambda x: x, (Tensor([0.0, 0.0]),), (v,))     # J = I: J v is v's values
+    pushed.data[0] = 99.0
+    assert v.data[0] == 1.0
