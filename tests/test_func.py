@@ -295,3 +295,19 @@ def test_results_never_alias_the_callers_tangents():
     _, pushed = func.jvp(lambda x: x, (Tensor([0.0, 0.0]),), (v,))     # J = I: J v is v's values
     pushed.data[0] = 99.0
     assert v.data[0] == 1.0
+
+
+def test_float32_stays_float32_as_torch_func_keeps_dtypes():
+    x = Tensor(np.array([0.5, -1.0], dtype=np.float32))
+    f = lambda x: (x.tanh() ** 2).sum()
+    results = [func.grad(f)(x), func.hessian(f)(x), func.jacfwd(lambda x: x * x)(x),
+               func.jvp(lambda x: x * x, (x,), (x,))[1], func.hvp(f, x, x)[1], func.vjp(f, x)[1](1.0)[0]]
+    assert [r.dtype for r in results] == [np.float32] * len(results)
+    exact = 2 * np.tanh(0.5) * (1 - np.tanh(0.5) ** 2)
+    assert results[0].data[0] == pytest.approx(exact, rel=1e-6)
+
+
+def test_vjp_with_aux_returns_it_third():
+    out, vjp_fn, aux = func.vjp(lambda x: (x * 3, x.sum()), Tensor([1.0, 2.0]), has_aux=True)
+    assert aux.item() == 3.0 and not aux.requires_grad
+    np.testing.assert_array_equal(vjp_fn(Tensor([1.0, 1.0]))[0].data, [3.0, 3.0])
