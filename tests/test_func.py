@@ -311,3 +311,20 @@ def test_vjp_with_aux_returns_it_third():
     out, vjp_fn, aux = func.vjp(lambda x: (x * 3, x.sum()), Tensor([1.0, 2.0]), has_aux=True)
     assert aux.item() == 3.0 and not aux.requires_grad
     np.testing.assert_array_equal(vjp_fn(Tensor([1.0, 1.0]))[0].data, [3.0, 3.0])
+
+
+def test_inside_compile_the_transforms_are_refused_not_replayed_wrong():
+    """A trace cannot follow a transform's private variables yet: compile refuses the step
+    (a replay of traced values would be silently wrong)."""
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    loss = lambda w: ((x @ w).tanh() ** 2).sum()
+    for body in (lambda w: func.grad(loss)(w), lambda w: func.hvp(loss, w, Tensor([1.0, 0.0]))[1],
+                 lambda w: func.jacrev(lambda w: x @ w)(w)):
+        for requires_grad in (False, True):
+            w = Tensor([0.5, -0.3], requires_grad=requires_grad)
+            with pytest.raises(autonet.CompileError, match="made inside it"):
+                step = autonet.compile(body)
+                for shift in range(3):
+                    w.data[0] = shift / 10
+                    step(w)
+            assert w.grad is None
