@@ -328,3 +328,35 @@ def test_inside_compile_the_transforms_are_refused_not_replayed_wrong():
                     w.data[0] = shift / 10
                     step(w)
             assert w.grad is None
+
+
+def test_values_equal_torch_funcs_when_installed():
+    """Each transform, nested ones and a backward through one, against torch.func (float64)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    tf = torch.func
+    ours = lambda a, b: (autonet.tanh(b @ a) * autonet.exp(a[:3] / 4) + (b ** 2).sum(axis=1)).sin()
+    theirs = lambda a, b: (torch.tanh(b @ a) * torch.exp(a[:3] / 4) + (b ** 2).sum(dim=1)).sin()
+    ours_scalar = lambda a, b: (ours(a, b) ** 2).sum() + autonet.log(1 + (a * a).sum())
+    theirs_scalar = lambda a, b: (theirs(a, b) ** 2).sum() + torch.log(1 + (a * a).sum())
+    v, c = RNG.standard_normal(4), RNG.standard_normal(3)
+    tx, tw, tv, tc = (torch.tensor(a) for a in (X, W, v, c))
+    pairs = [
+        (func.grad(ours_scalar, argnums=(0, 1))(X, W), tf.grad(theirs_scalar, argnums=(0, 1))(tx, tw)),
+        (func.jacrev(ours)(X, W), tf.jacrev(theirs)(tx, tw)),
+        (func.jacfwd(ours, 1)(X, W), tf.jacfwd(theirs, 1)(tx, tw)),
+        (func.hessian(ours_scalar, (0, 1))(X, W)[0], tf.hessian(theirs_scalar, (0, 1))(tx, tw)[0]),
+        (func.jvp(lambda a: ours(a, Tensor(W)), (X,), (v,))[1], tf.jvp(lambda a: theirs(a, tw), (tx,), (tv,))[1]),
+        (func.vjp(ours, Tensor(X), Tensor(W))[1](c), tf.vjp(theirs, tx, tw)[1](tc)),
+        (func.hvp(lambda a: ours_scalar(a, Tensor(W)), X, v)[1],
+         torch.autograd.functional.hvp(lambda a: theirs_scalar(a, tw), tx, tv)[1]),
+        (func.jacfwd(func.jacrev(lambda a: ours(a, Tensor(W))))(X),
+         tf.jacfwd(tf.jacrev(lambda a: theirs(a, tw)))(tx)),
+    ]
+    w_ours, w_theirs = Tensor(W, requires_grad=True), tw.clone().requires_grad_(True)
+    func.grad(ours_scalar)(Tensor(X), w_ours).sum().backward()
+    tf.grad(theirs_scalar)(tx, w_theirs).sum().backward()
+    pairs.append((Tensor(w_ours.grad), w_theirs.grad))
+    for got, expected in pairs:
+        got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)

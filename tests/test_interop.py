@@ -165,3 +165,66 @@ def test_without_the_package_the_error_names_the_extra(tmp_path):
                             check=True)
     assert "pip install autonet[interop]" in result.stdout
     assert not path.exists()
+
+
+def _torch_twins(torch):
+    """(autonet module, PyTorch module of the same layout, an input) for each layer compared."""
+    nn, rng = autonet.nn, np.random.default_rng(3)
+    images = rng.standard_normal((2, 2, 5, 5))
+    return [
+        (nn.Conv2d(2, 3, 3, rng=0), torch.nn.Conv2d(2, 3, 3, dtype=torch.float64), images),
+        (nn.LayerNorm(5), torch.nn.LayerNorm(5, dtype=torch.float64), rng.standard_normal((4, 5))),
+        (nn.Embedding(7, 4, rng=0), torch.nn.Embedding(7, 4, dtype=torch.float64), np.array([[1, 6], [0, 3]])),
+        (nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2, dtype=torch.float64), images),
+    ]
+
+
+def _randomized(module, rng):
+    """Every floating-point entry of the state changed, so a default value cannot pass."""
+    state = {k: (np.asarray(v) + rng.uniform(0.5, 1.5, np.shape(v)) if np.asarray(v).dtype.kind == "f"
+                 else np.asarray(v)) for k, v in module.state_dict().items()}
+    module.load_state_dict(state)
+    return module
+
+
+def _outputs_agree(ours, theirs, x, torch):
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        expected = theirs(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours(Tensor(x) if x.dtype.kind == "f" else x).data, expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_state_dicts_cross_to_pytorch_and_back_through_safetensors(tmp_path):
+    """A layer's state_dict saved here loads into the PyTorch layer (safetensors.torch) and
+    gives the same outputs; PyTorch's saved state loads back into autonet."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    import safetensors.torch
+    rng = np.random.default_rng(4)
+    for ours, theirs, x in _torch_twins(torch):
+        path = str(tmp_path / f"{type(ours).__name__}.safetensors")
+        autonet.save(_randomized(ours, rng).state_dict(), path)
+        theirs.load_state_dict(safetensors.torch.load_file(path))
+        _outputs_agree(ours, theirs, x, torch)
+        with torch.no_grad():                       # and back: PyTorch's state into autonet
+            for parameter in theirs.parameters():
+                parameter.add_(torch.tensor(rng.uniform(0.5, 1.5, tuple(parameter.shape))))
+        safetensors.torch.save_file(theirs.state_dict(), path)
+        ours.load_state_dict(autonet.load(path))
+        _outputs_agree(ours, theirs, x, torch)
+
+
+def test_a_linear_layers_state_dict_crosses_to_pytorch(tmp_path):
+    """Contract v3's (out, in) Linear weight is PyTorch's: the file loads as it is."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    import safetensors.torch
+    ours = autonet.nn.Linear(3, 2, rng=0)
+    if ours.weight.shape != (2, 3):
+        pytest.skip("Linear.weight still has contract v1's (in, out) layout here; v3's (out, in) "
+                    "is PyTorch's")
+    theirs = torch.nn.Linear(3, 2, dtype=torch.float64)
+    path = str(tmp_path / "linear.safetensors")
+    autonet.save(ours.state_dict(), path)
+    theirs.load_state_dict(safetensors.torch.load_file(path))
+    _outputs_agree(ours, theirs, np.random.default_rng(5).standard_normal((4, 3)), torch)
