@@ -172,11 +172,12 @@ def _array(tensor):
     return tensor.data if not devices.is_host(tensor.data) else np.asarray(tensor.data)
 
 
-def _one_hot(tensor, index):
-    """A constant of ``tensor``'s shape and dtype: 1 at flat ``index``, 0 elsewhere."""
-    array = devices.zeros(tensor.size, tensor.dtype, _array(tensor))
-    array[index] = 1
-    return Tensor._make(array.reshape(tensor.shape), None)
+def _basis(tensor):
+    """Constants of ``tensor``'s shape and dtype, one per element: 1 there, 0 elsewhere."""
+    like = _array(tensor)
+    eye = np.eye(tensor.size, dtype=tensor.dtype) if type(like) is np.ndarray else \
+        np.eye(tensor.size, dtype=tensor.dtype, like=like)
+    return [Tensor._make(row.reshape(tensor.shape), None) for row in eye]
 
 
 # ----------------------------------------------------------------- arguments
@@ -385,12 +386,11 @@ def jacrev(f, argnums=0):
 def _rows(call, output):
     """The Jacobian's rows for ``output``: one pass per element, each a tuple per variable."""
     if call.linked or not output.requires_grad:
-        return [call.pullback((output,), (_one_hot(output, i),), call.linked)
-                for i in range(output.size)]
+        return [call.pullback((output,), (seed,), call.linked) for seed in _basis(output)]
     passes = _Toward((output,), call.variables)   # not linked: the variables are fresh leaves
     return [tuple(_zeros_like(v) if g is None else g
-                  for g, v in zip(passes.run((_one_hot(output, i),), False), call.variables))
-            for i in range(output.size)]
+                  for g, v in zip(passes.run((seed,), False), call.variables))
+            for seed in _basis(output)]
 
 
 def jacfwd(f, argnums=0):
@@ -405,8 +405,8 @@ def jacfwd(f, argnums=0):
         blank = [None] * len(call.variables)
         columns = [[] for _ in call.variables]   # per variable, per element: one tensor per output
         for j, variable in enumerate(call.variables):
-            for i in range(variable.size):
-                tangents = blank[:j] + [_one_hot(variable, i)] + blank[j + 1:]
+            for seed in _basis(variable):
+                tangents = blank[:j] + [seed] + blank[j + 1:]
                 columns[j].append(linearized.push(tangents, call.linked))
         jacobians = []
         for k, output in enumerate(call.outputs):
