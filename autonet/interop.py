@@ -110,7 +110,8 @@ def _flat_arrays(obj):
         if array.dtype.kind not in "biuf":
             raise ValueError(f"save: obj[{key!r}] holds {array.dtype} data; .safetensors stores "
                              f"numeric arrays")
-        arrays[key] = array
+        # the package writes the raw buffer as if in C order
+        arrays[key] = array if array.flags.c_contiguous else np.array(array, order="C")
     return arrays
 
 

@@ -103,6 +103,20 @@ def test_save_and_load_round_trip_every_dtype(tmp_path):
         np.testing.assert_array_equal(loaded[key], expected)
 
 
+def test_views_fortran_order_and_big_endian_arrays_keep_their_values(tmp_path):
+    """The package writes an array's raw buffer: a strided view or a Fortran-ordered array
+    must be laid out in C order first (they came back scrambled)."""
+    path = tmp_path / "layouts.safetensors"
+    grid = np.arange(12.0).reshape(3, 4)
+    state = {"strided": np.arange(10.0)[::3], "fortran": np.asfortranarray(grid),
+             "transposed": Tensor(grid).T, "big-endian": np.arange(3, dtype=">f8"),
+             "negative stride": grid[::-1, 1:]}
+    autonet.save(state, path)
+    loaded = autonet.load(path)
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value.data if isinstance(value, Tensor) else value)
+
+
 def test_the_file_is_the_safetensors_format_read_by_the_package_itself(tmp_path):
     path = tmp_path / "model.safetensors"
     model = autonet.nn.Linear(3, 2, rng=0)
