@@ -14,6 +14,7 @@ autonet[interop]``), imported only when such a file is written or read.
 >>> t
 Tensor([5., 0., 0.])
 """
+import json
 import os
 import tempfile
 
@@ -24,6 +25,7 @@ from .core import device as devices
 from .core.tensor import Tensor, check_kind
 
 _CPU, _CUDA = 1, 2   # DLPack's device types
+_NOT_IN_NUMPY = {"BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
 _INSTALL = ".safetensors files need the safetensors package: pip install autonet[interop]"
 
 
@@ -67,8 +69,8 @@ def save_safetensors(obj, path):
 
 
 def load_safetensors(path, max_bytes):
-    """The dict of ndarrays in the safetensors file ``path``; ``ValueError`` for a file
-    that is not one (or is larger than ``max_bytes``)."""
+    """The dict of ndarrays in the safetensors file ``path``, by name (the format keeps no
+    order); ``ValueError`` for a file that is not one (or is larger than ``max_bytes``)."""
     size = os.path.getsize(path)
     if size > max_bytes:
         raise ValueError(f"load: {os.fspath(path)!r} is {size} bytes, more than max_bytes={max_bytes}")
@@ -76,9 +78,23 @@ def load_safetensors(path, max_bytes):
     with open(path, "rb") as file:
         data = file.read()
     try:
-        return dict(numpy_api.load(data))
+        arrays = numpy_api.load(data)
     except Exception as error:   # noqa: BLE001 - safetensors' own error types vary by version
-        raise ValueError(f"load: {os.fspath(path)!r} is not a readable safetensors file: {error}") from None
+        raise ValueError(f"load: {os.fspath(path)!r} {_why_unreadable(data, error)}") from None
+    return dict(sorted(arrays.items()))   # the format keeps no order: by name, every time
+
+
+def _why_unreadable(data, error):
+    """Name an entry of a dtype NumPy lacks (bfloat16, float8, as PyTorch writes), else the error."""
+    try:
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + size])
+        dtype, key = next((entry["dtype"], key) for key, entry in sorted(header.items())
+                          if key != "__metadata__" and entry["dtype"] in _NOT_IN_NUMPY)
+    except Exception:   # noqa: BLE001 - a broken header: the package's own words say why
+        return f"is not a readable safetensors file: {error}"
+    return (f"holds {dtype} data (key {key!r}), which NumPy has no dtype for; convert it to "
+            f"float32 where it is saved (PyTorch: tensor.float())")
 
 
 def _safetensors():
@@ -98,6 +114,9 @@ def _flat_arrays(obj):
     for key, value in obj.items():
         if not isinstance(key, str):
             raise ValueError(f"save: .safetensors keys must be strings, got {key!r}")
+        if key == "__metadata__":   # the format's own header entry: the file would not load
+            raise ValueError("save: the key '__metadata__' is reserved by the safetensors format; "
+                             "rename it")
         array = value.data if isinstance(value, Tensor) else value
         if isinstance(value, Tensor) and isinstance(array, np.generic):
             array = np.asarray(array)        # a 0-d result some ops leave as a NumPy scalar

@@ -132,6 +132,20 @@ def test_the_file_is_the_safetensors_format_read_by_the_package_itself(tmp_path)
     np.testing.assert_array_equal(fresh.bias.data, model.bias.data)
 
 
+def test_empty_and_zero_size_arrays_and_every_integer_width_round_trip_in_name_order(tmp_path):
+    path = tmp_path / "edge.safetensors"
+    autonet.save({}, path)
+    assert autonet.load(path) == {}
+    state = {"z": np.zeros((0, 3)), "b": np.arange(3, dtype=np.uint16), "a": np.arange(3, dtype=np.uint64),
+             "c": np.arange(3, dtype=np.int16), "d": np.arange(3, dtype=np.uint32)}
+    autonet.save(state, path)
+    loaded = autonet.load(path)
+    assert list(loaded) == ["a", "b", "c", "d", "z"]
+    for key, value in state.items():
+        assert loaded[key].dtype == value.dtype and loaded[key].shape == value.shape
+        np.testing.assert_array_equal(loaded[key], value)
+
+
 def test_files_written_by_the_package_load(tmp_path):
     path = tmp_path / "other.SAFETENSORS"            # the suffix in any case
     safetensors_numpy.save_file({"a": np.eye(2, dtype=np.float32)}, str(path))
@@ -147,6 +161,7 @@ def test_files_written_by_the_package_load(tmp_path):
     ({"names": ["a"]}, r"obj\['names'\] is a list"),
     ({"text": np.array(["a"])}, "<U1 data"),
     ({0: np.ones(2)}, "keys must be strings"),
+    ({"__metadata__": np.ones(2)}, "reserved by the safetensors format"),
     ([np.ones(2)], "not a list"),
 ])
 def test_save_refuses_anything_but_a_flat_dict_of_arrays_and_leaves_no_file(tmp_path, bad, what):
@@ -164,6 +179,10 @@ def test_load_refuses_a_file_that_is_not_safetensors_or_too_large(tmp_path):
     path = tmp_path / "broken.safetensors"
     path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
+        autonet.load(path)
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))   # as PyTorch writes bfloat16
+    with pytest.raises(ValueError, match=r"holds BF16 data \(key 'w'\), which NumPy has no dtype for"):
         autonet.load(path)
     autonet.save({"w": np.ones(1000)}, path)
     with pytest.raises(ValueError, match="more than max_bytes=100"):
