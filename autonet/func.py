@@ -213,17 +213,18 @@ def _as_tuple(primals):
     return (primals,)
 
 
-def _tangents_for(variables, tangents, what, where):
-    """``tangents`` as Tensors, one per variable, of its shape (``ValueError`` otherwise)."""
+def _tangents_for(targets, tangents, what, where, against="primals"):
+    """``tangents`` as Tensors, one per target (a primal, or an output of ``f`` for
+    cotangents), each of its target's shape (``ValueError`` otherwise)."""
     tangents = _as_tuple(tangents)
-    if len(tangents) != len(variables):
-        raise ValueError(f"{where}: {len(variables)} primal(s) but {len(tangents)} {what}")
+    if len(tangents) != len(targets):
+        raise ValueError(f"{where}: {len(targets)} {against} but {len(tangents)} {what}")
     checked = []
-    for i, (variable, tangent) in enumerate(zip(variables, tangents)):
+    for i, (target, tangent) in enumerate(zip(targets, tangents)):
         tangent = tangent if isinstance(tangent, Tensor) else _tensor(tangent, f"{where}: {what}[{i}]")
-        if tangent.shape != variable.shape:
-            raise ValueError(f"{where}: {what}[{i}] has shape {tangent.shape} but primals[{i}] "
-                             f"has shape {variable.shape}; they must match")
+        if tangent.shape != target.shape:
+            raise ValueError(f"{where}: {what}[{i}] has shape {tangent.shape} but {against}[{i}] "
+                             f"has shape {target.shape}; they must match")
         checked.append(tangent)
     return tuple(checked)
 
@@ -284,7 +285,7 @@ def vjp(f, *primals, has_aux=False):
 
     def vjp_fn(cotangent):
         cotangents = _tangents_for(call.outputs, (cotangent,) if call.single else cotangent,
-                                   "cotangents", "vjp_fn")
+                                   "cotangents", "vjp_fn", against="outputs")
         keep = is_grad_enabled() and (call.linked or any(c.requires_grad for c in cotangents))
         grads = call.pullback(call.outputs, cotangents, keep)
         return grads if keep else tuple(g.detach() for g in grads)
