@@ -364,3 +364,19 @@ def test_values_equal_torch_funcs_when_installed():
         got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
         for a, b in zip(got, expected):
             np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_forward_mode_inside_another_transform_stays_differentiable():
+    """jacfwd and jvp nested in grad (their pushes keep a graph) agree with jacrev nested in
+    grad and with finite differences of the inner Jacobian's trace."""
+    f = lambda x: autonet.tanh(x * x.sum())
+    trace = lambda jacobian: lambda x: (jacobian(f)(x) * Tensor(np.eye(3))).sum()
+    x = RNG.standard_normal(3)
+    forward = func.grad(trace(func.jacfwd))(x)
+    reverse = func.grad(trace(func.jacrev))(x)
+    np.testing.assert_allclose(forward.data, reverse.data, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(forward.data, numeric_jacobian(trace(func.jacrev), (x,), 0),
+                               rtol=1e-6, atol=1e-8)
+    along = func.grad(lambda x: func.jvp(f, (x,), (Tensor([1.0, 0.0, 0.0]),))[1].sum())(x)
+    np.testing.assert_allclose(along.data, numeric_jacobian(
+        lambda x: func.jvp(f, (x,), (Tensor([1.0, 0.0, 0.0]),))[1].sum(), (x,), 0), rtol=1e-6, atol=1e-8)
