@@ -22,7 +22,7 @@ ops-page: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop]'
 	touch $(INSTALLED)
 
 # Graphviz's `dot` draws the pictures; everything else works without it.

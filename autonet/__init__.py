@@ -20,7 +20,8 @@ from .ops.registry import entries as _entries
 from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
-from . import cuda, data, nn, optim, models, viz  # noqa: E402 - features after the core
+from .interop import from_dlpack
+from . import cuda, data, func, nn, optim, models, viz  # noqa: E402 - features after the core
 from .compiler import CompileError, compile  # noqa: E402,A004
 
 _OPS = [entry.name for entry in _entries() if entry.top_level]
@@ -51,5 +52,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
     "gradcheck", "gradgradcheck", "GradcheckError", *_OPS,
-    "save", "load", "cuda", "data", "nn", "optim", "models", "viz", "compile", "CompileError",
+    "save", "load", "from_dlpack", "cuda", "data", "func", "nn", "optim", "models", "viz", "compile",
+    "CompileError",
 ]

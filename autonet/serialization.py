@@ -25,6 +25,7 @@ import zipfile
 
 import numpy as np
 
+from .interop import is_safetensors, load_safetensors, save_safetensors
 from .core import device as devices
 from .core.tensor import Tensor
 
@@ -49,7 +50,10 @@ def save(obj, path):
     created exclusively beside ``path`` (so no planted link is followed),
     flushed to disk, then moved over ``path``: readers see the old file or
     the new one, never a mix; any failure removes the temporary file.
+    A path ending in ``.safetensors`` takes a flat dict of arrays (autonet.interop).
     """
+    if is_safetensors(path):
+        return save_safetensors(obj, path)
     if not isinstance(obj, dict):
         raise TypeError(f"save takes a dict, not {type(obj).__name__}")
     arrays = {}
@@ -172,6 +176,8 @@ def load(path, max_bytes=DEFAULT_MAX_BYTES):
     are refused as ``save`` refuses them), and a manifest that is not exactly
     what ``save`` writes.
     """
+    if is_safetensors(path):   # a flat dict of arrays (autonet.interop)
+        return load_safetensors(path, max_bytes)
     if max_bytes <= 0:
         raise ValueError(f"load: max_bytes must be positive, not {max_bytes}")
     path = os.fspath(path)

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Wide  # noqa: E402
 import models  # noqa: E402 - the examples' CNN and tiny-GPT steps against PyTorch
+import transforms  # noqa: E402 - autonet.func: hvp, jvp, jacrev against their references
 
 import autonet  # noqa: E402
 
@@ -173,6 +174,8 @@ def main():
     if not arguments.default_threads:
         print()
         print(models.table(torch, rounds), flush=True)
+        print()
+        print(transforms.table(torch, rounds), flush=True)
     if not arguments.default_threads and not arguments.quick:
         print()
         subprocess.run([sys.executable, __file__, "--default-threads"], check=True,

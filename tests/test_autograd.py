@@ -318,3 +318,28 @@ def test_fresh_gradients_are_handed_over_without_copies(monkeypatch):
     y, z = Tensor([1.0], requires_grad=True), Tensor([1.0], requires_grad=True)
     (y + z).sum().backward()             # add hands one array to both: one of them copies
     assert len(copies) == 1 and y.grad is not z.grad
+
+
+def test_an_element_used_twice_sums_its_0_d_gradients_into_an_array():
+    """Fan-out of a 0-d value: NumPy's 0-d sum is a scalar, which indexing's backward could not
+    take (found through autonet.func.hessian); eager and compiled alike."""
+    x = autonet.Tensor([0.3, 0.7], requires_grad=True)
+
+    def loss(x):
+        y = x[0]
+        return y.sin() + y.cos()
+
+    loss(x).backward()
+    np.testing.assert_allclose(x.grad, [np.cos(0.3) - np.sin(0.3), 0.0], rtol=1e-15)
+    twin = autonet.Tensor([0.3, 0.7], requires_grad=True)
+
+    def step(t):
+        value = loss(t)
+        value.backward()
+        return value
+
+    compiled = autonet.compile(step)
+    for _ in range(2):
+        twin.grad = None
+        compiled(twin)
+        np.testing.assert_array_equal(twin.grad, x.grad)

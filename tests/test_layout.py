@@ -18,6 +18,7 @@ LAYERS = [
     ("ops", ("autonet.ops",)),
     ("methods", ("autonet._methods", "autonet._numpy")),
     ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler",
+                  "autonet.func", "autonet.interop",
                   "autonet.viz", "autonet.serialization", "autonet.testing", "autonet.notebook",
                   "autonet.data", "autonet.cuda")),
     ("applications", ("autonet.models",)),
@@ -89,8 +90,8 @@ def test_the_rule_catches_an_upward_import_even_inside_a_function():
 
 
 def test_importing_autonet_loads_no_optional_package():
-    code = ("import sys, autonet, autonet.nn, autonet.optim; "
+    code = ("import sys, autonet, autonet.nn, autonet.optim, autonet.func, autonet.interop; "
             "print(sorted(m for m in ('graphviz', 'hypothesis', 'torch', 'numba', 'cupy', "
-            "'sklearn', 'matplotlib', 'scipy') if m in sys.modules))")
+            "'sklearn', 'matplotlib', 'scipy', 'safetensors', 'jax', 'onnx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

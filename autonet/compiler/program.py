@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from ..core import ownership
-from ..core.backward import fit
+from ..core.backward import accumulate, fit
 from ..core.function import as_output_array
 from ..core.state import state
 from ..core.tensor import Tensor, as_array
@@ -158,7 +158,8 @@ class _Generator:
 
     def __init__(self, argument_tensors):
         self.argument_tensors = argument_tensors   # paths of the arguments that are Tensors
-        self.namespace = {"deliver": _deliver_all, "fit": fit, "as_output_array": as_output_array,
+        self.namespace = {"deliver": _deliver_all, "fit": fit, "accumulate": accumulate,
+                          "as_output_array": as_output_array,
                           "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
         self.bound = {}            # (prefix, id) -> name
         self.names = []            # (name, description) of the inputs, for the listing
@@ -293,7 +294,7 @@ class _Generator:
                     key = self.destination(target)
                     variable = leaves.setdefault(key, f"l{len(leaves)}")
                 if variable in assigned:
-                    lines.append(f"    {variable} = {variable} + {value}")
+                    lines.append(f"    {variable} = accumulate({variable}, {value})")
                 else:
                     lines.append(f"    {variable} = {value}")
                     assigned.add(variable)

@@ -130,7 +130,7 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
                     if fitted is not None:
                         fitted.append((node, position))
                 earlier = grads.get(key)
-                grads[key] = input_grad if earlier is None else earlier + input_grad
+                grads[key] = input_grad if earlier is None else accumulate(earlier, input_grad)
                 if observed:
                     notify("gradient_summed", node, position, grads[key])
     finally:
@@ -181,6 +181,12 @@ def _saved_as_tensor(node, index, array):
     if type(edge) is Context:
         return Tensor._make(array, edge)
     return edge if wanted else Tensor._make(array, None)   # a leaf in the graph, or a constant
+
+
+def accumulate(earlier, grad):
+    """``earlier + grad``: fan-out gradients summed (a 0-d sum stays an array, not NumPy's scalar)."""
+    total = earlier + grad
+    return np.asarray(total) if isinstance(total, np.generic) else total
 
 
 def fit(grad, shape, dtype, create_graph=False):

@@ -226,6 +226,19 @@ class Tensor:
             return np.array(self.data, dtype=dtype)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The data as a DLPack capsule, shared (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``);
+        refused for tensors that require grad, as PyTorch."""
+        if self.requires_grad:
+            raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        reading_value("DLPack export")
+        given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
+        return _dlpack_array(self.data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
+
+    def __dlpack_device__(self):
+        """``(device type, index)`` as DLPack numbers them: ``(1, 0)`` for the CPU."""
+        return _dlpack_array(self.data).__dlpack_device__()
+
     def __float__(self):
         reading_value("float()")
         return float(self.data)
@@ -266,3 +279,8 @@ def reading_value(what):
     """Python is about to see a tensor's values: observers (compile) may refuse."""
     if state.observers:
         notify("value_read", what)
+
+
+def _dlpack_array(data):
+    """``data`` as an array that speaks DLPack (a NumPy scalar some ops leave becomes 0-d)."""
+    return np.asarray(data) if isinstance(data, np.generic) else data
