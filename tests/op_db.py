@@ -85,6 +85,7 @@ OPS = [
     unary("abs", np.abs, numpy=np.absolute, min_magnitude=0.01),
     unary("sin", np.sin, numpy=np.sin),
     unary("cos", np.cos, numpy=np.cos),
+    unary("arctan", lambda a: np.arcsin(a / np.sqrt(1 + a * a)), numpy=np.arctan),
     unary("log1p", np.log1p, numpy=np.log1p, min_value=-0.9),
     unary("expm1", np.expm1, numpy=np.expm1, min_value=-5, max_value=5),
     unary("square", lambda a: a * a, numpy=np.square),

@@ -203,6 +203,20 @@ class Cos(Function):
         return -grad * np.sin(a)
 
 
+class Arctan(Function):
+    name = "arctan"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.arctan(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved
+        return grad / (1 + a * a)
+
+
 class Log1p(Function):
     """log(1 + a), accurate for small a."""
 
@@ -483,6 +497,12 @@ def sin(x):
 def cos(x):
     """The cosine."""
     return Cos.apply(as_tensor(x))
+
+
+@register("elementwise", numpy=np.arctan, torch=("atan", "arctan"))
+def arctan(x):
+    """The inverse tangent, in ``(-pi/2, pi/2)``."""
+    return Arctan.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.log1p)
