@@ -81,13 +81,6 @@ def _root_origin(origin):
     return origin
 
 
-def _memory_owner(array):
-    """The array whose memory ``array`` views (itself if it owns its memory)."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 def _is_autonet(frame):
     name = frame.f_globals.get("__name__", "")
     return name == "autonet" or name.startswith("autonet.")
@@ -206,7 +199,7 @@ class Tracer(Observer):
                     "tracemalloc is tracing memory, so compile cannot tell whether this array "
                     "was made inside the step; trace the step (its first call) with tracemalloc "
                     "stopped, or pass the array as an argument")
-            if self.born(value) and self.born(_memory_owner(value)):   # a view of lasting
+            if self.born(value) and self.born(devices.memory_root(value)):   # a view of lasting
                 raise CompileError(                                       # memory reads it afresh
                     f"the step computes an array with NumPy (shape {value.shape}) and passes it to "
                     f"autonet; a replay would reuse its traced values. Make such arrays outside "
