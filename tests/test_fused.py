@@ -373,8 +373,8 @@ def test_sgds_in_kernel_step_rounds_as_numpy(dtype):
     writer = Writer(dtype)
     params = [Symbol(writer, name, (7, 5), dtype) for name in ("p0", "p1")]
     grads = [Symbol(writer, name, (7, 5), dtype) for name in ("g0", "g1")]
-    _descend_all(params, grads, Symbol(writer, "rates", (2,), np.float64))
-    source = "def kernel(p0, p1, g0, g1, rates):\n    real = np.{}\n{}\n".format(
+    _descend_all(params, grads, [Symbol(writer, name, (), np.float64) for name in ("r0", "r1")])
+    source = "def kernel(p0, p1, g0, g1, r0, r1):\n    real = np.{}\n{}\n".format(
         np.dtype(dtype).name, "\n".join(writer.lines))
     namespace = {"np": np}
     exec(source, namespace)
@@ -386,7 +386,7 @@ def test_sgds_in_kernel_step_rounds_as_numpy(dtype):
     want -= 0.37 * grad   # a Python float, as group["lr"]
     view = np.zeros((7, 10), dtype)[:, ::2]   # a strided parameter too
     view[...] = param
-    kernel(param, view, grad, grad, np.array([0.37, 0.37]))
+    kernel(param, view, grad, grad, 0.37, 0.37)
     np.testing.assert_array_equal(param, want)
     np.testing.assert_array_equal(view, want)
 

@@ -204,7 +204,8 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
         name = generator.bind("step", step)
         body.append(f"    fuse_step = {name}.applies()")   # decided before the kernel runs
         inputs.append("fuse_step")
-        inputs.append(f"{name}.hyperparameters()")
+        optimizer = generator.bind("optimizer", step.optimizer)
+        inputs += [f"{optimizer}.param_groups[{group}][{setting!r}]" for group, setting in step.settings]
     body.append(f"    kernel({', '.join(inputs)})")
     body += [f"    deliver(grads, {n}, {generator.destination(leaf)}, False)"   # claimed uncopied
              for n, leaf in enumerate(leaves)]
@@ -341,7 +342,7 @@ class _Kernel:
         for n, grad in enumerate(self.leaf_grads):
             writer.statement(f"grad{n}[...] = {grad.name}")
         if step is not None:   # the optimizer's own formula, on the kernel's arrays
-            parameters += ["update", "hyperparameters"]
+            parameters += ["update"] + [f"h{k}" for k in range(len(leaves))]
             writer.statement("if update:")
             first = len(writer.lines)
             params = [self.symbols.get(("tensor", id(leaf))) for _, leaf in leaves]
@@ -349,7 +350,7 @@ class _Kernel:
                 raise NotLowered("the optimizer steps a parameter the kernel does not read")
             buffers = [Symbol(writer, f"grad{n}", leaf.shape, leaf.dtype) for n, (_, leaf) in enumerate(leaves)]
             with _formula(type(step.optimizer).__name__, "fused step"):
-                step.formula(params, buffers, Symbol(writer, "hyperparameters", (len(leaves),), np.float64))
+                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64) for k in range(len(leaves))])
             writer.lines[first:] = ["    " + line for line in writer.lines[first:]] or ["        pass"]
         header = [f"def kernel({', '.join(parameters)}):", f"    real = np.{writer.dtype}"]
         return "\n".join(header + writer.lines) + "\n"

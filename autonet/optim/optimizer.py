@@ -196,29 +196,30 @@ class FusedStep:
     """An optimizer's step as a fused kernel takes it: the optimizer's own formula, run on the
     kernel's symbolic arrays, over the parameters the kernel was traced with.
 
-    ``plain()`` says whether the settings are those the formula computes;
-    ``hyperparameters()`` gives the kernel its numbers on each call (one per parameter);
-    ``formula(params, grads, hyperparameters)`` updates ``params`` in place from their
-    fresh ``grads``. ``applies()`` and ``finish()`` are asked by the kernel's wrapper.
+    ``formula(params, grads, numbers)`` updates ``params`` in place from their fresh
+    ``grads``; ``numbers[k]`` is parameter k's setting named in ``settings[k]``, a pair
+    ``(group index, name)`` that the kernel is given afresh on every call. The formula is the
+    step only while every setting in ``zero`` is 0 in every group (``applies``).
     """
 
-    def __init__(self, optimizer, params, plain, hyperparameters, formula):
+    def __init__(self, optimizer, params, formula, settings, zero=()):
         self.optimizer = optimizer
         self.params = tuple(params)
         self.traced = tuple(tuple(group["params"]) for group in optimizer.param_groups)
-        self.plain = plain
-        self.hyperparameters = hyperparameters
         self.formula = formula
+        self.settings = tuple(settings)
+        self.zero = tuple(zero)
 
     def applies(self):
-        """True when the coming step is the formula's: plain settings, and the groups hold
-        exactly the parameters traced, none with a gradient accumulated before this call."""
-        if not self.plain():
-            return False
+        """True when the coming step is the formula's: the ``zero`` settings are 0, and the
+        groups hold exactly the parameters traced, none with a gradient accumulated before."""
         groups = self.optimizer.param_groups
         if len(groups) != len(self.traced):
             return False
         for group, params in zip(groups, self.traced):   # loops, not all(...): this runs each call
+            for name in self.zero:
+                if group[name]:
+                    return False
             if len(group["params"]) != len(params):
                 return False
             for p, kept in zip(group["params"], params):

@@ -1,7 +1,4 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
-import numbers
-
-import numpy as np
 
 from ..core import device as devices
 from .optimizer import FusedStep, Optimizer
@@ -10,7 +7,10 @@ from .optimizer import FusedStep, Optimizer
 def descend(param, grad, lr):
     """``param -= lr * grad``, in place: SGD's last line, run by eager mode, the replay and (on
     symbolic arrays) the fused kernel alike. ``1 * grad`` is ``grad``: one NumPy call less."""
-    param -= grad if isinstance(lr, numbers.Real) and lr == 1 else lr * grad
+    param -= grad if type(lr) in _NUMBERS and lr == 1 else lr * grad
+
+
+_NUMBERS = (int, float)
 
 
 class SGD(Optimizer):
@@ -60,18 +60,8 @@ class SGD(Optimizer):
         group_of = {id(p): number for number, group in enumerate(self.param_groups) for p in group["params"]}
         if len(params) != len(group_of) or any(id(p) not in group_of or p.ndim == 0 for p in params):
             return None
-        groups = [group_of[id(p)] for p in params]
-
-        def plain():
-            for group in self.param_groups:
-                if group["momentum"] or group["weight_decay"]:
-                    return False
-            return True
-
-        def learning_rates():
-            return np.array([self.param_groups[g]["lr"] for g in groups], np.float64)
-
-        return FusedStep(self, params, plain, learning_rates, _descend_all)
+        settings = [(group_of[id(p)], "lr") for p in params]
+        return FusedStep(self, params, _descend_all, settings, zero=("momentum", "weight_decay"))
 
 
 def _descend_all(params, grads, learning_rates):
