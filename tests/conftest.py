@@ -1,13 +1,14 @@
 """Test configuration.
 
 * The hypothesis profile comes from HYPOTHESIS_PROFILE (default ci).
-* Fused kernels compiled by the tests are cached in a temporary directory, not the user's.
+* Fused kernels compiled by the tests are cached in .cache/kernels in the repository (ignored by
+  git), not the user's: later runs load numba's machine code instead of compiling again.
 * The op, nn, optim and compile tests run twice: on the CPU and with tensors on
   ``device_double`` (a CuPy-like array type that refuses implicit host conversion),
   so a host conversion autonet forgot fails on a CPU-only machine.
 """
 import os
-import tempfile
+import pathlib
 
 import pytest
 from hypothesis import settings
@@ -16,7 +17,7 @@ import autonet.testing  # noqa: F401 - registers the ci and thorough profiles
 import device_double
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-os.environ.setdefault("AUTONET_CACHE_DIR", tempfile.mkdtemp(prefix="autonet-kernels-"))
+os.environ.setdefault("AUTONET_CACHE_DIR", str(pathlib.Path(__file__).resolve().parent.parent / ".cache" / "kernels"))
 
 ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training_kit",
                    "test_autograd", "test_tensor", "test_inplace", "test_fuzz", "test_serialization",
