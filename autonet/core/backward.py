@@ -97,30 +97,24 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
     state.grad_enabled = create_graph
     ndarray = np.ndarray
     try:
-        for node, routes in zip(plan.nodes, plan.routes):
+        for node, routes in zip(plan.nodes, plan.routes):   # newest first
             grad = grads.pop(node, None)
             if grad is None:            # every formula that could reach it returned None
                 continue
-            if node.retained is not None:
-                tensor = node.retained()
-                if tensor is not None and tensor._node is node:
-                    retained[tensor] = grad
-            if capture and node in capture:
-                captured[node] = grad
-            if slow:
+            if node.retained is not None or capture:
+                _keep(node, grad, retained, captured, capture)
+            if slow:   # on Tensors (create_graph), or watched by observers
                 input_grads = _run_formula_slowly(node, grad, create_graph)
-            else:
+            else:      # the fast path: the formula on ndarrays
                 input_grads = node.fn.backward(node, grad)
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
             if len(input_grads) != len(node.inputs):
-                raise RuntimeError(
-                    f"{node.name}.backward returned {len(input_grads)} gradient(s) but forward "
-                    f"took {len(node.inputs)} input(s); return one per input (None allowed)")
+                raise _count_error(node, input_grads)
             if not retain_graph and node.saved:
                 node.saved = RELEASED      # free activations as soon as they are used
                 node.saved_versions = ()
-            for position, key, shape, dtype in routes:
+            for position, key, shape, dtype in routes:   # each wanted input gradient, fitted, summed
                 input_grad = input_grads[position]
                 if input_grad is None:
                     continue
@@ -138,6 +132,23 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
         if numpy_errors is not None:
             np.seterr(**numpy_errors)
     return grads, retained, captured
+
+
+def _keep(node, grad, retained, captured, capture):
+    """The gradient arriving at ``node``, kept for a tensor that asked ``retain_grad()`` and
+    for a caller that asked to capture it."""
+    if node.retained is not None:
+        tensor = node.retained()
+        if tensor is not None and tensor._node is node:
+            retained[tensor] = grad
+    if node in capture:
+        captured[node] = grad
+
+
+def _count_error(node, input_grads):
+    return RuntimeError(
+        f"{node.name}.backward returned {len(input_grads)} gradient(s) but forward took "
+        f"{len(node.inputs)} input(s); return one per input (None allowed)")
 
 
 def _quiet():

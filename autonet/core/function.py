@@ -104,47 +104,13 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        """Run the op on Tensors (or arrays and numbers) and record it if needed."""
-        arrays = []
-        constants = []  # (position, number): shown in drawings
-        edges = []      # the graph's edges, should the op be recorded
-        needs = []
-        requires_grad = False
-        foreign = False   # an array of another device than the CPU
-        for arg in args:
-            if isinstance(arg, Tensor):
-                arrays.append(arg.data)
-                if type(arg.data) is not np.ndarray:
-                    foreign = True
-                if arg._node is not None:
-                    edges.append(arg._node)
-                    needs.append(True)
-                    requires_grad = True
-                elif arg.requires_grad:
-                    edges.append(arg)
-                    needs.append(True)
-                    requires_grad = True
-                else:
-                    edges.append(ConstantInput(arg))   # drawn, but not kept alive
-                    needs.append(False)
-                if arg._view_of is not None and arg._view_of != arg._version[1]:
-                    _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
-            else:
-                if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
-                    arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
-                elif type(arg) in _NUMBERS:
-                    constants.append((len(arrays), arg))
-                elif arg is not None and not devices.is_host(arg):
-                    foreign = True
-                arrays.append(arg)
-                edges.append(None)
-                needs.append(False)
-        if foreign:
-            _check_one_device(cls, arrays)
+        """Run the op on Tensors (or arrays and numbers), recorded when a gradient will be
+        wanted: sort the arguments, make the node, run the forward formula, finish the output."""
+        arrays, edges, needs, constants, requires_grad = _sort_arguments(cls, args)
         recording = requires_grad and state.grad_enabled
         observers = state.observers
         settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
-        if recording:
+        if recording:   # the node; its settings' arrays copied: it must not read the caller's later
             ctx = Context(cls, tuple(edges), tuple(needs))
             if constants:
                 ctx.constants = tuple(constants)
@@ -152,19 +118,18 @@ class Function:
                 settings = _owned(settings)
         else:
             ctx = Context(cls)
-        try:
+        try:   # the forward formula
             if observers and any(o.quiet_numpy for o in observers):
                 with np.errstate(all="ignore"):   # the observer reports bad values itself
                     out = cls.forward(ctx, *arrays, **settings)
             else:
                 out = cls.forward(ctx, *arrays, **settings)
         except ValueError as error:
-            shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
-            raise ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}") from None
+            raise _shape_error(cls, arrays, error) from None
         if type(out) is not np.ndarray and isinstance(out, _SCALARS):
             out = as_output_array(ctx, out)
-        result = Tensor._make(out, ctx if recording else None)
-        if out.base is not None:
+        result = Tensor._make(out, ctx if recording else None)   # the output, and its node
+        if out.base is not None:   # a view shares its base's version counter
             share_version_with_base(result, args)
         if recording:
             ctx.seq = next(sequence)
@@ -175,6 +140,56 @@ class Function:
         if observers:
             notify("applied", cls, args, kwargs, ctx, arrays, result)
         return result
+
+
+def _sort_arguments(cls, args):
+    """Each argument's array (what ``forward`` gets), its edge in the graph (the node that made
+    it, a leaf that wants a gradient, a ``ConstantInput``, or None) and whether it wants a
+    gradient; the numbers, for drawings; and whether any input requires grad. Devices must
+    agree, and a stale view is refused in grad mode."""
+    arrays = []
+    constants = []  # (position, number)
+    edges = []
+    needs = []
+    requires_grad = False
+    foreign = False   # an array of another device than the CPU
+    for arg in args:
+        if isinstance(arg, Tensor):
+            arrays.append(arg.data)
+            if type(arg.data) is not np.ndarray:
+                foreign = True
+            if arg._node is not None:
+                edges.append(arg._node)
+                needs.append(True)
+                requires_grad = True
+            elif arg.requires_grad:
+                edges.append(arg)
+                needs.append(True)
+                requires_grad = True
+            else:
+                edges.append(ConstantInput(arg))   # drawn, but not kept alive
+                needs.append(False)
+            if arg._view_of is not None and arg._view_of != arg._version[1]:
+                _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
+        else:
+            if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
+                arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
+            elif type(arg) in _NUMBERS:
+                constants.append((len(arrays), arg))
+            elif arg is not None and not devices.is_host(arg):
+                foreign = True
+            arrays.append(arg)
+            edges.append(None)
+            needs.append(False)
+    if foreign:
+        _check_one_device(cls, arrays)
+    return arrays, edges, needs, constants, requires_grad
+
+
+def _shape_error(cls, arrays, error):
+    """NumPy's shape error, naming the op and the shapes it was given."""
+    shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
+    return ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}")
 
 
 class ConstantInput(Tensor):
