@@ -16,11 +16,11 @@ Tensor([5., 0., 0.])
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from .cuda import _cupy as cupy_or_install_hint
+from .files import write_atomically
 from .core import device as devices
 from .core.tensor import Tensor, check_kind
 
@@ -65,7 +65,7 @@ def save_safetensors(obj, path):
     """
     arrays = _flat_arrays(obj)
     data = _safetensors().save(arrays)
-    _write_atomically(data, os.fspath(path))
+    write_atomically(path, lambda file: file.write(data))
 
 
 def load_safetensors(path, max_bytes):
@@ -132,28 +132,3 @@ def _flat_arrays(obj):
         # the package writes the raw buffer as if in C order
         arrays[key] = array if array.flags.c_contiguous else np.array(array, order="C")
     return arrays
-
-
-def _write_atomically(data, path):
-    """``data`` to exactly ``path``: a new private temporary file beside it, then a rename."""
-    descriptor, temporary = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.fchmod(descriptor, _mode_for(path))
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _mode_for(path):
-    """Keep the permissions of the file being replaced; a new file gets rw-r--r--."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644

@@ -19,12 +19,11 @@ load as ``{name: array}``; archives of autonet's first format still load.
 import json
 import math
 import os
-import re
-import tempfile
 import zipfile
 
 import numpy as np
 
+from .files import write_atomically
 from .interop import is_safetensors, load_safetensors, save_safetensors
 from .core import device as devices
 from .core.tensor import Tensor
@@ -59,61 +58,14 @@ def save(obj, path):
     arrays = {}
     tree = _encode(obj, arrays, "obj", ())
     manifest = np.array(json.dumps({"format": _FORMAT, "tree": tree}))
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temporaries(directory, os.path.basename(path))
-    descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
-    try:
-        os.fchmod(descriptor, _mode_for(path))
-        with os.fdopen(descriptor, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for name, array in [(_MANIFEST, manifest), *arrays.items()]:
-                    with archive.open(name, "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
 
+    def write(file):
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in [(_MANIFEST, manifest), *arrays.items()]:
+                with archive.open(name, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
-def _remove_stale_temporaries(directory, base):
-    """Remove temporary files a save to ``base`` left behind when its process was killed
-    (SIGKILL runs no cleanup). The writer's pid is in the name: files of live processes,
-    this one's other threads included, are saves in progress and stay."""
-    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[A-Za-z0-9_]+\.tmp")
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return   # mkstemp below reports an unusable directory
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match and not _alive(int(match.group(1))):
-            try:
-                os.unlink(os.path.join(directory, name))   # a link is removed, never followed
-            except FileNotFoundError:
-                pass   # another saver removed it first
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True   # another user's process (or no such pid): leave its file alone
-    return True
-
-
-def _mode_for(path):
-    """Keep the permissions of the file being replaced; a new file gets rw-r--r--."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        return 0o644
+    write_atomically(path, write)
 
 
 def _encode(value, arrays, where, path):

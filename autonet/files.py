@@ -1,0 +1,68 @@
+"""Files written atomically: exactly the path asked, all or nothing.
+
+``write_atomically(path, write)`` calls ``write(file)`` on a new temporary file
+with an unpredictable name, created exclusively beside ``path`` (so no planted
+link is followed), flushes it to disk, then moves it over ``path``: readers see
+the old file or the new one, never a mix; any failure removes the temporary
+file. The writer's process id is in the temporary name, so a later save to the
+same path removes what a killed one (SIGKILL runs no cleanup) left behind.
+"""
+import os
+import re
+import tempfile
+
+
+def write_atomically(path, write):
+    """Write ``path`` through ``write(binary file)``, atomically (see the module doc)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temporaries(directory, os.path.basename(path))
+    descriptor, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
+    try:
+        os.fchmod(descriptor, _mode_for(path))
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _remove_stale_temporaries(directory, base):
+    """Remove temporary files a save to ``base`` left behind when its process was killed
+    (SIGKILL runs no cleanup). The writer's pid is in the name: files of live processes,
+    this one's other threads included, are saves in progress and stay."""
+    pattern = re.compile(rf"\.{re.escape(base)}\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return   # mkstemp below reports an unusable directory
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(directory, name))   # a link is removed, never followed
+            except FileNotFoundError:
+                pass   # another saver removed it first
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True   # another user's process (or no such pid): leave its file alone
+    return True
+
+
+def _mode_for(path):
+    """Keep the permissions of the file being replaced; a new file gets rw-r--r--."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
