@@ -26,6 +26,27 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, name=name)
 
 
+class ModuleCall:
+    """One call of a module, as the ops recorded during it remember it: viz draws each call
+    apart (``pool #1``, ``pool #2``) and shows the arguments as they were passed.
+
+    Calling it returns the module (None once freed), like the weak reference it stands for;
+    ``inputs`` describes the array arguments, ``(weak reference, shape, dtype, name, constant)``
+    (constant: it needed no gradient), without keeping them alive.
+    """
+
+    __slots__ = ("module", "inputs")
+
+    def __init__(self, module, args):
+        self.module = module
+        self.inputs = tuple((weakref.ref(a), a.shape, a.dtype, getattr(a, "name", None),
+                             not getattr(a, "requires_grad", False))
+                            for a in args if isinstance(a, (Tensor, np.ndarray)))
+
+    def __call__(self):
+        return self.module()
+
+
 class Module:
     """Base class of layers and models: subclass, call ``super().__init__()``, define ``forward``.
 
@@ -65,7 +86,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         # Ops recorded during forward remember the module stack, for viz.
         outer = state.scope
-        state.scope = outer + (self._weak_self,)
+        state.scope = outer + (ModuleCall(self._weak_self, args),)
         if state.observers:
             notify("module_called", self)   # compile guards on its train()/eval() mode
         try:

@@ -1,0 +1,5 @@
+"""Placeholder."""
+def explore(root):
+    raise NotImplementedError
+class Explorer:
+    pass
