@@ -31,17 +31,16 @@ class ModuleCall:
     apart (``pool #1``, ``pool #2``) and shows the arguments as they were passed.
 
     Calling it returns the module (None once freed), like the weak reference it stands for;
-    ``inputs`` describes the array arguments, ``(weak reference, shape, dtype, name, constant)``
-    (constant: it needed no gradient), without keeping them alive.
+    ``constants`` holds the array arguments that needed no gradient (kept for drawing, as
+    the graph keeps its other constants).
     """
 
-    __slots__ = ("module", "inputs")
+    __slots__ = ("module", "constants")
 
     def __init__(self, module, args):
         self.module = module
-        self.inputs = tuple((weakref.ref(a), a.shape, a.dtype, getattr(a, "name", None),
-                             not getattr(a, "requires_grad", False))
-                            for a in args if isinstance(a, (Tensor, np.ndarray)))
+        self.constants = tuple(a for a in args if isinstance(a, (Tensor, np.ndarray))
+                               and not getattr(a, "requires_grad", False))
 
     def __call__(self):
         return self.module()

@@ -28,7 +28,7 @@ class GraphvizNotFound(RuntimeError):
     """Graphviz's ``dot`` program, needed to draw pictures, is not installed."""
 
 
-_INSTALL_HINT = (
+INSTALL_HINT = (
     "Graphviz's 'dot' program is needed to draw pictures but was not found on PATH. "
     "Install Graphviz: 'sudo apt-get install graphviz' (Debian/Ubuntu), "
     "'brew install graphviz' (macOS) or 'conda install -c conda-forge graphviz'. "
@@ -55,10 +55,11 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
     import graphviz   # only when drawing: everything else works without it
 
     scene = scenes.Scene(root, max_nodes)
-    drawing = _Drawing(scene, graphviz, group_modules, depth, show_values, show_grads)
+    drawing = Drawing(scene, graphviz, lambda call, level: depth is None or level < depth,
+                      group_modules, show_values, show_grads)
     graph = drawing.graph
     graph.attr(rankdir=rankdir or _direction(scene, drawing))
-    _legend(graph)
+    legend(graph)
     return graph
 
 
@@ -71,15 +72,17 @@ def _direction(scene, drawing):
     return "LR" if length * _NODE_WIDTH_PX <= WIDTH_PX else "TB"
 
 
-class _Drawing:
-    """Places every kept item: its own box, or the box of a call collapsed by ``depth``."""
+class Drawing:
+    """Places every kept item: its own box, or the box of the outermost closed call around it
+    (``is_open(call, level)`` says which calls are drawn open, as clusters)."""
 
-    def __init__(self, scene, graphviz, group_modules, depth, show_values, show_grads):
-        self.scene, self.depth = scene, depth
+    def __init__(self, scene, graphviz, is_open, group_modules=True, show_values=False,
+                 show_grads=True):
+        self.scene, self.is_open = scene, is_open
         self.show = (show_values, show_grads)
         self.graph = graphviz.Digraph(
             "autonet", graph_attr=dict(fontname="Helvetica", nodesep="0.15", ranksep="0.3"),
-            node_attr=dict(fontname="Helvetica", fontsize="11", margin="0.08,0.03", height="0.3"),
+            node_attr=dict(fontname="Helvetica", fontsize="10", margin="0.08,0.03", height="0.3"),
             edge_attr=dict(fontname="Helvetica", fontsize="9", arrowsize="0.6"))
         self.clusters = _Clusters(self.graph, scene, graphviz) if group_modules else None
         self.drawn, self.edges, self.order = set(), set(), {}
@@ -134,8 +137,9 @@ class _Drawing:
         if passed is not None:
             return self._place_passed(passed)
         calls = scene.calls[id(item)] if type(item) is Context else scene.leaf_calls.get(id(item), ())
-        if self.depth is not None and len(calls) > self.depth:
-            return self._box(calls[:self.depth + 1])
+        closed = next((level for level, call in enumerate(calls) if not self.is_open(call, level)), None)
+        if closed is not None:
+            return self._box(calls[:closed + 1])
         name = f"op{id(item)}" if type(item) is Context else f"t{id(item)}"
         if name not in self.drawn:
             self.drawn.add(name)
@@ -149,9 +153,8 @@ class _Drawing:
             made = ", ".join(f"{shape}" for shape, _ in dict.fromkeys(passed.made))
             lines = [passed.name] if passed.name else []
             lines += [f"{passed.shape} {passed.dtype}", f"(used as {made}, no grad)"]
-            tensor = passed.tensor()
-            if self.show[0] and tensor is not None:
-                lines.append("value " + scenes.summary(tensor.data))
+            if self.show[0]:
+                lines.append("value " + scenes.summary(passed.array()))
             self.graph.node(name, "\n".join(lines), **STYLES["constant"])
         return name
 
@@ -204,7 +207,7 @@ class _Clusters:
     def get(self, calls):
         key = tuple(id(call) for call in calls)
         if key not in self.subgraphs:
-            subgraph = self.graphviz.Digraph(name=f"cluster_{len(self.subgraphs)}")
+            subgraph = self.graphviz.Digraph(name=f"cluster_{id(calls[-1])}")
             subgraph.attr(label=self.scene.call_label(calls[-1]), style="rounded", color="#0072B2",
                           fontcolor="#0072B2", fontsize="11")
             self.subgraphs[key] = subgraph
@@ -219,7 +222,7 @@ class _Clusters:
             parent.subgraph(self.subgraphs[key])
 
 
-def _legend(graph):
+def legend(graph):
     """One compact table, so the key adds little to the picture's width."""
     rows = "".join(
         f'<TR><TD BGCOLOR="{STYLES[kind]["fillcolor"]}" STYLE="{_CELL_STYLE.get(kind, "")}">'
@@ -245,7 +248,7 @@ def save_graph(root, path, **kwargs):
         raise ValueError(f"save_graph: unknown suffix {suffix!r}; use one of "
                          f"{sorted(_PICTURE_FORMATS) + sorted(_SOURCE_SUFFIXES)}")
     if suffix in _PICTURE_FORMATS and shutil.which("dot") is None:
-        raise GraphvizNotFound(_INSTALL_HINT)
+        raise GraphvizNotFound(INSTALL_HINT)
     graph = draw_graph(root, **kwargs)
     if suffix in _SOURCE_SUFFIXES:
         content = graph.source.encode()

@@ -24,13 +24,13 @@ class Passed:
     """An argument of a module call that the graph does not hold: drawn instead of the
     constants made from it inside the call (``made`` lists their ``(shape, dtype)``)."""
 
-    def __init__(self, call, entry):
-        reference, self.shape, self.dtype, self.name, _ = entry
-        self.call, self.reference, self.made = call, reference, []
+    def __init__(self, call, argument):
+        self.call, self.argument, self.made = call, argument, []
+        self.shape, self.dtype = argument.shape, argument.dtype
+        self.name = getattr(argument, "name", None)
 
-    def tensor(self):
-        value = self.reference()
-        return value if isinstance(value, Tensor) else None
+    def array(self):
+        return getattr(self.argument, "data", self.argument)
 
 
 class Scene:
@@ -76,7 +76,9 @@ class Scene:
         return places
 
     def _passed_arguments(self):
-        """id(constant leaf) -> the :class:`Passed` argument it was made from inside a call."""
+        """id(constant leaf) -> the :class:`Passed` argument it was made from inside a call:
+        the call's one constant argument the graph does not hold, and only when the leaf's
+        nonzero values are values of it (im2col windows, a reshape; not zeros made anew)."""
         drawn_leaves = {id(p) for n in self.nodes for p in n.inputs
                         if p is not None and type(p) is not Context}
         passed, by_call = {}, {}
@@ -87,9 +89,8 @@ class Scene:
                 call = _made_inside(leaf, self.calls[id(node)])
                 if call is None:
                     continue
-                candidates = [entry for entry in call.inputs if entry[4]
-                              and id(entry[0]()) not in drawn_leaves]
-                if len(candidates) != 1:
+                candidates = [a for a in call.constants if id(a) not in drawn_leaves]
+                if len(candidates) != 1 or not _values_from(leaf.data, _array(candidates[0])):
                     continue
                 argument = by_call.setdefault(id(call), Passed(call, candidates[0]))
                 argument.made.append((leaf.shape, leaf.dtype))
@@ -195,11 +196,28 @@ def _made_inside(leaf, calls):
     """The innermost call that made ``leaf`` from its arguments, or None (the user made it,
     or a module holds it)."""
     for call in reversed(calls):
-        if any(value is leaf for _, value in call()._members()):
+        if not hasattr(call, "constants") or any(value is leaf for _, value in call()._members()):
             return None
-        if not any(entry[0]() is leaf for entry in getattr(call, "inputs", ())):
-            return call if hasattr(call, "inputs") else None
+        if not any(argument is leaf for argument in call.constants):
+            return call
     return None
+
+
+def _array(value):
+    return getattr(value, "data", value)
+
+
+_SAMPLE = 256   # values of a constant checked against the argument it may come from
+
+
+def _values_from(made, argument):
+    """True when ``made`` has nonzero values and a sample of them are all values of ``argument``."""
+    made, argument = devices.to_host(made).ravel(), devices.to_host(argument).ravel()
+    nonzero = made[made != 0]
+    if nonzero.size == 0 or argument.size == 0:
+        return False
+    sample = nonzero[:: max(1, nonzero.size // _SAMPLE)]
+    return bool(np.isin(sample, argument).all())
 
 
 # ----------------------------------------------------------------- labels
