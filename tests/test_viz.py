@@ -399,3 +399,15 @@ def test_truncation_is_stated_in_the_picture():
     svg = viz.draw_graph(loss, max_nodes=40).pipe(format="svg").decode()
     texts = " ".join(t.text or "" for t in ElementTree.fromstring(svg).iter("{http://www.w3.org/2000/svg}text"))
     assert re.search(r"\d+ more nodes not drawn", texts) and "(max_nodes=40)" in texts
+
+
+def test_edges_leaving_a_closed_module_say_the_shape_that_leaves_it():
+    model, loss = cnn_loss()
+    source = viz.draw_graph(loss, depth=1).source
+    labels = _labels(source)
+    conv, pool = (next(n for n, label in labels.items() if label.startswith(prefix))
+                  for prefix in ("conv1:", "pool #1:"))
+    relu = next(n for n, label in labels.items() if label == "relu\n(8, 4, 8, 8) float64")
+    # 8 images, 4 channels, 8 x 8 kept by padding 1; pooling halves each side
+    assert re.search(rf"{conv} -> {relu} \[label=\"\(8, 4, 8, 8\)\"\]", source)
+    assert re.search(rf"{pool} -> module\d+ \[label=\"\(8, 4, 4, 4\)\"\]", source)

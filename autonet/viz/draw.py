@@ -1,5 +1,6 @@
 """Static drawings with Graphviz: one box per op (what it did, its result's shape and dtype)
 and per leaf tensor, each module call in a labelled cluster."""
+import collections
 import os
 import shutil
 
@@ -21,7 +22,7 @@ _LEGEND = {"parameter": "parameter", "input": "input", "constant": "constant",
 _PICTURE_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
 _SOURCE_SUFFIXES = {".gv", ".dot"}
 WIDTH_PX = 1600        # the default layout aims to fit this width
-_NODE_WIDTH_PX = 150   # a typical box with its spacing, for choosing the direction
+_CHAR_PX, _BOX_PADDING_PX, _RANK_GAP_PX = 7.5, 24, 40   # for choosing the direction
 
 
 class GraphvizNotFound(RuntimeError):
@@ -58,18 +59,41 @@ def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, 
     drawing = Drawing(scene, graphviz, lambda call, level: depth is None or level < depth,
                       group_modules, show_values, show_grads)
     graph = drawing.graph
-    graph.attr(rankdir=rankdir or _direction(scene, drawing))
+    graph.attr(rankdir=rankdir or _direction(drawing))
     legend(graph)
     return graph
 
 
-def _direction(scene, drawing):
-    """Left to right where the longest path fits the width, else top to bottom."""
-    levels = {}
-    for source, target in sorted(drawing.edges, key=lambda e: drawing.order.get(e[1], 0)):
-        levels[target] = max(levels.get(target, 1), levels.get(source, 1) + 1)
-    length = max(levels.values(), default=1)
-    return "LR" if length * _NODE_WIDTH_PX <= WIDTH_PX else "TB"
+def _direction(drawing):
+    """Left to right where the widest box of each rank, side by side, fits the width; else
+    top to bottom (the width then grows with the graph's breadth, not its length)."""
+    widest = collections.defaultdict(int)
+    for name, rank in _ranks(drawing.edges).items():
+        widest[rank] = max(widest[rank], drawing.widths.get(name, 0))
+    return "LR" if sum(widest.values()) + _RANK_GAP_PX * len(widest) <= WIDTH_PX else "TB"
+
+
+def _ranks(edges):
+    """The longest path from a source to each drawn node (the drawing is acyclic)."""
+    successors, incoming = collections.defaultdict(list), collections.Counter()
+    for source, target in edges:
+        successors[source].append(target)
+        incoming[target] += 1
+    rank = {name: 0 for name in successors if incoming[name] == 0}
+    ready = list(rank)
+    while ready:
+        name = ready.pop()
+        for target in successors[name]:
+            rank[target] = max(rank.get(target, 0), rank[name] + 1)
+            incoming[target] -= 1
+            if incoming[target] == 0:
+                ready.append(target)
+    return rank
+
+
+def _width_px(label):
+    """About how wide Graphviz draws a box with this label (10 pt Helvetica)."""
+    return _CHAR_PX * max(len(line) for line in label.split("\n")) + _BOX_PADDING_PX
 
 
 class Drawing:
@@ -85,7 +109,7 @@ class Drawing:
             node_attr=dict(fontname="Helvetica", fontsize="10", margin="0.08,0.03", height="0.3"),
             edge_attr=dict(fontname="Helvetica", fontsize="9", arrowsize="0.6"))
         self.clusters = _Clusters(self.graph, scene, graphviz) if group_modules else None
-        self.drawn, self.edges, self.order = set(), set(), {}
+        self.drawn, self.edges, self.order, self.widths = set(), set(), {}, {}
         cut = []
         for node in scene.nodes:
             target = self.place(node)
@@ -96,7 +120,8 @@ class Drawing:
                 if id(parent) not in scene.kept:
                     cut.append(target)
                     continue
-                self.edge(self.place(parent), target, self._position_label(node, position, target))
+                source = self.place(parent)
+                self.edge(source, target, self._edge_label(node, position, parent, source, target))
         if type(scene.root_item) is not Context:
             self.place(scene.root_item)   # a leaf root
         if scene.left_out:
@@ -128,7 +153,7 @@ class Drawing:
                 for node in after:
                     first = f"op{id(node)}"
                     if first in self.drawn and not any(id(p) in inside for p in node.inputs):
-                        self.graph.edge(last, first, style="invis")
+                        self.graph.edge(last, first, style="invis", weight="10")
 
     def place(self, item):
         """Draw ``item`` (once) and return the id its edges attach to."""
@@ -143,7 +168,7 @@ class Drawing:
         name = f"op{id(item)}" if type(item) is Context else f"t{id(item)}"
         if name not in self.drawn:
             self.drawn.add(name)
-            self._target(calls).node(name, self._label(item), **STYLES[scene.kind(item)])
+            self._node(self._target(calls), name, self._label(item), scene.kind(item))
         return name
 
     def _place_passed(self, passed):
@@ -155,25 +180,32 @@ class Drawing:
             lines += [f"{passed.shape} {passed.dtype}", f"(used as {made}, no grad)"]
             if self.show[0]:
                 lines.append("value " + scenes.summary(passed.array()))
-            self.graph.node(name, "\n".join(lines), **STYLES["constant"])
+            self._node(self.graph, name, "\n".join(lines), "constant")
         return name
+
+    def _node(self, graph, name, label, kind):
+        graph.node(name, label, **STYLES[kind])
+        self.widths[name] = _width_px(label)
 
     def _box(self, calls):
         name = f"module{id(calls[-1])}"
         if name not in self.drawn:
             self.drawn.add(name)
-            self._target(calls[:-1]).node(name, self.scene.call_label(calls[-1]), **STYLES["module"])
+            self._node(self._target(calls[:-1]), name, self.scene.call_label(calls[-1]), "module")
         return name
 
     def _target(self, calls):
         return self.clusters.get(calls) if self.clusters is not None and calls else self.graph
 
-    def _position_label(self, node, position, target):
-        """Operand positions where order matters and the op is drawn itself."""
-        tensors = sum(parent is not None for parent in node.inputs)
-        if tensors < 2 or node.name in scenes.COMMUTATIVE or target.startswith("module"):
-            return ""
-        return str(position)
+    def _edge_label(self, node, position, parent, source, target):
+        """Operand positions where order matters and the op is drawn itself; the shape of
+        what leaves a closed module's box (its boxes say no shapes themselves)."""
+        tensors = sum(p is not None for p in node.inputs)
+        ordered = tensors > 1 and node.name not in scenes.COMMUTATIVE and not target.startswith("module")
+        parts = [str(position)] if ordered else []
+        if source.startswith("module") and type(parent) is Context:
+            parts.append(str(parent.shape))
+        return ": ".join(parts)
 
     def edge(self, source, target, label, **style):
         if source != target and (source, target) not in self.edges:

@@ -61,7 +61,8 @@ class Scene:
 
     def _leaf_calls(self):
         """Each leaf's place: the calls all its consumers share, cut at the innermost module
-        that holds it (a weight shared by ``cell #1`` and ``cell #2`` sits in their parent's)."""
+        that holds it (a weight shared by ``cell #1`` and ``cell #2`` sits in their parent's),
+        or at the call that made it; the user's own tensors stay outside every frame."""
         consumers = {}
         for node in self.nodes:
             for parent in node.inputs:
@@ -72,6 +73,9 @@ class Scene:
             held = _held_depth(leaf, calls[0])
             if held:
                 self.owned.add(key)
+            else:   # a constant made inside a call (h0 = zeros) sits in that call's frame
+                maker = _made_inside(leaf, calls[0])
+                held = next((depth + 1 for depth, call in enumerate(calls[0]) if call is maker), 0)
             places[key] = calls[0][:min(held, _shared_length(calls))]
         return places
 

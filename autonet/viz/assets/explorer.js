@@ -161,7 +161,7 @@ function autonetExplorer(root) {
     if (step < steps.length) {
       const id = steps[step];
       const g = visible(id);
-      if (g) { g.classList.add("ae-current"); g.scrollIntoView({block: "nearest", inline: "nearest"}); }
+      if (g) { g.classList.add("ae-current"); g.scrollIntoView({block: "center", inline: "nearest"}); }
       for (const edge of graph.querySelectorAll("g.edge"))
         if (titleOf(edge).endsWith("->" + id)) edge.classList.add("ae-sending");
       describe(id);
