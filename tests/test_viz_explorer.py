@@ -262,3 +262,19 @@ def test_explorer_data_is_plain_json():
     _, loss = gru_loss()
     data = viz.explore(loss).data
     assert json.loads(json.dumps(data)) == data
+
+
+def test_bad_arguments_are_refused_by_name():
+    x = autonet.Tensor([1.0], requires_grad=True)
+    loss = (x * 2).sum()
+    for depth in (-1, 1.5, "1", True):
+        with pytest.raises(ValueError, match="depth must be an int >= 0"):
+            viz.explore(loss, depth=depth)
+    for max_nodes in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="max_nodes must be a positive int"):
+            viz.draw_graph(loss, max_nodes=max_nodes)
+        with pytest.raises(ValueError, match="max_nodes must be a positive int"):
+            viz.explore(loss, max_nodes=max_nodes)
+    with pytest.raises(TypeError, match="root must be a Tensor"):
+        viz.draw_graph(np.ones(2))
+    assert x.grad is None

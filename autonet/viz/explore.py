@@ -41,6 +41,9 @@ class Explorer:
     """Shows inline in Jupyter (``_repr_html_``); ``save(path)`` writes one HTML file."""
 
     def __init__(self, root, depth=1, max_nodes=500):
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
+            raise ValueError(f"explore: depth must be an int >= 0 (0: every module closed), "
+                             f"not {depth!r}")
         if shutil.which("dot") is None:
             raise GraphvizNotFound(INSTALL_HINT)
         import graphviz

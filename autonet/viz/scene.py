@@ -38,6 +38,10 @@ class Scene:
     their module calls."""
 
     def __init__(self, root, max_nodes=500):
+        if not isinstance(root, Tensor):
+            raise TypeError(f"viz: root must be a Tensor, not {type(root).__name__}")
+        if isinstance(max_nodes, bool) or not isinstance(max_nodes, (int, np.integer)) or max_nodes < 1:
+            raise ValueError(f"viz: max_nodes must be a positive int, not {max_nodes!r}")
         self.root, self.max_nodes = root, max_nodes
         self.root_item = root._node if root._node is not None else root
         self.items, self.left_out = _keep_near_root(_breadth_first(self.root_item), max_nodes)
