@@ -411,3 +411,25 @@ def test_edges_leaving_a_closed_module_say_the_shape_that_leaves_it():
     # 8 images, 4 channels, 8 x 8 kept by padding 1; pooling halves each side
     assert re.search(rf"{conv} -> {relu} \[label=\"\(8, 4, 8, 8\)\"\]", source)
     assert re.search(rf"{pool} -> module\d+ \[label=\"\(8, 4, 4, 4\)\"\]", source)
+
+
+def test_render_retries_with_dots_newer_ranking_where_the_old_one_fails():
+    import graphviz
+
+    class Flaky:
+        """A graph whose first layout fails as Graphviz 2.43's 'trouble in init_rank' does."""
+
+        def __init__(self):
+            self.settings, self.calls = {}, 0
+
+        def attr(self, **settings):
+            self.settings.update(settings)
+
+        def pipe(self, format, quiet=False):
+            self.calls += 1
+            if not self.settings.get("newrank"):
+                raise graphviz.CalledProcessError(1, ["dot"], stderr=b"trouble in init_rank")
+            return b"<svg/>"
+
+    graph = Flaky()
+    assert viz.draw.render(graph, "svg") == b"<svg/>" and graph.calls == 2

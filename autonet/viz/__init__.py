@@ -16,6 +16,6 @@ module's path, which call it is and what it is (``pool #2: maxpool2d 2x2 s2 p0``
 :func:`explore` writes the same graph as one interactive HTML page.
 """
 from .draw import GraphvizNotFound, draw_graph, save_graph
-from .explore import Explorer, explore
+from .explorer import Explorer, explore
 
 __all__ = ["draw_graph", "save_graph", "GraphvizNotFound", "explore", "Explorer"]

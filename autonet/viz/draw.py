@@ -23,6 +23,7 @@ _PICTURE_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".jpg": "jpg", 
 _SOURCE_SUFFIXES = {".gv", ".dot"}
 WIDTH_PX = 1600        # the default layout aims to fit this width
 _CHAR_PX, _BOX_PADDING_PX, _RANK_GAP_PX = 7.5, 24, 40   # for choosing the direction
+_ALIGNED_NODES = 200   # repeated calls are lined up in one column up to this many boxes
 
 
 class GraphvizNotFound(RuntimeError):
@@ -128,7 +129,7 @@ class Drawing:
             self.graph.node("truncated", f"{scene.left_out:,} more nodes not drawn\n"
                                          f"(max_nodes={scene.max_nodes})", **STYLES["truncated"])
             for target in dict.fromkeys(cut):
-                self.edge("truncated", target, "", style="dashed")
+                self.edge("truncated", target, "", style="dashed", constraint="false")
         self._stack_repeated_calls()
         if self.clusters is not None:
             self.clusters.attach()
@@ -141,6 +142,9 @@ class Drawing:
             for call in self.scene.calls[id(node)]:
                 if id(call) in self.scene.numbers:
                     spans.setdefault(id(call), (call, []))[1].append(node)
+        # Heavy edges also line the calls up in one column, but dot's placement then takes
+        # minutes on hundreds of nodes (shared weights' edges span every step).
+        heavy = {"weight": "10"} if len(self.drawn) <= _ALIGNED_NODES else {}
         runs = {}
         for call, nodes in sorted(spans.values(), key=lambda span: span[1][0].seq):
             runs.setdefault(id(call()), []).append(nodes)
@@ -153,7 +157,7 @@ class Drawing:
                 for node in after:
                     first = f"op{id(node)}"
                     if first in self.drawn and not any(id(p) in inside for p in node.inputs):
-                        self.graph.edge(last, first, style="invis", weight="10")
+                        self.graph.edge(last, first, style="invis", **heavy)
 
     def place(self, item):
         """Draw ``item`` (once) and return the id its edges attach to."""
@@ -267,6 +271,18 @@ def legend(graph):
 _CELL_STYLE = {"parameter": "rounded", "constant": "dashed"}
 
 
+def render(graph, format):
+    """``graph.pipe(format)``; where dot's ranking fails on nested clusters (Graphviz 2.43:
+    "trouble in init_rank"), once more with its newer ranking (``newrank=true``)."""
+    import graphviz
+
+    try:
+        return graph.pipe(format=format, quiet=True)
+    except graphviz.CalledProcessError:
+        graph.attr(newrank="true")
+        return graph.pipe(format=format)
+
+
 def save_graph(root, path, **kwargs):
     """Draw ``root``'s graph to ``path``; the format comes from the suffix.
 
@@ -285,7 +301,7 @@ def save_graph(root, path, **kwargs):
     if suffix in _SOURCE_SUFFIXES:
         content = graph.source.encode()
     else:
-        content = graph.pipe(format=_PICTURE_FORMATS[suffix])
+        content = render(graph, _PICTURE_FORMATS[suffix])
     with open(path, "wb") as file:
         file.write(content)
     return path

@@ -109,7 +109,7 @@ function autonetExplorer(root) {
       g.addEventListener("click", event => {
         event.stopPropagation();
         if (id.startsWith("module")) {
-          if (!show("open:" + id.slice(6))) status.textContent = "this module's own view was not laid out (too many modules): use expand all";
+          if (!show("open:" + id.slice(6))) status.textContent = "this module's own view was not laid out (too many modules, or Graphviz failed on it): use expand all";
           return;
         }
         pinned = pinned === id ? null : id;
@@ -175,12 +175,14 @@ function autonetExplorer(root) {
   }
 
   for (const button of root.querySelectorAll(".ae-view"))
-    button.addEventListener("click", () => show(button.dataset.view));
+    button.addEventListener("click", () => {
+      if (!show(button.dataset.view)) status.textContent = "Graphviz could not lay out this view";
+    });
   search.addEventListener("input", highlightSearch);
   root.querySelector(".ae-walk").addEventListener("click", () => {
     if (!data.steps.length) { status.textContent = "nothing to walk: the root has no graph"; return; }
     step = 0;
-    show("all");
+    if (!show("all")) mark();   /* else ops stay in their closed modules' boxes */
   });
   root.querySelector(".ae-next").addEventListener("click", () => {
     if (step < 0) return;
@@ -197,6 +199,6 @@ function autonetExplorer(root) {
     step = data.steps.length;
     mark();
   });
-  show("base");
+  show("base") || show("all") || show("none");
   if (data.truncated) status.textContent = data.truncated + " more nodes not drawn (max_nodes)";
 }

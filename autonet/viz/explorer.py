@@ -19,7 +19,7 @@ import numpy as np
 from ..core import backward as engine, device as devices
 from ..core.function import RELEASED, Context
 from . import scene as scenes
-from .draw import INSTALL_HINT, Drawing, GraphvizNotFound, legend
+from .draw import INSTALL_HINT, Drawing, GraphvizNotFound, legend, render
 
 _MAX_CALL_VIEWS = 40   # beyond this many module calls, only the whole-graph views are laid out
 
@@ -108,12 +108,22 @@ def _views(scene, graphviz, depth):
     for name, open_calls in named.items():
         key = ",".join(sorted(map(str, open_calls))) or "-"
         if key not in layouts:
-            drawing = Drawing(scene, graphviz, lambda call, level, o=open_calls: id(call) in o)
-            drawing.graph.attr(rankdir="TB")
-            legend(drawing.graph)
-            layouts[key] = _svg_body(drawing.graph.pipe(format="svg").decode("utf-8"))
-        keys[name] = key
-    return {"layouts": layouts, "views": keys, "root": _item_id(scene.root_item)}
+            layouts[key] = _layout(scene, graphviz, open_calls)
+        if layouts[key] is not None:   # else the page says this view could not be laid out
+            keys[name] = key
+    return {"layouts": {k: v for k, v in layouts.items() if v is not None}, "views": keys,
+            "root": _item_id(scene.root_item)}
+
+
+def _layout(scene, graphviz, open_calls):
+    """The SVG of the view with ``open_calls`` open, or None where dot fails on it."""
+    drawing = Drawing(scene, graphviz, lambda call, level: id(call) in open_calls)
+    drawing.graph.attr(rankdir="TB")
+    legend(drawing.graph)
+    try:
+        return _svg_body(render(drawing.graph, "svg").decode("utf-8"))
+    except graphviz.CalledProcessError:
+        return None
 
 
 def _svg_body(svg):
