@@ -433,3 +433,14 @@ def test_render_retries_with_dots_newer_ranking_where_the_old_one_fails():
 
     graph = Flaky()
     assert viz.draw.render(graph, "svg") == b"<svg/>" and graph.calls == 2
+
+
+def test_a_plain_array_passed_to_a_model_is_drawn_once_as_passed():
+    rng = np.random.default_rng(0)
+    model = Net()
+    batch = rng.standard_normal((5, 3))
+    loss = model(batch).sum()     # Linear wraps the array in a Tensor inside its call
+    labels = list(_labels(viz.draw_graph(loss, show_values=True).source).values())
+    drawn = [label for label in labels if label.startswith("(5, 3) float64")]
+    assert len(drawn) == 1 and "used as" not in drawn[0]
+    assert f"min {batch.min():.3g}, max {batch.max():.3g}" in drawn[0]   # the caller's values

@@ -179,9 +179,11 @@ class Drawing:
         name = f"p{id(passed)}"
         if name not in self.drawn:
             self.drawn.add(name)
-            made = ", ".join(f"{shape}" for shape, _ in dict.fromkeys(passed.made))
+            made = [shape for shape, _ in dict.fromkeys(passed.made) if shape != passed.shape]
             lines = [passed.name] if passed.name else []
-            lines += [f"{passed.shape} {passed.dtype}", f"(used as {made}, no grad)"]
+            lines.append(f"{passed.shape} {passed.dtype}")
+            if made:
+                lines.append(f"(used as {', '.join(map(str, made))}, no grad)")
             if self.show[0]:
                 lines.append("value " + scenes.summary(passed.array()))
             self._node(self.graph, name, "\n".join(lines), "constant")

@@ -30,7 +30,7 @@ class Passed:
         self.name = getattr(argument, "name", None)
 
     def array(self):
-        return getattr(self.argument, "data", self.argument)
+        return _array(self.argument)
 
 
 class Scene:
@@ -212,7 +212,8 @@ def _made_inside(leaf, calls):
 
 
 def _array(value):
-    return getattr(value, "data", value)
+    """A Tensor's data, or the array itself (an ndarray's own ``.data`` is a memoryview)."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 _SAMPLE = 256   # values of a constant checked against the argument it may come from
