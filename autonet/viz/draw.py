@@ -189,15 +189,16 @@ class Drawing:
             self._node(self.graph, name, "\n".join(lines), "constant")
         return name
 
-    def _node(self, graph, name, label, kind):
-        graph.node(name, label, **STYLES[kind])
+    def _node(self, graph, name, label, kind, **attributes):
+        graph.node(name, label, **STYLES[kind], **attributes)
         self.widths[name] = _width_px(label)
 
     def _box(self, calls):
         name = f"module{id(calls[-1])}"
         if name not in self.drawn:
             self.drawn.add(name)
-            self._node(self._target(calls[:-1]), name, self.scene.call_label(calls[-1]), "module")
+            self._node(self._target(calls[:-1]), name, self.scene.call_label(calls[-1]), "module",
+                       tooltip=_full_repr(calls[-1]()))
         return name
 
     def _target(self, calls):
@@ -247,7 +248,7 @@ class _Clusters:
         if key not in self.subgraphs:
             subgraph = self.graphviz.Digraph(name=f"cluster_{id(calls[-1])}")
             subgraph.attr(label=self.scene.call_label(calls[-1]), style="rounded", color="#0072B2",
-                          fontcolor="#0072B2", fontsize="11")
+                          fontcolor="#0072B2", fontsize="11", tooltip=_full_repr(calls[-1]()))
             self.subgraphs[key] = subgraph
             if len(calls) > 1:
                 self.get(calls[:-1])
@@ -258,6 +259,11 @@ class _Clusters:
         for key in sorted(self.subgraphs, key=len, reverse=True):
             parent = self.subgraphs[key[:-1]] if len(key) > 1 else self.graph
             parent.subgraph(self.subgraphs[key])
+
+
+def _full_repr(module):
+    """The module's one-line repr, shown when the pointer rests on its box or frame."""
+    return f"{type(module).__name__}({module.extra_repr()})"
 
 
 def legend(graph):
