@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench graphviz clean ops-page
+.PHONY: demo test bench graphviz chromium clean ops-page
 
 demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
 
-test: $(INSTALLED) graphviz
+test: $(INSTALLED) graphviz chromium
 	$(PY) -m pytest
 
 bench: $(INSTALLED)
@@ -35,6 +35,18 @@ graphviz:
 	  else \
 	    echo "Graphviz 'dot' not found; pictures will not be drawn. Install it with"; \
 	    echo "  sudo apt-get install graphviz  |  brew install graphviz  |  conda install -c conda-forge graphviz"; \
+	  fi; }
+
+# Debian's chromium runs the explorer's browser tests (through playwright); they skip without it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium: apt-get install chromium"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "warning: could not install Chromium; the explorer's browser tests will be skipped"; \
+	  else \
+	    echo "Chromium not found; the explorer's browser tests will be skipped. Install it with"; \
+	    echo "  sudo apt-get install chromium  |  brew install --cask chromium"; \
 	  fi; }
 
 clean:

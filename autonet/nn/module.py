@@ -26,6 +26,31 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, name=name)
 
 
+class ModuleCall:
+    """One call of a module, as the ops recorded during it remember it: viz draws each call
+    apart (``pool #1``, ``pool #2``) and shows the arguments as they were passed.
+
+    Calling it returns the module (None once freed), like the weak reference it stands for;
+    ``constants`` gives the array arguments that needed no gradient, while they live: they
+    are held weakly, as the graph holds its other constants, so a graph never keeps a batch
+    alive.
+    """
+
+    __slots__ = ("module", "_constants")
+
+    def __init__(self, module, args):
+        self.module = module
+        self._constants = tuple(weakref.ref(a) for a in args if isinstance(a, (Tensor, np.ndarray))
+                                and not getattr(a, "requires_grad", False))
+
+    @property
+    def constants(self):
+        return tuple(a for a in (ref() for ref in self._constants) if a is not None)
+
+    def __call__(self):
+        return self.module()
+
+
 class Module:
     """Base class of layers and models: subclass, call ``super().__init__()``, define ``forward``.
 
@@ -69,7 +94,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         # Ops recorded during forward remember the module stack, for viz.
         outer = state.scope
-        state.scope = outer + (self._weak_self,)
+        state.scope = outer + (ModuleCall(self._weak_self, args),)
         if state.observers:
             notify("module_called", self)   # compile guards on its train()/eval() mode
         try:
