@@ -434,10 +434,20 @@ class LogSoftmax(Function):
         return grad - generic.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
-def operand(x):
-    """``x`` as an op takes it: a list or tuple of numbers becomes an ndarray, as NumPy reads it
-    (``[1, 2] * t``); Tensors, arrays and numbers pass unchanged."""
-    return np.asarray(x) if isinstance(x, (list, tuple)) else x
+def operand(x, other=None):
+    """``x`` as an op takes it: a list or tuple of numbers becomes an array, as NumPy reads it
+    (``[1, 2] * t``), on the device of ``other`` when that is a Tensor; Tensors, arrays and
+    numbers pass unchanged."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    if isinstance(other, Tensor) and not devices.is_host(other.data):
+        return np.asarray(x, like=other.data)
+    return np.asarray(x)
+
+
+def operands(a, b):
+    """Both operands of a binary op, lists as arrays (see :func:`operand`)."""
+    return operand(a, b), operand(b, a)
 
 
 # ------------------------------------------------------------- the ops
@@ -445,35 +455,35 @@ def operand(x):
           in_place=Add)
 def add(a, b):
     """``a + b``, broadcasting as NumPy."""
-    return Add.apply(operand(a), operand(b))
+    return Add.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__sub__", "__rsub__", "__isub__"),
           numpy=np.subtract, in_place=Sub)
 def subtract(a, b):
     """``a - b``, broadcasting as NumPy."""
-    return Sub.apply(operand(a), operand(b))
+    return Sub.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__mul__", "__rmul__", "__imul__"),
           numpy=np.multiply, torch="mul", in_place=Mul)
 def multiply(a, b):
     """``a * b``, broadcasting as NumPy."""
-    return Mul.apply(operand(a), operand(b))
+    return Mul.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__truediv__", "__rtruediv__", "__itruediv__"),
           numpy=np.true_divide, torch="div", in_place=Div)
 def divide(a, b):
     """``a / b``, broadcasting as NumPy."""
-    return Div.apply(operand(a), operand(b))
+    return Div.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__pow__", "__rpow__"), numpy=np.power,
           torch="pow")
 def power(a, b):
     """``a ** b``; the gradient in ``b`` is 0 where ``a == 0`` (PyTorch's)."""
-    return Pow.apply(operand(a), operand(b))
+    return Pow.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__neg__",), numpy=np.negative, torch="neg")
@@ -582,7 +592,8 @@ def clip(x, lo, hi):
     """
     if not (isinstance(lo, Tensor) or isinstance(hi, Tensor)):
         return Clip.apply(as_tensor(x), lo=lo, hi=hi)
-    return ClipBetween.apply(as_tensor(x), operand(lo), operand(hi))
+    x = as_tensor(x)
+    return ClipBetween.apply(x, operand(lo, x), operand(hi, x))
 
 
 @register("activation")
@@ -600,13 +611,13 @@ def log_softmax(x, axis=-1):
 @register("elementwise", method=None, numpy=np.maximum)
 def maximum(a, b):
     """Elementwise maximum of two tensors, arrays or numbers; ties split the gradient."""
-    return Maximum.apply(operand(a), operand(b))
+    return Maximum.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.minimum)
 def minimum(a, b):
     """Elementwise minimum of two tensors, arrays or numbers; ties split the gradient."""
-    return Minimum.apply(operand(a), operand(b))
+    return Minimum.apply(*operands(a, b))
 
 
 def _numpy_where(condition, *branches):
@@ -623,4 +634,4 @@ def where(condition, a, b):
     condition = generic.value(condition)
     condition = (np.asanyarray(condition, dtype=bool) if devices.is_host(condition) or
                  isinstance(condition, list) else condition.astype(bool, copy=False))
-    return Where.apply(condition, operand(a), operand(b))
+    return Where.apply(condition, *operands(a, b))

@@ -6,6 +6,7 @@ built from it (:func:`along_index`) is plain NumPy advanced indexing, so their
 gradients are the existing scatter-add and gather. The index arrays are built
 inside the Functions' forwards from the shapes, as compiled steps require.
 """
+import numbers
 import operator
 
 import numpy as np
@@ -43,14 +44,23 @@ def along_index(indices, axis, shape, op):
     return tuple(index)
 
 
+def _given(indices, listed, like):
+    """The indices array: given as one, or as (nested) lists, made an array here inside the
+    forward so that a compiled step takes the lists by value."""
+    if listed is None:
+        return indices
+    return np.asarray(listed) if type(like) is np.ndarray else np.asarray(listed, like=like)
+
+
 class TakeAlongAxis(Function):
     """``numpy.take_along_axis(a, indices, axis)``; repeated indices accumulate gradient."""
 
     name = "take_along_axis"
 
     @staticmethod
-    def forward(ctx, a, indices, axis):
+    def forward(ctx, a, indices, axis, listed=None):
         ctx.in_shape = a.shape
+        indices = _given(indices, listed, a)
         ctx.index = _on_device_of(along_index(indices, axis, a.shape, "take_along_axis"), a)
         return a[ctx.index]
 
@@ -65,9 +75,9 @@ class Scatter(Function):
     name = "scatter"
 
     @staticmethod
-    def forward(ctx, a, indices, values, axis, reduce):
-        index = _on_device_of(along_index(indices, axis, a.shape, "scatter"), a)
-        values = np.broadcast_to(values, index[0].shape)
+    def forward(ctx, a, indices, values, axis, reduce, listed=None):
+        index = _on_device_of(along_index(_given(indices, listed, a), axis, a.shape, "scatter"), a)
+        values = np.broadcast_to(values, index[axis].shape)   # the indices' broadcast shape
         out = a.copy()
         if reduce == "add":
             np.add.at(out, index, values)
@@ -123,10 +133,19 @@ def _axis(axis, ndim):
     return normalize_axis_index(operator.index(axis), ndim)
 
 
-def _indices(indices):
-    """Indices as an array (Tensors give their data: indices are never differentiated)."""
-    indices = value_of(indices)
-    return np.asarray(indices) if isinstance(indices, (list, tuple, int, np.integer)) else indices
+def _on_device_of_tensor(array, x, dtype=None):
+    """``array`` (a number or host array) as an array where ``x``'s data lives."""
+    if devices.is_host(x.data):
+        return np.asarray(array, dtype=dtype)
+    return array if not devices.is_host(array) else np.asarray(array, dtype=dtype, like=x.data)
+
+
+def _indices(indices, x):
+    """``(indices, listed)`` for the Functions: an array beside ``x``'s data (a Tensor gives its
+    data: indices get no gradient), or lists passed on as they are."""
+    if isinstance(indices, (list, tuple)):
+        return None, {"listed": indices}
+    return _on_device_of_tensor(value_of(indices), x), {}
 
 
 @register("shape", numpy=np.take, torch="index_select")
@@ -150,7 +169,8 @@ def take_along_axis(x, indices, axis):
     x = as_tensor(x)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    return TakeAlongAxis.apply(x, _indices(indices), axis=_axis(axis, x.ndim))
+    indices, listed = _indices(indices, x)
+    return TakeAlongAxis.apply(x, indices, axis=_axis(axis, x.ndim), **listed)
 
 
 @register("shape", method=None)
@@ -164,8 +184,10 @@ def scatter(x, indices, values, axis, reduce="replace"):
     if reduce not in ("replace", "add"):
         raise ValueError(f"scatter: reduce must be 'replace' or 'add', not {reduce!r}")
     x = as_tensor(x)
-    values = values if isinstance(values, Tensor) else np.asarray(values, dtype=x.dtype)
-    return Scatter.apply(x, _indices(indices), values, axis=_axis(axis, x.ndim), reduce=reduce)
+    if not isinstance(values, (Tensor, numbers.Number)):
+        values = _on_device_of_tensor(values, x, x.dtype)
+    indices, listed = _indices(indices, x)
+    return Scatter.apply(x, indices, values, axis=_axis(axis, x.ndim), reduce=reduce, **listed)
 
 
 def _triangle(function, x, k, op):

@@ -27,17 +27,16 @@ class Cumprod(Function):
     @staticmethod
     def forward(ctx, a, axis):
         ctx.in_shape = a.shape
-        if axis is None:
-            a, axis = a.reshape(-1), 0
-        ctx.axis = normalize_axis(axis, a.ndim)[0]
-        out = np.cumprod(a, axis=ctx.axis)
-        ctx.save_for_backward(a, out)
+        line = a.reshape(-1) if axis is None else a
+        ctx.axis = normalize_axis(0 if axis is None else axis, line.ndim)[0]
+        out = np.cumprod(line, axis=ctx.axis)
+        ctx.save_for_backward(a, out)   # the input itself: create_graph cannot follow a view
         return out
 
     @staticmethod
     def backward(ctx, grad):
         a, out = ctx.saved
-        grad = grad.reshape(out.shape)
+        a = a.reshape(out.shape)
         if np.all(generic.value(a) != 0):   # d out_j / d a_k = out_j / a_k for j >= k
             result = _reverse_cumsum(grad * out, ctx.axis) / a
         else:

@@ -6,14 +6,15 @@ Each one-operand op is a :class:`Unary` whose derivative is a formula of its inp
 output, written with operators and NumPy ufuncs that autonet differentiates, so the same
 formula serves plain gradients (ndarrays) and higher-order ones (Tensors).
 """
-import functools
+import numbers
 
 import numpy as np
 
 from ..core.function import Function
 from ..core.state import no_grad
 from ..core.tensor import Tensor, as_tensor, value_of
-from .elementwise import Pow, operand
+from . import generic
+from .elementwise import Pow, operand, operands
 from .registry import register
 
 _LN2, _LN10 = np.log(2.0), np.log(10.0)
@@ -24,7 +25,8 @@ class Unary(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = ctx.fn.compute(a)
+        with np.errstate(invalid="ignore"):   # NaN outside the domain, quietly (PyTorch's)
+            out = ctx.fn.compute(a)
         ctx.save_for_backward(a, out)
         return out
 
@@ -79,7 +81,10 @@ def _binary(name, compute, slopes):
 
 
 def _arctan2_slopes(a, b, out):
-    scale = 1 / (a * a + b * b)   # PyTorch's: NaN at (0, 0)
+    """``b / (a^2 + b^2)`` and ``-a / (a^2 + b^2)``; both 0 at ``(0, 0)``, as PyTorch's."""
+    squared = a * a + b * b
+    origin = generic.value(squared) == 0
+    scale = 1 / (squared + origin)
     return b * scale, -a * scale
 
 
@@ -95,9 +100,17 @@ def _trunc_quotient(a, b):
         return np.trunc(value_of(a) / value_of(b))
 
 
-Logaddexp = _binary("logaddexp", np.logaddexp, lambda a, b, out: (np.exp(a - out), np.exp(b - out)))
-Logaddexp2 = _binary("logaddexp2", np.logaddexp2,
-                     lambda a, b, out: (np.exp2(a - out), np.exp2(b - out)))
+def _shares(power):
+    """The slopes of ``log(power(a) + power(b))``: ``1 / (1 + power(b - a))`` and its mirror,
+    PyTorch's formula (an overflow there is a slope of exactly 0)."""
+    def slopes(a, b, out):
+        with np.errstate(over="ignore"):
+            return 1 / (1 + power(b - a)), 1 / (1 + power(a - b))
+    return slopes
+
+
+Logaddexp = _binary("logaddexp", np.logaddexp, _shares(np.exp))
+Logaddexp2 = _binary("logaddexp2", np.logaddexp2, _shares(np.exp2))
 Arctan2 = _binary("arctan2", np.arctan2, _arctan2_slopes)
 Hypot = _binary("hypot", np.hypot, lambda a, b, out: (a / out, b / out))
 Mod = _binary("mod", np.remainder, lambda a, b, out: (1.0, -_floor_quotient(a, b)))
@@ -123,10 +136,9 @@ def _register_unary(function, numpy, aliases=(), torch=()):
     """Register ``function`` and each NumPy 2 alias (``asin`` for ``arcsin``) as its own op."""
     register("elementwise", numpy=numpy, torch=torch)(function)
     for alias in aliases:
-        @functools.wraps(function)
-        def same(x):
+        def same(x, function=function):
             return function(x)
-        same.__name__ = alias
+        same.__name__ = same.__qualname__ = alias
         same.__doc__ = f"``{function.__name__}`` under NumPy 2's name ``{alias}``."
         register("elementwise", name=alias)(same)
     return function
@@ -214,28 +226,28 @@ for _function, _numpy, _aliases, _torch in [
 @register("elementwise", method=None, numpy=np.logaddexp)
 def logaddexp(a, b):
     """``log(exp(a) + exp(b))`` without overflow."""
-    return Logaddexp.apply(operand(a), operand(b))
+    return Logaddexp.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.logaddexp2)
 def logaddexp2(a, b):
     """``log2(2 ** a + 2 ** b)`` without overflow."""
-    return Logaddexp2.apply(operand(a), operand(b))
+    return Logaddexp2.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.arctan2, torch="atan2")
 def arctan2(a, b):
     """The angle of the point ``(b, a)``: ``arctan(a / b)`` in the right quadrant.
 
-    Its gradient at ``a == b == 0`` is NaN, as PyTorch's.
+    Its gradient at ``a == b == 0`` is 0, as PyTorch's.
     """
-    return Arctan2.apply(operand(a), operand(b))
+    return Arctan2.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.hypot)
 def hypot(a, b):
     """``sqrt(a ** 2 + b ** 2)`` without overflow; its gradient at ``(0, 0)`` is NaN (PyTorch's)."""
-    return Hypot.apply(operand(a), operand(b))
+    return Hypot.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__mod__", "__rmod__"), numpy=np.remainder,
@@ -245,7 +257,7 @@ def mod(a, b):
 
     The gradient is 1 in ``a`` and ``-floor(a / b)`` in ``b`` (PyTorch's).
     """
-    return Mod.apply(operand(a), operand(b))
+    return Mod.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, numpy=np.fmod)
@@ -254,7 +266,7 @@ def fmod(a, b):
 
     The gradient is 1 in ``a`` and ``-trunc(a / b)`` in ``b`` (PyTorch's).
     """
-    return Fmod.apply(operand(a), operand(b))
+    return Fmod.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__floordiv__", "__rfloordiv__"),
@@ -263,7 +275,7 @@ def floor_divide(a, b):
     """``a // b``, rounded down as NumPy's ``floor_divide``: a constant (it does not require
     grad; its gradient would be 0 almost everywhere, and PyTorch refuses to differentiate it)."""
     with no_grad():
-        return FloorDivide.apply(operand(a), operand(b))
+        return FloorDivide.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, numpy=np.float_power)
@@ -273,6 +285,10 @@ def float_power(a, b):
 
 
 def _float64(x):
+    """``x`` in float64: a Tensor cast in the graph, a number as a float, an array converted."""
     if isinstance(x, Tensor):
         return x if x.dtype == np.float64 else x.astype(np.float64)
-    return np.asarray(operand(x), dtype=np.float64)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    x = operand(x)
+    return x.astype(np.float64, copy=False) if hasattr(x, "astype") else np.asarray(x, dtype=np.float64)
