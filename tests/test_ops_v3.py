@@ -296,6 +296,8 @@ def test_v3_ops_refuse_bad_input_and_leave_objects_unchanged():
         autonet.median(Tensor(np.ones((2, 0))), axis=1)
     with pytest.raises(ValueError, match="pad: mode must be"):
         x.pad(1, mode="symmetric")
+    with pytest.raises(TypeError, match="numpy.pad on Tensors takes mode 'constant'"):
+        np.pad(x, 1, mode="symmetric")
     with pytest.raises(ValueError, match="constant_values applies to mode='constant' only"):
         x.pad(1, mode="edge", constant_values=3)
     with pytest.raises(ValueError, match="cannot extend the empty axis"):

@@ -234,7 +234,7 @@ def _diagonal_positions(n, m, offset):
     return list(range(start_row, start_row + length)), list(range(start_col, start_col + length))
 
 
-@register("shape", numpy=np.diag, torch="diag_embed")
+@register("shape", numpy=np.diag)
 def diag(v, k=0):
     """``numpy.diag``: a 1-D ``v`` builds a square matrix with ``v`` on the ``k``-th diagonal;
     a 2-D ``v`` gives its ``k``-th diagonal."""

@@ -111,7 +111,7 @@ def flip(x, axis=None):
     return GetItem.apply(x, index=index)
 
 
-@register("shape", torch="ravel")
+@register("shape")
 def flatten(x, start_axis=0, end_axis=-1):
     """Axes ``start_axis..end_axis`` (inclusive) merged into one, as PyTorch's ``flatten``; by
     default all of them (NumPy's ``flatten()``).

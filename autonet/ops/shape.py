@@ -252,8 +252,9 @@ def _source(mode, n, before, after):
 
 def _numpy_pad(array, pad_width, mode="constant", **kwargs):
     """``np.pad(t, widths, mode=..., constant_values=...)`` for autonet's modes."""
-    if callable(mode):
-        raise TypeError("numpy.pad on Tensors takes mode 'constant', 'reflect', 'edge' or 'wrap'")
+    if callable(mode) or mode not in ("constant", "reflect", "edge", "wrap"):
+        raise TypeError(f"numpy.pad on Tensors takes mode 'constant', 'reflect', 'edge' or 'wrap', "
+                        f"not {mode!r}")
     constant_values = kwargs.pop("constant_values", 0)
     refuse_numpy_extras("pad", kwargs)
     return pad(array, pad_width, mode=mode, constant_values=constant_values)

@@ -132,16 +132,20 @@ class FloorDivide(Function):
 
 
 # ------------------------------------------------------------- the ops
-def _register_unary(function, numpy, aliases=(), torch=()):
+def _register_unary(function, numpy, aliases=()):
     """Register ``function`` and each NumPy 2 alias (``asin`` for ``arcsin``) as its own op."""
-    register("elementwise", numpy=numpy, torch=torch)(function)
+    register("elementwise", numpy=numpy)(function)
     for alias in aliases:
-        def same(x, function=function):
-            return function(x)
-        same.__name__ = same.__qualname__ = alias
-        same.__doc__ = f"``{function.__name__}`` under NumPy 2's name ``{alias}``."
-        register("elementwise", name=alias)(same)
+        register("elementwise", name=alias)(_alias(function, alias))
     return function
+
+
+def _alias(function, alias):
+    def same(x):
+        return function(x)
+    same.__name__ = same.__qualname__ = alias
+    same.__doc__ = f"``{function.__name__}`` under NumPy 2's name ``{alias}``."
+    return same
 
 
 def tan(x):
@@ -213,14 +217,13 @@ def reciprocal(x):
     return Reciprocal.apply(as_tensor(x))
 
 
-for _function, _numpy, _aliases, _torch in [
-        (tan, np.tan, (), ()), (arcsin, np.arcsin, ("asin",), ()),
-        (arccos, np.arccos, ("acos",), ()), (arctan, np.arctan, ("atan",), ()),
-        (arcsinh, np.arcsinh, ("asinh",), ()), (arccosh, np.arccosh, ("acosh",), ()),
-        (arctanh, np.arctanh, ("atanh",), ()), (sinh, np.sinh, (), ()), (cosh, np.cosh, (), ()),
-        (log2, np.log2, (), ()), (log10, np.log10, (), ()), (exp2, np.exp2, (), ()),
-        (reciprocal, np.reciprocal, (), ())]:
-    _register_unary(_function, _numpy, _aliases, _torch)
+for _function, _numpy, _aliases in [
+        (tan, np.tan, ()), (arcsin, np.arcsin, ("asin",)), (arccos, np.arccos, ("acos",)),
+        (arctan, np.arctan, ("atan",)), (arcsinh, np.arcsinh, ("asinh",)),
+        (arccosh, np.arccosh, ("acosh",)), (arctanh, np.arctanh, ("atanh",)), (sinh, np.sinh, ()),
+        (cosh, np.cosh, ()), (log2, np.log2, ()), (log10, np.log10, ()), (exp2, np.exp2, ()),
+        (reciprocal, np.reciprocal, ())]:
+    _register_unary(_function, _numpy, _aliases)
 
 
 @register("elementwise", method=None, numpy=np.logaddexp)
