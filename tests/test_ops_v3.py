@@ -133,7 +133,8 @@ def test_a_list_or_tuple_of_numbers_is_an_operand_like_an_ndarray():
     t = Tensor([3.0, 4.0], requires_grad=True)
     for out, expected in [([1, 2] * t, [3.0, 8.0]), (t + (1, 2), [4.0, 6.0]), ([1, 2] - t, [-2.0, -2.0]),
                           (t / [1, 2], [3.0, 2.0]), ([2, 2] ** t, [8.0, 16.0]),
-                          (autonet.maximum(t, [5, 0]), [5.0, 4.0])]:
+                          (autonet.maximum(t, [5, 0]), [5.0, 4.0]), (t @ [1, 2], 11.0),
+                          ([[1, 0], [0, 2]] @ t, [3.0, 8.0]), (t % [2, 3], [1.0, 1.0])]:
         np.testing.assert_array_equal(out.data, expected)
         assert out.requires_grad
     ([1, 2] * t).sum().backward()

@@ -7,6 +7,7 @@ from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of
 from . import generic, reduce
+from .elementwise import operands
 from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
 
@@ -95,7 +96,7 @@ class Linear(Function):
 @register("linalg", operators=("__matmul__", "__rmatmul__"), numpy=np.matmul, torch=("mm", "bmm"))
 def matmul(a, b):
     """The matrix product ``a @ b``, as ``numpy.matmul`` (batches broadcast)."""
-    return MatMul.apply(a, b)
+    return MatMul.apply(*operands(a, b))
 
 
 def linear(x, weight, bias=None):

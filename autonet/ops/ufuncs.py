@@ -6,6 +6,7 @@ Each one-operand op is a :class:`Unary` whose derivative is a formula of its inp
 output, written with operators and NumPy ufuncs that autonet differentiates, so the same
 formula serves plain gradients (ndarrays) and higher-order ones (Tensors).
 """
+import math
 import numbers
 
 import numpy as np
@@ -17,7 +18,7 @@ from . import generic
 from .elementwise import Pow, operand, operands
 from .registry import register
 
-_LN2, _LN10 = np.log(2.0), np.log(10.0)
+_LN2, _LN10 = math.log(2.0), math.log(10.0)   # Python floats: float32 stays float32
 
 
 class Unary(Function):
