@@ -157,6 +157,8 @@ def test_cumprod_gradient_is_exact_at_zeros():
 def test_sort_argsort_and_topk_agree_with_numpy_and_put_nan_where_pytorch_does():
     x = Tensor([[3.0, np.nan, 1.0, 3.0]], requires_grad=True)
     np.testing.assert_array_equal(x.sort().data, np.sort(x.data))   # NaN last
+    np.testing.assert_array_equal(np.sort(x, kind="quicksort").data, np.sort(x.data))
+    np.testing.assert_array_equal(np.take_along_axis(x, np.array([[2]])).data, [[1.0]])   # axis=-1
     order = x.argsort()
     assert not isinstance(order, Tensor) and order.dtype.kind == "i"   # an int array
     np.testing.assert_array_equal(order, np.argsort(x.data, kind="stable"))

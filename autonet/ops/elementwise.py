@@ -482,7 +482,8 @@ def divide(a, b):
 @register("arithmetic", method=None, operators=("__pow__", "__rpow__"), numpy=np.power,
           torch="pow")
 def power(a, b):
-    """``a ** b``; the gradient in ``b`` is 0 where ``a == 0`` (PyTorch's)."""
+    """``a ** b``; the gradient in ``b`` is ``a ** b * log(a)``: 0 where ``a == 0 <= b``, -inf
+    where ``a == 0 > b`` (PyTorch's). An integer tensor to a float power is float64 (NumPy's)."""
     return Pow.apply(*operands(a, b))
 
 

@@ -160,7 +160,7 @@ def take(x, indices, axis=None):
 
 
 @register("shape", method=None, numpy=np.take_along_axis, torch="gather")
-def take_along_axis(x, indices, axis):
+def take_along_axis(x, indices, axis=-1):
     """``numpy.take_along_axis``: ``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along
     ``axis`` (PyTorch's ``gather``); repeated indices accumulate gradient.
 

@@ -414,7 +414,11 @@ def expand_dims(x, axis):
 
 @register("shape", numpy=np.repeat, torch="repeat_interleave")
 def repeat(x, repeats, axis=None):
-    """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source."""
+    """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source.
+
+    A 0-d tensor repeats as a 1-d one along ``axis`` 0 or -1, as NumPy's (PyTorch's
+    ``repeat_interleave`` does the same).
+    """
     x = as_tensor(x)
     if axis is None or x.ndim == 0:   # NumPy repeats a 0-d array as a 1-d one, along axis 0 or -1
         x, axis = Reshape.apply(x, shape=(-1,)), 0 if axis is None else axis

@@ -134,7 +134,13 @@ def cumprod(x, axis=None):
     return Cumprod.apply(as_tensor(x), axis=axis)
 
 
-@register("reduction", numpy=np.sort)
+def _numpy_sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    """``np.sort(t, axis)``; every ``kind`` gives the same values (autonet's sort is stable)."""
+    refuse_numpy_extras("sort", {"order": order})
+    return sort(a, axis=axis)
+
+
+@register("reduction", numpy={np.sort: _numpy_sort})
 def sort(x, axis=-1):
     """The values sorted in ascending order along ``axis`` (None: flattened), NaN last, as
     ``numpy.sort``; each value's gradient goes back to its element (tied values keep their
