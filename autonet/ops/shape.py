@@ -416,8 +416,8 @@ def expand_dims(x, axis):
 def repeat(x, repeats, axis=None):
     """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source.
 
-    A 0-d tensor repeats as a 1-d one along ``axis`` 0 or -1, as NumPy's (PyTorch's
-    ``repeat_interleave`` does the same).
+    A 0-d tensor repeats as a 1-d one along ``axis`` 0 or -1, as NumPy's (coming from
+    PyTorch: its ``repeat_interleave`` refuses a ``dim`` there).
     """
     x = as_tensor(x)
     if axis is None or x.ndim == 0:   # NumPy repeats a 0-d array as a 1-d one, along axis 0 or -1
