@@ -13,6 +13,7 @@ from .core import backward as _backward
 from .core.function import apply_in_place
 from .core.tensor import Tensor
 from .ops import activations, constructors, elementwise, linalg, reduce, shape  # noqa: F401 - they register
+from .ops import indexing, layout, sorting, ufuncs  # noqa: F401 - they register (contract v3)
 from .ops.registry import entries
 
 PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}

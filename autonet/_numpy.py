@@ -20,6 +20,7 @@ import inspect
 import numpy as np
 
 from .ops import activations, constructors, elementwise, linalg, reduce, shape  # noqa: F401 - they register
+from .ops import indexing, layout, sorting, ufuncs  # noqa: F401 - they register (contract v3)
 from .core.tensor import Tensor, reading_value
 from .ops.registry import entries, refuse_numpy_extras
 

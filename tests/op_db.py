@@ -195,9 +195,163 @@ OPS = [
         numpy=lambda x: np.repeat(x, 2, axis=0)),
 ]
 
+def _last_axis_index(values, ndim):
+    """Indices ``values`` along the last of ``ndim`` axes, broadcasting elsewhere, as nested lists
+    (a compiled step takes lists by value)."""
+    return np.array(values).reshape((1,) * (ndim - 1) + (-1,)).tolist()
+
+
+def _put_first(a, values):
+    out = a.copy()
+    out[..., 0] = values[..., 0]
+    return out
+
+
+def _diag_built(v, k):
+    n = len(v) + abs(k)
+    out = np.zeros((n, n))
+    for i, value in enumerate(v):
+        out[i + max(-k, 0), i + max(k, 0)] = value
+    return out
+
+
+def _lower(a, k):
+    rows, cols = np.indices(a.shape[-2:])
+    return np.where(cols - rows <= k, a, 0.0)
+
+
+_UNIT = {"min_value": -0.9, "max_value": 0.9}
+_QUOTIENT_MINUS_2_POINT_SOMETHING = ({"min_value": -1.9, "max_value": -1.6}, {"min_value": 0.7, "max_value": 0.75})
+"""a / b in (-2.72, -2.13): away from the kinks of %, fmod and //, where floor and trunc differ."""
+OPS += [
+    # elementwise (contract v3)
+    unary("tan", np.tan, numpy=np.tan, min_value=-1.2, max_value=1.2),
+    unary("arcsin", np.arcsin, numpy=np.arcsin, **_UNIT),
+    unary("arccos", np.arccos, numpy=np.arccos, **_UNIT),
+    unary("arcsinh", np.arcsinh, numpy=np.arcsinh),
+    unary("arccosh", np.arccosh, numpy=np.arccosh, min_value=1.1),
+    unary("arctanh", np.arctanh, numpy=np.arctanh, **_UNIT),
+    unary("asin", lambda a: np.arctan(a / np.sqrt(1 - a * a)), **_UNIT),
+    unary("acos", lambda a: np.pi / 2 - np.arcsin(a), **_UNIT),
+    unary("atan", lambda a: np.arcsin(a / np.sqrt(1 + a * a))),
+    unary("asinh", lambda a: np.log(a + np.sqrt(a * a + 1)), max_value=5, min_value=-5),
+    unary("acosh", lambda a: np.log(a + np.sqrt(a * a - 1)), min_value=1.1),
+    unary("atanh", lambda a: 0.5 * np.log((1 + a) / (1 - a)), **_UNIT),
+    unary("sinh", lambda a: (np.exp(a) - np.exp(-a)) / 2, numpy=np.sinh, min_value=-5, max_value=5),
+    unary("cosh", lambda a: (np.exp(a) + np.exp(-a)) / 2, numpy=np.cosh, min_value=-5, max_value=5),
+    unary("log2", lambda a: np.log(a) / np.log(2), numpy=np.log2, min_value=0.1),
+    unary("log10", lambda a: np.log(a) / np.log(10), numpy=np.log10, min_value=0.1),
+    unary("exp2", lambda a: np.exp(a * np.log(2)), numpy=np.exp2, min_value=-5, max_value=5),
+    unary("reciprocal", lambda a: 1 / a, numpy=np.reciprocal, min_magnitude=0.5),
+    binary("logaddexp", autonet.logaddexp, lambda a, b: np.log(np.exp(a) + np.exp(b)), numpy=np.logaddexp),
+    binary("logaddexp2", autonet.logaddexp2, lambda a, b: np.log2(2.0 ** a + 2.0 ** b), numpy=np.logaddexp2),
+    binary("arctan2", autonet.arctan2, lambda a, b: np.angle(b + 1j * a), numpy=np.arctan2,
+           domains=({"min_magnitude": 0.5}, {})),
+    binary("hypot", autonet.hypot, lambda a, b: np.sqrt(a * a + b * b), numpy=np.hypot,
+           domains=({"min_magnitude": 0.5}, {})),
+    binary("mod", lambda a, b: a % b, lambda a, b: a - b * np.floor(a / b), numpy=np.remainder,
+           domains=_QUOTIENT_MINUS_2_POINT_SOMETHING),
+    binary("fmod", autonet.fmod, lambda a, b: a - b * np.trunc(a / b), numpy=np.fmod,
+           domains=_QUOTIENT_MINUS_2_POINT_SOMETHING),
+    binary("floor_divide", lambda a, b: a - b * (a // b), lambda a, b: a - b * np.floor(a / b),
+           numpy=lambda a, b: a - b * np.floor_divide(a, b), domains=_QUOTIENT_MINUS_2_POINT_SOMETHING),
+    binary("float_power", autonet.float_power, lambda a, b: np.exp(b * np.log(a)), numpy=np.float_power,
+           domains=({"min_value": 0.5, "max_value": 3}, {"min_value": -2, "max_value": 2})),
+    # reductions and scans (contract v3)
+    OpInfo("cumprod", "cumprod", lambda x: x.cumprod(axis=-1), lambda a: np.exp(np.cumsum(np.log(a), axis=-1)),
+           ({"min_value": 0.5, "max_value": 2},), "axis", numpy=lambda x: np.cumprod(x, axis=-1)),
+    OpInfo("cumprod_with_zeros", "cumprod", lambda x: autonet.cumprod(x - x[..., :1]),
+           lambda a: np.cumprod(a - a[..., :1]), ({"min_value": -2, "max_value": 2},), "wide"),
+    OpInfo("sort", "sort", lambda x: x.sort(axis=-1),
+           lambda a: np.apply_along_axis(lambda line: np.array(sorted(line)), -1, a), ({"distinct": True},),
+           "axis", numpy=lambda x: np.sort(x, axis=-1)),
+    OpInfo("topk", "topk", lambda x: autonet.topk(x, 1, axis=-1)[0], lambda a: a.max(axis=-1, keepdims=True),
+           ({"distinct": True},), "axis"),
+    OpInfo("topk_smallest", "topk", lambda x: autonet.topk(x, x.shape[0], axis=0, largest=False)[0],
+           lambda a: np.sort(a, axis=0), ({"distinct": True},), "axis"),
+    OpInfo("median", "median", lambda x: autonet.median(x, axis=-1),
+           lambda a: np.apply_along_axis(lambda line: _middle(sorted(line)), -1, a), ({"distinct": True},),
+           "axis", numpy=lambda x: np.median(x, axis=-1)),
+    OpInfo("amax", "amax", lambda x: x.amax(axis=-1), lambda a: a.max(axis=-1), ({"distinct": True},), "axis"),
+    OpInfo("amin", "amin", lambda x: autonet.amin(x), lambda a: a.min(), ({"distinct": True},)),
+    # indexing (contract v3)
+    OpInfo("take", "take", lambda x: autonet.take(x, [0, -1, 0]), lambda a: a.ravel()[[0, a.size - 1, 0]],
+           numpy=lambda x: np.take(x, [0, -1, 0])),
+    OpInfo("take_axis", "take", lambda x: x.take([1, 0, 0], axis=-1), lambda a: a[..., [1, 0, 0]], shapes="wide"),
+    OpInfo("take_along_axis", "take_along_axis",
+           lambda x: autonet.take_along_axis(x, _last_axis_index([0, -1, 0], x.ndim), -1),
+           lambda a: a[..., [0, -1, 0]], shapes="axis",
+           numpy=lambda x: np.take_along_axis(x, _last_axis_index([0, -1, 0], x.ndim), -1)),
+    OpInfo("scatter", "scatter", lambda x: autonet.scatter(x, _last_axis_index([0], x.ndim), x[..., -1:] * 3, -1),
+           lambda a: _put_first(a, a[..., -1:] * 3), shapes="axis"),
+    OpInfo("scatter_add", "scatter",
+           lambda x: autonet.scatter(x, _last_axis_index([0, 0], x.ndim), x[..., -1:] * 3, -1, reduce="add"),
+           lambda a: _put_first(a, a[..., :1] + 6 * a[..., -1:]), shapes="axis"),
+    OpInfo("tril", "tril", lambda x: x.tril(-1), lambda a: _lower(a, -1), shapes="matrix",
+           numpy=lambda x: np.tril(x, -1)),
+    OpInfo("triu", "triu", lambda x: autonet.triu(x, 1), lambda a: a - _lower(a, 0), shapes="matrix",
+           numpy=lambda x: np.triu(x, 1)),
+    OpInfo("diagonal", "diagonal", lambda x: x.diagonal(1), lambda a: np.array(
+        [a[i, i + 1] for i in range(min(a.shape[0], a.shape[1] - 1))]), shapes="matrix",
+        numpy=lambda x: np.diagonal(x, 1)),
+    OpInfo("diagonal_axes", "diagonal", lambda x: x[..., None].diagonal(0, -1, 0),
+           lambda a: np.moveaxis(a[:1], 0, -1), shapes="axis"),
+    OpInfo("diag", "diag", lambda x: autonet.diag(x.reshape(-1), -1), lambda a: _diag_built(a.ravel(), -1),
+           numpy=lambda x: np.diag(x.reshape(-1), -1)),
+    OpInfo("diag_extract", "diag", lambda x: autonet.diag(x), lambda a: np.array(
+        [a[i, i] for i in range(min(a.shape))]), shapes="matrix"),
+    OpInfo("einsum_diagonal", "einsum", lambda x: autonet.einsum("ii->i", x @ x.T), lambda a: (a * a).sum(1),
+           shapes="matrix"),
+    OpInfo("einsum_trace", "einsum", lambda x: autonet.einsum("ii", x.T @ x), lambda a: (a * a).sum(),
+           shapes="matrix"),
+    OpInfo("einsum_batch_diagonal", "einsum", lambda x: autonet.einsum("bii->bi", x[:, None, :] * x[:, :, None]),
+           lambda a: a * a, shapes="matrix"),
+    # shape (contract v3)
+    OpInfo("tile", "tile", lambda x: x.tile((2, 1)), lambda a: np.concatenate([a, a], axis=-2) if a.ndim > 1
+           else np.stack([a, a]), shapes="axis", numpy=lambda x: np.tile(x, (2, 1))),
+    OpInfo("split", "split", lambda x: autonet.split(autonet.concatenate([x, 2 * x]), 2)[1], lambda a: 2 * a,
+           shapes="axis", numpy=lambda x: np.split(autonet.concatenate([x, 2 * x]), 2)[1]),
+    OpInfo("array_split", "array_split", lambda x: autonet.array_split(x, 2)[0], lambda a: a[:(len(a) + 1) // 2],
+           shapes="axis", numpy=lambda x: np.array_split(x, 2)[0]),
+    OpInfo("roll", "roll", lambda x: x.roll(1, axis=-1), lambda a: np.concatenate([a[..., -1:], a[..., :-1]], -1),
+           shapes="axis", numpy=lambda x: np.roll(x, 1, axis=-1)),
+    OpInfo("roll_flat", "roll", lambda x: autonet.roll(x, -2),
+           lambda a: np.concatenate([a.ravel()[2 % a.size:], a.ravel()[:2 % a.size]]).reshape(a.shape)),
+    OpInfo("flip", "flip", lambda x: x.flip(), lambda a: a.ravel()[::-1].reshape(a.shape),
+           numpy=lambda x: np.flip(x)),
+    OpInfo("flatten_range", "flatten", lambda x: autonet.flatten(x[..., None], 1),
+           lambda a: a.reshape(a.shape[0], -1), shapes="axis"),
+    OpInfo("flatten_fortran", "flatten", lambda x: x.flatten("F"), lambda a: a.T.reshape(-1)),
+    OpInfo("unflatten", "unflatten", lambda x: x.reshape(-1).unflatten(0, (1, -1)), lambda a: a.reshape(1, -1)),
+    OpInfo("meshgrid", "meshgrid", lambda a, b: _grid_product(autonet.meshgrid(a.reshape(-1), b.reshape(-1))),
+           lambda a, b: np.outer(b, a), ({}, {}), "matrices2",
+           numpy=lambda a, b: _grid_product(np.meshgrid(a.reshape(-1), b.reshape(-1)))),
+    OpInfo("meshgrid_ij", "meshgrid", lambda a: autonet.meshgrid(a.reshape(-1), a.reshape(-1)[:2],
+                                                                  indexing="ij")[0],
+           lambda a: np.repeat(a.reshape(-1, 1), min(a.size, 2), axis=1), shapes="axis"),
+    OpInfo("pad_reflect", "pad", lambda x: x.pad(((2, 3),) * x.ndim, mode="reflect"),
+           lambda a: np.pad(a, ((2, 3),) * a.ndim, mode="reflect"), shapes="axis",
+           numpy=lambda x: np.pad(x, ((2, 3),) * x.ndim, mode="reflect")),
+    OpInfo("pad_edge", "pad", lambda x: autonet.pad(x, 2, mode="edge"), lambda a: np.pad(a, 2, mode="edge"),
+           shapes="axis"),
+    OpInfo("pad_wrap", "pad", lambda x: autonet.pad(x, (1, 5), mode="wrap"), lambda a: np.pad(a, (1, 5), mode="wrap"),
+           shapes="axis"),
+]
+
+
+def _middle(line):
+    n = len(line)
+    return (line[(n - 1) // 2] + line[n // 2]) / 2
+
+
+def _grid_product(grids):
+    return grids[0] * grids[1]
+
+
 NOT_DIFFERENTIABLE = {"argmax", "argmin", "zeros", "ones", "zeros_like", "ones_like", "full", "arange",
-                      "linspace", "eye", "to", "setitem", "astype"}
+                      "linspace", "eye", "to", "setitem", "astype", "argsort", "empty", "empty_like",
+                      "full_like"}
 """Registered ops without a row here, and where they are tested instead: argmax/argmin return
-indices (test_ops_reduce), constructors make leaves (test_ops_contract_v2, test_dtypes), ``to``
+indices (test_ops_reduce, argsort: test_ops_v3), constructors make leaves (test_ops_contract_v2, test_dtypes), ``to``
 moves between devices (test_devices), ``setitem`` writes in place (test_inplace), ``astype``
 changes the dtype, which finite differences in float64 cannot follow (test_dtypes)."""

@@ -57,6 +57,8 @@ def _is_float_array(value):
 def _same(ours, theirs):
     if isinstance(theirs, (tuple, list)):
         return len(ours) == len(theirs) and all(_same(o, t) for o, t in zip(ours, theirs))
+    if isinstance(ours, Tensor):   # an element of a list of Tensors (np.meshgrid, np.split)
+        ours = ours.data
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     numeric = ours.dtype.kind in "biufc" and theirs.dtype.kind in "biufc"
     return np.array_equal(ours, theirs, equal_nan=numeric)
@@ -80,7 +82,8 @@ def test_numpy_function_on_tensors_is_in_the_graph_or_refused(name, function, ca
     assert not _is_float_array(result), f"{name} returned a float array outside the graph"
     if isinstance(result, Tensor):
         np.testing.assert_allclose(result.data, expected, rtol=1e-12, atol=1e-12)
-        assert autonet.gradcheck(lambda *xs: function(*CALLS[call](*xs)), inputs)
+        if np.all(np.isfinite(expected)):   # (np.arccosh is NaN on these inputs: no derivative)
+            assert autonet.gradcheck(lambda *xs: function(*CALLS[call](*xs)), inputs)
     else:
         assert _same(result, expected), f"{name}: {result!r} != {expected!r}"
 
@@ -130,11 +133,11 @@ def test_refusals_name_the_function_and_an_alternative():
     t = Tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match=r"numpy\.ravel.*t\.reshape\(-1\)"):
         np.ravel(t)
-    with pytest.raises(TypeError, match=r"numpy\.cumprod"):
-        np.cumprod(t)
+    with pytest.raises(TypeError, match=r"numpy\.nancumprod"):   # (cumprod is an op since contract v3)
+        np.nancumprod(t)
     with pytest.raises(TypeError, match="out="):
         np.sum(t, out=np.zeros(()))
-    with pytest.raises(TypeError, match="numpy.cbrt"):
+    with pytest.raises(TypeError, match="numpy.cbrt"):   # (arctan is an op since contract v3)
         np.cbrt(t)
 
 

@@ -141,8 +141,8 @@ def test_numpy_reductions_reach_tensor_methods():
 
 def test_ufuncs_without_a_derivative_refuse_instead_of_dropping_the_graph():
     t = Tensor([1.0], requires_grad=True)
-    with pytest.raises(TypeError, match="numpy.arccos"):
-        np.arccos(t)
+    with pytest.raises(TypeError, match="numpy.cbrt"):   # (arccos is an op since contract v3)
+        np.cbrt(t)
     with pytest.raises(TypeError, match="numpy.add.outer"):
         np.add.outer(t, t)
     total = np.add.reduce(t)            # a ufunc method autonet has: in the graph

@@ -1,6 +1,9 @@
-"""Tensors made from shapes: zeros, ones, full, arange, linspace, eye (float64 unless told).
+"""Tensors made from shapes: zeros, ones, full, empty, arange, linspace, eye, and the ``_like``
+forms (float64 unless told; every ``dtype=`` is honoured, integer and bool included).
 
 They are also static methods of Tensor (``Tensor.eye(2)``), as NumPy-style namespaces offer."""
+import numbers
+
 import numpy as np
 
 from ..core.tensor import Tensor
@@ -8,8 +11,12 @@ from .registry import register
 
 
 def _filled(fill, shape, dtype, requires_grad):
+    """``fill(shape, dtype)`` as a Tensor of exactly ``dtype`` (float64 when None)."""
+    if isinstance(dtype, numbers.Integral) and not isinstance(dtype, bool):
+        raise TypeError(f"pass the shape as one tuple, ({shape}, {dtype}), not as separate "
+                        f"arguments {shape}, {dtype} (the second argument is the dtype)")
     dtype = np.float64 if dtype is None else dtype
-    return Tensor(fill(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(fill(shape, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
 @register("constructor")
@@ -39,6 +46,28 @@ def ones_like(t, dtype=None, requires_grad=False):
 def _dtype_of(t):
     dtype = t.dtype if isinstance(t, Tensor) else np.asarray(t).dtype
     return dtype if dtype.kind == "f" else np.float64
+
+
+@register("constructor")
+def empty(shape, dtype=None, requires_grad=False):
+    """A tensor of zeros, as ``zeros``: autonet never exposes uninitialised memory.
+
+    Coming from NumPy: ``numpy.empty`` leaves the values unspecified; here they are 0.
+    """
+    return _filled(np.zeros, shape, dtype, requires_grad)
+
+
+@register("constructor", method=None)
+def empty_like(t, dtype=None, requires_grad=False):
+    """Zeros shaped as ``t``, as ``zeros_like``: autonet never exposes uninitialised memory."""
+    return _filled(np.zeros, np.shape(t), dtype or _dtype_of(t), requires_grad)
+
+
+@register("constructor", method=None)
+def full_like(x, value, dtype=None, requires_grad=False):
+    """``value`` everywhere, shaped as ``x`` (and, unless ``dtype``, of its float dtype)."""
+    return _filled(lambda shape, dtype: np.full(shape, value, dtype=dtype), np.shape(x),
+                   dtype or _dtype_of(x), requires_grad)
 
 
 @register("constructor")

@@ -78,7 +78,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        out = a * a if isinstance(b, numbers.Number) and b == 2 else a ** b   # same bits, faster
+        out = a * a if _same_as_square(a, b) else a ** b   # same bits, faster
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -97,9 +97,18 @@ class Pow(Function):
             else:   # at a == b == 0 the derivative is 0 (PyTorch's), not 0 * 0 ** -1
                 at_zero = (generic.value(b) == 0) & (generic.value(a) == 0)
                 grad_a = grad * b * a ** (b - 1 + at_zero)
-        if need_b:   # d a**b / db = a**b log a, taken as 0 where a == 0 (PyTorch's)
-            grad_b = grad * out * generic.log(a + (generic.value(a) == 0))
+        if need_b:   # d a**b / db = a**b log a; 0 where a == 0 and b >= 0, else -inf (PyTorch's)
+            slope_zero = (generic.value(a) == 0) & (generic.value(b) >= 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_b = grad * _passed(out * generic.log(a), ~slope_zero)
         return grad_a, grad_b
+
+
+def _same_as_square(a, b):
+    """True where ``a ** b`` is ``a * a`` bit for bit: b is 2 and the result keeps a's dtype
+    (an integer ``a`` with the float 2.0 becomes float64, as NumPy's ``**``)."""
+    return isinstance(b, numbers.Number) and b == 2 and (
+        isinstance(b, numbers.Integral) or a.dtype.kind == "f")
 
 
 class Neg(Function):
@@ -201,20 +210,6 @@ class Cos(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved
         return -grad * np.sin(a)
-
-
-class Arctan(Function):
-    name = "arctan"
-
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.arctan(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved
-        return grad / (1 + a * a)
 
 
 class Log1p(Function):
@@ -323,6 +318,30 @@ class Clip(Function):
         return grad * inside
 
 
+class ClipBetween(Function):
+    """``clip`` with Tensor bounds: PyTorch's ``clamp(x, min, max)`` forward and backward."""
+
+    name = "clip"
+
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        ctx.save_for_backward(a, lo, hi)
+        out = a if lo is None else np.maximum(a, lo)
+        return out if hi is None else np.minimum(out, hi)   # one bound at least is given
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, lo, hi = (generic.value(v) for v in ctx.saved)
+        inside, below, above = True, None, None
+        if lo is not None:
+            inside = inside & (a >= lo)
+            below = (a < lo) if hi is None else (a < lo) & (lo < hi)
+        if hi is not None:
+            inside = inside & (a <= hi)
+            above = (a > hi) if lo is None else (a > hi) | (hi < lo)
+        return tuple(None if mask is None else _passed(grad, mask) for mask in (inside, below, above))
+
+
 class Maximum(Function):
     """Elementwise maximum; ties split the gradient evenly, as in PyTorch."""
 
@@ -415,40 +434,57 @@ class LogSoftmax(Function):
         return grad - generic.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
 
 
+def operand(x, other=None):
+    """``x`` as an op takes it: a list or tuple of numbers becomes an array, as NumPy reads it
+    (``[1, 2] * t``), on the device of ``other`` when that is a Tensor; Tensors, arrays and
+    numbers pass unchanged."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    if isinstance(other, Tensor) and not devices.is_host(other.data):
+        return np.asarray(x, like=other.data)
+    return np.asarray(x)
+
+
+def operands(a, b):
+    """Both operands of a binary op, lists as arrays (see :func:`operand`)."""
+    return operand(a, b), operand(b, a)
+
+
 # ------------------------------------------------------------- the ops
 @register("arithmetic", method=None, operators=("__add__", "__radd__", "__iadd__"), numpy=np.add,
           in_place=Add)
 def add(a, b):
     """``a + b``, broadcasting as NumPy."""
-    return Add.apply(a, b)
+    return Add.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__sub__", "__rsub__", "__isub__"),
           numpy=np.subtract, in_place=Sub)
 def subtract(a, b):
     """``a - b``, broadcasting as NumPy."""
-    return Sub.apply(a, b)
+    return Sub.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__mul__", "__rmul__", "__imul__"),
           numpy=np.multiply, torch="mul", in_place=Mul)
 def multiply(a, b):
     """``a * b``, broadcasting as NumPy."""
-    return Mul.apply(a, b)
+    return Mul.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__truediv__", "__rtruediv__", "__itruediv__"),
           numpy=np.true_divide, torch="div", in_place=Div)
 def divide(a, b):
     """``a / b``, broadcasting as NumPy."""
-    return Div.apply(a, b)
+    return Div.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__pow__", "__rpow__"), numpy=np.power,
           torch="pow")
 def power(a, b):
-    """``a ** b``; the gradient in ``b`` is 0 where ``a == 0`` (PyTorch's)."""
-    return Pow.apply(a, b)
+    """``a ** b``; the gradient in ``b`` is ``a ** b * log(a)``: 0 where ``a == 0 <= b``, -inf
+    where ``a == 0 > b`` (PyTorch's). An integer tensor to a float power is float64 (NumPy's)."""
+    return Pow.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__neg__",), numpy=np.negative, torch="neg")
@@ -497,12 +533,6 @@ def sin(x):
 def cos(x):
     """The cosine."""
     return Cos.apply(as_tensor(x))
-
-
-@register("elementwise", numpy=np.arctan, torch=("atan", "arctan"))
-def arctan(x):
-    """The inverse tangent, in ``(-pi/2, pi/2)``."""
-    return Arctan.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.log1p)
@@ -556,17 +586,15 @@ def _numpy_clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._No
 def clip(x, lo, hi):
     """Limit values to ``[lo, hi]`` (None leaves a side open); bounds may be Tensors.
 
-    The gradient reaches ``x`` where ``lo <= x <= hi`` (closed bounds) and a
-    Tensor bound where it was chosen, as PyTorch's ``clamp``.
+    The gradient reaches ``x`` where ``lo <= x <= hi`` (closed bounds), and a
+    Tensor bound where it was chosen, as PyTorch's ``clamp``: ``lo`` where
+    ``x < lo < hi``, ``hi`` where ``x > hi`` or ``hi < lo``; nowhere for
+    ``x < lo == hi`` or a NaN ``x``.
     """
     if not (isinstance(lo, Tensor) or isinstance(hi, Tensor)):
         return Clip.apply(as_tensor(x), lo=lo, hi=hi)
-    out = as_tensor(x)
-    if lo is not None:
-        out = where(out.data < generic.value(lo), lo, out)
-    if hi is not None:
-        out = where(out.data > generic.value(hi), hi, out)
-    return out
+    x = as_tensor(x)
+    return ClipBetween.apply(x, operand(lo, x), operand(hi, x))
 
 
 @register("activation")
@@ -584,13 +612,13 @@ def log_softmax(x, axis=-1):
 @register("elementwise", method=None, numpy=np.maximum)
 def maximum(a, b):
     """Elementwise maximum of two tensors, arrays or numbers; ties split the gradient."""
-    return Maximum.apply(a, b)
+    return Maximum.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.minimum)
 def minimum(a, b):
     """Elementwise minimum of two tensors, arrays or numbers; ties split the gradient."""
-    return Minimum.apply(a, b)
+    return Minimum.apply(*operands(a, b))
 
 
 def _numpy_where(condition, *branches):
@@ -607,4 +635,4 @@ def where(condition, a, b):
     condition = generic.value(condition)
     condition = (np.asanyarray(condition, dtype=bool) if devices.is_host(condition) or
                  isinstance(condition, list) else condition.astype(bool, copy=False))
-    return Where.apply(condition, a, b)
+    return Where.apply(condition, *operands(a, b))

@@ -7,6 +7,8 @@ from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of
 from . import generic, reduce
+from .elementwise import operands
+from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
 
 
@@ -94,7 +96,7 @@ class Linear(Function):
 @register("linalg", operators=("__matmul__", "__rmatmul__"), numpy=np.matmul, torch=("mm", "bmm"))
 def matmul(a, b):
     """The matrix product ``a @ b``, as ``numpy.matmul`` (batches broadcast)."""
-    return MatMul.apply(a, b)
+    return MatMul.apply(*operands(a, b))
 
 
 def linear(x, weight, bias=None):
@@ -161,7 +163,7 @@ class Einsum(Function):
     The gradient of operand ``i`` contracts the upstream gradient with the
     other operands onto ``i``'s subscripts; letters only ``i`` uses (summed
     away inside it) are broadcast back. Repeated letters within one operand
-    (diagonals) and broadcasting ellipses are refused rather than guessed.
+    (diagonals, ``"ii->i"``) are taken as ``diagonal`` first (``einsum``).
     """
 
     name = "einsum"
@@ -261,9 +263,6 @@ def _parse_einsum(subscripts, operands):
         if "..." in s:
             extra = np.ndim(op) - len(s.replace("...", ""))
             s = s.replace("...", letters[len(letters) - extra:] if extra else "")
-        if len(set(s)) != len(s):
-            raise TypeError(f"einsum: repeated subscripts within one operand ({s!r}, a diagonal) "
-                            f"are not differentiable in autonet; index the diagonal first")
         spelled.append(s)
     output = output.replace("...", letters)
     sizes = {}
@@ -301,6 +300,7 @@ def einsum(subscripts, *operands):
         raise TypeError("einsum takes its subscripts as a string first ('ij,jk->ik')")
     operands = [as_tensor(op) for op in operands]
     inputs, output = _parse_einsum(subscripts, [op.data for op in operands])
+    inputs, operands = zip(*(remove_repeated_subscripts(s, op) for s, op in zip(inputs, operands)))
     return Einsum.apply(*operands, inputs=inputs, output=output)
 
 

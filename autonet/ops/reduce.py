@@ -259,13 +259,13 @@ def mean(x, axis=None, keepdims=False):
     return Mean.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
-@register("reduction", numpy=(np.max, np.amax, (np.maximum, "reduce")), torch="amax")
+@register("reduction", numpy=(np.max, np.amax, (np.maximum, "reduce")))
 def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.max
     """The maximum over ``axis``; the gradient is split evenly between tied maxima."""
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
-@register("reduction", numpy=(np.min, np.amin, (np.minimum, "reduce")), torch="amin")
+@register("reduction", numpy=(np.min, np.amin, (np.minimum, "reduce")))
 def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.min
     """The minimum over ``axis``; the gradient is split evenly between tied minima."""
     return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)

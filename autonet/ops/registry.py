@@ -163,7 +163,8 @@ _OPERATORS = {
     "__imul__": "a *= b", "__truediv__": "a / b", "__rtruediv__": "b / a", "__itruediv__": "a /= b",
     "__pow__": "a ** b", "__rpow__": "b ** a", "__matmul__": "a @ b", "__rmatmul__": "b @ a",
     "__neg__": "-a", "__pos__": "+a", "__abs__": "abs(a)", "__getitem__": "a[index]",
-    "__setitem__": "a[index] = b",
+    "__setitem__": "a[index] = b", "__mod__": "a % b", "__rmod__": "b % a", "__floordiv__": "a // b",
+    "__rfloordiv__": "b // a",
 }
 
 

@@ -230,10 +230,7 @@ class Pad(Function):
     name = "pad"
 
     @staticmethod
-    def forward(ctx, a, pad_width, constant_values):
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (a.ndim, 2))   # NumPy's forms
-        if (widths < 0).any():
-            raise ValueError(f"pad: widths must be >= 0, got {pad_width}")
+    def forward(ctx, a, widths, constant_values):
         ctx.inside = tuple(slice(before, before + n) for (before, _), n in zip(widths, a.shape))
         return np.pad(a, widths, mode="constant", constant_values=constant_values)
 
@@ -242,17 +239,57 @@ class Pad(Function):
         return grad[ctx.inside]
 
 
-def _numpy_pad(array, pad_width, mode="constant", constant_values=0, **rest):
-    """``np.pad(t, widths, constant_values=c)``: constant padding only."""
-    if mode != "constant" or rest:
-        raise TypeError("numpy.pad on Tensors supports mode='constant' (with constant_values) only")
-    return pad(array, pad_width, constant_values=constant_values)
+def _source(mode, n, before, after):
+    """For each position of a padded axis, the position of the element it copies."""
+    positions = range(-before, n + after)
+    if mode == "edge":
+        return [min(max(i, 0), n - 1) for i in positions]
+    if mode == "wrap":
+        return [i % n for i in positions]
+    period = 2 * (n - 1)   # reflect: mirrored about the first and last elements
+    return [0 if period == 0 else min(i % period, period - i % period) for i in positions]
+
+
+def _numpy_pad(array, pad_width, mode="constant", **kwargs):
+    """``np.pad(t, widths, mode=..., constant_values=...)`` for autonet's modes."""
+    if callable(mode) or mode not in ("constant", "reflect", "edge", "wrap"):
+        raise TypeError(f"numpy.pad on Tensors takes mode 'constant', 'reflect', 'edge' or 'wrap', "
+                        f"not {mode!r}")
+    constant_values = kwargs.pop("constant_values", 0)
+    refuse_numpy_extras("pad", kwargs)
+    return pad(array, pad_width, mode=mode, constant_values=constant_values)
 
 
 @register("shape", numpy={np.pad: _numpy_pad})
-def pad(x, pad_width, constant_values=0):
-    """Constant padding, as ``numpy.pad(x, pad_width, constant_values=...)``."""
-    return Pad.apply(as_tensor(x), pad_width=pad_width, constant_values=constant_values)
+def pad(x, pad_width, mode="constant", constant_values=0):
+    """Padding as ``numpy.pad``: ``mode`` "constant" (``constant_values``), "reflect" (mirrored,
+    edges not repeated), "edge" (edge values repeated) or "wrap" (periodic).
+
+    Coming from PyTorch: ``pad_width`` lists (before, after) per axis from the first axis
+    (NumPy's order), and "wrap" is PyTorch's "circular", "edge" its "replicate".
+    """
+    x = as_tensor(x)
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (x.ndim, 2)).tolist()
+    except (ValueError, TypeError):
+        raise ValueError(f"pad: pad_width must be a width, a (before, after) pair, or one pair per "
+                         f"axis ({x.ndim}), got {pad_width!r}") from None
+    if any(w < 0 for pair in widths for w in pair):
+        raise ValueError(f"pad: widths must be >= 0, got {pad_width}")
+    if mode == "constant":
+        return Pad.apply(x, widths=tuple(map(tuple, widths)), constant_values=constant_values)
+    if mode not in ("reflect", "edge", "wrap"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'edge' or 'wrap', not {mode!r}")
+    if not (isinstance(constant_values, numbers.Number) and constant_values == 0):
+        raise ValueError(f"pad: constant_values applies to mode='constant' only, not {mode!r}")
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            if x.shape[axis] == 0:
+                raise ValueError(f"pad: cannot extend the empty axis {axis} with mode={mode!r} "
+                                 f"(only 'constant' can)")
+            source = _source(mode, x.shape[axis], before, after)
+            x = GetItem.apply(x, index=(slice(None),) * axis + (source,))
+    return x
 
 
 class ToDevice(Function):
@@ -377,10 +414,14 @@ def expand_dims(x, axis):
 
 @register("shape", numpy=np.repeat, torch="repeat_interleave")
 def repeat(x, repeats, axis=None):
-    """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source."""
+    """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source.
+
+    A 0-d tensor repeats as a 1-d one along ``axis`` 0 or -1, as NumPy's (coming from
+    PyTorch: its ``repeat_interleave`` refuses a ``dim`` there).
+    """
     x = as_tensor(x)
-    if axis is None:
-        x, axis = Reshape.apply(x, shape=(-1,)), 0
+    if axis is None or x.ndim == 0:   # NumPy repeats a 0-d array as a 1-d one, along axis 0 or -1
+        x, axis = Reshape.apply(x, shape=(-1,)), 0 if axis is None else axis
     axis = _axes(axis, x.ndim)[0]
     source = np.repeat(np.arange(x.shape[axis]), repeats).tolist()   # a list: compile takes it by value
     return GetItem.apply(x, index=(slice(None),) * axis + (source,))
@@ -417,8 +458,23 @@ def _numpy_transpose(a, axes=None):
 
 @register("shape", top_level=False, numpy={np.transpose: _numpy_transpose}, torch="permute")
 def transpose(x, *axes):
-    """Reverse the axes, or permute them as given (varargs or one tuple)."""
+    """Reverse the axes, or permute them as given (varargs or one tuple), as NumPy's.
+
+    Coming from PyTorch: ``t.transpose(a, b)`` swapping two axes is ``swapaxes(a, b)``; a
+    two-axis call that is not a full permutation, or the identity ``(0, 1)`` on a 2-D tensor,
+    raises ``ValueError`` saying so rather than meaning something else.
+    """
+    if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
+        _refuse_pytorch_transpose(x, *axes)
     return Transpose.apply(x, axes=_varargs(axes) or None)
+
+
+def _refuse_pytorch_transpose(x, a, b):
+    permutation = x.ndim == 2 and {a % 2, b % 2} == {0, 1} and -2 <= min(a, b) and max(a, b) < 2
+    if not permutation or (a % 2, b % 2) == (0, 1):
+        raise ValueError(f"transpose({a}, {b}) of a {x.ndim}-d tensor: NumPy's transpose takes a "
+                         f"full permutation of the axes; to swap two axes (PyTorch's transpose) "
+                         f"use swapaxes({a}, {b})")
 
 
 @register("shape", top_level=False, numpy=np.swapaxes)
@@ -429,12 +485,6 @@ def swapaxes(x, axis1, axis2):
     axes = list(range(x.ndim))
     axes[first], axes[second] = axes[second], axes[first]
     return Transpose.apply(x, axes=tuple(axes))
-
-
-@register("shape", top_level=False)
-def flatten(x):
-    """The elements as one axis (a reshape to ``(-1,)``)."""
-    return Reshape.apply(x, shape=(-1,))
 
 
 @register("shape", top_level=False)
