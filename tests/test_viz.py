@@ -47,7 +47,7 @@ def _node_ids(source):
 def test_source_has_every_op_parameter_shape_and_operand_positions():
     model, loss = _xor_loss()
     source = viz.draw_graph(loss).source
-    for op in ("linear", "sigmoid", "sub", "sum"):
+    for op in ("matmul", "sigmoid", "sub", "sum"):   # the notebook's X @ W0, not nn.Linear
         assert f"label={op} " in source
     assert 'label="pow 2"' in source and 'label="mul 0.5"' in source   # scalar constants shown
     assert "W0\n(3, 4) float64" in source and "W1\n(4, 1) float64" in source

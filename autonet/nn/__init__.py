@@ -3,12 +3,14 @@ from . import functional, init, utils
 from .layers import (ELU, GELU, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
                      Dropout, Embedding, Flatten, LayerNorm, LeakyReLU, Linear, MaxPool1d,
                      MaxPool2d, ReLU, Sequential, Sigmoid, SiLU, Softmax, Softplus, Tanh)
-from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
+from .losses import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HuberLoss,
+                     KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module, ModuleDict, ModuleList, Parameter
 
 __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequential", "Sigmoid",
            "Tanh", "ReLU", "Softmax", "GELU", "SiLU", "LeakyReLU", "ELU", "Softplus", "Conv1d",
            "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten", "Dropout",
            "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "MSELoss", "BCELoss",
-           "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "HuberLoss",
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
+           "KLDivLoss", "CosineEmbeddingLoss", "MarginRankingLoss",
            "functional", "init", "utils"]

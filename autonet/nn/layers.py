@@ -8,32 +8,56 @@ import math
 import numpy as np
 
 from ..core.state import no_grad
+from ..core.tensor import as_tensor
+from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
 
 
 class Linear(Module):
-    """``y = x @ weight + bias`` with ``weight`` of shape ``(in_features, out_features)``.
+    """``y = x @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``,
+    PyTorch's layout: a PyTorch ``state_dict`` loads as it is.
 
-    The layout is the notebook's (``X @ W0`` with ``W0`` of shape (3, 4)).
     Weights and bias start uniform in ±1/sqrt(in_features), drawn from ``rng``
-    (a Generator or an int seed).
+    (a Generator, an int seed, or None for autonet.random's default generator).
+
+    >>> import autonet.nn as nn
+    >>> nn.Linear(3, 2, rng=0).weight.shape
+    (2, 3)
     """
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        rng = init.generator(rng)
+        rng = generator(rng)
         bound = 1.0 / math.sqrt(in_features)
-        self.weight = _uniform((in_features, out_features), bound, rng, dtype)
+        self.weight = _uniform((out_features, in_features), bound, rng, dtype)
         self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(floating_input(self, x), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
+
+
+def floating_input(layer, x):
+    """``x`` as a Tensor, refused (``TypeError``) where its dtype differs from ``layer``'s
+    parameters': PyTorch refuses it too, and computing anyway would silently promote (a float32
+    layer fed float64 computes in float64) or demote. An integer array or a list becomes a
+    float64 Tensor (``as_tensor``), so it passes into float64 layers only."""
+    given = np.dtype(x.dtype) if hasattr(x, "dtype") else None
+    x = as_tensor(x)   # an integer ndarray becomes float64 here
+    dtype = next((p.dtype for p in layer.parameters()), None)
+    if dtype is None or x.dtype == dtype:
+        return x
+    given = given or x.dtype
+    name = np.dtype(dtype).name
+    raise TypeError(
+        f"{type(layer).__name__}: the input is {given} but the layer's parameters are {name}; "
+        f"convert the input with x.astype(np.{name})"
+        + (f" or the model with model.astype(np.{given.name})" if given.kind == "f" else ""))
 
 
 def _uniform(shape, bound, rng, dtype):
@@ -158,13 +182,13 @@ class _ConvNd(Module):
                              f"{out_channels} must both be divisible by groups {groups}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        rng = init.generator(rng)
+        rng = generator(rng)
         bound = 1.0 / math.sqrt(in_channels // groups * math.prod(kernel))   # PyTorch's init
         self.weight = _uniform((out_channels, in_channels // groups) + kernel, bound, rng, dtype)
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
+        return type(self).function(floating_input(self, x), self.weight, self.bias, self.stride, self.padding,
                                    self.dilation, self.groups)
 
     def extra_repr(self):
@@ -242,7 +266,7 @@ class Dropout(Module):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must lie in [0, 1], not {p}")
-        self.p, self.rng = p, init.generator(rng)
+        self.p, self.rng = p, generator(rng)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.rng)
@@ -258,7 +282,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
-        self.weight = init.normal_(weight, 0.0, 1.0, init.generator(rng))
+        self.weight = init.normal_(weight, 0.0, 1.0, generator(rng))
 
     def forward(self, indices):
         return F.embedding(indices, self.weight)
@@ -287,6 +311,7 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked", np.array(0) if tracked else None)
 
     def forward(self, x):
+        x = floating_input(self, x)
         if x.ndim not in self.dims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) takes inputs of "
                              f"{' or '.join(f'{d}' for d in self.dims)} axes with "
@@ -327,7 +352,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
 
     def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return F.layer_norm(floating_input(self, x), self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
