@@ -16,9 +16,12 @@ def checked_labels(labels, classes, ignore_index, op):
     """Integer labels, each in ``[0, classes)`` or ``ignore_index`` (``ValueError`` otherwise);
     whole-number floats are labels too (``Tensor([0, 2])`` is float64)."""
     if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+        if not np.all(np.isfinite(labels)):
+            raise ValueError(f"{op}: labels must be finite class indices, got "
+                             f"{labels[~np.isfinite(labels)][0]}")
+        if not np.all(labels == np.round(labels)):
             raise TypeError(f"{op}: labels must be integer class indices (whole-number floats "
-                            f"are accepted), not {labels.dtype} values such as 0.5 or NaN; for "
+                            f"are accepted), not {labels.dtype} values such as 0.5; for "
                             f"class probabilities pass a target of the input's shape")
     kept = labels != ignore_index
     generic.check_labels(labels[kept], classes, op)

@@ -12,7 +12,10 @@ from ..ops.linalg import linear
 from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
 from ..random import generator
+from .activations import (celu, cosine_similarity, glu, hardsigmoid, hardswish, hardtanh, logsigmoid,
+                          mish, normalize, one_hot, relu6, selu, softmin, softsign, tanhshrink)
 from .class_losses import ClassNLL
+from .keywords import refusing_pytorch_keywords
 from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
 from .normalization import batch_norm, layer_norm
 
@@ -23,7 +26,9 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "dropout",
            "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
            "nll_loss", "l1_loss", "huber_loss", "logsumexp", "smooth_l1_loss", "kl_div",
-           "cosine_embedding_loss", "margin_ranking_loss"]
+           "cosine_embedding_loss", "margin_ranking_loss", "relu6", "hardtanh", "hardsigmoid",
+           "hardswish", "mish", "celu", "selu", "softsign", "logsigmoid", "softmin", "tanhshrink",
+           "glu", "normalize", "cosine_similarity", "one_hot"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -533,3 +538,8 @@ def embedding(indices, weight):
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
     return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))
+
+
+# PyTorch's dim=, start_dim=, end_dim=, inplace= on every functional: a TypeError naming
+# autonet's spelling, or saying the option is not offered
+globals().update({name: refusing_pytorch_keywords(globals()[name], name) for name in __all__})

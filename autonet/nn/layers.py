@@ -164,6 +164,119 @@ class Softplus(_Activation):
         super().__init__(beta=beta, threshold=threshold)
 
 
+class ReLU6(_Activation):
+    function = staticmethod(F.relu6)
+
+
+class Hardtanh(_Activation):
+    function = staticmethod(F.hardtanh)
+
+    def __init__(self, min_val=-1.0, max_val=1.0):
+        if not min_val < max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
+        super().__init__(min_val=min_val, max_val=max_val)
+
+
+class Hardsigmoid(_Activation):
+    function = staticmethod(F.hardsigmoid)
+
+
+class Hardswish(_Activation):
+    function = staticmethod(F.hardswish)
+
+
+class Mish(_Activation):
+    function = staticmethod(F.mish)
+
+
+class CELU(_Activation):
+    function = staticmethod(F.celu)
+
+    def __init__(self, alpha=1.0):
+        if alpha == 0:
+            raise ValueError("CELU: alpha must not be 0 (it divides x)")
+        super().__init__(alpha=alpha)
+
+
+class SELU(_Activation):
+    function = staticmethod(F.selu)
+
+
+class Softsign(_Activation):
+    function = staticmethod(F.softsign)
+
+
+class LogSigmoid(_Activation):
+    function = staticmethod(F.logsigmoid)
+
+
+class Tanhshrink(_Activation):
+    function = staticmethod(F.tanhshrink)
+
+
+class GLU(_Activation):
+    function = staticmethod(F.glu)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class LogSoftmax(_Activation):
+    function = staticmethod(F.log_softmax)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class Softmin(_Activation):
+    function = staticmethod(F.softmin)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, as PyTorch's; any constructor arguments are ignored)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Unflatten(Module):
+    """Split axis ``axis`` into ``sizes`` (one of them may be -1), the inverse of ``Flatten``."""
+
+    def __init__(self, axis, sizes):
+        super().__init__()
+        sizes = tuple(sizes)
+        if (not sizes or sum(s == -1 for s in sizes) > 1
+                or any(not isinstance(s, (int, np.integer)) or s < -1 for s in sizes)):
+            raise ValueError(f"Unflatten: sizes must be a non-empty tuple of sizes with at most one "
+                             f"-1, not {sizes!r}")
+        self.axis, self.sizes = axis, sizes
+
+    def forward(self, x):
+        sizes = self._sizes_for(x.shape)
+        axis = self.axis % x.ndim
+        return x.reshape(x.shape[:axis] + sizes + x.shape[axis + 1:])
+
+    def _sizes_for(self, shape):
+        """``sizes`` with its -1 worked out, or ``ValueError`` where they do not split the axis."""
+        if -len(shape) <= self.axis < len(shape):
+            size, known = shape[self.axis], math.prod(s for s in self.sizes if s != -1)
+            if -1 not in self.sizes and size == known:
+                return self.sizes
+            if -1 in self.sizes and known and size % known == 0:
+                return tuple(size // known if s == -1 else s for s in self.sizes)
+        raise ValueError(f"Unflatten: axis {self.axis} of an input of shape {shape} cannot be "
+                         f"split into {self.sizes}")
+
+    def extra_repr(self):
+        return f"axis={self.axis}, sizes={self.sizes}"
+
+
 class _ConvNd(Module):
     """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
 
