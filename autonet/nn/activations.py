@@ -4,8 +4,8 @@ smooth ones are compositions of differentiable ops (every order of derivative co
 
 >>> import autonet
 >>> from autonet.nn import functional as F
->>> F.hardswish(autonet.Tensor([-4.0, 0.0, 1.0, 4.0]))
-Tensor([0.        , 0.        , 0.66666667, 4.        ])
+>>> F.hardswish(autonet.Tensor([-1.0, 0.0, 1.0, 4.0]))
+Tensor([-0.33333333,  0.        ,  0.66666667,  4.        ])
 >>> F.one_hot([0, 2], num_classes=3)
 Tensor([[1., 0., 0.],
         [0., 0., 1.]])
