@@ -257,3 +257,10 @@ def test_ignored_labels_stay_in_the_fused_kernel_and_match_eager_mode():
         np.testing.assert_allclose(fused(x, labels).item(), eager(x, labels).item(), rtol=1e-12)
     assert fused.programs[0].backend == "fused"
     np.testing.assert_allclose(models[1].weight.data, models[0].weight.data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("loss", [nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss])
+@pytest.mark.host_only("no arrays")
+def test_a_reduction_given_where_pytorch_puts_weight_is_explained(loss):
+    with pytest.raises(TypeError, match=r"first argument is weight.*reduction='sum' by keyword"):
+        loss("sum")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..core.state import no_grad
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, as_tensor
 from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
@@ -36,28 +36,34 @@ class Linear(Module):
         self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return F.linear(floating_input(self, x), self.weight, self.bias)
+        return F.linear(floating_input(self, x, self.weight.dtype), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
 
 
-def floating_input(layer, x):
-    """``x`` as a Tensor, refused (``TypeError``) where its dtype differs from ``layer``'s
-    parameters': PyTorch refuses it too, and computing anyway would silently promote (a float32
-    layer fed float64 computes in float64) or demote. An integer array or a list becomes a
-    float64 Tensor (``as_tensor``), so it passes into float64 layers only."""
-    given = np.dtype(x.dtype) if hasattr(x, "dtype") else None
-    x = as_tensor(x)   # an integer ndarray becomes float64 here
-    dtype = next((p.dtype for p in layer.parameters()), None)
-    if dtype is None or x.dtype == dtype:
-        return x
-    given = given or x.dtype
-    name = np.dtype(dtype).name
-    raise TypeError(
-        f"{type(layer).__name__}: the input is {given} but the layer's parameters are {name}; "
-        f"convert the input with x.astype(np.{name})"
-        + (f" or the model with model.astype(np.{given.name})" if given.kind == "f" else ""))
+def floating_input(layer, x, dtype):
+    """``x`` as a Tensor, refused (``TypeError``) where its dtype differs from ``dtype``, that of
+    ``layer``'s parameters: PyTorch refuses it too, and computing anyway would silently promote
+    (a float32 layer fed float64 computes in float64) or demote. An integer array or a list
+    becomes a float64 Tensor (``as_tensor``), so it passes into float64 layers only. ``dtype``
+    None (a layer without parameters) checks nothing."""
+    if dtype is not None and (type(x) is not Tensor or x.dtype != dtype):
+        given = np.dtype(x.dtype) if hasattr(x, "dtype") else None
+        x = as_tensor(x)   # an integer ndarray becomes float64 here
+        if x.dtype != dtype:
+            given, name = given or x.dtype, np.dtype(dtype).name
+            raise TypeError(
+                f"{type(layer).__name__}: the input is {given} but the layer's parameters are {name}; "
+                f"convert the input with x.astype(np.{name})"
+                + (f" or the model with model.astype(np.{given.name})" if given.kind == "f" else ""))
+    return as_tensor(x)
+
+
+def _dtype_of(*tensors):
+    """The dtype of the first of ``tensors`` that is not None (a layer's parameters, then its
+    buffers: affine=False keeps none of the first), or None."""
+    return next((t.dtype for t in tensors if t is not None), None)
 
 
 def _uniform(shape, bound, rng, dtype):
@@ -301,7 +307,7 @@ class _ConvNd(Module):
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return type(self).function(floating_input(self, x), self.weight, self.bias, self.stride, self.padding,
+        return type(self).function(floating_input(self, x, self.weight.dtype), self.weight, self.bias, self.stride, self.padding,
                                    self.dilation, self.groups)
 
     def extra_repr(self):
@@ -424,7 +430,7 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked", np.array(0) if tracked else None)
 
     def forward(self, x):
-        x = floating_input(self, x)
+        x = floating_input(self, x, _dtype_of(self.weight, self.running_mean))
         if x.ndim not in self.dims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) takes inputs of "
                              f"{' or '.join(f'{d}' for d in self.dims)} axes with "
@@ -465,7 +471,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
 
     def forward(self, x):
-        return F.layer_norm(floating_input(self, x), self.normalized_shape, self.weight, self.bias, self.eps)
+        return F.layer_norm(floating_input(self, x, _dtype_of(self.weight)), self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"

@@ -15,6 +15,9 @@ class _Loss(Module):
         if reduction not in self.reductions:
             raise ValueError(
                 f"{type(self).__name__}: reduction must be one of {self.reductions}, not {reduction!r}")
+        if isinstance(options.get("weight"), str):   # CrossEntropyLoss("sum"): PyTorch's order
+            raise TypeError(f"{type(self).__name__}: the first argument is weight, as in PyTorch; "
+                            f"pass reduction={options['weight']!r} by keyword")
         self.reduction = reduction
         self.options = options
 
