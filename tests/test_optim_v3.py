@@ -311,3 +311,21 @@ def test_the_new_schedulers_replay_inside_a_compiled_step(make_scheduler):
         compiled()
         assert s_compiled.get_last_lr() == s_eager.get_last_lr()
     np.testing.assert_array_equal(w_compiled.data, w_eager.data)
+
+
+def test_multistep_restarts_from_its_closed_form_after_a_save_and_load(tmp_path):
+    def make(optimizer):
+        return L.SequentialLR(optimizer, [L.ExponentialLR(optimizer, 0.9), L.MultiStepLR(optimizer, [1, 1, 3])],
+                              milestones=[2])
+
+    optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    scheduler = make(optimizer)
+    path = str(tmp_path / "s.npz")
+    autonet.save({"scheduler": scheduler.state_dict()}, path)
+    loaded = make(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1))
+    loaded.load_state_dict(autonet.load(path)["scheduler"])
+    for _ in range(5):
+        scheduler.step()
+        loaded.step()
+        assert loaded.get_last_lr() == scheduler.get_last_lr()
+    assert scheduler.get_last_lr() == [pytest.approx(0.1 * 0.1 ** 3)]   # 0.1 at 2, x0.01 at 3, x0.1 at 5

@@ -131,7 +131,7 @@ class MultiStepLR(LRScheduler):
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current()]
 
     def closed_form(self):
-        passed = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        passed = sum(count for milestone, count in self.milestones.items() if milestone <= self.last_epoch)
         return [base * self.gamma ** passed for base in self.base_lrs]
 
 
