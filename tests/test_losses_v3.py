@@ -264,3 +264,20 @@ def test_ignored_labels_stay_in_the_fused_kernel_and_match_eager_mode():
 def test_a_reduction_given_where_pytorch_puts_weight_is_explained(loss):
     with pytest.raises(TypeError, match=r"first argument is weight.*reduction='sum' by keyword"):
         loss("sum")
+
+
+@pytest.mark.parametrize("options", [dict(weight=WEIGHT), dict(ignore_index=1, label_smoothing=0.1),
+                                     dict(reduction="none")], ids=["weighted", "ignore-a-class", "none"])
+def test_the_general_path_replays_each_calls_labels_inside_compile(options):
+    options = {k: here(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+
+    def loss(x, labels):
+        return F.cross_entropy(x, labels, **options).sum()
+
+    compiled = autonet.compile(loss)
+    rng = np.random.default_rng(4)
+    for call in range(4):
+        x, labels = here(rng.standard_normal((5, 4))), rng.integers(0, 4, 5)
+        labels[call] = [1, options.get("ignore_index", -100), 1, 3][call]   # an ignored one on call 1
+        labels = Tensor(here(labels), dtype=np.int64)   # a Tensor: on a device, arrays are refused
+        np.testing.assert_array_equal(compiled(Tensor(x), labels).data, loss(Tensor(x), labels).data)

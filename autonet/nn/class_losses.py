@@ -48,7 +48,7 @@ class ClassNLL(Function):
         class_axis = devices.arange(classes, labels).reshape((1, classes) + (1,) * (labels.ndim - 1))
         kept = (labels != ignore_index).reshape(target_shape)
         hits = (labels.reshape(target_shape) == class_axis) & kept   # ignore_index may be a class
-        w = 1.0 if weight is None else weight.reshape(class_axis.shape)
+        w = 1.0 if weight is None else weight.astype(log_probs.dtype).reshape(class_axis.shape)
         mass = hits * ((1.0 - smoothing) * w)
         if smoothing:
             mass = mass + kept * (smoothing / classes * w)

@@ -232,12 +232,15 @@ def _class_options(input, weight, ignore_index, label_smoothing, reduction, op):
     if weight is None:
         return None
     array = weight.data if isinstance(weight, Tensor) else weight
-    if isinstance(array, (list, tuple)) or devices.is_host(array):
-        array = np.asarray(array)
+    if isinstance(array, (list, tuple)):
+        array = np.asarray(array, dtype=input.dtype)
     if array.shape != (input.shape[1],) or array.dtype.kind not in "iuf":
         raise ValueError(f"{op}: weight must hold one real number per class, shape "
                          f"({input.shape[1]},), not {array.dtype} of shape {array.shape}")
-    return devices.to_device(array.astype(input.dtype), input.device)
+    if devices.device_of(array) != devices.device_of(input.data):
+        raise RuntimeError(f"{op}: weight on {devices.device_of(array)} but input on "
+                           f"{devices.device_of(input.data)}; move it with .to(device)")
+    return array   # as given (a compiled step reads it afresh); cast inside the op
 
 
 def _is_probabilities(input, target):
@@ -259,6 +262,7 @@ def _probability_cross_entropy(logits, target, weight, ignore_index, reduction, 
         target = target * (1.0 - smoothing) + smoothing / classes
     products = log_softmax(logits, axis=1) * target
     if weight is not None:
+        weight = Tensor(weight, dtype=logits.dtype)
         products = products * weight.reshape((1, classes) + (1,) * (logits.ndim - 2))
     return reduce(-products.sum(axis=1), reduction, "cross_entropy")
 
