@@ -119,7 +119,8 @@ def test_bad_hyperparameters_are_refused(make, match):
 
 def test_torch_agrees_when_installed():
     torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
-    pairs = [(lambda ps: RMSprop(ps, momentum=0.5, centered=True), lambda ps: torch.optim.RMSprop(ps, momentum=0.5, centered=True)),
+    pairs = [(lambda ps: RMSprop(ps, momentum=0.5, centered=True),
+              lambda ps: torch.optim.RMSprop(ps, momentum=0.5, centered=True)),
              (lambda ps: Adagrad(ps, lr=0.1, lr_decay=0.01), lambda ps: torch.optim.Adagrad(ps, lr=0.1, lr_decay=0.01)),
              (lambda ps: AdamW(ps, lr=0.05, amsgrad=True), lambda ps: torch.optim.AdamW(ps, lr=0.05, amsgrad=True))]
     for ours, theirs in pairs:

@@ -307,7 +307,8 @@ class _ConvNd(Module):
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return type(self).function(floating_input(self, x, self.weight.dtype), self.weight, self.bias, self.stride, self.padding,
+        x = floating_input(self, x, self.weight.dtype)
+        return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
                                    self.dilation, self.groups)
 
     def extra_repr(self):
@@ -471,7 +472,8 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
 
     def forward(self, x):
-        return F.layer_norm(floating_input(self, x, _dtype_of(self.weight)), self.normalized_shape, self.weight, self.bias, self.eps)
+        x = floating_input(self, x, _dtype_of(self.weight))
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
