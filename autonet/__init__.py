@@ -21,7 +21,8 @@ from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from .interop import from_dlpack
-from . import cuda, data, func, nn, optim, models, viz  # noqa: E402 - features after the core
+from . import cuda, data, func, nn, optim, models, random, viz  # noqa: E402 - features after the core
+from .random import manual_seed  # noqa: E402 - PyTorch's spelling of autonet.random.seed
 from .compiler import CompileError, compile  # noqa: E402,A004
 
 _OPS = [entry.name for entry in _entries() if entry.top_level]
@@ -32,7 +33,6 @@ for _entry in _entries():   # every registered op, as autonet.<name> (dim= gets 
 _PYTORCH_NAMES = {   # PyTorch's names that are no op of autonet's, and autonet's spelling
     "tensor": "autonet.Tensor", "from_numpy": "autonet.Tensor",
     "randn": "autonet.Tensor(rng.standard_normal(shape))", "rand": "autonet.Tensor(rng.random(shape))",
-    "manual_seed": "rng= arguments (a numpy Generator or an int seed)",
     "float32": "numpy.float32", "float64": "numpy.float64",
 }
 for _entry in _entries():   # and the PyTorch names of the ops
@@ -52,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
     "gradcheck", "gradgradcheck", "GradcheckError", *_OPS,
-    "save", "load", "from_dlpack", "cuda", "data", "func", "nn", "optim", "models", "viz", "compile",
+    "save", "load", "from_dlpack", "cuda", "data", "func", "nn", "optim", "models", "random",
+    "manual_seed", "viz", "compile",
     "CompileError",
 ]

@@ -9,14 +9,15 @@
 import numpy as np
 
 from .core.tensor import Tensor
-from .nn.init import generator
+from .random import generator
 
 
 class DataLoader:
     """Iterate over ``arrays`` in batches: one tuple of ndarrays per batch, in the arrays' order.
 
     With ``shuffle``, each pass draws a new order from ``rng`` (a Generator, an
-    int seed or None); ``drop_last`` leaves out a last, smaller batch.
+    int seed, or None for autonet.random's default generator); ``drop_last`` leaves out a
+    last, smaller batch.
     """
 
     def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, rng=None):

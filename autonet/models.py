@@ -10,9 +10,9 @@ import numpy as np
 from .core import device as devices
 from .core.state import no_grad
 from .compiler import compile  # noqa: A004 - autonet.compile
-from .nn import functional as F, init
 from .nn.module import Module, Parameter
 from .optim import SGD
+from .random import generator
 from .core.tensor import Tensor
 
 
@@ -100,10 +100,10 @@ class Perceptron(_NotebookModel):
 
     def __init__(self, n_inputs=3, rng=None, lr=1.0, W=None):
         super().__init__(n_inputs, 1, lr)
-        self.W = self._weights(W, (n_inputs, 1), init.generator(rng), "W")
+        self.W = self._weights(W, (n_inputs, 1), generator(rng), "W")
 
     def forward(self, x):
-        return F.linear(x, self.W).sigmoid()
+        return (x @ self.W).sigmoid()   # the notebook's layout: W is (n_inputs, 1)
 
     def extra_repr(self):
         return f"{self.n_inputs} -> 1, lr={self.lr}"
@@ -115,13 +115,13 @@ class TwoLayerNNClassifier(_NotebookModel):
     def __init__(self, n_inputs=3, n_hidden=4, n_outputs=1, lr=1.0, rng=None, W0=None, W1=None):
         super().__init__(n_inputs, n_outputs, lr)
         self.n_hidden = n_hidden
-        rng = init.generator(rng)
+        rng = generator(rng)
         self.W0 = self._weights(W0, (n_inputs, n_hidden), rng, "W0")
         self.W1 = self._weights(W1, (n_hidden, n_outputs), rng, "W1")
 
     def forward(self, x):
-        hidden = F.linear(x, self.W0).sigmoid()
-        return F.linear(hidden, self.W1).sigmoid()
+        hidden = (x @ self.W0).sigmoid()   # the notebook's matrices, (in, out): not nn.Linear's
+        return (hidden @ self.W1).sigmoid()
 
     def extra_repr(self):
         return f"{self.n_inputs} -> {self.n_hidden} -> {self.n_outputs}, lr={self.lr}"

@@ -110,26 +110,17 @@ def torch_gpt(torch, model, data):
 
 
 def _copy_parameters(torch, layer, made):
-    """autonet's parameters into a PyTorch module (autonet's Linear weight is (in, out))."""
+    """autonet's parameters into a PyTorch module (the layouts are PyTorch's: no transposes)."""
     with torch.no_grad():
         for name, parameter in layer.named_parameters():
             if "." in name:
                 continue
-            values = parameter.data.T if type(layer).__name__ == "Linear" and name == "weight" else parameter.data
-            getattr(made, name).copy_(torch.tensor(np.ascontiguousarray(values)))
+            getattr(made, name).copy_(torch.tensor(np.ascontiguousarray(parameter.data)))
 
 
 def _autonet_parameters(model):
-    """In PyTorch's layout, in the order PyTorch's mirror module lists them."""
-    return [(p.data.T if name.endswith("weight") and p.ndim == 2 and not _is_embedding(model, name)
-             else p.data) for name, p in model.named_parameters()]
-
-
-def _is_embedding(model, name):
-    owner = model
-    for part in name.split(".")[:-1]:
-        owner = owner[int(part)] if part.isdigit() else getattr(owner, part)
-    return type(owner).__name__ == "Embedding"
+    """In the order PyTorch's mirror module lists them."""
+    return [p.data for p in model.parameters()]
 
 
 def steps(case, torch):

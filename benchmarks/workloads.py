@@ -152,7 +152,7 @@ class MLP(Workload):
         layers = []
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             linear = nn.Linear(*w.shape)
-            linear.weight.data = w.copy()
+            linear.weight.data = w.T.copy()   # the hand-written step's (in, out) as Linear's (out, in)
             linear.bias.data = b.copy()
             layers.append(linear)
             if i < len(self.weights) - 1:
@@ -161,6 +161,11 @@ class MLP(Workload):
         x, labels = autonet.Tensor(self.x), self.labels
         loss = nn.CrossEntropyLoss()
         return model, lambda m: loss(m(x), labels), self.lr
+
+    def autonet_step(self, compiled=False, backend="numpy"):
+        step, parameters = super().autonet_step(compiled, backend)
+        # in the hand-written step's (in, out) layout: views that follow the updates
+        return step, [p.T if p.ndim == 2 else p for p in parameters]
 
     def torch_step(self, torch):
         layers = []

@@ -14,7 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "autonet"
 
 # Bottom up; a module belongs to the first layer whose prefix it starts with.
 LAYERS = [
-    ("core", ("autonet.core",)),
+    ("core", ("autonet.core", "autonet.random")),
     ("ops", ("autonet.ops",)),
     ("methods", ("autonet._methods", "autonet._numpy")),
     ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler",

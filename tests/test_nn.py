@@ -73,22 +73,22 @@ def test_train_eval_zero_grad_and_repr():
 
 def test_linear_layout_init_and_seed():
     layer = nn.Linear(5, 3, rng=7)
-    assert layer.weight.shape == (5, 3) and layer.bias.shape == (3,)
+    assert layer.weight.shape == (3, 5) and layer.bias.shape == (3,)   # PyTorch's (out, in)
     bound = 1 / math.sqrt(5)
     assert np.all(np.abs(layer.weight.data) <= bound) and np.all(np.abs(layer.bias.data) <= bound)
     np.testing.assert_array_equal(nn.Linear(5, 3, rng=7).weight.data, layer.weight.data)
     assert not np.array_equal(nn.Linear(5, 3).weight.data, nn.Linear(5, 3).weight.data)
     x = np.random.default_rng(0).standard_normal((4, 5))
-    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data + layer.bias.data)
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data.T + layer.bias.data)
     assert layer(x).grad_fn.name == "linear"
 
 
-@given(x=tensors(shape=(4, 3)), w=tensors(shape=(3, 2)), b=tensors(shape=(2,)), upstream=tensors(shape=(4, 2)))
+@given(x=tensors(shape=(4, 3)), w=tensors(shape=(2, 3)), b=tensors(shape=(2,)), upstream=tensors(shape=(4, 2)))
 def test_linear_gradients_closed_form(x, w, b, upstream):
-    nn.functional.linear(x, w, b).backward(upstream.data)
-    np.testing.assert_allclose(w.grad, x.data.T @ upstream.data, rtol=1e-12, atol=1e-12)
+    nn.functional.linear(x, w, b).backward(upstream.data)   # x @ w.T + b, w of shape (out, in)
+    np.testing.assert_allclose(w.grad, upstream.data.T @ x.data, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(b.grad, upstream.data.sum(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(x.grad, upstream.data @ w.data.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad, upstream.data @ w.data, rtol=1e-12, atol=1e-12)
     assert_gradients_match(nn.functional.linear, x, w, b)
 
 

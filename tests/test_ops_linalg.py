@@ -40,9 +40,9 @@ def test_linear_matches_matmul_plus_bias(data, bias):
     batch = data.draw(st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple))
     n_in, n_out = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
     x = data.draw(tensors(shape=batch + (n_in,)))
-    w = data.draw(tensors(shape=(n_in, n_out)))
+    w = data.draw(tensors(shape=(n_out, n_in)))   # PyTorch's (out, in)
     b = data.draw(tensors(shape=(n_out,))) if bias else None
-    expected = x.data @ w.data + (b.data if bias else 0)
+    expected = x.data @ w.data.T + (b.data if bias else 0)
     np.testing.assert_allclose(_linear(x, w, b).data, expected, rtol=1e-12)
     inputs = (x, w, b) if bias else (x, w)
     assert_gradients_match(lambda *t: _linear(*t), *inputs)

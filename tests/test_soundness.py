@@ -81,7 +81,7 @@ def test_arrays_a_formula_reads_are_owned_or_checked():
 
 
 @pytest.mark.parametrize("write", [
-    lambda model: model.load_state_dict({"weight": np.ones((3, 2)), "bias": np.zeros(2)}),
+    lambda model: model.load_state_dict({"weight": np.ones((2, 3)), "bias": np.zeros(2)}),
     lambda model: nn.init.uniform_(model.weight, rng=0),
     lambda model: nn.init.zeros_(model.weight),
 ])

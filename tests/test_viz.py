@@ -47,7 +47,7 @@ def _node_ids(source):
 def test_source_has_every_op_parameter_shape_and_operand_positions():
     model, loss = _xor_loss()
     source = viz.draw_graph(loss).source
-    for op in ("linear", "sigmoid", "-", "sum axis=(0, 1)"):   # each op says what it did
+    for op in ("@", "sigmoid", "-", "sum axis=(0, 1)"):   # each op says what it did; X @ W0, not nn.Linear
         assert f'label="{op}\n' in source
     assert 'label="x ** 2\n' in source and 'label="0.5 * x\n' in source   # scalar constants shown
     assert "W0\n(3, 4) float64" in source and "W1\n(4, 1) float64" in source

@@ -11,7 +11,11 @@ from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
 from ..ops.linalg import linear
 from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
-from . import init
+from ..random import generator
+from .activations import (celu, cosine_similarity, glu, hardsigmoid, hardswish, hardtanh, logsigmoid,
+                          mish, normalize, one_hot, relu6, selu, softmin, softsign, tanhshrink)
+from .class_losses import ClassNLL
+from .keywords import refusing_pytorch_keywords
 from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
 from .normalization import batch_norm, layer_norm
 
@@ -21,7 +25,10 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
            "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "dropout",
            "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
-           "nll_loss", "l1_loss", "huber_loss", "logsumexp"]
+           "nll_loss", "l1_loss", "huber_loss", "logsumexp", "smooth_l1_loss", "kl_div",
+           "cosine_embedding_loss", "margin_ranking_loss", "relu6", "hardtanh", "hardsigmoid",
+           "hardswish", "mish", "celu", "selu", "softsign", "logsigmoid", "softmin", "tanhshrink",
+           "glu", "normalize", "cosine_similarity", "one_hot"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -98,28 +105,65 @@ def binary_cross_entropy(input, target, reduction="mean"):
 
 
 class BinaryCrossEntropyWithLogits(Function):
-    """max(x, 0) - x t + log(1 + exp(-|x|)): finite for logits of any size."""
+    """``(1 - t) x + l softplus(-x)`` with ``l = 1 + (pos_weight - 1) t``, PyTorch's formula,
+    and ``softplus(-x) = max(-x, 0) + log(1 + exp(-|x|))``: finite for logits of any size.
+    Without ``pos_weight`` (l = 1) it is ``max(x, 0) - x t + log(1 + exp(-|x|))``."""
 
     name = "binary_cross_entropy_with_logits"
 
     @staticmethod
-    def forward(ctx, x, t):
-        ctx.save_for_backward(x, t)
-        return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    def forward(ctx, x, t, pos_weight):
+        ctx.save_for_backward(x, t, pos_weight)
+        if pos_weight is None:
+            return np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return (1 - t) * x + (1 + (pos_weight - 1) * t) * _softplus_of_negative(x)
 
     @staticmethod
     def backward(ctx, grad):
-        x, t = ctx.saved
-        need_x, need_t = ctx.needs_input_grad
-        return (grad * (generic.sigmoid(x) - t) if need_x else None), (-grad * x if need_t else None)
+        x, t, pos_weight = ctx.saved
+        need_x, need_t, need_pos_weight = ctx.needs_input_grad
+        if pos_weight is None:
+            return (grad * (generic.sigmoid(x) - t) if need_x else None), (-grad * x if need_t else None), None
+        scale = 1 + (pos_weight - 1) * t
+        grad_x = grad * ((1 - t) - scale * generic.sigmoid(-x)) if need_x else None
+        grad_t = grad * ((pos_weight - 1) * _softplus_of_negative(x) - x) if need_t else None
+        grad_pos_weight = grad * t * _softplus_of_negative(x) if need_pos_weight else None
+        return grad_x, grad_t, grad_pos_weight
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """Binary cross-entropy of sigmoid(input), computed from the logits stably."""
+def _softplus_of_negative(x):
+    """``log(1 + exp(-x))`` as ``max(-x, 0) + log1p(exp(-|x|))`` (ndarrays and Tensors)."""
+    return np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean", weight=None, pos_weight=None):
+    """Binary cross-entropy of sigmoid(input), computed from the logits stably.
+
+    ``pos_weight`` (broadcast along the last axis, one per class as PyTorch's) scales the
+    positive term; ``weight`` (broadcast to the input) scales each element's loss.
+    """
     x = as_tensor(input)
     t = _same_shape(x, target, "binary_cross_entropy_with_logits")
-    return reduce(BinaryCrossEntropyWithLogits.apply(x, t), reduction,
-                  "binary_cross_entropy_with_logits")
+    if pos_weight is not None:
+        pos_weight = _broadcastable(pos_weight, x, "pos_weight")
+    losses = BinaryCrossEntropyWithLogits.apply(x, t, pos_weight)
+    if weight is not None:
+        losses = losses * _broadcastable(weight, x, "weight")
+    return reduce(losses, reduction, "binary_cross_entropy_with_logits")
+
+
+def _broadcastable(weights, input, name):
+    """``weights`` as a Tensor of ``input``'s dtype that broadcasts to ``input``'s shape without
+    changing it (``ValueError`` naming ``name`` otherwise)."""
+    weights = weights if isinstance(weights, Tensor) else Tensor(weights, dtype=input.dtype)
+    try:
+        fits = np.broadcast_shapes(weights.shape, input.shape) == input.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {weights.shape} does "
+                         f"not broadcast to the input's shape {input.shape}")
+    return weights
 
 
 _FLOAT_LABELS = ("{}: labels must be integer class indices (whole-number floats are "
@@ -158,79 +202,148 @@ def _as_given(target, array):
 
 
 def _labels_for(input, target, op):
-    """``input (N, C)`` and the label array for it, their shapes checked."""
+    """``input (N, C, d1, ...)`` and the label array ``(N, d1, ...)`` for it, their shapes checked."""
     labels = _indices(target, input)
     if devices.device_of(labels) != devices.device_of(input.data):
         raise RuntimeError(f"{op}: labels on {devices.device_of(labels)} but input on "
                            f"{devices.device_of(input.data)}; move them with .to(device)")
-    if input.ndim != 2:
-        raise ValueError(f"{op}: input must have shape (N, C), not {input.shape}")
-    if labels.shape != (input.shape[0],):
-        raise ValueError(f"{op}: labels of shape {labels.shape} do not fit input {input.shape}")
+    if input.ndim < 2:
+        raise ValueError(f"{op}: input must have shape (N, C) or (N, C, d1, ...), not {input.shape}; "
+                         f"give one sample a batch axis with x[None]")
+    if labels.shape != (input.shape[0],) + input.shape[2:]:
+        raise ValueError(f"{op}: labels of shape {labels.shape} do not fit input {input.shape} "
+                         f"(labels (N, d1, ...) for input (N, C, d1, ...), or class probabilities "
+                         f"of the input's shape)")
     if labels.dtype.kind not in "iuf":   # bool labels too: PyTorch wants int64 class indices
         raise TypeError(f"{op}: labels must be integer class indices, not {labels.dtype} values; "
                         f"convert them with labels.astype(np.int64)")
     return labels
 
 
+def _class_options(input, weight, ignore_index, label_smoothing, reduction, op):
+    """The options of a class-index loss, checked before anything is computed: the weights as an
+    array of the input's dtype on its device (or None)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, not {reduction!r}")
+    if not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool):
+        raise TypeError(f"{op}: ignore_index must be an int (a label to leave out), not {ignore_index!r}")
+    if not 0.0 <= label_smoothing <= 1.0:   # NaN too
+        raise ValueError(f"{op}: label_smoothing must lie in [0, 1], not {label_smoothing!r}")
+    if weight is None:
+        return None
+    array = weight.data if isinstance(weight, Tensor) else weight
+    if isinstance(array, (list, tuple)):
+        array = np.asarray(array, dtype=input.dtype)
+    if array.shape != (input.shape[1],) or array.dtype.kind not in "iuf":
+        raise ValueError(f"{op}: weight must hold one real number per class, shape "
+                         f"({input.shape[1]},), not {array.dtype} of shape {array.shape}")
+    if devices.device_of(array) != devices.device_of(input.data):
+        raise RuntimeError(f"{op}: weight on {devices.device_of(array)} but input on "
+                           f"{devices.device_of(input.data)}; move it with .to(device)")
+    return array   # as given (a compiled step reads it afresh); cast inside the op
+
+
+def _is_probabilities(input, target):
+    """True for a floating target of the input's shape: class probabilities, as PyTorch reads it."""
+    array = target.data if isinstance(target, Tensor) else target
+    if not hasattr(array, "dtype"):   # a list or a number: on the host
+        array = np.asarray(array)
+    return input.ndim >= 2 and array.shape == input.shape and array.dtype.kind == "f"
+
+
+def _probability_cross_entropy(logits, target, weight, ignore_index, reduction, smoothing):
+    """``-sum_c w[c] t[c] log_softmax(x)[c]`` per sample; ``"mean"`` over samples (PyTorch's)."""
+    if ignore_index >= 0:
+        raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) applies to integer labels "
+                         f"only, not to class probabilities; leave it at its default")
+    target = _same_shape(logits, target, "cross_entropy")
+    classes = logits.shape[1]
+    if smoothing:
+        target = target * (1.0 - smoothing) + smoothing / classes
+    products = log_softmax(logits, axis=1) * target
+    if weight is not None:
+        weight = Tensor(weight, dtype=logits.dtype)
+        products = products * weight.reshape((1, classes) + (1,) * (logits.ndim - 2))
+    return reduce(-products.sum(axis=1), reduction, "cross_entropy")
+
+
 class CrossEntropy(Function):
-    """-log_softmax(logits)[i, label_i] per sample, as one node that keeps softmax."""
+    """-log_softmax(logits)[i, label_i] per sample, reduced, as one node that keeps softmax.
+
+    Labels equal to ``ignore_index`` (a negative number: never a class) count for nothing, and
+    ``"mean"`` divides by the labels kept (NaN with a zero gradient when none is, as PyTorch).
+    Written with NumPy operations and ``ops.generic``'s lowerable helpers only, and no branch on
+    values, so the fused backend lowers it, ignored labels and all.
+    """
 
     name = "cross_entropy"
 
     @staticmethod
-    def forward(ctx, logits, labels):
-        labels = _class_indices(labels, logits.shape[1], "cross_entropy")
+    def forward(ctx, logits, labels, ignore_index, reduction):
+        kept = labels != ignore_index
+        labels = _class_indices(labels * kept, logits.shape[1], "cross_entropy")   # ignored: class 0
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
-        ctx.save_for_backward(logits, exp / total, generic.one_hot(labels, logits))
-        return np.log(total[:, 0]) - generic.pick(shifted, labels)
+        losses = (np.log(total[:, 0]) - generic.pick(shifted, labels)) * kept
+        scale = kept.astype(logits.dtype)
+        if reduction == "mean":
+            count = scale.sum(keepdims=True).reshape(())
+            scale = scale / np.maximum(count, 1.0)   # the gradient's: 0, not NaN, when none is kept
+            with np.errstate(invalid="ignore"):
+                losses = losses.sum(keepdims=True).reshape(()) / count
+        elif reduction == "sum":
+            losses = losses.sum(keepdims=True).reshape(())
+        ctx.save_for_backward(logits, exp / total, generic.one_hot(labels, logits), scale)
+        return losses
 
     @staticmethod
     def backward(ctx, grad):
-        logits, probs, one_hot = ctx.saved
+        logits, probs, one_hot, scale = ctx.saved
         if isinstance(logits, Tensor):   # create_graph: softmax must be part of the graph
             probs = logits.softmax(axis=1)
+        grad = grad * scale   # per sample, or the 0-d gradient of the sum spread over the kept
         return grad[:, None] * (probs - one_hot), None
 
 
-def cross_entropy(input, target, reduction="mean"):
-    """Softmax cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``.
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)``, as PyTorch's.
 
-    Labels may be ints, or floats with whole values (``Tensor([0, 2])`` is
-    float64); other floats raise ``TypeError`` (they are not class indices).
+    ``target`` holds integer labels ``(N, d1, ...)`` (whole-number floats count, since
+    ``Tensor([0, 2])`` is float64; other floats are refused), or class probabilities of the
+    input's shape. ``weight`` (one per class) scales each class's terms, and ``"mean"`` then
+    divides by the labels' total weight; labels equal to ``ignore_index`` count for nothing;
+    ``label_smoothing`` mixes the target with the uniform distribution.
+
+    >>> import autonet
+    >>> logits = autonet.Tensor([[2.0, 0.0], [0.0, 2.0]])
+    >>> round(cross_entropy(logits, [0, -100]).item(), 6)   # the second label is ignored
+    0.126928
     """
     logits = as_tensor(input)
+    weight = _class_options(logits, weight, ignore_index, label_smoothing, reduction, "cross_entropy")
+    smoothing = float(label_smoothing)
+    if _is_probabilities(logits, target):
+        return _probability_cross_entropy(logits, target, weight, ignore_index, reduction, smoothing)
     labels = _labels_for(logits, target, "cross_entropy")
-    return reduce(CrossEntropy.apply(logits, _as_given(target, labels)), reduction, "cross_entropy")
+    if weight is None and not smoothing and logits.ndim == 2 and ignore_index < 0:
+        # the plain case (with PyTorch's default ignore_index): one node the fused backend lowers
+        return CrossEntropy.apply(logits, _as_given(target, labels), ignore_index=int(ignore_index),
+                                  reduction=reduction)
+    return ClassNLL.apply(log_softmax(logits, axis=1), _as_given(target, labels), weight=weight,
+                          ignore_index=int(ignore_index), smoothing=smoothing, reduction=reduction,
+                          op="cross_entropy")
 
 
-class NegativeLogLikelihood(Function):
-    """-input[i, label_i] per sample (``input`` holds log-probabilities)."""
-
-    name = "nll_loss"
-
-    @staticmethod
-    def forward(ctx, log_probs, labels):
-        labels = _class_indices(labels, log_probs.shape[1], "nll_loss")
-        rows = devices.arange(len(labels), labels)
-        picked = np.zeros_like(log_probs, dtype=bool)
-        picked[rows, labels] = True
-        ctx.save_for_backward(picked)   # freed by backward, as every saved array
-        return -log_probs[rows, labels]
-
-    @staticmethod
-    def backward(ctx, grad):
-        (picked,) = ctx.saved
-        return -grad[:, None] * generic.value(picked), None
-
-
-def nll_loss(input, target, reduction="mean"):
-    """Negative log-likelihood of log-probabilities ``(N, C)`` (``log_softmax``'s output)."""
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``(N, C)`` or ``(N, C, d1, ...)``
+    (``log_softmax``'s output) at integer labels ``(N, d1, ...)``, with PyTorch's ``weight``
+    and ``ignore_index`` (see ``cross_entropy``)."""
     log_probs = as_tensor(input)
+    weight = _class_options(log_probs, weight, ignore_index, 0.0, reduction, "nll_loss")
     labels = _labels_for(log_probs, target, "nll_loss")
-    return reduce(NegativeLogLikelihood.apply(log_probs, _as_given(target, labels)), reduction, "nll_loss")
+    return ClassNLL.apply(log_probs, _as_given(target, labels), weight=weight,
+                          ignore_index=int(ignore_index), smoothing=0.0, reduction=reduction, op="nll_loss")
 
 
 def l1_loss(input, target, reduction="mean"):
@@ -268,6 +381,102 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return reduce(Huber.apply(difference, delta=float(delta)), reduction, "huber_loss")
 
 
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """PyTorch's smooth L1: ``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - beta / 2``;
+    ``beta = 0`` is the L1 loss."""
+    if not beta >= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, not {beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    input = as_tensor(input)
+    difference = input - _same_shape(input, target, "smooth_l1_loss")
+    return reduce(Huber.apply(difference, delta=float(beta)) / float(beta), reduction, "smooth_l1_loss")
+
+
+class EntropyTerm(Function):
+    """``t log t``, 0 at ``t = 0`` (``xlogy(t, t)``, the first term of ``kl_div``); its
+    gradient is PyTorch's ``log t + t / t``: ``log t + 1``, and NaN at ``t = 0``."""
+
+    name = "xlogy"
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(t == 0, 0.0, t * np.log(t)).astype(t.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad * (generic.log(t) + t / t)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """PyTorch's ``kl_div``: ``input`` holds log-probabilities; each element's loss is
+    ``t (log t - input)`` (0 where ``t = 0``), or ``exp(t) (t - input)`` with ``log_target``.
+    ``reduction="batchmean"`` divides the sum by the batch size (the KL divergence itself);
+    ``"mean"`` averages over every element, as PyTorch's."""
+    input = as_tensor(input)
+    target = _same_shape(input, target, "kl_div")
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"kl_div: reduction must be one of {REDUCTIONS + ('batchmean',)}, not {reduction!r}")
+    if log_target:
+        losses = target.exp() * (target - input)
+    else:
+        losses = EntropyTerm.apply(target) - target * input
+    if reduction == "batchmean":
+        return losses.sum() / (input.shape[0] if input.ndim else 1)
+    return reduce(losses, reduction, "kl_div")
+
+
+class SignSelect(Function):
+    """``positive`` where ``target`` is 1, ``negative`` where it is -1, and 0 elsewhere
+    (PyTorch's ``where(target == 1, ...)`` pair); the masks are made inside the op, so a
+    compiled step reads each call's targets."""
+
+    name = "sign_select"
+
+    @staticmethod
+    def forward(ctx, positive, negative, target):
+        is_positive, is_negative = target == 1, target == -1
+        ctx.save_for_backward(is_positive, is_negative)
+        return np.where(is_positive, positive, np.where(is_negative, negative, 0.0)).astype(positive.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        is_positive, is_negative = (generic.value(mask) for mask in ctx.saved)
+        return grad * is_positive, grad * is_negative, None
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
+    """PyTorch's ``cosine_embedding_loss``: ``1 - cos`` where ``target`` is 1, ``max(0, cos -
+    margin)`` where it is -1, with ``cos`` along axis 1 of ``(N, D)`` inputs (axis 0 of one
+    ``(D,)`` pair) computed as PyTorch's (``1e-12`` added to each squared norm)."""
+    x1, x2 = as_tensor(input1), as_tensor(input2)
+    if x1.shape != x2.shape or x1.ndim not in (1, 2):
+        raise ValueError(f"cosine_embedding_loss: input1 {x1.shape} and input2 {x2.shape} must "
+                         f"share one shape, (N, D) or (D,)")
+    target = as_tensor(target)
+    if target.shape != x1.shape[:-1]:
+        raise ValueError(f"cosine_embedding_loss: target of shape {target.shape} does not fit "
+                         f"inputs {x1.shape} (one 1 or -1 per pair)")
+    axis = x1.ndim - 1
+    products = (x1 * x2).sum(axis=axis)
+    magnitudes = ((x1 * x1).sum(axis=axis) + 1e-12) * ((x2 * x2).sum(axis=axis) + 1e-12)
+    cos = products / magnitudes.sqrt()
+    losses = SignSelect.apply(1 - cos, (cos - margin).clip(0, None), target)
+    return reduce(losses, reduction, "cosine_embedding_loss")
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
+    """PyTorch's ``margin_ranking_loss``: ``max(0, -target (input1 - input2) + margin)``."""
+    x1 = as_tensor(input1)
+    x2 = _same_shape(x1, input2, "margin_ranking_loss")
+    target = _same_shape(x1, target, "margin_ranking_loss")
+    return reduce((-target * (x1 - x2) + margin).clip(0, None), reduction, "margin_ranking_loss")
+
+
 class Dropout(Function):
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
 
@@ -301,7 +510,7 @@ def dropout(x, p=0.5, training=True, rng=None):
     x = as_tensor(x)
     if not training or p == 0.0:
         return x
-    return Dropout.apply(x, p=float(p), rng=init.generator(rng))
+    return Dropout.apply(x, p=float(p), rng=generator(rng))
 
 
 class EmbeddingLookup(Function):
@@ -333,3 +542,8 @@ def embedding(indices, weight):
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
     return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))
+
+
+# PyTorch's dim=, start_dim=, end_dim=, inplace= on every functional: a TypeError naming
+# autonet's spelling, or saying the option is not offered
+globals().update({name: refusing_pytorch_keywords(globals()[name], name) for name in __all__})

@@ -1,20 +1,17 @@
-"""In-place initialisers for weights laid out ``(in_features, out_features)``.
+"""In-place initialisers, with PyTorch's fan-in and fan-out for every layout.
 
 Each fills ``t.data`` without recording a graph and returns ``t``. ``rng`` is a
-``numpy.random.Generator``, an int seed, or None (fresh entropy).
+``numpy.random.Generator``, an int seed, or None (autonet.random's default generator,
+which ``autonet.random.seed`` seeds).
 """
 import math
 
 import numpy as np
 
 from ..core import device as devices
+from ..random import generator
 
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
-
-
-def generator(rng):
-    """A ``numpy.random.Generator`` from a Generator, an int seed or None."""
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def _fill(t, values):
@@ -41,11 +38,12 @@ def zeros_(t):
 
 
 def fans(shape):
-    """(fan_in, fan_out) of a weight of shape ``(in, out, *receptive_field)``."""
+    """(fan_in, fan_out) of a weight of shape ``(out, in, *receptive_field)``, PyTorch's
+    layout for Linear ``(out_features, in_features)`` and convolutions alike."""
     if len(shape) < 2:
         raise ValueError(f"fan-in and fan-out need a weight of 2 or more axes, not shape {shape}")
     receptive = int(np.prod(shape[2:]))
-    return shape[0] * receptive, shape[1] * receptive
+    return shape[1] * receptive, shape[0] * receptive
 
 
 def xavier_uniform_(t, gain=1.0, rng=None):

@@ -8,32 +8,62 @@ import math
 import numpy as np
 
 from ..core.state import no_grad
+from ..core.tensor import Tensor, as_tensor
+from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
 
 
 class Linear(Module):
-    """``y = x @ weight + bias`` with ``weight`` of shape ``(in_features, out_features)``.
+    """``y = x @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``,
+    PyTorch's layout: a PyTorch ``state_dict`` loads as it is.
 
-    The layout is the notebook's (``X @ W0`` with ``W0`` of shape (3, 4)).
     Weights and bias start uniform in ±1/sqrt(in_features), drawn from ``rng``
-    (a Generator or an int seed).
+    (a Generator, an int seed, or None for autonet.random's default generator).
+
+    >>> import autonet.nn as nn
+    >>> nn.Linear(3, 2, rng=0).weight.shape
+    (2, 3)
     """
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=None):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        rng = init.generator(rng)
+        rng = generator(rng)
         bound = 1.0 / math.sqrt(in_features)
-        self.weight = _uniform((in_features, out_features), bound, rng, dtype)
+        self.weight = _uniform((out_features, in_features), bound, rng, dtype)
         self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(floating_input(self, x, self.weight.dtype), self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
+
+
+def floating_input(layer, x, dtype):
+    """``x`` as a Tensor, refused (``TypeError``) where its dtype differs from ``dtype``, that of
+    ``layer``'s parameters: PyTorch refuses it too, and computing anyway would silently promote
+    (a float32 layer fed float64 computes in float64) or demote. An integer array or a list
+    becomes a float64 Tensor (``as_tensor``), so it passes into float64 layers only. ``dtype``
+    None (a layer without parameters) checks nothing."""
+    if dtype is not None and (type(x) is not Tensor or x.dtype != dtype):
+        given = np.dtype(x.dtype) if hasattr(x, "dtype") else None
+        x = as_tensor(x)   # an integer ndarray becomes float64 here
+        if x.dtype != dtype:
+            given, name = given or x.dtype, np.dtype(dtype).name
+            raise TypeError(
+                f"{type(layer).__name__}: the input is {given} but the layer's parameters are {name}; "
+                f"convert the input with x.astype(np.{name})"
+                + (f" or the model with model.astype(np.{given.name})" if given.kind == "f" else ""))
+    return as_tensor(x)
+
+
+def _dtype_of(*tensors):
+    """The dtype of the first of ``tensors`` that is not None (a layer's parameters, then its
+    buffers: affine=False keeps none of the first), or None."""
+    return next((t.dtype for t in tensors if t is not None), None)
 
 
 def _uniform(shape, bound, rng, dtype):
@@ -140,6 +170,119 @@ class Softplus(_Activation):
         super().__init__(beta=beta, threshold=threshold)
 
 
+class ReLU6(_Activation):
+    function = staticmethod(F.relu6)
+
+
+class Hardtanh(_Activation):
+    function = staticmethod(F.hardtanh)
+
+    def __init__(self, min_val=-1.0, max_val=1.0):
+        if not min_val < max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
+        super().__init__(min_val=min_val, max_val=max_val)
+
+
+class Hardsigmoid(_Activation):
+    function = staticmethod(F.hardsigmoid)
+
+
+class Hardswish(_Activation):
+    function = staticmethod(F.hardswish)
+
+
+class Mish(_Activation):
+    function = staticmethod(F.mish)
+
+
+class CELU(_Activation):
+    function = staticmethod(F.celu)
+
+    def __init__(self, alpha=1.0):
+        if alpha == 0:
+            raise ValueError("CELU: alpha must not be 0 (it divides x)")
+        super().__init__(alpha=alpha)
+
+
+class SELU(_Activation):
+    function = staticmethod(F.selu)
+
+
+class Softsign(_Activation):
+    function = staticmethod(F.softsign)
+
+
+class LogSigmoid(_Activation):
+    function = staticmethod(F.logsigmoid)
+
+
+class Tanhshrink(_Activation):
+    function = staticmethod(F.tanhshrink)
+
+
+class GLU(_Activation):
+    function = staticmethod(F.glu)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class LogSoftmax(_Activation):
+    function = staticmethod(F.log_softmax)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class Softmin(_Activation):
+    function = staticmethod(F.softmin)
+
+    def __init__(self, axis=-1):
+        super().__init__(axis=axis)
+
+
+class Identity(Module):
+    """Returns its input (a placeholder, as PyTorch's; any constructor arguments are ignored)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class Unflatten(Module):
+    """Split axis ``axis`` into ``sizes`` (one of them may be -1), the inverse of ``Flatten``."""
+
+    def __init__(self, axis, sizes):
+        super().__init__()
+        sizes = tuple(sizes)
+        if (not sizes or sum(s == -1 for s in sizes) > 1
+                or any(not isinstance(s, (int, np.integer)) or s < -1 for s in sizes)):
+            raise ValueError(f"Unflatten: sizes must be a non-empty tuple of sizes with at most one "
+                             f"-1, not {sizes!r}")
+        self.axis, self.sizes = axis, sizes
+
+    def forward(self, x):
+        sizes = self._sizes_for(x.shape)
+        axis = self.axis % x.ndim
+        return x.reshape(x.shape[:axis] + sizes + x.shape[axis + 1:])
+
+    def _sizes_for(self, shape):
+        """``sizes`` with its -1 worked out, or ``ValueError`` where they do not split the axis."""
+        if -len(shape) <= self.axis < len(shape):
+            size, known = shape[self.axis], math.prod(s for s in self.sizes if s != -1)
+            if -1 not in self.sizes and size == known:
+                return self.sizes
+            if -1 in self.sizes and known and size % known == 0:
+                return tuple(size // known if s == -1 else s for s in self.sizes)
+        raise ValueError(f"Unflatten: axis {self.axis} of an input of shape {shape} cannot be "
+                         f"split into {self.sizes}")
+
+    def extra_repr(self):
+        return f"axis={self.axis}, sizes={self.sizes}"
+
+
 class _ConvNd(Module):
     """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
 
@@ -158,12 +301,13 @@ class _ConvNd(Module):
                              f"{out_channels} must both be divisible by groups {groups}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        rng = init.generator(rng)
+        rng = generator(rng)
         bound = 1.0 / math.sqrt(in_channels // groups * math.prod(kernel))   # PyTorch's init
         self.weight = _uniform((out_channels, in_channels // groups) + kernel, bound, rng, dtype)
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
+        x = floating_input(self, x, self.weight.dtype)
         return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
                                    self.dilation, self.groups)
 
@@ -242,7 +386,7 @@ class Dropout(Module):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must lie in [0, 1], not {p}")
-        self.p, self.rng = p, init.generator(rng)
+        self.p, self.rng = p, generator(rng)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.rng)
@@ -258,7 +402,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
-        self.weight = init.normal_(weight, 0.0, 1.0, init.generator(rng))
+        self.weight = init.normal_(weight, 0.0, 1.0, generator(rng))
 
     def forward(self, indices):
         return F.embedding(indices, self.weight)
@@ -287,6 +431,7 @@ class _BatchNorm(Module):
         self.register_buffer("num_batches_tracked", np.array(0) if tracked else None)
 
     def forward(self, x):
+        x = floating_input(self, x, _dtype_of(self.weight, self.running_mean))
         if x.ndim not in self.dims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) takes inputs of "
                              f"{' or '.join(f'{d}' for d in self.dims)} axes with "
@@ -327,6 +472,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
 
     def forward(self, x):
+        x = floating_input(self, x, _dtype_of(self.weight))
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):

@@ -1,23 +1,32 @@
-"""Loss modules; each takes ``reduction='mean' | 'sum' | 'none'``."""
+"""Loss modules; each takes ``reduction='mean' | 'sum' | 'none'`` and PyTorch's options."""
 from . import functional as F
 from .module import Module
 
 
 class _Loss(Module):
-    function = None
+    """A loss module: ``function(input, target, reduction=..., **options)``; options are the
+    keywords after ``reduction`` (PyTorch's ``weight`` may come first, by position)."""
 
-    def __init__(self, reduction="mean"):
+    function = None
+    reductions = F.REDUCTIONS
+
+    def __init__(self, reduction="mean", **options):
         super().__init__()
-        if reduction not in F.REDUCTIONS:
+        if reduction not in self.reductions:
             raise ValueError(
-                f"{type(self).__name__}: reduction must be one of {F.REDUCTIONS}, not {reduction!r}")
+                f"{type(self).__name__}: reduction must be one of {self.reductions}, not {reduction!r}")
+        if isinstance(options.get("weight"), str):   # CrossEntropyLoss("sum"): PyTorch's order
+            raise TypeError(f"{type(self).__name__}: the first argument is weight, as in PyTorch; "
+                            f"pass reduction={options['weight']!r} by keyword")
         self.reduction = reduction
+        self.options = options
 
     def forward(self, input, target):
-        return type(self).function(input, target, reduction=self.reduction)
+        return type(self).function(input, target, reduction=self.reduction, **self.options)
 
     def extra_repr(self):
-        return f"reduction={self.reduction!r}"
+        return ", ".join([f"reduction={self.reduction!r}"] + [
+            f"{key}={value!r}" for key, value in self.options.items() if key != "weight"])
 
 
 class MSELoss(_Loss):
@@ -33,21 +42,32 @@ class BCELoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy of sigmoid(logits), computed stably from the logits."""
+    """Binary cross-entropy of sigmoid(logits), computed stably from the logits (PyTorch's
+    ``weight`` and ``pos_weight``)."""
 
     function = staticmethod(F.binary_cross_entropy_with_logits)
 
+    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+        super().__init__(reduction, weight=weight, pos_weight=pos_weight)
+
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of logits ``(N, C)`` against integer labels ``(N,)``."""
+    """Softmax cross-entropy of logits ``(N, C, ...)`` against integer labels or class
+    probabilities (see ``functional.cross_entropy``)."""
 
     function = staticmethod(F.cross_entropy)
 
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
+
 
 class NLLLoss(_Loss):
-    """Negative log-likelihood of log-probabilities ``(N, C)`` against integer labels."""
+    """Negative log-likelihood of log-probabilities ``(N, C, ...)`` against integer labels."""
 
     function = staticmethod(F.nll_loss)
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction, weight=weight, ignore_index=ignore_index)
 
 
 class L1Loss(_Loss):
@@ -59,14 +79,52 @@ class L1Loss(_Loss):
 class HuberLoss(_Loss):
     """Squared error near 0, absolute error beyond ``delta``."""
 
+    function = staticmethod(F.huber_loss)
+
     def __init__(self, reduction="mean", delta=1.0):
-        super().__init__(reduction)
         if not delta > 0:
             raise ValueError(f"HuberLoss: delta must be > 0, not {delta}")
-        self.delta = delta
+        super().__init__(reduction, delta=delta)
 
-    def forward(self, input, target):
-        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}, delta={self.delta}"
+class SmoothL1Loss(_Loss):
+    """PyTorch's smooth L1: squared (over ``beta``) near 0, absolute beyond ``beta``."""
+
+    function = staticmethod(F.smooth_l1_loss)
+
+    def __init__(self, reduction="mean", beta=1.0):
+        if not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be >= 0, not {beta}")
+        super().__init__(reduction, beta=beta)
+
+
+class KLDivLoss(_Loss):
+    """KL divergence of log-probabilities from a target (``reduction="batchmean"`` too)."""
+
+    function = staticmethod(F.kl_div)
+    reductions = F.REDUCTIONS + ("batchmean",)
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__(reduction, log_target=log_target)
+
+
+class _PairLoss(_Loss):
+    """A loss of two inputs and a target of 1 or -1 per pair, with a ``margin``."""
+
+    def __init__(self, margin=0.0, reduction="mean"):
+        super().__init__(reduction, margin=margin)
+
+    def forward(self, input1, input2, target):
+        return type(self).function(input1, input2, target, reduction=self.reduction, **self.options)
+
+
+class CosineEmbeddingLoss(_PairLoss):
+    """``1 - cos`` for pairs marked 1, ``max(0, cos - margin)`` for pairs marked -1."""
+
+    function = staticmethod(F.cosine_embedding_loss)
+
+
+class MarginRankingLoss(_PairLoss):
+    """``max(0, -target (input1 - input2) + margin)``."""
+
+    function = staticmethod(F.margin_ranking_loss)

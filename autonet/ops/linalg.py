@@ -55,21 +55,21 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """``x @ weight + bias`` as one node; ``weight`` is ``(in, out)`` as in the notebook."""
+    """``x @ weight.T + bias`` as one node; ``weight`` is ``(out, in)`` as PyTorch's."""
 
     name = "linear"
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0]:
+        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
             raise ValueError(
                 f"input of shape {x.shape} does not fit weight of shape {weight.shape} "
-                f"(in_features, out_features)")
-        if bias is not None and bias.shape != (weight.shape[1],):
+                f"(out_features, in_features)")
+        if bias is not None and bias.shape != (weight.shape[0],):
             raise ValueError(f"bias of shape {bias.shape} does not fit weight {weight.shape}")
         need_x, need_weight, _ = ctx.needs_input_grad or (False, False, False)
         ctx.save_for_backward(x if need_weight else None, weight if need_x else None)
-        out = x @ weight
+        out = x @ weight.T     # a transposed view: BLAS reads it as it is, no copy
         if bias is None:
             return out
         if out.dtype == bias.dtype:
@@ -81,14 +81,14 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved   # each None where no wanted gradient reads it
         need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_x = grad @ weight.T if need_x else None
+        grad_x = grad @ weight if need_x else None
         grad_weight = None
         if need_weight:
             if x.ndim == 2:
-                grad_weight = x.T @ grad
+                grad_weight = grad.T @ x
             else:               # batches of any rank: fold them into the rows
-                n_in, n_out = weight.shape
-                grad_weight = x.reshape(-1, n_in).T @ grad.reshape(-1, n_out)
+                n_out, n_in = weight.shape
+                grad_weight = grad.reshape(-1, n_out).T @ x.reshape(-1, n_in)
         grad_bias = grad if need_bias else None   # summed to (out,) by the engine
         return grad_x, grad_weight, grad_bias
 
@@ -100,7 +100,7 @@ def matmul(a, b):
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight + bias`` in one op; ``weight`` has shape ``(in, out)``."""
+    """``x @ weight.T + bias`` in one op; ``weight`` has shape ``(out, in)``, as PyTorch's."""
     return Linear.apply(as_tensor(x), weight, bias)
 
 

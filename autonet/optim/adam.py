@@ -1,4 +1,4 @@
-"""Adam and AdamW, PyTorch's update rules to the letter (no amsgrad)."""
+"""Adam and AdamW, PyTorch's update rules to the letter (amsgrad too)."""
 import math
 
 import numpy as np
@@ -10,11 +10,13 @@ class Adam(Optimizer):
     """Adam: ``m = lerp(m, g, 1 - beta1)``, ``v = beta2 v + (1 - beta2) g^2``,
     ``p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
 
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient first (PyTorch's Adam).
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient first (PyTorch's Adam). With
+    ``amsgrad`` the denominator uses the running maximum of ``v`` (state ``max_exp_avg_sq``).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
 
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
@@ -26,7 +28,10 @@ class Adam(Optimizer):
                              f"{group['weight_decay']}")
 
     def state_shapes(self, param):
-        return {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
+        shapes = {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
+        if self.group_of(param)["amsgrad"]:
+            shapes["max_exp_avg_sq"] = param.shape
+        return shapes
 
     host_state = ("step",)   # read in Python each step: kept on the host, as PyTorch keeps it
 
@@ -42,6 +47,8 @@ class Adam(Optimizer):
             state["step"] = np.array(0.0)
             state["exp_avg"] = np.zeros_like(param.data)
             state["exp_avg_sq"] = np.zeros_like(param.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(param.data)
         state["step"] += 1
         step = float(state["step"])
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
@@ -49,6 +56,9 @@ class Adam(Optimizer):
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * (grad * grad)
         step_size = group["lr"] / (1 - beta1 ** step)
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+            exp_avg_sq = state["max_exp_avg_sq"]
         denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + group["eps"]
         param.data -= step_size * (exp_avg / denominator)
 
@@ -59,5 +69,5 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

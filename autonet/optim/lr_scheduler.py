@@ -16,6 +16,8 @@ epoch or per batch as the schedule is meant. Inside ``autonet.compile`` a
 >>> scheduler.get_last_lr()
 [0.025]
 """
+import bisect
+import collections
 import math
 
 from ..core.state import replayable
@@ -41,14 +43,33 @@ class LRScheduler:
     @replayable
     def step(self):
         """Advance one epoch (or batch) and set the groups' learning rates."""
+        self._advance()
+
+    def _advance(self):
+        """``step()``'s work; schedulers that step others call this (one replayed call, not two)."""
         self._step_count += 1
         self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._set(self.get_lr())
 
     def get_lr(self):
         raise NotImplementedError
+
+    def closed_form(self):
+        """The rates at ``last_epoch`` straight from the initial ones (what PyTorch's
+        ``step(epoch)`` sets); schedulers without one repeat ``get_lr()``."""
+        return self.get_lr()
+
+    def _restart(self):
+        """Start the schedule again at step 0, from the initial rates (``SequentialLR``'s
+        milestones; PyTorch's ``step(0)``)."""
+        self._step_count += 1
+        self.last_epoch = 0
+        self._set(self.closed_form())
+
+    def _set(self, rates):
+        for group, lr in zip(self.optimizer.param_groups, rates):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _current(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -89,6 +110,30 @@ class StepLR(LRScheduler):
             return self._current()
         return [lr * self.gamma for lr in self._current()]
 
+    def closed_form(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the rates by ``gamma`` at each of the ``milestones`` (a milestone given twice
+    multiplies twice, as PyTorch's)."""
+
+    def __init__(self, optimizer, milestones, gamma=0.1):
+        milestones = list(milestones)
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in milestones):
+            raise ValueError(f"MultiStepLR: milestones must be ints >= 0, not {milestones!r}")
+        self.milestones, self.gamma = collections.Counter(milestones), gamma
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        if self.last_epoch not in self.milestones:
+            return self._current()
+        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current()]
+
+    def closed_form(self):
+        passed = sum(count for milestone, count in self.milestones.items() if milestone <= self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the rates by ``gamma`` on every step."""
@@ -99,6 +144,9 @@ class ExponentialLR(LRScheduler):
 
     def get_lr(self):
         return self._current() if self._initial else [lr * self.gamma for lr in self._current()]
+
+    def closed_form(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -118,6 +166,10 @@ class CosineAnnealingLR(LRScheduler):
                     for lr, base in zip(self._current(), self.base_lrs)]
         return [(1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
                 * (lr - low) + low for lr in self._current()]
+
+    def closed_form(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -139,6 +191,11 @@ class LinearLR(LRScheduler):
         factor = 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
         return [lr * factor for lr in self._current()]
 
+    def closed_form(self):
+        done = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (self.start_factor + (self.end_factor - self.start_factor) * done)
+                for base in self.base_lrs]
+
 
 class LambdaLR(LRScheduler):
     """Rates ``base_lr * lr_lambda(step)``; ``lr_lambda`` is a function or one per group."""
@@ -153,3 +210,217 @@ class LambdaLR(LRScheduler):
 
     def get_lr(self):
         return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas)]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (PyTorch's): the rate climbs from ``max_lr / div_factor`` to ``max_lr``
+    over ``pct_start`` of ``total_steps`` (or ``epochs * steps_per_epoch``), then anneals to
+    ``initial / final_div_factor`` (``"cos"`` or ``"linear"``; ``three_phase`` comes back to the
+    initial rate first); with ``cycle_momentum`` the momentum (or Adam's beta1) moves the other way
+    between ``max_momentum`` and ``base_momentum``. ``max_lr`` may be one number per group."""
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False):
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: pass total_steps, or both epochs and steps_per_epoch")
+            total_steps = _positive_int(epochs, "epochs") * _positive_int(steps_per_epoch, "steps_per_epoch")
+        self.total_steps = _positive_int(total_steps, "total_steps")
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start must lie in [0, 1], not {pct_start!r}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', not {anneal_strategy!r}")
+        groups = optimizer.param_groups
+        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
+        if len(max_lrs) != len(groups):
+            raise ValueError(f"OneCycleLR: max_lr must be a number or {len(groups)} numbers, not {max_lr!r}")
+        self.anneal = _cosine_anneal if anneal_strategy == "cos" else _linear_anneal
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or "
+                                 "betas; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+        top = pct_start * self.total_steps
+        if three_phase:
+            self.phases = [(top - 1, "initial", "max", "max_m", "base_m"),
+                           (2 * top - 2, "max", "initial", "base_m", "max_m"),
+                           (self.total_steps - 1, "initial", "min", "max_m", "max_m")]
+        else:
+            self.phases = [(top - 1, "initial", "max", "max_m", "base_m"),
+                           (self.total_steps - 1, "max", "min", "base_m", "max_m")]
+        self.points = [{"initial": peak / div_factor, "max": peak, "min": peak / div_factor / final_div_factor,
+                        "max_m": max_momentum, "base_m": base_momentum} for peak in max_lrs]
+        for group, points in zip(groups, self.points):
+            group["initial_lr"] = points["initial"]   # as PyTorch's: the cycle's own start
+            if cycle_momentum:
+                self._set_momentum(group, max_momentum)
+        super().__init__(optimizer)
+
+    def _set_momentum(self, group, momentum):
+        if self.use_beta1:
+            group["betas"] = (momentum,) + tuple(group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step} times, past total_steps={self.total_steps}")
+        rates = []
+        for group, points in zip(self.optimizer.param_groups, self.points):
+            start = 0.0
+            for number, (end, lr_from, lr_to, momentum_from, momentum_to) in enumerate(self.phases):
+                if step <= end or number == len(self.phases) - 1:
+                    fraction = (step - start) / (end - start)
+                    rates.append(self.anneal(points[lr_from], points[lr_to], fraction))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self.anneal(points[momentum_from], points[momentum_to], fraction))
+                    break
+                start = end
+        return rates
+
+
+def _cosine_anneal(start, end, fraction):
+    return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+
+
+def _linear_anneal(start, end, fraction):
+    return (end - start) * fraction + start
+
+
+class ReduceLROnPlateau:
+    """Multiply the rates by ``factor`` once a metric has not improved for ``patience`` steps
+    (PyTorch's rule: ``threshold`` relative or absolute, then ``cooldown`` steps of rest, never
+    below ``min_lr``, no change smaller than ``eps``). Call ``step(metric)`` with a number.
+
+    >>> import autonet
+    >>> from autonet.optim import SGD
+    >>> optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=1.0)
+    >>> plateau = ReduceLROnPlateau(optimizer, patience=1, factor=0.5)
+    >>> for loss in [3.0, 2.0, 2.0, 2.0]:
+    ...     plateau.step(loss)
+    >>> plateau.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        if not factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, not {factor!r}")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode "
+                             f"'rel' or 'abs', not {mode!r} and {threshold_mode!r}")
+        groups = optimizer.param_groups
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        if len(min_lrs) != len(groups):
+            raise ValueError(f"ReduceLROnPlateau: min_lr must be a number or {len(groups)} numbers")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
+        self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
+        self.min_lrs = min_lrs
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = self.cooldown_counter = self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in groups]
+
+    def _better(self, value):
+        if self.mode == "min":
+            bound = self.best * (1 - self.threshold) if self.threshold_mode == "rel" else self.best - self.threshold
+            return value < bound
+        bound = self.best * (1 + self.threshold) if self.threshold_mode == "rel" else self.best + self.threshold
+        return value > bound
+
+    @replayable
+    def step(self, metrics):
+        """Record one value of the watched metric and reduce the rates if it has stalled."""
+        value = float(metrics)
+        self.last_epoch += 1
+        if self._better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, low in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(group["lr"] * self.factor, low)
+                if group["lr"] - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {key: value for key, value in vars(self).items() if key != "optimizer"}
+
+    load_state_dict = LRScheduler.load_state_dict
+
+
+class SequentialLR(LRScheduler):
+    """``schedulers`` one after another: the first until ``milestones[0]``, the next restarted
+    from step 0 there, and so on (PyTorch's, e.g. a ``LinearLR`` warmup then a cosine)."""
+
+    def __init__(self, optimizer, schedulers, milestones):
+        schedulers, milestones = list(schedulers), list(milestones)
+        if not schedulers or any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("SequentialLR: every scheduler must belong to the optimizer given")
+        if len(milestones) != len(schedulers) - 1 or milestones != sorted(milestones):
+            raise ValueError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} "
+                             f"increasing milestones, not {milestones!r}")
+        self.optimizer, self._schedulers, self._milestones = optimizer, schedulers, milestones
+        self.last_epoch = 0
+        for group in optimizer.param_groups:   # undo the schedulers' own first steps
+            group["lr"] = group["initial_lr"]
+        for scheduler in schedulers:
+            scheduler.last_epoch -= 1
+        schedulers[0]._step_count = 0
+        schedulers[0]._advance()
+        self._last_lr = schedulers[0].get_last_lr()
+
+    def _advance(self):
+        self.last_epoch += 1
+        number = bisect.bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[number]
+        if number > 0 and self._milestones[number - 1] == self.last_epoch:
+            scheduler._restart()
+        else:
+            scheduler._advance()
+        self._last_lr = scheduler.get_last_lr()
+
+    def state_dict(self):
+        return {"last_epoch": self.last_epoch, "_milestones": list(self._milestones),
+                "_last_lr": list(self._last_lr), "_schedulers": [s.state_dict() for s in self._schedulers]}
+
+    def load_state_dict(self, state_dict):
+        if set(state_dict) != set(self.state_dict()) or len(state_dict["_schedulers"]) != len(self._schedulers):
+            raise ValueError(f"load_state_dict: {type(self).__name__} takes keys {sorted(self.state_dict())} "
+                             f"with {len(self._schedulers)} schedulers' states")
+        for scheduler, saved in zip(self._schedulers, state_dict["_schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.last_epoch, self._milestones = state_dict["last_epoch"], list(state_dict["_milestones"])
+        self._last_lr = list(state_dict["_last_lr"])
+
+
+class ChainedScheduler(SequentialLR):
+    """Step every one of ``schedulers`` on each ``step()``, in order, so their factors multiply
+    (PyTorch's; the schedulers must be chainable: each scales the current rate)."""
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError("ChainedScheduler: give at least one scheduler")
+        optimizer = optimizer or schedulers[0].optimizer
+        if any(s.optimizer is not optimizer for s in schedulers):
+            raise ValueError("ChainedScheduler: every scheduler must belong to the same optimizer")
+        self.optimizer, self._schedulers, self._milestones = optimizer, schedulers, []
+        self.last_epoch = 0
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def _advance(self):
+        self.last_epoch += 1
+        for scheduler in self._schedulers:
+            scheduler._advance()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

@@ -120,6 +120,10 @@ class Optimizer:
         """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
         return {}
 
+    def group_of(self, param):
+        """The parameter group that holds ``param``."""
+        return next(group for group in self.param_groups if any(p is param for p in group["params"]))
+
     host_state = ()   # names of state entries kept on the host whatever the parameter's device
 
     def load_state_dict(self, state_dict):
@@ -183,6 +187,13 @@ class Optimizer:
             else:   # in the parameter's dtype and on its device, as PyTorch casts them
                 checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def require_non_negative(group, *names):
+    """``ValueError`` unless each setting ``names`` of ``group`` is a number >= 0 (NaN fails too)."""
+    for name in names:
+        if not group[name] >= 0:
+            raise ValueError(f"{name} must be >= 0, got {group[name]!r}")
 
 
 def _index(key):
