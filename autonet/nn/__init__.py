@@ -5,10 +5,12 @@ from .layers import (ELU, GELU, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, 
                      MaxPool2d, ReLU, Sequential, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, ModuleDict, ModuleList, Parameter
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 
 __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequential", "Sigmoid",
            "Tanh", "ReLU", "Softmax", "GELU", "SiLU", "LeakyReLU", "ELU", "Softplus", "Conv1d",
            "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten", "Dropout",
            "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "MSELoss", "BCELoss",
            "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "HuberLoss",
+           "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
            "functional", "init", "utils"]
