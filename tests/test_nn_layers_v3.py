@@ -20,7 +20,7 @@ from autonet.testing import assert_gradients_match
 
 def data(array):
     """A host copy of a Tensor's values (device double included)."""
-    return np.array(array.data if isinstance(array, Tensor) else array)
+    return np.array(array.data if isinstance(array, Tensor) else array).copy()   # never a view
 
 
 def params(module):
@@ -285,3 +285,233 @@ def test_recurrent_bad_input_is_explained():
     cell = nn.GRUCell(3, 4, rng=0)
     _unchanged_after(ValueError, r"hx's h must have shape \(2, 4\)",
                      lambda: cell(Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))), cell)
+
+
+# ------------------------------------------------------------------ attention
+def softmax_ref(scores, safe):
+    """Softmax over the last axis; ``safe``: rows that are -inf throughout give zeros."""
+    top = scores.max(axis=-1, keepdims=True)
+    dead = np.isneginf(top)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(scores - np.where(dead & safe, 0.0, top))
+        out = e / e.sum(axis=-1, keepdims=True)
+    return np.where(dead & safe, 0.0, out)
+
+
+def sdpa_ref(q, k, v, keep=None, added=None, scale=None):
+    scores = q @ np.swapaxes(k, -1, -2) * (1 / np.sqrt(q.shape[-1]) if scale is None else scale)
+    scores = scores if added is None else scores + added
+    scores = scores if keep is None else np.where(keep, scores, -np.inf)
+    return softmax_ref(scores, safe=True) @ v
+
+
+def test_scaled_dot_product_attention_masks_mean_what_pytorch_says():
+    rng = np.random.default_rng(10)
+    q, k, v = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 6, 5)), rng.normal(size=(2, 3, 6, 7))
+    keep = rng.random((4, 6)) > 0.4
+    keep[1] = False                      # a query that may attend to nothing: zeros, as PyTorch
+    added = rng.normal(size=(3, 4, 6))
+    causal = np.tril(np.ones((4, 6), bool))
+    cases = [({}, {}), (dict(attn_mask=keep), dict(keep=keep)), (dict(attn_mask=added, scale=0.3),
+             dict(added=added, scale=0.3)), (dict(is_causal=True), dict(keep=causal))]
+    for call, reference in cases:
+        out = F.scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v),
+                                             **{n: Tensor(m, dtype=m.dtype) if isinstance(m, np.ndarray)
+                                                else m for n, m in call.items()})
+        np.testing.assert_allclose(data(out), sdpa_ref(q, k, v, **reference), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(data(F.scaled_dot_product_attention(q, k, v, attn_mask=keep))[:, :, 1], 0.0)
+    small = [Tensor(a[:1, :1, :3, :2], requires_grad=True) for a in (q, k, v)]
+    mask = Tensor(keep[:3, :3], dtype=bool)
+    assert_gradients_match(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), *small)
+    assert autonet.gradgradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), small)
+    q0, k0, v0 = small
+    F.scaled_dot_product_attention(q0, k0, v0, attn_mask=mask).sum().backward()
+    assert np.isfinite(data(q0.grad)).all() and (data(q0.grad)[0, 0, 1] == 0).all()   # the dead row
+
+
+def mha_ref(module, q, k, v, key_padding_mask=None, attn_mask=None, safe=False):
+    """PyTorch's multi_head_attention_forward in NumPy, for (L, N, E) inputs."""
+    p = params(module)
+    e, h = module.embed_dim, module.num_heads
+    if "in_proj_weight" in p:
+        w_q, w_k, w_v = np.split(p["in_proj_weight"], 3)
+    else:
+        w_q, w_k, w_v = p["q_proj_weight"], p["k_proj_weight"], p["v_proj_weight"]
+    b_q, b_k, b_v = np.split(p.get("in_proj_bias", np.zeros(3 * e)), 3)
+    heads = lambda x: x.reshape(x.shape[0], x.shape[1], h, e // h).transpose(1, 2, 0, 3)   # noqa: E731
+    qh, kh, vh = heads(q @ w_q.T + b_q), heads(k @ w_k.T + b_k), heads(v @ w_v.T + b_v)
+    scores = qh @ kh.swapaxes(-1, -2) / np.sqrt(e // h)
+    for mask in (attn_mask if attn_mask is None or attn_mask.ndim == 2 else
+                 attn_mask.reshape(scores.shape),
+                 None if key_padding_mask is None else key_padding_mask[:, None, None, :]):
+        if mask is not None:
+            scores = np.where(mask, -np.inf, scores) if mask.dtype == bool else scores + mask
+    weights = softmax_ref(scores, safe)
+    out = (weights @ vh).transpose(2, 0, 1, 3).reshape(q.shape[0], q.shape[1], e)
+    out = out @ p["out_proj.weight"].T + p.get("out_proj.bias", 0.0)
+    return out, weights
+
+
+@pytest.mark.parametrize("options", [dict(), dict(batch_first=True), dict(kdim=3, vdim=5), dict(bias=False)],
+                         ids=str)
+def test_multihead_attention_matches_pytorchs_equations(options):
+    rng = np.random.default_rng(11)
+    module = nn.MultiheadAttention(6, 2, rng=12, **options)
+    length, source, batch = 4, 5, 3
+    q = rng.normal(size=(length, batch, 6))
+    k, v = rng.normal(size=(source, batch, module.kdim)), rng.normal(size=(source, batch, module.vdim))
+    padding = rng.random((batch, source)) > 0.7
+    padding[0] = True                              # batch 0 attends to nothing
+    attn_bool = rng.random((length, source)) > 0.8
+    attn_float = rng.normal(size=(batch * 2, length, source))
+    layout = (lambda x: x.swapaxes(0, 1)) if options.get("batch_first") else (lambda x: x)
+    for masks in (dict(), dict(key_padding_mask=padding), dict(attn_mask=attn_bool),
+                  dict(attn_mask=attn_float, key_padding_mask=padding)):
+        given = {name: Tensor(m, dtype=m.dtype) for name, m in masks.items()}
+        for need_weights, average in ((True, True), (True, False), (False, True)):
+            out, weights = module(*(Tensor(layout(a)) for a in (q, k, v)), need_weights=need_weights,
+                                  average_attn_weights=average, **given)
+            expected, expected_weights = mha_ref(module, q, k, v, safe=not need_weights, **masks)
+            np.testing.assert_allclose(layout(data(out)), expected, rtol=0, atol=1e-12)
+            if not need_weights:
+                assert weights is None
+                continue
+            expected_weights = expected_weights.mean(axis=1) if average else expected_weights
+            np.testing.assert_allclose(data(weights), expected_weights, rtol=0, atol=1e-12)
+    out, weights = module(Tensor(q[:, 0]), Tensor(k[:, 0]), Tensor(v[:, 0]), average_attn_weights=False)
+    assert out.shape == (4, 6) and weights.shape == (2, 4, 5)   # unbatched
+    np.testing.assert_allclose(data(out), mha_ref(module, q[:, :1], k[:, :1], v[:, :1])[0][:, 0], atol=1e-12)
+
+
+def test_multihead_attention_parameters_gradients_and_second_derivatives():
+    module = nn.MultiheadAttention(64, 4, rng=0)
+    assert [n for n, _ in module.named_parameters()] == \
+        ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"]
+    w = params(module)
+    assert np.abs(w["in_proj_weight"]).max() <= np.sqrt(6 / (64 + 192))   # Xavier over (3E, E)
+    assert np.abs(w["in_proj_weight"]).max() > 0.95 * np.sqrt(6 / (64 + 192))
+    assert np.abs(w["out_proj.weight"]).max() <= 1 / 8 and not w["in_proj_bias"].any() \
+        and not w["out_proj.bias"].any()
+    assert [n for n, _ in nn.MultiheadAttention(4, 2, kdim=3, vdim=5).named_parameters()] == \
+        ["q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "out_proj.weight",
+         "out_proj.bias"]
+    rng = np.random.default_rng(13)
+    small = nn.MultiheadAttention(4, 2, rng=14)
+    for p in small.parameters():   # non-zero biases, so their gradients are tested too
+        p.data[...] = data(p) + rng.normal(size=p.shape) * 0.1
+    x = Tensor(rng.normal(size=(3, 2, 4)), requires_grad=True)
+    padding = Tensor(np.array([[False, False, True], [False, True, False]]), dtype=bool)
+    assert_gradients_match(lambda x: small(x, x, x, key_padding_mask=padding)[0], x)
+    assert autonet.gradgradcheck(lambda x: small(x, x, x, need_weights=False)[0], [x])
+    upstream = rng.normal(size=(3, 2, 4))
+    (small(x, x, x)[0] * Tensor(upstream)).sum().backward()
+    before, eps = params(small), 1e-6
+    for name in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"):
+        index = np.unravel_index(7 % before[name].size, before[name].shape)
+        parameter = small.get_parameter(name) if hasattr(small, "get_parameter") else \
+            dict(small.named_parameters())[name]
+        numeric = []
+        for sign in (1, -1):   # finite differences of the NumPy reference
+            parameter.data[index] = before[name][index] + sign * eps
+            numeric.append((mha_ref(small, data(x), data(x), data(x))[0] * upstream).sum())
+        parameter.data[index] = before[name][index]
+        assert abs(data(parameter.grad)[index] - (numeric[0] - numeric[1]) / (2 * eps)) < 1e-7, name
+
+
+def encoder_layer_ref(layer, x, mask=None, padding=None):
+    p = params(layer)
+
+    def norm(a, which):
+        mean, var = a.mean(-1, keepdims=True), a.var(-1, keepdims=True)
+        return (a - mean) / np.sqrt(var + 1e-5) * p[f"{which}.weight"] + p[f"{which}.bias"]
+
+    def attention(a):
+        return mha_ref(layer.self_attn, a, a, a, key_padding_mask=padding, attn_mask=mask, safe=True)[0]
+
+    def feed_forward(a):
+        hidden = np.maximum(a @ p["linear1.weight"].T + p["linear1.bias"], 0.0)
+        return hidden @ p["linear2.weight"].T + p["linear2.bias"]
+
+    if layer.norm_first:
+        x = x + attention(norm(x, "norm1"))
+        return x + feed_forward(norm(x, "norm2"))
+    x = norm(x + attention(x), "norm1")
+    return norm(x + feed_forward(x), "norm2")
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_encoder_matches_pytorchs_equations(norm_first):
+    rng = np.random.default_rng(15)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, norm_first=norm_first, rng=16)
+    assert [n for n, _ in layer.named_parameters()] == [
+        "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+        "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias",
+        "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8))
+    for i, copied in enumerate(encoder.layers):   # independent copies, perturbed differently
+        for p in copied.parameters():
+            p.data[...] = data(p) + rng.normal(size=p.shape) * 0.1 * (i + 1)
+    encoder.eval()
+    x = rng.normal(size=(5, 3, 8))
+    causal = np.triu(np.ones((5, 5), bool), 1)
+    padding = rng.random((3, 5)) > 0.6
+    padding[:, 0] = False
+    expected = x
+    for copied in encoder.layers:
+        expected = encoder_layer_ref(copied, expected, causal, padding)
+    mean, var = expected.mean(-1, keepdims=True), expected.var(-1, keepdims=True)
+    expected = (expected - mean) / np.sqrt(var + 1e-5)
+    got = encoder(Tensor(x), mask=Tensor(causal, dtype=bool), src_key_padding_mask=Tensor(padding, dtype=bool),
+                  is_causal=True)
+    np.testing.assert_allclose(data(got), expected, rtol=0, atol=1e-10)
+    assert not np.array_equal(data(encoder.layers[0].linear1.weight), data(encoder.layers[1].linear1.weight))
+    assert encoder.layers[0].dropout.rng is not encoder.layers[1].dropout.rng
+    assert encoder.layers[0].dropout.rng is encoder.layers[0].dropout1.rng
+
+
+def test_compiled_attention_training_steps_equal_eager():
+    rng = np.random.default_rng(17)
+    padding = [Tensor(rng.random((2, 4)) > 0.7, dtype=bool) for _ in range(3)]
+    batches = [(Tensor(rng.normal(size=(2, 4, 8))), mask) for mask in padding]
+    causal = Tensor(np.triu(np.ones((4, 4), bool), 1), dtype=bool)
+
+    def make():
+        layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.2, batch_first=True, rng=18)
+        return nn.TransformerEncoder(layer, 2)
+
+    assert_compiled_training_equals_eager(
+        make, batches, lambda m, x, pad: (m(x, mask=causal, src_key_padding_mask=pad) ** 2).mean())
+    assert_compiled_training_equals_eager(
+        lambda: nn.MultiheadAttention(8, 2, dropout=0.3, rng=19), [(x,) for x, _ in batches],
+        lambda m, x: (m(x, x, x)[0] ** 2).mean() + m(x, x, x)[1].sum())
+    scale = [Tensor(rng.normal(size=(1, 8)), requires_grad=True)]
+    step = lambda q: F.scaled_dot_product_attention(q * scale[0], q, q, is_causal=True).sum()   # noqa: E731
+    compiled = autonet.compile(step)
+    for x, _ in batches:
+        np.testing.assert_array_equal(data(compiled(x)), data(step(x)))
+
+
+def test_attention_bad_input_is_explained():
+    with pytest.raises(ValueError, match="embed_dim 10 must be divisible by num_heads 4"):
+        nn.MultiheadAttention(10, 4)
+    with pytest.raises(ValueError, match="activation must be"):
+        nn.TransformerEncoderLayer(8, 2, activation="swish")
+    module = nn.MultiheadAttention(8, 2, rng=0)
+    x = Tensor(np.ones((4, 2, 8)))
+    _unchanged_after(ValueError, r"attn_mask must have shape \(4, 4\) or \(4, 4, 4\)",
+                     lambda: module(x, x, x, attn_mask=Tensor(np.ones((3, 4), bool), dtype=bool)), module)
+    _unchanged_after(TypeError, "attn_mask must be a bool mask or a float mask",
+                     lambda: module(x, x, x, attn_mask=Tensor(np.ones((4, 4), np.int64), dtype=np.int64)), module)
+    _unchanged_after(ValueError, r"key_padding_mask must have shape \(2, 4\)",
+                     lambda: module(x, x, x, key_padding_mask=Tensor(np.ones((4, 2), bool), dtype=bool)), module)
+    _unchanged_after(ValueError, "pass that attn_mask too", lambda: module(x, x, x, is_causal=True), module)
+    _unchanged_after(ValueError, "the last axes must be embed_dim 8",
+                     lambda: module(x[..., :4], x, x), module)
+    q = Tensor(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match="not both"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=Tensor(np.ones((3, 3), bool), dtype=bool),
+                                       is_causal=True)
+    with pytest.raises(ValueError, match=r"attn_mask of shape \(2, 2\) does not broadcast"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=Tensor(np.ones((2, 2), bool), dtype=bool))
+    with pytest.raises(TypeError, match="attn_mask must be a bool mask or a float mask"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=Tensor(np.ones((3, 3)), dtype=np.float32))

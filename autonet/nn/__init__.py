@@ -1,5 +1,6 @@
 """Layers, losses and initialisers for building models on autonet."""
 from . import functional, init, utils
+from .attention import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 from .layers import (ELU, GELU, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
                      Dropout, Embedding, Flatten, LayerNorm, LeakyReLU, Linear, MaxPool1d,
                      MaxPool2d, ReLU, Sequential, Sigmoid, SiLU, Softmax, Softplus, Tanh)
@@ -12,5 +13,6 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequent
            "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten", "Dropout",
            "Embedding", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "MSELoss", "BCELoss",
            "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "L1Loss", "HuberLoss",
-           "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell",
+           "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
+           "TransformerEncoderLayer", "TransformerEncoder",
            "functional", "init", "utils"]

@@ -11,7 +11,7 @@ from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
 from ..ops.linalg import linear
 from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
-from . import init
+from . import init, masking
 from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
 from .normalization import batch_norm, layer_norm
 
@@ -21,7 +21,7 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
            "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "dropout",
            "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
-           "nll_loss", "l1_loss", "huber_loss", "logsumexp"]
+           "nll_loss", "l1_loss", "huber_loss", "logsumexp", "scaled_dot_product_attention"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -333,3 +333,39 @@ def embedding(indices, weight):
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
     return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, rng=None):
+    """``softmax(q @ k^T * scale + mask) @ v`` over ``(..., L, E)``, ``(..., S, E)``, ``(..., S, Ev)``,
+    as PyTorch's: ``scale`` defaults to ``1 / sqrt(E)``; a bool ``attn_mask`` is True where a
+    query may attend (a float one is added); ``is_causal`` lets query i see keys 0..i; a query
+    that may attend to nothing gets zeros. ``dropout_p`` drops weights (always: no training flag).
+
+    >>> import numpy as np, autonet.nn.functional as F
+    >>> q = k = v = np.eye(3)[None]                      # (N, L, E)
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).data[0, 0]
+    array([1., 0., 0.])
+    """
+    q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
+    op = "scaled_dot_product_attention"
+    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{op}: query (..., L, E), key (..., S, E) and value (..., S, Ev) do not "
+                         f"fit: {q.shape}, {k.shape}, {v.shape}")
+    if not q.dtype == k.dtype == v.dtype or q.dtype.kind != "f":
+        raise TypeError(f"{op}: query, key and value must share one floating dtype, not {q.dtype}, "
+                        f"{k.dtype} and {v.dtype}; convert them with .astype(...)")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{op}: dropout_p must lie in [0, 1], not {dropout_p}")
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scores = (q @ k.swapaxes(-1, -2)) * scale
+    if attn_mask is not None:
+        mask = masking.as_mask(attn_mask, q.dtype, "attn_mask", op)
+        masking.check_broadcast(mask, scores.shape, "attn_mask", op)
+        scores = masking.apply_mask(scores, mask, true_keeps=True)
+    elif is_causal:
+        scores = masking.causal(scores)
+    weights = masking.attention_weights(scores, safe=attn_mask is not None or is_causal)
+    return dropout(weights, dropout_p, True, rng) @ v

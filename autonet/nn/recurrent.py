@@ -20,17 +20,12 @@ from . import init
 from .functional import dropout
 from .layers import _float, _uniform
 from .module import Module
+from .projection import affine as _affine
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
 
 # ------------------------------------------------------------------ one step of each cell
-def _affine(x, weight, bias):
-    """``x @ weight.T + bias`` (PyTorch's layout), written here so it does not depend on Linear's."""
-    out = x @ weight.T
-    return out if bias is None else out + bias
-
-
 def _hidden_part(h, w_hh, b_hh):
     """``h @ w_hh.T + b_hh``, or only ``b_hh`` (or None) while the state is still zero (None)."""
     if h is None:
