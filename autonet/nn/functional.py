@@ -12,8 +12,11 @@ from ..ops.linalg import linear
 from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
 from . import init, masking
-from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
+from .convolution import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d,
+                          max_pool1d, max_pool2d)
 from .normalization import batch_norm, layer_norm
+from .resampling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
+                         adaptive_max_pool2d, interpolate)
 
 softmax, log_softmax, logsumexp = (numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 
@@ -21,7 +24,9 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
            "conv1d", "conv2d", "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "dropout",
            "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
-           "nll_loss", "l1_loss", "huber_loss", "logsumexp", "scaled_dot_product_attention"]
+           "nll_loss", "l1_loss", "huber_loss", "logsumexp", "scaled_dot_product_attention",
+           "conv_transpose1d", "conv_transpose2d", "interpolate",
+           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
