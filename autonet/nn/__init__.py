@@ -4,7 +4,7 @@ from .attention import MultiheadAttention, TransformerEncoder, TransformerEncode
 from .layers import (ELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
                      Upsample, GELU, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
                      ConvTranspose1d, ConvTranspose2d,
-                     Dropout, Embedding, Flatten, LayerNorm, LeakyReLU, Linear, MaxPool1d,
+                     Dropout, Embedding, Flatten, GroupNorm, LayerNorm, LeakyReLU, Linear, MaxPool1d,
                      MaxPool2d, ReLU, Sequential, Sigmoid, SiLU, Softmax, Softplus, Tanh)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, ModuleDict, ModuleList, Parameter
@@ -18,4 +18,5 @@ __all__ = ["Module", "ModuleList", "ModuleDict", "Parameter", "Linear", "Sequent
            "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
            "TransformerEncoderLayer", "TransformerEncoder", "ConvTranspose1d", "ConvTranspose2d",
            "Upsample", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+           "GroupNorm",
            "functional", "init", "utils"]

@@ -114,7 +114,7 @@ class _Geometry:
         self.stride = self.kernel if stride is None else _pair(stride, "stride")
         self.padding, self.dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
         if min(self.kernel + self.stride + self.dilation) < 1 or min(self.padding) < 0:
-            raise ValueError(f"{op}: kernel_size, stride and dilation must be >= 1 and padding >= 0, "
+            raise ValueError(f"{op}: kernel_size, dilation and stride must be >= 1 and padding >= 0, "
                              f"got kernel_size={self.kernel}, stride={self.stride}, "
                              f"dilation={self.dilation}, padding={self.padding}")
         effective = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))

@@ -14,7 +14,7 @@ from ..ops.shape import scatter_add
 from . import init, masking
 from .convolution import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d,
                           max_pool1d, max_pool2d)
-from .normalization import batch_norm, layer_norm
+from .normalization import batch_norm, group_norm, layer_norm
 from .resampling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
                          adaptive_max_pool2d, interpolate)
 
@@ -26,7 +26,8 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "layer_norm", "batch_norm", "embedding", "gelu", "silu", "softplus", "leaky_relu", "elu",
            "nll_loss", "l1_loss", "huber_loss", "logsumexp", "scaled_dot_product_attention",
            "conv_transpose1d", "conv_transpose2d", "interpolate",
-           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d"]
+           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "group_norm"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -315,24 +316,33 @@ class EmbeddingLookup(Function):
     name = "embedding"
 
     @staticmethod
-    def forward(ctx, weight, indices):
+    def forward(ctx, weight, indices, padding_idx=None):
         if indices.dtype.kind not in "iu":
             raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
         if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
             raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got "
                              f"{indices.min()}..{indices.max()}")
-        ctx.in_shape, ctx.index = weight.shape, indices
+        ctx.in_shape, ctx.index, ctx.padding_idx = weight.shape, indices, padding_idx
         return weight[indices]
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.padding_idx is not None:   # that row learns nothing (PyTorch's padding_idx)
+            grad = grad * (ctx.index != ctx.padding_idx)[..., None]
         return scatter_add(grad, ctx.in_shape, ctx.index), None
 
 
-def embedding(indices, weight):
-    """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
+def embedding(indices, weight, padding_idx=None):
+    """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape; the row
+    ``padding_idx`` (if given) gets no gradient."""
     weight = as_tensor(weight)
-    return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)))
+    if padding_idx is not None:
+        if not -weight.shape[0] <= padding_idx < weight.shape[0]:
+            raise ValueError(f"embedding: padding_idx must lie in [-{weight.shape[0]}, {weight.shape[0]}), "
+                             f"not {padding_idx}")
+        padding_idx = int(padding_idx) % weight.shape[0]
+    return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)),
+                                 padding_idx=padding_idx)
 
 
 def softplus(x, beta=1.0, threshold=20.0):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from ..core.state import no_grad
+from ..core.tensor import as_tensor
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
 
@@ -410,19 +411,36 @@ class Dropout(Module):
 
 
 class Embedding(Module):
-    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices."""
+    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices.
+    With ``padding_idx``, that row starts at zeros and gets no gradient (PyTorch's).
 
-    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=None):
+    >>> import numpy as np, autonet.nn as nn
+    >>> table = nn.Embedding(5, 3, padding_idx=0, rng=0)
+    >>> table(np.array([0, 2])).data[0]
+    array([0., 0., 0.])
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, rng=None, dtype=None):
         super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, "
+                                 f"{num_embeddings}), not {padding_idx}")
+            padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
         self.weight = init.normal_(weight, 0.0, 1.0, init.generator(rng))
+        if padding_idx is not None:
+            with no_grad():
+                self.weight[padding_idx] = 0.0
 
     def forward(self, indices):
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{padding}"
 
 
 class _BatchNorm(Module):
@@ -433,8 +451,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=None):
         super().__init__()
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1], not {momentum}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1] or be None (the "
+                             f"cumulative average), not {momentum}")
         dtype = _float(dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
@@ -451,11 +470,18 @@ class _BatchNorm(Module):
                              f"{self.num_features} channels on axis 1, not {x.shape}")
         use_batch = self.training or self.running_mean is None
         out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                           use_batch, self.momentum, self.eps)
+                           use_batch, self._momentum(), self.eps)
         if self.training and self.num_batches_tracked is not None:   # counted once accepted
             with no_grad():
                 self.num_batches_tracked += 1
         return out
+
+    def _momentum(self):
+        """``momentum``, or with None the cumulative average's 1 / (batches seen, this one included),
+        a Tensor computed from the counter so that compiled steps read it afresh."""
+        if self.momentum is not None or self.num_batches_tracked is None or not self.training:
+            return 0.1 if self.momentum is None else self.momentum   # (None untracked: unused)
+        return 1.0 / (self.num_batches_tracked + 1)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -489,3 +515,35 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class GroupNorm(Module):
+    """Normalize each of ``num_groups`` groups of channels of ``(N, C, ...)``, then scale and shift
+    per channel (``weight`` ones, ``bias`` zeros), as PyTorch's.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> norm = nn.GroupNorm(2, 4)
+    >>> out = norm(np.arange(24.0).reshape(1, 4, 6))
+    >>> round(float(out.data[0, :2].mean()), 12), round(float(out.data[0, :2].std()), 4)
+    (0.0, 1.0)
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups "
+                             f"{num_groups}; choose num_groups among its divisors")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        dtype = _float(dtype)
+        self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
+
+    def forward(self, x):
+        x = as_tensor(x)
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) takes (N, "
+                             f"{self.num_channels}, ...) inputs, not {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"
