@@ -8,9 +8,10 @@ product (convolution) or one reduction (pooling). The 1-d versions run the
 import numpy as np
 
 from ..core import device as devices
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import as_tensor
 from ..ops import shape
 from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
+from .constants import constant_like
 
 
 def _pair(value, name):
@@ -203,7 +204,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # n
     rows, columns = geometry.counts(count_include_pad)
     if set(rows) == {geometry.kernel[0]} and set(columns) == {geometry.kernel[1]}:
         return cols.mean(axis=-1).transpose(0, 3, 1, 2)
-    divisor = Tensor([[float(r * c) for c in columns] for r in rows], dtype=x.dtype, device=x.device)
+    divisor = constant_like(x, [[float(r * c) for c in columns] for r in rows])
     return cols.sum(axis=-1).transpose(0, 3, 1, 2) / divisor
 
 

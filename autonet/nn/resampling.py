@@ -2,17 +2,18 @@
 
 Each works one spatial axis at a time (bilinear interpolation and rectangular
 pooling windows are separable): picks along an axis are indexing with Python
-lists, interpolation weights and pooling matrices are Tensors built from Python
-lists, so a compiled step takes them as constants. Everything is linear in
+lists, interpolation weights and pooling matrices are constants made inside an op
+(:mod:`.constants`), so a compiled step makes them again, on the input's device. Everything is linear in
 the input (or a selection of it), hence differentiable to any order.
 """
 import math
 
 import numpy as np
 
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import as_tensor
 from ..ops.shape import stack
 from ..ops.windows import MaxLast
+from .constants import constant_like
 
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 
@@ -89,7 +90,7 @@ def _linear(x, axis, out_size, scale, align_corners):
         high.append(first + 1 if first < in_size - 1 else first)
         upper.append(min(max(source - first, 0.0), 1.0))
     shape = (out_size,) + (1,) * (-1 - axis)
-    weight = Tensor(upper, dtype=x.dtype, device=x.device).reshape(shape)
+    weight = constant_like(x, upper).reshape(shape)
     return _take(x, low, axis) * (1.0 - weight) + _take(x, high, axis) * weight
 
 
@@ -122,7 +123,7 @@ def _average_along(x, axis, windows):
     matrix = np.zeros((windows.in_size, len(windows.bounds)))
     for i, (start, end) in enumerate(windows.bounds):
         matrix[start:end, i] = 1.0 / (end - start)
-    matrix = Tensor(matrix.tolist(), dtype=x.dtype, device=x.device)
+    matrix = constant_like(x, matrix.tolist())
     return x @ matrix if axis == -1 else (x.swapaxes(axis, -1) @ matrix).swapaxes(axis, -1)
 
 
