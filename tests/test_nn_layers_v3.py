@@ -806,3 +806,34 @@ def test_convolution_pooling_and_resizing_bad_input_is_explained():
         nn.Embedding(3, 2, padding_idx=3)
     with pytest.raises(ValueError, match="momentum must lie in"):
         nn.BatchNorm1d(3, momentum=2.0)
+
+
+# ------------------------------------------------------------------ PyTorch itself, when installed
+@pytest.mark.host_only("compares with torch on the CPU")
+def test_same_weights_give_pytorchs_outputs_when_torch_is_installed():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(30)
+
+    def load(ours, theirs):
+        theirs = theirs.double()   # before loading: float32 would round our weights
+        theirs.load_state_dict({k: torch.tensor(data(v)) for k, v in ours.state_dict().items()})
+        return theirs
+
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, rng=0)
+    reference = load(lstm, torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True))
+    x = rng.normal(size=(2, 5, 3))
+    (out, (h, c)), (t_out, (t_h, t_c)) = lstm(Tensor(x)), reference(torch.tensor(x))
+    for ours, theirs in ((out, t_out), (h, t_h), (c, t_c)):
+        np.testing.assert_allclose(data(ours), theirs.detach().numpy(), rtol=0, atol=1e-12)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, rng=1)
+    encoder = nn.TransformerEncoder(layer, 2).eval()
+    t_layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+    t_encoder = load(encoder, torch.nn.TransformerEncoder(t_layer, 2, enable_nested_tensor=False)).eval()
+    x, padding = rng.normal(size=(3, 5, 8)), np.array([[False] * 4 + [True]] * 3)
+    np.testing.assert_allclose(data(encoder(Tensor(x), src_key_padding_mask=Tensor(padding, dtype=bool))),
+                               t_encoder(torch.tensor(x), src_key_padding_mask=torch.tensor(padding))
+                               .detach().numpy(), rtol=0, atol=1e-10)
+    up = nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2, rng=2)
+    t_up = load(up, torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2))
+    x = rng.normal(size=(1, 2, 4, 5))
+    np.testing.assert_allclose(data(up(Tensor(x))), t_up(torch.tensor(x)).detach().numpy(), rtol=0, atol=1e-12)
