@@ -52,12 +52,11 @@ class MultiheadAttention(Module):
         self.vdim = embed_dim if vdim is None else vdim
         self.dropout, self.batch_first = float(dropout), bool(batch_first)
         rng, dtype = init.generator(rng), _float(dtype)
-        if self.kdim == embed_dim == self.vdim:
-            self.in_proj_weight = _xavier((3 * embed_dim, embed_dim), rng, dtype)
-        else:   # separate projections (PyTorch's names), each Xavier-uniform
-            self.q_proj_weight = _xavier((embed_dim, embed_dim), rng, dtype)
-            self.k_proj_weight = _xavier((embed_dim, self.kdim), rng, dtype)
-            self.v_proj_weight = _xavier((embed_dim, self.vdim), rng, dtype)
+        packed = self.kdim == embed_dim == self.vdim   # else separate projections, as PyTorch
+        self.in_proj_weight = _xavier((3 * embed_dim, embed_dim), rng, dtype) if packed else None
+        self.q_proj_weight = None if packed else _xavier((embed_dim, embed_dim), rng, dtype)
+        self.k_proj_weight = None if packed else _xavier((embed_dim, self.kdim), rng, dtype)
+        self.v_proj_weight = None if packed else _xavier((embed_dim, self.vdim), rng, dtype)
         self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dtype=dtype)) if bias else None
         self.out_proj = Projection(embed_dim, embed_dim, bias=bias, rng=rng, dtype=dtype)
         if bias:
@@ -65,9 +64,8 @@ class MultiheadAttention(Module):
         self.rng = rng   # then the attention dropout draws from it
 
     def _projection_weights(self):
-        if "in_proj_weight" in vars(self):
-            e = self.embed_dim
-            w = self.in_proj_weight
+        if self.in_proj_weight is not None:
+            e, w = self.embed_dim, self.in_proj_weight
             return w[:e], w[e:2 * e], w[2 * e:]
         return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
 
