@@ -185,7 +185,8 @@ def _max_indices(x, geometry, cols=None):
     if cols is None:
         cols = geometry.windows(x.detach(), -np.inf)
     first = np.argmax(cols.data, axis=-1).transpose(0, 3, 1, 2)        # (N, C, OH, OW)
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry.kernel, geometry.stride, geometry.padding, geometry.dilation
+    kw = geometry.kernel[1]
+    (sh, sw), (ph, pw), (dh, dw) = geometry.stride, geometry.padding, geometry.dilation
     oh, ow = geometry.out
     rows = devices.arange(oh, first)[:, None] * sh - ph + (first // kw) * dh
     columns = devices.arange(ow, first)[None, :] * sw - pw + (first % kw) * dw
