@@ -6,6 +6,14 @@ gradient clipping and a cosine schedule. It reports the validation loss
 against the character-unigram baseline and prints samples.
 The text: examples/data/shakespeare.txt (public domain; see examples/data/README.md).
 Run: python examples/tiny_gpt.py [--steps N] [--seed S]
+
+The attention stays written out by hand, on purpose: the scores, the causal
+mask and the mixing of values are the lesson here, and three einsum lines
+show them. ``nn.MultiheadAttention(width, heads, batch_first=True)`` with
+``attn_mask=`` that mask (or
+``F.scaled_dot_product_attention(q, k, v, is_causal=True)`` on the heads)
+computes the same thing as one call; examples/char_lstm.py shows the
+library-layer style with ``nn.LSTM``. The README's benchmark times this version.
 """
 import argparse
 import math

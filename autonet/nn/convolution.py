@@ -7,9 +7,11 @@ product (convolution) or one reduction (pooling). The 1-d versions run the
 """
 import numpy as np
 
+from ..core import device as devices
 from ..core.tensor import as_tensor
 from ..ops import shape
-from ..ops.windows import MaxLast, MaxPoolTiles, Windows
+from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
+from .constants import constant_like
 
 
 def _pair(value, name):
@@ -94,35 +96,117 @@ def _single(value, name):
     return int(value)
 
 
-def _pool2d(x, kernel_size, stride, padding, reduce, pad_value, op, tiled):
-    x = as_tensor(x)
-    _check(x, 2, op)
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    if min(kernel + stride) < 1 or min(padding) < 0:
-        raise ValueError(f"{op}: kernel_size and stride must be >= 1 and padding >= 0, got "
-                         f"kernel_size={kernel}, stride={stride}, padding={padding}")
-    if any(2 * p > k for p, k in zip(padding, kernel)):
-        raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
-    if stride == kernel and padding == (0, 0) and x.shape[2] % kernel[0] == 0 == x.shape[3] % kernel[1]:
-        return tiled(x, kernel)   # non-overlapping tiles that cover the input: no window copies
-    x = _padded(x, tuple((p, p) for p in padding), pad_value)
-    cols = Windows.apply(x, kernel=kernel, stride=stride, dilation=(1, 1))   # (N, OH, OW, C, kh, kw)
-    n, oh, ow, c = cols.shape[:4]   # the window size spelled out: -1 is ambiguous for N = 0
-    return reduce(cols.reshape(n, oh, ow, c, kernel[0] * kernel[1])).transpose(0, 3, 1, 2)
+def _pool_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """PyTorch's pooling output size; with ``ceil_mode`` the last window must start inside the
+    input or its left padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0):  # noqa: A002
-    """Maximum over windows; each window's gradient goes to its first maximum (PyTorch's)."""
-    return _pool2d(input, kernel_size, stride, padding, MaxLast.apply, -np.inf, "max_pool2d",
-                   lambda x, kernel: MaxPoolTiles.apply(x, kernel=kernel))
+class _Geometry:
+    """A pooling's settings, checked, and its output size."""
+
+    def __init__(self, x, kernel_size, stride, padding, dilation, ceil_mode, op):
+        _check(x, 2, op)
+        self.kernel = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel if stride is None else _pair(stride, "stride")
+        self.padding, self.dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+        if min(self.kernel + self.stride + self.dilation) < 1 or min(self.padding) < 0:
+            raise ValueError(f"{op}: kernel_size, dilation and stride must be >= 1 and padding >= 0, "
+                             f"got kernel_size={self.kernel}, stride={self.stride}, "
+                             f"dilation={self.dilation}, padding={self.padding}")
+        effective = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+        if any(2 * p > k for p, k in zip(self.padding, effective)):
+            raise ValueError(f"{op}: padding {self.padding} must be at most half the kernel {self.kernel}")
+        self.sizes = x.shape[2:]
+        self.out = tuple(_pool_size(*args, ceil_mode) for args in
+                         zip(self.sizes, self.kernel, self.stride, self.padding, self.dilation))
+        if min(self.out) < 1:
+            raise ValueError(f"{op}: the kernel {self.kernel} (dilation {self.dilation}) does not fit "
+                             f"the input's spatial size {self.sizes} with padding {self.padding}")
+        # right padding beyond ``padding`` that ceil_mode's last windows reach into
+        self.extra = tuple(max(0, (o - 1) * s + e - (n + 2 * p)) for o, s, e, n, p in
+                           zip(self.out, self.stride, effective, self.sizes, self.padding))
+
+    def tiles(self):
+        """Non-overlapping tiles that cover the input exactly (no window copies needed)."""
+        return (self.stride == self.kernel and self.padding == (0, 0) and self.dilation == (1, 1)
+                and all(n % k == 0 for n, k in zip(self.sizes, self.kernel)))
+
+    def windows(self, x, pad_value):
+        """``(N, OH, OW, C, kh * kw)``: every window of ``x``, padded with ``pad_value``."""
+        widths = tuple((p, p + e) for p, e in zip(self.padding, self.extra))
+        if widths != ((0, 0), (0, 0)):
+            x = shape.pad(x, ((0, 0), (0, 0)) + widths, constant_values=pad_value)
+        cols = Windows.apply(x, kernel=self.kernel, stride=self.stride, dilation=self.dilation)
+        n, oh, ow, c = cols.shape[:4]   # the window size spelled out: -1 is ambiguous for N = 0
+        return cols.reshape(n, oh, ow, c, self.kernel[0] * self.kernel[1])
+
+    def counts(self, include_padding):
+        """How many elements each window averages, per axis (PyTorch's avg_pool divisor)."""
+        per_axis = []
+        for n, o, k, s, p in zip(self.sizes, self.out, self.kernel, self.stride, self.padding):
+            starts = [i * s - p for i in range(o)]
+            ends = [min(start + k, n + p) for start in starts]
+            if not include_padding:
+                starts, ends = [max(start, 0) for start in starts], [min(end, n) for end in ends]
+            per_axis.append([end - start for start, end in zip(starts, ends)])
+        return per_axis
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0):  # noqa: A002
-    """Mean over windows; padded zeros count (PyTorch's default ``count_include_pad``)."""
-    return _pool2d(input, kernel_size, stride, padding, lambda c: c.mean(axis=-1), 0.0, "avg_pool2d",
-                   _average_tiles)
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    """Maximum over windows; each window's gradient goes to its first maximum (PyTorch's).
+    ``return_indices``: also the int ndarray of where each maximum lies, flat within its
+    ``(H, W)`` plane, as PyTorch's.
+
+    >>> import numpy as np, autonet.nn.functional as F
+    >>> out, where = F.max_pool2d(np.arange(9.0).reshape(1, 1, 3, 3), 2, ceil_mode=True, return_indices=True)
+    >>> out.data[0, 0], where[0, 0]
+    (array([[4., 5.],
+           [7., 8.]]), array([[4, 5],
+           [7, 8]]))
+    """
+    x = as_tensor(input)
+    geometry = _Geometry(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    if geometry.tiles():
+        out = MaxPoolTiles.apply(x, kernel=geometry.kernel)
+        return (out, _max_indices(x, geometry)) if return_indices else out
+    cols = geometry.windows(x, -np.inf)
+    out = MaxLast.apply(cols).transpose(0, 3, 1, 2)
+    return (out, _max_indices(x, geometry, cols)) if return_indices else out
+
+
+def _max_indices(x, geometry, cols=None):
+    """Flat ``h * W + w`` of each window's first maximum, ``(N, C, OH, OW)`` int64."""
+    if cols is None:
+        cols = geometry.windows(x.detach(), -np.inf)
+    first = np.argmax(cols.data, axis=-1).transpose(0, 3, 1, 2)        # (N, C, OH, OW)
+    kw = geometry.kernel[1]
+    (sh, sw), (ph, pw), (dh, dw) = geometry.stride, geometry.padding, geometry.dilation
+    oh, ow = geometry.out
+    rows = devices.arange(oh, first)[:, None] * sh - ph + (first // kw) * dh
+    columns = devices.arange(ow, first)[None, :] * sw - pw + (first % kw) * dw
+    return (rows * geometry.sizes[1] + columns).astype(np.int64)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True):
+    """Mean over windows, PyTorch's divisor: padded zeros count unless ``count_include_pad=False``;
+    windows that ``ceil_mode`` adds past the padding count only what they cover."""
+    x = as_tensor(input)
+    geometry = _Geometry(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    if geometry.tiles():
+        return _average_tiles(x, geometry.kernel)
+    cols = geometry.windows(x, 0.0)
+    rows, columns = geometry.counts(count_include_pad)
+    if set(rows) == {geometry.kernel[0]} and set(columns) == {geometry.kernel[1]}:
+        return cols.mean(axis=-1).transpose(0, 3, 1, 2)
+    divisor = constant_like(x, [[float(r * c) for c in columns] for r in rows])
+    return cols.sum(axis=-1).transpose(0, 3, 1, 2) / divisor
 
 
 def _average_tiles(x, kernel):
@@ -130,17 +214,87 @@ def _average_tiles(x, kernel):
     return x.reshape(n, c, h // kernel[0], kernel[0], w // kernel[1], kernel[1]).mean(axis=(3, 5))
 
 
-def _pool1d(pool, x, kernel_size, stride, padding, op):
+def _pool1d(pool, x, kernel_size, stride, padding, op, **options):
     x = as_tensor(x)
     _check(x, 1, op)
     stride = None if stride is None else (1, _single(stride, "stride"))
-    return pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
-                (0, _single(padding, "padding"))).squeeze(2)
+    if "dilation" in options:
+        options["dilation"] = (1, _single(options["dilation"], "dilation"))
+    out = pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
+               (0, _single(padding, "padding")), **options)
+    if isinstance(out, tuple):
+        return out[0].squeeze(2), out[1][:, :, 0]
+    return out.squeeze(2)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0):  # noqa: A002
-    return _pool1d(max_pool2d, input, kernel_size, stride, padding, "max_pool1d")
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
+               return_indices=False):
+    return _pool1d(max_pool2d, input, kernel_size, stride, padding, "max_pool1d", dilation=dilation,
+                   ceil_mode=ceil_mode, return_indices=return_indices)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0):  # noqa: A002
-    return _pool1d(avg_pool2d, input, kernel_size, stride, padding, "avg_pool1d")
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True):
+    return _pool1d(avg_pool2d, input, kernel_size, stride, padding, "avg_pool1d", ceil_mode=ceil_mode,
+                   count_include_pad=count_include_pad)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
+    """The transpose (gradient) of ``conv2d``, as ``torch.nn.functional.conv_transpose2d``; weight
+    ``(C, O // groups, kh, kw)``. Each input pixel times the kernel is one window, and ``Col2Im``
+    adds the windows where they land; ``padding`` is cropped, ``output_padding`` extends the
+    bottom and right.
+
+    >>> import numpy as np, autonet.nn.functional as F
+    >>> F.conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2).shape
+    (1, 1, 4, 4)
+    """
+    x, weight = as_tensor(input), as_tensor(weight)
+    _check(x, 2, "conv_transpose2d")
+    channels, group_out, kh, kw = weight.shape
+    n, _, h, w = x.shape
+    if groups < 1 or x.shape[1] != channels or channels % groups:
+        raise ValueError(f"conv_transpose2d: {x.shape[1]} input channels and groups={groups} do not "
+                         f"fit a weight of shape {weight.shape} (C, O // groups, kh, kw)")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding, extra = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    if min(stride + dilation) < 1 or min(padding + extra) < 0:
+        raise ValueError("conv_transpose2d: stride and dilation must be >= 1, padding and "
+                         "output_padding >= 0")
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than the stride "
+                         f"{stride} (or the dilation {dilation}); use a smaller output_padding")
+    out_channels = group_out * groups
+    pixels = x.transpose(0, 2, 3, 1).reshape(n * h * w, channels)
+    if groups == 1:
+        cols = pixels @ weight.reshape(channels, -1)
+    else:
+        per_group = pixels.reshape(n * h * w, groups, channels // groups).transpose(1, 0, 2)
+        kernels = weight.reshape(groups, channels // groups, group_out * kh * kw)
+        cols = (per_group @ kernels).transpose(1, 0, 2)
+    cols = cols.reshape(n, h, w, out_channels, kh, kw)
+    full = tuple((size - 1) * s + d * (k - 1) + 1 for size, s, d, k in zip((h, w), stride, dilation, (kh, kw)))
+    out = Col2Im.apply(cols, shape=(n, out_channels) + full, stride=stride, dilation=dilation)
+    sizes = tuple(f - 2 * p + e for f, p, e in zip(full, padding, extra))
+    if min(sizes) < 1:
+        raise ValueError(f"conv_transpose2d: padding {padding} leaves no output for an input of "
+                         f"spatial size {(h, w)}")
+    grow = tuple(max(0, e - p) for e, p in zip(extra, padding))   # output_padding beyond the crop
+    if grow != (0, 0):
+        out = shape.pad(out, ((0, 0), (0, 0), (0, grow[0]), (0, grow[1])))
+    out = out[:, :, padding[0]:padding[0] + sizes[0], padding[1]:padding[1] + sizes[1]]
+    return out if bias is None else out + as_tensor(bias).reshape(1, out_channels, 1, 1)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
+                     dilation=1):
+    """``conv_transpose2d`` on a height of 1; weight ``(C, O // groups, k)``."""
+    x, weight = as_tensor(input), as_tensor(weight)
+    _check(x, 1, "conv_transpose1d")
+    if weight.ndim != 3:
+        raise ValueError(f"conv_transpose1d: weight must have shape (C, O // groups, k), not {weight.shape}")
+    out = conv_transpose2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
+                           (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
+                           groups, (1, _single(dilation, "dilation")))
+    return out.squeeze(2)

@@ -12,12 +12,16 @@ from ..ops.linalg import linear
 from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
 from ..random import generator
+from . import masking
 from .activations import (celu, cosine_similarity, glu, hardsigmoid, hardswish, hardtanh, logsigmoid,
                           mish, normalize, one_hot, relu6, selu, softmin, softsign, tanhshrink)
 from .class_losses import ClassNLL
 from .keywords import refusing_pytorch_keywords
-from .convolution import avg_pool1d, avg_pool2d, conv1d, conv2d, max_pool1d, max_pool2d
-from .normalization import batch_norm, layer_norm
+from .convolution import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d,
+                          max_pool1d, max_pool2d)
+from .normalization import batch_norm, group_norm, layer_norm
+from .resampling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
+                         adaptive_max_pool2d, interpolate)
 
 softmax, log_softmax, logsumexp = (numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 
@@ -28,7 +32,10 @@ __all__ = ["linear", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "mse_l
            "nll_loss", "l1_loss", "huber_loss", "logsumexp", "smooth_l1_loss", "kl_div",
            "cosine_embedding_loss", "margin_ranking_loss", "relu6", "hardtanh", "hardsigmoid",
            "hardswish", "mish", "celu", "selu", "softsign", "logsigmoid", "softmin", "tanhshrink",
-           "glu", "normalize", "cosine_similarity", "one_hot"]
+           "glu", "normalize", "cosine_similarity", "one_hot", "scaled_dot_product_attention",
+           "conv_transpose1d", "conv_transpose2d", "interpolate",
+           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "group_norm"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -519,29 +526,74 @@ class EmbeddingLookup(Function):
     name = "embedding"
 
     @staticmethod
-    def forward(ctx, weight, indices):
+    def forward(ctx, weight, indices, padding_idx=None):
         if indices.dtype.kind not in "iu":
             raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
         if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
             raise IndexError(f"embedding: indices must lie in [0, {weight.shape[0]}), got "
                              f"{indices.min()}..{indices.max()}")
-        ctx.in_shape, ctx.index = weight.shape, indices
+        ctx.in_shape, ctx.index, ctx.padding_idx = weight.shape, indices, padding_idx
         return weight[indices]
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.padding_idx is not None:   # that row learns nothing (PyTorch's padding_idx)
+            grad = grad * (ctx.index != ctx.padding_idx)[..., None]
         return scatter_add(grad, ctx.in_shape, ctx.index), None
 
 
-def embedding(indices, weight):
-    """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape."""
+def embedding(indices, weight, padding_idx=None):
+    """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape; the row
+    ``padding_idx`` (if given) gets no gradient."""
     weight = as_tensor(weight)
-    return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)))
+    if padding_idx is not None:
+        if not -weight.shape[0] <= padding_idx < weight.shape[0]:
+            raise ValueError(f"embedding: padding_idx must lie in [-{weight.shape[0]}, {weight.shape[0]}), "
+                             f"not {padding_idx}")
+        padding_idx = int(padding_idx) % weight.shape[0]
+    return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)),
+                                 padding_idx=padding_idx)
 
 
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
     return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
+                                 scale=None, rng=None):
+    """``softmax(q @ k^T * scale + mask) @ v`` over ``(..., L, E)``, ``(..., S, E)``, ``(..., S, Ev)``,
+    as PyTorch's: ``scale`` defaults to ``1 / sqrt(E)``; a bool ``attn_mask`` is True where a
+    query may attend (a float one is added); ``is_causal`` lets query i see keys 0..i; a query
+    that may attend to nothing gets zeros. ``dropout_p`` drops weights (always: no training flag).
+
+    >>> import numpy as np, autonet.nn.functional as F
+    >>> q = k = v = np.eye(3)[None]                      # (N, L, E)
+    >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).data[0, 0]
+    array([1., 0., 0.])
+    """
+    q, k, v = as_tensor(query), as_tensor(key), as_tensor(value)
+    op = "scaled_dot_product_attention"
+    if min(q.ndim, k.ndim, v.ndim) < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"{op}: query (..., L, E), key (..., S, E) and value (..., S, Ev) do not "
+                         f"fit: {q.shape}, {k.shape}, {v.shape}")
+    if not q.dtype == k.dtype == v.dtype or q.dtype.kind != "f":
+        raise TypeError(f"{op}: query, key and value must share one floating dtype, not {q.dtype}, "
+                        f"{k.dtype} and {v.dtype}; convert them with .astype(...)")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"{op}: dropout_p must lie in [0, 1], not {dropout_p}")
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scores = (q @ k.swapaxes(-1, -2)) * scale
+    if attn_mask is not None:
+        mask = masking.as_mask(attn_mask, q.dtype, "attn_mask", op)
+        masking.check_broadcast(mask, scores.shape, "attn_mask", op)
+        scores = masking.apply_mask(scores, mask, true_keeps=True)
+    elif is_causal:
+        scores = masking.causal(scores)
+    weights = masking.attention_weights(scores, safe=attn_mask is not None or is_causal)
+    return dropout(weights, dropout_p, True, rng) @ v
 
 
 # PyTorch's dim=, start_dim=, end_dim=, inplace= on every functional: a TypeError naming

@@ -330,34 +330,192 @@ class Conv2d(_ConvNd):
     function = staticmethod(F.conv2d)
 
 
-class _Pool(Module):
+class _ConvTransposeNd(Module):
+    """Shared by ConvTranspose1d/2d: weight ``(in, out // groups, *kernel)`` (PyTorch's), bias ``(out,)``,
+    both uniform in ±1/sqrt(out // groups * prod(kernel)) as PyTorch's."""
+
+    spatial = 2
     function = None
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, rng=None, dtype=None):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        name = type(self).__name__
+        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+        if len(kernel) != self.spatial or min(kernel) < 1:
+            raise ValueError(f"{name}: kernel_size must be {self.spatial} positive int(s), not {kernel_size!r}")
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must "
+                             f"both be divisible by groups {groups}")
+        if np.any(np.asarray(output_padding) >= np.maximum(stride, dilation)):
+            raise ValueError(f"{name}: output_padding {output_padding} must be smaller than the "
+                                 f"stride {stride} (or the dilation {dilation})")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        self.groups, self.dilation = groups, dilation
+        rng = generator(rng)
+        bound = 1.0 / math.sqrt(out_channels // groups * math.prod(kernel))
+        self.weight = _uniform((in_channels, out_channels // groups) + kernel, bound, rng, dtype)
+        self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
     def forward(self, x):
-        return type(self).function(x, self.kernel_size, self.stride, self.padding)
+        return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
+                                   self.output_padding, self.groups, self.dilation)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding!r}")
 
 
-class MaxPool1d(_Pool):
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-d convolution over ``(N, C, L)`` (PyTorch's ``ConvTranspose1d``).
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> up = nn.ConvTranspose1d(2, 3, kernel_size=4, stride=2, padding=1, rng=0)
+    >>> up.weight.shape, up(np.ones((1, 2, 5))).shape
+    ((2, 3, 4), (1, 3, 10))
+    """
+
+    spatial = 1
+    function = staticmethod(F.conv_transpose1d)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-d convolution over ``(N, C, H, W)`` (PyTorch's ``ConvTranspose2d``).
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> up = nn.ConvTranspose2d(2, 4, kernel_size=3, stride=2, padding=1, output_padding=1, rng=0)
+    >>> up(np.ones((1, 2, 5, 5))).shape
+    (1, 4, 10, 10)
+    """
+
+    spatial = 2
+    function = staticmethod(F.conv_transpose2d)
+
+
+class _Pool(Module):
+    """A pooling layer: ``function(x, kernel_size, stride, padding, **options)``."""
+
+    function = None
+
+    def __init__(self, kernel_size, stride=None, padding=0, **options):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.options = kernel_size, stride, padding, options
+
+    def forward(self, x):
+        return type(self).function(x, self.kernel_size, self.stride, self.padding, **self.options)
+
+    def extra_repr(self):
+        options = "".join(f", {name}={value!r}" for name, value in self.options.items())
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}{options}"
+
+
+class _MaxPool(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
+                         return_indices=return_indices)
+
+
+class _AvgPool(_Pool):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode,
+                         count_include_pad=count_include_pad)
+
+
+class MaxPool1d(_MaxPool):
     function = staticmethod(F.max_pool1d)
 
 
-class MaxPool2d(_Pool):
+class MaxPool2d(_MaxPool):
+    """Max pooling of ``(N, C, H, W)``, PyTorch's options.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> out, indices = nn.MaxPool2d(3, stride=2, dilation=2, return_indices=True)(np.ones((1, 2, 9, 9)))
+    >>> out.shape, indices.dtype
+    ((1, 2, 3, 3), dtype('int64'))
+    """
+
     function = staticmethod(F.max_pool2d)
 
 
-class AvgPool1d(_Pool):
+class AvgPool1d(_AvgPool):
     function = staticmethod(F.avg_pool1d)
 
 
-class AvgPool2d(_Pool):
+class AvgPool2d(_AvgPool):
+    """Average pooling of ``(N, C, H, W)``, PyTorch's options.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> nn.AvgPool2d(2, padding=1, count_include_pad=False)(np.ones((1, 1, 3, 3))).data[0, 0]
+    array([[1., 1.],
+           [1., 1.]])
+    """
+
     function = staticmethod(F.avg_pool2d)
+
+
+class Upsample(Module):
+    """``functional.interpolate`` as a layer (PyTorch's ``Upsample``).
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(np.ones((1, 3, 4, 5))).shape
+    (1, 3, 8, 10)
+    """
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+
+    def forward(self, x):
+        return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
+
+    def extra_repr(self):
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"
+
+
+class _AdaptivePool(Module):
+    function = None
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return type(self).function(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """Mean over ``output_size`` windows that cover ``(N, C, L)`` (PyTorch's)."""
+
+    function = staticmethod(F.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Mean over ``output_size`` windows that cover ``(N, C, H, W)`` (PyTorch's).
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> nn.AdaptiveAvgPool2d((2, 3))(np.ones((1, 4, 7, 9))).shape
+    (1, 4, 2, 3)
+    """
+
+    function = staticmethod(F.adaptive_avg_pool2d)
+
+
+class AdaptiveMaxPool1d(_AdaptivePool):
+    """Maximum over ``output_size`` windows that cover ``(N, C, L)`` (PyTorch's)."""
+
+    function = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    """Maximum over ``output_size`` windows that cover ``(N, C, H, W)`` (PyTorch's)."""
+
+    function = staticmethod(F.adaptive_max_pool2d)
 
 
 class Flatten(Module):
@@ -396,19 +554,36 @@ class Dropout(Module):
 
 
 class Embedding(Module):
-    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices."""
+    """A table of ``num_embeddings`` vectors of ``embedding_dim``, looked up by integer indices.
+    With ``padding_idx``, that row starts at zeros and gets no gradient (PyTorch's).
 
-    def __init__(self, num_embeddings, embedding_dim, rng=None, dtype=None):
+    >>> import numpy as np, autonet.nn as nn
+    >>> table = nn.Embedding(5, 3, padding_idx=0, rng=0)
+    >>> table(np.array([0, 2])).data[0]
+    array([0., 0., 0.])
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, rng=None, dtype=None):
         super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, "
+                                 f"{num_embeddings}), not {padding_idx}")
+            padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
         self.weight = init.normal_(weight, 0.0, 1.0, generator(rng))
+        if padding_idx is not None:
+            with no_grad():
+                self.weight[padding_idx] = 0.0
 
     def forward(self, indices):
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{padding}"
 
 
 class _BatchNorm(Module):
@@ -419,8 +594,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=None):
         super().__init__()
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1], not {momentum}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1] or be None (the "
+                             f"cumulative average), not {momentum}")
         dtype = _float(dtype)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
@@ -438,11 +614,18 @@ class _BatchNorm(Module):
                              f"{self.num_features} channels on axis 1, not {x.shape}")
         use_batch = self.training or self.running_mean is None
         out = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                           use_batch, self.momentum, self.eps)
+                           use_batch, self._momentum(), self.eps)
         if self.training and self.num_batches_tracked is not None:   # counted once accepted
             with no_grad():
                 self.num_batches_tracked += 1
         return out
+
+    def _momentum(self):
+        """``momentum``, or with None the cumulative average's 1 / (batches seen, this one included),
+        a Tensor computed from the counter so that compiled steps read it afresh."""
+        if self.momentum is not None or self.num_batches_tracked is None or not self.training:
+            return 0.1 if self.momentum is None else self.momentum   # (None untracked: unused)
+        return 1.0 / (self.num_batches_tracked + 1)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -477,3 +660,35 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class GroupNorm(Module):
+    """Normalize each of ``num_groups`` groups of channels of ``(N, C, ...)``, then scale and shift
+    per channel (``weight`` ones, ``bias`` zeros), as PyTorch's.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> norm = nn.GroupNorm(2, 4)
+    >>> out = norm(np.arange(24.0).reshape(1, 4, 6))
+    >>> abs(float(out.data[0, :2].mean())) < 1e-12, round(float(out.data[0, :2].std()), 4)
+    (True, 1.0)
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups "
+                             f"{num_groups}; choose num_groups among its divisors")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps
+        dtype = _float(dtype)
+        self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
+
+    def forward(self, x):
+        x = as_tensor(x)
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) takes (N, "
+                             f"{self.num_channels}, ...) inputs, not {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"

@@ -6,6 +6,7 @@ learn their dotted names (``hidden.weight``) when a module adopts them; the
 names appear in drawn graphs and in ``state_dict()``.
 """
 import collections
+import copy
 import weakref
 
 import numpy as np
@@ -87,6 +88,16 @@ class Module:
         if name not in Module._INTERNAL:
             _adopt(value, name)
         object.__setattr__(self, name, value)
+
+    def __deepcopy__(self, memo):
+        """A copy whose own bookkeeping refers to itself (not to the original), as
+        ``TransformerEncoder``'s copies of its layer need."""
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            value = weakref.ref(clone) if name == "_weak_self" else copy.deepcopy(value, memo)
+            object.__setattr__(clone, name, value)
+        return clone
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")

@@ -91,3 +91,21 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     if bias is not None:
         out = out + bias
     return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+    """Normalize ``(N, C, ...)`` over each group of ``C // num_groups`` channels and all positions
+    (biased variance), then scale and shift per channel, as ``torch.nn.functional.group_norm``."""
+    x = as_tensor(input)
+    if x.ndim < 2 or num_groups < 1 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm: input (N, C, ...) of shape {x.shape} needs C divisible by "
+                         f"num_groups {num_groups}")
+    n, channels = x.shape[:2]
+    grouped = x.reshape(n, num_groups, x.size // max(n * num_groups, 1))
+    out = Normalize.apply(grouped, axes=(2,), eps=float(eps)).reshape(x.shape)
+    per_channel = (1, channels) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        out = out * as_tensor(weight).reshape(per_channel)
+    if bias is not None:
+        out = out + as_tensor(bias).reshape(per_channel)
+    return out

@@ -1,0 +1,350 @@
+"""Recurrent layers: RNN, LSTM and GRU and their cells, PyTorch's equations, names and layouts.
+
+Weights are laid out as PyTorch's (``weight_ih_l0`` is ``(gates * hidden,
+input)``, gates in PyTorch's order: LSTM ``i, f, g, o``, GRU ``r, z, n``), so
+a ``state_dict`` moves between autonet and PyTorch unchanged. Every parameter
+starts uniform in ``±1/sqrt(hidden_size)``, as PyTorch's.
+
+The layers loop over time in Python over autonet's ops: the input projection
+of every step is one matrix product up front, then each step adds the hidden
+projection and applies the gates. Everything is differentiable to any order
+and compiles. A missing initial state is zero; the first step then skips the
+hidden projection (adding zeros changes no value).
+"""
+import math
+
+from ..core.tensor import as_tensor
+from ..ops.elementwise import relu, sigmoid, tanh
+from ..ops.shape import concatenate, stack
+from .functional import dropout
+from .layers import _float, _uniform
+from ..random import generator
+from .module import Module
+from .projection import affine as _affine
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+
+# ------------------------------------------------------------------ one step of each cell
+def _hidden_part(h, w_hh, b_hh):
+    """``h @ w_hh.T + b_hh``, or only ``b_hh`` (or None) while the state is still zero (None)."""
+    if h is None:
+        return b_hh
+    return _affine(h, w_hh, b_hh)
+
+
+def _plus(a, b):
+    return a if b is None else a + b
+
+
+def _gates(pre, count):
+    size = pre.shape[-1] // count
+    return [pre[..., k * size:(k + 1) * size] for k in range(count)]
+
+
+def _tanh_step(projected, state, w_hh, b_hh):
+    return (tanh(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
+
+
+def _relu_step(projected, state, w_hh, b_hh):
+    return (relu(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
+
+
+def _lstm_step(projected, state, w_hh, b_hh):
+    """i, f, g, o = gates; c' = f c + i g; h' = o tanh(c')."""
+    h, c = state
+    i, f, g, o = _gates(_plus(projected, _hidden_part(h, w_hh, b_hh)), 4)
+    i, g = sigmoid(i), tanh(g)
+    c = i * g if c is None else sigmoid(f) * c + i * g
+    return sigmoid(o) * tanh(c), c
+
+
+def _gru_step(projected, state, w_hh, b_hh):
+    """r, z = sigmoid(...); n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h."""
+    (h,) = state
+    x_r, x_z, x_n = _gates(projected, 3)
+    hidden = _hidden_part(h, w_hh, b_hh)
+    h_r, h_z, h_n = _gates(hidden, 3) if hidden is not None else (None, None, None)
+    r, z = sigmoid(_plus(x_r, h_r)), sigmoid(_plus(x_z, h_z))
+    n = tanh(x_n if h_n is None else x_n + r * h_n)
+    return ((1 - z) * n if h is None else (1 - z) * n + z * h),
+
+
+_STEPS = {"RNN_TANH": _tanh_step, "RNN_RELU": _relu_step, "LSTM": _lstm_step, "GRU": _gru_step}
+_GATE_COUNT = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+# ------------------------------------------------------------------ checks
+def _positive_int(value, name, owner):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, not {value!r}")
+
+
+def _rnn_mode(nonlinearity, owner):
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"{owner}: nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}")
+    return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+
+def _same_dtype(x, weight, owner):
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{owner}: input is {x.dtype} but the parameters are {weight.dtype}; "
+                        f"convert one of them (x.astype({weight.dtype}) or model.astype({x.dtype}))")
+
+
+def _check_state(state, shape, what, owner):
+    if state is not None and state.shape != shape:
+        raise ValueError(f"{owner}: {what} must have shape {shape} for this input, not {state.shape}")
+
+
+class _Recurrent(Module):
+    """Holds ``weight_ih{suffix}``, ``weight_hh{suffix}`` and (with bias) ``bias_ih{suffix}``,
+    ``bias_hh{suffix}`` for each suffix, registered in PyTorch's order."""
+
+    def _make_parameters(self, suffixes, input_sizes, rng, dtype):
+        rng, dtype = generator(rng), _float(dtype)
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        rows = _GATE_COUNT[self.mode] * self.hidden_size
+        for suffix, input_size in zip(suffixes, input_sizes):
+            setattr(self, f"weight_ih{suffix}", _uniform((rows, input_size), bound, rng, dtype))
+            setattr(self, f"weight_hh{suffix}", _uniform((rows, self.hidden_size), bound, rng, dtype))
+            if self.bias:
+                setattr(self, f"bias_ih{suffix}", _uniform((rows,), bound, rng, dtype))
+                setattr(self, f"bias_hh{suffix}", _uniform((rows,), bound, rng, dtype))
+        return rng
+
+    def _weights(self, suffix):
+        get = lambda name: getattr(self, name + suffix, None)   # noqa: E731
+        return get("weight_ih"), get("bias_ih"), get("weight_hh"), get("bias_hh")
+
+
+# ------------------------------------------------------------------ multi-layer layers
+class _RNNBase(_Recurrent):
+    mode = None
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, rng=None, dtype=None):
+        super().__init__()
+        owner = type(self).__name__
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            _positive_int(value, name, owner)
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"{owner}: dropout must lie in [0, 1], not {dropout}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional = bool(bidirectional)
+        directions = 2 if bidirectional else 1
+        suffixes = [f"_l{layer}{'_reverse' if d else ''}" for layer in range(num_layers)
+                    for d in range(directions)]
+        sizes = [input_size if layer == 0 else hidden_size * directions
+                 for layer in range(num_layers) for _ in range(directions)]
+        self.rng = self._make_parameters(suffixes, sizes, rng, dtype)   # then dropout draws from it
+
+    @property
+    def _directions(self):
+        return 2 if self.bidirectional else 1
+
+    def forward(self, input, hx=None):  # noqa: A002 - PyTorch's name
+        """``input (L, N, input_size)`` (``(N, L, ...)`` with batch_first, or unbatched ``(L, ...)``)
+        -> ``(output, h_n)``; LSTM: ``(output, (h_n, c_n))``."""
+        x, batched = self._sequence(as_tensor(input))
+        states = self._initial_states(hx, batched, x.shape[1])
+        step, finals = _STEPS[self.mode], []
+        for layer in range(self.num_layers):
+            if layer and self.dropout:
+                x = dropout(x, self.dropout, self.training, self.rng)
+            outputs = []
+            for direction in range(self._directions):
+                suffix = f"_l{layer}{'_reverse' if direction else ''}"
+                w_ih, b_ih, w_hh, b_hh = self._weights(suffix)
+                output, state = _scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
+                                      reverse=bool(direction))
+                outputs.append(output)
+                finals.append(state)
+            x = outputs[0] if len(outputs) == 1 else concatenate(outputs, axis=-1)
+        output = x.swapaxes(0, 1) if batched and self.batch_first else x
+        finals = [stack([state[k] for state in finals]) for k in range(len(finals[0]))]
+        if not batched:
+            output, finals = output.squeeze(1), [f.squeeze(1) for f in finals]
+        return output, (tuple(finals) if self.mode == "LSTM" else finals[0])
+
+    def _sequence(self, x):
+        owner = type(self).__name__
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            layout = "(N, L, input_size)" if self.batch_first else "(L, N, input_size)"
+            raise ValueError(f"{owner}: input must have shape {layout} or (L, input_size) with "
+                             f"input_size {self.input_size}, not {x.shape}")
+        _same_dtype(x, self.weight_ih_l0, owner)
+        batched = x.ndim == 3
+        x = (x.swapaxes(0, 1) if self.batch_first else x) if batched else x.expand_dims(1)
+        if x.shape[0] == 0:
+            raise ValueError(f"{owner}: the input sequence is empty (length 0); give at least one step")
+        return x, batched
+
+    def _initial_states(self, hx, batched, batch):
+        """One tuple per layer and direction: ``(h,)`` or ``(h, c)``, None where zero."""
+        count = self.num_layers * self._directions
+        names = ("h_0", "c_0") if self.mode == "LSTM" else ("h_0",)
+        if hx is None:
+            return [(None,) * len(names)] * count
+        given = tuple(hx) if self.mode == "LSTM" else (hx,)
+        if len(given) != len(names):
+            raise ValueError(f"{type(self).__name__}: hx must be {' and '.join(names)} as "
+                             f"{'a tuple' if len(names) > 1 else 'one tensor'}")
+        shape = (count, batch, self.hidden_size) if batched else (count, self.hidden_size)
+        given = [as_tensor(state) for state in given]
+        for name, state in zip(names, given):
+            _check_state(state, shape, name, type(self).__name__)
+            _same_dtype(state, self.weight_ih_l0, type(self).__name__)
+        given = given if batched else [state.expand_dims(1) for state in given]
+        return [tuple(state[k] for state in given) for k in range(count)]
+
+    def extra_repr(self):
+        extras = "".join(f", {name}={getattr(self, name)!r}" for name, default in
+                         (("num_layers", 1), ("bias", True), ("batch_first", False),
+                          ("dropout", 0.0), ("bidirectional", False))
+                         if getattr(self, name) != default)
+        return f"{self.input_size}, {self.hidden_size}{extras}"
+
+
+def _scan(step, projected, state, w_hh, b_hh, reverse):
+    """Run ``step`` over the time axis of ``projected (L, N, gates * H)``: outputs ``(L, N, H)``
+    in input order, and the last state."""
+    length = projected.shape[0]
+    outputs = [None] * length
+    for t in (reversed(range(length)) if reverse else range(length)):
+        state = step(projected[t], state, w_hh, b_hh)
+        outputs[t] = state[0]
+    return stack(outputs), state
+
+
+class RNN(_RNNBase):
+    """Elman RNN: ``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` (or relu), as PyTorch's.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> rnn = nn.RNN(3, 5, num_layers=2, rng=0)
+    >>> output, h_n = rnn(np.ones((7, 2, 3)))      # (L, N, input_size)
+    >>> output.shape, h_n.shape
+    ((7, 2, 5), (2, 2, 5))
+    """
+
+    mode = "RNN_TANH"   # the gate count; "RNN_RELU" set per instance
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, rng=None, dtype=None):
+        mode = _rnn_mode(nonlinearity, "RNN")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng, dtype)
+        self.mode, self.nonlinearity = mode, nonlinearity
+
+
+class LSTM(_RNNBase):
+    """Long short-term memory, PyTorch's gates ``i, f, g, o``; returns ``(output, (h_n, c_n))``.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> lstm = nn.LSTM(3, 4, batch_first=True, bidirectional=True, rng=0)
+    >>> output, (h_n, c_n) = lstm(np.ones((2, 6, 3)))   # (N, L, input_size)
+    >>> output.shape, h_n.shape, lstm.weight_ih_l0.shape
+    ((2, 6, 8), (2, 2, 4), (16, 3))
+    """
+
+    mode = "LSTM"
+
+
+class GRU(_RNNBase):
+    """Gated recurrent unit, PyTorch's gates ``r, z, n``; returns ``(output, h_n)``.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> gru = nn.GRU(3, 4, num_layers=2, dropout=0.5, rng=0)
+    >>> output, h_n = gru(np.ones((5, 3)))             # unbatched (L, input_size)
+    >>> output.shape, h_n.shape
+    ((5, 4), (2, 4))
+    """
+
+    mode = "GRU"
+
+
+# ------------------------------------------------------------------ cells
+class _Cell(_Recurrent):
+    mode = None
+
+    def __init__(self, input_size, hidden_size, bias=True, rng=None, dtype=None):
+        super().__init__()
+        owner = type(self).__name__
+        _positive_int(input_size, "input_size", owner)
+        _positive_int(hidden_size, "hidden_size", owner)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        self._make_parameters([""], [input_size], rng, dtype)
+
+    def _step(self, input, states):  # noqa: A002
+        owner = type(self).__name__
+        x = as_tensor(input)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(f"{owner}: input must have shape (N, {self.input_size}) or "
+                             f"({self.input_size},), not {x.shape}")
+        _same_dtype(x, self.weight_ih, owner)
+        batched = x.ndim == 2
+        shape = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        states = [None if s is None else as_tensor(s) for s in states]
+        for name, state in zip(("h", "c"), states):
+            _check_state(state, shape, f"hx's {name}", owner)
+            if state is not None:
+                _same_dtype(state, self.weight_ih, owner)
+        w_ih, b_ih, w_hh, b_hh = self._weights("")
+        return _STEPS[self.mode](_affine(x, w_ih, b_ih), tuple(states), w_hh, b_hh)
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(_Cell):
+    """One Elman step: ``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)`` (or relu).
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> cell = nn.RNNCell(3, 4, rng=0)
+    >>> cell(np.ones((2, 3))).shape                   # hx defaults to zeros
+    (2, 4)
+    """
+
+    mode = "RNN_TANH"   # the gate count; "RNN_RELU" set per instance
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", rng=None, dtype=None):
+        mode = _rnn_mode(nonlinearity, "RNNCell")
+        super().__init__(input_size, hidden_size, bias, rng, dtype)
+        self.mode, self.nonlinearity = mode, nonlinearity
+
+    def forward(self, input, hx=None):  # noqa: A002
+        return self._step(input, (hx,))[0]
+
+
+class LSTMCell(_Cell):
+    """One LSTM step: ``(h', c') = cell(x, (h, c))``; ``hx`` defaults to zeros.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> cell = nn.LSTMCell(3, 4, rng=0)
+    >>> h, c = cell(np.ones((2, 3)))
+    >>> h.shape, c.shape
+    ((2, 4), (2, 4))
+    """
+
+    mode = "LSTM"
+
+    def forward(self, input, hx=None):  # noqa: A002
+        if hx is not None and len(hx) != 2:
+            raise ValueError("LSTMCell: hx must be a tuple (h, c)")
+        return self._step(input, (None, None) if hx is None else tuple(hx))
+
+
+class GRUCell(_Cell):
+    """One GRU step: ``h' = cell(x, h)``; ``hx`` defaults to zeros.
+
+    >>> import numpy as np, autonet.nn as nn
+    >>> nn.GRUCell(3, 4, rng=0)(np.ones(3)).shape   # unbatched
+    (4,)
+    """
+
+    mode = "GRU"
+
+    def forward(self, input, hx=None):  # noqa: A002
+        return self._step(input, (hx,))[0]
