@@ -67,6 +67,7 @@ from . import fused
 from .arguments import leaves, signature
 from .errors import CompileError
 from .program import Program
+from .guards import World
 from .trace import Tracer, births
 
 __all__ = ["compile", "CompileError", "CompiledStep"]
@@ -109,26 +110,37 @@ class CompiledStep:
                 raise CompileError("compiled steps cannot be traced inside another one")
             return self.step(*args)   # anomaly mode (or another observer): eager, checked
         key = signature(args)
+        changes = []
         for program in self.by_signature.get(key, ()):
-            if program.fits_modes():
+            change = program.fits(args)
+            if change is None:
                 return program.run(args)
+            changes.append(change)
         if len(self.programs) >= self.MAX_PROGRAMS:
             raise CompileError(
-                f"the step was traced for {self.MAX_PROGRAMS} different call signatures already "
-                f"(argument types, shapes, dtypes, requires_grad, number values, modules' "
-                f"train()/eval() modes); pass numbers that change on every call as arrays or "
-                f"Tensors, or compile a new step")
+                f"the step was traced for {self.MAX_PROGRAMS} different call signatures and Python "
+                f"worlds already (CompiledStep.MAX_PROGRAMS), and this call fits none: "
+                + (f"{changes[0]}" if changes else "its arguments differ (types, shapes, dtypes, "
+                   "requires_grad, values of numbers and strings, identity of other objects)")
+                + ". Pass numbers that change on every call as arrays or Tensors, keep values the "
+                  "step reads outside it fixed, or compile a new step")
+        objects = [(path, leaf) for path, leaf in leaves(args)
+                   if not isinstance(leaf, (Tensor, np.ndarray, np.generic, *_VALUES))]
+        world = World(self.step, objects)
         with births() as know_births:
             tracer = Tracer(args, know_births)
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
             instructions, guards, returned, modes = tracer.finish(result)
-        keep = [leaf for _, leaf in leaves(args)
-                if not isinstance(leaf, (Tensor, np.ndarray, int, float, str, bytes, np.generic))]
         program = Program(getattr(self.step, "__name__", "step"), instructions, guards, modes,
-                          returned, frozenset(tracer.argument_tensors.values()), keep)
+                          returned, frozenset(tracer.argument_tensors.values()),
+                          [leaf for _, leaf in objects] + world.keep,
+                          world.finish(tracer.whole_arrays, modes, guards), world.source)
         if self.backend == "fused":
             fused.attach(program)
         self.programs.append(program)
         self.by_signature.setdefault(key, []).append(program)
         return result
+
+
+_VALUES = (int, float, str, bytes, bool, type(None))

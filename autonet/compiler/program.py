@@ -82,8 +82,11 @@ class Backward:
 class Program:
     """A traced step, runnable (``run``) and readable (``listing``)."""
 
-    def __init__(self, name, instructions, guards, modes, returned, argument_tensors, keep):
+    def __init__(self, name, instructions, guards, modes, returned, argument_tensors, keep,
+                 world=None, world_source=""):
         self.name = name
+        self.world = world            # guards on the Python world (see .guards), or None
+        self.world_source = world_source
         self.instructions = instructions
         self.guards = guards          # (tensor, shape, dtype, requires_grad) read by reference
         self.modes = modes            # (module, training): the train()/eval() mode it ran in
@@ -102,26 +105,12 @@ class Program:
         exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
         self.replay = namespace["replay"]
 
-    def check(self):
-        """Raise ``CompileError`` if a tensor read by reference changed shape, dtype or requires_grad."""
-        for tensor, shape, dtype, wants_grad in self.guards:
-            data = tensor.data
-            if data.shape != shape or data.dtype != dtype or tensor.requires_grad != wants_grad:
-                label = repr(tensor.name) if tensor.name else "a tensor"
-                raise CompileError(
-                    f"{label} read by the step is now {data.shape} {data.dtype} with "
-                    f"requires_grad={tensor.requires_grad}; it was {shape} {dtype} with "
-                    f"requires_grad={wants_grad} when traced; compile a new step")
-
-    def fits_modes(self):
-        """True when every module the step called is in the mode it was traced in."""
-        for module, training in self.modes:   # a loop, not all(...): this runs on every call
-            if module.training != training:
-                return False
-        return True
+    def fits(self, args):
+        """None when this call may replay the program, else what changed (the call retraces):
+        the guards of :mod:`.guards`, modules' modes and lasting tensors' metadata included."""
+        return self.world(args)
 
     def run(self, args):
-        self.check()
         previous_mode = state.grad_enabled
         state.grad_enabled = False
         try:
@@ -145,6 +134,8 @@ class Program:
                   for tensor, shape, dtype, wants in self.guards]
         lines += [f"  {type(module).__name__} is in {'train' if training else 'eval'} mode"
                   for module, training in self.modes]
+        lines += ["  the Python world the step reads (see autonet.compiler.guards):",
+                  self.world_source]
         code = ["code:", self.source] + (["fused kernel:", self.fused_source] if self.fused_source else [])
         return "\n".join(lines + code)
 
