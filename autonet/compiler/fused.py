@@ -188,11 +188,19 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
     Python costs about a microsecond to box): fresh ones, so each gradient is handed over
     to ``.grad`` uncopied, as the NumPy replay hands over its own.
     """
+    first_op = next(i for i, instruction in enumerate(program.instructions)
+                    if type(instruction) in (Op, Make, Backward))
     before = [i for i in program.instructions[:cut] if type(i) is Call]
+    late = any(type(i) is Call for i in program.instructions[first_op:cut])
     after = [i for i in program.instructions[cut + 1:] if type(i) is Call]
     lines = ["def replay(args):"]
     inputs = [generator.source(source) for source in kernel.inputs]
-    body = [f"    {generator.call(call)}" for call in before]
+    body = []
+    if late:   # a zero_grad after forward ops runs before the kernel: where the kernel raises,
+        body.append("    kept = grads_of([" + ", ".join(   # the gradients eager mode left are back
+            generator.destination(call.arguments[0]) if call.arguments[0][0] == "object"
+            else generator.source(call.arguments[0]) for call in before if call.arguments) + "])")
+    body += [f"    {generator.call(call)}" for call in before]
     if program.returned is not None:
         value = kernel.values[program.returned[1]]
         body.append(f"    result = empty({value.shape!r}, {generator.bind('dtype', value.dtype)})")
@@ -205,7 +213,11 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
         body.append(f"    fuse_step = {name}.applies()")   # decided before the kernel runs
         inputs.append("fuse_step")
         inputs.append(f"{name}.hyperparameters()")
-    body.append(f"    kernel({', '.join(inputs)})")
+    if late:
+        body += ["    try:", f"        kernel({', '.join(inputs)})",
+                 "    except BaseException:", "        restore(kept)", "        raise"]
+    else:
+        body.append(f"    kernel({', '.join(inputs)})")
     body += [f"    deliver(grads, {n}, {generator.destination(leaf)}, False)"   # claimed uncopied
              for n, leaf in enumerate(leaves)]
     if step is not None:   # the kernel took the step if it applied; else Python does
@@ -218,10 +230,30 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
     namespace = dict(generator.namespace, kernel=jitted, empty=np.empty, Tensor=Tensor,
-                     deliver=ownership.deliver)
+                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore)
     exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
          namespace)
     return namespace["replay"]
+
+
+def _grads_of(owners):
+    """``(tensor, its .grad)`` for every tensor a ``zero_grad`` of ``owners`` (optimizers,
+    modules, tensors) clears."""
+    kept = []
+    for owner in owners:
+        if isinstance(owner, Tensor):
+            tensors = [owner]
+        elif hasattr(owner, "param_groups"):
+            tensors = [p for group in owner.param_groups for p in group["params"]]
+        else:
+            tensors = list(owner.parameters())
+        kept += [(tensor, tensor.grad) for tensor in tensors]
+    return kept
+
+
+def _restore(kept):
+    for tensor, grad in kept:
+        tensor.grad = grad
 
 
 def _buffer(leaf, generator):

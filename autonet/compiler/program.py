@@ -210,6 +210,7 @@ class _Generator:
         body = []
         passes = []
         dead = _dead_after(instructions, returned)
+        later = _used_by_later_passes(instructions)
         for index, instruction in enumerate(instructions):
             kind = type(instruction)
             if kind is Op:
@@ -223,7 +224,7 @@ class _Generator:
             elif kind is Call:
                 body.append(f"    {self.call(instruction)}")
             else:
-                function, leaves = self.backward(instruction, len(passes))
+                function, leaves = self.backward(instruction, len(passes), later[index])
                 passes.append(function)
                 body.append(f"    deliver(backward{len(passes) - 1}(), [{', '.join(leaves)}])")
             if index in dead:
@@ -259,8 +260,9 @@ class _Generator:
             lines.append(f"    v{op.slot} = as_output_array({ctx}, v{op.slot})")
         return lines
 
-    def backward(self, instruction, number):
-        """A backward pass as a function returning ``{leaf index: gradient}``.
+    def backward(self, instruction, number, kept):
+        """A backward pass as a function returning ``{leaf index: gradient}``; the saved arrays
+        of the ops in ``kept`` (ids of contexts a later pass uses: ``retain_graph=True``) stay.
 
         Its locals (the formulas' results) are gone once it returns, so each leaf
         gradient's only holder is the dict, and ownership can hand it over uncopied.
@@ -273,7 +275,8 @@ class _Generator:
         for op, targets in instruction.steps:
             ctx = self.bind("c", op.ctx)
             lines.append(f"    r = {self.function(op.fn, 'backward')}({ctx}, g{op.slot})")
-            lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
+            if id(op.ctx) not in kept:
+                lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
             lines.append("    if type(r) is not tuple: r = (r,)")
             for position, target, like in targets:
                 value = f"r[{position}]"
@@ -298,6 +301,16 @@ def _deliver_all(grads, tensors):
     """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
     for index, tensor in enumerate(tensors):
         ownership.deliver(grads, index, tensor, False)
+
+
+def _used_by_later_passes(instructions):
+    """Instruction index of each backward pass -> ids of the contexts a later pass uses."""
+    later, used = {}, set()
+    for index in range(len(instructions) - 1, -1, -1):
+        if type(instructions[index]) is Backward:
+            later[index] = frozenset(used)
+            used |= {id(op.ctx) for op, _ in instructions[index].steps}
+    return later
 
 
 def _dead_after(instructions, returned):
