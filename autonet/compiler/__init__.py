@@ -105,10 +105,8 @@ class CompiledStep:
             return self._call(args)
 
     def _call(self, args):
-        if state.observers:
-            if any(isinstance(observer, Tracer) for observer in state.observers):
-                raise CompileError("compiled steps cannot be traced inside another one")
-            return self.step(*args)   # anomaly mode (or another observer): eager, checked
+        if state.observers:   # inside another step's trace (inlined there), or anomaly mode
+            return self.step(*args)   # (eager, checked)
         key = signature(args)
         changes = []
         for program in self.by_signature.get(key, ()):

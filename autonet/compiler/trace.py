@@ -177,6 +177,7 @@ class Tracer(Observer):
         self.argument_tensors = {}   # id(Tensor argument) -> path
         self.modes = {}          # id(module) -> (module, its training flag when first called)
         self.whole_arrays = set()    # ids of the lasting arrays (and their memory) ops read whole
+        self.not_constant = set()    # ids of constructors' arrays made from arrays or tensors
         self.depth = 0           # replayable calls running: what happens inside them, they redo
         self.slots = 0
         self.args = rebuild(args, self._enter)
@@ -370,6 +371,26 @@ class Tracer(Observer):
         raise CompileError(f"{method.__qualname__} returned a {type(result).__name__} inside the "
                            f"compiled step; a replay would not recompute it. Return None from it, "
                            f"or call it outside the step")
+
+    def constructed(self, array, inputs):
+        """A constructor's array is a constant where its inputs are Python values (guarded, or
+        the call signature's); one made from arrays or tensors is not (it is refused where used)."""
+        if self.depth or id(array) in self.not_constant:
+            return
+        if self.refused_constant(inputs):
+            self.not_constant.add(id(array))   # whatever wraps it later (full's fill)
+            self.alive.append(array)
+            return
+        self.known[id(array)] = ("const", array)
+        self.alive.append(array)
+
+    def refused_constant(self, inputs):
+        for _, leaf in leaves(inputs):
+            if isinstance(leaf, (np.ndarray, Tensor, _CallResult)) or devices.is_foreign(leaf):
+                return True
+            if isinstance(leaf, Marked) or self.known.get(id(leaf)):
+                return True
+        return False
 
     def value_read(self, what):
         if self.depth:

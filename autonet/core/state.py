@@ -60,6 +60,9 @@ class Observer:
     def detached(self, tensor, result):
         """``result = tensor.detach()``: a new leaf that shares ``tensor``'s data."""
 
+    def constructed(self, array, inputs):
+        """A constructor (``autonet.zeros``) made ``array`` from the Python values ``inputs``."""
+
     def value_read(self, what):
         """Python is about to see a tensor's values (``item()``, a comparison, ...)."""
 
@@ -88,6 +91,14 @@ def notify(event, *args):
     """Call ``event`` on every observer of this thread."""
     for observer in state.observers:
         getattr(observer, event)(*args)
+
+
+def constructed(array, *inputs):
+    """``array``, made by a constructor from ``inputs`` (shapes, fill values): observers
+    (compile) may take it as a constant where the inputs are."""
+    if state.observers:
+        notify("constructed", array, inputs)
+    return array
 
 
 def is_grad_enabled():
