@@ -3,7 +3,8 @@
 Two identical worlds are built, each with its own globals (the step is made by
 ``exec`` in a fresh namespace), closure cells, module class, model, optimizer,
 containers and arrays. Hypothesis draws a sequence of mutations of that world
-(a global number, flag or function, a closure variable, a module attribute, a
+(a global number, flag or function, a closure variable, a module attribute (read
+by name or by ``getattr``), a user object read through ``obj[i]``, a
 monkeypatched ``forward`` on the instance or on the class, a Dropout's ``p``,
 a dict entry replaced by a new tensor, an optimizer swapped for a subclass
 whose own ``step`` decays the learning rate, a learning rate, an ndarray's
@@ -27,7 +28,7 @@ def make_step(model, opts, factor):
     def step(x):
         h = model(x)
         loss = ((h * scale + table[0] + table[1:].mean()) ** 2).mean()
-        loss = loss + (config["t"] * config["shift"]).sum() + helper(h) * factor
+        loss = loss + (config["t"] * config["shift"]).sum() + helper(h) * factor + h.sum() * bank[1]
         if use_extra:
             loss = loss + (h * table.sum()).mean()
         optimizer = opts["opt"]
@@ -56,6 +57,16 @@ class Decay(SGD):
         super().step()
 
 
+class Bank:
+    """A user object read through syntax (``bank[1]``): its ``__getitem__`` reads ``values``."""
+
+    def __init__(self):
+        self.values = [0.0, 0.5]
+
+    def __getitem__(self, index):
+        return self.values[index]
+
+
 def _world():
     """A fresh world: ``(namespace, state, compiled-or-eager step)``."""
     class Net(nn.Module):
@@ -65,12 +76,13 @@ def _world():
             self.drop = nn.Dropout(0.25, rng=2)
             self.out = nn.Linear(4, 2, rng=3)
             self.alpha = 1.0
+            self.gain = 1.0
 
-        def forward(self, x):
-            return self.out(self.drop(self.hidden(x).tanh())) * self.alpha
+        def forward(self, x):   # gain is read by name at run time: only a Module's walk sees it
+            return self.out(self.drop(self.hidden(x).tanh())) * self.alpha * getattr(self, "gain")
 
     namespace = {"scale": 0.5, "use_extra": False, "helper": _square,
-                 "table": np.array([0.25, -1.0, 2.0]),
+                 "table": np.array([0.25, -1.0, 2.0]), "bank": Bank(),
                  "config": {"t": Tensor(np.ones(2), requires_grad=True), "shift": 1.0}}
     exec(compile(STEP_SOURCE, "<fuzzed step>", "exec"), namespace)
     model = Net()
@@ -82,7 +94,7 @@ def _world():
 
 
 def _plain_forward(self, x):
-    return self.out(self.hidden(x).sigmoid()) * self.alpha
+    return self.out(self.hidden(x).sigmoid()) * self.alpha * self.gain
 
 
 MUTATIONS = {
@@ -91,6 +103,8 @@ MUTATIONS = {
     "global function": lambda w, v: w["namespace"].__setitem__("helper", _absolute if v > 0 else _square),
     "closure": lambda w, v: _set_closure(w["step"], "factor", v),
     "module attribute": lambda w, v: setattr(w["model"], "alpha", v),
+    "module attribute by getattr": lambda w, v: setattr(w["model"], "gain", v),
+    "object read by syntax": lambda w, v: setattr(w["namespace"]["bank"], "values", [v, -v]),
     "dropout p": lambda w, v: setattr(w["model"].drop, "p", abs(v) % 0.9),
     "instance forward": lambda w, v: w["model"].__dict__.__setitem__(
         "forward", _plain_forward.__get__(w["model"])),

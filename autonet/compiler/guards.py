@@ -6,8 +6,9 @@ and on through the attributes, container entries, methods and functions
 reached from there (torch.compile's guards, built without a bytecode tracer).
 What the step's code could read is approximated from the code itself: an
 object's attribute is followed when its name appears in the code of the step
-or of a function reached (``co_names``; a module's ``forward`` and an
-object's ``__call__`` always). Each value found becomes a guard:
+or of a function reached (the names its bytecode loads as attributes; an
+object's ``__call__``, ``__getitem__``, ``__iter__`` and other methods syntax calls
+always; a Module's attributes all). Each value found becomes a guard:
 
 - numbers, strings, bools, None and NumPy scalars: by type and value (floats
   by their bits: -0.0 and NaN are values too);
@@ -42,8 +43,8 @@ from .arguments import describe
 
 _SCALARS = (int, float, bool, str, bytes, complex, type(None))
 _LIBRARY_ROOTS = {"autonet", "numpy"} | set(sys.stdlib_module_names)
-_ALWAYS_READ = ("forward", "__call__", "__iter__", "__len__", "__getitem__", "__contains__",
-                "__enter__", "__exit__", "__bool__")   # called by Module.__call__ or by syntax
+_ALWAYS_READ = ("__call__", "__iter__", "__len__", "__getitem__", "__contains__", "__enter__",
+                "__exit__", "__bool__")   # called by syntax (Module.__call__ reads forward)
 _MODULE_BOOKKEEPING = {"_weak_self", "_path"}
 _MISSING = object()
 _CONTENT_LIMIT = 1 << 16   # bytes of an array guarded by its contents (larger: refused, see check)
