@@ -139,8 +139,9 @@ class _CallResult(float):
 
     def refuse(self, how, *args):
         raise CompileError(
-            f"the step uses the number {self.who} returned ({how}); a replay would keep this "
-            f"call's value. Compute it outside the compiled step, or return what it is made from")
+            f"the step uses the number returned by a replayed call ({self.who}: clip_grad_norm_'s "
+            f"total norm, say) ({how}); a replay would keep this call's value. Compute it outside "
+            f"the compiled step, or leave it unused")
 
 
 def _refusing(name):
@@ -314,7 +315,10 @@ class Tracer(Observer):
             raise CompileError(
                 "the step makes a leaf tensor that requires grad; a replay would deliver its "
                 "gradient to the traced one. Make parameters outside the step.")
-        self.instructions.append(Make(self._new_slot(tensor), self.source(data),
+        source = self.source(data)
+        if source[0] == "const" and isinstance(data, np.ndarray):   # a constructor's: as made,
+            source = ("const", devices.copy(_DATA.__get__(tensor)))   # on its device, kept
+        self.instructions.append(Make(self._new_slot(tensor), source,
                                       _DATA.__get__(tensor).dtype, getattr(data, "shape", None),
                                       getattr(data, "dtype", None)))
 
