@@ -124,29 +124,62 @@ def cache_directory():
 def _compiled(source):
     """The kernel, jitted with numba's on-disk cache: its source is written to a file named by
     its hash, so a later process (or trace) with the same program loads the compiled code.
-    Where the cache cannot be written, the kernel is compiled in memory instead."""
+
+    The file is trusted only when its content is exactly the source it should hold (a
+    truncated, edited or foreign file is written anew, atomically), and only in a directory
+    that is this user's alone (created 0700). Where the cache cannot be used, the kernel is
+    compiled in memory instead."""
     text = _KERNEL_MODULE.format(source=source, helpers=_helpers_digest())
     directory = cache_directory()
-    path = os.path.join(directory, "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24] + ".py")
+    name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24]
     try:
-        if not os.path.exists(path):
-            os.makedirs(directory, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-            with os.fdopen(handle, "w") as file:
-                file.write(text)
-            os.replace(temporary, path)
-        name = "autonet_fused_" + os.path.basename(path)[:-3]
-        module = sys.modules.get(name)
-        if module is None:   # registered first: numba's cache finds the module by name when loading
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = sys.modules[name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+        module = sys.modules.get("autonet_fused_" + name)
+        if module is None:
+            module = _load(_cached_file(directory, name + ".py", text), text, "autonet_fused_" + name)
         return module.kernel
     except OSError:
         namespace = {}
         exec(compile(text.replace("@numba.njit(cache=True)\n", ""), "<autonet.compile fused>", "exec"),
              namespace)
         return require_numba().njit(namespace["kernel"])
+
+
+def _cached_file(directory, filename, text):
+    """The path of ``filename`` in the private ``directory``, holding exactly ``text``."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    status = os.stat(directory)
+    if status.st_mode & 0o022 or (hasattr(os, "getuid") and status.st_uid != os.getuid()):
+        raise PermissionError(f"{directory} is not private to this user; kernels are not cached there")
+    path = os.path.join(directory, filename)
+    try:
+        with open(path, encoding="utf-8") as file:
+            if file.read() == text:
+                return path
+    except (OSError, UnicodeDecodeError):
+        pass   # missing or unreadable: written below
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def _load(path, text, name):
+    """The kernel module from ``text`` (checked to be ``path``'s content), registered first:
+    numba's cache finds the module by name, and the file by the code's file name."""
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__file__ = path
+    sys.modules[name] = module
+    try:
+        exec(compile(text, path, "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _helpers_digest():
