@@ -355,3 +355,21 @@ def test_the_cache_limit_error_says_what_changed_and_what_to_do():
         step(float(k))
     with pytest.raises(CompileError, match=r"8 different call signatures.*Pass numbers that change"):
         step(99.0)
+
+
+@pytest.mark.parametrize("second_order", ["grad", "create_graph"])
+def test_second_order_steps_are_refused_with_a_message_that_says_so(second_order):
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        loss = (w * w * w).sum()
+        if second_order == "grad":
+            (g,) = autonet.grad(loss, [w], create_graph=True)
+        else:
+            loss.backward(create_graph=True)
+            g = w.grad
+        return (g * g).sum()
+
+    with pytest.raises(CompileError, match="second-order step"):
+        step()

@@ -232,8 +232,10 @@ class Tracer(Observer):
         if isinstance(value, Tensor):
             if self.know_births and self.born(value):
                 raise CompileError(
-                    "the step uses a tensor made inside it other than by autonet's ops and "
-                    "Tensor(...); a replay would keep its traced values")
+                    "the step uses a tensor made inside it other than by autonet's ops, "
+                    "constructors and Tensor(...); a replay would keep its traced values. A "
+                    "second-order step (autonet.grad, backward(create_graph=True)) makes such "
+                    "tensors: compile does not replay those yet, run that step eagerly")
             self._guard(value)
             return ("tensor", value)
         if isinstance(value, np.ndarray):
@@ -408,7 +410,9 @@ class Tracer(Observer):
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """Record the plan: which formula runs when, and where each gradient goes."""
         if create_graph or not into_grad:
-            raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
+            raise CompileError("compile does not replay second-order steps or autonet.grad "
+                               "(grad(), create_graph=True) yet; run that step eagerly, or use "
+                               "backward() (retain_graph=True is fine)")
         if any(id(key) not in self.contexts for key in seeds):
             raise CompileError("backward() of a tensor the step did not compute")
         fitted = {(id(node), position) for node, position in fitted}
