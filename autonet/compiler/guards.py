@@ -34,6 +34,7 @@ import builtins
 import dis
 import sys
 import types
+from math import copysign
 
 import numpy as np
 
@@ -93,7 +94,7 @@ class _Builder:
 
     def __init__(self):
         self.names = set(_ALWAYS_READ)
-        self.namespace = {"MISSING": _MISSING}
+        self.namespace = {"MISSING": _MISSING, "copysign": copysign}
         self.checks = []         # (condition, description): the world differs if a condition holds
         self.pending = {}        # variable -> its expression, bound where a condition first uses it
         self.visited = {}        # id -> variable holding the object in the guard function
@@ -163,14 +164,18 @@ class _Builder:
             if not _library(types.SimpleNamespace(__module__=value.__name__)):
                 self.obj(value, held, description)
         elif hasattr(value, "__dict__"):
-            self.fail(f"type({held}) is not {self.constant(kind)}", f"{description} changed class")
-            self.obj(value, held, description)
+            klass = self.constant(kind)
+            self.fail(f"type({held}) is not {klass}", f"{description} changed class")
+            self.obj(value, held, description, klass)
 
     def scalar(self, value, expression, description):
         kind = type(value)
         expression = self.variable(expression)
-        if kind is float:
-            test = f"type({expression}) is not float or {expression}.hex() != {value.hex()!r}"
+        if kind is float:   # by its bits: equal nonzero finite floats have the same bits
+            test = f"type({expression}) is not float or " + (
+                f"{expression} == {expression}" if value != value else
+                f"{expression} != 0.0 or copysign(1.0, {expression}) != {copysign(1.0, value)!r}"
+                if value == 0 else f"{expression} != {self.constant(value)}")
         elif isinstance(value, np.generic):
             test = (f"type({expression}) is not {self.constant(kind)} or "
                     f"{expression}.tobytes() != {value.tobytes()!r}")
@@ -205,7 +210,7 @@ class _Builder:
             self.value(content, f"{self.constant(cell)}.cell_contents",   # a function's cells are its own
                        f"the closure variable {name!r} of {function.__qualname__}")
 
-    def obj(self, value, held, description):
+    def obj(self, value, held, description, klass=None):
         """An object's attributes are followed by name (see attributes); a Module's are
         all followed: its children, settings and tensors are read by its own code."""
         followed = set()
@@ -215,7 +220,7 @@ class _Builder:
                 if name not in _MODULE_BOOKKEEPING:
                     followed.add(name)
                     self.value(part, f"{own}.get({name!r}, MISSING)", f"{description}.{name}")
-        self.objects.append((value, (held, own), description, followed))
+        self.objects.append((value, (held, own, klass or f"type({held})"), description, followed))
 
     def add_names(self, code):
         self.names |= _code_reads(code)[1]
@@ -233,8 +238,10 @@ class _Builder:
                     self.attribute(value, held, description, name)
 
     def attribute(self, value, where, description, name):
-        held, own = where
+        held, own, klass = where
         found = f"{description}.{name}"
+        if isinstance(value, Module) and name in _MODULE_BOOKKEEPING:
+            return
         if name in getattr(value, "__dict__", {}):
             self.value(value.__dict__[name], f"{own}.get({name!r}, MISSING)", found)
             return
@@ -245,9 +252,9 @@ class _Builder:
             return   # a classmethod is made anew on each lookup; a slot or descriptor of a library
         if own is not None:
             self.fail(f"{name!r} in {own}", f"{found} was set on the object")
-        self.value(on_class, f"getattr(type({held}), {name!r}, MISSING)", f"{type(value).__name__}.{name}")
+        self.value(on_class, f"{klass}.{name}", f"{type(value).__name__}.{name}")
         if type(on_class) is property and on_class.fget is not None:
-            self.value(on_class.fget, f"getattr(type({held}), {name!r}).fget",
+            self.value(on_class.fget, f"getattr({klass}, {name!r}).fget",
                        f"{type(value).__name__}.{name} (its getter)")
 
     # ---------------------------------------------------------------- finishing
@@ -279,13 +286,17 @@ class _Builder:
 
     def build(self):
         """``guard(args)``: one expression for the common case (nothing changed), then the
-        checks one by one to say what did."""
+        checks one by one to say what did (a lookup that raises, an attribute deleted, is a
+        difference too)."""
         if not self.checks:
             return (lambda args: None), "nothing"
         fast = "\n        or ".join(f"({condition})" for condition, _ in self.checks)
         lines = [f"    if {condition}: return {description!r}" for condition, description in self.checks]
-        source = (f"def guard(args):\n    if not ({fast}):\n        return None\n"
-                  + "\n".join(lines) + "\n    return None\n")
+        lines = [f"    try:\n    {line}\n    except Exception:\n        return {description!r}"
+                 for line, (_, description) in zip(lines, self.checks)]
+        source = (f"def guard(args):\n    try:\n        if not ({fast}):\n            return None\n"
+                  f"    except Exception:\n        pass   # something read is gone: say what\n"
+                  + "\n".join(lines) + "\n    return 'something the step reads changed'\n")
         namespace = dict(self.namespace)
         exec(builtins.compile(source, "<autonet.compile guards>", "exec"), namespace)
         return namespace["guard"], source
