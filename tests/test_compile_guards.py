@@ -373,3 +373,47 @@ def test_second_order_steps_are_refused_with_a_message_that_says_so(second_order
 
     with pytest.raises(CompileError, match="second-order step"):
         step()
+
+
+def test_attributes_of_slotted_objects_and_properties_are_guarded():
+    class Config:
+        __slots__ = ("gain",)
+
+        def __init__(self):
+            self.gain = 2.0
+
+    class Scaled:
+        def __init__(self):
+            self._scale = 3.0
+
+        @property
+        def scale(self):
+            return self._scale
+
+    config, scaled = Config(), Scaled()
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (w * config.gain * scaled.scale).sum()
+
+    assert step().item() == 12.0
+    config.gain = 5.0
+    assert step().item() == 30.0
+    scaled._scale = 1.0
+    assert step().item() == 10.0
+    assert len(step.programs) == 3
+
+
+def test_containers_nested_too_deep_to_guard_are_refused():
+    chain = []
+    for _ in range(300):
+        chain = [chain]
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (w * len(chain)).sum()
+
+    with pytest.raises(CompileError, match="nested 200 objects deep"):
+        step()

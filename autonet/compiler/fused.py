@@ -133,9 +133,10 @@ def _compiled(source):
     directory = cache_directory()
     name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24]
     try:
-        module = sys.modules.get("autonet_fused_" + name)
+        path = _cached_file(directory, name + ".py", text)
+        module = sys.modules.get("autonet_fused_" + name)   # loaded from the same text before
         if module is None:
-            module = _load(_cached_file(directory, name + ".py", text), text, "autonet_fused_" + name)
+            module = _load(path, text, "autonet_fused_" + name)
         return module.kernel
     except OSError:
         namespace = {}

@@ -41,6 +41,7 @@ import numpy as np
 from ..core.tensor import Tensor
 from ..nn.module import Module
 from .arguments import describe
+from .errors import CompileError
 
 _SCALARS = (int, float, bool, str, bytes, complex, type(None))
 _LIBRARY_ROOTS = {"autonet", "numpy"} | set(sys.stdlib_module_names)
@@ -48,6 +49,7 @@ _ALWAYS_READ = ("__call__", "__iter__", "__len__", "__getitem__", "__contains__"
                 "__exit__", "__bool__")   # called by syntax (Module.__call__ reads forward)
 _MODULE_BOOKKEEPING = {"_weak_self", "_path"}
 _MISSING = object()
+_DEPTH_LIMIT = 200   # objects reached through objects (a linked structure): below Python's recursion
 _CONTENT_LIMIT = 1 << 16   # bytes of an array guarded by its contents (larger: refused, see check)
 
 
@@ -101,6 +103,7 @@ class _Builder:
         self.objects = []        # (object, variable, description, names followed)
         self.arrays = []         # (array, variable, description) for the content guards
         self.keep = []           # every object guarded: their ids must stay theirs
+        self.depth = 0
 
     def constant(self, value):
         name = f"K{len(self.namespace)}"
@@ -126,6 +129,16 @@ class _Builder:
     # ---------------------------------------------------------------- the walk
     def value(self, value, expression, description):
         """Guard ``value``, found at ``expression`` (a fresh lookup on each call)."""
+        self.depth += 1
+        try:
+            if self.depth > _DEPTH_LIMIT:
+                raise CompileError(f"{description} is nested {_DEPTH_LIMIT} objects deep; compile "
+                                   f"cannot guard what the step reads there. Pass it as an argument")
+            self.guard(value, expression, description)
+        finally:
+            self.depth -= 1
+
+    def guard(self, value, expression, description):
         kind = type(value)
         if value is None or kind is bool:
             self.fail(f"{expression} is not {value!r}", f"{description} is no longer {value!r}")
@@ -163,7 +176,7 @@ class _Builder:
         elif kind is types.ModuleType:
             if not _library(types.SimpleNamespace(__module__=value.__name__)):
                 self.obj(value, held, description)
-        elif hasattr(value, "__dict__"):
+        elif hasattr(value, "__dict__") or not _library(kind):   # __slots__ objects too
             klass = self.constant(kind)
             self.fail(f"type({held}) is not {klass}", f"{description} changed class")
             self.obj(value, held, description, klass)
@@ -248,14 +261,20 @@ class _Builder:
         if _lookup_class(type(value), name) is _MISSING:   # not on the class (nor the metaclass's)
             return
         on_class = getattr(type(value), name)
+        if type(on_class) is types.MemberDescriptorType:   # a __slots__ attribute: the object's own
+            if hasattr(value, name):
+                self.value(getattr(value, name), f"{held}.{name}", found)
+            return
+        if type(on_class) is property:   # computed on each read: its getter's code reads
+            self.value(on_class, f"{klass}.{name}", f"{type(value).__name__}.{name}")
+            if on_class.fget is not None:
+                self.value(on_class.fget, f"{klass}.{name}.fget", f"{type(value).__name__}.{name} (its getter)")
+            return
         if type(on_class) is types.MethodType or _library(type(on_class)) and not callable(on_class):
             return   # a classmethod is made anew on each lookup; a slot or descriptor of a library
         if own is not None:
             self.fail(f"{name!r} in {own}", f"{found} was set on the object")
         self.value(on_class, f"{klass}.{name}", f"{type(value).__name__}.{name}")
-        if type(on_class) is property and on_class.fget is not None:
-            self.value(on_class.fget, f"getattr({klass}, {name!r}).fget",
-                       f"{type(value).__name__}.{name} (its getter)")
 
     # ---------------------------------------------------------------- finishing
     def content_guards(self, whole):
