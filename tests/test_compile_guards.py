@@ -417,3 +417,36 @@ def test_containers_nested_too_deep_to_guard_are_refused():
 
     with pytest.raises(CompileError, match="nested 200 objects deep"):
         step()
+
+
+def test_a_layer_added_to_a_model_retraces():
+    def make():
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.first = nn.Linear(2, 2, rng=0)
+
+            def forward(self, x):
+                for name, layer in self.named_children():   # reads its layers by iterating
+                    x = layer(x)
+                return x
+
+        model = Net()
+        optimizer = SGD(model.parameters(), lr=0.1)
+        x = Tensor(np.array([[1.0, -1.0]]))
+
+        def step():
+            loss = (model(x) ** 2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return {"tensors": list(model.parameters()), "model": model}, step
+
+    def grow(state, call):
+        if call == 2:
+            state["model"].second = nn.Linear(2, 2, rng=1)
+
+    compiled = _twins(make, 4, grow)
+    assert len(compiled.programs) == 2

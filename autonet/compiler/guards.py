@@ -228,7 +228,8 @@ class _Builder:
         all followed: its children, settings and tensors are read by its own code."""
         followed = set()
         own = self.variable(f"{held}.__dict__") if hasattr(value, "__dict__") else None
-        if isinstance(value, Module):
+        if isinstance(value, Module):   # a new attribute (a layer, a parameter) is seen too
+            self.fail(f"len({own}) != {len(value.__dict__)}", f"{description} gained or lost attributes")
             for name, part in value.__dict__.items():
                 if name not in _MODULE_BOOKKEEPING:
                     followed.add(name)
