@@ -450,3 +450,27 @@ def test_a_layer_added_to_a_model_retraces():
 
     compiled = _twins(make, 4, grow)
     assert len(compiled.programs) == 2
+
+
+def test_a_large_outside_array_read_in_python_is_refused_one_a_module_keeps_unread_is_not():
+    big = np.ones(20000)
+    w = Tensor(np.ones(2), requires_grad=True)
+    model = nn.Linear(2, 1, rng=0)
+    model.dataset = np.zeros(20000)   # kept on the module, never read by the step
+
+    @autonet.compile
+    def step():
+        return (model(w.reshape(1, 2)) * big[0]).sum()
+
+    step()
+    with pytest.raises(CompileError, match="an ndarray of 160000 bytes.*read by the step in Python"):
+        for _ in range(step.MAX_PROGRAMS):
+            step()
+
+    @autonet.compile
+    def step_without_reads():
+        return model(w.reshape(1, 2)).sum()
+
+    for _ in range(3):
+        step_without_reads()
+    assert len(step_without_reads.programs) == 1

@@ -102,6 +102,7 @@ class _Builder:
         self.visited = {}        # id -> variable holding the object in the guard function
         self.objects = []        # (object, variable, description, names followed)
         self.arrays = []         # (array, variable, description) for the content guards
+        self.module_arrays = {}  # id(ndarray) -> the name a Module holds it under
         self.keep = []           # every object guarded: their ids must stay theirs
         self.depth = 0
 
@@ -233,6 +234,8 @@ class _Builder:
             for name, part in value.__dict__.items():
                 if name not in _MODULE_BOOKKEEPING:
                     followed.add(name)
+                    if isinstance(part, np.ndarray):
+                        self.module_arrays.setdefault(id(part), name)
                     self.value(part, f"{own}.get({name!r}, MISSING)", f"{description}.{name}")
         self.objects.append((value, (held, own, klass or f"type({held})"), description, followed))
 
@@ -284,6 +287,9 @@ class _Builder:
             if id(array) in whole:
                 continue
             if array.nbytes > _CONTENT_LIMIT:
+                kept_as = self.module_arrays.get(id(array))
+                if kept_as is not None and kept_as not in self.names:
+                    continue   # a large array a module keeps, which no code names: not read
                 self.fail("True", f"{description} (an ndarray of {array.nbytes} bytes) is read "
                                   f"by the step in Python")
                 continue
