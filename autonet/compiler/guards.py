@@ -105,15 +105,23 @@ class _Builder:
         self.module_arrays = {}  # id(ndarray) -> the name a Module holds it under
         self.keep = []           # every object guarded: their ids must stay theirs
         self.depth = 0
+        self.constants = {}      # id -> name in the guard function (kept alive by keep)
+        self.written = set()     # conditions already checked
 
     def constant(self, value):
-        name = f"K{len(self.namespace)}"
-        self.namespace[name] = value
-        self.keep.append(value)
+        """The guard function's name for ``value`` (one per object: equal checks read alike)."""
+        name = self.constants.get(id(value))
+        if name is None:
+            name = self.constants[id(value)] = f"K{len(self.namespace)}"
+            self.namespace[name] = value
+            self.keep.append(value)
         return name
 
     def fail(self, condition, description):
-        self.checks.append((self.bind(condition), description))
+        condition = self.bind(condition)
+        if condition not in self.written:   # a class's method, checked once for all its objects
+            self.written.add(condition)
+            self.checks.append((condition, description))
 
     def bind(self, text):
         """``text`` with each variable's first use binding it (``(x := expression)``)."""
