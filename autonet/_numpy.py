@@ -70,18 +70,18 @@ def _ufunc_reduce(ufunc, op):
 
 
 def _tables():
-    """``(ufuncs, ufunc methods, functions)``: the NumPy callables of every registered op."""
-    ufuncs, methods, functions = {}, {}, {}
+    """``(ufunc calls, ufunc methods, functions)``: the NumPy callables of every registered op."""
+    calls, methods, functions = {}, {}, {}
     for entry in entries():
         for numpy_function, handler in entry.numpy.items():
             if isinstance(numpy_function, tuple):
                 ufunc, method = numpy_function
                 methods[numpy_function] = handler or _ufunc_reduce(ufunc, entry.function)
             elif isinstance(numpy_function, np.ufunc):
-                ufuncs[numpy_function] = handler or _ufunc_call(numpy_function, entry.function)
+                calls[numpy_function] = handler or _ufunc_call(numpy_function, entry.function)
             else:
                 functions[numpy_function] = handler or by_name(numpy_function, entry.function)
-    return ufuncs, methods, functions
+    return calls, methods, functions
 
 
 _UFUNCS, _UFUNC_METHODS, _FUNCTIONS = _tables()

@@ -28,33 +28,43 @@ Every input of the trace is classified when it enters (see
 :mod:`autonet.compiler.trace`): an argument of this call (Tensors, ndarrays,
 index arrays and op settings taken from them, at any depth in tuples, lists
 and dicts), a tensor or array that lives across calls (read by reference),
-or a Python constant. Anything else raises ``CompileError``.
+or a Python constant (a constructor's tensor made from Python values too).
+Anything else raises ``CompileError``.
 
-Guards: a call whose arguments differ from a trace's in type, shape, dtype,
-``requires_grad``, the value of a number or string, or the identity of any
-other object, or whose modules are in another ``train()``/``eval()`` mode, is
-traced again (up to ``CompiledStep.MAX_PROGRAMS`` traces per step); tensors read by reference must keep their shape, dtype and
-``requires_grad`` (else ``CompileError``).
+Guards (:mod:`autonet.compiler.guards`): everything the step's code could
+read besides its arguments (globals, closure cells, attributes of the
+objects and modules reached, container entries, methods and functions) is
+recorded before the trace runs: numbers, strings and bools by value,
+containers and functions by identity and their entries, ndarrays by identity,
+shape and dtype (and, where the step took Python values from them, their
+contents), tensors the trace reads by shape, dtype and ``requires_grad``,
+modules by ``train()``/``eval()`` mode; the call's arguments by signature.
+A call that differs is traced again (up to ``CompiledStep.MAX_PROGRAMS``
+traces per step), then ``CompileError`` names the first difference.
 
 Refused (``CompileError``) because a replay could not follow:
 
-- Python reading values while tracing: ``item()``, ``float()``, ``bool()``,
-  comparisons and ``numpy()`` of tensors, and any Python value of an ndarray
-  argument or of ``.data`` / ``.grad`` read by the step's code;
+- data-dependent Python while tracing: ``item()``, ``float()``, ``bool()``,
+  comparisons and ``numpy()`` of tensors, any Python value of an ndarray
+  argument or of ``.data`` / ``.grad`` read by the step's code, and the
+  number a replayed call returned (``clip_grad_norm_``'s norm) put to use;
 - NumPy results handed to autonet: arrays computed from an argument,
   ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
 - NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
-- ``grad()``, ``create_graph``, ``retain_grad``, backward passes reaching
-  tensors computed outside the step, leaves requiring grad made in it, and
-  in-place updates recorded in the graph (outside ``no_grad``).
+- second-order steps (``grad()``, ``create_graph``), ``retain_grad``,
+  backward passes reaching tensors computed outside the step, leaves
+  requiring grad made in it, and in-place updates recorded in the graph
+  (outside ``no_grad``).
 
 On a device (CuPy), where arrays cannot be marked, also refused: arguments
 that are device arrays rather than Tensors, reads of ``.data`` / ``.grad``
 in the step's code, and device arrays that are no Tensor's reaching an op.
 
-Other Python side effects (printing, counters) happen only while tracing.
-Under ``detect_anomaly()`` a compiled step runs eagerly, checked. Calls of one
-compiled step from several threads take turns.
+Python side effects of the step (printing) happen only while tracing (a
+counter or list it changes makes the next call trace again). Under
+``detect_anomaly()`` a compiled step runs eagerly, checked; inside another
+step's trace it is inlined. Calls of one compiled step from several threads
+take turns.
 """
 import functools
 import threading
@@ -67,6 +77,7 @@ from . import fused
 from .arguments import leaves, signature
 from .errors import CompileError
 from .program import Program
+from .guards import World
 from .trace import Tracer, births
 
 __all__ = ["compile", "CompileError", "CompiledStep"]
@@ -90,7 +101,8 @@ class CompiledStep:
     """A traced step: call it like the original; ``programs`` holds its traces."""
 
     MAX_PROGRAMS = 8
-    """Traces kept per step, one per call signature and modules' train()/eval() modes."""
+    """Traces kept per step, one per call signature and Python world (see the guards); set it
+    on a step (``step.MAX_PROGRAMS = 32``) to allow more."""
 
     def __init__(self, step, backend="numpy"):
         self.step = step
@@ -104,31 +116,40 @@ class CompiledStep:
             return self._call(args)
 
     def _call(self, args):
-        if state.observers:
-            if any(isinstance(observer, Tracer) for observer in state.observers):
-                raise CompileError("compiled steps cannot be traced inside another one")
-            return self.step(*args)   # anomaly mode (or another observer): eager, checked
+        if state.observers:   # inside another step's trace (inlined there), or anomaly mode
+            return self.step(*args)   # (eager, checked)
         key = signature(args)
+        changes = []
         for program in self.by_signature.get(key, ()):
-            if program.fits_modes():
+            change = program.fits(args)
+            if change is None:
                 return program.run(args)
+            changes.append(change)
         if len(self.programs) >= self.MAX_PROGRAMS:
             raise CompileError(
-                f"the step was traced for {self.MAX_PROGRAMS} different call signatures already "
-                f"(argument types, shapes, dtypes, requires_grad, number values, modules' "
-                f"train()/eval() modes); pass numbers that change on every call as arrays or "
-                f"Tensors, or compile a new step")
+                f"the step was traced for {self.MAX_PROGRAMS} different call signatures and Python "
+                f"worlds already (CompiledStep.MAX_PROGRAMS), and this call fits none: "
+                + (f"{changes[0]}" if changes else "its arguments differ (types, shapes, dtypes, "
+                   "requires_grad, values of numbers and strings, identity of other objects)")
+                + ". Pass numbers that change on every call as arrays or Tensors, keep values the "
+                  "step reads outside it fixed, or compile a new step")
+        objects = [(path, leaf) for path, leaf in leaves(args)
+                   if not isinstance(leaf, (Tensor, np.ndarray, np.generic, *_VALUES))]
+        world = World(self.step, objects)
         with births() as know_births:
             tracer = Tracer(args, know_births)
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
             instructions, guards, returned, modes = tracer.finish(result)
-        keep = [leaf for _, leaf in leaves(args)
-                if not isinstance(leaf, (Tensor, np.ndarray, int, float, str, bytes, np.generic))]
         program = Program(getattr(self.step, "__name__", "step"), instructions, guards, modes,
-                          returned, frozenset(tracer.argument_tensors.values()), keep)
+                          returned, frozenset(tracer.argument_tensors.values()),
+                          [leaf for _, leaf in objects] + world.keep,
+                          world.finish(tracer.whole_arrays, modes, guards), world.source)
         if self.backend == "fused":
             fused.attach(program)
         self.programs.append(program)
         self.by_signature.setdefault(key, []).append(program)
         return result
+
+
+_VALUES = (int, float, str, bytes, bool, type(None))

@@ -124,29 +124,63 @@ def cache_directory():
 def _compiled(source):
     """The kernel, jitted with numba's on-disk cache: its source is written to a file named by
     its hash, so a later process (or trace) with the same program loads the compiled code.
-    Where the cache cannot be written, the kernel is compiled in memory instead."""
+
+    The file is trusted only when its content is exactly the source it should hold (a
+    truncated, edited or foreign file is written anew, atomically), and only in a directory
+    that is this user's alone (created 0700). Where the cache cannot be used, the kernel is
+    compiled in memory instead."""
     text = _KERNEL_MODULE.format(source=source, helpers=_helpers_digest())
     directory = cache_directory()
-    path = os.path.join(directory, "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24] + ".py")
+    name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24]
     try:
-        if not os.path.exists(path):
-            os.makedirs(directory, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-            with os.fdopen(handle, "w") as file:
-                file.write(text)
-            os.replace(temporary, path)
-        name = "autonet_fused_" + os.path.basename(path)[:-3]
-        module = sys.modules.get(name)
-        if module is None:   # registered first: numba's cache finds the module by name when loading
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = sys.modules[name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+        path = _cached_file(directory, name + ".py", text)
+        module = sys.modules.get("autonet_fused_" + name)   # loaded from the same text before
+        if module is None:
+            module = _load(path, text, "autonet_fused_" + name)
         return module.kernel
     except OSError:
         namespace = {}
         exec(compile(text.replace("@numba.njit(cache=True)\n", ""), "<autonet.compile fused>", "exec"),
              namespace)
         return require_numba().njit(namespace["kernel"])
+
+
+def _cached_file(directory, filename, text):
+    """The path of ``filename`` in the private ``directory``, holding exactly ``text``."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    status = os.stat(directory)
+    if status.st_mode & 0o022 or (hasattr(os, "getuid") and status.st_uid != os.getuid()):
+        raise PermissionError(f"{directory} is not private to this user; kernels are not cached there")
+    path = os.path.join(directory, filename)
+    try:
+        with open(path, encoding="utf-8") as file:
+            if file.read() == text:
+                return path
+    except (OSError, UnicodeDecodeError):
+        pass   # missing or unreadable: written below
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def _load(path, text, name):
+    """The kernel module from ``text`` (checked to be ``path``'s content), registered first:
+    numba's cache finds the module by name, and the file by the code's file name."""
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__file__ = path
+    sys.modules[name] = module
+    try:
+        exec(compile(text, path, "exec"), module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _helpers_digest():
@@ -188,11 +222,19 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
     Python costs about a microsecond to box): fresh ones, so each gradient is handed over
     to ``.grad`` uncopied, as the NumPy replay hands over its own.
     """
+    first_op = next(i for i, instruction in enumerate(program.instructions)
+                    if type(instruction) in (Op, Make, Backward))
     before = [i for i in program.instructions[:cut] if type(i) is Call]
+    late = any(type(i) is Call for i in program.instructions[first_op:cut])
     after = [i for i in program.instructions[cut + 1:] if type(i) is Call]
     lines = ["def replay(args):"]
     inputs = [generator.source(source) for source in kernel.inputs]
-    body = [f"    {generator.call(call)}" for call in before]
+    body = []
+    if late:   # a zero_grad after forward ops runs before the kernel: where the kernel raises,
+        body.append("    kept = grads_of([" + ", ".join(   # the gradients eager mode left are back
+            generator.destination(call.arguments[0]) if call.arguments[0][0] == "object"
+            else generator.source(call.arguments[0]) for call in before if call.arguments) + "])")
+    body += [f"    {generator.call(call)}" for call in before]
     if program.returned is not None:
         value = kernel.values[program.returned[1]]
         body.append(f"    result = empty({value.shape!r}, {generator.bind('dtype', value.dtype)})")
@@ -206,7 +248,11 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
         inputs.append("fuse_step")
         optimizer = generator.bind("optimizer", step.optimizer)
         inputs += [f"{optimizer}.param_groups[{group}][{setting!r}]" for group, setting in step.settings]
-    body.append(f"    kernel({', '.join(inputs)})")
+    if late:
+        body += ["    try:", f"        kernel({', '.join(inputs)})",
+                 "    except BaseException:", "        restore(kept)", "        raise"]
+    else:
+        body.append(f"    kernel({', '.join(inputs)})")
     body += [f"    deliver(grads, {n}, {generator.destination(leaf)}, False)"   # claimed uncopied
              for n, leaf in enumerate(leaves)]
     if step is not None:   # the kernel took the step if it applied; else Python does
@@ -219,10 +265,30 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
     namespace = dict(generator.namespace, kernel=jitted, empty=np.empty, Tensor=Tensor,
-                     deliver=ownership.deliver)
+                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore)
     exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
          namespace)
     return namespace["replay"]
+
+
+def _grads_of(owners):
+    """``(tensor, its .grad)`` for every tensor a ``zero_grad`` of ``owners`` (optimizers,
+    modules, tensors) clears."""
+    kept = []
+    for owner in owners:
+        if isinstance(owner, Tensor):
+            tensors = [owner]
+        elif hasattr(owner, "param_groups"):
+            tensors = [p for group in owner.param_groups for p in group["params"]]
+        else:
+            tensors = list(owner.parameters())
+        kept += [(tensor, tensor.grad) for tensor in tensors]
+    return kept
+
+
+def _restore(kept):
+    for tensor, grad in kept:
+        tensor.grad = grad
 
 
 def _buffer(leaf, generator):

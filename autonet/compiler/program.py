@@ -27,7 +27,6 @@ from ..core.function import as_output_array
 from ..core.state import state
 from ..core.tensor import Tensor, as_array
 from .arguments import describe
-from .errors import CompileError
 
 
 class Op:
@@ -82,8 +81,11 @@ class Backward:
 class Program:
     """A traced step, runnable (``run``) and readable (``listing``)."""
 
-    def __init__(self, name, instructions, guards, modes, returned, argument_tensors, keep):
+    def __init__(self, name, instructions, guards, modes, returned, argument_tensors, keep,
+                 world=None, world_source=""):
         self.name = name
+        self.world = world            # guards on the Python world (see .guards), or None
+        self.world_source = world_source
         self.instructions = instructions
         self.guards = guards          # (tensor, shape, dtype, requires_grad) read by reference
         self.modes = modes            # (module, training): the train()/eval() mode it ran in
@@ -102,26 +104,12 @@ class Program:
         exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
         self.replay = namespace["replay"]
 
-    def check(self):
-        """Raise ``CompileError`` if a tensor read by reference changed shape, dtype or requires_grad."""
-        for tensor, shape, dtype, wants_grad in self.guards:
-            data = tensor.data
-            if data.shape != shape or data.dtype != dtype or tensor.requires_grad != wants_grad:
-                label = repr(tensor.name) if tensor.name else "a tensor"
-                raise CompileError(
-                    f"{label} read by the step is now {data.shape} {data.dtype} with "
-                    f"requires_grad={tensor.requires_grad}; it was {shape} {dtype} with "
-                    f"requires_grad={wants_grad} when traced; compile a new step")
-
-    def fits_modes(self):
-        """True when every module the step called is in the mode it was traced in."""
-        for module, training in self.modes:   # a loop, not all(...): this runs on every call
-            if module.training != training:
-                return False
-        return True
+    def fits(self, args):
+        """None when this call may replay the program, else what changed (the call retraces):
+        the guards of :mod:`.guards`, modules' modes and lasting tensors' metadata included."""
+        return self.world(args)
 
     def run(self, args):
-        self.check()
         previous_mode = state.grad_enabled
         state.grad_enabled = False
         try:
@@ -145,6 +133,8 @@ class Program:
                   for tensor, shape, dtype, wants in self.guards]
         lines += [f"  {type(module).__name__} is in {'train' if training else 'eval'} mode"
                   for module, training in self.modes]
+        lines += ["  the Python world the step reads (see autonet.compiler.guards):",
+                  self.world_source]
         code = ["code:", self.source] + (["fused kernel:", self.fused_source] if self.fused_source else [])
         return "\n".join(lines + code)
 
@@ -219,6 +209,7 @@ class _Generator:
         body = []
         passes = []
         dead = _dead_after(instructions, returned)
+        later = _used_by_later_passes(instructions)
         for index, instruction in enumerate(instructions):
             kind = type(instruction)
             if kind is Op:
@@ -232,7 +223,7 @@ class _Generator:
             elif kind is Call:
                 body.append(f"    {self.call(instruction)}")
             else:
-                function, leaves = self.backward(instruction, len(passes))
+                function, leaves = self.backward(instruction, len(passes), later[index])
                 passes.append(function)
                 body.append(f"    deliver(backward{len(passes) - 1}(), [{', '.join(leaves)}])")
             if index in dead:
@@ -268,8 +259,9 @@ class _Generator:
             lines.append(f"    v{op.slot} = as_output_array({ctx}, v{op.slot})")
         return lines
 
-    def backward(self, instruction, number):
-        """A backward pass as a function returning ``{leaf index: gradient}``.
+    def backward(self, instruction, number, kept):
+        """A backward pass as a function returning ``{leaf index: gradient}``; the saved arrays
+        of the ops in ``kept`` (ids of contexts a later pass uses: ``retain_graph=True``) stay.
 
         Its locals (the formulas' results) are gone once it returns, so each leaf
         gradient's only holder is the dict, and ownership can hand it over uncopied.
@@ -282,7 +274,8 @@ class _Generator:
         for op, targets in instruction.steps:
             ctx = self.bind("c", op.ctx)
             lines.append(f"    r = {self.function(op.fn, 'backward')}({ctx}, g{op.slot})")
-            lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
+            if id(op.ctx) not in kept:
+                lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
             lines.append("    if type(r) is not tuple: r = (r,)")
             for position, target, like in targets:
                 value = f"r[{position}]"
@@ -307,6 +300,16 @@ def _deliver_all(grads, tensors):
     """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
     for index, tensor in enumerate(tensors):
         ownership.deliver(grads, index, tensor, False)
+
+
+def _used_by_later_passes(instructions):
+    """Instruction index of each backward pass -> ids of the contexts a later pass uses."""
+    later, used = {}, set()
+    for index in range(len(instructions) - 1, -1, -1):
+        if type(instructions[index]) is Backward:
+            later[index] = frozenset(used)
+            used |= {id(op.ctx) for op, _ in instructions[index].steps}
+    return later
 
 
 def _dead_after(instructions, returned):

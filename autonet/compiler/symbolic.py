@@ -77,6 +77,24 @@ def _code(writer, value):
     raise NotLowered(f"a {type(value).__name__} operand in a formula")
 
 
+def _square_root(exponent, dtype):
+    """True where NumPy computes ``array ** exponent`` as ``sqrt`` (its scalar exponent 0.5):
+    at -inf and -0.0 that differs from ``pow``, which numba calls (``NotLowered`` where the
+    exponent is only known when the kernel runs)."""
+    if isinstance(exponent, Symbol):
+        if exponent.ndim == 0:
+            raise NotLowered("a power with a 0-d exponent array (NumPy takes the square root "
+                             "where it is 0.5, numba's pow does not)")
+        return False
+    if isinstance(exponent, np.ndarray) and exponent.ndim:
+        return False
+    if float(exponent) != 0.5:
+        return False
+    if np.dtype(dtype).kind != "f":
+        raise NotLowered(f"a square root giving {dtype}")
+    return True
+
+
 def _infer(operation, *args, **kwargs):
     """The shape and dtype of NumPy's result for these operands."""
     with np.errstate(all="ignore"):
@@ -135,6 +153,10 @@ class Symbol:
     def _binary(self, ufunc, left, right):
         shape, dtype = _infer(ufunc, left, right)
         writer = self.writer
+        if ufunc is np.power and isinstance(left, Symbol) and _square_root(right, dtype):
+            if left.dtype != dtype:
+                raise NotLowered(f"a square root of {left.dtype} giving {dtype}")
+            return writer.emit(f"np.sqrt({left.name})", shape, dtype)
         code = f"({_code(writer, left)} {_UFUNCS[ufunc]} {_code(writer, right)})"
         return writer.emit(code, shape, dtype)
 

@@ -63,10 +63,11 @@ class _WatchedSlot:
         if value is None or _is_autonet(sys._getframe(1)):
             return value
         tracer = _tracer()
-        return value if tracer is None else tracer.seen(tensor, self.name, value)
+        return value if tracer is None or tracer.depth else tracer.seen(tensor, self.name, value)
 
     def __set__(self, tensor, value):
-        if not _is_autonet(sys._getframe(1)) and _tracer() is not None:
+        tracer = _tracer()
+        if tracer is not None and not tracer.depth and not _is_autonet(sys._getframe(1)):
             raise CompileError(
                 f"the step sets a tensor's .{self.name} while being traced; a replay would not. "
                 f"Use optimizer.zero_grad() and optimizer steps, autonet ops under no_grad(), or "
@@ -121,6 +122,38 @@ def births():
         tracemalloc.stop()
 
 
+class _CallResult(float):
+    """A number a replayable call returned while tracing: any use of it raises (see call_result)."""
+
+    def __new__(cls, value, who):
+        number = super().__new__(cls, value)
+        number.who = who
+        return number
+
+    def refuse(self, how, *args):
+        raise CompileError(
+            f"the step uses the number returned by a replayed call ({self.who}: clip_grad_norm_'s "
+            f"total norm, say) ({how}); a replay would keep this call's value. Compute it outside "
+            f"the compiled step, or leave it unused")
+
+
+def _refusing(name):
+    def refuse(self, *args):
+        self.refuse(f"{name.strip('_')}")
+    refuse.__name__ = name
+    return refuse
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+              "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__",
+              "__rpow__", "__neg__", "__pos__", "__abs__", "__float__", "__int__", "__bool__",
+              "__round__", "__trunc__", "__floor__", "__ceil__", "__eq__", "__ne__", "__lt__",
+              "__le__", "__gt__", "__ge__", "__str__", "__repr__", "__format__", "__hash__",
+              "__divmod__", "__rdivmod__", "as_integer_ratio", "hex", "is_integer", "conjugate"):
+    setattr(_CallResult, _name, _refusing(_name))
+del _name
+
+
 # ------------------------------------------------------------------ the tracer
 class Tracer(Observer):
     """Collects the events of one eager run of the step (it observes the engine)."""
@@ -137,6 +170,9 @@ class Tracer(Observer):
         self.ops = {}            # slot -> its Op
         self.argument_tensors = {}   # id(Tensor argument) -> path
         self.modes = {}          # id(module) -> (module, its training flag when first called)
+        self.whole_arrays = set()    # ids of the lasting arrays (and their memory) ops read whole
+        self.not_constant = set()    # ids of constructors' arrays made from arrays or tensors
+        self.depth = 0           # replayable calls running: what happens inside them, they redo
         self.slots = 0
         self.args = rebuild(args, self._enter)
 
@@ -189,8 +225,10 @@ class Tracer(Observer):
         if isinstance(value, Tensor):
             if self.know_births and self.born(value):
                 raise CompileError(
-                    "the step uses a tensor made inside it other than by autonet's ops and "
-                    "Tensor(...); a replay would keep its traced values")
+                    "the step uses a tensor made inside it other than by autonet's ops, "
+                    "constructors and Tensor(...); a replay would keep its traced values. A "
+                    "second-order step (autonet.grad, backward(create_graph=True)) makes such "
+                    "tensors: compile does not replay those yet, run that step eagerly")
             self._guard(value)
             return ("tensor", value)
         if isinstance(value, np.ndarray):
@@ -205,7 +243,10 @@ class Tracer(Observer):
                     f"autonet; a replay would reuse its traced values. Make such arrays outside "
                     f"the step or pass them as arguments, and compute with Tensors inside it "
                     f"(Python lists and numbers are taken by value: t[[0, 2]] is fine).")
+            self.whole_arrays.update((id(value), id(devices.memory_root(value))))
             return ("state", value)
+        if isinstance(value, _CallResult):
+            value.refuse("passed to autonet")
         if devices.is_foreign(value):
             raise CompileError(
                 f"the step passes a {devices.device_of(value)} array (shape {value.shape}) that is "
@@ -249,6 +290,8 @@ class Tracer(Observer):
 
     # -------------------------------------------------------------- engine events
     def applied(self, fn, args, kwargs, ctx, arrays, result):
+        if self.depth:
+            return
         inputs = tuple(self.source(arg) for arg in args)
         settings = {key: self.setting(value) for key, value in kwargs.items()}
         slot = self._new_slot(result)
@@ -261,28 +304,43 @@ class Tracer(Observer):
         self.instructions.append(self.ops[slot])
 
     def tensor_made(self, tensor, data):
+        if self.depth:
+            return
         if tensor.requires_grad:
             raise CompileError(
                 "the step makes a leaf tensor that requires grad; a replay would deliver its "
                 "gradient to the traced one. Make parameters outside the step.")
-        self.instructions.append(Make(self._new_slot(tensor), self.source(data),
+        source = self.source(data)
+        if source[0] == "const" and isinstance(data, np.ndarray):   # a constructor's: as made,
+            source = ("const", devices.copy(_DATA.__get__(tensor)))   # on its device, kept
+        self.instructions.append(Make(self._new_slot(tensor), source,
                                       _DATA.__get__(tensor).dtype, getattr(data, "shape", None),
                                       getattr(data, "dtype", None)))
 
     def module_called(self, module):
+        if self.depth:
+            return
         self.modes.setdefault(id(module), (module, module.training))
 
     def detached(self, tensor, result):
+        if self.depth:
+            return
         self.known[id(result)] = self.source(tensor)
         self.alive.append(result)
 
     def in_place(self, tensor, result, recording):
+        if self.depth:
+            return
         if recording:
             raise CompileError("compiled steps support in-place updates only under no_grad()")
         self.instructions.append(Copy(self.source(tensor), self.source(result)))
 
     def called(self, method, args, kwargs):
-        """A replayable side effect; a Tensor argument of the step is found in each call's."""
+        """A replayable side effect; a Tensor argument of the step is found in each call's.
+        A call inside another (``super().step()`` in a subclass's ``step``) is the outer one's."""
+        self.depth += 1
+        if self.depth > 1:
+            return
         def part(value):
             path = self.argument_tensors.get(id(value))
             if path is not None:
@@ -299,16 +357,55 @@ class Tracer(Observer):
         self.instructions.append(Call(method, tuple(part(a) for a in args),
                                       {key: part(value) for key, value in kwargs.items()}))
 
+    def call_returned(self, method):
+        self.depth -= 1
+
+    def call_result(self, method, result):
+        """A number returned by a replayed call (clip_grad_norm_'s norm) would be this call's
+        forever: the step gets a stand-in that refuses to be used."""
+        if result is None or self.depth:
+            return result
+        if type(result) is float:
+            return _CallResult(result, method.__qualname__)
+        raise CompileError(f"{method.__qualname__} returned a {type(result).__name__} inside the "
+                           f"compiled step; a replay would not recompute it. Return None from it, "
+                           f"or call it outside the step")
+
+    def constructed(self, array, inputs):
+        """A constructor's array is a constant where its inputs are Python values (guarded, or
+        the call signature's); one made from arrays or tensors is not (it is refused where used)."""
+        if self.depth or id(array) in self.not_constant:
+            return
+        if self.refused_constant(inputs):
+            self.not_constant.add(id(array))   # whatever wraps it later (full's fill)
+            self.alive.append(array)
+            return
+        self.known[id(array)] = ("const", array)
+        self.alive.append(array)
+
+    def refused_constant(self, inputs):
+        for _, leaf in leaves(inputs):
+            if isinstance(leaf, (np.ndarray, Tensor, _CallResult)) or devices.is_foreign(leaf):
+                return True
+            if isinstance(leaf, Marked) or self.known.get(id(leaf)):
+                return True
+        return False
+
     def value_read(self, what):
+        if self.depth:
+            return
         raise CompileError(
-            f"the step reads a tensor's value in Python ({what}) while being traced; a branch on "
-            f"it could go another way on a later call, which a replay cannot follow. Keep value "
-            f"reads outside the compiled step (use the tensor it returns).")
+            f"the step reads a tensor's value in Python ({what}) while being traced: "
+            f"data-dependent Python cannot be replayed (a branch on it could go another way on a "
+            f"later call). Keep value reads outside the compiled step (use the tensor it returns), "
+            f"or compute with tensor ops (autonet.where instead of if, clamp instead of min/max)")
 
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """Record the plan: which formula runs when, and where each gradient goes."""
         if create_graph or not into_grad:
-            raise CompileError("compiled steps support backward(), not grad() or create_graph=True")
+            raise CompileError("compile does not replay second-order steps or autonet.grad "
+                               "(grad(), create_graph=True) yet; run that step eagerly, or use "
+                               "backward() (retain_graph=True is fine)")
         if any(id(key) not in self.contexts for key in seeds):
             raise CompileError("backward() of a tensor the step did not compute")
         fitted = {(id(node), position) for node, position in fitted}

@@ -39,6 +39,10 @@ class Observer:
     def call_returned(self, method):
         """That method has run (it may have changed ``.data`` and ``.grad`` arrays)."""
 
+    def call_result(self, method, result):
+        """What the caller of that method gets instead of ``result`` (``result`` itself)."""
+        return result
+
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """A backward pass executed ``plan`` from ``seeds`` (key -> gradient).
 
@@ -55,6 +59,9 @@ class Observer:
 
     def detached(self, tensor, result):
         """``result = tensor.detach()``: a new leaf that shares ``tensor``'s data."""
+
+    def constructed(self, array, inputs):
+        """A constructor (``autonet.zeros``) made ``array`` from the Python values ``inputs``."""
 
     def value_read(self, what):
         """Python is about to see a tensor's values (``item()``, a comparison, ...)."""
@@ -84,6 +91,14 @@ def notify(event, *args):
     """Call ``event`` on every observer of this thread."""
     for observer in state.observers:
         getattr(observer, event)(*args)
+
+
+def constructed(array, *inputs):
+    """``array``, made by a constructor from ``inputs`` (shapes, fill values): observers
+    (compile) may take it as a constant where the inputs are."""
+    if state.observers:
+        notify("constructed", array, inputs)
+    return array
 
 
 def is_grad_enabled():
@@ -135,7 +150,12 @@ class enable_grad(_GradMode):
 
 
 def replayable(method):
-    """Mark a method with side effects (zero_grad, an optimizer step) for observers (compile)."""
+    """Mark a method with side effects (zero_grad, an optimizer step) for observers (compile).
+
+    Observers see the call (``called`` / ``call_returned``) and may stand in for its result
+    (``call_result``); ``__replayable__`` tells compile's guards that the method reads the
+    world itself whenever it runs.
+    """
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -143,8 +163,12 @@ def replayable(method):
             return method(*args, **kwargs)
         notify("called", method, args, kwargs)
         try:
-            return method(*args, **kwargs)
+            result = method(*args, **kwargs)
         finally:
             notify("call_returned", method)
+        for observer in state.observers:
+            result = observer.call_result(method, result)
+        return result
 
+    wrapper.__replayable__ = True
     return wrapper

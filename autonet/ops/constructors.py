@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from ..core.state import constructed
 from ..core.tensor import Tensor
 from .registry import register
 
@@ -16,7 +17,8 @@ def _filled(fill, shape, dtype, requires_grad):
         raise TypeError(f"pass the shape as one tuple, ({shape}, {dtype}), not as separate "
                         f"arguments {shape}, {dtype} (the second argument is the dtype)")
     dtype = np.float64 if dtype is None else dtype
-    return Tensor(fill(shape, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+    return Tensor(constructed(fill(shape, dtype=dtype), fill, shape, dtype), dtype=dtype,
+                  requires_grad=requires_grad)
 
 
 @register("constructor")
@@ -73,24 +75,26 @@ def full_like(x, value, dtype=None, requires_grad=False):
 @register("constructor")
 def full(shape, fill_value, dtype=None, requires_grad=False):
     """A tensor of ``fill_value``."""
-    return _filled(lambda shape, dtype: np.full(shape, fill_value, dtype=dtype), shape, dtype,
-                   requires_grad)
+    return _filled(lambda shape, dtype: constructed(np.full(shape, fill_value, dtype=dtype), fill_value),
+                   shape, dtype, requires_grad)
 
 
 @register("constructor")
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     """Evenly spaced values in [start, stop), as ``numpy.arange`` (float64 unless ``dtype``)."""
-    return Tensor(np.arange(start, stop, step), dtype=dtype or np.float64, requires_grad=requires_grad)
+    return Tensor(constructed(np.arange(start, stop, step), start, stop, step), dtype=dtype or np.float64, requires_grad=requires_grad)
 
 
 @register("constructor")
 def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
     """``num`` evenly spaced values from start to stop, as ``numpy.linspace``."""
-    return Tensor(np.linspace(start, stop, num, endpoint=endpoint), dtype=dtype or np.float64,
+    return Tensor(constructed(np.linspace(start, stop, num, endpoint=endpoint), start, stop, num),
+                  dtype=dtype or np.float64,
                   requires_grad=requires_grad)
 
 
 @register("constructor")
 def eye(N, M=None, k=0, dtype=None, requires_grad=False):  # noqa: N803 - numpy's names
     """Ones on the ``k``-th diagonal, as ``numpy.eye``."""
-    return _filled(lambda shape, dtype: np.eye(N, M, k, dtype=dtype), None, dtype, requires_grad)
+    return _filled(lambda shape, dtype: constructed(np.eye(N, M, k, dtype=dtype), N, M, k), None,
+                   dtype, requires_grad)

@@ -30,6 +30,15 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's own ``step`` / ``zero_grad`` is replayable too: a compiled step replays
+        the subclass's method (its learning-rate decay, say), not the base one it calls."""
+        super().__init_subclass__(**kwargs)
+        for name in ("step", "zero_grad"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__replayable__", False):
+                setattr(cls, name, replayable(method))
+
     def add_param_group(self, group):
         """Add a dict with ``params`` and optional hyper-parameter overrides."""
         params = group["params"]
