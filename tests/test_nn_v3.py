@@ -156,3 +156,15 @@ def test_set_state_refuses_what_get_state_did_not_make(bad):
     with pytest.raises(ValueError, match="set_state: state must be a dict from"):
         autonet.random.set_state(bad)
     assert autonet.random.get_state() == state
+
+
+def test_a_linear_layer_on_a_batch_of_sequences_that_needs_no_gradient_trains():
+    """A 3-d input that needs no gradient: the weight is not saved, so its gradient must not
+    read the weight's shape (it crashed with AttributeError); the folded product equals the
+    per-position sum."""
+    layer = nn.Linear(4, 3, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 5, 4))
+    layer(autonet.Tensor(x)).sum().backward()
+    expected = np.ones((2, 5, 3)).reshape(-1, 3).T @ x.reshape(-1, 4)
+    np.testing.assert_allclose(layer.weight.grad, expected, rtol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, np.full(3, 10.0), rtol=1e-12)

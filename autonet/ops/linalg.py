@@ -86,8 +86,8 @@ class Linear(Function):
         if need_weight:
             if x.ndim == 2:
                 grad_weight = grad.T @ x
-            else:               # batches of any rank: fold them into the rows
-                n_out, n_in = weight.shape
+            else:               # batches of any rank: fold them into the rows (the weight
+                n_out, n_in = grad.shape[-1], x.shape[-1]   # itself is not saved when x needs no grad)
                 grad_weight = grad.reshape(-1, n_out).T @ x.reshape(-1, n_in)
         grad_bias = grad if need_bias else None   # summed to (out,) by the engine
         return grad_x, grad_weight, grad_bias
