@@ -217,11 +217,44 @@ def _forward_arrays_left(model, kept):
             if id(_memory_of(a)) not in allowed and _memory_of(a).size > 1]
 
 
-def test_after_backward_no_forward_array_is_reachable_from_the_loss():
+class _LastStep(nn.Module):
+    """An LSTM's (seq, batch, 4) output read at its last step, as class scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(2, 4, num_layers=2, rng=0)
+        self.head = nn.Linear(4, 3, rng=1)
+
+    def forward(self, x):
+        output, _ = self.lstm(x)
+        return self.head(output[-1])
+
+
+class _Attending(nn.Module):
+    """A transformer encoder layer over (batch, seq, 8), its first position as class scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.25,
+                                                  batch_first=True, rng=0)
+        self.head = nn.Linear(8, 3, rng=1)
+
+    def forward(self, x):
+        return self.head(self.encoder(x)[:, 0])
+
+
+# each model, and the shape of a batch of 5 for it
+MODELS = {"cnn": (_small_cnn, (5, 2, 7, 7)), "lstm": (_LastStep, (6, 5, 2)),
+          "attention": (_Attending, (5, 4, 8))}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_after_backward_no_forward_array_is_reachable_from_the_loss(name):
+    make, shape = MODELS[name]
     rng = np.random.default_rng(0)
-    model, losses, batches = _small_cnn(), [], []
+    model, losses, batches = make(), [], []
     for _ in range(3):                                   # a loop that keeps its losses
-        x = Tensor(rng.standard_normal((5, 2, 7, 7)))
+        x = Tensor(rng.standard_normal(shape))
         batches.append(weakref.ref(x.data))
         loss = F.cross_entropy(model(x), rng.integers(0, 3, 5))
         loss.backward()
@@ -244,9 +277,11 @@ def test_after_backward_the_graph_still_names_and_shapes_its_constants():
     assert _memory_of(constant.data).size == 1           # a stand-in, not the batch
 
 
-def test_compiled_steps_keep_no_forward_array_either():
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_compiled_steps_keep_no_forward_array_either(name):
+    make, shape = MODELS[name]
     rng = np.random.default_rng(1)
-    model = _small_cnn()
+    model = make()
     optimizer = SGD(model.parameters(), lr=0.1)
 
     def step(x, labels):
@@ -258,7 +293,7 @@ def test_compiled_steps_keep_no_forward_array_either():
 
     compiled, losses, batches = autonet.compile(step), [], []
     for _ in range(4):
-        x = Tensor(rng.standard_normal((5, 2, 7, 7)))
+        x = Tensor(rng.standard_normal(shape))
         batches.append(weakref.ref(x.data))
         losses.append(compiled(x, rng.integers(0, 3, 5)))
         del x
