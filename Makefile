@@ -25,29 +25,26 @@ $(INSTALLED): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop]'
 	touch $(INSTALLED)
 
+# $(call apt_tool,COMMAND,PACKAGE,WHAT WORKS WITHOUT IT): install a Debian package when its command
+# is missing, as root where apt-get exists; elsewhere say how, and go on without it.
+define apt_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing $(2): apt-get install $(2)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; } \
+	      || echo "warning: could not install $(2); $(3)"; \
+	  else \
+	    echo "$(1) not found; $(3). Install it with: sudo apt-get install $(2) (or your system's package)"; \
+	  fi; }
+endef
+
 # Graphviz's `dot` draws the pictures; everything else works without it.
 graphviz:
-	@command -v dot >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Graphviz: apt-get install graphviz"; \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; } \
-	      || echo "warning: could not install Graphviz; pictures will not be drawn"; \
-	  else \
-	    echo "Graphviz 'dot' not found; pictures will not be drawn. Install it with"; \
-	    echo "  sudo apt-get install graphviz  |  brew install graphviz  |  conda install -c conda-forge graphviz"; \
-	  fi; }
+	$(call apt_tool,dot,graphviz,pictures will not be drawn)
 
 # Debian's chromium runs the explorer's browser tests (through playwright); they skip without it.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Chromium: apt-get install chromium"; \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-	      || echo "warning: could not install Chromium; the explorer's browser tests will be skipped"; \
-	  else \
-	    echo "Chromium not found; the explorer's browser tests will be skipped. Install it with"; \
-	    echo "  sudo apt-get install chromium  |  brew install --cask chromium"; \
-	  fi; }
+	$(call apt_tool,chromium,chromium,the explorer's browser tests will be skipped)
 
 clean:
 	rm -rf $(VENV) *.egg-info xor_graph.svg
