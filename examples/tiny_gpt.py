@@ -13,7 +13,7 @@ show them. ``nn.MultiheadAttention(width, heads, batch_first=True)`` with
 ``attn_mask=`` that mask (or
 ``F.scaled_dot_product_attention(q, k, v, is_causal=True)`` on the heads)
 computes the same thing as one call; examples/char_lstm.py shows the
-library-layer style with ``nn.LSTM``. The README's benchmark times this version.
+library-layer style with ``nn.LSTM``. The benchmark (docs/performance.md) times this version.
 """
 import argparse
 import math

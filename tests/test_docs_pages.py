@@ -1,17 +1,18 @@
-"""Every Python block in the docs pages below runs as written (the README's run in test_docs.py)."""
+"""Every Python block in every docs page runs as written (the README's run in test_docs.py)."""
 import pathlib
 import re
 
 import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
-PAGES = ["func.md", "interop.md"]
+PAGES = sorted(page.name for page in DOCS.glob("*.md") if page.name != "graphs.md")   # graphs.md: test_viz_docs, in order
+GUIDES = {"tensors.md", "models.md", "drawing.md", "compile.md", "devices.md", "func.md", "interop.md"}
 BLOCKS = [(page, number, block) for page in PAGES for number, block in
           enumerate(re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S))]
 
 
-def test_every_page_has_examples():
-    assert {page for page, _, _ in BLOCKS} == set(PAGES)
+def test_every_guide_has_examples():
+    assert GUIDES <= {page for page, _, _ in BLOCKS}
 
 
 @pytest.mark.parametrize("page, number, block", BLOCKS, ids=[f"{p}-{n}" for p, n, _ in BLOCKS])

@@ -253,9 +253,7 @@ def test_a_linear_layers_state_dict_crosses_to_pytorch(tmp_path):
     torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
     import safetensors.torch
     ours = autonet.nn.Linear(3, 2, rng=0)
-    if ours.weight.shape != (2, 3):
-        pytest.skip("Linear.weight still has contract v1's (in, out) layout here; v3's (out, in) "
-                    "is PyTorch's")
+    assert ours.weight.shape == (2, 3)   # (out, in), as PyTorch's
     theirs = torch.nn.Linear(3, 2, dtype=torch.float64)
     path = str(tmp_path / "linear.safetensors")
     autonet.save(ours.state_dict(), path)
