@@ -16,7 +16,8 @@ from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor, value_of
 from .registry import register
-from .shape import GetItem, ScatterAdd, Transpose, _on_device_of, normalize_index, scatter_add
+from .shape import (GetItem, ScatterAdd, Transpose, _on_device_of, normalize_index, refuse_repeats,
+                    scatter_add, written)
 
 
 def along_index(indices, axis, shape, op):
@@ -78,15 +79,13 @@ class Scatter(Function):
     def forward(ctx, a, indices, values, axis, reduce, listed=None):
         index = _on_device_of(along_index(_given(indices, listed, a), axis, a.shape, "scatter"), a)
         values = np.broadcast_to(values, index[axis].shape)   # the indices' broadcast shape
+        if reduce == "replace":
+            refuse_repeats(index, a, "scatter: with reduce='replace', repeated indices would keep "
+                           "only one of their values (and its gradient would be ambiguous); use "
+                           "reduce='add' or distinct indices")
+            return written(ctx, a, index, values)
         out = a.copy()
-        if reduce == "add":
-            np.add.at(out, index, values)
-        else:
-            _refuse_repeats(index, a)
-            out[index] = values
-            kept = np.ones_like(a, dtype=bool)
-            kept[index] = False
-            ctx.save_for_backward(kept)
+        np.add.at(out, index, values)
         ctx.index = index
         return out
 
@@ -94,15 +93,6 @@ class Scatter(Function):
     def backward(ctx, grad):
         kept = value_of(ctx.saved[0]) if ctx.saved else True
         return grad * kept, None, grad[ctx.index]
-
-
-def _refuse_repeats(index, like):
-    hits = devices.zeros(like.shape, np.int64, like)
-    np.add.at(hits, index, 1)
-    if hits.size and hits.max() > 1:
-        raise ValueError("scatter: with reduce='replace', repeated indices would keep only one "
-                         "of their values (and its gradient would be ambiguous); use "
-                         "reduce='add' or distinct indices")
 
 
 class Tril(Function):

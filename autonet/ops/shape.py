@@ -131,23 +131,35 @@ class SetItem(Function):
     def forward(ctx, a, value, index):
         index = as_arrays(index)
         if not _is_basic(index):
-            hits = np.zeros_like(a, dtype=np.int64)
-            np.add.at(hits, _on_device_of(index, a), 1)
-            if hits.size and hits.max() > 1:   # (CuPy's max takes no initial=)
-                raise ValueError("assignment through repeated indices keeps only the last value; "
-                                 "its gradient would be ambiguous")
-        out = a.copy()
-        out[index] = value
-        kept = np.ones_like(a, dtype=bool)
-        kept[index] = False
-        ctx.save_for_backward(kept)
-        ctx.index = index
-        return out
+            refuse_repeats(_on_device_of(index, a), a, "assignment through repeated indices keeps "
+                           "only the last value; its gradient would be ambiguous")
+        return written(ctx, a, index, value)
 
     @staticmethod
     def backward(ctx, grad):
         (kept,) = ctx.saved
         return grad * value_of(kept), grad[ctx.index]
+
+
+def written(ctx, a, index, value):
+    """A copy of ``a`` with ``value`` written at ``index`` (each element at most once); saves
+    which elements kept ``a``'s values, the mask ``a``'s gradient passes through (SetItem,
+    scatter's "replace")."""
+    out = a.copy()
+    out[index] = value
+    kept = np.ones_like(a, dtype=bool)
+    kept[index] = False
+    ctx.save_for_backward(kept)
+    ctx.index = index
+    return out
+
+
+def refuse_repeats(index, like, message):
+    """``ValueError(message)`` when ``index`` selects an element of ``like`` more than once."""
+    hits = devices.zeros(like.shape, np.int64, like)
+    np.add.at(hits, index, 1)
+    if hits.size and hits.max() > 1:   # (CuPy's max takes no initial=)
+        raise ValueError(message)
 
 
 class ScatterAdd(Function):
