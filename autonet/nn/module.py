@@ -41,8 +41,11 @@ class ModuleCall:
 
     def __init__(self, module, args):
         self.module = module
-        self._constants = tuple(weakref.ref(a) for a in args if isinstance(a, (Tensor, np.ndarray))
-                                and not getattr(a, "requires_grad", False))
+        constants = []   # a loop, not a generator: this runs on every module call
+        for a in args:
+            if isinstance(a, (Tensor, np.ndarray)) and not getattr(a, "requires_grad", False):
+                constants.append(weakref.ref(a))
+        self._constants = constants
 
     @property
     def constants(self):

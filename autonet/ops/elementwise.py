@@ -106,9 +106,15 @@ class Pow(Function):
 
 def _same_as_square(a, b):
     """True where ``a ** b`` is ``a * a`` bit for bit: b is 2 and the result keeps a's dtype
-    (an integer ``a`` with the float 2.0 becomes float64, as NumPy's ``**``)."""
-    return isinstance(b, numbers.Number) and b == 2 and (
-        isinstance(b, numbers.Integral) or a.dtype.kind == "f")
+    (an integer ``a`` with the float 2.0 becomes float64, as NumPy's ``**``). Exact type
+    tests, not ``numbers`` ABCs: this runs on every power (others take ``a ** b``, same value)."""
+    if type(b) in _INTEGERS:
+        return b == 2
+    return type(b) in _FLOATS and b == 2 and a.dtype.kind == "f"
+
+
+_INTEGERS = (int, np.int64, np.int32)
+_FLOATS = (float, np.float64, np.float32)
 
 
 class Neg(Function):
@@ -446,8 +452,14 @@ def operand(x, other=None):
 
 
 def operands(a, b):
-    """Both operands of a binary op, lists as arrays (see :func:`operand`)."""
+    """Both operands of a binary op, lists as arrays (see :func:`operand`); on the hot path, so
+    the common case (no list) returns at once."""
+    if type(a) not in _SEQUENCES and type(b) not in _SEQUENCES:
+        return a, b
     return operand(a, b), operand(b, a)
+
+
+_SEQUENCES = (list, tuple)
 
 
 # ------------------------------------------------------------- the ops

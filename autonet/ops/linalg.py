@@ -48,8 +48,8 @@ class MatMul(Function):
             grad_a = column @ b[None, :] if need_a else None
             grad_b = (a.swapaxes(-1, -2) @ column)[..., 0] if need_b else None
         else:
-            grad_a = grad @ b.swapaxes(-1, -2) if need_a else None
-            grad_b = a.swapaxes(-1, -2) @ grad if need_b else None
+            grad_a = grad @ (b.T if b_ndim == 2 else b.swapaxes(-1, -2)) if need_a else None
+            grad_b = (a.T if a_ndim == 2 else a.swapaxes(-1, -2)) @ grad if need_b else None
         # Batch axes that broadcast are summed back by the engine.
         return grad_a, grad_b
 
