@@ -89,6 +89,7 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
     """
     retained = {}
     captured = {}
+    owned = set()   # keys whose gradient this pass summed into a new array: safe to add into in place
     observed = bool(state.observers)
     slow = create_graph or observed
     # Anomaly mode reports bad values itself, naming the op: NumPy stays quiet, sums included.
@@ -101,8 +102,14 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
             grad = grads.pop(node, None)
             if grad is None:            # every formula that could reach it returned None
                 continue
+            owned.discard(node)
             if node.retained is not None or capture:
                 _keep(node, grad, retained, captured, capture)
+            if not slow and node.fn.backward_into is not None and _adds_in_place(routes, owned, grad):
+                node.fn.backward_into(node, grad, grads[routes[0][1]])   # x[t] of a big x: O(slice)
+                if not retain_graph and node.saved:
+                    _release(node)
+                continue
             if slow:   # on Tensors (create_graph), or watched by observers
                 input_grads = _run_formula_slowly(node, grad, create_graph)
             else:      # the fast path: the formula on ndarrays
@@ -112,8 +119,7 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
             if len(input_grads) != len(node.inputs):
                 raise _count_error(node, input_grads)
             if not retain_graph and node.saved:
-                node.saved = RELEASED      # free activations as soon as they are used
-                node.saved_versions = ()
+                _release(node)
             for position, key, shape, dtype in routes:   # each wanted input gradient, fitted, summed
                 input_grad = input_grads[position]
                 if input_grad is None:
@@ -124,7 +130,14 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
                     if fitted is not None:
                         fitted.append((node, position))
                 earlier = grads.get(key)
-                grads[key] = input_grad if earlier is None else accumulate(earlier, input_grad)
+                if earlier is None:
+                    grads[key] = input_grad
+                elif key in owned:
+                    earlier += input_grad
+                else:
+                    grads[key] = accumulate(earlier, input_grad)
+                    if not slow:   # a new ndarray that no formula has seen yet
+                        owned.add(key)
                 if observed:
                     notify("gradient_summed", node, position, grads[key])
     finally:
@@ -192,6 +205,21 @@ def _saved_as_tensor(node, index, array):
     if type(edge) is Context:
         return Tensor._make(array, edge)
     return edge if wanted else Tensor._make(array, None)   # a leaf in the graph, or a constant
+
+
+def _release(node):
+    """Free a node's saved activations as soon as its formula ran."""
+    node.saved = RELEASED
+    node.saved_versions = ()
+
+
+def _adds_in_place(routes, owned, grad):
+    """True when the one input gradient of a node can be added into the pass's own array for
+    that input (``Function.backward_into``), with nothing to fit."""
+    if len(routes) != 1:
+        return False
+    _, key, _, dtype = routes[0]
+    return key in owned and grad.dtype == dtype
 
 
 def accumulate(earlier, grad):

@@ -88,6 +88,10 @@ class Function:
     """Base class for differentiable ops: subclass with ``forward`` and ``backward``."""
 
     name = "function"
+    # Optional ``backward_into(ctx, grad, out)``: add the one input's gradient into ``out`` in
+    # place, where the engine owns that sum already (a slice's gradient costs the slice, not
+    # a zero-filled copy of the whole input; see ``ops.shape.GetItem``).
+    backward_into = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -88,6 +88,14 @@ def scatter_array(values, shape, index):
     return out
 
 
+def add_at(out, values, index):
+    """``out[index] += values`` in place, repeated indices adding up (``np.add.at``)."""
+    if _is_basic(index):
+        out[index] += values
+    else:
+        np.add.at(out, _on_device_of(index, values), values)
+
+
 def _on_device_of(index, values):
     """``index`` with its arrays moved to where ``values`` live."""
     if isinstance(index, tuple):
@@ -120,6 +128,10 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, grad):
         return scatter_add(grad, ctx.in_shape, ctx.index)
+
+    @staticmethod
+    def backward_into(ctx, grad, out):
+        add_at(out, grad, ctx.index)
 
 
 class SetItem(Function):
