@@ -7,15 +7,15 @@ is the submodule behind ``out_proj``, ``linear1`` and ``linear2`` (parameters
 """
 import math
 
+from ..ops.linalg import linear
 from .layers import _uniform
 from ..random import generator
 from .module import Module
 
 
 def affine(x, weight, bias=None):
-    """``x @ weight.T + bias`` (``bias`` may be None)."""
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    """``x @ weight.T + bias`` (``bias`` may be None), one node in the graph."""
+    return linear(x, weight, bias)
 
 
 class Projection(Module):
