@@ -212,11 +212,19 @@ def test_an_lstm_unrolled_over_a_fixed_length_with_dynamic_batch(tmp_path, dtype
     assert [o.name for o in onnx.load(str(tmp_path / "lstm.onnx")).graph.output] == ["logits", "h", "c"]
 
 
-def test_exact_gelu_and_erf_in_float32(tmp_path):
-    # ONNX Runtime has no float64 Erf kernel (docs/interop.md): float32 here
+class Inverses(nn.Module):
+    def forward(self, x):
+        unit = x.tanh()
+        return autonet.arcsin(unit) - autonet.arccos(unit) * autonet.arctan(x) + autonet.erf(x)
+
+
+def test_exact_gelu_erf_and_inverse_trigonometry_in_float32(tmp_path):
+    # ONNX Runtime has no float64 Erf, Asin, Acos or Atan kernels (docs/interop.md): float32 here
     rng = np.random.default_rng(7)
-    model = nn.Sequential(nn.Linear(3, 6, rng=rng), nn.GELU(), nn.LayerNorm(6)).astype(np.float32)
+    model = nn.Sequential(nn.Linear(3, 6, rng=rng), nn.GELU(), nn.LayerNorm(6), Inverses()).astype(np.float32)
     check(model, [normal(rng, (4, 3), np.float32)], tmp_path / "gelu.onnx", np.float32)
+    autonet.onnx.export(model.astype(np.float64), (normal(rng, (4, 3), np.float64),), tmp_path / "gelu64.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "gelu64.onnx")), full_check=True)   # valid ONNX
 
 
 @DTYPES
@@ -340,3 +348,61 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match=r"pip install 'autonet\[onnx\]'"):
         autonet.onnx.export(nn.Linear(2, 2, rng=0), (np.ones((1, 2)),), tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_values_taken_out_of_the_graph_are_refused(tmp_path):
+    class Baked(nn.Module):   # x.data leaves autonet's ops: the graph would keep this batch's values
+        def forward(self, x):
+            return x * autonet.Tensor(x.data[:1])
+
+    class Sliced(nn.Module):  # a slice bound read from the values
+        def forward(self, x):
+            return x[: int(np.argmax(x.data)) + 1]
+
+    class Branchy(nn.Module):  # Python decides on the values
+        def forward(self, x):
+            return x.exp() if x.data[0] > 0 else x.tanh()
+
+    x = np.array([3.0, 1.0, -2.0])
+    refused(ValueError, "depends on the input values outside autonet's ops", tmp_path / "m.onnx", Baked(), (x,))
+    refused(ValueError, r"getitem\) gets other settings", tmp_path / "m.onnx", Sliced(), (x,))
+    refused(ValueError, "step t:0 is exp, then tanh", tmp_path / "m.onnx", Branchy(), (x,))
+
+
+class Everything(nn.Module):
+    """Every mapped op at least once (indexing in its forms), several outputs."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.scale = nn.Parameter(rng.uniform(0.5, 1.5, (3, 4)))
+
+    def forward(self, x, index):
+        a = autonet
+        y = x * self.scale                                               # (N, 3, 4)
+        unit = y.tanh()
+        waves = (-(y.sin() + y.cos()).abs().sqrt() + a.tan(unit) + a.sinh(unit) * a.cosh(unit)
+                 + a.reciprocal(y.exp() + 1.0)
+                 + (y.abs() + 1.0).log() + (y ** 2.0) / 3.0 - y.sigmoid() + y.relu())
+        bounded = a.clip(y, -0.5, 0.5) + a.clip(y, self.scale * -0.1, None) + a.where(np.arange(4) % 2 == 0, y, 2.0 * y)
+        extremes = a.maximum(y, unit) - a.minimum(y, 0.25)
+        mixed = a.einsum("nij,kj,nkj->ni", y, self.scale, unit) + (y @ self.scale.T).softmax(axis=1).sum(axis=2)
+        pieces = a.stack([y[:, 0], y[:, -1, ::-1], a.broadcast_to(y[:, 1, 1:3].mean(axis=-1, keepdims=True), (y.shape[0], 4))],
+                         axis=1)                                           # (N, 3, 4)
+        picked = y[:, [[2, 0], [1, 1]]] + y[:, None, 1, :].transpose().transpose()[:, :, None] - y[..., ::-2].sum(axis=(1, 2))[:, None, None, None]
+        reduced = (a.pad(y, ((0, 0), (1, 2), (0, 1)), constant_values=0.5).prod(axis=(1, 2))
+                   + y.max(axis=1).sum(axis=-1) - y.min() + a.cumsum(y, axis=2)[:, 2, 3] + a.tril(y, -1).sum(axis=(1, 2))
+                   + a.triu(y).sum(axis=(1, 2)))
+        typed = (y * 3.0).astype(np.float16).astype(x.dtype) + y.log_softmax(axis=-1)
+        joined = a.concatenate([waves, bounded, extremes, pieces, typed], axis=1).reshape(y.shape[0], -1)
+        chosen = a.take_along_axis(y, index, axis=2) + a.take_along_axis(y, [[[1], [0], [3]]], axis=-1)
+        return joined, mixed, picked, reduced, chosen
+
+
+@DTYPES
+def test_every_mapped_op_against_autonet(tmp_path, dtype):
+    rng = np.random.default_rng(11)
+    model = Everything(rng).astype(dtype)
+    index = rng.integers(-4, 4, (1, 3, 2))   # taken along the last axis; NumPy wraps negatives
+    check(model, [normal(rng, (2, 3, 4), dtype), index], tmp_path / "all.onnx", dtype,
+          others=[(normal(rng, (5, 3, 4), dtype), rng.integers(-4, 4, (1, 3, 2)))],
+          dynamic_axes={"input_0": {0: "batch"}})

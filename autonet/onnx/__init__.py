@@ -51,6 +51,7 @@ def export(model: Module, example_inputs: tuple, path, input_names=None, output_
     names = _names(input_names, len(arrays), "input")
     onnx = _onnx()
     first = trace.run(model, dict(zip(names, arrays)))
+    _check_values_not_baked(model, names, arrays, first)
     outputs = _names(output_names, len(first.outputs), "output")
     _check_unique(names + outputs, model)
     steps = _needed(first)
@@ -175,6 +176,24 @@ def _traces_per_symbol(model, names, arrays, axes, first):
                              f"{error}); that axis cannot be dynamic") from error
         symbols.append(dims.Symbol(symbol, size, size + 1))
     return symbols, traces
+
+
+def _check_values_not_baked(model, names, arrays, first):
+    """Trace again on the inputs' values rearranged (the same values, so still valid indices):
+    the same ops and constants must come out, or the graph would hold values the forward took
+    from its inputs outside autonet's ops (``x.data``), or Python branched on them."""
+    rolled = [np.roll(array.reshape(-1), 1).reshape(array.shape) for array in arrays]
+    try:
+        again = trace.run(model, dict(zip(names, rolled)))
+    except Exception as error:   # noqa: BLE001 - the forward depends on the values: say so
+        raise ValueError(f"autonet.onnx.export: the forward fails on the example inputs with their "
+                         f"values rearranged ({type(error).__name__}: {error}); it depends on the "
+                         f"values in a way an ONNX graph cannot follow") from error
+    why = dims.difference(first, again, settings=True)
+    if why:
+        raise ValueError(f"autonet.onnx.export: the forward depends on the input values outside "
+                         f"autonet's ops (through .data, or a Python branch): {why}; compute it "
+                         f"with tensor ops so the graph can follow")
 
 
 def _needed(traced: trace.Trace) -> list:

@@ -68,7 +68,7 @@ def merged(traces: list[Trace], symbols: list[Symbol]) -> Trace:
 
 
 def _same_structure(first: Trace, other: Trace, symbol: Symbol):
-    why = _difference(first, other)
+    why = difference(first, other)
     if why:
         raise ValueError(
             f"autonet.onnx.export: the forward changes with the size of dynamic axis "
@@ -76,12 +76,19 @@ def _same_structure(first: Trace, other: Trace, symbol: Symbol):
             f"fixed (leave it out of dynamic_axes)")
 
 
-def _difference(first: Trace, other: Trace) -> str | None:
+def difference(first: Trace, other: Trace, settings: bool = False) -> str | None:
+    """How two traces differ in their ops, outputs or constants (and, with ``settings``, in
+    the ops' settings and shapes), or None."""
     if len(first.steps) != len(other.steps):
         return f"it runs {len(first.steps)} ops, then {len(other.steps)}"
     for a, b in zip(first.steps, other.steps):
         if a.fn is not b.fn:
             return f"step {a.out} is {a.fn.name}, then {b.fn.name}"
+        if settings:
+            try:
+                _merge([(a.args, a.settings, a.shape), (b.args, b.settings, b.shape)], [], a.fn.name)
+            except ValueError:
+                return f"step {a.out} ({a.fn.name}) gets other settings"
     if first.outputs != other.outputs:
         return "it returns other values"
     for name, array in first.initializers.items():
@@ -129,6 +136,8 @@ def _fit(values: list[int], symbols: list[Symbol], where: str):
     base = values[0]
     if all(v == base for v in values):
         return base
+    if len(values) != len(symbols) + 1:   # no symbol to explain the change
+        raise _changes(where, values)
     follows = []
     for symbol, value in zip(symbols, values[1:]):
         if value == base:

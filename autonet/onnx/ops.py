@@ -81,6 +81,21 @@ def _positive_or(g, call, negative: str) -> str:
     return g.node("Where", [g.node("Greater", [a, g.constant(0, call.dtype)]), a, negative], call.out)
 
 
+def _tan(g, call):
+    """``sin / cos`` (ONNX Runtime has no float64 Tan)."""
+    a = tensor(g, call, 0)
+    return g.node("Div", [g.node("Sin", [a]), g.node("Cos", [a])], call.out)
+
+
+def _hyperbolic(combine: str):
+    """``(exp(a) -/+ exp(-a)) / 2``: sinh and cosh (ONNX Runtime has no float64 kernels)."""
+    def mapping(g, call):
+        a = tensor(g, call, 0)
+        both = g.node(combine, [g.node("Exp", [a]), g.node("Exp", [g.node("Neg", [a])])])
+        return g.node("Div", [both, g.constant(2, call.dtype)], call.out)
+    return mapping
+
+
 def _leaky_relu(g, call):
     a = tensor(g, call, 0)
     return _positive_or(g, call, g.node("Mul", [a, g.constant(call.settings["negative_slope"], call.dtype)]))
@@ -94,11 +109,17 @@ def _elu(g, call):
 
 
 def _clip(g, call):
-    """``min(max(a, lo), hi)``, as ``np.clip``; a missing bound is skipped."""
+    """``min(max(a, lo), hi)``, as ``np.clip``; a missing bound is skipped. Number bounds are
+    settings (``Clip``), Tensor bounds inputs (``ClipBetween``)."""
     out = tensor(g, call, 0, call.dtype)
-    for position, op in ((1, "Max"), (2, "Min")):
-        if call.inputs[position] is not None:
-            out = g.node(op, [out, tensor(g, call, position, call.dtype)])
+    for position, name, op in ((1, "lo", "Max"), (2, "hi", "Min")):
+        if len(call.inputs) > position:
+            bound = None if call.inputs[position] is None else tensor(g, call, position, call.dtype)
+        else:
+            value = call.settings[name]
+            bound = None if value is None else g.constant(value, call.dtype)
+        if bound is not None:
+            out = g.node(op, [out, bound])
     return g.node("Identity", [out], call.out)
 
 
@@ -232,8 +253,7 @@ def _index_parts(call: Call) -> list:
     for part in index:
         if part is Ellipsis:
             parts.extend([slice(None)] * (ndim - used))
-        elif isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype == np.bool_ or (
-                isinstance(part, (bool, np.bool_))):
+        elif _is_mask(part):
             raise _unmapped(call, "a boolean mask index")
         else:
             parts.append(part)
@@ -244,9 +264,27 @@ def _index_parts(call: Call) -> list:
     return parts
 
 
+def _is_mask(part) -> bool:
+    return isinstance(part, (bool, np.bool_)) or (
+        isinstance(part, (list, np.ndarray)) and np.asarray(part).dtype == np.bool_)
+
+
 def _unmapped(call: Call, what: str) -> ValueError:
     return ValueError(f"autonet.onnx.export: {call.fn.name} with {what} has no ONNX mapping; "
                       f"index with slices, integers and one integer array")
+
+
+def _take_along_axis(g, call):
+    """GatherElements on ``a`` and the indices both broadcast to the result's shape (NumPy
+    broadcasts them; ONNX does not)."""
+    axis = int(call.settings["axis"]) % len(call.shape)
+    listed = call.settings.get("listed")
+    indices = tensor(g, call, 1, np.int64) if listed is None else g.constant(listed, np.int64, "index")
+    a_shape = list(call.shape)
+    a_shape[axis] = call.shapes[0][axis]
+    a = g.node("Expand", [tensor(g, call, 0), g.ints(a_shape)])
+    indices = g.node("Expand", [indices, g.ints(call.shape)])
+    return g.node("GatherElements", [a, indices], call.out, axis=axis)
 
 
 # ------------------------------------------------------------------ reductions
@@ -361,7 +399,7 @@ MAPPINGS = {
     ew.Neg: _same_op("Neg"), ew.Exp: _same_op("Exp"), ew.Log: _same_op("Log"), ew.Sqrt: _same_op("Sqrt"),
     ew.Abs: _same_op("Abs"), ew.Sin: _same_op("Sin"), ew.Cos: _same_op("Cos"),
     ew.Sigmoid: _same_op("Sigmoid"), ew.Tanh: _same_op("Tanh"), ew.Relu: _same_op("Relu"),
-    ufuncs.Tan: _same_op("Tan"), ufuncs.Sinh: _same_op("Sinh"), ufuncs.Cosh: _same_op("Cosh"),
+    ufuncs.Tan: _tan, ufuncs.Sinh: _hyperbolic("Sub"), ufuncs.Cosh: _hyperbolic("Add"),
     ufuncs.Arcsin: _same_op("Asin"), ufuncs.Arccos: _same_op("Acos"), ufuncs.Arctan: _same_op("Atan"),
     ufuncs.Reciprocal: _same_op("Reciprocal"), activations.Erf: _same_op("Erf"),
     ew.Clip: _clip, ew.ClipBetween: _clip, ew.Where: _where,
@@ -374,7 +412,7 @@ MAPPINGS = {
     reduce.Sum: _reduction("ReduceSum"), reduce.Mean: _reduction("ReduceMean"),
     reduce.Max: _reduction("ReduceMax"), reduce.Min: _reduction("ReduceMin"),
     reduce.Prod: _reduction("ReduceProd"), reduce.Cumsum: _cumsum,
-    indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
+    indexing.TakeAlongAxis: _take_along_axis, indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
     Normalize: _normalize, EmbeddingLookup: _embedding, Windows: _windows, MaxLast: _max_last,
     MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
     DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias,

@@ -60,6 +60,7 @@ class _Recorder(Observer):
     def __init__(self, inputs: dict[str, Tensor], state: dict[str, Tensor]):
         self.trace = Trace()
         self.names: dict[int, str] = {}
+        self.arrays: dict[int, str] = {}         # a named Tensor's array, passed as it is (indices)
         self.alive: list = []                    # keeps ids unique while tracing
         self.state = {id(tensor): key for key, tensor in state.items()}
         self.constants = 0
@@ -68,6 +69,7 @@ class _Recorder(Observer):
 
     def _name(self, tensor, name):
         self.names[id(tensor)] = name
+        self.arrays[id(tensor.data)] = name
         self.alive.append(tensor)
         self.trace.shapes[name] = tuple(tensor.shape)
         self.trace.dtypes[name] = tensor.dtype
@@ -87,7 +89,8 @@ class _Recorder(Observer):
         if isinstance(arg, Tensor):
             return Ref(self.value(arg))
         if isinstance(arg, np.ndarray):
-            return Ref(self.value(Tensor(arg, dtype=arg.dtype)))
+            name = self.arrays.get(id(arg))
+            return Ref(name) if name else Ref(self.value(Tensor(arg, dtype=arg.dtype)))
         return arg
 
     def applied(self, fn, args, kwargs, ctx, arrays, result):
@@ -97,7 +100,7 @@ class _Recorder(Observer):
         self.trace.steps.append(Step(fn, refs, dict(kwargs), name, tuple(result.shape), result.dtype))
 
     def in_place(self, tensor, result, recording):
-        self.names[id(tensor)] = self.names[id(result)]
+        self.names[id(tensor)] = self.arrays[id(tensor.data)] = self.names[id(result)]
         self.alive.append(tensor)
 
     def detached(self, tensor, result):
