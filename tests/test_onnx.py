@@ -212,6 +212,30 @@ def test_an_lstm_unrolled_over_a_fixed_length_with_dynamic_batch(tmp_path, dtype
     assert [o.name for o in onnx.load(str(tmp_path / "lstm.onnx")).graph.output] == ["logits", "h", "c"]
 
 
+class Activations(nn.Module):
+    """nn's activations side by side on one Linear's output (large values too: thresholds)."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.linear = nn.Linear(3, 5, rng=rng)
+        self.layers = nn.ModuleList([
+            nn.Softplus(), nn.Softplus(beta=2.0, threshold=3.0), nn.Hardtanh(-0.5, 0.8), nn.Hardswish(),
+            nn.CELU(0.7), nn.LogSigmoid(), nn.SiLU(), nn.Mish(), nn.ReLU6(), nn.Softsign(), nn.Tanhshrink(),
+            nn.Hardsigmoid(), nn.SELU(), nn.ELU(0.3), nn.LeakyReLU(0.2), nn.GELU("tanh"), nn.Softmax(axis=-1)])
+
+    def forward(self, x):
+        y = self.linear(x) * 10.0
+        return autonet.concatenate([layer(y) for layer in self.layers] + [autonet.logsumexp(y, axis=1, keepdims=True),
+                                   autonet.broadcast_to(autonet.logsumexp(y, axis=(0, 1))[None, None], (y.shape[0], 1))], axis=1)
+
+
+@DTYPES
+def test_activations(tmp_path, dtype):
+    rng = np.random.default_rng(12)
+    model = Activations(rng).astype(dtype)
+    check(model, [normal(rng, (6, 3), dtype)], tmp_path / "act.onnx", dtype)
+
+
 class Inverses(nn.Module):
     def forward(self, x):
         unit = x.tanh()
@@ -281,8 +305,11 @@ def refused(error, match, path, *args, **options):
 def test_an_op_without_a_mapping_is_named_and_no_file_is_left(tmp_path):
     x = np.ones((2, 3))
     refused(ValueError, "Cube has no ONNX mapping", tmp_path / "m.onnx", WithCube(), (x,))
-    log1p = nn.Sequential(nn.Linear(3, 3, rng=0), nn.Softplus())
-    refused(ValueError, r"softplus \(Softplus\) has no ONNX mapping", tmp_path / "m.onnx", log1p, (x,))
+    class Products(nn.Module):
+        def forward(self, x):
+            return autonet.cumprod(x, axis=1)
+
+    refused(ValueError, r"the op cumprod \(Cumprod\) has no ONNX mapping", tmp_path / "m.onnx", Products(), (x,))
 
 
 def test_refusals_of_bad_arguments_leave_no_file(tmp_path):
@@ -395,7 +422,8 @@ class Everything(nn.Module):
         typed = (y * 3.0).astype(np.float16).astype(x.dtype) + y.log_softmax(axis=-1)
         joined = a.concatenate([waves, bounded, extremes, pieces, typed], axis=1).reshape(y.shape[0], -1)
         chosen = a.take_along_axis(y, index, axis=2) + a.take_along_axis(y, [[[1], [0], [3]]], axis=-1)
-        return joined, mixed, picked, reduced, chosen
+        empty = y[:0].reshape(3, 0)   # a real 0 in a shape (ONNX reads 0 as "keep" unless told)
+        return joined, mixed, picked, reduced, chosen, empty
 
 
 @DTYPES
@@ -406,3 +434,21 @@ def test_every_mapped_op_against_autonet(tmp_path, dtype):
     check(model, [normal(rng, (2, 3, 4), dtype), index], tmp_path / "all.onnx", dtype,
           others=[(normal(rng, (5, 3, 4), dtype), rng.integers(-4, 4, (1, 3, 2)))],
           dynamic_axes={"input_0": {0: "batch"}})
+
+
+def test_in_place_updates_are_followed(tmp_path):
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 3, rng=0)
+
+        def forward(self, x):
+            y = self.linear(x)
+            before = y * 1.0     # reads y before the writes
+            y += 1.0
+            y *= x
+            return y - before
+
+    rng = np.random.default_rng(13)
+    check(InPlace(), [rng.standard_normal((4, 3))], tmp_path / "m.onnx", np.float64,
+          others=[(rng.standard_normal((2, 3)),)], dynamic_axes=BATCH)

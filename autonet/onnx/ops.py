@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.function import Function
 from ..func import Alias
+from ..nn import activations as nn_activations
 from ..nn.constants import ConstantLike
 from ..nn.functional import EmbeddingLookup
 from ..nn.masking import CausalKeep, DeadRows, MaskedFill
@@ -106,6 +107,44 @@ def _elu(g, call):
     a, dtype = tensor(g, call, 0), call.dtype
     below = g.node("Sub", [g.node("Exp", [g.node("Min", [a, g.constant(0, dtype)])]), g.constant(1, dtype)])
     return _positive_or(g, call, g.node("Mul", [g.constant(call.settings["alpha"], dtype), below]))
+
+
+def _softplus(g, call):
+    """``log(1 + exp(min(beta a, threshold))) / beta``, and ``a`` where ``beta a > threshold``."""
+    a, const = tensor(g, call, 0), lambda value: g.constant(value, call.dtype)   # noqa: E731
+    beta = const(call.settings.get("beta", 1.0))
+    threshold = const(call.settings.get("threshold", activations._SOFTPLUS_THRESHOLD))
+    scaled = g.node("Mul", [a, beta])
+    soft = g.node("Log", [g.node("Add", [const(1), g.node("Exp", [g.node("Min", [scaled, threshold])])])])
+    return g.node("Where", [g.node("Greater", [scaled, threshold]), a, g.node("Div", [soft, beta])], call.out)
+
+
+def _log_sigmoid(g, call):
+    """``min(a, 0) - log(1 + exp(-|a|))``."""
+    a, const = tensor(g, call, 0), lambda value: g.constant(value, call.dtype)   # noqa: E731
+    tail = g.node("Log", [g.node("Add", [const(1), g.node("Exp", [g.node("Neg", [g.node("Abs", [a])])])])])
+    return g.node("Sub", [g.node("Min", [a, const(0)]), tail], call.out)
+
+
+def _hardtanh(g, call):
+    bounded = g.node("Max", [tensor(g, call, 0), g.constant(call.settings["min_val"], call.dtype)])
+    return g.node("Min", [bounded, g.constant(call.settings["max_val"], call.dtype)], call.out)
+
+
+def _hardswish(g, call):
+    """``a * min(max(a + 3, 0), 6) / 6``."""
+    a, const = tensor(g, call, 0), lambda value: g.constant(value, call.dtype)   # noqa: E731
+    gate = g.node("Min", [g.node("Max", [g.node("Add", [a, const(3)]), const(0)]), const(6)])
+    return g.node("Div", [g.node("Mul", [a, gate]), const(6)], call.out)
+
+
+def _celu(g, call):
+    """``alpha * (exp(min(a, 0) / alpha) - 1)`` below 0."""
+    a, const = tensor(g, call, 0), lambda value: g.constant(value, call.dtype)   # noqa: E731
+    alpha = float(call.settings["alpha"])
+    inner = g.node("Mul", [g.node("Min", [a, const(0)]), const(1.0 / alpha)])
+    below = g.node("Mul", [const(alpha), g.node("Sub", [g.node("Exp", [inner]), const(1)])])
+    return _positive_or(g, call, below)
 
 
 def _clip(g, call):
@@ -296,6 +335,20 @@ def _reduction(onnx_op):
     return mapping
 
 
+def _logsumexp(g, call):
+    """``log(sum(exp(a - shift))) + shift``, the shift the maximum where it is finite, else 0."""
+    a = tensor(g, call, 0, call.dtype)
+    axes = g.ints(_axes(call.settings["axis"], len(call.shapes[0])))
+    largest = g.node("ReduceMax", [a, axes], keepdims=1)
+    finite = g.node("Not", [g.node("Or", [g.node("IsInf", [largest]), g.node("IsNaN", [largest])])])
+    shift = g.node("Where", [finite, largest, g.constant(0, call.dtype)])
+    total = g.node("ReduceSum", [g.node("Exp", [g.node("Sub", [a, shift])]), axes], keepdims=1)
+    out = g.node("Add", [g.node("Log", [total]), shift])
+    if call.settings["keepdims"]:
+        return g.node("Identity", [out], call.out)
+    return g.node("Squeeze", [out, axes], call.out)
+
+
 def _cumsum(g, call):
     axis = call.settings["axis"]
     x = tensor(g, call, 0, call.dtype)
@@ -404,6 +457,8 @@ MAPPINGS = {
     ufuncs.Reciprocal: _same_op("Reciprocal"), activations.Erf: _same_op("Erf"),
     ew.Clip: _clip, ew.ClipBetween: _clip, ew.Where: _where,
     ew.Softmax: _softmax("Softmax"), ew.LogSoftmax: _softmax("LogSoftmax"),
+    activations.Softplus: _softplus, nn_activations.LogSigmoid: _log_sigmoid, nn_activations.Hardtanh: _hardtanh,
+    nn_activations.Hardswish: _hardswish, nn_activations.Celu: _celu, reduce.LogSumExp: _logsumexp,
     activations.LeakyRelu: _leaky_relu, activations.Elu: _elu, activations.Gelu: _gelu,
     linalg.MatMul: _same_op("MatMul"), linalg.Linear: _linear, linalg.Einsum: _einsum,
     shapes.Reshape: _reshape, shapes.Transpose: _transpose, shapes.GetItem: _getitem,
