@@ -23,6 +23,7 @@ onnx = pytest.importorskip("onnx")      # the 'onnx' extra; CI installs it (Make
 ort = pytest.importorskip("onnxruntime")
 
 import autonet.onnx  # noqa: E402
+from autonet.core import device as devices  # noqa: E402
 
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-5}
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -297,9 +298,11 @@ class WithCube(nn.Module):
 
 
 def refused(error, match, path, *args, **options):
+    """The export raises; no file at ``path``, nor a temporary beside it."""
+    before = set(path.parent.iterdir())
     with pytest.raises(error, match=match):
         autonet.onnx.export(*args, path, **options)
-    assert not os.path.exists(path) and not list(path.parent.iterdir())
+    assert not os.path.exists(path) and set(path.parent.iterdir()) == before
 
 
 def test_an_op_without_a_mapping_is_named_and_no_file_is_left(tmp_path):
@@ -452,3 +455,30 @@ def test_in_place_updates_are_followed(tmp_path):
     rng = np.random.default_rng(13)
     check(InPlace(), [rng.standard_normal((4, 3))], tmp_path / "m.onnx", np.float64,
           others=[(rng.standard_normal((2, 3)),)], dynamic_axes=BATCH)
+
+
+def test_a_model_on_a_device_is_traced_there_and_written_from_the_host(tmp_path):
+    import device_double   # tests/device_double.py: a CuPy-like array that refuses host conversion
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((4, 1, 8, 8))
+    host = cnn(rng, np.float64)
+    with device_double.default_device():
+        model = cnn(np.random.default_rng(14), np.float64)
+        model.load_state_dict(host.state_dict())
+        assert devices.is_foreign(model[1].weight.data)
+        autonet.onnx.export(model, (autonet.Tensor(x),), tmp_path / "m.onnx", dynamic_axes=BATCH)
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", [x[:3]])[0], eager(host, [x[:3]])[0], rtol=1e-9, atol=1e-9)
+
+
+def test_dynamic_axes_in_list_form_and_named_output_axes(tmp_path):
+    rng = np.random.default_rng(15)
+    model = nn.Sequential(nn.Linear(3, 2, rng=rng), nn.Tanh())
+    autonet.onnx.export(model, (rng.standard_normal((4, 3)),), tmp_path / "m.onnx", input_names=["x"],
+                        output_names=["y"], dynamic_axes={"x": [0], "y": {0: "rows"}})
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == ["x_dynamic_axes_1", 3]
+    assert session.get_outputs()[0].shape == ["rows", 2]
+    x = rng.standard_normal((7, 3))
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], eager(model, [x])[0], rtol=1e-9, atol=1e-9)
+    refused(ValueError, "follows no dynamic input axis", tmp_path / "n.onnx", model, (x,),
+            dynamic_axes={"output": {1: "width"}})

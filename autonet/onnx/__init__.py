@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.tensor import Tensor
 from ..files import write_atomically
 from ..nn.module import Module
@@ -87,6 +88,8 @@ def _example_arrays(example_inputs) -> list[np.ndarray]:
     arrays = []
     for position, value in enumerate(example_inputs):
         array = value.data if isinstance(value, Tensor) else value
+        if devices.is_foreign(array):
+            array = devices.to_host(array)   # traced on the model's device, written from the host
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
             raise TypeError(f"autonet.onnx.export: example_inputs[{position}] must be a Tensor or a "
                             f"numeric ndarray (integers for indices), not {type(value).__name__}")

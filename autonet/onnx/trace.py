@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core import device as devices
 from ..core.state import Observer, enable_grad, observing
 from ..core.tensor import Tensor
 
@@ -82,7 +83,7 @@ class _Recorder(Observer):
             if name is None:
                 name, self.constants = f"constant:{self.constants}", self.constants + 1
             self._name(tensor, name)
-            self.trace.initializers[name] = np.array(tensor.data)
+            self.trace.initializers[name] = np.array(devices.to_host(tensor.data))
         return name
 
     def argument(self, arg):
@@ -116,11 +117,12 @@ class _Recorder(Observer):
 
 
 def run(model, inputs: dict[str, np.ndarray]) -> Trace:
-    """Trace ``model``'s forward on ``inputs`` (name -> array): eval mode, graph recording on,
-    the model's train flags restored afterwards."""
-    tensors = {name: Tensor(array, dtype=array.dtype) for name, array in inputs.items()}
+    """Trace ``model``'s forward on ``inputs`` (name -> host array, made Tensors on the model's
+    device): eval mode, graph recording on, the model's train flags restored afterwards."""
     state = dict(model.named_parameters())
     state.update(model.named_buffers())
+    device = next((devices.device_of(t.data) for t in state.values()), "cpu")   # the model's
+    tensors = {name: Tensor(array, dtype=array.dtype, device=device) for name, array in inputs.items()}
     modes = [(module, module.training) for module in model.modules()]
     recorder = _Recorder(tensors, state)
     model.eval()
