@@ -482,3 +482,54 @@ def test_dynamic_axes_in_list_form_and_named_output_axes(tmp_path):
     np.testing.assert_allclose(session.run(None, {"x": x})[0], eager(model, [x])[0], rtol=1e-9, atol=1e-9)
     refused(ValueError, "follows no dynamic input axis", tmp_path / "n.onnx", model, (x,),
             dynamic_axes={"output": {1: "width"}})
+
+
+class Layers(nn.Module):
+    """The layers docs/interop.md lists beyond the examples: grouped and 1-d convolutions, pools
+    with ceil_mode and count_include_pad=False, GroupNorm, RNN and GRU, and attention with a
+    boolean mask that leaves one query nothing to attend to."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.grouped = nn.Conv2d(4, 6, 3, padding=1, groups=2, rng=rng)
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        self.maxpool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+        self.norm = nn.GroupNorm(3, 6)
+        self.conv1d = nn.Conv1d(6, 4, 2, stride=1, dilation=2, rng=rng)
+        self.pool1d = nn.MaxPool1d(2)
+        self.rnn = nn.RNN(4, 3, batch_first=True, rng=rng)
+        self.gru = nn.GRU(3, 4, batch_first=True, rng=rng)
+
+    def forward(self, x):
+        x = self.norm(self.grouped(x))                      # (N, 6, 5, 5)
+        x = self.maxpool(self.pool(x))                      # (N, 6, 2, 2)
+        x = self.pool1d(self.conv1d(x.reshape(x.shape[0], 6, 4)).relu())   # (N, 4, 1)
+        seq = autonet.concatenate([x, x * 2.0, x - 1.0], axis=2).transpose(0, 2, 1)   # (N, 3, 4)
+        out, _ = self.gru(self.rnn(seq)[0])                 # (N, 3, 4)
+        keep = np.array([[True, False, True], [False, False, False], [True, True, True]])
+        attended = F.scaled_dot_product_attention(out, out, out, attn_mask=keep)
+        return attended
+
+
+@DTYPES
+def test_more_layers_grouped_convolution_ceil_pools_group_norm_rnn_gru_and_masks(tmp_path, dtype):
+    rng = np.random.default_rng(16)
+    model = Layers(rng).astype(dtype)
+    check(model, [normal(rng, (3, 4, 5, 5), dtype)], tmp_path / "layers.onnx", dtype,
+          others=[(normal(rng, (1, 4, 5, 5), dtype),)], dynamic_axes=BATCH)
+    assert not np.any(eager(model, [normal(rng, (1, 4, 5, 5), dtype)])[0][:, 1])   # the masked row: zeros
+
+
+def test_an_lstm_refuses_a_dynamic_time_axis(tmp_path):
+    rng = np.random.default_rng(17)
+    refused(ValueError, "dynamic axis 'time' .*runs [0-9]+ ops, then [0-9]+", tmp_path / "m.onnx",
+            Sequence(rng), (rng.standard_normal((2, 4, 3)),), dynamic_axes={"input": {1: "time"}})
+
+
+def test_the_tiny_gpt_with_dynamic_batch_and_length(tmp_path):
+    # positions.weight[:T] and mask[:T, :T] slice by the length: bounds read from the input's shape
+    rng = np.random.default_rng(18)
+    model = example("tiny_gpt").TinyGPT(13, width=16, heads=2, layers=1, block=8, seed=3)
+    check(model, [rng.integers(0, 13, (2, 6))], tmp_path / "gpt.onnx", np.float64,
+          others=[(rng.integers(0, 13, (n, t)),) for n, t in ((1, 8), (3, 2), (4, 6))],
+          dynamic_axes={"input": {0: "batch", 1: "length"}})
