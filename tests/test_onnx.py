@@ -482,6 +482,18 @@ def test_dynamic_axes_in_list_form_and_named_output_axes(tmp_path):
     np.testing.assert_allclose(session.run(None, {"x": x})[0], eager(model, [x])[0], rtol=1e-9, atol=1e-9)
     refused(ValueError, "follows no dynamic input axis", tmp_path / "n.onnx", model, (x,),
             dynamic_axes={"output": {1: "width"}})
+    refused(ValueError, r"dynamic_axes\['output'\] names axes \[2\]", tmp_path / "n.onnx", model, (x,),
+            dynamic_axes={"output": {2: "width"}})
+
+
+def test_numbers_that_follow_the_batch_size(tmp_path):
+    class Average(nn.Module):   # divides by the batch size, a Python int in the trace
+        def forward(self, x):
+            return x.sum(axis=0) / x.shape[0] + x * (2 * x.shape[0])
+
+    rng = np.random.default_rng(19)
+    check(Average(), [rng.standard_normal((3, 2))], tmp_path / "m.onnx", np.float64,
+          others=[(rng.standard_normal((n, 2)),) for n in (1, 7)], dynamic_axes=BATCH)
 
 
 class Layers(nn.Module):

@@ -246,6 +246,9 @@ def _model_proto(onnx, traced, steps, inputs, outputs, axes, opset):
 
 def _value_info(helper, name, shape, dtype, named_axes):
     """A graph input or output: its element type and shape, dynamic axes by name."""
+    if any(not -len(shape) <= axis < len(shape) for axis in named_axes):
+        raise ValueError(f"autonet.onnx.export: dynamic_axes[{name!r}] names axes {list(named_axes)} "
+                         f"of a value with {len(shape)} axes")
     entries = []
     for axis, size in enumerate(shape):
         if axis in named_axes or (axis - len(shape)) in named_axes:

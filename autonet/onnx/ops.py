@@ -50,6 +50,9 @@ def tensor(g: Graph, call: Call, position: int, dtype=None) -> str:
     """Input ``position`` as a value name, cast to ``dtype`` (default: as it is); a number
     becomes a constant of ``dtype`` (default: the output's)."""
     value = call.inputs[position]
+    if isinstance(value, Dim):   # a number that follows a dynamic axis (x / x.shape[0])
+        scalar = g.node("Reshape", [g.ints([value]), g.ints([])])
+        return g.node("Cast", [scalar], to=_onnx_type(dtype or call.dtype))
     if not isinstance(value, str):
         return g.constant(value, dtype or call.dtype)
     if dtype is not None and np.dtype(dtype) != call.dtypes[position]:
