@@ -334,7 +334,8 @@ def _reduction(onnx_op):
     def mapping(g, call):
         axes = _axes(call.settings["axis"], len(call.shapes[0]))
         keepdims = int(bool(call.settings["keepdims"]))
-        return g.node(onnx_op, [tensor(g, call, 0, call.dtype), g.ints(axes)], call.out, keepdims=keepdims)
+        return g.node(onnx_op, [tensor(g, call, 0, call.dtype), g.ints(axes)], call.out, keepdims=keepdims,
+                      noop_with_empty_axes=1)   # axis=() reduces nothing, as in NumPy
     return mapping
 
 
