@@ -339,6 +339,30 @@ def _reduction(onnx_op):
     return mapping
 
 
+def _variance(root: bool):
+    """``sum((a - mean)^2) / max(n - ddof, 0)`` over the axes, ``n`` read from the shape at run
+    time; its square root for ``std``."""
+    def mapping(g, call):
+        a, dtype = tensor(g, call, 0, call.dtype), call.dtype
+        axes = g.ints(_axes(call.settings["axis"], len(call.shapes[0])))
+        keepdims = int(bool(call.settings["keepdims"]))
+        centred = g.node("Sub", [a, g.node("ReduceMean", [a, axes], keepdims=1)])
+        squares = g.node("ReduceSum", [g.node("Mul", [centred, centred]), axes], keepdims=keepdims)
+        count = g.node("ReduceProd", [g.node("Gather", [g.node("Shape", [a]), axes]), g.ints([0])], keepdims=0)
+        count = g.node("Sub", [g.node("Cast", [count], to=_onnx_type(dtype)), g.constant(call.settings["ddof"], dtype)])
+        variance = g.node("Div", [squares, g.node("Max", [count, g.constant(0, dtype)])])
+        return g.node("Sqrt" if root else "Identity", [variance], call.out)
+    return mapping
+
+
+def _norm(g, call):
+    """``sqrt(sum(x * x))`` over the axes."""
+    x = tensor(g, call, 0)
+    axes = g.ints(_axes(call.settings["axes"], len(call.shapes[0])))
+    total = g.node("ReduceSum", [g.node("Mul", [x, x]), axes], keepdims=int(bool(call.settings["keepdims"])))
+    return g.node("Sqrt", [total], call.out)
+
+
 def _logsumexp(g, call):
     """``log(sum(exp(a - shift))) + shift``, the shift the maximum where it is finite, else 0."""
     a = tensor(g, call, 0, call.dtype)
@@ -470,7 +494,8 @@ MAPPINGS = {
     shapes.Stack: _stack, shapes.Pad: _pad,
     reduce.Sum: _reduction("ReduceSum"), reduce.Mean: _reduction("ReduceMean"),
     reduce.Max: _reduction("ReduceMax"), reduce.Min: _reduction("ReduceMin"),
-    reduce.Prod: _reduction("ReduceProd"), reduce.Cumsum: _cumsum,
+    reduce.Prod: _reduction("ReduceProd"), reduce.Var: _variance(False), reduce.Std: _variance(True),
+    linalg.Norm: _norm, reduce.Cumsum: _cumsum,
     indexing.TakeAlongAxis: _take_along_axis, indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
     Normalize: _normalize, EmbeddingLookup: _embedding, Windows: _windows, MaxLast: _max_last,
     MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
