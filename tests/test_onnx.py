@@ -314,6 +314,12 @@ def test_an_op_without_a_mapping_is_named_and_no_file_is_left(tmp_path):
 
     refused(ValueError, r"the op cumprod \(Cumprod\) has no ONNX mapping", tmp_path / "m.onnx", Products(), (x,))
 
+    class Dropping(nn.Module):   # dropout applied as an op whatever the mode: random
+        def forward(self, x):
+            return F.dropout(x, 0.5, training=True, rng=0)
+
+    refused(ValueError, r"the op dropout \(Dropout\) has no ONNX mapping", tmp_path / "m.onnx", Dropping(), (x,))
+
 
 def test_refusals_of_bad_arguments_leave_no_file(tmp_path):
     model, x, path = nn.Linear(3, 2, rng=0), np.ones((2, 3)), tmp_path / "m.onnx"

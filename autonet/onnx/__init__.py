@@ -52,12 +52,11 @@ def export(model: Module, example_inputs: tuple, path, input_names=None, output_
     names = _names(input_names, len(arrays), "input")
     onnx = _onnx()
     first = trace.run(model, dict(zip(names, arrays)))
+    for step in _needed(first):
+        mapping_of(step.fn)   # an op without a mapping is named first
     _check_values_not_baked(model, names, arrays, first)
     outputs = _names(output_names, len(first.outputs), "output")
     _check_unique(names + outputs, model)
-    steps = _needed(first)
-    for step in steps:
-        mapping_of(step.fn)
     axes = _dynamic_axes(dynamic_axes, names, outputs, arrays)
     symbols, traces = _traces_per_symbol(model, names, arrays, axes, first)
     merged = dims.merged(traces, symbols)
