@@ -553,3 +553,10 @@ def test_the_tiny_gpt_with_dynamic_batch_and_length(tmp_path):
     check(model, [rng.integers(0, 13, (2, 6))], tmp_path / "gpt.onnx", np.float64,
           others=[(rng.integers(0, 13, (n, t)),) for n, t in ((1, 8), (3, 2), (4, 6))],
           dynamic_axes={"input": {0: "batch", 1: "length"}})
+
+
+def test_the_notebook_models(tmp_path):
+    rng = np.random.default_rng(20)
+    for model in (autonet.models.Perceptron(rng=1), autonet.models.TwoLayerNNClassifier(rng=2)):
+        check(model, [rng.integers(0, 2, (4, 3)).astype(np.float64)], tmp_path / "notebook.onnx", np.float64,
+              others=[(rng.standard_normal((9, 3)),)], dynamic_axes=BATCH)
