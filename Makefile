@@ -22,7 +22,7 @@ ops-page: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop,onnx]'
 	touch $(INSTALLED)
 
 # $(call apt_tool,COMMAND,PACKAGE,WHAT WORKS WITHOUT IT): install a Debian package when its command

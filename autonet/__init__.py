@@ -21,7 +21,7 @@ from .debug.anomaly import detect_anomaly
 from .debug.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .serialization import load, save
 from .interop import from_dlpack
-from . import cuda, data, func, nn, optim, models, random, viz  # noqa: E402 - features after the core
+from . import cuda, data, func, nn, onnx, optim, models, random, viz  # noqa: E402 - features after the core
 from .random import manual_seed  # noqa: E402 - PyTorch's spelling of autonet.random.seed
 from .compiler import CompileError, compile  # noqa: E402,A004
 
@@ -52,7 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "Context", "detect_anomaly", "no_grad", "enable_grad", "is_grad_enabled", "grad",
     "gradcheck", "gradgradcheck", "GradcheckError", *_OPS,
-    "save", "load", "from_dlpack", "cuda", "data", "func", "nn", "optim", "models", "random",
+    "save", "load", "from_dlpack", "cuda", "data", "func", "nn", "onnx", "optim", "models", "random",
     "manual_seed", "viz", "compile",
     "CompileError",
 ]

@@ -19,5 +19,7 @@ def test_every_guide_has_examples():
 def test_docs_page_block_runs(page, number, block, tmp_path, monkeypatch):
     if page == "interop.md" and "safetensors" in block:
         pytest.importorskip("safetensors", reason="the 'interop' extra is not installed")
+    if page == "interop.md" and "autonet.onnx" in block:
+        pytest.importorskip("onnxruntime", reason="the 'onnx' extra is not installed")
     monkeypatch.chdir(tmp_path)
     exec(compile(block, f"docs/{page} block {number}", "exec"), {"__name__": "docs"})

@@ -18,7 +18,7 @@ LAYERS = [
     ("ops", ("autonet.ops",)),
     ("methods", ("autonet._methods", "autonet._numpy")),
     ("features", ("autonet.nn", "autonet.optim", "autonet.debug", "autonet.compiler",
-                  "autonet.func", "autonet.interop", "autonet.files",
+                  "autonet.func", "autonet.interop", "autonet.files", "autonet.onnx",
                   "autonet.viz", "autonet.serialization", "autonet.testing", "autonet.notebook",
                   "autonet.data", "autonet.cuda")),
     ("applications", ("autonet.models",)),

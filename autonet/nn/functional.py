@@ -584,7 +584,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (as PyTorch)")
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"{op}: dropout_p must lie in [0, 1], not {dropout_p}")
-    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else float(scale)
+    scale = float(1.0 / np.sqrt(q.shape[-1])) if scale is None else float(scale)   # a Python float keeps float32
     scores = (q @ k.swapaxes(-1, -2)) * scale
     if attn_mask is not None:
         mask = masking.as_mask(attn_mask, q.dtype, "attn_mask", op)
