@@ -107,6 +107,8 @@ def test_habits_that_keep_numpys_meaning_give_numpys_answer_and_are_on_the_page(
         "t.sort(1)": (t.sort(1), np.sort(a, 1)),
         "t.repeat(2, 1)": (t.repeat(2, 1), a.repeat(2, 1)),
         "t.std()": (t.std(), a.std()), "t.var(1, True)": (t.var(1, True), a.var(1, keepdims=True)),
+        "t.median()": (t.median(), np.median(a)),
+        "autonet.pad(x, (1, 1))": (autonet.pad(t, (1, 1)), np.pad(a, (1, 1))),
     }
     for call, (ours, numpys) in kept.items():
         assert f"`{call}`" in FROM_PYTORCH, f"{call} is not listed on docs/from_pytorch.md"
