@@ -1,5 +1,6 @@
 """The documentation site builds in strict mode (a broken link, a page left out of the nav or a
 docstring mkdocstrings cannot render fails), and the API reference lists every public name."""
+import html
 import os
 import pathlib
 import re
@@ -10,6 +11,7 @@ import pytest
 
 import autonet.nn
 import autonet.optim
+from autonet.ops.registry import entries
 from autonet.optim import lr_scheduler
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -26,6 +28,9 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     assert build.returncode == 0, build.stdout + build.stderr
     reference = (tmp_path / "site" / "api" / "nn" / "index.html").read_text()
     assert 'id="autonet.nn.Linear"' in reference   # mkdocstrings rendered the docstrings
+    ops = html.unescape(re.sub(r"<[^>]+>", "", (tmp_path / "site" / "api" / "ops" / "index.html").read_text()))
+    missing = [entry.name for entry in entries() if f"{entry.name}(" not in ops]
+    assert not missing, f"ops without a signature on docs/api/ops.md: {missing}"
 
 
 def documented(page):
