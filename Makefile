@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench graphviz chromium clean ops-page
+.PHONY: demo test bench docs graphviz chromium clean ops-page
 
 demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
@@ -16,13 +16,17 @@ bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"
 	$(PY) benchmarks/run.py
 
+# The documentation site (mkdocs.yml): strict, so a broken link or reference fails; into site/.
+docs: $(INSTALLED)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 # docs/ops.md is generated from the op registry (tests/test_registry.py checks it).
 ops-page: $(INSTALLED)
 	$(PY) -c "import autonet; from autonet.ops.registry import reference; print(reference(), end='')" > docs/ops.md
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop,onnx]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop,onnx,docs]'
 	touch $(INSTALLED)
 
 # $(call apt_tool,COMMAND,PACKAGE,WHAT WORKS WITHOUT IT): install a Debian package when its command

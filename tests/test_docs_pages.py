@@ -6,7 +6,8 @@ import pytest
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(page.name for page in DOCS.glob("*.md") if page.name != "graphs.md")   # graphs.md: test_viz_docs, in order
-GUIDES = {"tensors.md", "models.md", "drawing.md", "compile.md", "devices.md", "func.md", "interop.md"}
+GUIDES = {"tensors.md", "models.md", "drawing.md", "compile.md", "devices.md", "func.md", "interop.md",
+          "index.md", "from_pytorch.md", "from_numpy.md", "training.md", "custom_ops.md"}
 BLOCKS = [(page, number, block) for page in PAGES for number, block in
           enumerate(re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), flags=re.S))]
 

@@ -42,6 +42,20 @@ def check_kind(dtype):
         raise TypeError(f"Tensor data must be real numbers, got {kind} data (dtype {dtype})")
 
 
+class ElementCount(int):
+    """``Tensor.size``: an int in every respect, except that calling it (PyTorch's
+    ``t.size()`` / ``t.size(d)``) raises a ``TypeError`` naming NumPy's meaning and the fix."""
+
+    __slots__ = ()
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Tensor.size is NumPy's element count (the int {int(self)}), not PyTorch's "
+                        "size(): use t.shape for the shape, t.shape[d] for one axis' length")
+
+    def __reduce__(self):   # pickles as a plain int
+        return int, (int(self),)
+
+
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
@@ -102,7 +116,8 @@ class Tensor:
 
     @property
     def size(self):
-        return self.data.size
+        """The number of elements, NumPy's ``size`` (an int; calling it explains PyTorch's ``size()``)."""
+        return ElementCount(self.data.size)
 
     @property
     def dtype(self):
