@@ -20,6 +20,10 @@ def normalize_axis(axis, ndim):
     axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
     normalized = []
     for a in axes:
+        if isinstance(a, Tensor) or isinstance(axis, Tensor):
+            raise TypeError("axis must be None, an int or a tuple of ints, not a Tensor: the "
+                            "elementwise max(a, b) / min(a, b) of PyTorch are maximum(a, b) and "
+                            "minimum(a, b) here (max and min reduce, as NumPy's)")
         a = operator.index(a)   # 1.5 is a TypeError, as in NumPy, not axis 1
         if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(a, ndim)
