@@ -25,6 +25,7 @@ second pass runs only the formulas on a path to ``u`` (:class:`_Toward`).
 ``H v`` because a Hessian is symmetric.
 """
 import functools
+import math
 import numbers
 import operator
 
@@ -35,6 +36,9 @@ from .core.backward import Plan, execute, grad as autograd, initial_gradient, ke
 from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled, state
 from .core.tensor import Tensor
+from .ops.elementwise import (Abs, Add, Cos, Div, Exp, Expm1, Log, Log1p, Mul, Neg, Sigmoid, Sin,
+                              Sqrt, Sub, Tanh)
+from .ops.linalg import MatMul
 from .ops.shape import stack
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp"]
@@ -378,10 +382,89 @@ def jacrev(f, argnums=0):
     @functools.wraps(f)
     def jacrev_f(*args, **kwargs):
         call = _Call(f, args, kwargs, _positions(argnums, len(args), "jacrev"), False, "jacrev")
-        jacobians = [_assemble(call, output, _rows(call, output), rows=True)
+        jacobians = [_all_rows_at_once(call, output) or _assemble(call, output, _rows(call, output), rows=True)
                      for output in call.outputs]
         return _structured(call, jacobians, argnums)
     return jacrev_f
+
+
+# Ops whose formulas are written with broadcasting alone (``grad * out``, ``grad @ b.T`` on the
+# last two axes), so a gradient with one more leading axis, one row per seed, gives each row's
+# result: jacrev runs them for many output elements at once (torch.func's vmap of a vjp).
+_ROW_SAFE = frozenset({Add, Sub, Mul, Div, Neg, Exp, Log, Sqrt, Abs, Sin, Cos, Log1p, Expm1, Sigmoid,
+                       Tanh, MatMul})
+_ROWS_BUDGET = 1 << 21   # elements of the largest gradient of one batch of rows (16 MiB in float64)
+
+
+def _all_rows_at_once(call, output):
+    """Each variable's Jacobian for ``output`` from reverse passes that carry many seeds at once,
+    as rows of one gradient; None where that is not shown right by construction (an op not in
+    ``_ROW_SAFE`` on the way, a linked graph, a device array), and the caller goes row by row."""
+    if (call.linked or not output.requires_grad or state.observers or output.size == 0
+            or type(output.data) is not np.ndarray):
+        return None
+    passes = _Toward((output,), call.variables)
+    if not all(_row_safe(node) for node in passes.plan.nodes):
+        return None
+    widest = max([output.size] + [math.prod(shape) for routes in passes.plan.routes
+                                  for _, _, shape, _ in routes])
+    seeds = np.eye(output.size, dtype=output.dtype)
+    step = max(1, _ROWS_BUDGET // max(widest, 1))
+    blocks = [_rows_of(passes, output, seeds[start:start + step]) for start in range(0, output.size, step)]
+    if any(block is None for block in blocks):
+        return None
+    jacobians = []
+    for j, variable in enumerate(call.variables):
+        parts = [block[j] for block in blocks]
+        rows = None if any(p is None for p in parts) else np.concatenate(parts)
+        array = (np.zeros(output.shape + variable.shape, variable.dtype) if rows is None
+                 else rows.reshape(output.shape + variable.shape))
+        jacobians.append(call.result(Tensor._make(array, None)))
+    return jacobians
+
+
+def _row_safe(node):
+    """True for an op of ``_ROW_SAFE``, except an inner product of two vectors (its 0-d gradient
+    would meet the vectors as ``grad * b``, rows against elements)."""
+    return node.fn in _ROW_SAFE and not (node.fn is MatMul and node.ndims == (1, 1))
+
+
+def _rows_of(passes, output, seeds):
+    """One reverse pass of ``passes`` for the seeds in the rows of ``seeds``: per variable, its
+    gradients as rows (None where none arrives); None if a formula broke the row form."""
+    count = len(seeds)
+    grads = {key_of(output): seeds.reshape((count,) + output.shape)}
+    for node, routes in zip(passes.plan.nodes, passes.plan.routes):
+        grad = grads.pop(node, None)
+        if grad is None:
+            continue
+        input_grads = node.fn.backward(node, grad)
+        input_grads = input_grads if type(input_grads) is tuple else (input_grads,)
+        for position, key, shape, dtype in routes:
+            if input_grads[position] is None:
+                continue
+            rows = _fit_rows(input_grads[position], count, shape, dtype)
+            if rows is None:
+                return None
+            grads[key] = rows if key not in grads else grads[key] + rows
+    return [grads.get(variable) for variable in passes.leaves]
+
+
+def _fit_rows(grad, count, shape, dtype):
+    """``grad`` (one row per seed, then the op's broadcast shape) summed to ``(count,) + shape``;
+    None if it is not of that form."""
+    grad = np.asarray(grad)
+    if grad.ndim < 1 + len(shape) or grad.shape[0] != count:
+        return None
+    extra = grad.ndim - 1 - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(1, 1 + extra)))
+    axes = tuple(1 + i for i, n in enumerate(shape) if n == 1 and grad.shape[1 + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape[1:] != tuple(shape):
+        return None
+    return grad.astype(dtype, copy=False)
 
 
 def _rows(call, output):
