@@ -29,7 +29,8 @@ os.environ.setdefault("AUTONET_CACHE_DIR", str(pathlib.Path(__file__).resolve().
 ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training",
                    "test_autograd", "test_tensor", "test_inplace", "test_serialization",
                    "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check",
-                   "test_viz", "test_dtypes", "test_ownership", "test_testing")
+                   "test_viz", "test_dtypes", "test_ownership", "test_testing", "test_random", "test_data_loader",
+                   "test_pytorch_spellings")
 
 
 def pytest_generate_tests(metafunc):

@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 import autonet
 import autonet.nn as nn
 import autonet.nn.functional as F
+from autonet import Tensor
 from autonet.testing import arrays, assert_gradients_match, tensors
 
 REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}
@@ -98,3 +99,21 @@ def test_targets_may_be_lists_arrays_or_tensors():
                                                            autonet.Tensor([0.0, 1.0]))]
     assert values[0] == values[1] == values[2]
     assert nn.CrossEntropyLoss()(autonet.Tensor(np.eye(2)), autonet.Tensor([0, 1])).item() > 0
+
+
+@pytest.mark.host_only("host targets and labels with device inputs: refused on a device")
+def test_new_losses_match_their_formulas():
+    rng = np.random.default_rng(8)
+    x, t = rng.normal(size=(6, 4)) * 2, rng.normal(size=(6, 4)) * 2
+    d = x - t
+    assert np.isclose(nn.L1Loss()(Tensor(x), t).item(), np.abs(d).mean())
+    huber = np.where(np.abs(d) < 1.5, 0.5 * d * d, 1.5 * (np.abs(d) - 0.75))
+    assert np.isclose(nn.HuberLoss(reduction="sum", delta=1.5)(Tensor(x), t).item(), huber.sum())
+    labels = np.array([0, 3, 1, 2, 3, 0])
+    log_probs = x - np.log(np.exp(x).sum(1, keepdims=True))
+    assert np.isclose(nn.NLLLoss()(Tensor(log_probs), labels).item(), -log_probs[np.arange(6), labels].mean())
+    for loss in (lambda x: F.l1_loss(x, t), lambda x: F.huber_loss(x, t, delta=1.5),
+                 lambda x: F.nll_loss(x, labels, reduction="none")):
+        assert_gradients_match(loss, Tensor(x, requires_grad=True))
+    with pytest.raises(ValueError, match="lie in"):
+        F.nll_loss(Tensor(log_probs), np.array([0, 1, 2, 3, 4, 0]))

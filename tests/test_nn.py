@@ -1,12 +1,14 @@
-"""nn: Module discovery and naming, Linear, activations, init, state dicts."""
+"""nn: Module discovery and naming, Linear, activations, init, state dicts, modules' bookkeeping."""
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import autonet
 import autonet.nn as nn
+from autonet import Tensor
+from autonet.core import device as devices
 from autonet.testing import assert_gradients_match, tensors
 
 
@@ -186,3 +188,73 @@ def test_load_refuses_object_arrays_and_save_refuses_them(tmp_path):
     with pytest.raises(TypeError):
         autonet.save({"weight": np.array(["text"])}, tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+# ----------------------------------------------------------------- module bookkeeping
+def test_a_parameter_replaces_a_buffer_as_in_pytorch():
+    module = nn.Module()
+    module.register_buffer("scale", np.ones(2))
+    module.scale = nn.Parameter(np.ones(2))
+    assert [n for n, _ in module.named_parameters()] == ["scale"]
+    assert list(module.named_buffers()) == []
+
+
+def test_a_buffer_takes_a_tensor_or_none_only():
+    module = nn.Module()
+    module.register_buffer("count", np.zeros(1))
+    with pytest.raises(TypeError, match="buffer 'count'"):
+        module.count = np.ones(1)
+    module.count = None
+    assert list(module.state_dict()) == []
+    module.count = Tensor([3.0])
+    assert list(module.state_dict()) == ["count"]
+
+
+def test_a_module_cannot_contain_itself():
+    outer = nn.Sequential(nn.Linear(2, 2, rng=0))
+    with pytest.raises(ValueError, match="contain itself"):
+        outer.loop = outer
+    with pytest.raises(ValueError, match="contain itself"):
+        outer[0].back = outer
+    assert [name for name, _ in outer.named_modules()] == ["", "0"]
+
+
+def test_train_and_eval_reach_a_module_registered_twice_once_and_all_others():
+    shared = nn.Dropout(0.5)
+    model = nn.Sequential(shared, nn.Sequential(shared, nn.Linear(2, 2, rng=0)))
+    model.eval()
+    assert all(not m.training for m in [model, shared, model[1], model[1][1]])
+    model.train(True)
+    assert all(m.training for m in [model, shared, model[1], model[1][1]])
+
+
+def test_load_state_dict_refuses_strings_and_copies_nan_as_pytorch():
+    layer = nn.Linear(2, 2, rng=0)
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    bad = dict(before, weight=np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(TypeError, match="weight"):
+        layer.load_state_dict(bad)
+    for key, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    nan_weights = dict(before, weight=np.full((2, 2), math.nan))   # PyTorch copies NaN as it is
+    layer.load_state_dict(nan_weights)
+    assert np.isnan(layer.state_dict()["weight"]).all()
+
+
+def test_state_dict_keys_are_pytorchs_for_a_small_cnn():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2, 1, rng=1))
+    assert list(model.state_dict()) == [
+        "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+        "1.num_batches_tracked", "4.weight", "4.bias"]
+
+
+def test_saving_a_module_state_with_a_shared_layer_round_trips(tmp_path):
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    autonet.save({"model": model.state_dict()}, tmp_path / "shared.npz")
+    fresh_shared = nn.Linear(2, 2, rng=5)
+    fresh = nn.Sequential(fresh_shared, nn.Tanh(), fresh_shared)
+    fresh.load_state_dict(autonet.load(tmp_path / "shared.npz")["model"])
+    np.testing.assert_array_equal(devices.to_host(fresh_shared.weight.data),
+                                  devices.to_host(shared.weight.data))

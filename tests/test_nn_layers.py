@@ -1,4 +1,5 @@
-"""Convolution, pooling, normalization, dropout, embedding and the new losses.
+"""Layers: convolution (and transposed), pooling (fixed, adaptive, with options), resizing,
+normalization, dropout and embedding.
 
 Forward values against direct NumPy loops written here (independent of the
 im2col implementation), gradients of the first and second order against
@@ -15,6 +16,8 @@ import autonet.nn as nn
 import autonet.nn.functional as F
 from autonet import Tensor
 from autonet.testing import assert_gradients_match
+
+from test_nn_sequence import assert_compiled_training_equals_eager, data
 
 
 # ------------------------------------------------------------------ references by loops
@@ -249,24 +252,6 @@ def test_row_scatter_equals_numpy_add_at(rows, picks):
     np.testing.assert_allclose(w.grad, expected, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.host_only("host targets and labels with device inputs: refused on a device")
-def test_new_losses_match_their_formulas():
-    rng = np.random.default_rng(8)
-    x, t = rng.normal(size=(6, 4)) * 2, rng.normal(size=(6, 4)) * 2
-    d = x - t
-    assert np.isclose(nn.L1Loss()(Tensor(x), t).item(), np.abs(d).mean())
-    huber = np.where(np.abs(d) < 1.5, 0.5 * d * d, 1.5 * (np.abs(d) - 0.75))
-    assert np.isclose(nn.HuberLoss(reduction="sum", delta=1.5)(Tensor(x), t).item(), huber.sum())
-    labels = np.array([0, 3, 1, 2, 3, 0])
-    log_probs = x - np.log(np.exp(x).sum(1, keepdims=True))
-    assert np.isclose(nn.NLLLoss()(Tensor(log_probs), labels).item(), -log_probs[np.arange(6), labels].mean())
-    for loss in (lambda x: F.l1_loss(x, t), lambda x: F.huber_loss(x, t, delta=1.5),
-                 lambda x: F.nll_loss(x, labels, reduction="none")):
-        assert_gradients_match(loss, Tensor(x, requires_grad=True))
-    with pytest.raises(ValueError, match="lie in"):
-        F.nll_loss(Tensor(log_probs), np.array([0, 1, 2, 3, 4, 0]))
-
-
 # ------------------------------------------------------------------ modules
 def test_buffers_are_saved_loaded_and_listed():
     model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2))
@@ -329,10 +314,292 @@ def test_register_buffer_refuses_bad_names_clashes_and_parameters():
     assert layer.steps.dtype.kind == "i" and not layer.steps.requires_grad   # the value's own dtype
 
 
-def test_gradient_clipping_refuses_bad_settings():
-    w = Tensor([1.0], requires_grad=True)
-    with pytest.raises(ValueError, match="norm_type"):
-        autonet.nn.utils.clip_grad_norm_([w], 1.0, norm_type=0)
-    with pytest.raises(ValueError, match="clip_value"):
-        autonet.nn.utils.clip_grad_value_([w], -1.0)
-    assert autonet.nn.utils.clip_grad_norm_([w], 1.0) == 0.0   # no gradients yet
+# ------------------------------------------------------------------ transposed convolution
+def conv_transpose2d_loops(x, w, b, stride, padding, output_padding, groups, dilation):
+    """Each input pixel scatters its kernel into the output (PyTorch's definition), then crop."""
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    full = np.zeros((n, og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph, (wd - 1) * sw + dw * (kw - 1) + 1 + opw))
+    per_group = c // groups
+    for ci in range(c):
+        g = ci // per_group
+        for o in range(og):
+            for i in range(h):
+                for j in range(wd):
+                    for ki in range(kh):
+                        for kj in range(kw):
+                            full[:, g * og + o, i * sh + ki * dh, j * sw + kj * dw] += x[:, ci, i, j] * w[ci, o, ki, kj]
+    out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+    return out + b[None, :, None, None]
+
+
+TRANSPOSE_CASES = [dict(), dict(stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
+                   dict(stride=(3, 2), padding=(2, 0), output_padding=(2, 1), dilation=(1, 2)),
+                   dict(groups=2, stride=(2, 1), padding=(0, 1))]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=str)
+def test_conv_transpose_matches_scatter_loops_and_finite_differences(case):
+    rng = np.random.default_rng(20)
+    full = dict(stride=(1, 1), padding=(0, 0), output_padding=(0, 0), groups=1, dilation=(1, 1), **{})
+    full.update(case)
+    x, w, b = rng.normal(size=(2, 4, 3, 4)), rng.normal(size=(4, 6 // full["groups"], 3, 2)), rng.normal(size=6)
+    out = F.conv_transpose2d(Tensor(x), Tensor(w), Tensor(b), **case)
+    expected = conv_transpose2d_loops(x, w, b, full["stride"], full["padding"], full["output_padding"],
+                                      full["groups"], full["dilation"])
+    np.testing.assert_allclose(data(out), expected, rtol=0, atol=1e-12)
+    one_d = {k: v[1] if isinstance(v, tuple) else v for k, v in case.items()}
+    out1 = F.conv_transpose1d(Tensor(x[:, :, 0]), Tensor(w[:, :, 0]), Tensor(b), **one_d)
+    full1 = {k: (1, v[1]) if isinstance(v, tuple) else v for k, v in full.items()}
+    full1["padding"] = (0, full["padding"][1])
+    full1["output_padding"] = (0, full["output_padding"][1])
+    expected1 = conv_transpose2d_loops(x[:, :, :1], w[:, :, :1], b, full1["stride"], full1["padding"],
+                                       full1["output_padding"], full["groups"], full1["dilation"])
+    np.testing.assert_allclose(data(out1), expected1[:, :, 0], rtol=0, atol=1e-12)
+    small = [Tensor(a, requires_grad=True) for a in (x[:1, :, :2, :2], w, b)]
+    assert_gradients_match(lambda x, w, b: F.conv_transpose2d(x, w, b, **case), *small)
+
+
+def test_conv_transpose_modules_init_second_derivatives_and_compile():
+    layer = nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2, rng=0)
+    assert layer.weight.shape == (4, 3, 3, 3) and layer.bias.shape == (6,)
+    bound = 1 / np.sqrt(3 * 9)
+    assert bound * 0.9 < np.abs(data(layer.weight)).max() <= bound
+    assert nn.ConvTranspose1d(2, 3, 4, rng=0).weight.shape == (2, 3, 4)
+    rng = np.random.default_rng(21)
+    x = Tensor(rng.normal(size=(1, 2, 2, 2)), requires_grad=True)
+    w = Tensor(rng.normal(size=(2, 1, 2, 2)), requires_grad=True)
+    assert autonet.gradgradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+                                 [x, w])
+    batches = [(Tensor(rng.normal(size=(2, 3, 4, 4))),) for _ in range(3)]
+    assert_compiled_training_equals_eager(
+        lambda: nn.Sequential(nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1, rng=1),
+                              nn.Upsample(scale_factor=1.5, mode="bilinear"), nn.AdaptiveMaxPool2d((3, 2)),
+                              nn.GroupNorm(1, 2), nn.MaxPool2d(2, stride=1, ceil_mode=True, dilation=1),
+                              nn.AvgPool2d(2, padding=1, ceil_mode=True, count_include_pad=False),
+                              nn.AdaptiveAvgPool2d(2)),
+        batches, lambda m, x: (m(x) ** 2).mean())
+
+
+# ------------------------------------------------------------------ interpolation and adaptive pooling
+def interpolate_ref(x, sizes, scales, mode, align_corners):
+    """PyTorch's documented source-index rules, one output element at a time."""
+    out = x
+    for axis, (n_out, scale) in enumerate(zip(sizes, scales)):
+        axis = axis + 2
+        n_in = out.shape[axis]
+        picks = []
+        for i in range(n_out):
+            if mode == "nearest":
+                step = np.float32(1 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+                j = min(int(np.floor(np.float32(i) * step)), n_in - 1) if n_in != n_out else i
+                picks.append(np.take(out, j, axis=axis))
+                continue
+            if align_corners:
+                src = i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+            else:
+                src = max((i + 0.5) * (1 / scale if scale else n_in / n_out) - 0.5, 0.0)
+            j0 = int(np.floor(src))
+            j1 = min(j0 + 1, n_in - 1)
+            t = src - j0
+            picks.append(np.take(out, j0, axis=axis) * (1 - t) + np.take(out, j1, axis=axis) * t)
+        out = np.stack(picks, axis=axis)
+    return out
+
+
+INTERPOLATE_CASES = [((2, 3, 7), dict(size=12, mode="nearest")), ((2, 3, 7), dict(scale_factor=1.7, mode="nearest")),
+                     ((2, 3, 7), dict(scale_factor=2.5, mode="linear")),
+                     ((2, 3, 7), dict(size=3, mode="linear", align_corners=True)),
+                     ((1, 2, 5, 6), dict(size=(7, 4), mode="nearest")),
+                     ((1, 2, 5, 6), dict(size=(9, 13), mode="bilinear")),
+                     ((1, 2, 5, 6), dict(scale_factor=(0.5, 3), mode="bilinear", align_corners=True))]
+
+
+@pytest.mark.parametrize("shape, call", INTERPOLATE_CASES, ids=str)
+def test_interpolate_follows_pytorchs_index_rules(shape, call):
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=shape)
+    spatial = len(shape) - 2
+    scales = call.get("scale_factor", None)
+    scales = (None,) * spatial if scales is None else ((scales,) * spatial if np.ndim(scales) == 0 else scales)
+    sizes = call.get("size") or tuple(int(np.floor(n * s)) for n, s in zip(shape[2:], scales))
+    sizes = (sizes,) * spatial if np.ndim(sizes) == 0 else sizes
+    expected = interpolate_ref(x, sizes, scales, call["mode"], call.get("align_corners"))
+    np.testing.assert_allclose(data(F.interpolate(Tensor(x), **call)), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(data(nn.Upsample(**call)(Tensor(x))), expected, rtol=0, atol=1e-12)
+    assert_gradients_match(lambda x: F.interpolate(x, **call), Tensor(x[:1, :1], requires_grad=True))
+
+
+def adaptive_ref(x, sizes, reduce):
+    out = x
+    for axis, n_out in enumerate(sizes):
+        axis = axis + x.ndim - len(sizes)
+        n_in = out.shape[axis]
+        windows = [np.take(out, range(i * n_in // n_out, -(-(i + 1) * n_in // n_out)), axis=axis)
+                   for i in range(n_out)]
+        out = np.stack([reduce(w, axis=axis) for w in windows], axis=axis)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_adaptive_pools_use_pytorchs_windows(kind):
+    rng = np.random.default_rng(23)
+    x = rng.normal(size=(2, 3, 7, 5))
+    reduce = np.mean if kind == "avg" else np.max
+    for size in ((3, 2), (5, 5), 1, (None, 3), (4, 7)):
+        sizes = ((size, size) if np.ndim(size) == 0 else tuple(s if s is not None else n for s, n in zip(size, (7, 5))))
+        out = getattr(nn, f"Adaptive{kind.capitalize()}Pool2d")(size)(Tensor(x))
+        np.testing.assert_allclose(data(out), adaptive_ref(x, sizes, reduce), rtol=0, atol=1e-12)
+    out1 = getattr(F, f"adaptive_{kind}_pool1d")(Tensor(x[:, :, 0]), 3)
+    np.testing.assert_allclose(data(out1), adaptive_ref(x[:, :, 0], (3,), reduce), rtol=0, atol=1e-12)
+    assert_gradients_match(lambda x: getattr(F, f"adaptive_{kind}_pool2d")(x, (3, 2)),
+                           Tensor(x[:1, :1], requires_grad=True))
+
+
+def test_adaptive_max_gives_the_gradient_to_the_first_maximum_in_row_major_order():
+    x = Tensor(np.array([[[[0.0, 5.0], [5.0, 5.0]]]]), requires_grad=True)
+    F.adaptive_max_pool2d(x, 1).sum().backward()
+    np.testing.assert_array_equal(data(x.grad)[0, 0], [[0, 1], [0, 0]])
+
+
+# ------------------------------------------------------------------ pooling options
+def pool_ref(x, kernel, stride, padding, dilation, ceil_mode, kind, count_include_pad=True):
+    """Windows by loops with PyTorch's output size and divisor rules; max also returns indices."""
+    n, c, h, w = x.shape
+    outs = []
+    for size, k, s, p, d in zip((h, w), kernel, stride, padding, dilation):
+        span = size + 2 * p - d * (k - 1) - 1
+        o = -(-span // s) + 1 if ceil_mode else span // s + 1
+        if ceil_mode and (o - 1) * s >= size + p:
+            o -= 1
+        outs.append(o)
+    out, where = np.zeros((n, c) + tuple(outs)), np.zeros((n, c) + tuple(outs), dtype=np.int64)
+    for i in range(outs[0]):
+        for j in range(outs[1]):
+            rows = [i * stride[0] - padding[0] + a * dilation[0] for a in range(kernel[0])]
+            cols = [j * stride[1] - padding[1] + b * dilation[1] for b in range(kernel[1])]
+            inside = [(r, q) for r in rows for q in cols if 0 <= r < h and 0 <= q < w]
+            values = np.stack([x[:, :, r, q] for r, q in inside], axis=-1)
+            if kind == "max":
+                first = np.argmax(values, axis=-1)
+                out[:, :, i, j] = values.max(axis=-1)
+                where[:, :, i, j] = np.array([r * w + q for r, q in inside])[first]
+            else:
+                ends = [min(i * stride[0] - padding[0] + kernel[0], h + padding[0]),
+                        min(j * stride[1] - padding[1] + kernel[1], w + padding[1])]
+                starts = [i * stride[0] - padding[0], j * stride[1] - padding[1]]
+                divisor = (ends[0] - starts[0]) * (ends[1] - starts[1]) if count_include_pad else len(inside)
+                out[:, :, i, j] = values.sum(axis=-1) / divisor
+    return out, where
+
+
+POOL_CASES = [dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+              dict(kernel_size=3, stride=2, ceil_mode=True),
+              dict(kernel_size=(2, 3), stride=(3, 2), padding=(1, 1), dilation=(2, 1)),
+              dict(kernel_size=2, stride=2, ceil_mode=True, dilation=2),
+              dict(kernel_size=3, stride=3, ceil_mode=True, padding=1)]
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+def test_max_pool_options_and_indices_match_loops(case):
+    rng = np.random.default_rng(24)
+    x = rng.normal(size=(2, 3, 7, 8)).round(0)   # ties: the first maximum wins
+    pair = lambda v: (v, v) if np.ndim(v) == 0 else v   # noqa: E731
+    expected, where = pool_ref(x, pair(case["kernel_size"]), pair(case.get("stride", case["kernel_size"])),
+                               pair(case.get("padding", 0)), pair(case.get("dilation", 1)),
+                               case.get("ceil_mode", False), "max")
+    out, indices = F.max_pool2d(Tensor(x), **case, return_indices=True)
+    np.testing.assert_array_equal(data(out), expected)
+    np.testing.assert_array_equal(indices, where)
+    assert isinstance(indices, np.ndarray) or not isinstance(indices, Tensor)
+    layer_out, _ = nn.MaxPool2d(**case, return_indices=True)(Tensor(x))
+    np.testing.assert_array_equal(data(layer_out), expected)
+    x_small = Tensor(rng.normal(size=(1, 1, 7, 8)), requires_grad=True)
+    assert_gradients_match(lambda x: F.max_pool2d(x, **case), x_small)
+    if "dilation" not in case:
+        for include in (True, False):
+            expected, _ = pool_ref(x, pair(case["kernel_size"]), pair(case.get("stride", case["kernel_size"])),
+                                   pair(case.get("padding", 0)), (1, 1), case.get("ceil_mode", False), "avg",
+                                   include)
+            out = nn.AvgPool2d(**case, count_include_pad=include)(Tensor(x))
+            np.testing.assert_allclose(data(out), expected, rtol=0, atol=1e-12)
+    one_d = {k: v[1] if isinstance(v, tuple) else v for k, v in case.items()}
+    out1, indices1 = F.max_pool1d(Tensor(x[:, :, 0]), **one_d, return_indices=True)
+    expected1, where1 = pool_ref(x[:, :, :1], (1, one_d["kernel_size"]), (1, one_d.get("stride", one_d["kernel_size"])),
+                                 (0, one_d.get("padding", 0)), (1, one_d.get("dilation", 1)),
+                                 one_d.get("ceil_mode", False), "max")
+    np.testing.assert_array_equal(data(out1), expected1[:, :, 0])
+    np.testing.assert_array_equal(indices1, where1[:, :, 0])
+
+
+# ------------------------------------------------------------------ normalisation and embedding
+def test_group_norm_matches_its_formula_and_differentiates():
+    rng = np.random.default_rng(25)
+    x = rng.normal(size=(3, 6, 4, 5))
+    norm = nn.GroupNorm(3, 6)
+    w, b = rng.normal(size=6), rng.normal(size=6)
+    norm.weight.data[...] = w
+    norm.bias.data[...] = b
+    grouped = x.reshape(3, 3, -1)
+    expected = ((grouped - grouped.mean(-1, keepdims=True)) / np.sqrt(grouped.var(-1, keepdims=True) + 1e-5))
+    expected = expected.reshape(x.shape) * w[None, :, None, None] + b[None, :, None, None]
+    np.testing.assert_allclose(data(norm(Tensor(x))), expected, rtol=0, atol=1e-12)
+    small = Tensor(rng.normal(size=(2, 4, 3)), requires_grad=True)
+    assert_gradients_match(lambda x: F.group_norm(x, 2, Tensor(w[:4]), Tensor(b[:4])), small)
+    assert autonet.gradgradcheck(lambda x: F.group_norm(x, 2), [small])
+
+
+def test_batch_norm_momentum_none_is_the_cumulative_average():
+    rng = np.random.default_rng(26)
+    batches = [rng.normal(size=(5, 3)) * (i + 1) + i for i in range(4)]
+    for compiled in (False, True):
+        layer = nn.BatchNorm1d(3, momentum=None)
+        step = (lambda x: layer(x).sum())
+        step = autonet.compile(step) if compiled else step
+        for x in batches:
+            step(Tensor(x))
+        np.testing.assert_allclose(data(layer.running_mean), np.mean([x.mean(0) for x in batches], axis=0),
+                                   rtol=0, atol=1e-12)
+        np.testing.assert_allclose(data(layer.running_var),
+                                   np.mean([x.var(0, ddof=1) for x in batches], axis=0), rtol=0, atol=1e-12)
+
+
+def test_embedding_padding_row_is_zero_and_learns_nothing():
+    table = nn.Embedding(5, 3, padding_idx=-2, rng=0)
+    assert table.padding_idx == 3
+    np.testing.assert_array_equal(data(table.weight)[3], 0.0)
+    indices = np.array([[3, 1, 3], [0, 3, 1]])
+    upstream = np.random.default_rng(27).normal(size=(2, 3, 3))
+    (table(Tensor(indices, dtype=np.int64)) * Tensor(upstream)).sum().backward()
+    expected = np.zeros((5, 3))
+    np.add.at(expected, indices, upstream)
+    expected[3] = 0.0
+    np.testing.assert_allclose(data(table.weight.grad), expected, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ bad input for the layers above
+def test_convolution_pooling_and_resizing_bad_input_is_explained():
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than the stride"):
+        nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="output_padding .* must be smaller than the stride"):
+        F.conv_transpose1d(Tensor(np.ones((1, 2, 4))), Tensor(np.ones((2, 2, 3))), stride=1, output_padding=1)
+    x = Tensor(np.ones((1, 2, 4, 4)))
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor, not both"):
+        F.interpolate(x, size=8, scale_factor=2)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor, not neither"):
+        nn.Upsample()(x)
+    with pytest.raises(ValueError, match="mode 'linear' takes inputs of 3 axes"):
+        F.interpolate(x, size=8, mode="linear")
+    with pytest.raises(ValueError, match="align_corners is for the 'linear' and 'bilinear' modes"):
+        F.interpolate(x, size=8, align_corners=True)
+    with pytest.raises(ValueError, match="output_size must hold positive ints"):
+        F.adaptive_avg_pool2d(x, (0, 2))
+    with pytest.raises(ValueError, match="padding .* must be at most half the kernel"):
+        F.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="num_channels 6 must be divisible by num_groups 4"):
+        nn.GroupNorm(4, 6)
+    with pytest.raises(ValueError, match="padding_idx must lie in"):
+        nn.Embedding(3, 2, padding_idx=3)
+    with pytest.raises(ValueError, match="momentum must lie in"):
+        nn.BatchNorm1d(3, momentum=2.0)

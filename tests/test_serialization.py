@@ -1,4 +1,6 @@
 """save / load: exact round trips of nested state, atomic and link-safe writes, clear refusals."""
+import json
+import math
 import os
 import threading
 import zipfile
@@ -10,6 +12,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.optim import Adam
+
 from device_double import here
 
 
@@ -137,3 +140,88 @@ def test_load_refuses_what_it_cannot_read_safely(tmp_path):
             member.write(b"\0" * 80)                                # 10 of 1000 numbers
     with pytest.raises(ValueError, match="'w.npy' is truncated"):
         autonet.load(truncated)
+
+
+# ----------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("array", [np.zeros((0, 3), dtype=np.float32), np.array(7, dtype=np.int8),
+                                   np.array([np.nan, -0.0, np.inf, -np.inf]), np.ones((2, 3), order="F"),
+                                   np.arange(12.0).reshape(3, 4)[:, ::2], np.array([True, False]),
+                                   np.array([2 ** 63 + 1], dtype=np.uint64), np.ones(2, dtype=np.float16)],
+                         ids=["empty", "0-d int8", "nan-inf-negzero", "fortran", "strided", "bool",
+                              "uint64", "float16"])
+def test_arrays_round_trip_bit_for_bit(tmp_path, array):
+    autonet.save({"a": array}, tmp_path / "a.npz")
+    loaded = autonet.load(tmp_path / "a.npz")["a"]
+    assert loaded.dtype == array.dtype and loaded.shape == array.shape
+    assert loaded.tobytes() == np.ascontiguousarray(array).tobytes()
+
+
+def test_plain_values_round_trip_exactly(tmp_path):
+    state = {"nan": math.nan, "negzero": -0.0, "inf": -math.inf, "big": 2 ** 70, 2 ** 70: "key",
+             -3: None, "text": "a\x00b\n/é", "empty": {}, "nested": [(), [], {"": 1}]}
+    autonet.save(state, tmp_path / "plain.npz")
+    loaded = autonet.load(tmp_path / "plain.npz")
+    assert math.isnan(loaded["nan"]) and math.copysign(1.0, loaded["negzero"]) == -1.0
+    assert loaded["inf"] == -math.inf and loaded["big"] == 2 ** 70 and loaded[2 ** 70] == "key"
+    assert loaded[-3] is None and loaded["text"] == state["text"] and loaded["empty"] == {}
+    assert loaded["nested"] == [(), [], {"": 1}]
+
+
+def test_an_empty_dict_saves_and_loads(tmp_path):
+    autonet.save({}, tmp_path / "empty.npz")
+    assert autonet.load(tmp_path / "empty.npz") == {}
+    with np.load(tmp_path / "empty.npz") as archive:
+        assert archive.files == ["autonet"]
+
+
+def _crafted(path, manifest, members=()):
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("autonet.npy", "w") as member:
+            np.lib.format.write_array(member, manifest)
+        for name, array in members:
+            with archive.open(name, "w") as member:
+                np.lib.format.write_array(member, array)
+    return path
+
+
+@pytest.mark.parametrize("manifest, message", [
+    (np.array(['{"format": 2, "tree": {"dict": []}}'] * 2), "one string"),
+    (np.arange(3), "holds int64"),
+    (np.array('{"format": 3, "tree": {"dict": []}}'), "format 3"),
+    (np.array("not json"), "not valid JSON"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"array": "../../etc/passwd"}]]}}'),
+     "does not hold"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"array": 0}]]}}'), "does not hold"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"float": "1.5"}]]}}'), "'float' entry"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}]]}}'), "malformed dict entry"),
+], ids=["two strings", "int manifest", "future format", "not json", "traversal name", "int reference",
+        "string float", "short pair"])
+def test_crafted_manifests_are_refused_saying_what(tmp_path, manifest, message):
+    path = _crafted(tmp_path / "crafted.npz", manifest, [("w.npy", np.ones(2))])
+    with pytest.raises(ValueError, match=message):
+        autonet.load(path)
+
+
+def test_a_failed_save_into_a_directory_leaves_no_temporary(tmp_path):
+    (tmp_path / "taken.npz").mkdir()
+    with pytest.raises(OSError):
+        autonet.save({"w": np.ones(2)}, tmp_path / "taken.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.npz"]
+
+
+def test_a_cut_archive_is_refused(tmp_path):
+    autonet.save({"w": np.arange(1000.0)}, tmp_path / "whole.npz")
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not an .npz archive|truncated or corrupt"):
+        autonet.load(tmp_path / "cut.npz")
+
+
+def test_the_manifest_is_readable_json_naming_every_member(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Linear(3, 1, rng=1))
+    autonet.save({"model": model.state_dict(), "step": 12}, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        tree = json.loads(str(archive["autonet"]))["tree"]
+        names = set(archive.files) - {"autonet"}
+    referenced = {entry[1]["array"][:-4] for entry in tree["dict"][0][1]["dict"]}
+    assert referenced == names == {f"model/{key}" for key in model.state_dict()}

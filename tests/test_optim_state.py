@@ -1,0 +1,74 @@
+"""Optimizers' state_dict and load_state_dict: PyTorch's rules for dtypes, steps and hyper-parameters, and refusals that leave the optimizer unchanged."""
+import math
+
+import numpy as np
+import pytest
+
+from autonet import Tensor
+from autonet.core import device as devices
+from autonet.optim import Adam, AdamW, SGD
+
+from device_double import here
+
+
+# ----------------------------------------------------------------- optimizer state_dict
+@pytest.mark.host_only("compares dtypes of state made on the host")
+def test_float64_state_loaded_into_float32_parameters_is_cast_down():
+    source = Tensor(np.ones(3), requires_grad=True)
+    adam = Adam([source], lr=0.1)
+    source.grad = np.array([0.1, 0.2, 0.3])
+    adam.step()
+    target = Tensor(np.ones(3, dtype=np.float32), requires_grad=True, dtype=np.float32)
+    other = Adam([target], lr=0.1)
+    other.load_state_dict(adam.state_dict())
+    assert other.state[target]["exp_avg"].dtype == np.float32
+    np.testing.assert_array_equal(other.state[target]["exp_avg"],
+                                  adam.state[source]["exp_avg"].astype(np.float32))
+
+
+@pytest.mark.parametrize("key", [5, -1, "zero"])
+def test_state_for_a_parameter_that_does_not_exist_is_refused(key):
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.1, momentum=0.9)
+    state = optimizer.state_dict()
+    state["state"] = {key: {"momentum_buffer": np.zeros(1)}}
+    with pytest.raises(ValueError, match="parameter index"):
+        optimizer.load_state_dict(state)
+    assert optimizer.state == {}
+
+
+@pytest.mark.parametrize("make, setting, value", [
+    (lambda p: Adam(p), "eps", math.nan), (lambda p: Adam(p), "weight_decay", math.nan),
+    (lambda p: Adam(p), "betas", (math.nan, 0.999)), (lambda p: AdamW(p), "lr", math.nan),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9), "momentum", math.nan),
+    (lambda p: SGD(p, lr=0.1), "weight_decay", math.nan), (lambda p: SGD(p, lr=0.1), "lr", math.nan)],
+    ids=["adam-eps", "adam-wd", "adam-betas", "adamw-lr", "sgd-momentum", "sgd-wd", "sgd-lr"])
+def test_nan_and_inf_hyper_parameters_are_refused_at_construction_and_on_load(make, setting, value):
+    optimizer = make([Tensor([1.0], requires_grad=True)])
+    state = optimizer.state_dict()
+    before = dict(optimizer.param_groups[0])
+    state["param_groups"][0][setting] = value
+    with pytest.raises(ValueError):
+        optimizer.load_state_dict(state)
+    assert optimizer.param_groups[0] == before
+    group = {k: v for k, v in before.items() if k != "params"}
+    with pytest.raises(ValueError):
+        type(optimizer)([Tensor([1.0], requires_grad=True)], **{**group, setting: value})
+
+
+def test_a_loaded_integer_step_counts_on_as_pytorch_keeps_it():
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(2) for _ in range(3)]
+    w = Tensor(np.ones(2), requires_grad=True)
+    adam = Adam([w], lr=0.1)
+    for g in grads[:2]:
+        w.grad = here(g)
+        adam.step()
+    state = adam.state_dict()
+    state["state"][0]["step"] = np.array(2)              # an int counter, as another tool may save it
+    twin = Tensor(w.data.copy(), requires_grad=True)
+    other = Adam([twin], lr=0.1)
+    other.load_state_dict(state)
+    w.grad, twin.grad = here(grads[2]), here(grads[2].copy())
+    adam.step()
+    other.step()
+    np.testing.assert_array_equal(devices.to_host(twin.data), devices.to_host(w.data))
