@@ -26,9 +26,9 @@ import device_double  # noqa: E402
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("AUTONET_CACHE_DIR", str(pathlib.Path(__file__).resolve().parent.parent / ".cache" / "kernels"))
 
-ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training",
+ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile",
                    "test_autograd", "test_tensor", "test_inplace", "test_serialization",
-                   "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check",
+                   "test_soundness", "test_models", "test_anomaly", "test_check",
                    "test_viz", "test_dtypes", "test_ownership", "test_testing", "test_random", "test_data_loader",
                    "test_pytorch_spellings")
 

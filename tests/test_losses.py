@@ -117,3 +117,18 @@ def test_new_losses_match_their_formulas():
         assert_gradients_match(loss, Tensor(x, requires_grad=True))
     with pytest.raises(ValueError, match="lie in"):
         F.nll_loss(Tensor(log_probs), np.array([0, 1, 2, 3, 4, 0]))
+
+
+def test_bce_gradient_follows_pytorch_at_saturation_and_inside():
+    p = Tensor([0.0, 1.0, 0.3], requires_grad=True)
+    target = np.array([1.0, 0.0, 1.0])
+    loss = nn.functional.binary_cross_entropy(p, target, reduction="sum")
+    np.testing.assert_allclose(loss.item(), 100.0 + 100.0 - np.log(0.3))
+    loss.backward()
+    expected = (p.data - target) / np.maximum(p.data * (1 - p.data), 1e-12)   # PyTorch's formula
+    np.testing.assert_array_equal(p.grad, expected)
+    assert p.grad[0] == -1e12 and p.grad[1] == 1e12
+    inside = Tensor([0.2, 0.6], requires_grad=True)
+    soft_target = Tensor([0.3, 0.9], requires_grad=True)
+    assert autonet.gradcheck(lambda a, t: nn.functional.binary_cross_entropy(a, t), [inside, soft_target])
+    assert autonet.gradgradcheck(lambda a: nn.functional.binary_cross_entropy(a, [0.0, 1.0]), inside)

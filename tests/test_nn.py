@@ -258,3 +258,56 @@ def test_saving_a_module_state_with_a_shared_layer_round_trips(tmp_path):
     fresh.load_state_dict(autonet.load(tmp_path / "shared.npz")["model"])
     np.testing.assert_array_equal(devices.to_host(fresh_shared.weight.data),
                                   devices.to_host(shared.weight.data))
+
+
+def test_dicts_and_sets_of_modules_are_refused_with_the_container_to_use():
+    class Holder(nn.Module):
+        """A module with no layers of its own."""
+
+    holder = Holder()
+    with pytest.raises(TypeError, match="ModuleDict"):
+        holder.blocks = {"a": nn.Linear(2, 2, rng=0)}
+    with pytest.raises(TypeError, match="ModuleDict"):
+        holder.weights = {nn.Parameter(np.ones(2))}
+    holder.settings = {"depth": 2}                 # a plain dict of settings is fine
+    assert list(holder.parameters()) == []
+
+
+def test_underscore_attributes_register_like_any_other():
+    class Private(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._scale = nn.Parameter(np.ones(2))
+            self._inner = nn.Linear(2, 1, rng=0)
+
+    model = Private()
+    assert [name for name, _ in model.named_parameters()] == [
+        "_scale", "_inner.weight", "_inner.bias"]
+    assert set(model.state_dict()) == {"_scale", "_inner.weight", "_inner.bias"}
+    assert model._inner.weight.name == "_inner.weight" and "(_inner): Linear" in repr(model)
+
+
+def test_module_list_and_module_dict_register_their_modules():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3, rng=i) for i in range(2)])
+            self.layers.append(nn.Tanh())
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1, rng=5)})
+            self.heads["b"] = nn.Linear(3, 2, rng=6)
+
+    net = Net()
+    names = [name for name, _ in net.named_parameters()]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+                     "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    assert len(net.layers) == 3 and isinstance(net.layers[-1], nn.Tanh)
+    assert len(net.layers[:2]) == 2 and [type(m) for m in net.layers][2] is nn.Tanh
+    assert list(net.heads) == ["a", "b"] and "b" in net.heads and net.heads["b"].out_features == 2
+    with pytest.raises(KeyError):
+        net.heads["a.b"] = nn.Tanh()
+    with pytest.raises(TypeError):
+        net.layers.append(lambda x: x)
+    x = Tensor(np.ones((4, 3)))
+    out = net.heads["a"](net.layers[1](net.layers[0](x)).tanh())
+    out.sum().backward()
+    assert net.layers[0].weight.grad is not None and net.heads["b"].weight.grad is None

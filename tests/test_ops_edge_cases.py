@@ -402,3 +402,80 @@ def test_einsum_as_a_method():
 def test_pad_refuses_negative_widths():
     with pytest.raises(ValueError, match="widths"):
         Tensor(np.ones(3)).pad(-1)
+
+
+def test_float16_mean_accumulates_as_numpy_does():
+    data = np.full((5000, 20), 20.0, dtype=np.float16)   # the float16 sum overflows
+    mean = Tensor(data).mean()
+    assert mean.dtype == np.float16 and mean.item() == np.mean(data) == 20.0
+    np.testing.assert_array_equal(Tensor(data).mean(axis=0).data, np.mean(data, axis=0))
+
+
+def test_pow_gradients_at_zero_are_pytorchs_zeros_without_warnings():
+    p = Tensor(2.0, requires_grad=True)
+    (Tensor(0.0) ** p).backward()                 # d 0**p / dp, log(0) masked
+    x = Tensor([0.0, 2.0], requires_grad=True)
+    (x ** Tensor([0.0, 3.0])).sum().backward()    # d x**0 / dx = 0 even at x = 0
+    assert p.grad == 0.0 and x.grad.tolist() == [0.0, 12.0]
+    q = Tensor([0.5, 2.0], requires_grad=True)     # away from 0: the usual derivatives
+    assert autonet.gradcheck(lambda a, b: a ** b, [Tensor([0.7, 1.5], requires_grad=True), q])
+
+
+def test_var_with_ddof_at_or_beyond_the_count_is_infinite_and_so_is_its_gradient():
+    for ddof in (2, 3):
+        x = Tensor([1.0, 2.0], requires_grad=True)
+        with np.errstate(divide="ignore"), pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+            value = x.var(ddof=ddof)
+            expected = np.var(x.data, ddof=ddof)   # NumPy warns the same way
+        assert value.item() == expected == np.inf
+        with np.errstate(all="ignore"):
+            value.backward()
+        assert not np.isfinite(x.grad).any()      # no ZeroDivisionError, no finite lie
+
+
+def test_assigning_a_value_with_extra_leading_size_one_axes():
+    w = Tensor([1.0, 2.0], requires_grad=True) * 1.0
+    y = Tensor([[5.0]], requires_grad=True)
+    w[0:1] = y
+    (w * Tensor([3.0, 1.0])).sum().backward()
+    assert y.grad.shape == (1, 1) and y.grad.tolist() == [[3.0]]
+
+
+def test_empty_axes_and_indices_behave_as_in_numpy():
+    empty = Tensor(np.zeros((2, 0)), requires_grad=True)
+    assert empty.softmax(axis=1).shape == empty.log_softmax(axis=1).shape == (2, 0)
+    empty.softmax(axis=1).sum().backward()
+    assert empty.grad.shape == (2, 0)
+    t = Tensor([1.0, 2.0])
+    assert t[[]].shape == np.array([1.0, 2.0])[[]].shape == (0,)
+    parts = [Tensor([[1.0, 2.0]], requires_grad=True), Tensor([3.0], requires_grad=True)]
+    joined = autonet.concatenate(parts, axis=None)
+    np.testing.assert_array_equal(joined.data, np.concatenate([p.data for p in parts], axis=None))
+    (joined * Tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert parts[0].grad.tolist() == [[1.0, 2.0]] and parts[1].grad.tolist() == [3.0]
+
+
+def test_bad_axes_and_shapes_are_clear_errors():
+    t = Tensor(np.ones((2, 3)))
+    with pytest.raises(np.exceptions.AxisError):
+        t.swapaxes(0, 3)
+    with pytest.raises(TypeError):
+        t.sum(axis=1.5)              # NumPy refuses a float axis too
+    with pytest.raises(TypeError, match="needs a shape"):
+        t.reshape()
+
+
+def test_clip_with_tensor_bounds_passes_gradients_to_the_bounds():
+    x = Tensor([-2.0, 0.5, 3.0, 1.0], requires_grad=True)
+    lo = Tensor([-1.0, -1.0, -1.0, 1.0], requires_grad=True)
+    hi = Tensor(2.0, requires_grad=True)
+    out = x.clip(lo, hi)
+    np.testing.assert_array_equal(out.data, np.clip(x.data, lo.data, hi.data))
+    out.sum().backward()
+    # PyTorch's clamp: x where lo <= x <= hi (closed), a bound where it was chosen
+    assert x.grad.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert lo.grad.tolist() == [1.0, 0.0, 0.0, 0.0] and hi.grad == 1.0
+    away = Tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    assert autonet.gradcheck(lambda a, b, c: a.clip(b, c),
+                             [away, Tensor([-1.0, -1.5, 0.0], requires_grad=True),
+                              Tensor([1.0, 2.0, 2.5], requires_grad=True)])

@@ -72,3 +72,68 @@ def test_a_loaded_integer_step_counts_on_as_pytorch_keeps_it():
     adam.step()
     other.step()
     np.testing.assert_array_equal(devices.to_host(twin.data), devices.to_host(w.data))
+
+
+def test_sgd_momentum_with_weight_decay_updates_a_0d_parameter_like_a_1d_one():
+    scalar = Tensor(1.5, requires_grad=True)
+    vector = Tensor([1.5], requires_grad=True)
+    optimizers = [SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1) for p in (scalar, vector)]
+    for _ in range(20):
+        for p, optimizer in zip((scalar, vector), optimizers):
+            optimizer.zero_grad()
+            ((p - 3.0) ** 2).sum().backward()
+            optimizer.step()
+    assert scalar.data.item() == vector.data.item()
+    buffer = optimizers[0].state_dict()["state"][0]["momentum_buffer"]
+    assert buffer.item() == optimizers[1].state_dict()["state"][0]["momentum_buffer"].item() != 0.0
+
+
+def test_optimizer_state_dict_lists_no_entry_for_a_parameter_without_state():
+    used, unused = Tensor([1.0], requires_grad=True), Tensor([1.0], requires_grad=True)
+    optimizer = SGD([used, unused], lr=0.1)
+    (used * 2).sum().backward()
+    optimizer.step()                              # plain SGD keeps no state at all
+    assert optimizer.state_dict()["state"] == {}
+
+
+def _trained(optimizer_class, **settings):
+    w = Tensor([1.0, -2.0], requires_grad=True)
+    optimizer = optimizer_class([w], lr=0.1, **settings)
+    for _ in range(2):
+        optimizer.zero_grad()
+        (w * w).sum().backward()
+        optimizer.step()
+    return optimizer
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda s: s["state"][0].pop("exp_avg_sq"), "keeps"),                           # incomplete
+    (lambda s: s["state"].__setitem__(0, {"momentum_buffer": np.zeros(2)}), "keeps"),  # SGD's
+    (lambda s: s["param_groups"][0].__setitem__("lr", -5), "learning rate"),
+    (lambda s: s["param_groups"][0].__setitem__("betas", (1.5, 0.999)), "betas"),
+    (lambda s: s["param_groups"][0].__setitem__("momentum", 0.9), "takes"),
+    (lambda s: s["state"][0].__setitem__("exp_avg", np.zeros(3)), "shape"),
+])
+def test_optimizer_load_state_dict_checks_everything_before_changing_anything(corrupt, message):
+    from autonet.optim import Adam
+    optimizer = _trained(Adam)
+    before = optimizer.state_dict()
+    broken = optimizer.state_dict()
+    corrupt(broken)
+    with pytest.raises(ValueError, match=message):
+        optimizer.load_state_dict(broken)
+    after = optimizer.state_dict()
+    assert after["param_groups"] == before["param_groups"]
+    for name, value in before["state"][0].items():
+        np.testing.assert_array_equal(after["state"][0][name], value)
+
+
+def test_sgd_state_into_adam_and_back_is_refused_but_a_round_trip_works():
+    from autonet.optim import Adam
+    sgd, adam = _trained(SGD, momentum=0.9), _trained(Adam)
+    with pytest.raises(ValueError, match="Adam takes"):   # its settings differ first
+        adam.load_state_dict(sgd.state_dict())
+    fresh = _trained(Adam)
+    fresh.load_state_dict(adam.state_dict())
+    np.testing.assert_array_equal(fresh.state_dict()["state"][0]["exp_avg"],
+                                  adam.state_dict()["state"][0]["exp_avg"])
