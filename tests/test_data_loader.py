@@ -57,3 +57,14 @@ def test_a_seeded_shuffle_repeats_and_covers_every_row_once_per_pass():
                      for _ in range(2))
     np.testing.assert_array_equal(first, second)
     assert sorted(first.tolist()) == X.tolist()
+
+
+# ----------------------------------------------------------------- DataLoader
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_are_copies_of_the_dataset(shuffle):
+    X = np.arange(12.0).reshape(6, 2)
+    original = X.copy()
+    for (batch,) in DataLoader(X, batch_size=4, shuffle=shuffle, rng=0):
+        assert not np.shares_memory(batch, X)
+        batch -= batch.mean()
+    np.testing.assert_array_equal(X, original)

@@ -132,3 +132,19 @@ def test_bce_gradient_follows_pytorch_at_saturation_and_inside():
     soft_target = Tensor([0.3, 0.9], requires_grad=True)
     assert autonet.gradcheck(lambda a, t: nn.functional.binary_cross_entropy(a, t), [inside, soft_target])
     assert autonet.gradgradcheck(lambda a: nn.functional.binary_cross_entropy(a, [0.0, 1.0]), inside)
+
+
+@pytest.mark.host_only("host labels with device inputs: refused on a device, before the labels are read")
+@pytest.mark.parametrize("labels, message", [([0, 1e20], r"\[0, 3\), got 0.0..1e\+20"),
+                                             ([0, np.inf], "finite class indices, got inf"),
+                                             ([np.nan, 1], "finite class indices, got nan")])
+def test_huge_and_non_finite_labels_are_reported_as_they_are(labels, message):
+    for loss in (F.cross_entropy, F.nll_loss):
+        with pytest.raises(ValueError, match=message):
+            loss(Tensor(np.zeros((2, 3))), np.array(labels))
+
+
+@pytest.mark.host_only("host labels with device inputs: refused on a device, before the labels are read")
+def test_bool_labels_are_refused_with_a_message_about_bools():
+    with pytest.raises(TypeError, match="not bool values; convert them with labels.astype"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([True, False]))

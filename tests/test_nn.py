@@ -311,3 +311,46 @@ def test_module_list_and_module_dict_register_their_modules():
     out = net.heads["a"](net.layers[1](net.layers[0](x)).tanh())
     out.sum().backward()
     assert net.layers[0].weight.grad is not None and net.heads["b"].weight.grad is None
+
+
+def test_a_plain_tensor_cannot_replace_a_parameter():
+    layer = nn.Linear(2, 2, rng=0)
+    weight = layer.weight
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'weight'"):
+        layer.weight = Tensor(np.zeros((2, 2)))
+    assert layer.weight is weight and list(layer.parameters())[0] is weight
+    layer.bias = None                                       # as PyTorch: None is allowed
+    layer.weight = nn.Parameter(np.ones((2, 2)))            # and so is a Parameter
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("mode", ["eval", 1, None])
+def test_train_takes_a_bool_only(mode):
+    model = nn.Sequential(nn.Linear(2, 2, rng=0)).eval()
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        model.train(mode)
+    assert model.training is False and model[0].training is False
+
+
+def test_state_dict_interleaves_parameters_and_buffers_module_by_module():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(2))
+            self.register_buffer("count", np.zeros(1))
+            self.norm = nn.BatchNorm1d(2)
+            self.out = nn.Linear(2, 1, rng=0)
+
+    assert list(Block().state_dict()) == [        # torch's order for the same module
+        "scale", "count", "norm.weight", "norm.bias", "norm.running_mean", "norm.running_var",
+        "norm.num_batches_tracked", "out.weight", "out.bias"]
+
+
+def test_a_module_registered_twice_appears_once_in_modules():
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert len(list(model.modules())) == 3
+    # state_dict lists it under both names, as PyTorch's does; both load
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    model.load_state_dict(model.state_dict())

@@ -17,6 +17,7 @@ import autonet.nn.functional as F
 from autonet import Tensor
 from autonet.testing import assert_gradients_match
 
+from test_autograd_memory import _small_cnn
 from test_nn_sequence import assert_compiled_training_equals_eager, data
 
 
@@ -603,3 +604,51 @@ def test_convolution_pooling_and_resizing_bad_input_is_explained():
         nn.Embedding(3, 2, padding_idx=3)
     with pytest.raises(ValueError, match="momentum must lie in"):
         nn.BatchNorm1d(3, momentum=2.0)
+
+
+# ----------------------------------------------------------------- empty batches
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_overlapping_pools_take_an_empty_batch(pool):
+    x = Tensor(np.zeros((0, 2, 5, 5)), requires_grad=True)
+    out = pool(x, 3, stride=2)
+    assert out.shape == (0, 2, 2, 2)                      # PyTorch's shape
+    out.sum().backward()
+    assert x.grad.shape == (0, 2, 5, 5)
+
+
+def test_an_empty_batch_goes_through_a_cnn_in_eval_mode():
+    model = _small_cnn().eval()
+    x = Tensor(np.zeros((0, 2, 7, 7)), requires_grad=True)
+    out = model(x)
+    assert out.shape == (0, 3)                             # PyTorch's: Flatten gives (0, 36)
+    out.sum().backward()
+    assert x.grad.shape == (0, 2, 7, 7)
+    np.testing.assert_array_equal(model[0].weight.grad, np.zeros(model[0].weight.shape))
+
+
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_and_min_over_a_non_empty_axis_of_an_empty_tensor_are_empty(op):
+    x = Tensor(np.zeros((0, 3)), requires_grad=True)
+    out = getattr(x, op)(axis=1)
+    assert out.shape == getattr(np, op)(np.zeros((0, 3)), axis=1).shape == (0,)
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)
+    with pytest.raises(ValueError, match="empty axis"):
+        getattr(x, op)(axis=0)                            # NumPy refuses this one too
+
+
+def test_a_refused_batch_norm_batch_changes_no_buffer():
+    layer = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        layer(Tensor(np.ones((1, 3))))
+    assert int(layer.num_batches_tracked.data) == 0
+    np.testing.assert_array_equal(layer.running_mean.data, np.zeros(3))
+    layer(Tensor(np.arange(6.0).reshape(2, 3)))
+    assert int(layer.num_batches_tracked.data) == 1
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d, F.max_pool1d, F.avg_pool1d])
+def test_pooling_with_stride_zero_is_a_clear_error(pool):
+    x = Tensor(np.ones((1, 1, 4, 4) if pool.__name__.endswith("2d") else (1, 1, 4)))
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        pool(x, 2, stride=0)

@@ -479,3 +479,42 @@ def test_clip_with_tensor_bounds_passes_gradients_to_the_bounds():
     assert autonet.gradcheck(lambda a, b, c: a.clip(b, c),
                              [away, Tensor([-1.0, -1.5, 0.0], requires_grad=True),
                               Tensor([1.0, 2.0, 2.5], requires_grad=True)])
+
+
+# ----------------------------------------------------------------- NaN routing (derivatives.yaml)
+def test_max_of_a_tensor_with_nans_sends_the_gradient_to_the_nans():
+    # torch.max(): evenly_distribute_backward, mask = isnan(input) when the result is NaN
+    x = Tensor([1.0, np.nan, 3.0, np.nan], requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.5, 0.0, 0.5])
+    x = Tensor([[1.0, np.nan], [3.0, 3.0]], requires_grad=True)
+    x.min(axis=1).sum().backward()                      # ties still share evenly
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [0.5, 0.5]])
+
+
+def test_relu_backward_is_pytorchs_threshold_backward():
+    # where(result <= 0, 0, grad): NaN <= 0 is False, so the gradient passes at NaN, and a
+    # NaN gradient does not leak where the input was negative
+    x = Tensor([-1.0, np.nan, 2.0, 0.0], requires_grad=True)
+    x.relu().backward(np.array([np.nan, 1.0, 1.0, np.nan]))
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 0.0])
+
+
+def test_abs_backward_uses_pytorchs_sign_which_is_zero_at_nan():
+    # grad * sgn(x); torch.sgn(nan) == 0 (pytorch/pytorch#41245), unlike np.sign
+    x = Tensor([-2.0, np.nan, 3.0, 0.0], requires_grad=True)
+    x.abs().sum().backward()
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0, 0.0])
+
+
+def test_maximum_and_minimum_route_as_pytorchs_formula():
+    # self: where(self == other, grad / 2, grad).masked_fill_(self < other, 0), other alike
+    a = Tensor([1.0, np.nan, 2.0, 2.0, 0.0], requires_grad=True)
+    b = Tensor([0.0, 1.0, np.nan, 2.0, 1.0], requires_grad=True)
+    autonet.maximum(a, b).backward(np.array([np.nan, 1.0, 1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(a.grad, [np.nan, 1.0, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 1.0, 1.0, 0.5, 1.0])
+    a.grad = b.grad = None
+    autonet.minimum(a, b).backward(np.ones(5))
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0, 1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0, 0.5, 0.0])

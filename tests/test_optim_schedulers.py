@@ -378,3 +378,48 @@ def test_a_saved_initial_lr_that_is_no_rate_is_refused(bad):
     with pytest.raises(ValueError, match="initial_lr"):
         optimizer.load_state_dict(state)
     assert optimizer.param_groups[0]["initial_lr"] == 0.4
+
+
+# ----------------------------------------------------------------- chained schedulers
+def _chained_rates(makers, steps, lr=1.0):
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=lr)
+    made = [make(optimizer) for make in makers]
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(steps):
+        optimizer.step()
+        for scheduler in made:
+            scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return np.array(rates)
+
+
+def test_warmup_then_cosine_gives_pytorchs_rates_after_the_first_period():
+    # PyTorch: both recurrences multiply the current rate, so the product of the closed forms
+    # holds; at t = T + 1 cosine adds (initial_lr - eta_min)(1 - cos(pi / T)) / 2, initial_lr
+    # being the rate before any scheduler (1.0), not the warmed-up one
+    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.1, total_iters=5),
+                            lambda o: schedulers.CosineAnnealingLR(o, T_max=10)], steps=35)
+    t = np.arange(36)
+    warmup = 0.1 + 0.9 * np.minimum(t, 5) / 5
+    expected = warmup * (1 + np.cos(np.pi * t / 10)) / 2
+    np.testing.assert_allclose(rates, expected, rtol=1e-10, atol=1e-15)
+    assert rates[11] > 0.02   # 10 % of it (0.0024) before the fix
+
+
+def test_warmup_then_lambda_trains_at_lambdas_rate():
+    # PyTorch's LambdaLR sets initial_lr * lambda(t), whatever ran before it
+    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.5, total_iters=4),
+                            lambda o: schedulers.LambdaLR(o, lambda epoch: 0.9 ** epoch)],
+                           steps=12, lr=0.2)
+    np.testing.assert_allclose(rates, 0.2 * 0.9 ** np.arange(13), rtol=1e-13)
+
+
+def test_the_first_scheduler_records_initial_lr_in_the_groups():
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.3)
+    schedulers.ExponentialLR(optimizer, gamma=0.5)
+    optimizer.step()
+    assert optimizer.param_groups[0]["initial_lr"] == 0.3
+    second = schedulers.StepLR(optimizer, step_size=2)
+    assert second.base_lrs == [0.3]

@@ -137,3 +137,52 @@ def test_sgd_state_into_adam_and_back_is_refused_but_a_round_trip_works():
     fresh.load_state_dict(adam.state_dict())
     np.testing.assert_array_equal(fresh.state_dict()["state"][0]["exp_avg"],
                                   adam.state_dict()["state"][0]["exp_avg"])
+
+
+# ----------------------------------------------------------------- optimizer state
+def _adam_after(steps, start, grads):
+    w = Tensor(start.copy(), requires_grad=True)
+    optimizer = Adam([w], lr=0.01)
+    for g in grads[:steps]:
+        w.grad = g.copy()
+        optimizer.step()
+    return w, optimizer
+
+
+@pytest.mark.host_only("host gradients set on device parameters: refused on a device")
+def test_adam_state_is_cast_to_the_parameters_dtype_on_load():
+    rng = np.random.default_rng(0)
+    start, grads = rng.standard_normal(4), [rng.standard_normal(4) for _ in range(3)]
+    _, trained = _adam_after(2, start, grads)
+    state = trained.state_dict()
+    for name in ("exp_avg", "exp_avg_sq"):
+        state["state"][0][name] = state["state"][0][name].astype(np.float32)
+    w, optimizer = _adam_after(0, start, grads)
+    optimizer.load_state_dict(state)
+    loaded = optimizer.state[w]
+    assert loaded["exp_avg"].dtype == loaded["exp_avg_sq"].dtype == np.float64
+    np.testing.assert_array_equal(loaded["exp_avg"], state["state"][0]["exp_avg"].astype(np.float64))
+    assert loaded["step"] == 2.0   # the counter is kept as it is
+
+
+@pytest.mark.host_only("host gradients set on device parameters: refused on a device")
+@pytest.mark.parametrize("name, bad", [("exp_avg", np.zeros(4, dtype=np.int64)),
+                                       ("exp_avg_sq", np.zeros(4, dtype=bool)),
+                                       ("exp_avg", np.array(["a"] * 4)),
+                                       ("step", np.array(True))])
+def test_adam_state_that_is_not_floating_point_is_refused_before_anything_changes(name, bad):
+    rng = np.random.default_rng(1)
+    start, grads = rng.standard_normal(4), [rng.standard_normal(4) for _ in range(3)]
+    w, optimizer = _adam_after(1, start, grads)
+    before = {k: v.copy() for k, v in optimizer.state[w].items()}
+    state = optimizer.state_dict()
+    state["state"][0][name] = bad
+    state["param_groups"][0]["lr"] = 0.5
+    with pytest.raises(ValueError, match=name):
+        optimizer.load_state_dict(state)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    for key, value in before.items():
+        np.testing.assert_array_equal(optimizer.state[w][key], value)
+    w.grad = grads[1].copy()
+    optimizer.step()   # still works, and counts from 1
+    assert optimizer.state[w]["step"] == 2
