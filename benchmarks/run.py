@@ -156,10 +156,14 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke test)")
     parser.add_argument("--default-threads", action="store_true",
                         help="leave BLAS threads at their default (run by the main table itself)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="--quick with one round of one timed step per engine (the test suite's run)")
     arguments = parser.parse_args()
+    arguments.quick |= arguments.smoke
     torch = load_torch()
-    rounds = 3 if arguments.quick else 15
-    counts = {"notebook": 2000, "digits": 200, "784": 3}
+    rounds = 1 if arguments.smoke else 3 if arguments.quick else 15
+    counts = dict.fromkeys(("notebook", "digits", "784"), 1) if arguments.smoke else \
+        {"notebook": 2000, "digits": 200, "784": 3}
     threads = "default BLAS threads" if arguments.default_threads else "1 BLAS thread"
     print(f"autonet {autonet.__version__}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch else 'not installed'}, {threads}, "

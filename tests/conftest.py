@@ -3,6 +3,10 @@
 * The hypothesis profile comes from HYPOTHESIS_PROFILE (default ci).
 * Fused kernels compiled by the tests are cached in .cache/kernels in the repository (ignored by
   git), not the user's: later runs load numba's machine code instead of compiling again.
+* BLAS runs one thread per process (unless the environment says otherwise), set before NumPy is
+  imported: ``make test`` runs two pytest workers on two cores, and BLAS threads on top of them
+  would only wait for each other. No test depends on it: results are compared within one process
+  (or one environment, for the subprocesses that inherit it) or within tolerances.
 * The op, nn, optim and compile tests run twice: on the CPU and with tensors on
   ``device_double`` (a CuPy-like array type that refuses implicit host conversion),
   so a host conversion autonet forgot fails on a CPU-only machine.
@@ -10,19 +14,23 @@
 import os
 import pathlib
 
-import pytest
-from hypothesis import settings
+for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 
-import autonet.testing  # noqa: F401 - registers the ci and thorough profiles
-import device_double
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import autonet.testing  # noqa: F401, E402 - registers the ci and thorough profiles
+import device_double  # noqa: E402
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 os.environ.setdefault("AUTONET_CACHE_DIR", str(pathlib.Path(__file__).resolve().parent.parent / ".cache" / "kernels"))
 
-ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile", "test_training_kit",
-                   "test_autograd", "test_tensor", "test_inplace", "test_fuzz", "test_serialization",
-                   "test_hardening", "test_soundness", "test_models", "test_anomaly", "test_check",
-                   "test_viz", "test_dtypes", "test_ownership", "test_testing")
+ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile",
+                   "test_autograd", "test_tensor", "test_inplace", "test_serialization",
+                   "test_soundness", "test_models", "test_anomaly", "test_check",
+                   "test_viz", "test_dtypes", "test_ownership", "test_testing", "test_random", "test_data_loader",
+                   "test_pytorch_spellings")
 
 
 def pytest_generate_tests(metafunc):

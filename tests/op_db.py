@@ -352,6 +352,6 @@ NOT_DIFFERENTIABLE = {"argmax", "argmin", "zeros", "ones", "zeros_like", "ones_l
                       "linspace", "eye", "to", "setitem", "astype", "argsort", "empty", "empty_like",
                       "full_like"}
 """Registered ops without a row here, and where they are tested instead: argmax/argmin return
-indices (test_ops_reduce, argsort: test_ops_v3), constructors make leaves (test_ops_contract_v2, test_dtypes), ``to``
+indices (test_ops_reduce, argsort: test_ops_edge_cases), constructors make leaves (test_ops_edge_cases, test_dtypes), ``to``
 moves between devices (test_devices), ``setitem`` writes in place (test_inplace), ``astype``
 changes the dtype, which finite differences in float64 cannot follow (test_dtypes)."""

@@ -1,4 +1,5 @@
 """detect_anomaly: the first NaN/Inf names the op, the user's line and the input shapes."""
+import os
 import threading
 
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 
 import autonet
 from autonet import Tensor
+
+from device_double import here
 
 
 def test_forward_nan_names_op_location_and_shapes():
@@ -51,3 +54,20 @@ def test_second_order_works_in_anomaly_mode():
         (h,) = autonet.grad(g.sum(), x)
     t = np.tanh(x.data)
     np.testing.assert_allclose(h.data, -2 * t * (1 - t ** 2))
+
+
+def test_anomaly_names_the_users_line_through_numpy_and_catches_inf_from_summing():
+    x = Tensor([0.0, 1.0], requires_grad=True)
+    with autonet.detect_anomaly(), pytest.raises(FloatingPointError) as caught:
+        np.log(np.sum(x * 0.0, axis=0, keepdims=True))
+    assert f"{os.path.basename(__file__)}:" in str(caught.value) and "fromnumeric" not in str(caught.value)
+    big = np.float32(3e38)
+    w = Tensor(np.array([1.0], dtype=np.float32), requires_grad=True)
+    y = w + here(np.zeros((2, 1), dtype=np.float32))                   # broadcast: (1,) -> (2, 1)
+    with autonet.detect_anomaly(), pytest.raises(FloatingPointError, match="summed"):
+        y.backward(np.full((2, 1), big, dtype=np.float32))          # the sum overflows
+    assert w.grad is None
+    v = Tensor(np.array([1.0], dtype=np.float32), requires_grad=True)
+    both = autonet.stack([v * 1.0, v * 1.0])                        # v used twice: a fan-out
+    with autonet.detect_anomaly(), pytest.raises(FloatingPointError, match="summed"):
+        both.backward(np.full((2, 1), 2e38, dtype=np.float32))     # each branch finite, the sum not

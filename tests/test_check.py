@@ -95,3 +95,22 @@ def test_gradgradcheck_takes_an_explicit_upstream_gradient():
     with pytest.raises(GradcheckError):
         autonet.gradgradcheck(FrozenSecondDerivative.apply, Tensor([0.5, -1.5], requires_grad=True),
                               grad_outputs=np.array([1.0, 2.0]))
+
+
+def test_gradcheck_fails_where_the_numeric_derivative_overflows():
+    class WrongSignExp(autonet.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return np.exp(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved
+            return -grad * np.exp(x)
+
+    edge = np.log(np.finfo(np.float64).max)
+    x = Tensor([edge - 1e-7], requires_grad=True)   # exp(x) is finite, exp(x + eps) is inf
+    assert np.isfinite(np.exp(x.data)).all()
+    with np.errstate(over="ignore"), pytest.raises(autonet.GradcheckError, match="numeric inf"):
+        autonet.gradcheck(WrongSignExp.apply, x)

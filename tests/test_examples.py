@@ -57,10 +57,11 @@ def test_digits_reaches_95_percent_and_reloads_identically(tmp_path):
 
 
 def test_benchmarks_run_and_every_engine_matches_numpy(tmp_path):
-    """The benchmark's own check: autonet, compiled and (if installed) torch reach the
-    hand-written NumPy step's parameters. No time is asserted."""
+    """The benchmark's own check: autonet, compiled, fused and (if installed) torch reach the
+    hand-written NumPy step's parameters, then each is timed for one step (``--smoke``; ``make
+    bench`` times rounds of many). No time is asserted."""
     script = EXAMPLES.parent / "benchmarks" / "run.py"
-    result = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" us |") >= 3 and "disagrees" not in result.stdout

@@ -204,26 +204,56 @@ def _optimizers(eager, fused):
             for cell in function.__closure__ if isinstance(cell.cell_contents, SGD)]
 
 
-def test_kernels_are_cached_on_disk_for_later_processes_or_compiled_in_memory(tmp_path):
-    code = ("import sys; sys.path.insert(0, {tests!r})\n"
-            "import test_fused, autonet\n"
-            "model, step = test_fused._xor()\n"
-            "fused = autonet.compile(step, backend='fused')\n"
-            "fused()\n"
-            "print(fused().item(), fused.programs[0].backend)\n").format(tests=str(__import__("pathlib").Path(__file__).parent))
+_ONE_OP_STEP = """
+import autonet
+from autonet.optim import SGD
+
+w = autonet.Tensor([0.5, -1.0, 2.0], requires_grad=True)
+optimizer = SGD([w], lr=0.1)
+
+
+def step():
+    loss = (w * w.tanh()).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+"""
+_REPORT_CACHE_USE = """
+import sys
+fused = autonet.compile(step, backend="fused")
+fused()
+kernel = next(module for name, module in sys.modules.items() if name.startswith("autonet_fused_")).kernel
+print(fused().item(), fused.programs[0].backend, sum(kernel.stats.cache_hits.values()),
+      sum(kernel.stats.cache_misses.values()))
+"""
+
+
+def test_kernels_are_cached_on_disk_for_later_processes_or_compiled_in_memory(tmp_path, monkeypatch):
+    """A first process compiles the kernel and writes numba's cache; a second one loads its machine
+    code from there (numba counts a cache hit, no miss). A small step keeps numba's compiles short:
+    the cache works on the kernel's file, whatever the step computes."""
     cache = tmp_path / "cache"
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                           env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(cache)})
+    runs = [subprocess.run([sys.executable, "-c", _ONE_OP_STEP + _REPORT_CACHE_USE], capture_output=True,
+                           text=True, timeout=300, env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(cache)})
             for _ in range(2)]
     assert all(run.returncode == 0 for run in runs), runs[0].stderr + runs[1].stderr
-    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.split()[1] == "fused"
+    (first_value, first_backend, *first_counts), (second_value, _, *second_counts) = (
+        run.stdout.split() for run in runs)
+    assert first_backend == "fused" and first_value == second_value
+    assert first_counts == ["0", "1"] and second_counts == ["1", "0"]   # compiled, then loaded
     assert len(list(cache.glob("kernel_*.py"))) == 1
     assert list((cache / "__pycache__").glob("*.nbi"))            # numba's index of compiled code
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "AUTONET_CACHE_DIR": str(blocked / "x")})
-    assert run.returncode == 0 and run.stdout == runs[0].stdout, run.stderr
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(blocked / "x"))   # no cache there: compiled in memory
+    eager, fused = {}, {}
+    exec(_ONE_OP_STEP, eager)
+    exec(_ONE_OP_STEP, fused)
+    fused_step = autonet.compile(fused["step"], backend="fused")
+    for _ in range(3):
+        _close(fused_step().data, eager["step"]().data)
+    assert fused_step.programs[0].backend == "fused" and blocked.read_text() == "not a directory"
 
 
 def test_gradients_accumulated_without_zero_grad_are_stepped_as_in_eager_mode():

@@ -164,3 +164,14 @@ def test_failed_in_place_on_a_computed_tensor_changes_nothing():
         y += np.ones((2, 2), like=y.data)
     assert y.grad_fn.name == "exp" and y.grad_fn.saved is saved and saved[0] is y.data
     assert y._version[0] == 0
+
+
+# ----------------------------------------------------------------- retain_grad and in-place
+def test_retain_grad_survives_an_in_place_op():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    y.retain_grad()
+    y += 1.0
+    (y * y).sum().backward()
+    np.testing.assert_allclose(y.grad, 2 * np.array([4.0, 7.0]))   # d(y^2)/dy at the new y
+    np.testing.assert_allclose(x.grad, 3 * 2 * np.array([4.0, 7.0]))

@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 import autonet
 import autonet.nn as nn
 import autonet.nn.functional as F
+from autonet import Tensor
 from autonet.testing import arrays, assert_gradients_match, tensors
 
 REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}
@@ -98,3 +99,52 @@ def test_targets_may_be_lists_arrays_or_tensors():
                                                            autonet.Tensor([0.0, 1.0]))]
     assert values[0] == values[1] == values[2]
     assert nn.CrossEntropyLoss()(autonet.Tensor(np.eye(2)), autonet.Tensor([0, 1])).item() > 0
+
+
+@pytest.mark.host_only("host targets and labels with device inputs: refused on a device")
+def test_new_losses_match_their_formulas():
+    rng = np.random.default_rng(8)
+    x, t = rng.normal(size=(6, 4)) * 2, rng.normal(size=(6, 4)) * 2
+    d = x - t
+    assert np.isclose(nn.L1Loss()(Tensor(x), t).item(), np.abs(d).mean())
+    huber = np.where(np.abs(d) < 1.5, 0.5 * d * d, 1.5 * (np.abs(d) - 0.75))
+    assert np.isclose(nn.HuberLoss(reduction="sum", delta=1.5)(Tensor(x), t).item(), huber.sum())
+    labels = np.array([0, 3, 1, 2, 3, 0])
+    log_probs = x - np.log(np.exp(x).sum(1, keepdims=True))
+    assert np.isclose(nn.NLLLoss()(Tensor(log_probs), labels).item(), -log_probs[np.arange(6), labels].mean())
+    for loss in (lambda x: F.l1_loss(x, t), lambda x: F.huber_loss(x, t, delta=1.5),
+                 lambda x: F.nll_loss(x, labels, reduction="none")):
+        assert_gradients_match(loss, Tensor(x, requires_grad=True))
+    with pytest.raises(ValueError, match="lie in"):
+        F.nll_loss(Tensor(log_probs), np.array([0, 1, 2, 3, 4, 0]))
+
+
+def test_bce_gradient_follows_pytorch_at_saturation_and_inside():
+    p = Tensor([0.0, 1.0, 0.3], requires_grad=True)
+    target = np.array([1.0, 0.0, 1.0])
+    loss = nn.functional.binary_cross_entropy(p, target, reduction="sum")
+    np.testing.assert_allclose(loss.item(), 100.0 + 100.0 - np.log(0.3))
+    loss.backward()
+    expected = (p.data - target) / np.maximum(p.data * (1 - p.data), 1e-12)   # PyTorch's formula
+    np.testing.assert_array_equal(p.grad, expected)
+    assert p.grad[0] == -1e12 and p.grad[1] == 1e12
+    inside = Tensor([0.2, 0.6], requires_grad=True)
+    soft_target = Tensor([0.3, 0.9], requires_grad=True)
+    assert autonet.gradcheck(lambda a, t: nn.functional.binary_cross_entropy(a, t), [inside, soft_target])
+    assert autonet.gradgradcheck(lambda a: nn.functional.binary_cross_entropy(a, [0.0, 1.0]), inside)
+
+
+@pytest.mark.host_only("host labels with device inputs: refused on a device, before the labels are read")
+@pytest.mark.parametrize("labels, message", [([0, 1e20], r"\[0, 3\), got 0.0..1e\+20"),
+                                             ([0, np.inf], "finite class indices, got inf"),
+                                             ([np.nan, 1], "finite class indices, got nan")])
+def test_huge_and_non_finite_labels_are_reported_as_they_are(labels, message):
+    for loss in (F.cross_entropy, F.nll_loss):
+        with pytest.raises(ValueError, match=message):
+            loss(Tensor(np.zeros((2, 3))), np.array(labels))
+
+
+@pytest.mark.host_only("host labels with device inputs: refused on a device, before the labels are read")
+def test_bool_labels_are_refused_with_a_message_about_bools():
+    with pytest.raises(TypeError, match="not bool values; convert them with labels.astype"):
+        F.cross_entropy(Tensor(np.zeros((2, 3))), np.array([True, False]))

@@ -1,12 +1,14 @@
-"""nn: Module discovery and naming, Linear, activations, init, state dicts."""
+"""nn: Module discovery and naming, Linear, activations, init, state dicts, modules' bookkeeping."""
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import autonet
 import autonet.nn as nn
+from autonet import Tensor
+from autonet.core import device as devices
 from autonet.testing import assert_gradients_match, tensors
 
 
@@ -186,3 +188,169 @@ def test_load_refuses_object_arrays_and_save_refuses_them(tmp_path):
     with pytest.raises(TypeError):
         autonet.save({"weight": np.array(["text"])}, tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+# ----------------------------------------------------------------- module bookkeeping
+def test_a_parameter_replaces_a_buffer_as_in_pytorch():
+    module = nn.Module()
+    module.register_buffer("scale", np.ones(2))
+    module.scale = nn.Parameter(np.ones(2))
+    assert [n for n, _ in module.named_parameters()] == ["scale"]
+    assert list(module.named_buffers()) == []
+
+
+def test_a_buffer_takes_a_tensor_or_none_only():
+    module = nn.Module()
+    module.register_buffer("count", np.zeros(1))
+    with pytest.raises(TypeError, match="buffer 'count'"):
+        module.count = np.ones(1)
+    module.count = None
+    assert list(module.state_dict()) == []
+    module.count = Tensor([3.0])
+    assert list(module.state_dict()) == ["count"]
+
+
+def test_a_module_cannot_contain_itself():
+    outer = nn.Sequential(nn.Linear(2, 2, rng=0))
+    with pytest.raises(ValueError, match="contain itself"):
+        outer.loop = outer
+    with pytest.raises(ValueError, match="contain itself"):
+        outer[0].back = outer
+    assert [name for name, _ in outer.named_modules()] == ["", "0"]
+
+
+def test_train_and_eval_reach_a_module_registered_twice_once_and_all_others():
+    shared = nn.Dropout(0.5)
+    model = nn.Sequential(shared, nn.Sequential(shared, nn.Linear(2, 2, rng=0)))
+    model.eval()
+    assert all(not m.training for m in [model, shared, model[1], model[1][1]])
+    model.train(True)
+    assert all(m.training for m in [model, shared, model[1], model[1][1]])
+
+
+def test_load_state_dict_refuses_strings_and_copies_nan_as_pytorch():
+    layer = nn.Linear(2, 2, rng=0)
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    bad = dict(before, weight=np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(TypeError, match="weight"):
+        layer.load_state_dict(bad)
+    for key, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    nan_weights = dict(before, weight=np.full((2, 2), math.nan))   # PyTorch copies NaN as it is
+    layer.load_state_dict(nan_weights)
+    assert np.isnan(layer.state_dict()["weight"]).all()
+
+
+def test_state_dict_keys_are_pytorchs_for_a_small_cnn():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2, 1, rng=1))
+    assert list(model.state_dict()) == [
+        "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+        "1.num_batches_tracked", "4.weight", "4.bias"]
+
+
+def test_saving_a_module_state_with_a_shared_layer_round_trips(tmp_path):
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    autonet.save({"model": model.state_dict()}, tmp_path / "shared.npz")
+    fresh_shared = nn.Linear(2, 2, rng=5)
+    fresh = nn.Sequential(fresh_shared, nn.Tanh(), fresh_shared)
+    fresh.load_state_dict(autonet.load(tmp_path / "shared.npz")["model"])
+    np.testing.assert_array_equal(devices.to_host(fresh_shared.weight.data),
+                                  devices.to_host(shared.weight.data))
+
+
+def test_dicts_and_sets_of_modules_are_refused_with_the_container_to_use():
+    class Holder(nn.Module):
+        """A module with no layers of its own."""
+
+    holder = Holder()
+    with pytest.raises(TypeError, match="ModuleDict"):
+        holder.blocks = {"a": nn.Linear(2, 2, rng=0)}
+    with pytest.raises(TypeError, match="ModuleDict"):
+        holder.weights = {nn.Parameter(np.ones(2))}
+    holder.settings = {"depth": 2}                 # a plain dict of settings is fine
+    assert list(holder.parameters()) == []
+
+
+def test_underscore_attributes_register_like_any_other():
+    class Private(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._scale = nn.Parameter(np.ones(2))
+            self._inner = nn.Linear(2, 1, rng=0)
+
+    model = Private()
+    assert [name for name, _ in model.named_parameters()] == [
+        "_scale", "_inner.weight", "_inner.bias"]
+    assert set(model.state_dict()) == {"_scale", "_inner.weight", "_inner.bias"}
+    assert model._inner.weight.name == "_inner.weight" and "(_inner): Linear" in repr(model)
+
+
+def test_module_list_and_module_dict_register_their_modules():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3, rng=i) for i in range(2)])
+            self.layers.append(nn.Tanh())
+            self.heads = nn.ModuleDict({"a": nn.Linear(3, 1, rng=5)})
+            self.heads["b"] = nn.Linear(3, 2, rng=6)
+
+    net = Net()
+    names = [name for name, _ in net.named_parameters()]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+                     "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    assert len(net.layers) == 3 and isinstance(net.layers[-1], nn.Tanh)
+    assert len(net.layers[:2]) == 2 and [type(m) for m in net.layers][2] is nn.Tanh
+    assert list(net.heads) == ["a", "b"] and "b" in net.heads and net.heads["b"].out_features == 2
+    with pytest.raises(KeyError):
+        net.heads["a.b"] = nn.Tanh()
+    with pytest.raises(TypeError):
+        net.layers.append(lambda x: x)
+    x = Tensor(np.ones((4, 3)))
+    out = net.heads["a"](net.layers[1](net.layers[0](x)).tanh())
+    out.sum().backward()
+    assert net.layers[0].weight.grad is not None and net.heads["b"].weight.grad is None
+
+
+def test_a_plain_tensor_cannot_replace_a_parameter():
+    layer = nn.Linear(2, 2, rng=0)
+    weight = layer.weight
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'weight'"):
+        layer.weight = Tensor(np.zeros((2, 2)))
+    assert layer.weight is weight and list(layer.parameters())[0] is weight
+    layer.bias = None                                       # as PyTorch: None is allowed
+    layer.weight = nn.Parameter(np.ones((2, 2)))            # and so is a Parameter
+    assert [name for name, _ in layer.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("mode", ["eval", 1, None])
+def test_train_takes_a_bool_only(mode):
+    model = nn.Sequential(nn.Linear(2, 2, rng=0)).eval()
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        model.train(mode)
+    assert model.training is False and model[0].training is False
+
+
+def test_state_dict_interleaves_parameters_and_buffers_module_by_module():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(2))
+            self.register_buffer("count", np.zeros(1))
+            self.norm = nn.BatchNorm1d(2)
+            self.out = nn.Linear(2, 1, rng=0)
+
+    assert list(Block().state_dict()) == [        # torch's order for the same module
+        "scale", "count", "norm.weight", "norm.bias", "norm.running_mean", "norm.running_var",
+        "norm.num_batches_tracked", "out.weight", "out.bias"]
+
+
+def test_a_module_registered_twice_appears_once_in_modules():
+    shared = nn.Linear(2, 2, rng=0)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert len(list(model.modules())) == 3
+    # state_dict lists it under both names, as PyTorch's does; both load
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    model.load_state_dict(model.state_dict())

@@ -1,9 +1,12 @@
-"""SGD and Adam against updates written out by hand in NumPy; state_dict resumes exactly."""
+"""SGD, Adam and AdamW against updates written out by hand in NumPy; state_dict resumes exactly."""
+import math
+
 import numpy as np
 import pytest
 
 import autonet
-from autonet.optim import SGD, Adam
+from autonet import Tensor
+from autonet.optim import Adam, AdamW, SGD
 
 A = np.array([1.0, 2.0, 0.5])
 B = np.array([0.3, -0.2, 0.1])
@@ -157,3 +160,21 @@ def test_update_is_in_place_outside_the_graph():
     (p * p).sum().backward()
     optimizer.step()
     assert p.data is data and p.is_leaf and p.grad_fn is None
+
+
+def test_adamw_is_adam_with_decoupled_weight_decay():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(3, 4))
+    w = Tensor(start, requires_grad=True)
+    optimizer = AdamW([w], lr=0.01, betas=(0.8, 0.99), eps=1e-8, weight_decay=0.1)
+    p, m, v = start.copy(), np.zeros_like(start), np.zeros_like(start)
+    for t in range(1, 21):
+        g = rng.normal(size=(3, 4))
+        w.grad = np.array(g, like=w.data)   # a copy, where w lives
+        optimizer.step()
+        p = p * (1 - 0.01 * 0.1)
+        m = 0.8 * m + 0.2 * g
+        v = 0.99 * v + 0.01 * g * g
+        p = p - 0.01 / (1 - 0.8 ** t) * m / (np.sqrt(v) / math.sqrt(1 - 0.99 ** t) + 1e-8)
+    np.testing.assert_allclose(w.data, p, rtol=1e-12, atol=1e-15)
+    assert AdamW([Tensor([1.0], requires_grad=True)]).param_groups[0]["weight_decay"] == 1e-2

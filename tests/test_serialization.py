@@ -1,5 +1,10 @@
 """save / load: exact round trips of nested state, atomic and link-safe writes, clear refusals."""
+import json
+import math
 import os
+import signal
+import subprocess
+import sys
 import threading
 import zipfile
 
@@ -10,6 +15,7 @@ import autonet
 import autonet.nn as nn
 from autonet import Tensor
 from autonet.optim import Adam
+
 from device_double import here
 
 
@@ -137,3 +143,228 @@ def test_load_refuses_what_it_cannot_read_safely(tmp_path):
             member.write(b"\0" * 80)                                # 10 of 1000 numbers
     with pytest.raises(ValueError, match="'w.npy' is truncated"):
         autonet.load(truncated)
+
+
+# ----------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("array", [np.zeros((0, 3), dtype=np.float32), np.array(7, dtype=np.int8),
+                                   np.array([np.nan, -0.0, np.inf, -np.inf]), np.ones((2, 3), order="F"),
+                                   np.arange(12.0).reshape(3, 4)[:, ::2], np.array([True, False]),
+                                   np.array([2 ** 63 + 1], dtype=np.uint64), np.ones(2, dtype=np.float16)],
+                         ids=["empty", "0-d int8", "nan-inf-negzero", "fortran", "strided", "bool",
+                              "uint64", "float16"])
+def test_arrays_round_trip_bit_for_bit(tmp_path, array):
+    autonet.save({"a": array}, tmp_path / "a.npz")
+    loaded = autonet.load(tmp_path / "a.npz")["a"]
+    assert loaded.dtype == array.dtype and loaded.shape == array.shape
+    assert loaded.tobytes() == np.ascontiguousarray(array).tobytes()
+
+
+def test_plain_values_round_trip_exactly(tmp_path):
+    state = {"nan": math.nan, "negzero": -0.0, "inf": -math.inf, "big": 2 ** 70, 2 ** 70: "key",
+             -3: None, "text": "a\x00b\n/é", "empty": {}, "nested": [(), [], {"": 1}]}
+    autonet.save(state, tmp_path / "plain.npz")
+    loaded = autonet.load(tmp_path / "plain.npz")
+    assert math.isnan(loaded["nan"]) and math.copysign(1.0, loaded["negzero"]) == -1.0
+    assert loaded["inf"] == -math.inf and loaded["big"] == 2 ** 70 and loaded[2 ** 70] == "key"
+    assert loaded[-3] is None and loaded["text"] == state["text"] and loaded["empty"] == {}
+    assert loaded["nested"] == [(), [], {"": 1}]
+
+
+def test_an_empty_dict_saves_and_loads(tmp_path):
+    autonet.save({}, tmp_path / "empty.npz")
+    assert autonet.load(tmp_path / "empty.npz") == {}
+    with np.load(tmp_path / "empty.npz") as archive:
+        assert archive.files == ["autonet"]
+
+
+def _crafted(path, manifest, members=()):
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("autonet.npy", "w") as member:
+            np.lib.format.write_array(member, manifest)
+        for name, array in members:
+            with archive.open(name, "w") as member:
+                np.lib.format.write_array(member, array)
+    return path
+
+
+@pytest.mark.parametrize("manifest, message", [
+    (np.array(['{"format": 2, "tree": {"dict": []}}'] * 2), "one string"),
+    (np.arange(3), "holds int64"),
+    (np.array('{"format": 3, "tree": {"dict": []}}'), "format 3"),
+    (np.array("not json"), "not valid JSON"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"array": "../../etc/passwd"}]]}}'),
+     "does not hold"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"array": 0}]]}}'), "does not hold"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}, {"float": "1.5"}]]}}'), "'float' entry"),
+    (np.array('{"format": 2, "tree": {"dict": [[{"str": "w"}]]}}'), "malformed dict entry"),
+], ids=["two strings", "int manifest", "future format", "not json", "traversal name", "int reference",
+        "string float", "short pair"])
+def test_crafted_manifests_are_refused_saying_what(tmp_path, manifest, message):
+    path = _crafted(tmp_path / "crafted.npz", manifest, [("w.npy", np.ones(2))])
+    with pytest.raises(ValueError, match=message):
+        autonet.load(path)
+
+
+def test_a_failed_save_into_a_directory_leaves_no_temporary(tmp_path):
+    (tmp_path / "taken.npz").mkdir()
+    with pytest.raises(OSError):
+        autonet.save({"w": np.ones(2)}, tmp_path / "taken.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.npz"]
+
+
+def test_a_cut_archive_is_refused(tmp_path):
+    autonet.save({"w": np.arange(1000.0)}, tmp_path / "whole.npz")
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not an .npz archive|truncated or corrupt"):
+        autonet.load(tmp_path / "cut.npz")
+
+
+def test_the_manifest_is_readable_json_naming_every_member(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU(), nn.Linear(3, 1, rng=1))
+    autonet.save({"model": model.state_dict(), "step": 12}, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        tree = json.loads(str(archive["autonet"]))["tree"]
+        names = set(archive.files) - {"autonet"}
+    referenced = {entry[1]["array"][:-4] for entry in tree["dict"][0][1]["dict"]}
+    assert referenced == names == {f"model/{key}" for key in model.state_dict()}
+
+
+# ----------------------------------------------------------------- crafted checkpoints
+def _archive(path, manifest, members=(), manifest_name="autonet.npy"):
+    with zipfile.ZipFile(path, "w") as archive:
+        if manifest_name == "autonet.npy":
+            with archive.open(manifest_name, "w") as member:
+                np.lib.format.write_array(member, np.array(manifest))
+        else:
+            archive.writestr(manifest_name, manifest)
+        for name, array in members:
+            with archive.open(name, "w") as member:
+                np.lib.format.write_array(member, array)
+    return path
+
+
+_CRAFTED = {
+    "not a dict": "[]",
+    "an int at the top": json.dumps({"format": 2, "tree": {"int": 1}}),
+    "a missing member": json.dumps({"format": 2, "tree": {"dict": [[{"str": "w"}, {"array": "gone.npy"}]]}}),
+    "a dict of a string": json.dumps({"format": 2, "tree": {"dict": "x"}}),
+    "two kinds in a node": json.dumps({"format": 2, "tree": {"dict": [], "list": []}}),
+    "a list as a key": json.dumps({"format": 2, "tree": {"dict": [[{"list": []}, {"int": 1}]]}}),
+    "a bool for an int": json.dumps({"format": 2, "tree": {"dict": [[{"str": "a"}, {"int": True}]]}}),
+    "an unknown kind": json.dumps({"format": 2, "tree": {"dict": [[{"str": "a"}, {"pickle": "x"}]]}}),
+    "deep nesting": '{"format": 2, "tree": {"dict": [[{"str": "a"}, ' + '{"list": [' * 3000
+                    + ']}' * 3000 + ']]}}',
+    "absurd JSON nesting": "[" * 100_000 + "]" * 100_000,
+    "no tree": json.dumps({"format": 2}),
+    "format as a string": json.dumps({"format": "2", "tree": {"dict": []}}),
+}
+
+
+@pytest.mark.parametrize("manifest_name", ["autonet.npy", "autonet.json"])
+@pytest.mark.parametrize("case", sorted(_CRAFTED))
+def test_load_refuses_a_crafted_manifest_clearly(tmp_path, case, manifest_name):
+    text = _CRAFTED[case]
+    if manifest_name == "autonet.json":   # the first format, arrays numbered
+        text = text.replace('"format": 2', '"format": 1').replace('"gone.npy"', "7")
+    path = _archive(tmp_path / "crafted.npz", text, [("w.npy", np.ones(2))], manifest_name)
+    with pytest.raises(ValueError, match="load: "):
+        autonet.load(path)
+
+
+def test_one_member_referred_to_twice_is_refused(tmp_path):
+    tree = {"dict": [[{"str": "a"}, {"array": "w.npy"}], [{"str": "b"}, {"array": "w.npy"}]]}
+    path = _archive(tmp_path / "twice.npz", json.dumps({"format": 2, "tree": tree}), [("w.npy", np.ones(2))])
+    with pytest.raises(ValueError, match="twice"):
+        autonet.load(path)
+
+
+@pytest.mark.parametrize("array", [np.ones(2, dtype=complex), np.zeros(2, dtype="i4,f8"),
+                                   np.array(["2026-01-01"], dtype="datetime64[D]"), np.array(["text"])],
+                         ids=["complex", "structured", "datetime", "string"])
+def test_load_refuses_members_that_save_refuses(tmp_path, array):
+    with pytest.raises(TypeError):
+        autonet.save({"w": array}, tmp_path / "refused.npz")
+    np.savez(tmp_path / "plain.npz", w=array)
+    with pytest.raises(ValueError, match="'w.npy' holds"):
+        autonet.load(tmp_path / "plain.npz")
+    tree = {"dict": [[{"str": "w"}, {"array": "w.npy"}]]}
+    path = _archive(tmp_path / "crafted.npz", json.dumps({"format": 2, "tree": tree}), [("w.npy", array)])
+    with pytest.raises(ValueError, match="'w.npy' holds"):
+        autonet.load(path)
+
+
+def test_an_archive_of_the_first_format_still_loads(tmp_path):
+    tree = {"dict": [[{"str": "w"}, {"array": 0}], [{"str": "epoch"}, {"int": 3}]]}
+    path = _archive(tmp_path / "old.npz", json.dumps({"format": 1, "tree": tree}),
+                    [("arrays/0.npy", np.arange(3.0))], manifest_name="autonet.json")
+    loaded = autonet.load(path)
+    assert loaded["epoch"] == 3
+    np.testing.assert_array_equal(loaded["w"], [0.0, 1.0, 2.0])
+
+
+# ----------------------------------------------------------------- checkpoint format (contract v3)
+def test_every_member_is_an_array_named_by_its_key_path(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.BatchNorm1d(4))
+    optimizer = Adam(model.parameters())
+    model(Tensor(np.ones((2, 3)))).sum().backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 4}
+    autonet.save(state, tmp_path / "checkpoint.npz")
+    with np.load(tmp_path / "checkpoint.npz", allow_pickle=False) as archive:
+        names = set(archive.files)
+        members = {name: archive[name] for name in names}      # every member reads as an array
+    assert {"model/0.weight", "model/0.bias", "model/1.running_mean", "model/1.num_batches_tracked",
+            "optimizer/state/0/exp_avg", "optimizer/state/3/step", "autonet"} <= names
+    np.testing.assert_array_equal(members["model/0.weight"], state["model"]["0.weight"])
+    assert members["autonet"].dtype.kind == "U" and members["autonet"].shape == ()
+    assert '"epoch"' in str(members["autonet"])                  # plain numbers live in the JSON
+    loaded = autonet.load(tmp_path / "checkpoint.npz")
+    assert loaded["epoch"] == 4 and list(loaded["model"]) == list(state["model"])
+    assert loaded["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+
+
+def test_keys_that_would_name_one_member_twice_get_distinct_members(tmp_path):
+    state = {"a/b": np.zeros(1), "a": {"b": np.ones(1)}, "autonet": np.full(1, 2.0)}
+    autonet.save(state, tmp_path / "tricky.npz")
+    with np.load(tmp_path / "tricky.npz") as archive:
+        assert len(archive.files) == 4
+    loaded = autonet.load(tmp_path / "tricky.npz")
+    np.testing.assert_array_equal(loaded["a/b"], [0.0])
+    np.testing.assert_array_equal(loaded["a"]["b"], [1.0])
+    np.testing.assert_array_equal(loaded["autonet"], [2.0])
+
+
+_KILLED_SAVE = """
+import os, sys, time, numpy as np, autonet
+real = np.lib.format.write_array
+def slow(*args, **kwargs):
+    print("writing", flush=True)
+    time.sleep(60)
+np.lib.format.write_array = slow
+autonet.save({"w": np.ones(3)}, sys.argv[1])
+"""
+
+
+def test_a_save_killed_by_sigkill_leaves_a_temporary_the_next_save_removes(tmp_path):
+    target = tmp_path / "model.npz"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(target)], stdout=subprocess.PIPE,
+                             env=env, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].endswith(".tmp")           # SIGKILL runs no cleanup
+    autonet.save({"w": np.zeros(3)}, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_a_save_in_progress_in_a_live_process_is_left_alone(tmp_path):
+    target = tmp_path / "model.npz"
+    in_progress = tmp_path / f".model.npz.{os.getpid()}.abcd1234.tmp"   # this process: alive
+    in_progress.write_bytes(b"half written")
+    other = tmp_path / ".other.npz.1.abcd1234.tmp"                      # another path's
+    other.write_bytes(b"not ours")
+    autonet.save({"w": np.zeros(3)}, target)
+    assert in_progress.exists() and other.exists()

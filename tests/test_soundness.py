@@ -172,7 +172,7 @@ def test_create_graph_refuses_a_saved_view_it_cannot_trace():
 
 def test_einsum_and_norm_refuse_what_they_cannot_differentiate():
     m = Tensor(np.eye(3), requires_grad=True)
-    # contract v3: a repeated subscript is a diagonal (tests/test_ops_v3.py), no longer refused
+    # contract v3: a repeated subscript is a diagonal (tests/test_ops_edge_cases.py), no longer refused
     np.testing.assert_array_equal(autonet.einsum("ii->i", m).data, np.ones(3))
     with pytest.raises(TypeError, match="singular values"):
         autonet.norm(m, ord=2, axis=(0, 1))

@@ -1,4 +1,4 @@
-"""Contract v3's loss options against PyTorch's documented formulas, written here as loops in
+"""Loss options (weight, ignore_index, label smoothing, pos_weight, ...) against PyTorch's documented formulas, written here as loops in
 NumPy (an independent reference), with gradients by finite differences and second order."""
 import numpy as np
 import pytest

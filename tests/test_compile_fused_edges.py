@@ -1,4 +1,4 @@
-"""The fused backend under compile v3: IEEE special values, exceptions, and its kernel cache.
+"""The fused backend's edges: IEEE special values, exceptions, and its kernel cache.
 
 Needs the ``fast`` extra (numba, scipy) for the kernels; the cache file checks run without it.
 """

@@ -1,12 +1,16 @@
-"""Contract v3's ops beyond their op_db rows (tests/op_db.py): the four bugs of issue 22, the
+"""Ops beyond their op_db rows (tests/op_db.py): PyTorch's edge rules, zeros, the four bugs of issue 22, the
 choices at kinks, NaN and empty inputs (PyTorch's float64 numbers, derived by hand here),
 list operands, transpose's refusals, constructors' dtypes, and every refusal of bad input
 (docs/bad_inputs.md)."""
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given
 
 import autonet
 from autonet import Tensor
+from autonet.testing import arrays, assert_gradients_match
 
 
 def _grads(f, *tensors):
@@ -317,3 +321,200 @@ def test_v3_ops_refuse_bad_input_and_leave_objects_unchanged():
         np.meshgrid(x, x, sparse=True)
     np.testing.assert_array_equal(x.data, before)
     assert x.grad is None
+
+
+# Values, gradients and second derivatives of every op: tests/op_db.py and test_ops_db.py.
+
+
+def test_prod_gradient_with_zeros_is_the_product_of_the_others():
+    x = Tensor([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0]], requires_grad=True)
+    x.prod(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0]])
+    assert_gradients_match(lambda t: t.prod(axis=1), x)
+    assert autonet.gradgradcheck(lambda t: t.prod(axis=1), [x])
+
+
+def test_pytorch_edge_rules():
+    zero = Tensor([0.0], requires_grad=True)
+    autonet.leaky_relu(zero, 0.1).sum().backward()
+    assert zero.grad[0] == 0.1                  # the slope at 0, as torch
+    zero.grad = None
+    autonet.elu(zero, alpha=0.5).sum().backward()
+    assert zero.grad[0] == 0.5
+    big = Tensor([30.0, -800.0])
+    np.testing.assert_array_equal(autonet.softplus(big).data, [30.0, 0.0])   # threshold 20, no overflow
+    assert autonet.logsumexp(Tensor([-np.inf, -np.inf])).item() == -np.inf
+    assert autonet.logsumexp(Tensor([1000.0, 1000.0])).item() == 1000.0 + math.log(2)
+    with pytest.raises(ValueError, match="approximate"):
+        autonet.gelu(big, approximate="fast")
+
+
+def test_argmax_argmin_return_int_arrays_like_numpy():
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
+    for axis in (None, 0, 1, -1):
+        np.testing.assert_array_equal(Tensor(a).argmax(axis=axis), np.argmax(a, axis=axis))
+        np.testing.assert_array_equal(autonet.argmin(Tensor(a), axis=axis), np.argmin(a, axis=axis))
+    t = Tensor(a)
+    assert autonet.core.device.is_array(t.argmax()) and t.argmax().dtype.kind == "i"
+    assert autonet.core.device.device_of(t.argmax(axis=0)) == t.device   # on the tensor's device
+
+
+@pytest.mark.parametrize("make, reference", [
+    (lambda: autonet.arange(5), lambda: np.arange(5.0)),
+    (lambda: autonet.arange(1, 2, 0.25), lambda: np.arange(1, 2, 0.25)),
+    (lambda: autonet.full((2, 3), 7.5), lambda: np.full((2, 3), 7.5)),
+    (lambda: autonet.linspace(0, 1, 5), lambda: np.linspace(0, 1, 5)),
+    (lambda: autonet.linspace(0, 1, 4, endpoint=False), lambda: np.linspace(0, 1, 4, endpoint=False)),
+    (lambda: autonet.eye(3, 4, k=1), lambda: np.eye(3, 4, k=1)),
+    (lambda: Tensor.eye(2), lambda: np.eye(2)),
+])
+def test_constructors_match_numpy_in_float64(make, reference):
+    made = make()
+    assert made.dtype == np.float64 and not made.requires_grad
+    np.testing.assert_array_equal(made.data, reference())
+
+
+def test_constructors_take_dtype_and_requires_grad():
+    t = autonet.arange(3, dtype=np.float32, requires_grad=True)
+    assert t.dtype == np.float32 and t.requires_grad
+    assert autonet.full((2,), 1, dtype=np.float32).dtype == np.float32
+    assert autonet.eye(2, requires_grad=True).requires_grad
+
+
+@given(x=arrays((2, 3)))
+def test_numpy_functions_dispatch_to_the_new_ops(x):
+    t = Tensor(x, requires_grad=True)
+    for np_function, expected in ((np.sin, np.sin(x)), (np.cos, np.cos(x)), (np.expm1, np.expm1(x)),
+                                  (lambda a: np.cumsum(a, axis=0), np.cumsum(x, axis=0)),
+                                  (lambda a: np.pad(a, 1), np.pad(x, 1))):
+        out = np_function(t)
+        assert isinstance(out, Tensor) and out.requires_grad
+        np.testing.assert_allclose(out.data, expected, rtol=1e-15)
+    with pytest.raises(TypeError, match="constant"):
+        np.pad(t, 1, mode="symmetric")   # (edge, reflect and wrap are ops since contract v3)
+
+
+def test_einsum_as_a_method():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    np.testing.assert_allclose(Tensor(a).einsum("ij,jk->ik", Tensor(b)).data, a @ b)
+
+
+def test_pad_refuses_negative_widths():
+    with pytest.raises(ValueError, match="widths"):
+        Tensor(np.ones(3)).pad(-1)
+
+
+def test_float16_mean_accumulates_as_numpy_does():
+    data = np.full((5000, 20), 20.0, dtype=np.float16)   # the float16 sum overflows
+    mean = Tensor(data).mean()
+    assert mean.dtype == np.float16 and mean.item() == np.mean(data) == 20.0
+    np.testing.assert_array_equal(Tensor(data).mean(axis=0).data, np.mean(data, axis=0))
+
+
+def test_pow_gradients_at_zero_are_pytorchs_zeros_without_warnings():
+    p = Tensor(2.0, requires_grad=True)
+    (Tensor(0.0) ** p).backward()                 # d 0**p / dp, log(0) masked
+    x = Tensor([0.0, 2.0], requires_grad=True)
+    (x ** Tensor([0.0, 3.0])).sum().backward()    # d x**0 / dx = 0 even at x = 0
+    assert p.grad == 0.0 and x.grad.tolist() == [0.0, 12.0]
+    q = Tensor([0.5, 2.0], requires_grad=True)     # away from 0: the usual derivatives
+    assert autonet.gradcheck(lambda a, b: a ** b, [Tensor([0.7, 1.5], requires_grad=True), q])
+
+
+def test_var_with_ddof_at_or_beyond_the_count_is_infinite_and_so_is_its_gradient():
+    for ddof in (2, 3):
+        x = Tensor([1.0, 2.0], requires_grad=True)
+        with np.errstate(divide="ignore"), pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+            value = x.var(ddof=ddof)
+            expected = np.var(x.data, ddof=ddof)   # NumPy warns the same way
+        assert value.item() == expected == np.inf
+        with np.errstate(all="ignore"):
+            value.backward()
+        assert not np.isfinite(x.grad).any()      # no ZeroDivisionError, no finite lie
+
+
+def test_assigning_a_value_with_extra_leading_size_one_axes():
+    w = Tensor([1.0, 2.0], requires_grad=True) * 1.0
+    y = Tensor([[5.0]], requires_grad=True)
+    w[0:1] = y
+    (w * Tensor([3.0, 1.0])).sum().backward()
+    assert y.grad.shape == (1, 1) and y.grad.tolist() == [[3.0]]
+
+
+def test_empty_axes_and_indices_behave_as_in_numpy():
+    empty = Tensor(np.zeros((2, 0)), requires_grad=True)
+    assert empty.softmax(axis=1).shape == empty.log_softmax(axis=1).shape == (2, 0)
+    empty.softmax(axis=1).sum().backward()
+    assert empty.grad.shape == (2, 0)
+    t = Tensor([1.0, 2.0])
+    assert t[[]].shape == np.array([1.0, 2.0])[[]].shape == (0,)
+    parts = [Tensor([[1.0, 2.0]], requires_grad=True), Tensor([3.0], requires_grad=True)]
+    joined = autonet.concatenate(parts, axis=None)
+    np.testing.assert_array_equal(joined.data, np.concatenate([p.data for p in parts], axis=None))
+    (joined * Tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert parts[0].grad.tolist() == [[1.0, 2.0]] and parts[1].grad.tolist() == [3.0]
+
+
+def test_bad_axes_and_shapes_are_clear_errors():
+    t = Tensor(np.ones((2, 3)))
+    with pytest.raises(np.exceptions.AxisError):
+        t.swapaxes(0, 3)
+    with pytest.raises(TypeError):
+        t.sum(axis=1.5)              # NumPy refuses a float axis too
+    with pytest.raises(TypeError, match="needs a shape"):
+        t.reshape()
+
+
+def test_clip_with_tensor_bounds_passes_gradients_to_the_bounds():
+    x = Tensor([-2.0, 0.5, 3.0, 1.0], requires_grad=True)
+    lo = Tensor([-1.0, -1.0, -1.0, 1.0], requires_grad=True)
+    hi = Tensor(2.0, requires_grad=True)
+    out = x.clip(lo, hi)
+    np.testing.assert_array_equal(out.data, np.clip(x.data, lo.data, hi.data))
+    out.sum().backward()
+    # PyTorch's clamp: x where lo <= x <= hi (closed), a bound where it was chosen
+    assert x.grad.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert lo.grad.tolist() == [1.0, 0.0, 0.0, 0.0] and hi.grad == 1.0
+    away = Tensor([-2.0, 0.5, 3.0], requires_grad=True)
+    assert autonet.gradcheck(lambda a, b, c: a.clip(b, c),
+                             [away, Tensor([-1.0, -1.5, 0.0], requires_grad=True),
+                              Tensor([1.0, 2.0, 2.5], requires_grad=True)])
+
+
+# ----------------------------------------------------------------- NaN routing (derivatives.yaml)
+def test_max_of_a_tensor_with_nans_sends_the_gradient_to_the_nans():
+    # torch.max(): evenly_distribute_backward, mask = isnan(input) when the result is NaN
+    x = Tensor([1.0, np.nan, 3.0, np.nan], requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.5, 0.0, 0.5])
+    x = Tensor([[1.0, np.nan], [3.0, 3.0]], requires_grad=True)
+    x.min(axis=1).sum().backward()                      # ties still share evenly
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [0.5, 0.5]])
+
+
+def test_relu_backward_is_pytorchs_threshold_backward():
+    # where(result <= 0, 0, grad): NaN <= 0 is False, so the gradient passes at NaN, and a
+    # NaN gradient does not leak where the input was negative
+    x = Tensor([-1.0, np.nan, 2.0, 0.0], requires_grad=True)
+    x.relu().backward(np.array([np.nan, 1.0, 1.0, np.nan]))
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 1.0, 0.0])
+
+
+def test_abs_backward_uses_pytorchs_sign_which_is_zero_at_nan():
+    # grad * sgn(x); torch.sgn(nan) == 0 (pytorch/pytorch#41245), unlike np.sign
+    x = Tensor([-2.0, np.nan, 3.0, 0.0], requires_grad=True)
+    x.abs().sum().backward()
+    np.testing.assert_array_equal(x.grad, [-1.0, 0.0, 1.0, 0.0])
+
+
+def test_maximum_and_minimum_route_as_pytorchs_formula():
+    # self: where(self == other, grad / 2, grad).masked_fill_(self < other, 0), other alike
+    a = Tensor([1.0, np.nan, 2.0, 2.0, 0.0], requires_grad=True)
+    b = Tensor([0.0, 1.0, np.nan, 2.0, 1.0], requires_grad=True)
+    autonet.maximum(a, b).backward(np.array([np.nan, 1.0, 1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(a.grad, [np.nan, 1.0, 1.0, 0.5, 0.0])
+    np.testing.assert_array_equal(b.grad, [0.0, 1.0, 1.0, 0.5, 1.0])
+    a.grad = b.grad = None
+    autonet.minimum(a, b).backward(np.ones(5))
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0, 1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0, 0.5, 0.0])

@@ -1,4 +1,4 @@
-"""Contract v3's ops against PyTorch itself (float64 values and gradients within 1e-10, special
+"""Ops against PyTorch itself (float64 values and gradients within 1e-10, special
 values included), when torch is installed; skipped cleanly without it (the shared venv has none:
 run with a venv that has torch, e.g. PYTHONPATH=. <torch-venv>/bin/python -m pytest this file)."""
 import numpy as np

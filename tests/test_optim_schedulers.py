@@ -1,0 +1,425 @@
+"""Learning-rate schedulers against their closed forms and PyTorch's rules: chained, sequential and
+resumed mid-schedule, degenerate settings, and steps inside compiled steps."""
+import math
+
+import numpy as np
+import pytest
+
+import autonet
+from autonet import Tensor
+from autonet.optim import Adagrad, Adam, SGD, lr_scheduler as schedulers
+
+
+def _rates(make, steps=25, lr=0.3):
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=lr)
+    scheduler = make(optimizer)
+    rates = [scheduler.get_last_lr()[0]]
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+        assert optimizer.param_groups[0]["lr"] == rates[-1]
+    return np.array(rates)
+
+
+@pytest.mark.parametrize("make, closed_form", [
+    (lambda o: schedulers.StepLR(o, step_size=3, gamma=0.5), lambda t: 0.3 * 0.5 ** (t // 3)),
+    (lambda o: schedulers.ExponentialLR(o, gamma=0.9), lambda t: 0.3 * 0.9 ** t),
+    (lambda o: schedulers.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+     lambda t: 0.01 + (0.3 - 0.01) * (1 + np.cos(np.pi * t / 7)) / 2),
+    (lambda o: schedulers.LinearLR(o), lambda t: 0.3 * (1 / 3 + (2 / 3) * np.minimum(t, 5) / 5)),
+    (lambda o: schedulers.LinearLR(o, start_factor=0.5, end_factor=0.1, total_iters=4),
+     lambda t: 0.3 * (0.5 - 0.4 * np.minimum(t, 4) / 4)),
+    (lambda o: schedulers.LambdaLR(o, lambda epoch: 1 / (1 + epoch)), lambda t: 0.3 / (1 + t)),
+], ids=["step", "exponential", "cosine", "linear", "linear-down", "lambda"])
+def test_schedulers_follow_their_closed_forms(make, closed_form):
+    rates = _rates(make)
+    np.testing.assert_allclose(rates, closed_form(np.arange(len(rates))), rtol=1e-12, atol=1e-15)
+
+
+def test_scheduler_state_round_trips_and_refuses_other_keys():
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=1.0)
+    scheduler = schedulers.CosineAnnealingLR(optimizer, T_max=10)
+    for _ in range(4):
+        scheduler.step()
+    state = scheduler.state_dict()
+    other = schedulers.CosineAnnealingLR(SGD([Tensor([1.0], requires_grad=True)], lr=1.0), T_max=10)
+    other.load_state_dict(state)
+    assert other.last_epoch == 4 and other.get_last_lr() == scheduler.get_last_lr()
+    with pytest.raises(ValueError, match="keys"):
+        other.load_state_dict({"last_epoch": 3})
+    with pytest.raises(ValueError):
+        schedulers.StepLR(optimizer, step_size=0)
+
+
+def test_a_scheduler_step_inside_a_compiled_step_is_replayed():
+    def make():
+        w = Tensor([1.0, -2.0], requires_grad=True)
+        optimizer = SGD([w], lr=0.5)
+        scheduler = schedulers.ExponentialLR(optimizer, gamma=0.5)
+
+        def step():
+            optimizer.zero_grad()
+            (w * w).sum().backward()
+            optimizer.step()
+            scheduler.step()
+
+        return w, scheduler, step
+
+    w_eager, s_eager, eager = make()
+    w_compiled, s_compiled, compiled = make()
+    compiled = autonet.compile(compiled)
+    for _ in range(4):
+        eager()
+        compiled()
+    np.testing.assert_array_equal(w_compiled.data, w_eager.data)
+    assert s_compiled.get_last_lr() == s_eager.get_last_lr() == [0.5 * 0.5 ** 4]
+
+
+# ------------------------------------------------------------------ MultiStepLR, OneCycleLR, plateaus, sequences
+def _rates_and_momenta(make_scheduler, steps, make_optimizer=lambda ps: SGD(ps, lr=0.1, momentum=0.9), metrics=None):
+    """The first group's (lr, momentum or beta1) after construction and after each step."""
+    optimizer = make_optimizer([autonet.Tensor([1.0], requires_grad=True)])
+    scheduler = make_scheduler(optimizer)
+    group = optimizer.param_groups[0]
+    momentum = lambda: group.get("momentum", group.get("betas", (None,))[0])
+    rates = [(group["lr"], momentum())]
+    for k in range(steps):
+        scheduler.step(*(() if metrics is None else (metrics[k],)))
+        rates.append((group["lr"], momentum()))
+    return np.array(rates)
+
+
+def test_multistep_lr_counts_repeated_milestones():
+    lrs = _rates_and_momenta(lambda o: schedulers.MultiStepLR(o, [3, 7, 7], gamma=0.5), 10)[:, 0]
+    expected = [0.1 * 0.5 ** sum(m <= t for m in (3, 7, 7)) for t in range(11)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15)
+
+
+def _one_cycle_by_hand(t, total, peak, pct=0.3, div=25.0, final_div=1e4, cos=True, three_phase=False):
+    """PyTorch's documented OneCycleLR phases, the rate and momentum at step t."""
+    low, floor, top = peak / div, peak / div / final_div, pct * total
+    if three_phase:
+        phases = [(top - 1, low, peak, 0.95, 0.85), (2 * top - 2, peak, low, 0.85, 0.95),
+                  (total - 1, low, floor, 0.95, 0.95)]
+    else:
+        phases = [(top - 1, low, peak, 0.95, 0.85), (total - 1, peak, floor, 0.85, 0.95)]
+    start = 0.0
+    for number, (end, a, b, ma, mb) in enumerate(phases):
+        if t <= end or number == len(phases) - 1:
+            f = (t - start) / (end - start)
+            anneal = (lambda x, y: y + (x - y) / 2 * (math.cos(math.pi * f) + 1)) if cos else \
+                (lambda x, y: (y - x) * f + x)
+            return anneal(a, b), anneal(ma, mb)
+        start = end
+
+
+@pytest.mark.parametrize("cos, three_phase", [(True, False), (False, True)])
+def test_one_cycle_lr_and_momentum(cos, three_phase):
+    rates = _rates_and_momenta(lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=20, anneal_strategy="cos" if cos else "linear",
+                                          three_phase=three_phase), 19)
+    expected = [_one_cycle_by_hand(t, 20, 1.0, cos=cos, three_phase=three_phase) for t in range(20)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-13)
+    adam = _rates_and_momenta(lambda o: schedulers.OneCycleLR(o, max_lr=1.0, epochs=4, steps_per_epoch=5), 19,
+                  make_optimizer=lambda ps: Adam(ps, lr=0.1))
+    np.testing.assert_allclose(adam, [_one_cycle_by_hand(t, 20, 1.0) for t in range(20)], rtol=1e-13)
+
+
+def test_one_cycle_refuses_a_step_past_the_end_and_optimizers_without_momentum():
+    optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    scheduler = schedulers.OneCycleLR(optimizer, max_lr=1.0, total_steps=2)
+    scheduler.step()
+    scheduler.step()
+    with pytest.raises(ValueError, match="past total_steps=2"):
+        scheduler.step()
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        schedulers.OneCycleLR(Adagrad([autonet.Tensor([1.0], requires_grad=True)]), max_lr=1.0, total_steps=5)
+
+
+def _plateau_by_hand(metrics, lr, factor, patience, threshold, cooldown, mode="min", relative=True, min_lr=0.0):
+    """PyTorch's documented ReduceLROnPlateau, one metric at a time."""
+    best, bad, rest, out = (math.inf if mode == "min" else -math.inf), 0, 0, [lr]
+    for value in metrics:
+        if mode == "min":
+            better = value < (best * (1 - threshold) if relative else best - threshold)
+        else:
+            better = value > (best * (1 + threshold) if relative else best + threshold)
+        best, bad = (value, 0) if better else (best, bad + 1)
+        if rest > 0:
+            rest, bad = rest - 1, 0
+        if bad > patience:
+            if lr - max(lr * factor, min_lr) > 1e-8:
+                lr = max(lr * factor, min_lr)
+            rest, bad = cooldown, 0
+        out.append(lr)
+    return out
+
+
+@pytest.mark.parametrize("options", [dict(), dict(mode="max", threshold_mode="abs", threshold=0.5, min_lr=0.02)])
+def test_reduce_lr_on_plateau(options):
+    metrics = [3, 2, 2, 2, 2, 1.9, 1.9, 1.9, 1.9, 1.9, 1, 1, 1, 1, 1, 1, 1, 1, 4, 5]
+    lrs = _rates_and_momenta(lambda o: schedulers.ReduceLROnPlateau(o, patience=2, factor=0.5, cooldown=1, **options), len(metrics),
+                 metrics=metrics)[:, 0]
+    expected = _plateau_by_hand(metrics, 0.1, 0.5, 2, options.get("threshold", 1e-4), 1, options.get("mode", "min"),
+                                options.get("threshold_mode", "rel") == "rel", options.get("min_lr", 0.0))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15)
+    assert min(expected) < 0.1   # it did reduce
+
+
+def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
+    lrs = _rates_and_momenta(lambda o: schedulers.SequentialLR(o, [schedulers.LinearLR(o, 0.1, total_iters=4), schedulers.CosineAnnealingLR(o, T_max=10)],
+                                          milestones=[4]), 14)[:, 0]
+    warmup = [0.1 * (0.1 + 0.9 * min(t, 4) / 4) for t in range(4)]
+    cosine = [0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(11)]
+    np.testing.assert_allclose(lrs, warmup + cosine, rtol=1e-13)
+
+
+def test_chained_scheduler_and_two_schedulers_on_one_optimizer_multiply():
+    expected = [0.1 * (0.1 + 0.9 * min(t, 4) / 4) * 0.9 ** t for t in range(11)]
+    chained = _rates_and_momenta(lambda o: schedulers.ChainedScheduler([schedulers.LinearLR(o, 0.1, total_iters=4), schedulers.ExponentialLR(o, 0.9)]), 10)
+    np.testing.assert_allclose(chained[:, 0], expected, rtol=1e-13)
+
+    class Both:   # two schedulers stepped side by side, as a training loop would
+        def __init__(self, optimizer):
+            self.schedulers = [schedulers.StepLR(optimizer, 3, 0.5), schedulers.ExponentialLR(optimizer, 0.95)]
+
+        def step(self):
+            for scheduler in self.schedulers:
+                scheduler.step()
+
+    both = _rates_and_momenta(Both, 10)[:, 0]
+    np.testing.assert_allclose(both, [0.1 * 0.5 ** (t // 3) * 0.95 ** t for t in range(11)], rtol=1e-13)
+
+
+def test_sequential_state_round_trips(tmp_path):
+    def make(optimizer):
+        return schedulers.SequentialLR(optimizer, [schedulers.ExponentialLR(optimizer, 0.9), schedulers.StepLR(optimizer, 2)], milestones=[3])
+
+    optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    scheduler = make(optimizer)
+    for _ in range(4):
+        scheduler.step()
+    path = str(tmp_path / "s.npz")
+    autonet.save({"scheduler": scheduler.state_dict(), "optimizer": optimizer.state_dict()}, path)
+    saved = autonet.load(path)
+    other_optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    other = make(other_optimizer)
+    other_optimizer.load_state_dict(saved["optimizer"])
+    other.load_state_dict(saved["scheduler"])
+    for _ in range(3):
+        scheduler.step()
+        other.step()
+    assert other.get_last_lr() == scheduler.get_last_lr()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda o: schedulers.MultiStepLR(o, [2, -1]), "milestones must be ints >= 0"),
+    (lambda o: schedulers.OneCycleLR(o, max_lr=1.0), "pass total_steps"),
+    (lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=10, anneal_strategy="exp"), "anneal_strategy"),
+    (lambda o: schedulers.OneCycleLR(o, max_lr=[1.0, 2.0], total_steps=10), "max_lr must be a number or 1"),
+    (lambda o: schedulers.ReduceLROnPlateau(o, factor=1.5), "factor must be < 1.0"),
+    (lambda o: schedulers.ReduceLROnPlateau(o, mode="up"), "mode must be"),
+    (lambda o: schedulers.SequentialLR(o, [schedulers.StepLR(o, 2), schedulers.StepLR(o, 3)], milestones=[]), "need 1 increasing milestones"),
+    (lambda o: schedulers.SequentialLR(o, [schedulers.StepLR(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=1.0), 2)],
+                              milestones=[]), "belong to the optimizer given"),
+])
+def test_bad_scheduler_arguments_are_refused(make, match):
+    optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        make(optimizer)
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda o: schedulers.SequentialLR(o, [schedulers.LinearLR(o, 0.1, total_iters=2), schedulers.ExponentialLR(o, 0.5)], milestones=[2]),
+    lambda o: schedulers.ChainedScheduler([schedulers.LinearLR(o, 0.1, total_iters=2), schedulers.ExponentialLR(o, 0.5)]),
+    lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=10),
+    lambda o: schedulers.MultiStepLR(o, [1, 3]),
+], ids=["sequential", "chained", "one-cycle", "multistep"])
+def test_the_new_schedulers_replay_inside_a_compiled_step(make_scheduler):
+    def make():
+        w = autonet.Tensor([1.0, -2.0], requires_grad=True)
+        optimizer = SGD([w], lr=0.5, momentum=0.5)
+        scheduler = make_scheduler(optimizer)
+
+        def step():
+            optimizer.zero_grad()
+            (w * w).sum().backward()
+            optimizer.step()
+            scheduler.step()
+
+        return w, scheduler, step
+
+    (w_eager, s_eager, eager), (w_compiled, s_compiled, compiled) = make(), make()
+    compiled = autonet.compile(compiled)
+    for _ in range(6):
+        eager()
+        compiled()
+        assert s_compiled.get_last_lr() == s_eager.get_last_lr()
+    np.testing.assert_array_equal(w_compiled.data, w_eager.data)
+
+
+def test_multistep_restarts_from_its_closed_form_after_a_save_and_load(tmp_path):
+    def make(optimizer):
+        return schedulers.SequentialLR(optimizer, [schedulers.ExponentialLR(optimizer, 0.9), schedulers.MultiStepLR(optimizer, [1, 1, 3])],
+                              milestones=[2])
+
+    optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
+    scheduler = make(optimizer)
+    path = str(tmp_path / "s.npz")
+    autonet.save({"scheduler": scheduler.state_dict()}, path)
+    loaded = make(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1))
+    loaded.load_state_dict(autonet.load(path)["scheduler"])
+    for _ in range(5):
+        scheduler.step()
+        loaded.step()
+        assert loaded.get_last_lr() == scheduler.get_last_lr()
+    assert scheduler.get_last_lr() == [pytest.approx(0.1 * 0.1 ** 3)]   # 0.1 at 2, x0.01 at 3, x0.1 at 5
+
+
+# ------------------------------------------------------------------ chained, resumed and degenerate schedules
+def _optimizer(lr=1.0):
+    return SGD([Tensor([1.0], requires_grad=True)], lr=lr)
+
+
+def _step_all(optimizer, made, steps):
+    rates = []
+    for _ in range(steps):
+        optimizer.step()
+        for scheduler in made:
+            scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return rates
+
+
+def _warmup_cosine(optimizer):
+    return [schedulers.LinearLR(optimizer, start_factor=0.25, total_iters=3),
+            schedulers.CosineAnnealingLR(optimizer, T_max=6, eta_min=0.0)]
+
+
+@pytest.mark.parametrize("stop", [1, 3, 6, 7, 11])
+def test_chained_schedulers_resume_mid_schedule_through_a_checkpoint(tmp_path, stop):
+    straight = _optimizer(0.5)
+    expected = _step_all(straight, _warmup_cosine(straight), 20)
+    first = _optimizer(0.5)
+    made = _warmup_cosine(first)
+    _step_all(first, made, stop)
+    autonet.save({"optimizer": first.state_dict(), "schedulers": [s.state_dict() for s in made]},
+                 tmp_path / "resume.npz")
+    checkpoint = autonet.load(tmp_path / "resume.npz")
+    resumed = _optimizer(0.5)
+    again = _warmup_cosine(resumed)                       # PyTorch's order: make, then load
+    resumed.load_state_dict(checkpoint["optimizer"])
+    for scheduler, state in zip(again, checkpoint["schedulers"]):
+        scheduler.load_state_dict(state)
+    assert _step_all(resumed, again, 20 - stop) == expected[stop:]   # bit for bit
+
+
+def test_an_optimizer_loaded_before_its_scheduler_is_made_keeps_the_saved_initial_lr():
+    first = _optimizer(0.8)
+    schedulers.ExponentialLR(first, gamma=0.5)
+    _step_all(first, [], 0)
+    state = first.state_dict()
+    assert state["param_groups"][0]["initial_lr"] == 0.8
+    resumed = _optimizer(0.1)                             # no scheduler yet: no initial_lr
+    resumed.load_state_dict(state)
+    assert resumed.param_groups[0]["initial_lr"] == 0.8
+    assert schedulers.LambdaLR(resumed, lambda epoch: 1.0).base_lrs == [0.8]   # setdefault, as PyTorch
+
+
+def test_lambda_then_warmup_multiplies_by_the_warmups_ratio_each_step():
+    # PyTorch: LambdaLR sets initial * lambda(t), then LinearLR multiplies by f(t) / f(t - 1)
+    optimizer = _optimizer(2.0)
+    made = [schedulers.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch),
+            schedulers.LinearLR(optimizer, start_factor=0.2, total_iters=4)]
+    rates = [optimizer.param_groups[0]["lr"]] + _step_all(optimizer, made, 8)
+    f = lambda t: 0.2 + 0.8 * min(t, 4) / 4  # noqa: E731 - the warmup's closed form
+    expected = [2.0 * 0.2] + [2.0 * 0.5 ** t * f(t) / f(t - 1) for t in range(1, 9)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-13)
+
+
+def test_step_and_exponential_chain_multiply():
+    optimizer = _optimizer(0.3)
+    made = [schedulers.StepLR(optimizer, step_size=3, gamma=0.5),
+            schedulers.ExponentialLR(optimizer, gamma=0.9)]
+    rates = _step_all(optimizer, made, 10)
+    t = np.arange(1, 11)
+    np.testing.assert_allclose(rates, 0.3 * 0.5 ** (t // 3) * 0.9 ** t, rtol=1e-13)
+
+
+def test_cosine_with_one_step_periods_alternates_between_the_bounds():
+    optimizer = _optimizer(0.7)
+    made = [schedulers.CosineAnnealingLR(optimizer, T_max=1, eta_min=0.1)]
+    rates = _step_all(optimizer, made, 6)
+    t = np.arange(1, 7)
+    np.testing.assert_allclose(rates, 0.1 + 0.6 * (1 + np.cos(np.pi * t)) / 2, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", [lambda o: schedulers.CosineAnnealingLR(o, T_max=0),
+                                  lambda o: schedulers.StepLR(o, step_size=1.5),
+                                  lambda o: schedulers.LinearLR(o, start_factor=0.0),
+                                  lambda o: schedulers.LinearLR(o, end_factor=1.5),
+                                  lambda o: schedulers.LambdaLR(o, [lambda e: 1.0] * 2)],
+                         ids=["T_max=0", "float step_size", "start_factor=0", "end_factor>1", "2 lambdas"])
+def test_degenerate_scheduler_settings_are_refused_and_leave_the_rate(make):
+    optimizer = _optimizer(0.4)
+    with pytest.raises(ValueError):
+        make(optimizer)
+    assert optimizer.param_groups[0]["lr"] == 0.4
+
+
+@pytest.mark.parametrize("bad", [math.nan, -1.0])
+def test_a_saved_initial_lr_that_is_no_rate_is_refused(bad):
+    optimizer = _optimizer(0.4)
+    schedulers.ExponentialLR(optimizer, gamma=0.9)
+    state = optimizer.state_dict()
+    state["param_groups"][0]["initial_lr"] = bad
+    with pytest.raises(ValueError, match="initial_lr"):
+        optimizer.load_state_dict(state)
+    assert optimizer.param_groups[0]["initial_lr"] == 0.4
+
+
+# ----------------------------------------------------------------- chained schedulers
+def _chained_rates(makers, steps, lr=1.0):
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=lr)
+    made = [make(optimizer) for make in makers]
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(steps):
+        optimizer.step()
+        for scheduler in made:
+            scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return np.array(rates)
+
+
+def test_warmup_then_cosine_gives_pytorchs_rates_after_the_first_period():
+    # PyTorch: both recurrences multiply the current rate, so the product of the closed forms
+    # holds; at t = T + 1 cosine adds (initial_lr - eta_min)(1 - cos(pi / T)) / 2, initial_lr
+    # being the rate before any scheduler (1.0), not the warmed-up one
+    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.1, total_iters=5),
+                            lambda o: schedulers.CosineAnnealingLR(o, T_max=10)], steps=35)
+    t = np.arange(36)
+    warmup = 0.1 + 0.9 * np.minimum(t, 5) / 5
+    expected = warmup * (1 + np.cos(np.pi * t / 10)) / 2
+    np.testing.assert_allclose(rates, expected, rtol=1e-10, atol=1e-15)
+    assert rates[11] > 0.02   # 10 % of it (0.0024) before the fix
+
+
+def test_warmup_then_lambda_trains_at_lambdas_rate():
+    # PyTorch's LambdaLR sets initial_lr * lambda(t), whatever ran before it
+    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.5, total_iters=4),
+                            lambda o: schedulers.LambdaLR(o, lambda epoch: 0.9 ** epoch)],
+                           steps=12, lr=0.2)
+    np.testing.assert_allclose(rates, 0.2 * 0.9 ** np.arange(13), rtol=1e-13)
+
+
+def test_the_first_scheduler_records_initial_lr_in_the_groups():
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.3)
+    schedulers.ExponentialLR(optimizer, gamma=0.5)
+    optimizer.step()
+    assert optimizer.param_groups[0]["initial_lr"] == 0.3
+    second = schedulers.StepLR(optimizer, step_size=2)
+    assert second.base_lrs == [0.3]
