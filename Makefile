@@ -16,9 +16,11 @@ bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"
 	$(PY) benchmarks/run.py
 
-# docs/ops.md is generated from the op registry (tests/test_registry.py checks it).
+# docs/ops.md is generated from the op registry (tests/test_registry.py checks it), and so are the
+# declarations type checkers read for Tensor's bound methods and the op exports (tests/test_typing.py).
 ops-page: $(INSTALLED)
 	$(PY) -c "import autonet; from autonet.ops.registry import reference; print(reference(), end='')" > docs/ops.md
+	$(PY) -c "import autonet._methods as m; [open('autonet/' + p, 'w').write(t) for p, t in m.stubs().items()]"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -9,7 +9,7 @@ knows no backend by name; ``autonet.cuda`` registers CuPy's, the tests a double.
 """
 import numpy as np
 
-_BACKENDS = {}   # device kind ("cuda") -> backend
+_BACKENDS: "dict[str, Backend]" = {}   # device kind ("cuda") -> backend
 
 
 class Backend:

@@ -35,7 +35,7 @@ KINDS = {   # section titles of the reference page, in its order
     "constructor": "Constructors",
 }
 
-OPS = {}
+OPS: "dict[str, Entry]" = {}
 """name -> :class:`Entry`, in declaration order."""
 
 
