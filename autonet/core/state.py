@@ -74,7 +74,7 @@ class Observer:
 
 class _ThreadState(threading.local):
     grad_enabled = True
-    scope = ()        # weak references to the Modules whose __call__ is running (for viz)
+    scope: tuple[Any, ...] = ()        # weak references to the Modules whose __call__ is running (for viz)
     observers = ()
 
 

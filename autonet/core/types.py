@@ -24,6 +24,10 @@ Axis: TypeAlias = Union[int, tuple[int, ...], None]
 ShapeLike: TypeAlias = Union[SupportsIndex, Sequence[SupportsIndex]]
 """A shape, as NumPy takes it: ``3`` or ``(2, 3)``."""
 
+IntOrTuple: TypeAlias = Union[int, tuple[int, ...]]
+"""A window setting (``kernel_size``, ``stride``, ``padding``...): one int for every spatial axis,
+or one per axis."""
+
 Index: TypeAlias = Any
 """What ``t[index]`` takes: NumPy's basic and advanced indices (ints, slices, None, ``...``,
 integer or bool arrays, Tensors), too varied for a useful static type."""
@@ -34,6 +38,10 @@ Array: TypeAlias = NDArray[Any]
 DTypeLike: TypeAlias = Optional[npt.DTypeLike]
 """A dtype as NumPy takes it (``np.float32``, ``"float32"``), or None for the default."""
 
+Seed: TypeAlias = Union[int, np.random.Generator, None]
+"""An ``rng`` argument: a seed, a Generator, or None for autonet's default generator."""
+
 Generator: TypeAlias = np.random.Generator
 
-__all__ = ["TensorLike", "Axis", "ShapeLike", "Index", "Array", "DTypeLike", "ArrayLike", "Generator"]
+__all__ = ["TensorLike", "Axis", "ShapeLike", "Index", "IntOrTuple", "Array", "DTypeLike", "ArrayLike", "Seed",
+           "Generator"]

@@ -1,9 +1,11 @@
 """Adam and AdamW, PyTorch's update rules to the letter (amsgrad too)."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, ParamsLike
 
 
 class Adam(Optimizer):
@@ -14,7 +16,8 @@ class Adam(Optimizer):
     ``amsgrad`` the denominator uses the running maximum of ``v`` (state ``max_exp_avg_sq``).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
 
@@ -69,5 +72,6 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

@@ -1,7 +1,9 @@
 """RMSprop and Adagrad, PyTorch's update rules to the letter."""
+from __future__ import annotations
+
 import numpy as np
 
-from .optimizer import Optimizer, require_non_negative
+from .optimizer import Optimizer, ParamsLike, require_non_negative
 
 
 class RMSprop(Optimizer):
@@ -19,7 +21,8 @@ class RMSprop(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
@@ -82,7 +85,8 @@ class Adagrad(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10):
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 eps: float = 1e-10) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps))
 
     def check_hyperparameters(self, group):

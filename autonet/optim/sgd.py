@@ -1,7 +1,9 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
 
+from __future__ import annotations
+
 from ..core import device as devices
-from .optimizer import FusedStep, Optimizer
+from .optimizer import FusedStep, Optimizer, ParamsLike
 
 
 def descend(param, grad, lr):
@@ -21,7 +23,8 @@ class SGD(Optimizer):
     and ``g = g + momentum * buf`` (nesterov) or ``g = buf``; then ``p -= lr * g``.
     """
 
-    def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, params: ParamsLike, lr: float, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
