@@ -18,7 +18,7 @@ def _cupy():
     return cupy
 
 
-def is_available():
+def is_available() -> bool:
     """True when CuPy is installed and sees at least one GPU."""
     try:
         return _cupy().cuda.runtime.getDeviceCount() > 0

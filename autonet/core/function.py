@@ -64,7 +64,8 @@ class Context:
     __slots__ = ("fn", "inputs", "needs_input_grad", "saved", "saved_versions", "scope", "seq",
                  "shape", "dtype", "retained", "__dict__", "__weakref__")
 
-    def __init__(self, fn, inputs=(), needs_input_grad=()):
+    def __init__(self, fn: type[Function], inputs: tuple[Any, ...] = (),
+                 needs_input_grad: tuple[bool, ...] = ()) -> None:
         self.fn = fn
         self.inputs = inputs
         self.needs_input_grad = needs_input_grad   # empty unless the op is recorded

@@ -2,6 +2,7 @@
 them at run time). ``from autonet.core.types import TensorLike`` in annotated user code."""
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, Optional, Sequence, SupportsIndex, Union
 
 import numpy as np
@@ -41,7 +42,10 @@ DTypeLike: TypeAlias = Optional[npt.DTypeLike]
 Seed: TypeAlias = Union[int, np.random.Generator, None]
 """An ``rng`` argument: a seed, a Generator, or None for autonet's default generator."""
 
+PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
+"""A file path: a string or a ``pathlib.Path``."""
+
 Generator: TypeAlias = np.random.Generator
 
 __all__ = ["TensorLike", "Axis", "ShapeLike", "Index", "IntOrTuple", "Array", "DTypeLike", "ArrayLike", "Seed",
-           "Generator"]
+           "PathLike", "Generator"]

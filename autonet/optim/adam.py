@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import math
 
+from typing import Any, Sequence
+
 import numpy as np
 
+from ..core.tensor import Tensor
+from ..core.types import Array
 from .optimizer import Optimizer, ParamsLike
 
 
@@ -21,7 +25,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         beta1, beta2 = group["betas"]
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
@@ -30,7 +34,7 @@ class Adam(Optimizer):
             raise ValueError(f"eps and weight_decay must be >= 0, got {group['eps']} and "
                              f"{group['weight_decay']}")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         shapes = {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
         if self.group_of(param)["amsgrad"]:
             shapes["max_exp_avg_sq"] = param.shape
@@ -40,7 +44,7 @@ class Adam(Optimizer):
 
     decoupled = False   # AdamW: weight decay shrinks the parameter, not the gradient
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] and self.decoupled:
             param.data *= 1 - group["lr"] * group["weight_decay"]

@@ -1,8 +1,12 @@
 """RMSprop and Adagrad, PyTorch's update rules to the letter."""
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 
+from ..core.tensor import Tensor
+from ..core.types import Array
 from .optimizer import Optimizer, ParamsLike, require_non_negative
 
 
@@ -26,11 +30,11 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         require_non_negative(group, "alpha", "eps", "weight_decay", "momentum")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         group = self.group_of(param)
         shapes = {"step": (), "square_avg": param.shape}
         if group["momentum"] > 0:
@@ -41,7 +45,7 @@ class RMSprop(Optimizer):
 
     host_state = ("step",)
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         alpha = group["alpha"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
@@ -89,16 +93,16 @@ class Adagrad(Optimizer):
                  eps: float = 1e-10) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         require_non_negative(group, "lr_decay", "weight_decay", "eps")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         return {"step": (), "sum": param.shape}
 
     host_state = ("step",)
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if not state:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 from ..core import device as devices
+from ..core.tensor import Tensor
+from ..core.types import Array
 from .optimizer import FusedStep, Optimizer, ParamsLike
 
 
@@ -28,7 +32,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         if not (group["momentum"] >= 0 and group["weight_decay"] >= 0):   # NaN fails too
             raise ValueError(f"momentum and weight_decay must be >= 0, got {group['momentum']} and "
@@ -36,10 +40,10 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         return {"momentum_buffer": param.shape}
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
@@ -53,7 +57,7 @@ class SGD(Optimizer):
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         descend(param.data, grad, group["lr"])
 
-    def fused_step(self, params):
+    def fused_step(self, params: Sequence[Tensor]) -> FusedStep | None:
         """The plain step, ``p -= lr * g``, inside a fused kernel over ``params`` (every
         parameter of this optimizer); it applies on calls where no group has momentum or weight
         decay and the gradients are this pass's alone. Subclasses that change ``step`` or
