@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from .core import backward as _backward
 from .core.function import apply_in_place
@@ -87,10 +87,10 @@ def _operator(entry: Entry, name: str) -> Callable[..., Any]:
     return method
 
 
-def _pytorch_name(name, hint):
+def _pytorch_name(name: str, hint: str) -> Callable[..., NoReturn]:
     """A method under a PyTorch name that says autonet's. (Not ``__getattr__``: defining that
     on Tensor would slow every attribute access, since CPython then cannot specialise them.)"""
-    def method(self, *args, **kwargs):
+    def method(self: Tensor, *args: Any, **kwargs: Any) -> NoReturn:
         raise AttributeError(f"'Tensor' object has no method {name!r} (a PyTorch name); "
                              f"in autonet use {hint}")
 
