@@ -9,6 +9,7 @@ from typing import Any, Sequence, SupportsIndex
 
 from .core.tensor import Tensor
 from .core.types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike
+
 from .ops.elementwise import (
     add as add,
     subtract as subtract,
@@ -141,25 +142,31 @@ from .ops.ufuncs import (
     float_power as float_power,
 )
 
+
 def asin(x: TensorLike) -> Tensor:
     """``arcsin`` under NumPy 2's name ``asin``."""
     ...
+
 
 def acos(x: TensorLike) -> Tensor:
     """``arccos`` under NumPy 2's name ``acos``."""
     ...
 
+
 def atan(x: TensorLike) -> Tensor:
     """``arctan`` under NumPy 2's name ``atan``."""
     ...
+
 
 def asinh(x: TensorLike) -> Tensor:
     """``arcsinh`` under NumPy 2's name ``asinh``."""
     ...
 
+
 def acosh(x: TensorLike) -> Tensor:
     """``arccosh`` under NumPy 2's name ``acosh``."""
     ...
+
 
 def atanh(x: TensorLike) -> Tensor:
     """``arctanh`` under NumPy 2's name ``atanh``."""

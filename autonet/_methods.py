@@ -134,6 +134,11 @@ Generated from the op registry by `make ops-page` (autonet._methods.stubs()); te
 checks that it matches. Do not edit by hand.
 """
 from __future__ import annotations
+
+from typing import Any, Sequence, SupportsIndex
+
+from {core}.tensor import Tensor
+from {core}.types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike
 '''
 
 
@@ -144,37 +149,32 @@ def stubs() -> dict[str, str]:
 
 
 def _tensor_ops_stub() -> str:
-    lines = [_STUB_HEADER.format(what="Tensor's op methods and operators"),
-             "from typing import Any, Sequence, SupportsIndex", "",
-             "from .tensor import Tensor",
-             "from .types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike", "", "",
-             "class TensorOps:"]
+    lines = [_STUB_HEADER.format(what="Tensor's op methods and operators", core=""), "", "class TensorOps:"]
     for name, value in op_methods().items():
         lines += [f"    {line}" if line else "" for line in _declaration(name, value)] + [""]
-    lines.pop()
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines[:-1]) + "\n"
 
 
 def _exports_stub() -> str:
-    by_module: dict[str, list[str]] = {}
-    declared = []   # functions made by a loop (NumPy 2's aliases): no module attribute to import
+    imports: dict[str, list[str]] = {}   # module -> its functions, "function as name"
+    declared: list[str] = []   # functions made by a loop (NumPy 2's aliases): nothing to import
     for entry in entries():
-        if entry.top_level and getattr(sys.modules[entry.function.__module__], entry.function.__name__,
-                                       None) is not entry.function:
-            declared += [""] + _declaration(entry.name, entry.function, method=False)
-        elif entry.top_level:
-            by_module.setdefault(entry.function.__module__, []).append(
-                entry.name if entry.name == entry.function.__name__
-                else f"{entry.function.__name__} as {entry.name}")
-    lines = [_STUB_HEADER.format(what="The op functions autonet exports (``autonet.exp``)"), "from typing import Any, Sequence, SupportsIndex", "",
-             "from .core.tensor import Tensor",
-             "from .core.types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike"]
-    for module, names in by_module.items():
-        relative = "." + module.removeprefix("autonet.")
-        lines.append(f"from {relative} import (")
-        lines += [f"    {name}," if " as " in name else f"    {name} as {name}," for name in names]
-        lines.append(")")
+        function = entry.function
+        if not entry.top_level:
+            continue
+        if _importable(function):
+            imports.setdefault(function.__module__, []).append(f"{function.__name__} as {entry.name}")
+        else:
+            declared += ["", ""] + _declaration(entry.name, function, method=False)
+    lines = [_STUB_HEADER.format(what="The op functions autonet exports (``autonet.exp``)", core=".core")]
+    for module, names in imports.items():
+        lines += [f"from .{module.removeprefix('autonet.')} import ("] + [f"    {n}," for n in names] + [")"]
     return "\n".join(lines + declared) + "\n"
+
+
+def _importable(function: Callable[..., Any]) -> bool:
+    """True when ``function`` is its module's attribute of its name."""
+    return getattr(sys.modules[function.__module__], function.__name__, None) is function
 
 
 def _declaration(name: str, value: Any, method: bool = True) -> list[str]:
@@ -194,7 +194,8 @@ def _declaration(name: str, value: Any, method: bool = True) -> list[str]:
                   for p in parameters]
     if signature.return_annotation is inspect.Signature.empty:
         raise TypeError(f"Tensor.{name} has no return annotation: annotate {value.__qualname__}")
-    text = str(signature.replace(parameters=parameters, return_annotation=_Written(signature.return_annotation)))
+    returns = _Written(signature.return_annotation)
+    text = str(signature.replace(parameters=parameters, return_annotation=returns))
     header = f"def {name}{text}:"
     if len(header) > 96:   # one parameter a line
         arguments, returns = text[1:].rsplit(") -> ", 1)

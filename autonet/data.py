@@ -28,8 +28,8 @@ class DataLoader:
     arrays: list[Array]
     size: int
 
-    def __init__(self, *arrays: TensorLike, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
-                 rng: Seed = None) -> None:
+    def __init__(self, *arrays: TensorLike, batch_size: int = 32, shuffle: bool = False,
+                 drop_last: bool = False, rng: Seed = None) -> None:
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]

@@ -108,7 +108,8 @@ def test_a_checker_sees_the_types_of_tensor_methods_operators_layers_and_optimiz
     reveals = [(n, text) for n, text in expectations(lines, "") if not text.startswith("error")]
     assert len(reveals) == 11
     for number, expected in reveals:
-        assert messages.get(number) == [f'Revealed type is "{REVEALS[expected]}"'], (lines[number - 1], output)
+        revealed = [f'Revealed type is "{REVEALS[expected]}"']
+        assert messages.get(number) == revealed, (lines[number - 1], output)
 
 
 def test_a_checker_refuses_wrong_calls_pytorch_names_and_untyped_user_code(checked):

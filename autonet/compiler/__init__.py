@@ -86,7 +86,8 @@ from .trace import Tracer, births
 __all__ = ["compile", "CompileError", "CompiledStep"]
 
 
-def compile(step: Callable[..., Any], backend: str = "numpy") -> CompiledStep:  # noqa: A001 - as torch.compile
+def compile(step: Callable[..., Any],  # noqa: A001 - as torch.compile
+            backend: str = "numpy") -> CompiledStep:
     """Return a :class:`CompiledStep` that traces ``step`` on its first call.
 
     ``backend="numpy"`` replays the traced formulas; ``backend="fused"`` runs

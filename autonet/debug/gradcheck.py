@@ -38,8 +38,8 @@ class GradcheckError(AssertionError):
         self.analytic = analytic
 
 
-def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check the gradients of ``fn(*inputs)`` against central differences.
 
     ``inputs`` is a Tensor or a sequence; those that require grad are checked
@@ -61,9 +61,9 @@ def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: fl
     return True
 
 
-def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], grad_outputs: TensorLike | None = None,
-                  eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-                  raise_exception: bool = True) -> bool:
+def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
+                  grad_outputs: TensorLike | None = None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check second derivatives: ``gradcheck`` of ``fn``'s first-order gradients.
 
     The first-order gradients are taken with ``create_graph=True`` against

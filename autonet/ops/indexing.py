@@ -167,7 +167,8 @@ def take_along_axis(x: TensorLike, indices: TensorLike, axis: int | None = -1) -
 
 
 @register("shape", method=None)
-def scatter(x: TensorLike, indices: TensorLike, values: TensorLike, axis: int, reduce: str = "replace") -> Tensor:
+def scatter(x: TensorLike, indices: TensorLike, values: TensorLike, axis: int,
+            reduce: str = "replace") -> Tensor:
     """A copy of ``x`` with ``values`` put at ``indices`` along ``axis`` (``numpy.put_along_axis``'s
     index rules, out of place), or added there with ``reduce="add"`` (repeats accumulate).
 

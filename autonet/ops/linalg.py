@@ -331,7 +331,8 @@ class Norm(Function):
 
 
 @register("linalg", numpy=np.linalg.norm)
-def norm(x: TensorLike, ord: float | str | None = None, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A002 - numpy.linalg.norm's name
+def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.linalg.norm's name
+         axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
     The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
