@@ -107,7 +107,7 @@ class Tensor(TensorOps):
 
     # ----------------------------------------------------------- attributes
     data: Array
-    grad: Array | None
+    grad: Array | Tensor | None   # a Tensor after backward(create_graph=True)
     requires_grad: bool
     name: str | None
     __array_ufunc__: Callable[..., Any]   # the NumPy protocol, bound by autonet._numpy

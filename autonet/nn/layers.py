@@ -32,6 +32,9 @@ class Linear(Module):
     (2, 3)
     """
 
+    weight: Parameter
+    bias: Parameter | None
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Seed = None,
                  dtype: DTypeLike = None) -> None:
         super().__init__()
@@ -299,6 +302,9 @@ class Unflatten(Module):
 class _ConvNd(Module):
     """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
 
+    weight: Parameter
+    bias: Parameter | None
+
     spatial = 2
     function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
 
@@ -348,6 +354,9 @@ class Conv2d(_ConvNd):
 class _ConvTransposeNd(Module):
     """Shared by ConvTranspose1d/2d: weight ``(in, out // groups, *kernel)`` (PyTorch's), bias ``(out,)``,
     both uniform in ±1/sqrt(out // groups * prod(kernel)) as PyTorch's."""
+
+    weight: Parameter
+    bias: Parameter | None
 
     spatial = 2
     function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
@@ -586,6 +595,8 @@ class Embedding(Module):
     array([0., 0., 0.])
     """
 
+    weight: Parameter
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
@@ -614,6 +625,8 @@ class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (see ``nn.functional.batch_norm``)."""
 
     dims: tuple[int, ...] = ()
+    weight: Parameter | None
+    bias: Parameter | None
     running_mean: Tensor | None
     running_var: Tensor | None
     num_batches_tracked: Tensor | None
@@ -673,6 +686,9 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Module):
     """Normalize over the last axes (``normalized_shape``), then scale and shift per element."""
 
+    weight: Parameter | None
+    bias: Parameter | None
+
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, dtype: DTypeLike = None) -> None:
         super().__init__()
@@ -700,6 +716,9 @@ class GroupNorm(Module):
     >>> abs(float(out.data[0, :2].mean())) < 1e-12, round(float(out.data[0, :2].std()), 4)
     (True, 1.0)
     """
+
+    weight: Parameter | None
+    bias: Parameter | None
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  dtype: DTypeLike = None) -> None:
