@@ -41,7 +41,7 @@ from .core.tensor import Tensor
 from .core.types import TensorLike
 from .ops.shape import stack
 
-P = ParamSpec("P")
+_P = ParamSpec("_P")
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp"]
 
@@ -249,8 +249,8 @@ def _detached(value, linked):
 
 
 # ----------------------------------------------------------------- grad and vjp
-def value_and_grad(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0,
-                   has_aux: bool = False) -> Callable[P, tuple[Any, Any]]:
+def value_and_grad(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0,
+                   has_aux: bool = False) -> Callable[_P, tuple[Any, Any]]:
     """``f`` -> a function returning ``(f(*args), gradient)``; with ``has_aux``,
     ``((value, aux), gradient)`` as JAX. ``f`` must return a 0-d Tensor; a tuple
     ``argnums`` gives a tuple of gradients."""
@@ -263,7 +263,8 @@ def value_and_grad(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0,
     return value_and_grad_f
 
 
-def grad(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable[P, Any]:
+def grad(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0,
+         has_aux: bool = False) -> Callable[_P, Any]:
     """``f`` -> a function returning the gradient of ``f`` (a 0-d Tensor) at its arguments;
     with ``has_aux``, ``(gradient, aux)`` as ``torch.func.grad``."""
     _check_argnums_type(argnums, "grad")
@@ -378,7 +379,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[TensorLike],
 
 
 # ----------------------------------------------------------------- Jacobians
-def jacrev(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[P, Any]:
+def jacrev(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` -> a function returning its Jacobian, of shape ``output.shape + input.shape``,
     one reverse pass per output element (``torch.func.jacrev``'s values and nesting)."""
     _check_argnums_type(argnums, "jacrev")
@@ -402,7 +403,7 @@ def _rows(call, output):
             for seed in _basis(output)]
 
 
-def jacfwd(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[P, Any]:
+def jacfwd(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` -> a function returning its Jacobian, one forward (jvp) pass per input element;
     equal to ``jacrev``'s."""
     _check_argnums_type(argnums, "jacfwd")
@@ -445,7 +446,7 @@ def _structured(call, jacobians, argnums):
     return call.shaped(per_output)
 
 
-def hessian(f: Callable[P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[P, Any]:
+def hessian(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` (returning a 0-d Tensor) -> its Hessian, ``jacfwd(jacrev(f, argnums), argnums)``."""
     return jacfwd(jacrev(f, argnums), argnums)
 

@@ -11,7 +11,7 @@ import functools
 import threading
 from typing import Any, Callable, Literal, TypeVar, cast
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class Observer:
@@ -131,7 +131,7 @@ class _GradMode:
         state.grad_enabled = self._previous
         return False
 
-    def __call__(self, func: F) -> F:
+    def __call__(self, func: _F) -> _F:
         mode = type(self)
 
         @functools.wraps(func)
@@ -139,7 +139,7 @@ class _GradMode:
             with mode():
                 return func(*args, **kwargs)
 
-        return cast(F, wrapper)
+        return cast(_F, wrapper)
 
 
 class no_grad(_GradMode):
@@ -154,7 +154,7 @@ class enable_grad(_GradMode):
     enabled = True
 
 
-def replayable(method: F) -> F:
+def replayable(method: _F) -> _F:
     """Mark a method with side effects (zero_grad, an optimizer step) for observers (compile).
 
     Observers see the call (``called`` / ``call_returned``) and may stand in for its result
@@ -176,4 +176,4 @@ def replayable(method: F) -> F:
         return result
 
     wrapper.__replayable__ = True   # type: ignore[attr-defined]
-    return cast(F, wrapper)
+    return cast(_F, wrapper)

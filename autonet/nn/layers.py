@@ -17,7 +17,7 @@ from . import functional as F, init
 from .module import Module, ModuleList, Parameter
 from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike, TensorLike
 
-T = TypeVar("T")
+_Same = TypeVar("_Same")
 
 
 class Linear(Module):
@@ -263,7 +263,7 @@ class Identity(Module):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x: T) -> T:
+    def forward(self, x: _Same) -> _Same:
         return x
 
 

@@ -21,15 +21,15 @@ from ..core.types import Array, DTypeLike, TensorLike
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
 
-M = TypeVar("M", bound="Module")
-P = ParamSpec("P")
-R = TypeVar("R", covariant=True)
+_M = TypeVar("_M", bound="Module")
+_P = ParamSpec("_P")
+_R = TypeVar("_R", covariant=True)
 
 
-class _Forward(Protocol[P, R]):
+class _Forward(Protocol[_P, _R]):
     """What calling a module runs: its ``forward`` (so ``Linear(2, 3)(x)`` is typed as a Tensor)."""
 
-    def forward(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    def forward(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
 
 
 class Parameter(Tensor):
@@ -110,7 +110,7 @@ class Module:
             _adopt(value, name)
         object.__setattr__(self, name, value)
 
-    def __deepcopy__(self: M, memo: dict[int, Any]) -> M:
+    def __deepcopy__(self: _M, memo: dict[int, Any]) -> _M:
         """A copy whose own bookkeeping refers to itself (not to the original), as
         ``TransformerEncoder``'s copies of its layer need."""
         clone = type(self).__new__(type(self))
@@ -123,7 +123,7 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self: _Forward[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self: _Forward[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         # Ops recorded during forward remember the module stack, for viz.
         outer = state.scope
         state.scope = outer + (ModuleCall(self._weak_self, args),)  # type: ignore[attr-defined]
@@ -230,7 +230,7 @@ class Module:
             state.update(child._state_tensors(f"{prefix}{name}."))
         return state
 
-    def to(self: M, device: str) -> M:
+    def to(self: _M, device: str) -> _M:
         """Move parameters (with their gradients) and buffers to ``device``, in place; returns
         the module. Make optimizers after moving (their state stays where it was made)."""
         target = devices.name(device)
@@ -242,7 +242,7 @@ class Module:
                 tensor._bump_version()
         return self
 
-    def astype(self: M, dtype: DTypeLike) -> M:
+    def astype(self: _M, dtype: DTypeLike) -> _M:
         """Convert parameters (and their gradients) and floating buffers to ``dtype``, in place;
         returns the module. Make optimizers after converting (their state keeps its dtype)."""
         dtype = np.dtype(dtype)
@@ -263,7 +263,7 @@ class Module:
         for parameter in self.parameters():
             parameter.grad = None
 
-    def train(self: M, mode: bool = True) -> M:
+    def train(self: _M, mode: bool = True) -> _M:
         """Put this module and its children in training mode; returns self."""
         if not isinstance(mode, bool):   # train("eval") would be truthy: PyTorch refuses it too
             raise ValueError(f"train: training mode is expected to be boolean, not {mode!r}")
@@ -271,7 +271,7 @@ class Module:
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self: M) -> M:
+    def eval(self: _M) -> _M:
         """Put this module and its children in evaluation mode; returns self."""
         return self.train(False)
 

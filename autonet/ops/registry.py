@@ -28,7 +28,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 KINDS = {   # section titles of the reference page, in its order
     "arithmetic": "Arithmetic (operators)",
@@ -74,7 +74,7 @@ class Entry:
 
 def register(kind: str, *, name: str | None = None, method: bool | str | Callable[..., Any] | None = True,
              operators: tuple[str, ...] = (), numpy: Any = (), torch: str | tuple[str, ...] = (),
-             top_level: bool = True, in_place: Any = None) -> Callable[[F], F]:
+             top_level: bool = True, in_place: Any = None) -> Callable[[_F], _F]:
     """Declare the decorated function as an op (see the module doc).
 
     ``numpy`` is a NumPy callable, a tuple of them, or a dict mapping each to
@@ -86,7 +86,7 @@ def register(kind: str, *, name: str | None = None, method: bool | str | Callabl
     if kind not in KINDS:
         raise ValueError(f"register: kind must be one of {sorted(KINDS)}, not {kind!r}")
 
-    def declare(function: F) -> F:
+    def declare(function: _F) -> _F:
         op_name = name or function.__name__
         if op_name in OPS:
             raise ValueError(f"register: the op {op_name!r} is declared twice")
