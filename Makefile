@@ -20,9 +20,11 @@ bench: $(INSTALLED)
 docs: $(INSTALLED)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
-# docs/ops.md is generated from the op registry (tests/test_registry.py checks it).
+# docs/ops.md is generated from the op registry (tests/test_registry.py checks it), and so are the
+# declarations type checkers read for Tensor's bound methods and the op exports (tests/test_typing.py).
 ops-page: $(INSTALLED)
 	$(PY) -c "import autonet; from autonet.ops.registry import reference; print(reference(), end='')" > docs/ops.md
+	$(PY) -c "import autonet._methods as m; [open('autonet/' + p, 'w').write(t) for p, t in m.stubs().items()]"
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

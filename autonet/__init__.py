@@ -11,6 +11,8 @@ Layers, bottom up (docs/design.md): ``core`` (Tensor, Function, backward),
 ``ops`` (the primitives), the Tensor methods and NumPy protocol bound to them,
 then the features: nn, optim, compile, debug, viz, serialization.
 """
+from typing import TYPE_CHECKING
+
 from .core.backward import grad
 from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled, no_grad
@@ -29,6 +31,8 @@ _OPS = [entry.name for entry in _entries() if entry.top_level]
 for _entry in _entries():   # every registered op, as autonet.<name> (dim= gets a clear error)
     if _entry.top_level:
         globals()[_entry.name] = _methods.numpy_keywords(_entry.function)
+if TYPE_CHECKING:   # the same exports, spelled out for type checkers (_exports.pyi: make ops-page)
+    from ._exports import *  # noqa: F403
 
 _PYTORCH_NAMES = {   # PyTorch's names that are no op of autonet's, and autonet's spelling
     "tensor": "autonet.Tensor", "from_numpy": "autonet.Tensor",
@@ -40,11 +44,12 @@ for _entry in _entries():   # and the PyTorch names of the ops
         _PYTORCH_NAMES[_name] = f"autonet.{_entry.name}" if _entry.top_level else f"Tensor.{_entry.method_name}"
 
 
-def __getattr__(name):
-    """Only for names autonet lacks: a PyTorch spelling gets autonet's."""
-    hint = _PYTORCH_NAMES.get(name)
-    raise AttributeError(f"module 'autonet' has no attribute {name!r}"
-                         + (f" (a PyTorch name); use {hint}" if hint else ""))
+if not TYPE_CHECKING:   # a type checker would take every missing name for what this returns
+    def __getattr__(name):
+        """Only for names autonet lacks: a PyTorch spelling gets autonet's."""
+        hint = _PYTORCH_NAMES.get(name)
+        raise AttributeError(f"module 'autonet' has no attribute {name!r}"
+                             + (f" (a PyTorch name); use {hint}" if hint else ""))
 
 
 __version__ = "0.1.0"

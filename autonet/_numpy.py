@@ -15,7 +15,10 @@ silently leaves the graph.
 This holds inside a custom ``Function.backward`` under ``create_graph=True``
 too, which is what makes such formulas differentiable again.
 """
+from __future__ import annotations
+
 import inspect
+from typing import Any, Callable, Collection
 
 import numpy as np
 
@@ -109,7 +112,7 @@ _SPELLINGS = {   # NumPy name -> what to use in autonet instead
 }
 
 
-def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+def array_ufunc(self: Tensor, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
     """NumPy's ufuncs on Tensors run autonet's differentiable ops (see the module doc)."""
     name = ufunc.__name__ + ("" if method == "__call__" else "." + method)
     if method == "__call__" and ufunc in _QUESTIONS and not kwargs:
@@ -126,7 +129,8 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     return handler(*inputs, **kwargs)
 
 
-def array_function(self, func, types, args, kwargs):
+def array_function(self: Tensor, func: Callable[..., Any], types: Collection[type], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
     """NumPy's functions on Tensors: autonet ops, questions on the data, or TypeError."""
     if func in _QUESTION_FUNCTIONS:
         reading_value(f"numpy.{func.__name__}")

@@ -6,9 +6,14 @@
 >>> [batch_y.tolist() for _, batch_y in DataLoader(X, y, batch_size=2)]
 [[0, 1], [2, 3], [4]]
 """
+from __future__ import annotations
+
+from typing import Iterator
+
 import numpy as np
 
 from .core.tensor import Tensor
+from .core.types import Array, Seed, TensorLike
 from .random import generator
 
 
@@ -20,7 +25,11 @@ class DataLoader:
     last, smaller batch.
     """
 
-    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, rng=None):
+    arrays: list[Array]
+    size: int
+
+    def __init__(self, *arrays: TensorLike, batch_size: int = 32, shuffle: bool = False,
+                 drop_last: bool = False, rng: Seed = None) -> None:
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
@@ -32,13 +41,13 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive int, not {batch_size!r}")
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.rng = generator(rng)
-        self.size = lengths[0]
+        self.size = lengths[0]  # type: ignore[assignment]  # None refused above
 
-    def __len__(self):
+    def __len__(self) -> int:
         whole, rest = divmod(self.size, self.batch_size)
         return whole + (1 if rest and not self.drop_last else 0)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Array, ...]]:
         order = self.rng.permutation(self.size) if self.shuffle else None
         for number in range(len(self)):
             start = number * self.batch_size
@@ -47,7 +56,7 @@ class DataLoader:
             else:
                 yield tuple(a[order[start:start + self.batch_size]] for a in self.arrays)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"DataLoader({len(self.arrays)} arrays of {self.size}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
 

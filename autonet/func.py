@@ -24,10 +24,13 @@ second pass runs only the formulas on a path to ``u`` (:class:`_Toward`).
 ``hvp`` is reverse-over-reverse: the gradient of ``<grad f, v>``, which is
 ``H v`` because a Hessian is symmetric.
 """
+from __future__ import annotations
+
 import functools
 import math
 import numbers
 import operator
+from typing import Any, Callable, ParamSpec, Sequence
 
 import numpy as np
 
@@ -36,10 +39,13 @@ from .core.backward import Plan, execute, grad as autograd, initial_gradient, ke
 from .core.function import Context, Function
 from .core.state import enable_grad, is_grad_enabled, state
 from .core.tensor import Tensor
+from .core.types import TensorLike
 from .ops.elementwise import (Abs, Add, Cos, Div, Exp, Expm1, Log, Log1p, Mul, Neg, Sigmoid, Sin,
                               Sqrt, Sub, Tanh)
 from .ops.linalg import MatMul
 from .ops.shape import stack
+
+_P = ParamSpec("_P")
 
 __all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "hvp"]
 
@@ -247,7 +253,8 @@ def _detached(value, linked):
 
 
 # ----------------------------------------------------------------- grad and vjp
-def value_and_grad(f, argnums=0, has_aux=False):
+def value_and_grad(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0,
+                   has_aux: bool = False) -> Callable[_P, tuple[Any, Any]]:
     """``f`` -> a function returning ``(f(*args), gradient)``; with ``has_aux``,
     ``((value, aux), gradient)`` as JAX. ``f`` must return a 0-d Tensor; a tuple
     ``argnums`` gives a tuple of gradients."""
@@ -260,7 +267,8 @@ def value_and_grad(f, argnums=0, has_aux=False):
     return value_and_grad_f
 
 
-def grad(f, argnums=0, has_aux=False):
+def grad(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0,
+         has_aux: bool = False) -> Callable[_P, Any]:
     """``f`` -> a function returning the gradient of ``f`` (a 0-d Tensor) at its arguments;
     with ``has_aux``, ``(gradient, aux)`` as ``torch.func.grad``."""
     _check_argnums_type(argnums, "grad")
@@ -281,7 +289,7 @@ def _value_and_grad(f, args, kwargs, argnums, has_aux, where):
     return call.result(out), aux, grads[0] if _is_int(argnums) else grads
 
 
-def vjp(f, *primals, has_aux=False):
+def vjp(f: Callable[..., Any], *primals: TensorLike, has_aux: bool = False) -> tuple[Any, ...]:
     """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns the tuple ``cotangent @ J``,
     one entry per primal. ``cotangent`` has the structure of ``f``'s output. With
     ``has_aux``, ``(output, vjp_fn, aux)`` as ``torch.func.vjp``."""
@@ -359,7 +367,8 @@ class _Toward:
                      for leaf in self.leaves)
 
 
-def jvp(f, primals, tangents):
+def jvp(f: Callable[..., Any], primals: Sequence[TensorLike],
+        tangents: Sequence[TensorLike]) -> tuple[Any, Any]:
     """``(f(*primals), J @ tangents)``: the directional derivative, as ``torch.func.jvp``.
 
     ``primals`` and ``tangents`` are tuples (or one Tensor each) of the same shapes."""
@@ -374,7 +383,7 @@ def jvp(f, primals, tangents):
 
 
 # ----------------------------------------------------------------- Jacobians
-def jacrev(f, argnums=0):
+def jacrev(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` -> a function returning its Jacobian, of shape ``output.shape + input.shape``,
     one reverse pass per output element (``torch.func.jacrev``'s values and nesting)."""
     _check_argnums_type(argnums, "jacrev")
@@ -477,7 +486,7 @@ def _rows(call, output):
             for seed in _basis(output)]
 
 
-def jacfwd(f, argnums=0):
+def jacfwd(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` -> a function returning its Jacobian, one forward (jvp) pass per input element;
     equal to ``jacrev``'s."""
     _check_argnums_type(argnums, "jacfwd")
@@ -520,12 +529,13 @@ def _structured(call, jacobians, argnums):
     return call.shaped(per_output)
 
 
-def hessian(f, argnums=0):
+def hessian(f: Callable[_P, Any], argnums: int | tuple[int, ...] = 0) -> Callable[_P, Any]:
     """``f`` (returning a 0-d Tensor) -> its Hessian, ``jacfwd(jacrev(f, argnums), argnums)``."""
     return jacfwd(jacrev(f, argnums), argnums)
 
 
-def hvp(f, primals, tangents):
+def hvp(f: Callable[..., Any], primals: Sequence[TensorLike],
+        tangents: Sequence[TensorLike]) -> tuple[Any, Any]:
     """``(f(*primals), H @ tangents)`` for ``f`` returning a 0-d Tensor, as
     ``torch.autograd.functional.hvp``: the product has the structure of ``primals``
     (one Tensor, or a tuple)."""

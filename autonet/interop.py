@@ -14,8 +14,11 @@ autonet[interop]``), imported only when such a file is written or read.
 >>> t
 Tensor([5., 0., 0.])
 """
+from __future__ import annotations
+
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +26,7 @@ from .cuda import _cupy as cupy_or_install_hint
 from .files import write_atomically
 from .core import device as devices
 from .core.tensor import Tensor, check_kind
+from .core.types import PathLike
 
 _CPU, _CUDA = 1, 2   # DLPack's device types
 _NOT_IN_NUMPY = {"BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2"}
@@ -30,7 +34,7 @@ _INSTALL = ".safetensors files need the safetensors package: pip install autonet
 
 
 # ------------------------------------------------------------------ DLPack
-def from_dlpack(x):
+def from_dlpack(x: Any) -> Tensor:
     """A Tensor sharing ``x``'s memory (no copy) and dtype: NumPy, PyTorch, CuPy or JAX
     arrays, on their device (CPU, or CUDA through CuPy). The result is a leaf that does
     not require grad; writes through either side are seen by the other, as with
@@ -51,12 +55,12 @@ def from_dlpack(x):
 
 
 # ------------------------------------------------------------------ safetensors
-def is_safetensors(path):
+def is_safetensors(path: PathLike) -> bool:
     """Whether ``save``/``load`` should use the safetensors format for ``path``."""
     return os.fsdecode(os.fspath(path)).lower().endswith(".safetensors")
 
 
-def save_safetensors(obj, path):
+def save_safetensors(obj: Any, path: PathLike) -> None:
     """Write the flat dict ``obj`` (string keys; Tensor or ndarray values) to ``path``.
 
     Everything is checked first: anything else raises ``ValueError`` and no
@@ -68,7 +72,7 @@ def save_safetensors(obj, path):
     write_atomically(path, lambda file: file.write(data))
 
 
-def load_safetensors(path, max_bytes):
+def load_safetensors(path: PathLike, max_bytes: int) -> Any:
     """The dict of ndarrays in the safetensors file ``path``, by name (the format keeps no
     order); ``ValueError`` for a file that is not one (or is larger than ``max_bytes``)."""
     size = os.path.getsize(path)

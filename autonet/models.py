@@ -5,6 +5,10 @@ gradient step is exactly the notebook's hand-coded update
 ``W += X.T.dot(error * sigmoid'(out))``. Unlike the notebook, each instance
 draws its own weights (the notebook's default arguments shared one set).
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from .core import device as devices
@@ -14,17 +18,18 @@ from .nn.module import Module, Parameter
 from .optim import SGD
 from .random import generator
 from .core.tensor import Tensor
+from .core.types import Array, Seed, TensorLike
 
 
 class _NotebookModel(Module):
     """fit / predict / binary_threshold, shared by both notebook models."""
 
-    def __init__(self, n_inputs, n_outputs, lr):
+    def __init__(self, n_inputs: int, n_outputs: int, lr: float) -> None:
         super().__init__()
         self.n_inputs = n_inputs
         self.n_outputs = n_outputs
         self.lr = lr
-        self.loss_history_ = []
+        self.loss_history_: list[float] = []
 
     def _weights(self, given, shape, rng, name):
         if given is None:
@@ -41,7 +46,7 @@ class _NotebookModel(Module):
                 f"{type(self).__name__} expects samples of {self.n_inputs} inputs, got shape {X.shape}")
         return X
 
-    def fit(self, X, Y, epochs=100_000):
+    def fit(self, X: TensorLike, Y: TensorLike, epochs: int = 100_000) -> Array | None:
         """Train from the current weights; returns the last forward pass's outputs.
 
         ``Y`` is ``(n, n_outputs)`` or, for one output, ``(n,)``; the result has
@@ -75,12 +80,12 @@ class _NotebookModel(Module):
         return out.data.reshape(Y.shape)
 
     @no_grad()
-    def predict(self, X):
+    def predict(self, X: TensorLike) -> Array:
         """Outputs for a batch ``(n, n_inputs)``, or ``(n_outputs,)`` for one 1-D sample."""
         return self(Tensor(self._inputs(X))).data
 
     @staticmethod
-    def binary_threshold(x):
+    def binary_threshold(x: Any) -> Any:
         """1 where ``x > 0.5`` else 0 (0.5 gives 0): an int, or an int array."""
         if np.ndim(x) == 0:
             return 1 if x > 0.5 else 0
@@ -98,30 +103,32 @@ class Perceptron(_NotebookModel):
     array([1])
     """
 
-    def __init__(self, n_inputs=3, rng=None, lr=1.0, W=None):
+    def __init__(self, n_inputs: int = 3, rng: Seed = None, lr: float = 1.0,
+                 W: TensorLike | None = None) -> None:
         super().__init__(n_inputs, 1, lr)
         self.W = self._weights(W, (n_inputs, 1), generator(rng), "W")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return (x @ self.W).sigmoid()   # the notebook's layout: W is (n_inputs, 1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_inputs} -> 1, lr={self.lr}"
 
 
 class TwoLayerNNClassifier(_NotebookModel):
     """The notebook's network: ``sigmoid(sigmoid(X @ W0) @ W1)``, no biases."""
 
-    def __init__(self, n_inputs=3, n_hidden=4, n_outputs=1, lr=1.0, rng=None, W0=None, W1=None):
+    def __init__(self, n_inputs: int = 3, n_hidden: int = 4, n_outputs: int = 1, lr: float = 1.0,
+                 rng: Seed = None, W0: TensorLike | None = None, W1: TensorLike | None = None) -> None:
         super().__init__(n_inputs, n_outputs, lr)
         self.n_hidden = n_hidden
         rng = generator(rng)
         self.W0 = self._weights(W0, (n_inputs, n_hidden), rng, "W0")
         self.W1 = self._weights(W1, (n_hidden, n_outputs), rng, "W1")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         hidden = (x @ self.W0).sigmoid()   # the notebook's matrices, (in, out): not nn.Linear's
         return (hidden @ self.W1).sigmoid()
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.n_inputs} -> {self.n_hidden} -> {self.n_outputs}, lr={self.lr}"

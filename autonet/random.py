@@ -21,15 +21,20 @@ The generator is one object for the life of the process (``seed`` and
 ``set_state`` change its state in place), so a layer that keeps it, such as
 ``Dropout(rng=None)``, follows a later ``seed`` as PyTorch's global one does.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
+
+from .core.types import Seed
 
 _DEFAULT = np.random.Generator(np.random.PCG64())
 _STATE_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
 
 
-def generator(rng=None):
+def generator(rng: Seed = None) -> np.random.Generator:
     """A ``numpy.random.Generator`` from a Generator (itself), a seed (a new one, as
     ``numpy.random.default_rng(rng)``), or None (the default generator)."""
     if rng is None:
@@ -37,7 +42,7 @@ def generator(rng=None):
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def seed(n):
+def seed(n: int) -> None:
     """Seed the default generator with the int ``n`` >= 0 (as ``numpy.random.default_rng(n)``)."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise TypeError(f"seed: n must be an int >= 0, not {n!r}")
@@ -47,7 +52,7 @@ def seed(n):
 manual_seed = seed
 
 
-def get_state():
+def get_state() -> dict[str, Any]:
     """The default generator's state: a dict of strings and ints (``autonet.save`` writes it)."""
     state = _DEFAULT.bit_generator.state
     inner = state["state"]   # PCG64's 128-bit numbers, as decimal strings: any file keeps them
@@ -56,12 +61,12 @@ def get_state():
             "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
 
 
-def set_state(state):
+def set_state(state: dict[str, Any]) -> None:
     """Restore a state from ``get_state()`` (``ValueError`` for anything else; nothing changes)."""
     try:
         if set(state) != _STATE_KEYS or state["bit_generator"] != "PCG64":
             raise ValueError
-        restored = {"bit_generator": "PCG64",
+        restored: Any = {"bit_generator": "PCG64",
                     "state": {"state": int(state["state"]["state"]), "inc": int(state["state"]["inc"])},
                     "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
         probe = np.random.PCG64()

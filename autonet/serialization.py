@@ -16,10 +16,13 @@ load as ``{name: array}``; archives of autonet's first format still load.
 >>> sorted(np.load(path))
 ['autonet', 'state/0/buffer']
 """
+from __future__ import annotations
+
 import json
 import math
 import os
 import zipfile
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from .files import write_atomically
 from .interop import is_safetensors, load_safetensors, save_safetensors
 from .core import device as devices
 from .core.tensor import Tensor
+from .core.types import PathLike
 
 DEFAULT_MAX_BYTES = 2 ** 31
 """``load`` refuses archives whose members would expand beyond this (2 GiB) unless told."""
@@ -39,7 +43,7 @@ _MAX_DEPTH = 100                   # nesting a manifest may have (deeper is refu
 
 
 # ------------------------------------------------------------------ save
-def save(obj, path):
+def save(obj: Any, path: PathLike) -> None:
     """Write the dict ``obj`` to exactly ``path``, atomically.
 
     Values may be ndarrays, Tensors, numbers, strings, None, and dicts, lists
@@ -55,7 +59,7 @@ def save(obj, path):
         return save_safetensors(obj, path)
     if not isinstance(obj, dict):
         raise TypeError(f"save takes a dict, not {type(obj).__name__}")
-    arrays = {}
+    arrays: dict[str, Any] = {}
     tree = _encode(obj, arrays, "obj", ())
     manifest = np.array(json.dumps({"format": _FORMAT, "tree": tree}))
 
@@ -117,7 +121,7 @@ def _member_name(path, taken):
 
 
 # ------------------------------------------------------------------ load
-def load(path, max_bytes=DEFAULT_MAX_BYTES):
+def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Read what :func:`save` wrote: the same structure, with ndarrays for arrays.
 
     Refuses (``ValueError``, saying which) a file that is not a zip archive

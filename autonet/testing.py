@@ -14,6 +14,10 @@ The strategies draw well-conditioned values: finite, no subnormals, in
 registers two hypothesis profiles, ``ci`` (fast) and ``thorough``; select one
 with ``settings.load_profile`` (the project's tests read ``HYPOTHESIS_PROFILE``).
 """
+from __future__ import annotations
+
+from typing import Any, Callable
+
 try:
     from hypothesis import settings, strategies as st
     from hypothesis.extra import numpy as hnp
@@ -26,6 +30,7 @@ import numpy as np
 
 from .debug.gradcheck import _float64_copies, check_vjp
 from .core.tensor import Tensor
+from .core.types import Array, DTypeLike
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True)
 settings.register_profile("thorough", max_examples=400, deadline=None)
@@ -33,8 +38,10 @@ settings.register_profile("thorough", max_examples=400, deadline=None)
 _DEFAULT_SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
 
 
-def arrays(shape=None, dtype=np.float64, elements=None, *, min_value=-10.0,
-           max_value=10.0, min_magnitude=0.0, distinct=False):
+def arrays(shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]] | None = None,
+           dtype: DTypeLike = np.float64, elements: st.SearchStrategy[float] | None = None, *,
+           min_value: float = -10.0, max_value: float = 10.0, min_magnitude: float = 0.0,
+           distinct: bool = False) -> st.SearchStrategy[Array]:
     """A strategy for ndarrays of well-conditioned floats.
 
     ``shape`` is a tuple, a strategy of tuples, or None (0 to 3 axes of 1 to 4).
@@ -79,13 +86,16 @@ def _floats(dtype, min_value, max_value, min_magnitude):
     return st.one_of(*ranges)
 
 
-def tensors(shape=None, dtype=np.float64, elements=None, requires_grad=True, **bounds):
+def tensors(shape: tuple[int, ...] | st.SearchStrategy[tuple[int, ...]] | None = None,
+            dtype: DTypeLike = np.float64, elements: st.SearchStrategy[float] | None = None,
+            requires_grad: bool = True, **bounds: Any) -> st.SearchStrategy[Tensor]:
     """A strategy for Tensors; takes the arguments of :func:`arrays`."""
     return arrays(shape, dtype, elements, **bounds).map(
         lambda a: Tensor(a, requires_grad=requires_grad))
 
 
-def broadcastable_shapes(n=2, *, min_dims=0, max_dims=3, min_side=1, max_side=4):
+def broadcastable_shapes(n: int = 2, *, min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
+                         max_side: int = 4) -> st.SearchStrategy[tuple[tuple[int, ...], ...]]:
     """A strategy for tuples of ``n`` shapes that broadcast together (NumPy rules).
 
     Shapes differ in rank and contain size-1 axes, as broadcasting allows.
@@ -95,7 +105,8 @@ def broadcastable_shapes(n=2, *, min_dims=0, max_dims=3, min_side=1, max_side=4)
         max_side=max_side).map(lambda result: result.input_shapes)
 
 
-def assert_gradients_match(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+def assert_gradients_match(fn: Callable[..., Any], *inputs: Tensor, eps: float = 1e-6, atol: float = 1e-5,
+                           rtol: float = 1e-3) -> None:
     """Assert the analytic gradients of ``fn(*inputs)`` match finite differences.
 
     Checks the vector-Jacobian product with a random upstream gradient, for

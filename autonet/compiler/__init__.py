@@ -66,8 +66,11 @@ counter or list it changes makes the next call trace again). Under
 step's trace it is inlined. Calls of one compiled step from several threads
 take turns.
 """
+from __future__ import annotations
+
 import functools
 import threading
+from typing import Any, Callable
 
 import numpy as np
 
@@ -83,7 +86,8 @@ from .trace import Tracer, births
 __all__ = ["compile", "CompileError", "CompiledStep"]
 
 
-def compile(step, backend="numpy"):  # noqa: A001 - autonet.compile, as torch.compile
+def compile(step: Callable[..., Any],  # noqa: A001 - as torch.compile
+            backend: str = "numpy") -> CompiledStep:
     """Return a :class:`CompiledStep` that traces ``step`` on its first call.
 
     ``backend="numpy"`` replays the traced formulas; ``backend="fused"`` runs
@@ -104,14 +108,14 @@ class CompiledStep:
     """Traces kept per step, one per call signature and Python world (see the guards); set it
     on a step (``step.MAX_PROGRAMS = 32``) to allow more."""
 
-    def __init__(self, step, backend="numpy"):
+    def __init__(self, step: Callable[..., Any], backend: str = "numpy") -> None:
         self.step = step
         self.backend = backend
         self.programs = []       # every trace, oldest first
         self.by_signature = {}   # call signature -> its traces (one per set of module modes)
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         with self.lock:
             return self._call(args)
 

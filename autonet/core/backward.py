@@ -15,7 +15,10 @@ whole pass succeeded, through :mod:`.ownership`.
 
 Both are iterative: a chain of 100,000 ops backpropagates.
 """
+from __future__ import annotations
+
 import numbers
+from typing import Sequence
 import operator
 
 import numpy as np
@@ -24,6 +27,7 @@ from . import device as devices, ownership
 from .function import RELEASED, Context
 from .state import notify, state
 from .tensor import Tensor
+from .types import TensorLike
 
 
 class Plan:
@@ -299,7 +303,8 @@ def _describe(node, position):
 
 
 # ----------------------------------------------------------------- entry points
-def backward(tensor, grad=None, retain_graph=None, create_graph=False):
+def backward(tensor: Tensor, grad: TensorLike | None = None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
     """Accumulate d(tensor)/d(leaf) into every leaf's ``.grad``.
 
     ``grad`` (ndarray, Tensor or number) is the upstream gradient; it may be
@@ -319,8 +324,10 @@ def backward(tensor, grad=None, retain_graph=None, create_graph=False):
         ownership.deliver(retained, target, target, create_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: TensorLike | Sequence[TensorLike | None] | None = None,
+         retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor, ...]:
     """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
 
     Never touches ``.grad``. With ``create_graph=True`` the results are part of

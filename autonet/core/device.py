@@ -7,9 +7,13 @@ written with NumPy functions run on it unchanged, and what needs more (making
 arrays, moving them) asks the backend registered here for its kind. The core
 knows no backend by name; ``autonet.cuda`` registers CuPy's, the tests a double.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
-_BACKENDS = {}   # device kind ("cuda") -> backend
+_BACKENDS: "dict[str, Backend]" = {}   # device kind ("cuda") -> backend
 
 
 class Backend:
@@ -17,31 +21,31 @@ class Backend:
 
     kind = ""
 
-    def owns(self, array):
+    def owns(self, array: Any) -> bool:
         """True for arrays of this backend."""
         raise NotImplementedError
 
-    def device_of(self, array):
+    def device_of(self, array: Any) -> str:
         """The device name of one of its arrays, ``"<kind>:<index>"``."""
         raise NotImplementedError
 
-    def to_device(self, array, index):
+    def to_device(self, array: Any, index: int) -> Any:
         """A copy of host or device ``array`` on device ``index``."""
         raise NotImplementedError
 
-    def to_host(self, array):
+    def to_host(self, array: Any) -> np.ndarray[Any, Any]:
         """A NumPy copy of one of its arrays."""
         raise NotImplementedError
 
-    def as_strided(self, array, shape, strides):
+    def as_strided(self, array: Any, shape: tuple[int, ...], strides: tuple[int, ...]) -> Any:
         """A read-only strided view (``numpy.lib.stride_tricks.as_strided``'s, on the device)."""
         raise NotImplementedError
 
-    def owns_its_memory(self, array):
+    def owns_its_memory(self, array: Any) -> bool:
         """True when ``array`` is no view and no view refers to it beyond its own holders."""
         return array.base is None
 
-    def memory_root(self, array):
+    def memory_root(self, array: Any) -> Any:
         """The object owning ``array``'s memory, the same one for all its views (by identity)."""
         while self.owns(array.base):
             array = array.base

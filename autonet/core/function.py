@@ -27,7 +27,10 @@ that made its inputs (or the leaf tensors themselves), so an intermediate
 tensor is referenced by the graph only through the arrays its consumers saved,
 and those are freed by ``backward()``.
 """
+from __future__ import annotations
+
 import itertools
+from typing import TYPE_CHECKING, Any
 import weakref
 
 import numpy as np
@@ -61,7 +64,8 @@ class Context:
     __slots__ = ("fn", "inputs", "needs_input_grad", "saved", "saved_versions", "scope", "seq",
                  "shape", "dtype", "retained", "__dict__", "__weakref__")
 
-    def __init__(self, fn, inputs=(), needs_input_grad=()):
+    def __init__(self, fn: type[Function], inputs: tuple[Any, ...] = (),
+                 needs_input_grad: tuple[bool, ...] = ()) -> None:
         self.fn = fn
         self.inputs = inputs
         self.needs_input_grad = needs_input_grad   # empty unless the op is recorded
@@ -71,17 +75,22 @@ class Context:
         self.retained = None   # a weak reference to the output, after retain_grad()
 
     constants = ()
-    def save_for_backward(self, *values):
+    def save_for_backward(self, *values: Any) -> None:
         """Keep arrays for ``backward``; they are freed after it unless retained."""
         self.saved = values
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The op's name, e.g. ``'matmul'`` or a custom Function's class name."""
         return self.fn.name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<{self.name}>"
+
+    if TYPE_CHECKING:   # ops keep small settings as attributes (``ctx.axis = 0``)
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
 
 class Function:
@@ -99,15 +108,15 @@ class Function:
             cls.name = cls.__name__
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):
+    def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("a Function subclass must define forward(ctx, ...)")
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Context, grad: Any) -> Any:
         raise NotImplementedError("a Function subclass must define backward(ctx, grad)")
 
     @classmethod
-    def apply(cls, *args, **kwargs):
+    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (or arrays and numbers), recorded when a gradient will be
         wanted: sort the arguments, make the node, run the forward formula, finish the output."""
         arrays, edges, needs, constants, requires_grad = _sort_arguments(cls, args)

@@ -4,9 +4,14 @@ Features that need to watch the engine (anomaly mode, compile's tracer)
 subscribe an :class:`Observer` for the length of a ``with`` block instead of
 being called by name from the core, so the core imports none of them.
 """
+from __future__ import annotations
+
 import contextlib
 import functools
 import threading
+from typing import Any, Callable, Literal, TypeVar, cast
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class Observer:
@@ -69,7 +74,7 @@ class Observer:
 
 class _ThreadState(threading.local):
     grad_enabled = True
-    scope = ()        # weak references to the Modules whose __call__ is running (for viz)
+    scope: tuple[Any, ...] = ()        # weak references to the Modules whose __call__ is running (for viz)
     observers = ()
 
 
@@ -101,7 +106,7 @@ def constructed(array, *inputs):
     return array
 
 
-def is_grad_enabled():
+def is_grad_enabled() -> bool:
     """True when ops record the graph in this thread."""
     return state.grad_enabled
 
@@ -111,22 +116,22 @@ class _GradMode:
 
     enabled = True
 
-    def __new__(cls, func=None):
+    def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
         self = super().__new__(cls)
         if func is None:
             return self
         return self(func)   # used bare: ``@no_grad`` as well as ``@no_grad()``
 
-    def __enter__(self):
+    def __enter__(self) -> _GradMode:
         self._previous = state.grad_enabled
         state.grad_enabled = self.enabled
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         state.grad_enabled = self._previous
         return False
 
-    def __call__(self, func):
+    def __call__(self, func: _F) -> _F:
         mode = type(self)
 
         @functools.wraps(func)
@@ -134,7 +139,7 @@ class _GradMode:
             with mode():
                 return func(*args, **kwargs)
 
-        return wrapper
+        return cast(_F, wrapper)
 
 
 class no_grad(_GradMode):
@@ -149,7 +154,7 @@ class enable_grad(_GradMode):
     enabled = True
 
 
-def replayable(method):
+def replayable(method: _F) -> _F:
     """Mark a method with side effects (zero_grad, an optimizer step) for observers (compile).
 
     Observers see the call (``called`` / ``call_returned``) and may stand in for its result
@@ -170,5 +175,5 @@ def replayable(method):
             result = observer.call_result(method, result)
         return result
 
-    wrapper.__replayable__ = True
-    return wrapper
+    wrapper.__replayable__ = True   # type: ignore[attr-defined]
+    return cast(_F, wrapper)

@@ -2,20 +2,33 @@
 
 Operators and methods that run ops are bound by ``autonet._methods``; this
 module holds only what the engine itself needs, so it imports nothing above
-the core.
+the core. Type checkers see the bound methods through ``TensorOps``, declared in
+``tensor_ops.pyi`` (generated from the op registry by ``make ops-page``).
 """
+from __future__ import annotations
+
 import weakref
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from . import device as devices
 from .state import notify, replayable, state
+from .types import Array, DTypeLike, TensorLike
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from .function import Context
+    from .tensor_ops import TensorOps
+else:
+    TensorOps = object   # the ops are bound at import by autonet._methods
 
 _REJECTED_KINDS = {"U": "string", "S": "bytes", "O": "object", "c": "complex",
                    "V": "structured", "M": "datetime", "m": "timedelta"}
 
 
-def as_array(data, dtype=None, device=None):
+def as_array(data: Any, dtype: DTypeLike = None, device: str | None = None) -> Array:
     """A fresh array copy of ``data`` (on ``device``, else where ``data`` lives); bool/int
     become float64 unless ``dtype``."""
     if isinstance(data, Tensor):
@@ -35,7 +48,7 @@ def as_array(data, dtype=None, device=None):
     return array
 
 
-def check_kind(dtype):
+def check_kind(dtype: np.dtype[Any]) -> None:
     """Refuse dtypes that are not real numbers (``TypeError``)."""
     kind = _REJECTED_KINDS.get(dtype.kind)
     if kind is not None:
@@ -56,7 +69,7 @@ class ElementCount(int):
         return int, (int(self),)
 
 
-class Tensor:
+class Tensor(TensorOps):
     """An n-dimensional array that records the operations applied to it.
 
     >>> import autonet
@@ -79,7 +92,8 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_version", "_view_of",
                  "__weakref__")
 
-    def __init__(self, data, requires_grad=False, dtype=None, name=None, device=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: DTypeLike = None,
+                 name: str | None = None, device: str | None = None) -> None:
         self.data = as_array(data, dtype, device)
         self.grad = None
         self.requires_grad = False
@@ -106,51 +120,58 @@ class Tensor:
         return tensor
 
     # ----------------------------------------------------------- attributes
+    data: Array
+    grad: Array | Tensor | None   # a Tensor after backward(create_graph=True)
+    requires_grad: bool
+    name: str | None
+    __array_ufunc__: Callable[..., Any]   # the NumPy protocol, bound by autonet._numpy
+    __array_function__: Callable[..., Any]
+
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self.data.ndim
 
     @property
-    def size(self):
+    def size(self) -> int:
         """The number of elements, NumPy's ``size`` (an int; calling it explains PyTorch's ``size()``)."""
         return ElementCount(self.data.size)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.data.dtype
 
     @property
-    def device(self):
+    def device(self) -> str:
         """``"cpu"``, or the device of a foreign array (``"cuda:0"``)."""
         return devices.device_of(self.data)
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         """True for tensors made by the user rather than by a recorded op."""
         return self._node is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Context | None:
         """The node of the op that made this tensor (None for leaves)."""
         return self._node
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
             yield self[i]
 
     __hash__ = object.__hash__
 
     # ----------------------------------------------------------- autograd
-    def detach(self):
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
         detached = Tensor._make(self.data, None)
         detached._version = self._version
@@ -158,23 +179,23 @@ class Tensor:
             notify("detached", self, detached)
         return detached
 
-    def numpy(self):
+    def numpy(self) -> Array:
         """The underlying ndarray (shared, not copied); a host copy for a tensor on a device."""
         reading_value("numpy()")
         return self.data if devices.is_host(self.data) else devices.to_host(self.data)
 
-    def item(self):
+    def item(self) -> float:
         """The value of a one-element tensor as a Python number (copied from its device)."""
         reading_value("item()")
         return devices.to_host(self.data).item()
 
-    def retain_grad(self):
+    def retain_grad(self) -> Tensor:
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
         if self._node is not None:
             self._node.retained = weakref.ref(self)
         return self
 
-    def requires_grad_(self, flag=True):
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         """Set ``requires_grad`` on a leaf, in place; returns self."""
         if self._node is not None:
             raise RuntimeError(
@@ -187,7 +208,7 @@ class Tensor:
         return self
 
     @replayable
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Forget the accumulated gradient (sets ``grad`` to None)."""
         self.grad = None
 
@@ -196,32 +217,32 @@ class Tensor:
         self._version[0] += 1
 
     # Comparisons are not differentiable: they return bool ndarrays.
-    def __lt__(self, other):
+    def __lt__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
         return self.data < value_of(other)
 
-    def __le__(self, other):
+    def __le__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
         return self.data <= value_of(other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
         return self.data > value_of(other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
         return self.data >= value_of(other)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> NDArray[np.bool_]:  # type: ignore[override]
         reading_value("a comparison")
         return self.data == value_of(other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> NDArray[np.bool_]:  # type: ignore[override]
         reading_value("a comparison")
         return self.data != value_of(other)
 
     # ----------------------------------------------------------- conversions
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> Array:
         """The data for NumPy; refused for tensors that require grad (as PyTorch).
 
         NumPy converts through here whenever it meets a Tensor it does not
@@ -241,7 +262,8 @@ class Tensor:
             return np.array(self.data, dtype=dtype)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
-    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
+                   dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
         """The data as a DLPack capsule, shared (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``);
         refused for tensors that require grad, as PyTorch."""
         if self.requires_grad:
@@ -250,23 +272,23 @@ class Tensor:
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
         return _dlpack_array(self.data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
 
-    def __dlpack_device__(self):
+    def __dlpack_device__(self) -> tuple[int, int]:
         """``(device type, index)`` as DLPack numbers them: ``(1, 0)`` for the CPU."""
         return _dlpack_array(self.data).__dlpack_device__()
 
-    def __float__(self):
+    def __float__(self) -> float:
         reading_value("float()")
         return float(self.data)
 
-    def __int__(self):
+    def __int__(self) -> int:
         reading_value("int()")
         return int(self.data)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         reading_value("bool()")
         return bool(self.data)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         body = np.array2string(devices.to_host(self.data), separator=", ", prefix="Tensor(")
         extras = [] if devices.is_host(self.data) else [f"device={self.device!r}"]
         if self.data.dtype != np.float64:
@@ -280,17 +302,17 @@ class Tensor:
         return "Tensor(" + ", ".join([body] + extras) + ")"
 
 
-def as_tensor(x):
+def as_tensor(x: TensorLike) -> Tensor:
     """``x`` itself if it is a Tensor, else a constant Tensor of it."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def value_of(x):
+def value_of(x: Any) -> Any:
     """The ndarray (or number) behind ``x``."""
     return x.data if isinstance(x, Tensor) else x
 
 
-def reading_value(what):
+def reading_value(what: str) -> None:
     """Python is about to see a tensor's values: observers (compile) may refuse."""
     if state.observers:
         notify("value_read", what)

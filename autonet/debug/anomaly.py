@@ -7,8 +7,11 @@
 Traceback (most recent call last):
 FloatingPointError: log produced -inf in its forward pass ...
 """
+from __future__ import annotations
+
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -30,12 +33,12 @@ class detect_anomaly:
     it, and the input shapes. Costs a pass over each array: use for debugging.
     """
 
-    def __enter__(self):
+    def __enter__(self) -> detect_anomaly:
         self._observing = observing(_AnomalyObserver())
         self._observing.__enter__()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> bool | None:
         return self._observing.__exit__(*exc_info)
 
 

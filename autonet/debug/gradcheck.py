@@ -6,6 +6,10 @@ grad is perturbed, so a wrong entry anywhere in the Jacobian is caught.
 Inputs on a device are perturbed there; the comparison reads values back to
 the host explicitly.
 """
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from ..core import device as devices
@@ -13,6 +17,7 @@ from ..core.backward import grad as autograd_grad
 from ..core.state import enable_grad, no_grad
 from ..ops.shape import concatenate
 from ..core.tensor import Tensor, as_tensor
+from ..core.types import TensorLike
 
 
 class GradcheckError(AssertionError):
@@ -22,8 +27,9 @@ class GradcheckError(AssertionError):
     ``numeric``, ``analytic``.
     """
 
-    def __init__(self, message, input_index=None, input_name=None, element=None,
-                 numeric=None, analytic=None):
+    def __init__(self, message: str, input_index: int | None = None, input_name: str | None = None,
+                 element: tuple[int, ...] | None = None, numeric: float | None = None,
+                 analytic: float | None = None) -> None:
         super().__init__(message)
         self.input_index = input_index
         self.input_name = input_name
@@ -32,7 +38,8 @@ class GradcheckError(AssertionError):
         self.analytic = analytic
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+def gradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor], eps: float = 1e-6,
+              atol: float = 1e-5, rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check the gradients of ``fn(*inputs)`` against central differences.
 
     ``inputs`` is a Tensor or a sequence; those that require grad are checked
@@ -54,8 +61,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
     return True
 
 
-def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
-                  raise_exception=True):
+def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
+                  grad_outputs: TensorLike | None = None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """Check second derivatives: ``gradcheck`` of ``fn``'s first-order gradients.
 
     The first-order gradients are taken with ``create_graph=True`` against

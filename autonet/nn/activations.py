@@ -10,6 +10,9 @@ Tensor([-0.33333333,  0.        ,  0.66666667,  4.        ])
 Tensor([[1., 0., 0.],
         [0., 0., 1.]])
 """
+from __future__ import annotations
+from typing import Any
+
 import numpy as np
 
 from ..core import device as devices
@@ -20,6 +23,7 @@ from ..ops.activations import elu, softplus
 from ..ops.elementwise import sigmoid, softmax, tanh
 from ..ops.linalg import norm
 from ..ops.shape import broadcast_to
+from ..core.types import DTypeLike, TensorLike
 
 _SELU_ALPHA = 1.6732632423543772848170429916717   # PyTorch's constants
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -43,19 +47,19 @@ class Hardtanh(Function):
         return grad * generic.value(inside)
 
 
-def hardtanh(x, min_val=-1.0, max_val=1.0):
+def hardtanh(x: TensorLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """``x`` clipped to ``[min_val, max_val]``."""
     if not min_val < max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
     return Hardtanh.apply(as_tensor(x), min_val=float(min_val), max_val=float(max_val))
 
 
-def relu6(x):
+def relu6(x: TensorLike) -> Tensor:
     """``min(max(x, 0), 6)`` (PyTorch's: ``hardtanh(x, 0, 6)``, gradient 0 at 0 and 6)."""
     return hardtanh(x, 0.0, 6.0)
 
 
-def hardsigmoid(x):
+def hardsigmoid(x: TensorLike) -> Tensor:
     """``relu6(x + 3) / 6`` (gradient 1/6 strictly between -3 and 3, as PyTorch's)."""
     return relu6(as_tensor(x) + 3.0) / 6.0
 
@@ -80,12 +84,12 @@ class Hardswish(Function):
         return grad * (a * (middle / 3.0) + (middle / 2.0 + above))
 
 
-def hardswish(x):
+def hardswish(x: TensorLike) -> Tensor:
     """``x * relu6(x + 3) / 6`` (MobileNetV3's)."""
     return Hardswish.apply(as_tensor(x))
 
 
-def mish(x):
+def mish(x: TensorLike) -> Tensor:
     """``x * tanh(softplus(x))``."""
     x = as_tensor(x)
     return x * tanh(softplus(x))
@@ -110,19 +114,19 @@ class Celu(Function):
         return grad * np.where(positive, 1.0, np.exp(np.minimum(a, 0) * (1.0 / ctx.alpha)))
 
 
-def celu(x, alpha=1.0):
+def celu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``."""
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0 (it divides x)")
     return Celu.apply(as_tensor(x), alpha=float(alpha))
 
 
-def selu(x):
+def selu(x: TensorLike) -> Tensor:
     """``scale * elu(x, alpha)`` with PyTorch's self-normalising constants."""
     return elu(as_tensor(x), alpha=_SELU_ALPHA) * _SELU_SCALE
 
 
-def softsign(x):
+def softsign(x: TensorLike) -> Tensor:
     """``x / (1 + |x|)``."""
     x = as_tensor(x)
     return x / (1.0 + abs(x))
@@ -145,23 +149,23 @@ class LogSigmoid(Function):
         return grad * generic.sigmoid(-a)
 
 
-def logsigmoid(x):
+def logsigmoid(x: TensorLike) -> Tensor:
     """``log(sigmoid(x))``, computed stably."""
     return LogSigmoid.apply(as_tensor(x))
 
 
-def softmin(x, axis):
+def softmin(x: TensorLike, axis: int) -> Tensor:
     """``softmax(-x, axis)``: weights that favour the smallest entries."""
     return softmax(-as_tensor(x), axis=axis)
 
 
-def tanhshrink(x):
+def tanhshrink(x: TensorLike) -> Tensor:
     """``x - tanh(x)``."""
     x = as_tensor(x)
     return x - tanh(x)
 
 
-def glu(x, axis=-1):
+def glu(x: TensorLike, axis: int = -1) -> Tensor:
     """The gated linear unit: ``a * sigmoid(b)`` for the halves ``a, b`` of ``x`` along ``axis``."""
     x = as_tensor(x)
     if x.ndim == 0:
@@ -180,14 +184,15 @@ def _axis(axis, ndim, op):
     return int(axis) % ndim
 
 
-def normalize(x, ord=2, axis=1, eps=1e-12):  # noqa: A002 - numpy.linalg.norm's name
+def normalize(x: TensorLike, ord: float = 2, axis: int = 1,  # noqa: A002 - numpy.linalg.norm's name
+              eps: float = 1e-12) -> Tensor:
     """``x / max(norm(x, ord, axis), eps)`` (PyTorch's ``normalize``; its ``p`` is ``ord``)."""
     x = as_tensor(x)
     _axis(axis, x.ndim, "normalize")
     return x / norm(x, ord=ord, axis=axis, keepdims=True).clip(eps, None)
 
 
-def cosine_similarity(x1, x2, axis=1, eps=1e-8):
+def cosine_similarity(x1: TensorLike, x2: TensorLike, axis: int = 1, eps: float = 1e-8) -> Tensor:
     """``sum(x1 / |x1| * x2 / |x2|)`` along ``axis``, each norm at least ``eps`` (PyTorch's:
     the clamp only changes the value, the gradient is the norm's)."""
     x1, x2 = as_tensor(x1), as_tensor(x2)
@@ -205,11 +210,11 @@ def _clamped_norm(x, axis, eps):
     return length + (kept.clip(eps, None) - kept)
 
 
-def one_hot(indices, num_classes=-1, dtype=np.float64):
+def one_hot(indices: TensorLike, num_classes: int = -1, dtype: DTypeLike = np.float64) -> Tensor:
     """A constant of ``indices.shape + (num_classes,)`` with a 1 at each index (PyTorch's
     ``one_hot``, as floats unless told: autonet's default dtype); ``num_classes=-1`` means
     ``max(indices) + 1``."""
-    array = indices.data if isinstance(indices, Tensor) else indices
+    array: Any = indices.data if isinstance(indices, Tensor) else indices
     if not hasattr(array, "dtype"):
         array = np.asarray(array)
     if array.dtype.kind not in "iu":

@@ -6,8 +6,11 @@ a ``state_dict`` moves between autonet and PyTorch unchanged, and the same
 weights give PyTorch's outputs. Boolean masks here are True where a key is
 masked out (PyTorch's rule for these modules).
 """
+from __future__ import annotations
+
 import copy
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -17,6 +20,8 @@ from .layers import Dropout, LayerNorm, _float
 from ..random import generator
 from .module import Module, ModuleList, Parameter
 from .projection import Projection, affine
+from ..core.types import DTypeLike, Seed, TensorLike
+from ..core.tensor import Tensor
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
 
@@ -37,8 +42,9 @@ class MultiheadAttention(Module):
     ((3, 5, 8), (3, 5, 5), (24, 8))
     """
 
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, batch_first=False, kdim=None,
-                 vdim=None, rng=None, dtype=None):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 batch_first: bool = False, kdim: int | None = None, vdim: int | None = None,
+                 rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         for name, size in (("embed_dim", embed_dim), ("num_heads", num_heads)):
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
@@ -70,8 +76,10 @@ class MultiheadAttention(Module):
             return w[:e], w[e:2 * e], w[2 * e:]
         return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
+    def forward(self, query: TensorLike, key: TensorLike, value: TensorLike,
+                key_padding_mask: TensorLike | None = None, need_weights: bool = True,
+                attn_mask: TensorLike | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
         q, k, v = (as_tensor(t) for t in (query, key, value))
         batched = self._check_inputs(q, k, v)
         if not batched:
@@ -145,7 +153,7 @@ class MultiheadAttention(Module):
         length, batch, _ = x.shape
         return x.reshape(length, batch, self.num_heads, self.head_dim).transpose(1, 2, 0, 3)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
 
 
@@ -166,8 +174,10 @@ class TransformerEncoderLayer(Module):
     (5, 3, 8)
     """
 
-    def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-                 layer_norm_eps=1e-5, batch_first=False, norm_first=False, rng=None, dtype=None):
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
+                 activation: str | Callable[[Tensor], Tensor] = "relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, rng: Seed = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         if not callable(activation) and activation not in _ACTIVATIONS:
             raise ValueError(f"TransformerEncoderLayer: activation must be 'relu', 'gelu' or a "
@@ -183,9 +193,10 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, dtype=dtype)
         self.dropout1 = Dropout(dropout, rng=rng)
         self.dropout2 = Dropout(dropout, rng=rng)
-        self.activation = _ACTIVATIONS.get(activation, activation)
+        self.activation = _ACTIVATIONS.get(activation, activation)  # type: ignore[arg-type]
 
-    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+    def forward(self, src: TensorLike, src_mask: TensorLike | None = None,
+                src_key_padding_mask: TensorLike | None = None, is_causal: bool = False) -> Tensor:
         x = as_tensor(src)
         if self.norm_first:
             x = x + self._attention_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -215,18 +226,20 @@ class TransformerEncoder(Module):
     ((2, 5, 8), 3)
     """
 
-    def __init__(self, encoder_layer, num_layers, norm=None):
+    def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
+                 norm: Module | None = None) -> None:
         super().__init__()
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"TransformerEncoder: num_layers must be a positive int, not {num_layers!r}")
         self.layers = ModuleList([_copy_with_own_generators(encoder_layer) for _ in range(num_layers)])
         self.num_layers, self.norm = num_layers, norm
 
-    def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=False):
+    def forward(self, src: TensorLike, mask: TensorLike | None = None,
+                src_key_padding_mask: TensorLike | None = None, is_causal: bool = False) -> Tensor:
         x = src
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=is_causal)
-        return x if self.norm is None else self.norm(x)
+        return x if self.norm is None else self.norm(x)  # type: ignore[return-value]
 
 
 def _copy_with_own_generators(module):

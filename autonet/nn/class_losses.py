@@ -5,6 +5,8 @@ all as PyTorch computes them.
 ``cross_entropy``'s plain case (``(N, C)`` logits, no weight, no smoothing, no ignored label)
 stays one ``CrossEntropy`` node in ``functional``, which the fused backend lowers.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..core import device as devices

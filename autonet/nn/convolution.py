@@ -5,6 +5,10 @@ through one strided view, see :mod:`autonet.ops.windows`), then one matrix
 product (convolution) or one reduction (pooling). The 1-d versions run the
 2-d ones on a height of 1.
 """
+from __future__ import annotations
+
+from typing import Literal, overload
+
 import numpy as np
 
 from ..core import device as devices
@@ -12,6 +16,8 @@ from ..core.tensor import as_tensor
 from ..ops import shape
 from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
 from .constants import constant_like
+from ..core.types import Array, IntOrTuple, TensorLike
+from ..core.tensor import Tensor
 
 
 def _pair(value, name):
@@ -50,7 +56,9 @@ def _check(x, spatial, op):
         raise ValueError(f"{op}: input must have shape {layout}, not {x.shape}")
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
+           stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+           groups: int = 1) -> Tensor:
     """2-d cross-correlation, as ``torch.nn.functional.conv2d``; weight ``(O, C // groups, kh, kw)``."""
     x, weight = as_tensor(input), as_tensor(weight)
     _check(x, 2, "conv2d")
@@ -77,7 +85,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out.reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+def conv1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
+           stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+           groups: int = 1) -> Tensor:
     """1-d cross-correlation, as ``torch.nn.functional.conv1d``; weight ``(O, C // groups, k)``."""
     x, weight = as_tensor(input), as_tensor(weight)
     _check(x, 1, "conv1d")
@@ -157,8 +167,21 @@ class _Geometry:
         return per_axis
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
-               return_indices=False):
+@overload
+def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: Literal[False] = False) -> Tensor: ...
+
+
+@overload
+def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False, *,
+               return_indices: Literal[True]) -> tuple[Tensor, Array]: ...
+
+
+def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Array]:
     """Maximum over windows; each window's gradient goes to its first maximum (PyTorch's).
     ``return_indices``: also the int ndarray of where each maximum lies, flat within its
     ``(H, W)`` plane, as PyTorch's.
@@ -193,8 +216,8 @@ def _max_indices(x, geometry, cols=None):
     return (rows * geometry.sizes[1] + columns).astype(np.int64)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
-               count_include_pad=True):
+def avg_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     """Mean over windows, PyTorch's divisor: padded zeros count unless ``count_include_pad=False``;
     windows that ``ceil_mode`` adds past the padding count only what they cover."""
     x = as_tensor(input)
@@ -227,20 +250,34 @@ def _pool1d(pool, x, kernel_size, stride, padding, op, **options):
     return out.squeeze(2)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
-               return_indices=False):
+@overload
+def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: Literal[False] = False) -> Tensor: ...
+
+
+@overload
+def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False, *,
+               return_indices: Literal[True]) -> tuple[Tensor, Array]: ...
+
+
+def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Array]:
     return _pool1d(max_pool2d, input, kernel_size, stride, padding, "max_pool1d", dilation=dilation,
                    ceil_mode=ceil_mode, return_indices=return_indices)
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
-               count_include_pad=True):
+def avg_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,  # noqa: A002
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     return _pool1d(avg_pool2d, input, kernel_size, stride, padding, "avg_pool1d", ceil_mode=ceil_mode,
                    count_include_pad=count_include_pad)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
-                     dilation=1):
+def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0, output_padding: IntOrTuple = 0,
+                     groups: int = 1, dilation: IntOrTuple = 1) -> Tensor:
     """The transpose (gradient) of ``conv2d``, as ``torch.nn.functional.conv_transpose2d``; weight
     ``(C, O // groups, kh, kw)``. Each input pixel times the kernel is one window, and ``Col2Im``
     adds the windows where they land; ``padding`` is cropped, ``output_padding`` extends the
@@ -287,8 +324,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     return out if bias is None else out + as_tensor(bias).reshape(1, out_channels, 1, 1)
 
 
-def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,  # noqa: A002
-                     dilation=1):
+def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0, output_padding: IntOrTuple = 0,
+                     groups: int = 1, dilation: IntOrTuple = 1) -> Tensor:
     """``conv_transpose2d`` on a height of 1; weight ``(C, O // groups, k)``."""
     x, weight = as_tensor(input), as_tensor(weight)
     _check(x, 1, "conv_transpose1d")

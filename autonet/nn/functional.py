@@ -1,4 +1,6 @@
 """Functions behind the layers and losses, for use without Module objects."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._methods import numpy_keywords
@@ -22,6 +24,7 @@ from .convolution import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose
 from .normalization import batch_norm, group_norm, layer_norm
 from .resampling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
                          adaptive_max_pool2d, interpolate)
+from ..core.types import Seed, TensorLike
 
 softmax, log_softmax, logsumexp = (numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 
@@ -60,7 +63,7 @@ def _same_shape(input, target, op):
     return target
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """Mean squared error: reduce((input - target) ** 2)."""
     input = as_tensor(input)
     diff = input - _same_shape(input, target, "mse_loss")
@@ -104,7 +107,7 @@ def _clamped_logs(p):
         return np.maximum(np.log(p), -100.0), np.maximum(np.log(1 - p), -100.0)
 
 
-def binary_cross_entropy(input, target, reduction="mean"):
+def binary_cross_entropy(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities p; logs clamped at -100."""
     p = as_tensor(input)
     t = _same_shape(p, target, "binary_cross_entropy")
@@ -143,7 +146,9 @@ def _softplus_of_negative(x):
     return np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean", weight=None, pos_weight=None):
+def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike, reduction: str = "mean",
+                                     weight: TensorLike | None = None,
+                                     pos_weight: TensorLike | None = None) -> Tensor:
     """Binary cross-entropy of sigmoid(input), computed from the logits stably.
 
     ``pos_weight`` (broadcast along the last axis, one per class as PyTorch's) scales the
@@ -313,7 +318,8 @@ class CrossEntropy(Function):
         return grad[:, None] * (probs - one_hot), None
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)``, as PyTorch's.
 
     ``target`` holds integer labels ``(N, d1, ...)`` (whole-number floats count, since
@@ -342,7 +348,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                           op="cross_entropy")
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``(N, C)`` or ``(N, C, d1, ...)``
     (``log_softmax``'s output) at integer labels ``(N, d1, ...)``, with PyTorch's ``weight``
     and ``ignore_index`` (see ``cross_entropy``)."""
@@ -353,7 +360,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                           ignore_index=int(ignore_index), smoothing=0.0, reduction=reduction, op="nll_loss")
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
     """Mean absolute error (the gradient at a zero difference is 0, as PyTorch's)."""
     input = as_tensor(input)
     return reduce((input - _same_shape(input, target, "l1_loss")).abs(), reduction, "l1_loss")
@@ -379,7 +386,7 @@ class Huber(Function):
         return grad * clipped
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input: TensorLike, target: TensorLike, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """Huber loss: squared near 0, linear beyond ``delta`` (> 0)."""
     if not delta > 0:
         raise ValueError(f"huber_loss: delta must be > 0, not {delta}")
@@ -388,7 +395,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return reduce(Huber.apply(difference, delta=float(delta)), reduction, "huber_loss")
 
 
-def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+def smooth_l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
     """PyTorch's smooth L1: ``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - beta / 2``;
     ``beta = 0`` is the L1 loss."""
     if not beta >= 0:
@@ -419,7 +427,8 @@ class EntropyTerm(Function):
             return grad * (generic.log(t) + t / t)
 
 
-def kl_div(input, target, reduction="mean", log_target=False):
+def kl_div(input: TensorLike, target: TensorLike, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
     """PyTorch's ``kl_div``: ``input`` holds log-probabilities; each element's loss is
     ``t (log t - input)`` (0 where ``t = 0``), or ``exp(t) (t - input)`` with ``log_target``.
     ``reduction="batchmean"`` divides the sum by the batch size (the KL divergence itself);
@@ -456,7 +465,8 @@ class SignSelect(Function):
         return grad * is_positive, grad * is_negative, None
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
+def cosine_embedding_loss(input1: TensorLike, input2: TensorLike, target: TensorLike, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
     """PyTorch's ``cosine_embedding_loss``: ``1 - cos`` where ``target`` is 1, ``max(0, cos -
     margin)`` where it is -1, with ``cos`` along axis 1 of ``(N, D)`` inputs (axis 0 of one
     ``(D,)`` pair) computed as PyTorch's (``1e-12`` added to each squared norm)."""
@@ -476,7 +486,8 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     return reduce(losses, reduction, "cosine_embedding_loss")
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
+def margin_ranking_loss(input1: TensorLike, input2: TensorLike, target: TensorLike, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
     """PyTorch's ``margin_ranking_loss``: ``max(0, -target (input1 - input2) + margin)``."""
     x1 = as_tensor(input1)
     x2 = _same_shape(x1, input2, "margin_ranking_loss")
@@ -510,7 +521,7 @@ class Dropout(Function):
         return grad * scale
 
 
-def dropout(x, p=0.5, training=True, rng=None):
+def dropout(x: TensorLike, p: float = 0.5, training: bool = True, rng: Seed = None) -> Tensor:
     """Inverted dropout in training; ``x`` itself otherwise (or when ``p`` is 0)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must lie in [0, 1], not {p}")
@@ -542,7 +553,7 @@ class EmbeddingLookup(Function):
         return scatter_add(grad, ctx.in_shape, ctx.index), None
 
 
-def embedding(indices, weight, padding_idx=None):
+def embedding(indices: TensorLike, weight: TensorLike, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape; the row
     ``padding_idx`` (if given) gets no gradient."""
     weight = as_tensor(weight)
@@ -555,13 +566,15 @@ def embedding(indices, weight, padding_idx=None):
                                  padding_idx=padding_idx)
 
 
-def softplus(x, beta=1.0, threshold=20.0):
+def softplus(x: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, and x where beta x > threshold (PyTorch's)."""
     return activations.Softplus.apply(as_tensor(x), beta=float(beta), threshold=float(threshold))
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                 scale=None, rng=None):
+def scaled_dot_product_attention(query: TensorLike, key: TensorLike, value: TensorLike,
+                                 attn_mask: TensorLike | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 rng: Seed = None) -> Tensor:
     """``softmax(q @ k^T * scale + mask) @ v`` over ``(..., L, E)``, ``(..., S, E)``, ``(..., S, Ev)``,
     as PyTorch's: ``scale`` defaults to ``1 / sqrt(E)``; a bool ``attn_mask`` is True where a
     query may attend (a float one is added); ``is_causal`` lets query i see keys 0..i; a query

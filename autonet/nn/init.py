@@ -4,12 +4,19 @@ Each fills ``t.data`` without recording a graph and returns ``t``. ``rng`` is a
 ``numpy.random.Generator``, an int seed, or None (autonet.random's default generator,
 which ``autonet.random.seed`` seeds).
 """
+from __future__ import annotations
+
 import math
+from typing import TypeVar
 
 import numpy as np
 
 from ..core import device as devices
+from ..core.tensor import Tensor
+from ..core.types import Seed
 from ..random import generator
+
+_Filled = TypeVar("_Filled", bound=Tensor)   # each initialiser returns the tensor it filled
 
 _GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
 
@@ -22,22 +29,22 @@ def _fill(t, values):
     return t
 
 
-def uniform_(t, a=0.0, b=1.0, rng=None):
+def uniform_(t: _Filled, a: float = 0.0, b: float = 1.0, rng: Seed = None) -> _Filled:
     """Fill with values drawn uniformly from [a, b)."""
     return _fill(t, generator(rng).uniform(a, b, t.shape))
 
 
-def normal_(t, mean=0.0, std=1.0, rng=None):
+def normal_(t: _Filled, mean: float = 0.0, std: float = 1.0, rng: Seed = None) -> _Filled:
     """Fill with values drawn from N(mean, std**2)."""
     return _fill(t, generator(rng).normal(mean, std, t.shape))
 
 
-def zeros_(t):
+def zeros_(t: _Filled) -> _Filled:
     """Fill with zeros."""
     return _fill(t, 0.0)
 
 
-def fans(shape):
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape ``(out, in, *receptive_field)``, PyTorch's
     layout for Linear ``(out_features, in_features)`` and convolutions alike."""
     if len(shape) < 2:
@@ -46,14 +53,15 @@ def fans(shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
-def xavier_uniform_(t, gain=1.0, rng=None):
+def xavier_uniform_(t: _Filled, gain: float = 1.0, rng: Seed = None) -> _Filled:
     """Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = fans(t.shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -bound, bound, rng)
 
 
-def kaiming_uniform_(t, a=0.0, nonlinearity="leaky_relu", rng=None):
+def kaiming_uniform_(t: _Filled, a: float = 0.0, nonlinearity: str = "leaky_relu",
+                     rng: Seed = None) -> _Filled:
     """He uniform: bound = gain * sqrt(3 / fan_in), gain as PyTorch's calculate_gain."""
     if nonlinearity == "leaky_relu":
         gain = math.sqrt(2.0 / (1 + a ** 2))

@@ -3,7 +3,10 @@
 Every layer takes ``dtype=`` (float64 unless told) for its parameters and
 draws them from ``rng`` (a Generator or an int seed), as PyTorch initialises them.
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar, overload
 
 import numpy as np
 
@@ -12,6 +15,9 @@ from ..core.tensor import Tensor, as_tensor
 from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
+from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike, TensorLike
+
+_Same = TypeVar("_Same")
 
 
 class Linear(Module):
@@ -26,7 +32,11 @@ class Linear(Module):
     (2, 3)
     """
 
-    def __init__(self, in_features, out_features, bias=True, rng=None, dtype=None):
+    weight: Parameter
+    bias: Parameter | None
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Seed = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -35,10 +45,10 @@ class Linear(Module):
         self.weight = _uniform((out_features, in_features), bound, rng, dtype)
         self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.linear(floating_input(self, x, self.weight.dtype), self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")
 
 
@@ -81,67 +91,73 @@ def _float(dtype):
 class Sequential(ModuleList):
     """Modules applied in order; children are named "0", "1", ... (``append`` adds one)."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         super().__init__(modules)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for module in self:
             x = module(x)
         return x
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: int | slice) -> Module | Sequential:
         if isinstance(index, slice):
             return Sequential(*list(self)[index])
         return super().__getitem__(index)
 
 
 class Sigmoid(Module):
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.sigmoid(x)
 
 
 class Tanh(Module):
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.tanh(x)
 
 
 class ReLU(Module):
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.relu(x)
 
 
 class Softmax(Module):
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         super().__init__()
         self.axis = axis
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.softmax(x, axis=self.axis)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"axis={self.axis}"
 
 
 class _Activation(Module):
     """A module that applies ``function`` with the settings given to its constructor."""
 
-    function = None
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
 
-    def __init__(self, **settings):
+    def __init__(self, **settings: Any) -> None:
         super().__init__()
         self.settings = settings
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return type(self).function(x, **self.settings)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{key}={value!r}" for key, value in self.settings.items())
 
 
 class GELU(_Activation):
     function = staticmethod(F.gelu)
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__(approximate=approximate)
 
 
@@ -152,21 +168,21 @@ class SiLU(_Activation):
 class LeakyReLU(_Activation):
     function = staticmethod(F.leaky_relu)
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__(negative_slope=negative_slope)
 
 
 class ELU(_Activation):
     function = staticmethod(F.elu)
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         super().__init__(alpha=alpha)
 
 
 class Softplus(_Activation):
     function = staticmethod(F.softplus)
 
-    def __init__(self, beta=1.0, threshold=20.0):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__(beta=beta, threshold=threshold)
 
 
@@ -177,7 +193,7 @@ class ReLU6(_Activation):
 class Hardtanh(_Activation):
     function = staticmethod(F.hardtanh)
 
-    def __init__(self, min_val=-1.0, max_val=1.0):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         if not min_val < max_val:
             raise ValueError(f"Hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
         super().__init__(min_val=min_val, max_val=max_val)
@@ -198,7 +214,7 @@ class Mish(_Activation):
 class CELU(_Activation):
     function = staticmethod(F.celu)
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         if alpha == 0:
             raise ValueError("CELU: alpha must not be 0 (it divides x)")
         super().__init__(alpha=alpha)
@@ -223,38 +239,38 @@ class Tanhshrink(_Activation):
 class GLU(_Activation):
     function = staticmethod(F.glu)
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         super().__init__(axis=axis)
 
 
 class LogSoftmax(_Activation):
     function = staticmethod(F.log_softmax)
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         super().__init__(axis=axis)
 
 
 class Softmin(_Activation):
     function = staticmethod(F.softmin)
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         super().__init__(axis=axis)
 
 
 class Identity(Module):
     """Returns its input (a placeholder, as PyTorch's; any constructor arguments are ignored)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, x):
+    def forward(self, x: _Same) -> _Same:
         return x
 
 
 class Unflatten(Module):
     """Split axis ``axis`` into ``sizes`` (one of them may be -1), the inverse of ``Flatten``."""
 
-    def __init__(self, axis, sizes):
+    def __init__(self, axis: int, sizes: Sequence[int]) -> None:
         super().__init__()
         sizes = tuple(sizes)
         if (not sizes or sum(s == -1 for s in sizes) > 1
@@ -263,7 +279,7 @@ class Unflatten(Module):
                              f"-1, not {sizes!r}")
         self.axis, self.sizes = axis, sizes
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         sizes = self._sizes_for(x.shape)
         axis = self.axis % x.ndim
         return x.reshape(x.shape[:axis] + sizes + x.shape[axis + 1:])
@@ -279,20 +295,25 @@ class Unflatten(Module):
         raise ValueError(f"Unflatten: axis {self.axis} of an input of shape {shape} cannot be "
                          f"split into {self.sizes}")
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"axis={self.axis}, sizes={self.sizes}"
 
 
 class _ConvNd(Module):
     """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
 
-    spatial = 2
-    function = None
+    weight: Parameter
+    bias: Parameter | None
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, rng=None, dtype=None):
+    spatial = 2
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+        kernel: tuple[int, ...]   # kernel_size as one int per axis
+        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
         if len(kernel) != self.spatial or min(kernel) < 1:
             raise ValueError(f"{type(self).__name__}: kernel_size must be {self.spatial} positive "
                              f"int(s), not {kernel_size!r}")
@@ -306,12 +327,12 @@ class _ConvNd(Module):
         self.weight = _uniform((out_channels, in_channels // groups) + kernel, bound, rng, dtype)
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = floating_input(self, x, self.weight.dtype)
         return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
                                    self.dilation, self.groups)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding!r}")
 
@@ -334,14 +355,19 @@ class _ConvTransposeNd(Module):
     """Shared by ConvTranspose1d/2d: weight ``(in, out // groups, *kernel)`` (PyTorch's), bias ``(out,)``,
     both uniform in ±1/sqrt(out // groups * prod(kernel)) as PyTorch's."""
 
-    spatial = 2
-    function = None
+    weight: Parameter
+    bias: Parameter | None
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, dilation=1, rng=None, dtype=None):
+    spatial = 2
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+                 padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntOrTuple = 1, rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         name = type(self).__name__
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+        kernel: tuple[int, ...]   # kernel_size as one int per axis
+        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
         if len(kernel) != self.spatial or min(kernel) < 1:
             raise ValueError(f"{name}: kernel_size must be {self.spatial} positive int(s), not {kernel_size!r}")
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -358,11 +384,11 @@ class _ConvTransposeNd(Module):
         self.weight = _uniform((in_channels, out_channels // groups) + kernel, bound, rng, dtype)
         self.bias = _uniform((out_channels,), bound, rng, dtype) if bias else None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return type(self).function(x, self.weight, self.bias, self.stride, self.padding,
                                    self.output_padding, self.groups, self.dilation)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding!r}")
 
@@ -396,29 +422,34 @@ class ConvTranspose2d(_ConvTransposeNd):
 class _Pool(Module):
     """A pooling layer: ``function(x, kernel_size, stride, padding, **options)``."""
 
-    function = None
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
 
-    def __init__(self, kernel_size, stride=None, padding=0, **options):
+    def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 **options: Any) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.options = kernel_size, stride, padding, options
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return type(self).function(x, self.kernel_size, self.stride, self.padding, **self.options)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         options = "".join(f", {name}={value!r}" for name, value in self.options.items())
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}{options}"
 
 
 class _MaxPool(_Pool):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 dilation: IntOrTuple = 1, return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
                          return_indices=return_indices)
 
+    if TYPE_CHECKING:   # with return_indices, (output, indices)
+        def forward(self, x: TensorLike) -> Any: ...
+
 
 class _AvgPool(_Pool):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    def __init__(self, kernel_size: IntOrTuple, stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode,
                          count_include_pad=count_include_pad)
 
@@ -463,29 +494,30 @@ class Upsample(Module):
     (1, 3, 8, 10)
     """
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    def __init__(self, size: IntOrTuple | None = None, scale_factor: float | tuple[float, ...] | None=None,
+                 mode: str = "nearest", align_corners: bool | None = None) -> None:
         super().__init__()
         self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
         return f"{what}, mode={self.mode!r}"
 
 
 class _AdaptivePool(Module):
-    function = None
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: IntOrTuple) -> None:
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return type(self).function(x, self.output_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
@@ -521,11 +553,11 @@ class AdaptiveMaxPool2d(_AdaptivePool):
 class Flatten(Module):
     """Merge axes ``start_axis`` to ``end_axis`` into one (by default all but the batch axis)."""
 
-    def __init__(self, start_axis=1, end_axis=-1):
+    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
         super().__init__()
         self.start_axis, self.end_axis = start_axis, end_axis
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         start, end = (a % x.ndim for a in (self.start_axis, self.end_axis))
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
@@ -533,23 +565,23 @@ class Flatten(Module):
         merged = math.prod(x.shape[start:end + 1])   # spelled out: -1 is ambiguous for N = 0
         return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
 
 
 class Dropout(Module):
     """Zero elements with probability ``p`` in ``train()`` (scaling the rest), identity in ``eval()``."""
 
-    def __init__(self, p=0.5, rng=None):
+    def __init__(self, p: float = 0.5, rng: Seed = None) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must lie in [0, 1], not {p}")
         self.p, self.rng = p, generator(rng)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         return F.dropout(x, self.p, self.training, self.rng)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
@@ -563,7 +595,10 @@ class Embedding(Module):
     array([0., 0., 0.])
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, rng=None, dtype=None):
+    weight: Parameter
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -578,10 +613,10 @@ class Embedding(Module):
             with no_grad():
                 self.weight[padding_idx] = 0.0
 
-    def forward(self, indices):
+    def forward(self, indices: TensorLike) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
         return f"{self.num_embeddings}, {self.embedding_dim}{padding}"
 
@@ -589,10 +624,15 @@ class Embedding(Module):
 class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (see ``nn.functional.batch_norm``)."""
 
-    dims = ()
+    dims: tuple[int, ...] = ()
+    weight: Parameter | None
+    bias: Parameter | None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype: DTypeLike = None) -> None:
         super().__init__()
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1] or be None (the "
@@ -606,7 +646,7 @@ class _BatchNorm(Module):
         self.register_buffer("running_var", np.ones(num_features, dtype=dtype) if tracked else None)
         self.register_buffer("num_batches_tracked", np.array(0) if tracked else None)
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = floating_input(self, x, _dtype_of(self.weight, self.running_mean))
         if x.ndim not in self.dims or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) takes inputs of "
@@ -627,7 +667,7 @@ class _BatchNorm(Module):
             return 0.1 if self.momentum is None else self.momentum   # (None untracked: unused)
         return 1.0 / (self.num_batches_tracked + 1)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
@@ -646,7 +686,11 @@ class BatchNorm2d(_BatchNorm):
 class LayerNorm(Module):
     """Normalize over the last axes (``normalized_shape``), then scale and shift per element."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, dtype=None):
+    weight: Parameter | None
+    bias: Parameter | None
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
+                 elementwise_affine: bool = True, dtype: DTypeLike = None) -> None:
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape, self.eps = shape, eps
@@ -654,11 +698,11 @@ class LayerNorm(Module):
         self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(shape, dtype=dtype)) if elementwise_affine else None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = floating_input(self, x, _dtype_of(self.weight))
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
@@ -673,7 +717,11 @@ class GroupNorm(Module):
     (True, 1.0)
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None):
+    weight: Parameter | None
+    bias: Parameter | None
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         if num_groups < 1 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups "
@@ -683,12 +731,12 @@ class GroupNorm(Module):
         self.weight = Parameter(np.ones(num_channels, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_channels, dtype=dtype)) if affine else None
 
-    def forward(self, x):
+    def forward(self, x: TensorLike) -> Tensor:
         x = as_tensor(x)
         if x.ndim < 2 or x.shape[1] != self.num_channels:
             raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}) takes (N, "
                              f"{self.num_channels}, ...) inputs, not {x.shape}")
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}"

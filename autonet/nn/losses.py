@@ -1,16 +1,21 @@
 """Loss modules; each takes ``reduction='mean' | 'sum' | 'none'`` and PyTorch's options."""
+from __future__ import annotations
+from typing import Any, Callable
+
 from . import functional as F
 from .module import Module
+from ..core.types import TensorLike
+from ..core.tensor import Tensor
 
 
 class _Loss(Module):
     """A loss module: ``function(input, target, reduction=..., **options)``; options are the
     keywords after ``reduction`` (PyTorch's ``weight`` may come first, by position)."""
 
-    function = None
-    reductions = F.REDUCTIONS
+    function: Callable[..., Any] = None  # type: ignore[assignment]  # each subclass sets it
+    reductions: tuple[str, ...] = F.REDUCTIONS
 
-    def __init__(self, reduction="mean", **options):
+    def __init__(self, reduction: str = "mean", **options: Any) -> None:
         super().__init__()
         if reduction not in self.reductions:
             raise ValueError(
@@ -21,10 +26,10 @@ class _Loss(Module):
         self.reduction = reduction
         self.options = options
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Tensor:
         return type(self).function(input, target, reduction=self.reduction, **self.options)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join([f"reduction={self.reduction!r}"] + [
             f"{key}={value!r}" for key, value in self.options.items() if key != "weight"])
 
@@ -47,7 +52,8 @@ class BCEWithLogitsLoss(_Loss):
 
     function = staticmethod(F.binary_cross_entropy_with_logits)
 
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+    def __init__(self, weight: TensorLike | None = None, reduction: str = "mean",
+                 pos_weight: TensorLike | None = None) -> None:
         super().__init__(reduction, weight=weight, pos_weight=pos_weight)
 
 
@@ -57,7 +63,8 @@ class CrossEntropyLoss(_Loss):
 
     function = staticmethod(F.cross_entropy)
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight: TensorLike | None = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(reduction, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
 
 
@@ -66,7 +73,8 @@ class NLLLoss(_Loss):
 
     function = staticmethod(F.nll_loss)
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight: TensorLike | None = None, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
         super().__init__(reduction, weight=weight, ignore_index=ignore_index)
 
 
@@ -81,7 +89,7 @@ class HuberLoss(_Loss):
 
     function = staticmethod(F.huber_loss)
 
-    def __init__(self, reduction="mean", delta=1.0):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         if not delta > 0:
             raise ValueError(f"HuberLoss: delta must be > 0, not {delta}")
         super().__init__(reduction, delta=delta)
@@ -92,7 +100,7 @@ class SmoothL1Loss(_Loss):
 
     function = staticmethod(F.smooth_l1_loss)
 
-    def __init__(self, reduction="mean", beta=1.0):
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
         if not beta >= 0:
             raise ValueError(f"SmoothL1Loss: beta must be >= 0, not {beta}")
         super().__init__(reduction, beta=beta)
@@ -104,17 +112,18 @@ class KLDivLoss(_Loss):
     function = staticmethod(F.kl_div)
     reductions = F.REDUCTIONS + ("batchmean",)
 
-    def __init__(self, reduction="mean", log_target=False):
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
         super().__init__(reduction, log_target=log_target)
 
 
 class _PairLoss(_Loss):
     """A loss of two inputs and a target of 1 or -1 per pair, with a ``margin``."""
 
-    def __init__(self, margin=0.0, reduction="mean"):
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
         super().__init__(reduction, margin=margin)
 
-    def forward(self, input1, input2, target):
+    def forward(self, input1: TensorLike, input2: TensorLike,  # type: ignore[override]
+                target: TensorLike) -> Tensor:
         return type(self).function(input1, input2, target, reduction=self.reduction, **self.options)
 
 

@@ -8,6 +8,8 @@ a float mask is added. Masks that depend only on shapes (the causal one, the
 rows with nothing left to attend to) are made inside ops, so a compiled step
 makes them again on every replay.
 """
+from __future__ import annotations
+
 import numpy as np
 
 from ..core import device as devices

@@ -5,17 +5,31 @@ the order they were assigned, including lists and tuples of them. Parameters
 learn their dotted names (``hidden.weight``) when a module adopts them; the
 names appear in drawn graphs and in ``state_dict()``.
 """
+from __future__ import annotations
+
 import collections
 import copy
 import weakref
+from typing import Any, Iterable, Iterator, Mapping, ParamSpec, Protocol, TypeVar, overload
 
 import numpy as np
 
 from ..core import device as devices
 from ..core.state import no_grad, notify, replayable, state
 from ..core.tensor import Tensor
+from ..core.types import Array, DTypeLike, TensorLike
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
+
+_M = TypeVar("_M", bound="Module")
+_P = ParamSpec("_P")
+_R = TypeVar("_R", covariant=True)
+
+
+class _Forward(Protocol[_P, _R]):
+    """What calling a module runs: its ``forward`` (so ``Linear(2, 3)(x)`` is typed as a Tensor)."""
+
+    def forward(self, *args: _P.args, **kwargs: _P.kwargs) -> _R: ...
 
 
 class Parameter(Tensor):
@@ -23,7 +37,8 @@ class Parameter(Tensor):
 
     __slots__ = ()
 
-    def __init__(self, data, requires_grad=True, dtype=None, name=None):
+    def __init__(self, data: TensorLike, requires_grad: bool = True, dtype: DTypeLike = None,
+                 name: str | None = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype, name=name)
 
 
@@ -70,7 +85,10 @@ class Module:
     ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
     """
 
-    def __init__(self):
+    training: bool
+    _buffers: dict[str, bool]
+
+    def __init__(self) -> None:
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "_weak_self", weakref.ref(self))
@@ -78,7 +96,7 @@ class Module:
 
     _INTERNAL = frozenset({"training", "_path", "_weak_self", "_buffers"})   # bookkeeping
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_weak_self" not in self.__dict__:
             raise AttributeError(
                 f"cannot assign {name!r} before Module.__init__() ran: call "
@@ -92,7 +110,7 @@ class Module:
             _adopt(value, name)
         object.__setattr__(self, name, value)
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self: _M, memo: dict[int, Any]) -> _M:
         """A copy whose own bookkeeping refers to itself (not to the original), as
         ``TransformerEncoder``'s copies of its layer need."""
         clone = type(self).__new__(type(self))
@@ -102,13 +120,13 @@ class Module:
             object.__setattr__(clone, name, value)
         return clone
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self: _Forward[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         # Ops recorded during forward remember the module stack, for viz.
         outer = state.scope
-        state.scope = outer + (ModuleCall(self._weak_self, args),)
+        state.scope = outer + (ModuleCall(self._weak_self, args),)  # type: ignore[attr-defined]
         if state.observers:
             notify("module_called", self)   # compile guards on its train()/eval() mode
         try:
@@ -128,17 +146,17 @@ class Module:
             else:
                 yield name, value
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, value in self._members():
             if isinstance(value, Module):
                 yield name, value
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         """The direct submodules, in assignment order."""
         for _, child in self.named_children():
             yield child
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module and every one below it, each once
         (a module registered twice appears under its first name, as PyTorch)."""
         return self._walk(prefix, set())
@@ -151,12 +169,12 @@ class Module:
         for name, child in self.named_children():
             yield from child._walk(f"{prefix}.{name}" if prefix else name, seen)
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         """This module and every module below it, depth first."""
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self, prefix=""):
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter): this module's own first, then its children's."""
         seen = set()
         for path, module in self.named_modules(prefix):
@@ -165,12 +183,12 @@ class Module:
                     seen.add(value)
                     yield (f"{path}.{name}" if path else name), value
 
-    def parameters(self):
+    def parameters(self) -> Iterator[Parameter]:
         """An iterator over the Parameters (each once, even when shared)."""
         for _, parameter in self.named_parameters():
             yield parameter
 
-    def register_buffer(self, name, value, persistent=True):
+    def register_buffer(self, name: str, value: TensorLike | None, persistent: bool = True) -> None:
         """Keep ``value`` (a Tensor, an array, or None) as state that is not trained:
         running statistics, counters. Persistent buffers are saved in ``state_dict()``."""
         if not isinstance(name, str) or not name or "." in name:
@@ -184,7 +202,7 @@ class Module:
         self._buffers[name] = bool(persistent)
         object.__setattr__(self, name, value)
 
-    def named_buffers(self, prefix=""):
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """(dotted name, Tensor) of every buffer, this module's first, then its children's."""
         for path, module in self.named_modules(prefix):
             for name in module._buffers:
@@ -192,7 +210,7 @@ class Module:
                 if value is not None:
                     yield (f"{path}.{name}" if path else name), value
 
-    def buffers(self):
+    def buffers(self) -> Iterator[Tensor]:
         for _, buffer in self.named_buffers():
             yield buffer
 
@@ -212,7 +230,7 @@ class Module:
             state.update(child._state_tensors(f"{prefix}{name}."))
         return state
 
-    def to(self, device):
+    def to(self: _M, device: str) -> _M:
         """Move parameters (with their gradients) and buffers to ``device``, in place; returns
         the module. Make optimizers after moving (their state stays where it was made)."""
         target = devices.name(device)
@@ -224,7 +242,7 @@ class Module:
                 tensor._bump_version()
         return self
 
-    def astype(self, dtype):
+    def astype(self: _M, dtype: DTypeLike) -> _M:
         """Convert parameters (and their gradients) and floating buffers to ``dtype``, in place;
         returns the module. Make optimizers after converting (their state keeps its dtype)."""
         dtype = np.dtype(dtype)
@@ -240,12 +258,12 @@ class Module:
 
     # ------------------------------------------------------------ training
     @replayable
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's ``grad`` to None."""
         for parameter in self.parameters():
             parameter.grad = None
 
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         """Put this module and its children in training mode; returns self."""
         if not isinstance(mode, bool):   # train("eval") would be truthy: PyTorch refuses it too
             raise ValueError(f"train: training mode is expected to be boolean, not {mode!r}")
@@ -253,17 +271,17 @@ class Module:
             object.__setattr__(module, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         """Put this module and its children in evaluation mode; returns self."""
         return self.train(False)
 
     # ------------------------------------------------------------ state
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Array]:
         """A dict of dotted name -> copy of the array of each parameter and persistent buffer."""
         return {name: t.data.copy() if devices.is_host(t.data) else devices.to_host(t.data)
                 for name, t in self._state_tensors().items()}   # on the host, always
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters and persistent buffers; everything is checked
         before anything is written.
 
@@ -297,11 +315,11 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ display
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         """The part inside the parentheses of this module's one-line repr."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         children = list(self.named_children())
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
@@ -379,30 +397,36 @@ class ModuleList(Module):
     (2, ['0.weight', '0.bias'])
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         self.extend(modules or [])
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
         """Add ``module`` at the end; returns the list."""
         if not isinstance(module, Module):
             raise TypeError(f"ModuleList holds Modules, not {type(module).__name__}")
         setattr(self, str(len(self)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
         """Add each of ``modules`` at the end; returns the list."""
         for module in modules:
             self.append(module)
         return self
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(1 for _ in self.named_children())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter([module for _, module in self.named_children()])
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ModuleList: ...
+
+    def __getitem__(self, index: int | slice) -> Module | ModuleList:
         modules = list(self)
         if isinstance(index, slice):
             return ModuleList(modules[index])
@@ -412,38 +436,38 @@ class ModuleList(Module):
 class ModuleDict(Module):
     """A mapping of names to Modules, registered as children under those names."""
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
         for name, module in dict(modules or {}).items():
             self[name] = module
 
-    def __setitem__(self, name, module):
+    def __setitem__(self, name: str, module: Module) -> None:
         if not isinstance(name, str) or not name or "." in name or name in Module._INTERNAL:
             raise KeyError(f"ModuleDict keys are non-empty strings without '.', not {name!r}")
         if not isinstance(module, Module):
             raise TypeError(f"ModuleDict holds Modules, not {type(module).__name__}")
         setattr(self, name, module)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Module:
         for key, module in self.named_children():
             if key == name:
                 return module
         raise KeyError(name)
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return any(key == name for key, _ in self.named_children())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(1 for _ in self.named_children())
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
-    def keys(self):
+    def keys(self) -> list[str]:
         return [key for key, _ in self.named_children()]
 
-    def values(self):
+    def values(self) -> list[Module]:
         return [module for _, module in self.named_children()]
 
-    def items(self):
+    def items(self) -> list[tuple[str, Module]]:
         return list(self.named_children())

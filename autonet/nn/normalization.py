@@ -1,13 +1,18 @@
 """Batch and layer normalization, PyTorch's formulas, built from differentiable ops."""
+from __future__ import annotations
+from typing import Sequence
+
 import numpy as np
 
 from ..core.function import Function
 from ..core.state import no_grad
 from ..core.tensor import Tensor, as_tensor
+from ..core.types import ShapeLike, TensorLike
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,  # noqa: A002
-               momentum=0.1, eps=1e-5):
+def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
+               weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalize each channel (axis 1) of ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)``.
 
     In training, with the batch's mean and (biased) variance, and the running
@@ -78,7 +83,8 @@ def _normalized(x, axes, eps):
     return centred * inverse_std, inverse_std
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
+def layer_norm(input: TensorLike, normalized_shape: int | Sequence[int],  # noqa: A002
+               weight: TensorLike | None = None, bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize over the last ``len(normalized_shape)`` axes (biased variance), then scale and shift."""
     x = as_tensor(input)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -93,7 +99,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # no
     return out
 
 
-def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A002
+def group_norm(input: TensorLike, num_groups: int, weight: TensorLike | None = None,  # noqa: A002
+               bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize ``(N, C, ...)`` over each group of ``C // num_groups`` channels and all positions
     (biased variance), then scale and shift per channel, as ``torch.nn.functional.group_norm``."""
     x = as_tensor(input)

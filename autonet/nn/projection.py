@@ -5,6 +5,8 @@ is, so their ``state_dict`` moves to and from PyTorch unchanged. ``Projection``
 is the submodule behind ``out_proj``, ``linear1`` and ``linear2`` (parameters
 ``weight (out, in)`` and ``bias (out,)``, PyTorch's ``Linear`` initialisation).
 """
+from __future__ import annotations
+
 import math
 
 from ..ops.linalg import linear

@@ -11,7 +11,10 @@ projection and applies the gates. Everything is differentiable to any order
 and compiles. A missing initial state is zero; the first step then skips the
 hidden projection (adding zeros changes no value).
 """
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 from ..core.tensor import as_tensor
 from ..ops.elementwise import relu, sigmoid, tanh
@@ -21,6 +24,8 @@ from .layers import _float, _uniform
 from ..random import generator
 from .module import Module
 from .projection import affine as _affine
+from ..core.types import DTypeLike, Seed, TensorLike
+from ..core.tensor import Tensor
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -120,10 +125,11 @@ class _Recurrent(Module):
 
 # ------------------------------------------------------------------ multi-layer layers
 class _RNNBase(_Recurrent):
-    mode = None
+    mode: str = None  # type: ignore[assignment]  # each subclass sets it
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, rng=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         owner = type(self).__name__
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
@@ -145,12 +151,12 @@ class _RNNBase(_Recurrent):
     def _directions(self):
         return 2 if self.bidirectional else 1
 
-    def forward(self, input, hx=None):  # noqa: A002 - PyTorch's name
+    def forward(self, input: TensorLike, hx: Any = None) -> tuple[Tensor, Any]:  # noqa: A002 - PyTorch's name
         """``input (L, N, input_size)`` (``(N, L, ...)`` with batch_first, or unbatched ``(L, ...)``)
         -> ``(output, h_n)``; LSTM: ``(output, (h_n, c_n))``."""
         x, batched = self._sequence(as_tensor(input))
         states = self._initial_states(hx, batched, x.shape[1])
-        step, finals = _STEPS[self.mode], []
+        step, finals = _STEPS[self.mode], []  # type: ignore[var-annotated]
         for layer in range(self.num_layers):
             if layer and self.dropout:
                 x = dropout(x, self.dropout, self.training, self.rng)
@@ -200,7 +206,7 @@ class _RNNBase(_Recurrent):
         given = given if batched else [state.expand_dims(1) for state in given]
         return [tuple(state[k] for state in given) for k in range(count)]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         extras = "".join(f", {name}={getattr(self, name)!r}" for name, default in
                          (("num_layers", 1), ("bias", True), ("batch_first", False),
                           ("dropout", 0.0), ("bidirectional", False))
@@ -231,8 +237,9 @@ class RNN(_RNNBase):
 
     mode = "RNN_TANH"   # the gate count; "RNN_RELU" set per instance
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, rng=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, rng: Seed = None, dtype: DTypeLike = None) -> None:
         mode = _rnn_mode(nonlinearity, "RNN")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, rng, dtype)
@@ -251,6 +258,11 @@ class LSTM(_RNNBase):
 
     mode = "LSTM"
 
+    if TYPE_CHECKING:
+        def forward(self, input: TensorLike,  # noqa: A002 - PyTorch's name
+                    hx: tuple[TensorLike, TensorLike] | None = None
+                    ) -> tuple[Tensor, tuple[Tensor, Tensor]]: ...
+
 
 class GRU(_RNNBase):
     """Gated recurrent unit, PyTorch's gates ``r, z, n``; returns ``(output, h_n)``.
@@ -267,9 +279,10 @@ class GRU(_RNNBase):
 
 # ------------------------------------------------------------------ cells
 class _Cell(_Recurrent):
-    mode = None
+    mode: str = None  # type: ignore[assignment]  # each subclass sets it
 
-    def __init__(self, input_size, hidden_size, bias=True, rng=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, rng: Seed = None,
+                 dtype: DTypeLike = None) -> None:
         super().__init__()
         owner = type(self).__name__
         _positive_int(input_size, "input_size", owner)
@@ -294,7 +307,7 @@ class _Cell(_Recurrent):
         w_ih, b_ih, w_hh, b_hh = self._weights("")
         return _STEPS[self.mode](_affine(x, w_ih, b_ih), tuple(states), w_hh, b_hh)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
 
@@ -309,12 +322,13 @@ class RNNCell(_Cell):
 
     mode = "RNN_TANH"   # the gate count; "RNN_RELU" set per instance
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", rng=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 rng: Seed = None, dtype: DTypeLike = None) -> None:
         mode = _rnn_mode(nonlinearity, "RNNCell")
         super().__init__(input_size, hidden_size, bias, rng, dtype)
         self.mode, self.nonlinearity = mode, nonlinearity
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input: TensorLike, hx: TensorLike | None = None) -> Tensor:  # noqa: A002
         return self._step(input, (hx,))[0]
 
 
@@ -330,7 +344,8 @@ class LSTMCell(_Cell):
 
     mode = "LSTM"
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input: TensorLike,  # noqa: A002
+                hx: tuple[TensorLike, TensorLike] | None = None) -> tuple[Tensor, Tensor]:
         if hx is not None and len(hx) != 2:
             raise ValueError("LSTMCell: hx must be a tuple (h, c)")
         return self._step(input, (None, None) if hx is None else tuple(hx))
@@ -346,5 +361,5 @@ class GRUCell(_Cell):
 
     mode = "GRU"
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input: TensorLike, hx: TensorLike | None = None) -> Tensor:  # noqa: A002
         return self._step(input, (hx,))[0]

@@ -6,6 +6,8 @@ lists, interpolation weights and pooling matrices are constants made inside an o
 (:mod:`.constants`), so a compiled step makes them again, on the input's device. Everything is linear in
 the input (or a selection of it), hence differentiable to any order.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -14,6 +16,8 @@ from ..core.tensor import as_tensor
 from ..ops.shape import stack
 from ..ops.windows import MaxLast
 from .constants import constant_like
+from ..core.types import IntOrTuple, TensorLike
+from ..core.tensor import Tensor
 
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 
@@ -25,7 +29,9 @@ def _spatial(value, count, name, cast):
     return tuple(cast(v) for v in values)
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):  # noqa: A002
+def interpolate(input: TensorLike, size: IntOrTuple | None = None,  # noqa: A002
+                scale_factor: float | tuple[float, ...] | None=None, mode: str = "nearest",
+                align_corners: bool | None = None) -> Tensor:
     """Resize ``(N, C, L)`` or ``(N, C, H, W)`` to ``size`` or by ``scale_factor``, as
     ``torch.nn.functional.interpolate``: ``nearest`` picks ``floor(i * scale)`` (in float32, as
     PyTorch); ``linear``/``bilinear`` interpolate between the two nearest samples, at half-pixel
@@ -134,12 +140,12 @@ def _maximum_along(x, axis, windows):
     return out if axis == -1 else out.swapaxes(axis, -1)
 
 
-def adaptive_avg_pool1d(input, output_size):  # noqa: A002
+def adaptive_avg_pool1d(input: TensorLike, output_size: IntOrTuple) -> Tensor:  # noqa: A002
     """Mean over PyTorch's adaptive windows of ``(N, C, L)`` (or ``(C, L)``)."""
     return _adaptive(input, output_size, 1, "adaptive_avg_pool1d", _average_along)
 
 
-def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+def adaptive_avg_pool2d(input: TensorLike, output_size: IntOrTuple) -> Tensor:  # noqa: A002
     """Mean over PyTorch's adaptive windows of ``(N, C, H, W)`` (or ``(C, H, W)``).
 
     >>> import numpy as np, autonet.nn.functional as F
@@ -149,12 +155,12 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
     return _adaptive(input, output_size, 2, "adaptive_avg_pool2d", _average_along)
 
 
-def adaptive_max_pool1d(input, output_size):  # noqa: A002
+def adaptive_max_pool1d(input: TensorLike, output_size: IntOrTuple) -> Tensor:  # noqa: A002
     """Maximum over PyTorch's adaptive windows of ``(N, C, L)`` (or ``(C, L)``)."""
     return _adaptive(input, output_size, 1, "adaptive_max_pool1d", _maximum_along)
 
 
-def adaptive_max_pool2d(input, output_size):  # noqa: A002
+def adaptive_max_pool2d(input: TensorLike, output_size: IntOrTuple) -> Tensor:  # noqa: A002
     """Maximum over PyTorch's adaptive windows of ``(N, C, H, W)``; rectangles are separable, so
     along each row, then down the columns (the first maximum in row-major order gets the
     gradient, as PyTorch)."""

@@ -11,7 +11,10 @@ array([3., 4.])
 Inside ``autonet.compile`` the clipping is replayed on every call; the
 returned norm is a Python float, seen by the step's code while it is traced only.
 """
+from __future__ import annotations
+
 import math
+from typing import Iterable
 
 import numpy as np
 
@@ -19,7 +22,8 @@ from ..core.state import replayable
 from ..core.tensor import Tensor
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
     """Scale all gradients together so that their joint ``norm_type``-norm is at most
     ``max_norm``; returns the norm before clipping (PyTorch's rule: factor
     ``max_norm / (norm + 1e-6)``, capped at 1).
@@ -35,7 +39,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return _clip_norm(_listed(parameters), float(max_norm), norm_type, bool(error_if_nonfinite))
 
 
-def clip_grad_value_(parameters, clip_value):
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clip every gradient element to ``[-clip_value, clip_value]``."""
     clip_value = float(clip_value)
     if clip_value < 0:

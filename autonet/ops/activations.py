@@ -4,6 +4,8 @@ SiLU is a composition of differentiable ops (so every order of derivative
 comes free); the others are single ops whose backward formulas are themselves
 written with differentiable operations.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -14,6 +16,7 @@ from ..core.tensor import Tensor, as_tensor
 from . import generic
 from .elementwise import Sigmoid
 from .registry import register
+from ..core.types import TensorLike
 
 _SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: above it softplus(x) is x itself
 
@@ -94,7 +97,7 @@ class Elu(Function):
 
 
 @register("elementwise")
-def erf(x):
+def erf(x: TensorLike) -> Tensor:
     """The error function (PyTorch's ``torch.erf``; NumPy has none)."""
     return Erf.apply(as_tensor(x))
 
@@ -140,7 +143,7 @@ def _gelu_cdf(a, approximate):
 
 
 @register("activation")
-def gelu(x, approximate="none"):
+def gelu(x: TensorLike, approximate: str = "none") -> Tensor:
     """x Φ(x), exactly (``approximate="none"``) or with PyTorch's tanh formula."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
@@ -148,26 +151,26 @@ def gelu(x, approximate="none"):
 
 
 @register("activation")
-def silu(x):
+def silu(x: TensorLike) -> Tensor:
     """x sigmoid(x) (also called swish)."""
     x = as_tensor(x)
     return x * Sigmoid.apply(x)
 
 
 @register("activation")
-def softplus(x):
+def softplus(x: TensorLike) -> Tensor:
     """``log(1 + exp(x))``, and ``x`` itself above 20 (PyTorch's threshold)."""
     return Softplus.apply(as_tensor(x))
 
 
 @register("activation")
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x: TensorLike, negative_slope: float = 0.01) -> Tensor:
     """``x`` for ``x > 0``, else ``negative_slope * x`` (the slope's gradient at 0, as PyTorch's)."""
     return LeakyRelu.apply(as_tensor(x), negative_slope=float(negative_slope))
 
 
 @register("activation")
-def elu(x, alpha=1.0):
+def elu(x: TensorLike, alpha: float = 1.0) -> Tensor:
     """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)`` (gradient ``alpha`` at 0, as PyTorch's)."""
     return Elu.apply(as_tensor(x), alpha=float(alpha))
 

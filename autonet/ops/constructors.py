@@ -2,6 +2,8 @@
 forms (float64 unless told; every ``dtype=`` is honoured, integer and bool included).
 
 They are also static methods of Tensor (``Tensor.eye(2)``), as NumPy-style namespaces offer."""
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 from ..core.state import constructed
 from ..core.tensor import Tensor
 from .registry import register
+from ..core.types import DTypeLike, ShapeLike, TensorLike
 
 
 def _filled(fill, shape, dtype, requires_grad):
@@ -22,25 +25,25 @@ def _filled(fill, shape, dtype, requires_grad):
 
 
 @register("constructor")
-def zeros(shape, dtype=None, requires_grad=False):
+def zeros(shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float64 unless ``dtype``)."""
     return _filled(np.zeros, shape, dtype, requires_grad)
 
 
 @register("constructor")
-def ones(shape, dtype=None, requires_grad=False):
+def ones(shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones (float64 unless ``dtype``)."""
     return _filled(np.ones, shape, dtype, requires_grad)
 
 
 @register("constructor", method=None)
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t: TensorLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """Zeros with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return _filled(np.zeros, np.shape(t), dtype or _dtype_of(t), requires_grad)
 
 
 @register("constructor", method=None)
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t: TensorLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """Ones with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return _filled(np.ones, np.shape(t), dtype or _dtype_of(t), requires_grad)
 
@@ -51,7 +54,7 @@ def _dtype_of(t):
 
 
 @register("constructor")
-def empty(shape, dtype=None, requires_grad=False):
+def empty(shape: ShapeLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros, as ``zeros``: autonet never exposes uninitialised memory.
 
     Coming from NumPy: ``numpy.empty`` leaves the values unspecified; here they are 0.
@@ -60,33 +63,35 @@ def empty(shape, dtype=None, requires_grad=False):
 
 
 @register("constructor", method=None)
-def empty_like(t, dtype=None, requires_grad=False):
+def empty_like(t: TensorLike, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """Zeros shaped as ``t``, as ``zeros_like``: autonet never exposes uninitialised memory."""
     return _filled(np.zeros, np.shape(t), dtype or _dtype_of(t), requires_grad)
 
 
 @register("constructor", method=None)
-def full_like(x, value, dtype=None, requires_grad=False):
+def full_like(x: TensorLike, value: float, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """``value`` everywhere, shaped as ``x`` (and, unless ``dtype``, of its float dtype)."""
     return _filled(lambda shape, dtype: np.full(shape, value, dtype=dtype), np.shape(x),
                    dtype or _dtype_of(x), requires_grad)
 
 
 @register("constructor")
-def full(shape, fill_value, dtype=None, requires_grad=False):
+def full(shape: ShapeLike, fill_value: float, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ``fill_value``."""
     return _filled(lambda shape, dtype: constructed(np.full(shape, fill_value, dtype=dtype), fill_value),
                    shape, dtype, requires_grad)
 
 
 @register("constructor")
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: DTypeLike = None,
+           requires_grad: bool = False) -> Tensor:
     """Evenly spaced values in [start, stop), as ``numpy.arange`` (float64 unless ``dtype``)."""
     return Tensor(constructed(np.arange(start, stop, step), start, stop, step), dtype=dtype or np.float64, requires_grad=requires_grad)
 
 
 @register("constructor")
-def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False):
+def linspace(start: float, stop: float, num: int = 50, endpoint: bool = True, dtype: DTypeLike = None,
+             requires_grad: bool = False) -> Tensor:
     """``num`` evenly spaced values from start to stop, as ``numpy.linspace``."""
     return Tensor(constructed(np.linspace(start, stop, num, endpoint=endpoint), start, stop, num),
                   dtype=dtype or np.float64,
@@ -94,7 +99,8 @@ def linspace(start, stop, num=50, endpoint=True, dtype=None, requires_grad=False
 
 
 @register("constructor")
-def eye(N, M=None, k=0, dtype=None, requires_grad=False):  # noqa: N803 - numpy's names
+def eye(N: int, M: int | None = None, k: int = 0, dtype: DTypeLike = None,  # noqa: N803 - numpy's names
+        requires_grad: bool = False) -> Tensor:
     """Ones on the ``k``-th diagonal, as ``numpy.eye``."""
     return _filled(lambda shape, dtype: constructed(np.eye(N, M, k, dtype=dtype), N, M, k), None,
                    dtype, requires_grad)

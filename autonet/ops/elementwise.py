@@ -3,6 +3,8 @@
 Broadcasting is undone centrally by the engine (``core.backward.fit``), so
 the binary ops below return gradients of the broadcast shape.
 """
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -12,6 +14,7 @@ from ..core.function import Function
 from ..core.tensor import Tensor, as_tensor
 from . import generic
 from .registry import refuse_numpy_extras, register
+from ..core.types import TensorLike
 
 
 class Add(Function):
@@ -465,120 +468,120 @@ _SEQUENCES = (list, tuple)
 # ------------------------------------------------------------- the ops
 @register("arithmetic", method=None, operators=("__add__", "__radd__", "__iadd__"), numpy=np.add,
           in_place=Add)
-def add(a, b):
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     """``a + b``, broadcasting as NumPy."""
     return Add.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__sub__", "__rsub__", "__isub__"),
           numpy=np.subtract, in_place=Sub)
-def subtract(a, b):
+def subtract(a: TensorLike, b: TensorLike) -> Tensor:
     """``a - b``, broadcasting as NumPy."""
     return Sub.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__mul__", "__rmul__", "__imul__"),
           numpy=np.multiply, torch="mul", in_place=Mul)
-def multiply(a, b):
+def multiply(a: TensorLike, b: TensorLike) -> Tensor:
     """``a * b``, broadcasting as NumPy."""
     return Mul.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__truediv__", "__rtruediv__", "__itruediv__"),
           numpy=np.true_divide, torch="div", in_place=Div)
-def divide(a, b):
+def divide(a: TensorLike, b: TensorLike) -> Tensor:
     """``a / b``, broadcasting as NumPy."""
     return Div.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__pow__", "__rpow__"), numpy=np.power,
           torch="pow")
-def power(a, b):
+def power(a: TensorLike, b: TensorLike) -> Tensor:
     """``a ** b``; the gradient in ``b`` is ``a ** b * log(a)``: 0 where ``a == 0 <= b``, -inf
     where ``a == 0 > b`` (PyTorch's). An integer tensor to a float power is float64 (NumPy's)."""
     return Pow.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__neg__",), numpy=np.negative, torch="neg")
-def negative(x):
+def negative(x: TensorLike) -> Tensor:
     """``-x``."""
     return Neg.apply(x)
 
 
 @register("arithmetic", method=None, operators=("__pos__",), numpy=np.positive)
-def positive(x):
+def positive(x: TensorLike) -> Tensor:
     """``+x``: ``x`` itself."""
     return as_tensor(x)
 
 
 @register("elementwise", numpy=np.exp)
-def exp(x):
+def exp(x: TensorLike) -> Tensor:
     """e to the power ``x``."""
     return Exp.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.log)
-def log(x):
+def log(x: TensorLike) -> Tensor:
     """The natural logarithm."""
     return Log.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.sqrt)
-def sqrt(x):
+def sqrt(x: TensorLike) -> Tensor:
     """The square root (its gradient at 0 is inf, as PyTorch's)."""
     return Sqrt.apply(as_tensor(x))
 
 
 @register("elementwise", operators=("__abs__",), numpy=np.absolute)
-def abs(x):  # noqa: A001 - mirrors numpy.abs
+def abs(x: TensorLike) -> Tensor:  # noqa: A001 - mirrors numpy.abs
     """``|x|``; the gradient at 0 is 0, as PyTorch's."""
     return Abs.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.sin)
-def sin(x):
+def sin(x: TensorLike) -> Tensor:
     """The sine."""
     return Sin.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.cos)
-def cos(x):
+def cos(x: TensorLike) -> Tensor:
     """The cosine."""
     return Cos.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.log1p)
-def log1p(x):
+def log1p(x: TensorLike) -> Tensor:
     """``log(1 + x)``, accurate for small ``x``."""
     return Log1p.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.expm1)
-def expm1(x):
+def expm1(x: TensorLike) -> Tensor:
     """``exp(x) - 1``, accurate for small ``x``."""
     return Expm1.apply(as_tensor(x))
 
 
 @register("elementwise", numpy=np.square)
-def square(x):
+def square(x: TensorLike) -> Tensor:
     """``x * x`` (``Pow`` with exponent 2: the same bits as ``x ** 2``)."""
     return Pow.apply(as_tensor(x), 2)
 
 
 @register("activation", numpy=np.tanh)
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
     """The hyperbolic tangent."""
     return Tanh.apply(as_tensor(x))
 
 
 @register("activation")
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
     """The logistic sigmoid ``1 / (1 + exp(-x))``, without overflow."""
     return Sigmoid.apply(as_tensor(x))
 
 
 @register("activation")
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
     """``max(x, 0)``; the gradient at 0 is 0, as PyTorch's."""
     return Relu.apply(as_tensor(x))
 
@@ -595,7 +598,7 @@ def _numpy_clip(a, a_min=np._NoValue, a_max=np._NoValue, out=None, *, min=np._No
 
 
 @register("elementwise", numpy={np.clip: _numpy_clip}, torch="clamp")
-def clip(x, lo, hi):
+def clip(x: TensorLike, lo: TensorLike | None, hi: TensorLike | None) -> Tensor:
     """Limit values to ``[lo, hi]`` (None leaves a side open); bounds may be Tensors.
 
     The gradient reaches ``x`` where ``lo <= x <= hi`` (closed bounds), and a
@@ -610,25 +613,25 @@ def clip(x, lo, hi):
 
 
 @register("activation")
-def softmax(x, axis=-1):
+def softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """``exp(x)`` normalised to sum to 1 along ``axis``, without overflow."""
     return Softmax.apply(as_tensor(x), axis=axis)
 
 
 @register("activation")
-def log_softmax(x, axis=-1):
+def log_softmax(x: TensorLike, axis: int = -1) -> Tensor:
     """``log(softmax(x))`` as ``x - max - log(sum(exp(x - max)))``: no overflow."""
     return LogSoftmax.apply(as_tensor(x), axis=axis)
 
 
 @register("elementwise", method=None, numpy=np.maximum)
-def maximum(a, b):
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise maximum of two tensors, arrays or numbers; ties split the gradient."""
     return Maximum.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.minimum)
-def minimum(a, b):
+def minimum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise minimum of two tensors, arrays or numbers; ties split the gradient."""
     return Minimum.apply(*operands(a, b))
 
@@ -642,7 +645,7 @@ def _numpy_where(condition, *branches):
 
 
 @register("elementwise", method=None, numpy={np.where: _numpy_where}, torch="masked_fill")
-def where(condition, a, b):
+def where(condition: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """``a`` where ``condition`` holds, else ``b``; differentiable in ``a`` and ``b``."""
     condition = generic.value(condition)
     condition = (np.asanyarray(condition, dtype=bool) if devices.is_host(condition) or

@@ -6,6 +6,8 @@ built from it (:func:`along_index`) is plain NumPy advanced indexing, so their
 gradients are the existing scatter-add and gather. The index arrays are built
 inside the Functions' forwards from the shapes, as compiled steps require.
 """
+from __future__ import annotations
+
 import numbers
 import operator
 
@@ -18,6 +20,7 @@ from ..core.tensor import Tensor, as_tensor, value_of
 from .registry import register
 from .shape import (GetItem, ScatterAdd, Transpose, _on_device_of, normalize_index, refuse_repeats,
                     scatter_add, written)
+from ..core.types import Axis, TensorLike
 
 
 def along_index(indices, axis, shape, op):
@@ -139,7 +142,7 @@ def _indices(indices, x):
 
 
 @register("shape", numpy=np.take, torch="index_select")
-def take(x, indices, axis=None):
+def take(x: TensorLike, indices: TensorLike, axis: Axis = None) -> Tensor:
     """Elements at ``indices`` along ``axis`` (of the flattened tensor when None), as
     ``numpy.take``; repeated indices accumulate gradient."""
     x = as_tensor(x)
@@ -150,7 +153,7 @@ def take(x, indices, axis=None):
 
 
 @register("shape", method=None, numpy=np.take_along_axis, torch="gather")
-def take_along_axis(x, indices, axis=-1):
+def take_along_axis(x: TensorLike, indices: TensorLike, axis: int | None = -1) -> Tensor:
     """``numpy.take_along_axis``: ``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along
     ``axis`` (PyTorch's ``gather``); repeated indices accumulate gradient.
 
@@ -164,7 +167,8 @@ def take_along_axis(x, indices, axis=-1):
 
 
 @register("shape", method=None)
-def scatter(x, indices, values, axis, reduce="replace"):
+def scatter(x: TensorLike, indices: TensorLike, values: TensorLike, axis: int,
+            reduce: str = "replace") -> Tensor:
     """A copy of ``x`` with ``values`` put at ``indices`` along ``axis`` (``numpy.put_along_axis``'s
     index rules, out of place), or added there with ``reduce="add"`` (repeats accumulate).
 
@@ -190,19 +194,19 @@ def _triangle(function, x, k, op):
 
 
 @register("shape", numpy=np.tril)
-def tril(x, k=0):
+def tril(x: TensorLike, k: int = 0) -> Tensor:
     """The lower triangle (on and below the ``k``-th diagonal) of the last two axes, zeros above."""
     return _triangle(Tril, x, k, "tril")
 
 
 @register("shape", numpy=np.triu)
-def triu(x, k=0):
+def triu(x: TensorLike, k: int = 0) -> Tensor:
     """The upper triangle (on and above the ``k``-th diagonal) of the last two axes, zeros below."""
     return _triangle(Triu, x, k, "triu")
 
 
 @register("shape", numpy=np.diagonal)
-def diagonal(x, offset=0, axis1=0, axis2=1):
+def diagonal(x: TensorLike, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
     """The ``offset``-th diagonal of the plane ``(axis1, axis2)``, as a last axis (``numpy.diagonal``;
     a copy, not NumPy's read-only view)."""
     x = as_tensor(x)
@@ -225,7 +229,7 @@ def _diagonal_positions(n, m, offset):
 
 
 @register("shape", numpy=np.diag)
-def diag(v, k=0):
+def diag(v: TensorLike, k: int = 0) -> Tensor:
     """``numpy.diag``: a 1-D ``v`` builds a square matrix with ``v`` on the ``k``-th diagonal;
     a 2-D ``v`` gives its ``k``-th diagonal."""
     v = as_tensor(v)

@@ -5,9 +5,12 @@ Each is written with the primitive shape ops (reshape, broadcast, slicing,
 indexing with Python lists, concatenation), so gradients, second derivatives
 and compiled replays come from those.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import operator
+from typing import Sequence
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
@@ -15,6 +18,8 @@ from numpy.lib.array_utils import normalize_axis_index
 from ..core.tensor import as_tensor
 from .registry import register
 from .shape import BroadcastTo, Concatenate, GetItem, Reshape, Transpose, copy
+from ..core.types import Axis, ShapeLike, TensorLike
+from ..core.tensor import Tensor
 
 
 def _axis(axis, ndim):
@@ -27,14 +32,14 @@ def _along(axis, part):
 
 
 @register("shape", numpy=np.tile)
-def tile(x, reps):
+def tile(x: TensorLike, reps: int | Sequence[int]) -> Tensor:
     """``x`` repeated ``reps`` times along each axis, as ``numpy.tile`` (PyTorch's ``Tensor.repeat``).
 
     Coming from PyTorch: ``t.repeat(2, 3)`` is ``t.tile((2, 3))``; autonet's ``repeat`` is
     NumPy's (PyTorch's ``repeat_interleave``).
     """
     x = as_tensor(x)
-    reps = (operator.index(reps),) if np.ndim(reps) == 0 else tuple(operator.index(r) for r in reps)
+    reps = (operator.index(reps),) if np.ndim(reps) == 0 else tuple(operator.index(r) for r in reps)  # type: ignore
     if any(r < 0 for r in reps):
         raise ValueError(f"tile: reps must be >= 0, got {reps}")
     ndim = max(x.ndim, len(reps))
@@ -64,7 +69,7 @@ def _pieces(x, indices_or_sections, axis, op, equal):
 
 
 @register("shape", numpy=np.split)
-def split(x, indices_or_sections, axis=0):
+def split(x: TensorLike, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """A list of tensors: ``x`` cut into equal sections (an int that must divide the axis) or
     at the given indices, as ``numpy.split``.
 
@@ -75,21 +80,21 @@ def split(x, indices_or_sections, axis=0):
 
 
 @register("shape", numpy=np.array_split)
-def array_split(x, indices_or_sections, axis=0):
+def array_split(x: TensorLike, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """As ``split``, but an int need not divide the axis: the first ``n % sections`` pieces get
     one element more, as ``numpy.array_split``."""
     return _pieces(x, indices_or_sections, axis, "array_split", equal=False)
 
 
 @register("shape", numpy=np.roll)
-def roll(x, shift, axis=None):
+def roll(x: TensorLike, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
     """Elements shifted by ``shift`` along ``axis`` (the flattened tensor when None), those
     pushed off one end coming back at the other, as ``numpy.roll``."""
     x = as_tensor(x)
     if axis is None:
         return Reshape.apply(roll(Reshape.apply(x, shape=(-1,)), shift, 0), shape=x.shape)
     shifts, axes = np.broadcast_arrays(np.asarray(shift), np.asarray(axis))
-    total = {}
+    total: dict[int, int] = {}
     for s, a in zip(shifts.ravel().tolist(), axes.ravel().tolist()):
         a = _axis(a, x.ndim)
         total[a] = total.get(a, 0) + s
@@ -103,7 +108,7 @@ def roll(x, shift, axis=None):
 
 
 @register("shape", numpy=np.flip)
-def flip(x, axis=None):
+def flip(x: TensorLike, axis: Axis = None) -> Tensor:
     """The order of elements reversed along ``axis`` (every axis when None), as ``numpy.flip``."""
     x = as_tensor(x)
     axes = range(x.ndim) if axis is None else {_axis(a, x.ndim) for a in np.atleast_1d(axis).tolist()}
@@ -112,7 +117,7 @@ def flip(x, axis=None):
 
 
 @register("shape")
-def flatten(x, start_axis=0, end_axis=-1):
+def flatten(x: TensorLike, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Axes ``start_axis..end_axis`` (inclusive) merged into one, as PyTorch's ``flatten``; by
     default all of them (NumPy's ``flatten()``).
 
@@ -146,7 +151,7 @@ def _flatten_in_order(x, order):
 
 
 @register("shape")
-def unflatten(x, axis, sizes):
+def unflatten(x: TensorLike, axis: int, sizes: Sequence[int]) -> Tensor:
     """Axis ``axis`` split into axes of ``sizes`` (one may be -1), as PyTorch's ``unflatten``."""
     x = as_tensor(x)
     axis = _axis(axis, x.ndim)
@@ -171,7 +176,7 @@ def _numpy_meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 
 
 @register("shape", method=None, numpy={np.meshgrid: _numpy_meshgrid})
-def meshgrid(*xs, indexing="xy"):
+def meshgrid(*xs: TensorLike, indexing: str = "xy") -> list[Tensor]:
     """Coordinate grids from 1-D tensors, as ``numpy.meshgrid`` (a list of Tensors).
 
     Coming from PyTorch: NumPy's default ``indexing="xy"`` swaps the first two axes of the

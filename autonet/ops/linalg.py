@@ -1,5 +1,8 @@
 """Matrix products: ``matmul`` with NumPy semantics, and the fused ``linear``."""
+from __future__ import annotations
+
 import math
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -10,6 +13,7 @@ from . import generic, reduce
 from .elementwise import operands
 from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
+from ..core.types import Axis, TensorLike
 
 
 class MatMul(Function):
@@ -94,18 +98,18 @@ class Linear(Function):
 
 
 @register("linalg", operators=("__matmul__", "__rmatmul__"), numpy=np.matmul, torch=("mm", "bmm"))
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """The matrix product ``a @ b``, as ``numpy.matmul`` (batches broadcast)."""
     return MatMul.apply(*operands(a, b))
 
 
-def linear(x, weight, bias=None):
+def linear(x: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
     """``x @ weight.T + bias`` in one op; ``weight`` has shape ``(out, in)``, as PyTorch's."""
     return Linear.apply(as_tensor(x), weight, bias)
 
 
 @register("linalg", method=None, numpy=np.dot)
-def dot(a, b):
+def dot(a: TensorLike, b: TensorLike) -> Tensor:
     """``numpy.dot``: a product for 0-d operands, ``matmul`` for 1-D and 2-D, ``tensordot`` beyond."""
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
@@ -116,21 +120,21 @@ def dot(a, b):
 
 
 @register("linalg", method=None, numpy=np.outer, torch="ger")
-def outer(a, b):
+def outer(a: TensorLike, b: TensorLike) -> Tensor:
     """``numpy.outer``: every element of ``a`` (flattened) times every element of ``b``."""
     a, b = as_tensor(a), as_tensor(b)
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
 @register("linalg", method=None, numpy=np.tensordot)
-def tensordot(a, b, axes=2):
+def tensordot(a: TensorLike, b: TensorLike, axes: int | Sequence[Any] = 2) -> Tensor:
     """``numpy.tensordot``: sum products over the given axes, as one matrix product."""
     a, b = as_tensor(a), as_tensor(b)
     if np.ndim(axes) == 0:
-        n = int(axes)
+        n = int(axes)  # type: ignore[arg-type]
         axes_a, axes_b = list(range(a.ndim - n, a.ndim)), list(range(n))
     else:
-        axes_a, axes_b = ([x] if np.ndim(x) == 0 else list(x) for x in axes)
+        axes_a, axes_b = ([x] if np.ndim(x) == 0 else list(x) for x in axes)  # type: ignore
     axes_a = [int(x) % a.ndim for x in axes_a]
     axes_b = [int(x) % b.ndim for x in axes_b]
     if len(axes_a) != len(axes_b) or any(a.shape[i] != b.shape[j] for i, j in zip(axes_a, axes_b)):
@@ -145,7 +149,7 @@ def tensordot(a, b, axes=2):
 
 
 @register("linalg", method=None, numpy=np.trace)
-def trace(a, offset=0, axis1=0, axis2=1):
+def trace(a: TensorLike, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
     """``numpy.trace``: the sum along a diagonal (an indexing op, then a sum)."""
     a = as_tensor(a)
     n1, n2 = a.shape[axis1], a.shape[axis2]
@@ -282,13 +286,13 @@ def _numpy_einsum(*operands, out=None, optimize=False, **rest):
     return einsum(*operands)
 
 
-def _einsum_method(self, subscripts, *others):
+def _einsum_method(self: Tensor, subscripts: str, *others: TensorLike) -> Tensor:
     """``t.einsum("ij,jk->ik", u)``: ``einsum`` with this tensor as the first operand."""
     return einsum(subscripts, self, *others)
 
 
 @register("linalg", method=_einsum_method, numpy={np.einsum: _numpy_einsum})
-def einsum(subscripts, *operands):
+def einsum(subscripts: str, *operands: TensorLike) -> Tensor:
     """``numpy.einsum(subscripts, *operands)``, differentiable in every operand.
 
     >>> import autonet
@@ -327,7 +331,8 @@ class Norm(Function):
 
 
 @register("linalg", numpy=np.linalg.norm)
-def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - numpy.linalg.norm's name
+def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.linalg.norm's name
+         axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
     The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the

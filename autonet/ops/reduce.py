@@ -1,5 +1,7 @@
 """Reductions (sum, mean, max, min, var, prod, logsumexp), cumsum and argmax/argmin,
 with NumPy's ``axis``/``keepdims``."""
+from __future__ import annotations
+
 import math
 import operator
 
@@ -11,6 +13,7 @@ from ..core.tensor import Tensor, as_tensor, reading_value, value_of
 from . import generic
 from .registry import register
 from .shape import expand_to
+from ..core.types import Array, Axis, TensorLike
 
 
 def normalize_axis(axis, ndim):
@@ -252,68 +255,68 @@ class LogSumExp(_Reduction):
 
 # ------------------------------------------------------------- the ops
 @register("reduction", numpy=(np.sum, (np.add, "reduce")))
-def sum(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.sum
+def sum(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - mirrors numpy.sum
     """The sum over ``axis`` (None: every axis), as ``numpy.sum``."""
     return Sum.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction", numpy=np.mean)
-def mean(x, axis=None, keepdims=False):
+def mean(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """The mean over ``axis`` (None: every axis), as ``numpy.mean``."""
     return Mean.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction", numpy=(np.max, np.amax, (np.maximum, "reduce")))
-def max(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.max
+def max(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - mirrors numpy.max
     """The maximum over ``axis``; the gradient is split evenly between tied maxima."""
     return Max.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction", numpy=(np.min, np.amin, (np.minimum, "reduce")))
-def min(x, axis=None, keepdims=False):  # noqa: A001 - mirrors numpy.min
+def min(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001 - mirrors numpy.min
     """The minimum over ``axis``; the gradient is split evenly between tied minima."""
     return Min.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction", numpy=np.var)
-def var(x, axis=None, keepdims=False, ddof=0):
+def var(x: TensorLike, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """The variance over ``axis``, with NumPy's ``ddof`` (default 0; PyTorch's is 1)."""
     return Var.apply(as_tensor(x), axis=axis, keepdims=keepdims, ddof=ddof)
 
 
 @register("reduction", numpy=np.std)
-def std(x, axis=None, keepdims=False, ddof=0):
+def std(x: TensorLike, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """The standard deviation, ``sqrt(var)``, with NumPy's ``ddof`` (default 0)."""
     return Std.apply(as_tensor(x), axis=axis, keepdims=keepdims, ddof=ddof)
 
 
 @register("reduction", numpy=np.prod)
-def prod(x, axis=None, keepdims=False):
+def prod(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """The product over ``axis``; its gradient handles zeros exactly."""
     return Prod.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction", numpy=np.cumsum)
-def cumsum(x, axis=None):
+def cumsum(x: TensorLike, axis: int | None = None) -> Tensor:
     """Running sums along ``axis`` (the flattened tensor when None, as NumPy)."""
     return Cumsum.apply(as_tensor(x), axis=axis)
 
 
 @register("reduction")
-def logsumexp(x, axis=None, keepdims=False):
+def logsumexp(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` over ``axis``, without overflow."""
     return LogSumExp.apply(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 @register("reduction")
-def argmax(x, axis=None):
+def argmax(x: TensorLike, axis: int | None = None) -> Array:
     """Indices of the largest values (an int ndarray: not differentiable)."""
     reading_value("argmax")
     return _as_array(np.argmax(value_of(x), axis=axis))
 
 
 @register("reduction")
-def argmin(x, axis=None):
+def argmin(x: TensorLike, axis: int | None = None) -> Array:
     """Indices of the smallest values (an int ndarray: not differentiable)."""
     reading_value("argmin")
     return _as_array(np.argmin(value_of(x), axis=axis))

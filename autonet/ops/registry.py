@@ -21,9 +21,14 @@ Tensor's methods and operators (``autonet._methods``), the NumPy protocol
 (``autonet/__init__``) and the op reference page, docs/ops.md
 (:func:`reference`; a test holds the page to the registry).
 """
+from __future__ import annotations
+
 import inspect
+from typing import Any, Callable, TypeVar
 
 import numpy as np
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 KINDS = {   # section titles of the reference page, in its order
     "arithmetic": "Arithmetic (operators)",
@@ -35,7 +40,7 @@ KINDS = {   # section titles of the reference page, in its order
     "constructor": "Constructors",
 }
 
-OPS = {}
+OPS: dict[str, Entry] = {}
 """name -> :class:`Entry`, in declaration order."""
 
 
@@ -67,8 +72,9 @@ class Entry:
         return (inspect.getdoc(self.function) or "").split("\n")[0]
 
 
-def register(kind, *, name=None, method=True, operators=(), numpy=(), torch=(), top_level=True,
-             in_place=None):
+def register(kind: str, *, name: str | None = None, method: bool | str | Callable[..., Any] | None = True,
+             operators: tuple[str, ...] = (), numpy: Any = (), torch: str | tuple[str, ...] = (),
+             top_level: bool = True, in_place: Any = None) -> Callable[[_F], _F]:
     """Declare the decorated function as an op (see the module doc).
 
     ``numpy`` is a NumPy callable, a tuple of them, or a dict mapping each to
@@ -80,7 +86,7 @@ def register(kind, *, name=None, method=True, operators=(), numpy=(), torch=(), 
     if kind not in KINDS:
         raise ValueError(f"register: kind must be one of {sorted(KINDS)}, not {kind!r}")
 
-    def declare(function):
+    def declare(function: _F) -> _F:
         op_name = name or function.__name__
         if op_name in OPS:
             raise ValueError(f"register: the op {op_name!r} is declared twice")
@@ -118,12 +124,12 @@ def refuse_numpy_extras(name, kwargs, allowed=()):
                         f"Tensors (assign the result, or cast it with .astype())")
 
 
-def entries(kind=None):
+def entries(kind: str | None = None) -> list[Entry]:
     """The registered ops (of one kind), in declaration order."""
     return [entry for entry in OPS.values() if kind is None or entry.kind == kind]
 
 
-def reference():
+def reference() -> str:
     """docs/ops.md: every registered op, by kind, with its NumPy and PyTorch names."""
     lines = [
         "# Op reference",

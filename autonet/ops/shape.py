@@ -1,6 +1,9 @@
 """Shape ops: reshape, transpose, indexing, joining, broadcasting, casting."""
+from __future__ import annotations
+
 import numbers
 import operator
+from typing import Sequence, SupportsIndex
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
@@ -9,6 +12,7 @@ from ..core import device as devices
 from ..core.function import Function, apply_in_place
 from ..core.tensor import Tensor, as_tensor, check_kind, value_of
 from .registry import refuse_numpy_extras, register
+from ..core.types import Axis, DTypeLike, Index, ShapeLike, TensorLike
 
 
 class Reshape(Function):
@@ -285,7 +289,8 @@ def _numpy_pad(array, pad_width, mode="constant", **kwargs):
 
 
 @register("shape", numpy={np.pad: _numpy_pad})
-def pad(x, pad_width, mode="constant", constant_values=0):
+def pad(x: TensorLike, pad_width: int | Sequence[int] | Sequence[Sequence[int]], mode: str = "constant",
+        constant_values: float = 0) -> Tensor:
     """Padding as ``numpy.pad``: ``mode`` "constant" (``constant_values``), "reflect" (mirrored,
     edges not repeated), "edge" (edge values repeated) or "wrap" (periodic).
 
@@ -334,7 +339,7 @@ class ToDevice(Function):
 
 
 @register("shape", top_level=False)
-def to(x, device):
+def to(x: TensorLike, device: str) -> Tensor:
     """``x`` on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``): itself if it is there,
     else a copy in the graph."""
     if isinstance(device, (type, np.dtype)):
@@ -371,7 +376,7 @@ def _joinable(tensors, op):
 
 
 @register("shape", method=None, numpy=np.concatenate, torch="cat")
-def concatenate(tensors, axis=0):
+def concatenate(tensors: Sequence[TensorLike], axis: int | None = 0) -> Tensor:
     """Join tensors along an existing axis, as ``numpy.concatenate`` (``axis=None``: flattened)."""
     tensors = _joinable(tensors, "concatenate")
     if axis is None:
@@ -380,13 +385,13 @@ def concatenate(tensors, axis=0):
 
 
 @register("shape", method=None, numpy=np.stack)
-def stack(tensors, axis=0):
+def stack(tensors: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join tensors along a new axis, as ``numpy.stack``."""
     return Stack.apply(*_joinable(tensors, "stack"), axis=axis)
 
 
 @register("shape", method=None, numpy=np.broadcast_to, torch="expand")
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: Sequence[SupportsIndex]) -> Tensor:
     """``x`` broadcast to ``shape`` (a read-only view), differentiable."""
     return BroadcastTo.apply(as_tensor(x), shape=tuple(shape))
 
@@ -398,7 +403,7 @@ def _axes(axis, ndim):
 
 
 @register("shape", numpy=np.moveaxis, torch="movedim")
-def moveaxis(x, source, destination):
+def moveaxis(x: TensorLike, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
     """Move axes to new positions, as ``numpy.moveaxis`` (a transpose)."""
     x = as_tensor(x)
     source, destination = _axes(source, x.ndim), _axes(destination, x.ndim)
@@ -411,7 +416,7 @@ def moveaxis(x, source, destination):
 
 
 @register("shape", numpy=np.squeeze)
-def squeeze(x, axis=None):
+def squeeze(x: TensorLike, axis: Axis = None) -> Tensor:
     """Drop axes of length one (all of them, or those in ``axis``), as ``numpy.squeeze``."""
     x = as_tensor(x)
     if axis is None:
@@ -425,10 +430,10 @@ def squeeze(x, axis=None):
 
 
 @register("shape", numpy=np.expand_dims, torch="unsqueeze")
-def expand_dims(x, axis):
+def expand_dims(x: TensorLike, axis: int | tuple[int, ...]) -> Tensor:
     """Insert axes of length one at ``axis``, as ``numpy.expand_dims``."""
     x = as_tensor(x)
-    ndim = x.ndim + (1 if np.ndim(axis) == 0 else len(axis))
+    ndim = x.ndim + (1 if np.ndim(axis) == 0 else len(axis))  # type: ignore[arg-type]
     axes = _axes(axis, ndim)
     if len(set(axes)) != len(axes):
         raise ValueError(f"expand_dims: repeated axis in {axis}")
@@ -437,7 +442,7 @@ def expand_dims(x, axis):
 
 
 @register("shape", numpy=np.repeat, torch="repeat_interleave")
-def repeat(x, repeats, axis=None):
+def repeat(x: TensorLike, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
     """Repeat elements, as ``numpy.repeat``: an indexing op, so gradients add up per source.
 
     A 0-d tensor repeats as a 1-d one along ``axis`` 0 or -1, as NumPy's (coming from
@@ -468,7 +473,7 @@ def _numpy_reshape(a, shape_=None, order="C", *, copy=None, **rest):
 
 
 @register("shape", top_level=False, numpy={np.reshape: _numpy_reshape}, torch="view")
-def reshape(x, *shape):
+def reshape(x: TensorLike, *shape: SupportsIndex | Sequence[SupportsIndex]) -> Tensor:
     """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one axis may be -1."""
     if not shape:
         raise TypeError("reshape() needs a shape: t.reshape(2, 3) or t.reshape((2, 3))")
@@ -481,7 +486,7 @@ def _numpy_transpose(a, axes=None):
 
 
 @register("shape", top_level=False, numpy={np.transpose: _numpy_transpose}, torch="permute")
-def transpose(x, *axes):
+def transpose(x: TensorLike, *axes: SupportsIndex | Sequence[SupportsIndex] | None) -> Tensor:
     """Reverse the axes, or permute them as given (varargs or one tuple), as NumPy's.
 
     Coming from PyTorch: ``t.transpose(a, b)`` swapping two axes is ``swapaxes(a, b)``; a
@@ -502,7 +507,7 @@ def _refuse_pytorch_transpose(x, a, b):
 
 
 @register("shape", top_level=False, numpy=np.swapaxes)
-def swapaxes(x, axis1, axis2):
+def swapaxes(x: TensorLike, axis1: int, axis2: int) -> Tensor:
     """Interchange two axes, as ``numpy.swapaxes`` (PyTorch's two-axis ``transpose``)."""
     x = as_tensor(x)
     first, second = (normalize_axis_index(operator.index(a), x.ndim) for a in (axis1, axis2))
@@ -512,7 +517,7 @@ def swapaxes(x, axis1, axis2):
 
 
 @register("shape", top_level=False)
-def astype(x, dtype):
+def astype(x: TensorLike, dtype: DTypeLike) -> Tensor:
     """A cast; differentiable to another float dtype, a constant to int or bool (as PyTorch)."""
     dtype = np.dtype(dtype)
     check_kind(dtype)
@@ -529,18 +534,18 @@ def _numpy_copy(a, order="K", subok=False):
 
 
 @register("shape", top_level=False, numpy={np.copy: _numpy_copy}, torch="clone")
-def copy(x):
+def copy(x: TensorLike) -> Tensor:
     """A copy in the graph (its gradient passes through unchanged)."""
     return as_tensor(x) * 1
 
 
 @register("shape", method=None, top_level=False, operators=("__getitem__",))
-def getitem(x, index):
+def getitem(x: TensorLike, index: Index) -> Tensor:
     """``t[index]``: slices, integer arrays (repeats accumulate), bool masks, None, ``...``."""
     return GetItem.apply(x, index=normalize_index(index))
 
 
 @register("shape", method=None, top_level=False, operators=("__setitem__",))
-def setitem(x, index, value):
+def setitem(x: Tensor, index: Index, value: TensorLike) -> None:
     """``t[index] = value``, recorded as an op when gradients flow (see ``apply_in_place``)."""
     apply_in_place(x, SetItem, value, index=normalize_index(index))

@@ -5,6 +5,8 @@ sort, topk and median gather their values with ``take_along_axis`` at indices th
 unrecorded Function (:class:`Order`, :class:`MedianPicks`) computes inside its forward:
 the gradient is take_along_axis's, and a compiled step recomputes the order on every call.
 """
+from __future__ import annotations
+
 import operator
 
 import numpy as np
@@ -17,6 +19,8 @@ from . import generic
 from .indexing import TakeAlongAxis
 from .reduce import max as maximum_of, min as minimum_of, normalize_axis
 from .registry import register, refuse_numpy_extras
+from ..core.types import Array, Axis, TensorLike
+from ..core.tensor import Tensor
 
 
 class Cumprod(Function):
@@ -128,7 +132,7 @@ def _line(x, axis):
 
 
 @register("reduction", numpy=np.cumprod)
-def cumprod(x, axis=None):
+def cumprod(x: TensorLike, axis: int | None = None) -> Tensor:
     """Running products along ``axis`` (the flattened tensor when None, as NumPy); the gradient
     is exact where ``x`` holds zeros (PyTorch's)."""
     return Cumprod.apply(as_tensor(x), axis=axis)
@@ -141,7 +145,7 @@ def _numpy_sort(a, axis=-1, kind=None, order=None, *, stable=None):
 
 
 @register("reduction", numpy={np.sort: _numpy_sort})
-def sort(x, axis=-1):
+def sort(x: TensorLike, axis: int | None = -1) -> Tensor:
     """The values sorted in ascending order along ``axis`` (None: flattened), NaN last, as
     ``numpy.sort``; each value's gradient goes back to its element (tied values keep their
     order, as a stable sort's).
@@ -155,7 +159,7 @@ def sort(x, axis=-1):
 
 
 @register("reduction")
-def argsort(x, axis=-1):
+def argsort(x: TensorLike, axis: int | None = -1) -> Array:
     """The indices that sort ``x`` along ``axis`` (an int ndarray: not differentiable), as
     ``numpy.argsort`` with ``kind="stable"``: ties keep their order."""
     reading_value("argsort")
@@ -163,7 +167,7 @@ def argsort(x, axis=-1):
 
 
 @register("reduction", method=None)
-def topk(x, k, axis=-1, largest=True):
+def topk(x: TensorLike, k: int, axis: int = -1, largest: bool = True) -> tuple[Tensor, Array]:
     """The ``k`` largest (or, with ``largest=False``, smallest) values along ``axis``, sorted,
     and their indices: ``(values, indices)``, values in the graph and indices an int ndarray,
     as PyTorch's ``topk`` (NaN counts as the largest value; ties go to the lower index).
@@ -186,7 +190,7 @@ def _numpy_median(a, axis=None, out=None, overwrite_input=False, keepdims=False)
 
 
 @register("reduction", numpy={np.median: _numpy_median})
-def median(x, axis=None, keepdims=False):
+def median(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """The median along ``axis`` (None: of all elements), as ``numpy.median``: the mean of the
     two middle values for an even count, whose gradient is split between them; NaN where the
     line holds a NaN.
@@ -206,13 +210,13 @@ def median(x, axis=None, keepdims=False):
 
 
 @register("reduction")
-def amax(x, axis=None, keepdims=False):
+def amax(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``max`` under NumPy's other name (and PyTorch's)."""
     return maximum_of(x, axis=axis, keepdims=keepdims)
 
 
 @register("reduction")
-def amin(x, axis=None, keepdims=False):
+def amin(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``min`` under NumPy's other name (and PyTorch's)."""
     return minimum_of(x, axis=axis, keepdims=keepdims)
 

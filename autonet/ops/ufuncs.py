@@ -6,6 +6,8 @@ Each one-operand op is a :class:`Unary` whose derivative is a formula of its inp
 output, written with operators and NumPy ufuncs that autonet differentiates, so the same
 formula serves plain gradients (ndarrays) and higher-order ones (Tensors).
 """
+from __future__ import annotations
+
 import math
 import numbers
 
@@ -17,6 +19,7 @@ from ..core.tensor import Tensor, as_tensor, value_of
 from . import generic
 from .elementwise import Pow, operand, operands
 from .registry import register
+from ..core.types import TensorLike
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)   # Python floats: float32 stays float32
 
@@ -142,74 +145,74 @@ def _register_unary(function, numpy, aliases=()):
 
 
 def _alias(function, alias):
-    def same(x):
+    def same(x: TensorLike) -> Tensor:
         return function(x)
     same.__name__ = same.__qualname__ = alias
     same.__doc__ = f"``{function.__name__}`` under NumPy 2's name ``{alias}``."
     return same
 
 
-def tan(x):
+def tan(x: TensorLike) -> Tensor:
     """The tangent."""
     return Tan.apply(as_tensor(x))
 
 
-def arcsin(x):
+def arcsin(x: TensorLike) -> Tensor:
     """The inverse sine (PyTorch: ``asin``); NaN outside [-1, 1], as NumPy."""
     return Arcsin.apply(as_tensor(x))
 
 
-def arccos(x):
+def arccos(x: TensorLike) -> Tensor:
     """The inverse cosine (PyTorch: ``acos``); NaN outside [-1, 1], as NumPy."""
     return Arccos.apply(as_tensor(x))
 
 
-def arctan(x):
+def arctan(x: TensorLike) -> Tensor:
     """The inverse tangent (PyTorch: ``atan``)."""
     return Arctan.apply(as_tensor(x))
 
 
-def arcsinh(x):
+def arcsinh(x: TensorLike) -> Tensor:
     """The inverse hyperbolic sine (PyTorch: ``asinh``)."""
     return Arcsinh.apply(as_tensor(x))
 
 
-def arccosh(x):
+def arccosh(x: TensorLike) -> Tensor:
     """The inverse hyperbolic cosine (PyTorch: ``acosh``); NaN below 1, as NumPy."""
     return Arccosh.apply(as_tensor(x))
 
 
-def arctanh(x):
+def arctanh(x: TensorLike) -> Tensor:
     """The inverse hyperbolic tangent (PyTorch: ``atanh``); NaN outside [-1, 1], as NumPy."""
     return Arctanh.apply(as_tensor(x))
 
 
-def sinh(x):
+def sinh(x: TensorLike) -> Tensor:
     """The hyperbolic sine."""
     return Sinh.apply(as_tensor(x))
 
 
-def cosh(x):
+def cosh(x: TensorLike) -> Tensor:
     """The hyperbolic cosine."""
     return Cosh.apply(as_tensor(x))
 
 
-def log2(x):
+def log2(x: TensorLike) -> Tensor:
     """The base-2 logarithm."""
     return Log2.apply(as_tensor(x))
 
 
-def log10(x):
+def log10(x: TensorLike) -> Tensor:
     """The base-10 logarithm."""
     return Log10.apply(as_tensor(x))
 
 
-def exp2(x):
+def exp2(x: TensorLike) -> Tensor:
     """2 to the power ``x``."""
     return Exp2.apply(as_tensor(x))
 
 
-def reciprocal(x):
+def reciprocal(x: TensorLike) -> Tensor:
     """``1 / x``, as ``numpy.reciprocal`` on floats.
 
     Coming from NumPy: an integer tensor is float64 in autonet, so its
@@ -228,19 +231,19 @@ for _function, _numpy, _aliases in [
 
 
 @register("elementwise", method=None, numpy=np.logaddexp)
-def logaddexp(a, b):
+def logaddexp(a: TensorLike, b: TensorLike) -> Tensor:
     """``log(exp(a) + exp(b))`` without overflow."""
     return Logaddexp.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.logaddexp2)
-def logaddexp2(a, b):
+def logaddexp2(a: TensorLike, b: TensorLike) -> Tensor:
     """``log2(2 ** a + 2 ** b)`` without overflow."""
     return Logaddexp2.apply(*operands(a, b))
 
 
 @register("elementwise", method=None, numpy=np.arctan2, torch="atan2")
-def arctan2(a, b):
+def arctan2(a: TensorLike, b: TensorLike) -> Tensor:
     """The angle of the point ``(b, a)``: ``arctan(a / b)`` in the right quadrant.
 
     Its gradient at ``a == b == 0`` is 0, as PyTorch's.
@@ -249,14 +252,14 @@ def arctan2(a, b):
 
 
 @register("elementwise", method=None, numpy=np.hypot)
-def hypot(a, b):
+def hypot(a: TensorLike, b: TensorLike) -> Tensor:
     """``sqrt(a ** 2 + b ** 2)`` without overflow; its gradient at ``(0, 0)`` is NaN (PyTorch's)."""
     return Hypot.apply(*operands(a, b))
 
 
 @register("arithmetic", method=None, operators=("__mod__", "__rmod__"), numpy=np.remainder,
           torch="remainder")
-def mod(a, b):
+def mod(a: TensorLike, b: TensorLike) -> Tensor:
     """``a % b``: the remainder with the sign of ``b``, as NumPy's ``mod`` and Python's ``%``.
 
     The gradient is 1 in ``a`` and ``-floor(a / b)`` in ``b`` (PyTorch's).
@@ -265,7 +268,7 @@ def mod(a, b):
 
 
 @register("arithmetic", method=None, numpy=np.fmod)
-def fmod(a, b):
+def fmod(a: TensorLike, b: TensorLike) -> Tensor:
     """The remainder with the sign of ``a`` (C's ``fmod``), as NumPy's and PyTorch's ``fmod``.
 
     The gradient is 1 in ``a`` and ``-trunc(a / b)`` in ``b`` (PyTorch's).
@@ -275,7 +278,7 @@ def fmod(a, b):
 
 @register("arithmetic", method=None, operators=("__floordiv__", "__rfloordiv__"),
           numpy=np.floor_divide)
-def floor_divide(a, b):
+def floor_divide(a: TensorLike, b: TensorLike) -> Tensor:
     """``a // b``, rounded down as NumPy's ``floor_divide``: a constant (it does not require
     grad; its gradient would be 0 almost everywhere, and PyTorch refuses to differentiate it)."""
     with no_grad():
@@ -283,7 +286,7 @@ def floor_divide(a, b):
 
 
 @register("arithmetic", method=None, numpy=np.float_power)
-def float_power(a, b):
+def float_power(a: TensorLike, b: TensorLike) -> Tensor:
     """``a ** b`` computed in float64 whatever the inputs' dtypes, as ``numpy.float_power``."""
     return Pow.apply(_float64(a), _float64(b))
 

@@ -1,9 +1,14 @@
 """Adam and AdamW, PyTorch's update rules to the letter (amsgrad too)."""
+from __future__ import annotations
+
 import math
+from typing import Any, Sequence
 
 import numpy as np
 
-from .optimizer import Optimizer
+from ..core.tensor import Tensor
+from ..core.types import Array
+from .optimizer import Optimizer, ParamsLike
 
 
 class Adam(Optimizer):
@@ -14,11 +19,12 @@ class Adam(Optimizer):
     ``amsgrad`` the denominator uses the running maximum of ``v`` (state ``max_exp_avg_sq``).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0, amsgrad: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         beta1, beta2 = group["betas"]
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
@@ -27,7 +33,7 @@ class Adam(Optimizer):
             raise ValueError(f"eps and weight_decay must be >= 0, got {group['eps']} and "
                              f"{group['weight_decay']}")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         shapes = {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
         if self.group_of(param)["amsgrad"]:
             shapes["max_exp_avg_sq"] = param.shape
@@ -37,7 +43,7 @@ class Adam(Optimizer):
 
     decoupled = False   # AdamW: weight decay shrinks the parameter, not the gradient
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] and self.decoupled:
             param.data *= 1 - group["lr"] * group["weight_decay"]
@@ -69,5 +75,6 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

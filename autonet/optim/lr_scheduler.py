@@ -16,17 +16,22 @@ epoch or per batch as the schedule is meant. Inside ``autonet.compile`` a
 >>> scheduler.get_last_lr()
 [0.025]
 """
+from __future__ import annotations
+
 import bisect
 import collections
 import math
 
+from typing import Any, Callable, Sequence
+
 from ..core.state import replayable
+from .optimizer import Optimizer
 
 
 class LRScheduler:
     """Base class: subclasses define ``get_lr()`` from ``last_epoch`` and the current rates."""
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         self.optimizer = optimizer
         # PyTorch's ``initial_lr``: the first scheduler records each group's rate; a second one on
         # the same optimizer starts from it too, not from the rate the first one has scaled
@@ -41,7 +46,7 @@ class LRScheduler:
         return self._step_count == 1
 
     @replayable
-    def step(self):
+    def step(self) -> None:
         """Advance one epoch (or batch) and set the groups' learning rates."""
         self._advance()
 
@@ -51,10 +56,10 @@ class LRScheduler:
         self.last_epoch += 1
         self._set(self.get_lr())
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         raise NotImplementedError
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         """The rates at ``last_epoch`` straight from the initial ones (what PyTorch's
         ``step(epoch)`` sets); schedulers without one repeat ``get_lr()``."""
         return self.get_lr()
@@ -74,16 +79,16 @@ class LRScheduler:
     def _current(self):
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rates the last ``step()`` set, one per parameter group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer (and functions, which cannot be saved)."""
         return {key: value for key, value in vars(self).items()
                 if key != "optimizer" and not callable(value) and key != "lr_lambdas"}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore ``state_dict()``; its keys must be this scheduler's (``ValueError``)."""
         expected = set(self.state_dict())
         if set(state_dict) != expected:
@@ -101,16 +106,16 @@ def _positive_int(value, name):
 class StepLR(LRScheduler):
     """Multiply the rates by ``gamma`` every ``step_size`` steps."""
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.step_size, self.gamma = _positive_int(step_size, "step_size"), gamma
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size:
             return self._current()
         return [lr * self.gamma for lr in self._current()]
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
@@ -118,19 +123,19 @@ class MultiStepLR(LRScheduler):
     """Multiply the rates by ``gamma`` at each of the ``milestones`` (a milestone given twice
     multiplies twice, as PyTorch's)."""
 
-    def __init__(self, optimizer, milestones, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
         milestones = list(milestones)
         if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in milestones):
             raise ValueError(f"MultiStepLR: milestones must be ints >= 0, not {milestones!r}")
         self.milestones, self.gamma = collections.Counter(milestones), gamma
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch not in self.milestones:
             return self._current()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current()]
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         passed = sum(count for milestone, count in self.milestones.items() if milestone <= self.last_epoch)
         return [base * self.gamma ** passed for base in self.base_lrs]
 
@@ -138,14 +143,14 @@ class MultiStepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """Multiply the rates by ``gamma`` on every step."""
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         self.gamma = gamma
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return self._current() if self._initial else [lr * self.gamma for lr in self._current()]
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
@@ -153,11 +158,12 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine from the initial rate down to ``eta_min`` over ``T_max`` steps (and back up),
     by PyTorch's recurrence (not the closed form: the two differ in the last bits)."""
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803 - PyTorch's name
+    def __init__(self, optimizer: Optimizer, T_max: int,  # noqa: N803 - PyTorch's name
+                 eta_min: float = 0.0) -> None:
         self.T_max, self.eta_min = _positive_int(T_max, "T_max"), eta_min
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self._initial:
             return self._current()
         t, period, low = self.last_epoch, self.T_max, self.eta_min
@@ -167,7 +173,7 @@ class CosineAnnealingLR(LRScheduler):
         return [(1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
                 * (lr - low) + low for lr in self._current()]
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base in self.base_lrs]
 
@@ -175,14 +181,15 @@ class CosineAnnealingLR(LRScheduler):
 class LinearLR(LRScheduler):
     """Scale the rates linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5) -> None:
         if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
             raise ValueError("LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1]")
         self.start_factor, self.end_factor = start_factor, end_factor
         self.total_iters = _positive_int(total_iters, "total_iters")
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in self._current()]
         if self.last_epoch > self.total_iters:
@@ -191,7 +198,7 @@ class LinearLR(LRScheduler):
         factor = 1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change)
         return [lr * factor for lr in self._current()]
 
-    def closed_form(self):
+    def closed_form(self) -> list[float]:
         done = min(self.total_iters, self.last_epoch) / self.total_iters
         return [base * (self.start_factor + (self.end_factor - self.start_factor) * done)
                 for base in self.base_lrs]
@@ -200,7 +207,9 @@ class LinearLR(LRScheduler):
 class LambdaLR(LRScheduler):
     """Rates ``base_lr * lr_lambda(step)``; ``lr_lambda`` is a function or one per group."""
 
-    def __init__(self, optimizer, lr_lambda):
+    def __init__(self, optimizer: Optimizer,
+                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
+                 | tuple[Callable[[int], float], ...]) -> None:
         groups = len(optimizer.param_groups)
         lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
         if len(lambdas) != groups or not all(callable(f) for f in lambdas):
@@ -208,7 +217,7 @@ class LambdaLR(LRScheduler):
         self.lr_lambdas = lambdas
         super().__init__(optimizer)
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas)]
 
 
@@ -219,9 +228,12 @@ class OneCycleLR(LRScheduler):
     initial rate first); with ``cycle_momentum`` the momentum (or Adam's beta1) moves the other way
     between ``max_momentum`` and ``base_momentum``. ``max_lr`` may be one number per group."""
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False):
+    def __init__(self, optimizer: Optimizer, max_lr: float | list[float] | tuple[float, ...],
+                 total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
+                 anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
+                 max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False) -> None:
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
                 raise ValueError("OneCycleLR: pass total_steps, or both epochs and steps_per_epoch")
@@ -264,7 +276,7 @@ class OneCycleLR(LRScheduler):
         else:
             group["momentum"] = momentum
 
-    def get_lr(self):
+    def get_lr(self) -> list[float]:
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {step} times, past total_steps={self.total_steps}")
@@ -305,8 +317,9 @@ class ReduceLROnPlateau:
     [0.5]
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8) -> None:
         if not factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, not {factor!r}")
         if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
@@ -331,7 +344,7 @@ class ReduceLROnPlateau:
         return value > bound
 
     @replayable
-    def step(self, metrics):
+    def step(self, metrics: float) -> None:
         """Record one value of the watched metric and reduce the rates if it has stalled."""
         value = float(metrics)
         self.last_epoch += 1
@@ -350,10 +363,10 @@ class ReduceLROnPlateau:
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {key: value for key, value in vars(self).items() if key != "optimizer"}
 
     load_state_dict = LRScheduler.load_state_dict
@@ -363,7 +376,8 @@ class SequentialLR(LRScheduler):
     """``schedulers`` one after another: the first until ``milestones[0]``, the next restarted
     from step 0 there, and so on (PyTorch's, e.g. a ``LinearLR`` warmup then a cosine)."""
 
-    def __init__(self, optimizer, schedulers, milestones):
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
+                 milestones: Sequence[int]) -> None:
         schedulers, milestones = list(schedulers), list(milestones)
         if not schedulers or any(s.optimizer is not optimizer for s in schedulers):
             raise ValueError("SequentialLR: every scheduler must belong to the optimizer given")
@@ -390,11 +404,11 @@ class SequentialLR(LRScheduler):
             scheduler._advance()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "_milestones": list(self._milestones),
                 "_last_lr": list(self._last_lr), "_schedulers": [s.state_dict() for s in self._schedulers]}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if set(state_dict) != set(self.state_dict()) or len(state_dict["_schedulers"]) != len(self._schedulers):
             raise ValueError(f"load_state_dict: {type(self).__name__} takes keys {sorted(self.state_dict())} "
                              f"with {len(self._schedulers)} schedulers' states")
@@ -408,7 +422,7 @@ class ChainedScheduler(SequentialLR):
     """Step every one of ``schedulers`` on each ``step()``, in order, so their factors multiply
     (PyTorch's; the schedulers must be chainable: each scales the current rate)."""
 
-    def __init__(self, schedulers, optimizer=None):
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("ChainedScheduler: give at least one scheduler")

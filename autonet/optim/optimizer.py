@@ -1,11 +1,19 @@
 """Optimizer: parameter groups, per-parameter state, and their state_dict."""
+from __future__ import annotations
+
 import copy
+from typing import Any, Dict, Iterable, Sequence, Union
 
 import numpy as np
 
 from ..core import device as devices
 from ..core.state import replayable
 from ..core.tensor import Tensor
+from ..core.types import Array
+
+ParamsLike = Union[Iterable[Tensor], Iterable[Dict[str, Any]]]
+"""What an optimizer takes: Tensors (``model.parameters()``), or parameter groups
+(dicts with ``params`` and hyper-parameter overrides)."""
 
 
 class Optimizer:
@@ -16,13 +24,17 @@ class Optimizer:
     ``update(param, grad, group, state)``, which changes ``param.data`` in place.
     """
 
-    def __init__(self, params, defaults):
+    defaults: dict[str, Any]
+    param_groups: list[dict[str, Any]]
+    state: dict[Tensor, dict[str, Any]]
+
+    def __init__(self, params: ParamsLike, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}
         if isinstance(params, Tensor):
             raise TypeError("an optimizer takes an iterable of Tensors; wrap a single one in a list")
-        groups = list(params)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -39,7 +51,7 @@ class Optimizer:
             if callable(method) and not getattr(method, "__replayable__", False):
                 setattr(cls, name, replayable(method))
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a dict with ``params`` and optional hyper-parameter overrides."""
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -59,21 +71,21 @@ class Optimizer:
         self.check_hyperparameters(full)
         self.param_groups.append(full)
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         """Raise ValueError for values that make no sense (subclasses extend)."""
         for key in ("lr", "initial_lr"):
             if key in group and not group[key] >= 0:   # NaN too
                 raise ValueError(f"invalid learning rate {key}={group[key]!r}")
 
     @replayable
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's ``grad`` to None."""
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
 
     @replayable
-    def step(self):
+    def step(self) -> None:
         """Update every parameter that has a gradient, in place, outside the graph."""
         states = self.state
         update = self.update
@@ -90,16 +102,16 @@ class Optimizer:
                 update(p, grad, group, state)
                 p._bump_version()   # graphs that saved the old values now refuse to backward
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def fused_step(self, params):
+    def fused_step(self, params: Sequence[Tensor]) -> FusedStep | None:
         """This optimizer's step as a fused kernel may take it, over ``params`` (the kernel's
         leaves, in its order): a :class:`FusedStep`, or None where the kernel leaves the step
         to Python (``autonet.compile(..., backend="fused")``; see SGD's)."""
         return None
 
-    def finish_step(self):
+    def finish_step(self) -> None:
         """What ``step`` does besides the arithmetic, for a step a fused kernel took: each
         parameter gets its state entry, and its version moves on."""
         for group in self.param_groups:
@@ -112,7 +124,7 @@ class Optimizer:
     def _params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {name: array}}, "param_groups": [...]}``, all copies (each array
         on its parameter's device, as PyTorch keeps them; ``autonet.save`` writes them from there)."""
         index = {p: i for i, p in enumerate(self._params())}
@@ -125,17 +137,17 @@ class Optimizer:
             groups.append(packed)
         return {"state": packed_state, "param_groups": groups}
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
         return {}
 
-    def group_of(self, param):
+    def group_of(self, param: Tensor) -> dict[str, Any]:
         """The parameter group that holds ``param``."""
         return next(group for group in self.param_groups if any(p is param for p in group["params"]))
 
-    host_state = ()   # names of state entries kept on the host whatever the parameter's device
+    host_state: tuple[str, ...] = ()   # names of state entries kept on the host whatever the parameter's device
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyper-parameters and state (copied) saved by ``state_dict()``.
 
         Everything is checked first: the groups' sizes, every hyper-parameter

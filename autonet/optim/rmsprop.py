@@ -1,7 +1,13 @@
 """RMSprop and Adagrad, PyTorch's update rules to the letter."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
 import numpy as np
 
-from .optimizer import Optimizer, require_non_negative
+from ..core.tensor import Tensor
+from ..core.types import Array
+from .optimizer import Optimizer, ParamsLike, require_non_negative
 
 
 class RMSprop(Optimizer):
@@ -19,15 +25,16 @@ class RMSprop(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         require_non_negative(group, "alpha", "eps", "weight_decay", "momentum")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         group = self.group_of(param)
         shapes = {"step": (), "square_avg": param.shape}
         if group["momentum"] > 0:
@@ -38,7 +45,7 @@ class RMSprop(Optimizer):
 
     host_state = ("step",)
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         alpha = group["alpha"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
@@ -82,19 +89,20 @@ class Adagrad(Optimizer):
     array([0.9])
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10):
+    def __init__(self, params: ParamsLike, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 eps: float = 1e-10) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         require_non_negative(group, "lr_decay", "weight_decay", "eps")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         return {"step": (), "sum": param.shape}
 
     host_state = ("step",)
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if not state:

@@ -1,7 +1,13 @@
 """Stochastic gradient descent, PyTorch's update rule to the letter."""
 
+from __future__ import annotations
+
+from typing import Any, Sequence
+
 from ..core import device as devices
-from .optimizer import FusedStep, Optimizer
+from ..core.tensor import Tensor
+from ..core.types import Array
+from .optimizer import FusedStep, Optimizer, ParamsLike
 
 
 def descend(param, grad, lr):
@@ -21,11 +27,12 @@ class SGD(Optimizer):
     and ``g = g + momentum * buf`` (nesterov) or ``g = buf``; then ``p -= lr * g``.
     """
 
-    def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, params: ParamsLike, lr: float, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def check_hyperparameters(self, group):
+    def check_hyperparameters(self, group: dict[str, Any]) -> None:
         super().check_hyperparameters(group)
         if not (group["momentum"] >= 0 and group["weight_decay"] >= 0):   # NaN fails too
             raise ValueError(f"momentum and weight_decay must be >= 0, got {group['momentum']} and "
@@ -33,10 +40,10 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
 
-    def state_shapes(self, param):
+    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
         return {"momentum_buffer": param.shape}
 
-    def update(self, param, grad, group, state):
+    def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
@@ -50,7 +57,7 @@ class SGD(Optimizer):
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         descend(param.data, grad, group["lr"])
 
-    def fused_step(self, params):
+    def fused_step(self, params: Sequence[Tensor]) -> FusedStep | None:
         """The plain step, ``p -= lr * g``, inside a fused kernel over ``params`` (every
         parameter of this optimizer); it applies on calls where no group has momentum or weight
         decay and the gradients are this pass's alone. Subclasses that change ``step`` or

@@ -1,10 +1,15 @@
 """Static drawings with Graphviz: one box per op (what it did, its result's shape and dtype)
 and per leaf tensor, each module call in a labelled cluster."""
+from __future__ import annotations
+
 import collections
 import os
 import shutil
+from typing import Any
 
 from ..core.function import Context
+from ..core.tensor import Tensor
+from ..core.types import PathLike
 from . import scene as scenes
 
 # Okabe-Ito colours; each kind also differs in outline, so colour is never the only cue.
@@ -37,8 +42,9 @@ INSTALL_HINT = (
     "Saving the graph's source ('.gv' or '.dot') works without it.")
 
 
-def draw_graph(root, *, show_values=False, show_grads=True, group_modules=True, rankdir=None,
-               max_nodes=500, depth=None):
+def draw_graph(root: Tensor, *, show_values: bool = False, show_grads: bool = True,
+               group_modules: bool = True, rankdir: str | None = None, max_nodes: int = 500,
+               depth: int | None = None) -> Any:
     """The graph that produced ``root`` as a ``graphviz.Digraph``.
 
     Each op is one box saying what it did (``x[:, 3]``, ``1 - x``, ``@``) and
@@ -291,7 +297,7 @@ def render(graph, format):
         return graph.pipe(format=format)
 
 
-def save_graph(root, path, **kwargs):
+def save_graph(root: Tensor, path: PathLike, **kwargs: Any) -> str:
     """Draw ``root``'s graph to ``path``; the format comes from the suffix.
 
     ``.svg``, ``.png``, ``.pdf`` (and ``.jpg``) need Graphviz's ``dot`` and

@@ -7,6 +7,8 @@ when the page is viewed). It shows module boxes that open and close, an op's
 or tensor's details on hover, a search over parameter and module names, and
 a walk through the backward pass in the engine's order.
 """
+from __future__ import annotations
+
 import html
 import importlib.resources
 import json
@@ -18,13 +20,15 @@ import numpy as np
 
 from ..core import backward as engine, device as devices
 from ..core.function import RELEASED, Context
+from ..core.tensor import Tensor
+from ..core.types import PathLike
 from . import scene as scenes
 from .draw import INSTALL_HINT, Drawing, GraphvizNotFound, legend, render
 
 _MAX_CALL_VIEWS = 40   # beyond this many module calls, only the whole-graph views are laid out
 
 
-def explore(root, *, depth=1, max_nodes=500):
+def explore(root: Tensor, *, depth: int = 1, max_nodes: int = 500) -> Explorer:
     """An :class:`Explorer` of the graph that produced ``root``, its module calls open to
     ``depth`` levels at first (``depth=1``: the model's layers as boxes).
 
@@ -40,7 +44,7 @@ def explore(root, *, depth=1, max_nodes=500):
 class Explorer:
     """Shows inline in Jupyter (``_repr_html_``); ``save(path)`` writes one HTML file."""
 
-    def __init__(self, root, depth=1, max_nodes=500):
+    def __init__(self, root: Tensor, depth: int = 1, max_nodes: int = 500) -> None:
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
             raise ValueError(f"explore: depth must be an int >= 0 (0: every module closed), "
                              f"not {depth!r}")
@@ -60,7 +64,7 @@ class Explorer:
         }
         self.data.update(_views(scene, graphviz, depth))
 
-    def html(self, full_page=False):
+    def html(self, full_page: bool = False) -> str:
         """The explorer as HTML: a ``<div>`` (or a whole page) with its script and style."""
         element = f"autonet-explorer-{uuid.uuid4().hex[:12]}"
         data = json.dumps(self.data).replace("</", "<\\/")
@@ -78,7 +82,7 @@ class Explorer:
     def _repr_html_(self):
         return self.html()
 
-    def save(self, path):
+    def save(self, path: PathLike) -> str:
         """Write the explorer to ``path`` as one self-contained HTML file; returns the path."""
         path = os.fspath(path)
         with open(path, "w", encoding="utf-8") as file:
