@@ -13,6 +13,7 @@ The ``onnx`` package is imported only here, when exporting: ``pip install
 from __future__ import annotations
 
 import os
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -31,8 +32,9 @@ _INSTALL = "autonet.onnx.export needs the onnx package: pip install 'autonet[onn
 __all__ = ["export", "DEFAULT_OPSET", "OPSETS"]
 
 
-def export(model: Module, example_inputs: tuple, path, input_names=None, output_names=None,
-           dynamic_axes=None, opset: int | None = None) -> None:
+def export(model: Module, example_inputs: tuple, path: str | os.PathLike[str],
+           input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None,
+           dynamic_axes: dict[str, Any] | None = None, opset: int | None = None) -> None:
     """Write ``model``'s forward, traced on ``example_inputs`` (a tuple, one entry per forward
     argument), as an ONNX model at ``path``.
 
@@ -154,7 +156,7 @@ def _dynamic_axes(dynamic_axes, inputs: list[str], outputs: list[str], arrays) -
 
 
 # ------------------------------------------------------------------ tracing
-def _traces_per_symbol(model, names, arrays, axes, first):
+def _traces_per_symbol(model: Module, names: list[str], arrays: list, axes: dict, first: trace.Trace) -> tuple:
     """The symbols that input axes carry, and one more trace per symbol with its axes longer."""
     places: dict[str, list] = {}
     for name, array in zip(names, arrays):

@@ -47,7 +47,7 @@ class Step:
 class Trace:
     """What one run of the forward did: steps, the values it read, and its outputs."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.steps: list[Step] = []
         self.shapes: dict[str, tuple] = {}       # every value's shape
         self.dtypes: dict[str, np.dtype] = {}    # and dtype
