@@ -111,6 +111,13 @@ class CompiledStep:
         self.by_signature = {}   # call signature -> its traces (one per set of module modes)
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
+    @property
+    def source(self):
+        """The generated Python of the latest trace's replay (``None`` before the first call);
+        each of ``programs`` has its own ``source``, and ``listing()`` shows it with its
+        inputs and guards."""
+        return self.programs[-1].source if self.programs else None
+
     def __call__(self, *args):
         with self.lock:
             return self._call(args)

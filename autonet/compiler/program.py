@@ -17,7 +17,10 @@ mode bit for bit; ``listing()`` shows it with its inputs and guards. The
 structure is meant to be lowered further (fused kernels) as well.
 """
 import builtins
+import itertools
+import linecache
 import math
+import weakref
 
 import numpy as np
 
@@ -30,7 +33,8 @@ from .arguments import describe
 
 
 class Op:
-    """``slot = fn.forward(ctx, *inputs, **settings)``; ``ctx`` is reused on every replay."""
+    """``slot = fn.forward(ctx, *inputs, **settings)``; ``ctx`` is reused on every replay.
+    ``scalar_output``: False, or how a 0-d result becomes an array (see ``trace._scalar_output``)."""
 
     __slots__ = ("slot", "fn", "inputs", "settings", "ctx", "scalar_output")
 
@@ -98,11 +102,15 @@ class Program:
                 ctx.saved = ()
                 ctx.saved_versions = ()
         self.generator = _Generator(argument_tensors)
-        self.source, namespace, self.names = self.generator.generate(instructions, returned)
+        self.function_name = f"replay_{_identifier(name)}"
+        self.source, namespace, self.names = self.generator.generate(instructions, returned,
+                                                                     self.function_name)
         self.backend = "NumPy replay"
         self.fused_source = None
-        exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
-        self.replay = namespace["replay"]
+        filename = _remember_source(name, self.source)
+        weakref.finalize(self, linecache.cache.pop, filename, None)
+        exec(builtins.compile(self.source, filename, "exec"), namespace)
+        self.replay = namespace[self.function_name]
 
     def fits(self, args):
         """None when this call may replay the program, else what changed (the call retraces):
@@ -148,8 +156,8 @@ class _Generator:
 
     def __init__(self, argument_tensors):
         self.argument_tensors = argument_tensors   # paths of the arguments that are Tensors
-        self.namespace = {"deliver": _deliver_all, "fit": fit, "accumulate": accumulate,
-                          "as_output_array": as_output_array,
+        self.namespace = {"deliver": ownership.deliver, "fit": fit, "accumulate": accumulate,
+                          "as_output_array": as_output_array, "asarray": np.asarray,
                           "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
         self.bound = {}            # (prefix, id) -> name
         self.names = []            # (name, description) of the inputs, for the listing
@@ -205,7 +213,7 @@ class _Generator:
             return "args" + "".join(f"[{key!r}]" for key in where)
         return self.bind("t", where, f"{where.name!r} {where.shape} {where.dtype}, read by reference")
 
-    def generate(self, instructions, returned):
+    def generate(self, instructions, returned, function_name):
         body = []
         passes = []
         dead = _dead_after(instructions, returned)
@@ -223,9 +231,11 @@ class _Generator:
             elif kind is Call:
                 body.append(f"    {self.call(instruction)}")
             else:
-                function, leaves = self.backward(instruction, len(passes), later[index])
+                pass_name = f"{function_name}_backward{len(passes)}"
+                function, leaves = self.backward(instruction, pass_name, later[index])
                 passes.append(function)
-                body.append(f"    deliver(backward{len(passes) - 1}(), [{', '.join(leaves)}])")
+                body.append(f"    grads = {pass_name}()")
+                body += [f"    deliver(grads, {i}, {leaf}, False)" for i, leaf in enumerate(leaves)]
             if index in dead:
                 body.append(f"    del {', '.join(f'v{slot}' for slot in dead[index])}")
         if returned is None:
@@ -235,7 +245,7 @@ class _Generator:
             body.append(f"    return ({parts},)")
         else:
             body.append(f"    return Tensor._make({self.source(returned)}, None)")
-        header = ["def replay(args):"]
+        header = [f"def {function_name}(args):"]
         header += [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
                    f"{'.data' if path in self.argument_tensors else ''}"
                    for path, name in self.arguments.items()]
@@ -255,18 +265,20 @@ class _Generator:
         arguments = [ctx] + [self.source(s) for s in op.inputs]
         arguments += [f"{key}={self.source(value)}" for key, value in op.settings.items()]
         lines = [f"    v{op.slot} = {self.function(op.fn, 'forward')}({', '.join(arguments)})"]
-        if op.scalar_output:
+        if op.scalar_output == "saved":   # NumPy's 0-d scalar as an array, in ctx.saved too
             lines.append(f"    v{op.slot} = as_output_array({ctx}, v{op.slot})")
+        elif op.scalar_output:
+            lines.append(f"    v{op.slot} = asarray(v{op.slot})")
         return lines
 
-    def backward(self, instruction, number, kept):
+    def backward(self, instruction, function_name, kept):
         """A backward pass as a function returning ``{leaf index: gradient}``; the saved arrays
         of the ops in ``kept`` (ids of contexts a later pass uses: ``retain_graph=True``) stay.
 
         Its locals (the formulas' results) are gone once it returns, so each leaf
         gradient's only holder is the dict, and ownership can hand it over uncopied.
         """
-        lines = [f"def backward{number}():"]
+        lines = [f"def {function_name}():"]
         for slot, seed in instruction.seeds:
             lines.append(f"    g{slot} = {self.source(('const', seed))}")
         assigned = {f"g{slot}" for slot, _ in instruction.seeds}
@@ -296,10 +308,21 @@ class _Generator:
         return "\n".join(lines) + "\n", list(leaves)
 
 
-def _deliver_all(grads, tensors):
-    """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
-    for index, tensor in enumerate(tensors):
-        ownership.deliver(grads, index, tensor, False)
+def _identifier(name):
+    """``name`` as a Python identifier, for the generated functions' names."""
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name).strip("_")
+    return cleaned if cleaned.isidentifier() else f"step_{cleaned}"
+
+
+_sources = itertools.count()
+
+
+def _remember_source(name, source):
+    """A file name for a generated replay, its lines in ``linecache`` (while its program
+    lives) so that tracebacks and profilers show the generated code."""
+    filename = f"<autonet.compile {name} #{next(_sources)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return filename
 
 
 def _used_by_later_passes(instructions):

@@ -82,6 +82,16 @@ def _root_origin(origin):
     return origin
 
 
+def _scalar_output(ctx, output):
+    """How a replay makes the op's 0-d output an array again, as ``as_output_array`` did:
+    ``False`` (not 0-d), ``"array"`` (``np.asarray`` of NumPy's scalar is enough) or
+    ``"saved"`` (the formula saved its output, or it lives on a device: ``as_output_array``)."""
+    if output.ndim:
+        return False
+    saved = type(output) is not np.ndarray or any(value is output for value in ctx.saved)
+    return "saved" if saved else "array"
+
+
 def _is_autonet(frame):
     name = frame.f_globals.get("__name__", "")
     return name == "autonet" or name.startswith("autonet.")
@@ -300,7 +310,7 @@ class Tracer(Observer):
         ctx.input_dtypes = tuple(getattr(array, "dtype", None) for array in arrays)   # likewise
         ctx.input_shapes = tuple(getattr(array, "shape", None) for array in arrays)
         self.contexts[id(ctx)] = slot
-        self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
+        self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _scalar_output(ctx, _DATA.__get__(result)))
         self.instructions.append(self.ops[slot])
 
     def tensor_made(self, tensor, data):
