@@ -51,7 +51,8 @@ Refused (``CompileError``) because a replay could not follow:
 - NumPy results handed to autonet: arrays computed from an argument,
   ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
 - NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
-- second-order steps (``grad()``, ``create_graph``), ``retain_grad``,
+- ``backward(create_graph=True)`` (``autonet.grad`` compiles, with
+  ``create_graph`` too: gradient penalties, Hessian-vector products), ``retain_grad``,
   backward passes reaching tensors computed outside the step, leaves
   requiring grad made in it, and in-place updates recorded in the graph
   (outside ``no_grad``).
@@ -152,7 +153,9 @@ class CompiledStep:
                           returned, frozenset(tracer.argument_tensors.values()),
                           [leaf for _, leaf in objects] + world.keep,
                           world.finish(tracer.whole_arrays, modes, guards), world.source)
-        if self.backend == "fused":
+        if self.backend == "fused" and tracer.second_order:
+            program.backend = "NumPy replay (not fused: autonet.grad passes stay on the replay)"
+        elif self.backend == "fused":
             fused.attach(program)
         self.programs.append(program)
         self.by_signature.setdefault(key, []).append(program)

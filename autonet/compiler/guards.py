@@ -278,7 +278,10 @@ class _Builder:
             return
         if _lookup_class(type(value), name) is _MISSING:   # not on the class (nor the metaclass's)
             return
-        on_class = getattr(type(value), name)
+        try:
+            on_class = getattr(type(value), name)
+        except AttributeError:   # a descriptor that answers on instances only (enum's value)
+            return
         if type(on_class) is types.MemberDescriptorType:   # a __slots__ attribute: the object's own
             if hasattr(value, name):
                 self.value(getattr(value, name), f"{held}.{name}", found)
@@ -317,7 +320,7 @@ class _Builder:
             self.fail(f"{self.constant(module)}.training is not {training}",
                       f"a {type(module).__name__} is in {'eval' if training else 'train'} mode now")
         for tensor, shape, dtype, wants_grad in tensors:
-            held, data = self.constant(tensor), self.variable(f"{self.constant(tensor)}.data")
+            held, data = self.constant(tensor), self.variable(f"{self.constant(tensor)}._data")
             label = repr(tensor.name) if tensor.name else "a tensor"
             self.fail(f"{data}.shape != {shape!r} or {_dtype_differs(data, self.constant(dtype))} or "
                       f"{held}.requires_grad is not {wants_grad}",

@@ -24,7 +24,7 @@ import weakref
 
 import numpy as np
 
-from ..core import ownership
+from ..core import device as devices, ownership
 from ..core.backward import accumulate, fit
 from ..core.function import as_output_array
 from ..core.state import state
@@ -74,12 +74,15 @@ class Call:
 
 
 class Backward:
-    """Seeds ``(slot, gradient)`` and steps ``(op, [(input position, target, fit_to)])``."""
+    """Seeds ``(slot, gradient)`` and steps ``(op, [(input position, target, fit_to)])``.
+    ``results``: None for ``backward()`` (leaves' gradients go to ``.grad``), or, for
+    ``autonet.grad``, ``(target, slot, copied)``: the gradient of a leaf or of an op's output
+    (its slot) becomes value ``slot`` (a copy where the same input was asked for twice)."""
 
-    __slots__ = ("seeds", "steps")
+    __slots__ = ("seeds", "steps", "results")
 
-    def __init__(self, seeds, steps):
-        self.seeds, self.steps = seeds, steps
+    def __init__(self, seeds, steps, results=None):
+        self.seeds, self.steps, self.results = seeds, steps, results
 
 
 class Program:
@@ -156,7 +159,8 @@ class _Generator:
 
     def __init__(self, argument_tensors):
         self.argument_tensors = argument_tensors   # paths of the arguments that are Tensors
-        self.namespace = {"deliver": ownership.deliver, "fit": fit, "accumulate": accumulate,
+        self.namespace = {"deliver": ownership.deliver, "claim": ownership.claim,
+                          "copy": devices.copy, "fit": fit, "accumulate": accumulate,
                           "as_output_array": as_output_array, "asarray": np.asarray,
                           "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
         self.bound = {}            # (prefix, id) -> name
@@ -190,11 +194,14 @@ class _Generator:
             return self.arguments[where]
         if kind == "tensor":
             label = repr(where.name) if where.name else "a tensor"
-            return self.bind("t", where, f"{label} {where.shape} {where.dtype}, read by reference") + ".data"
+            return self.bind("t", where, f"{label} {where.shape} {where.dtype}, read by reference") + "._data"
         if kind == "state":
             return self.bind("s", where, f"an ndarray {where.shape} {where.dtype}, read by reference")
         if kind == "tuple":
             return "(" + "".join(self.source(part) + ", " for part in where) + ")"
+        if kind == "saved":          # what an op saved, read by a create_graph pass's ops
+            op, index = where
+            return f"{self.bind('c', op.ctx)}.saved[{index}]"
         if kind == "part":           # an input reshaped or sliced by constants
             parent, method, args, kwargs = where
             if method == "__getitem__":
@@ -235,7 +242,10 @@ class _Generator:
                 function, leaves = self.backward(instruction, pass_name, later[index])
                 passes.append(function)
                 body.append(f"    grads = {pass_name}()")
-                body += [f"    deliver(grads, {i}, {leaf}, False)" for i, leaf in enumerate(leaves)]
+                if instruction.results is None:
+                    body += [f"    deliver(grads, {i}, {leaf}, False)" for i, leaf in enumerate(leaves)]
+                else:
+                    body += self.results(instruction.results, leaves)
             if index in dead:
                 body.append(f"    del {', '.join(f'v{slot}' for slot in dead[index])}")
         if returned is None:
@@ -247,9 +257,18 @@ class _Generator:
             body.append(f"    return Tensor._make({self.source(returned)}, None)")
         header = [f"def {function_name}(args):"]
         header += [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
-                   f"{'.data' if path in self.argument_tensors else ''}"
+                   f"{'._data' if path in self.argument_tensors else ''}"
                    for path, name in self.arguments.items()]
         return "\n".join(passes + header + body) + "\n", self.namespace, self.names
+
+    def results(self, results, leaves):
+        """``autonet.grad``'s results taken from a pass's gradients, as ``grad()`` takes them."""
+        lines = []
+        for target, slot, copied in results:
+            key = f"'g{target}'" if type(target) is int else leaves.index(self.destination(target))
+            taken = f"copy(grads[{key}])" if copied else f"claim(grads, {key})"
+            lines.append(f"    v{slot} = {taken}")
+        return lines
 
     def call(self, instruction):
         method = instruction.method
@@ -303,7 +322,9 @@ class _Generator:
                 else:
                     lines.append(f"    {variable} = {value}")
                     assigned.add(variable)
-        pairs = ", ".join(f"{i}: {variable}" for i, variable in enumerate(leaves.values()))
+        pairs = ", ".join([f"{i}: {variable}" for i, variable in enumerate(leaves.values())] +
+                          [f"'g{target}': g{target}" for target, _, _ in instruction.results or ()
+                           if type(target) is int])
         lines.append(f"    return {{{pairs}}}")
         return "\n".join(lines) + "\n", list(leaves)
 
@@ -329,9 +350,12 @@ def _used_by_later_passes(instructions):
     """Instruction index of each backward pass -> ids of the contexts a later pass uses."""
     later, used = {}, set()
     for index in range(len(instructions) - 1, -1, -1):
-        if type(instructions[index]) is Backward:
+        instruction = instructions[index]
+        if type(instruction) is Backward:
             later[index] = frozenset(used)
-            used |= {id(op.ctx) for op, _ in instructions[index].steps}
+            used |= {id(op.ctx) for op, _ in instruction.steps}
+        elif type(instruction) is Op:   # a create_graph pass's op reads what an op saved
+            used |= {id(source[1][0].ctx) for source in instruction.inputs if source[0] == "saved"}
     return later
 
 
@@ -360,6 +384,9 @@ def _dead_after(instructions, returned):
         elif kind is Copy:
             use(instruction.target, index)
             use(instruction.source, index)
+        elif kind is Backward:
+            for _, slot, _ in instruction.results or ():
+                last[slot] = index
     kept = returned if type(returned) is tuple and type(returned[0]) is tuple else (returned,)
     for source in kept:
         if source is not None and source[0] == "value":

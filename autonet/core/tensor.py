@@ -4,6 +4,8 @@ Operators and methods that run ops are bound by ``autonet._methods``; this
 module holds only what the engine itself needs, so it imports nothing above
 the core.
 """
+import contextlib
+import threading
 import weakref
 
 import numpy as np
@@ -19,7 +21,7 @@ def as_array(data, dtype=None, device=None):
     """A fresh array copy of ``data`` (on ``device``, else where ``data`` lives); bool/int
     become float64 unless ``dtype``."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = np.dtype(dtype)
         check_kind(dtype)
@@ -62,12 +64,12 @@ class Tensor:
     (``_view_of``); once they differ its own history is stale.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_version", "_view_of",
+    __slots__ = ("_data", "_grad", "requires_grad", "name", "_node", "_version", "_view_of",
                  "__weakref__")
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None, device=None):
-        self.data = as_array(data, dtype, device)
-        self.grad = None
+        self._data = as_array(data, dtype, device)
+        self._grad = None
         self.requires_grad = False
         self.name = name
         self._node = None
@@ -82,8 +84,8 @@ class Tensor:
     def _make(cls, data, node):
         """Wrap an op's result without copying (the hot path of every op)."""
         tensor = object.__new__(cls)
-        tensor.data = data
-        tensor.grad = None
+        tensor._data = data
+        tensor._grad = None
         tensor.requires_grad = node is not None
         tensor.name = None
         tensor._node = node
@@ -93,25 +95,52 @@ class Tensor:
 
     # ----------------------------------------------------------- attributes
     @property
+    def data(self):
+        """The ndarray (a device's array on a device); set it to replace the values."""
+        if _traces_running:   # compile shows this thread's trace what the step's code reads
+            return _watched_read(self, "data", self._data)
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if _traces_running:
+            _watched_write(self, "data")
+        self._data = value
+
+    @property
+    def grad(self):
+        """The gradient a backward pass delivered (None before one); an ndarray, or a Tensor
+        after ``backward(create_graph=True)``."""
+        if _traces_running:
+            return _watched_read(self, "grad", self._grad)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if _traces_running:
+            _watched_write(self, "grad")
+        self._grad = value
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self):
         """``"cpu"``, or the device of a foreign array (``"cuda:0"``)."""
-        return devices.device_of(self.data)
+        return devices.device_of(self._data)
 
     @property
     def is_leaf(self):
@@ -124,9 +153,9 @@ class Tensor:
         return self._node
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -137,7 +166,7 @@ class Tensor:
     # ----------------------------------------------------------- autograd
     def detach(self):
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
-        detached = Tensor._make(self.data, None)
+        detached = Tensor._make(self._data, None)
         detached._version = self._version
         if state.observers:
             notify("detached", self, detached)
@@ -146,12 +175,12 @@ class Tensor:
     def numpy(self):
         """The underlying ndarray (shared, not copied); a host copy for a tensor on a device."""
         reading_value("numpy()")
-        return self.data if devices.is_host(self.data) else devices.to_host(self.data)
+        return self._data if devices.is_host(self._data) else devices.to_host(self._data)
 
     def item(self):
         """The value of a one-element tensor as a Python number (copied from its device)."""
         reading_value("item()")
-        return devices.to_host(self.data).item()
+        return devices.to_host(self._data).item()
 
     def retain_grad(self):
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
@@ -165,16 +194,16 @@ class Tensor:
             raise RuntimeError(
                 "requires_grad_ can only change leaves; use detach() to get a leaf "
                 "from a computed tensor")
-        if flag and self.data.dtype.kind != "f":
+        if flag and self._data.dtype.kind != "f":
             raise TypeError(
-                f"only floating-point tensors can require grad, not dtype {self.data.dtype}")
+                f"only floating-point tensors can require grad, not dtype {self._data.dtype}")
         self.requires_grad = bool(flag)
         return self
 
     @replayable
     def zero_grad(self):
         """Forget the accumulated gradient (sets ``grad`` to None)."""
-        self.grad = None
+        self._grad = None
 
     def _bump_version(self):
         """Record that ``data`` was written in place (by init, load_state_dict, an optimizer)."""
@@ -183,27 +212,27 @@ class Tensor:
     # Comparisons are not differentiable: they return bool ndarrays.
     def __lt__(self, other):
         reading_value("a comparison")
-        return self.data < value_of(other)
+        return self._data < value_of(other)
 
     def __le__(self, other):
         reading_value("a comparison")
-        return self.data <= value_of(other)
+        return self._data <= value_of(other)
 
     def __gt__(self, other):
         reading_value("a comparison")
-        return self.data > value_of(other)
+        return self._data > value_of(other)
 
     def __ge__(self, other):
         reading_value("a comparison")
-        return self.data >= value_of(other)
+        return self._data >= value_of(other)
 
     def __eq__(self, other):
         reading_value("a comparison")
-        return self.data == value_of(other)
+        return self._data == value_of(other)
 
     def __ne__(self, other):
         reading_value("a comparison")
-        return self.data != value_of(other)
+        return self._data != value_of(other)
 
     # ----------------------------------------------------------- conversions
     def __array__(self, dtype=None, copy=None):
@@ -219,12 +248,12 @@ class Tensor:
                 "NumPy tried to convert a Tensor that requires grad into a plain array, which "
                 "would leave the graph. Read values with t.data (or t.numpy(), t.detach()); "
                 "combine Tensors with autonet.stack / autonet.concatenate.")
-        if not devices.is_host(self.data):
+        if not devices.is_host(self._data):
             raise TypeError(f"the tensor lives on {self.device}; copy it to the host explicitly "
                             f"with t.numpy() (or t.to('cpu'))")
         if copy:
-            return np.array(self.data, dtype=dtype)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The data as a DLPack capsule, shared (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``);
@@ -233,29 +262,29 @@ class Tensor:
             raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
         reading_value("DLPack export")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return _dlpack_array(self.data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
+        return _dlpack_array(self._data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
 
     def __dlpack_device__(self):
         """``(device type, index)`` as DLPack numbers them: ``(1, 0)`` for the CPU."""
-        return _dlpack_array(self.data).__dlpack_device__()
+        return _dlpack_array(self._data).__dlpack_device__()
 
     def __float__(self):
         reading_value("float()")
-        return float(self.data)
+        return float(self._data)
 
     def __int__(self):
         reading_value("int()")
-        return int(self.data)
+        return int(self._data)
 
     def __bool__(self):
         reading_value("bool()")
-        return bool(self.data)
+        return bool(self._data)
 
     def __repr__(self):
-        body = np.array2string(devices.to_host(self.data), separator=", ", prefix="Tensor(")
-        extras = [] if devices.is_host(self.data) else [f"device={self.device!r}"]
-        if self.data.dtype != np.float64:
-            extras.append(f"dtype={self.data.dtype}")
+        body = np.array2string(devices.to_host(self._data), separator=", ", prefix="Tensor(")
+        extras = [] if devices.is_host(self._data) else [f"device={self.device!r}"]
+        if self._data.dtype != np.float64:
+            extras.append(f"dtype={self._data.dtype}")
         if self._node is not None:
             extras.append(f"grad_fn={self._node.name}")
         elif self.requires_grad:
@@ -265,6 +294,47 @@ class Tensor:
         return "Tensor(" + ", ".join([body] + extras) + ")"
 
 
+# ------------------------------------------------------------------ tracing .data and .grad
+# The engine reads and writes the slots ``_data`` and ``_grad`` itself. ``.data`` and ``.grad``
+# are what everyone else uses; while a trace (autonet.compile) runs in this thread, they show it
+# the step's reads (it hands back marked arrays) and writes (it refuses them). Other threads, and
+# every read while no trace runs anywhere, cost one test of ``_traces_running``.
+class _Watch(threading.local):
+    tracer = None   # this thread's: read_slot(tensor, name, value), write_slot(tensor, name)
+
+
+_watch = _Watch()
+_traces_running = 0   # in any thread
+_traces_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def watched(tracer):
+    """Within the block, this thread's reads and writes of ``.data`` and ``.grad`` outside the
+    engine go through ``tracer.read_slot`` / ``tracer.write_slot``."""
+    global _traces_running
+    with _traces_lock:
+        _traces_running += 1
+    previous, _watch.tracer = _watch.tracer, tracer
+    try:
+        yield tracer
+    finally:
+        _watch.tracer = previous
+        with _traces_lock:
+            _traces_running -= 1
+
+
+def _watched_read(tensor, name, value):
+    tracer = _watch.tracer
+    return value if tracer is None or value is None else tracer.read_slot(tensor, name, value)
+
+
+def _watched_write(tensor, name):
+    tracer = _watch.tracer
+    if tracer is not None:
+        tracer.write_slot(tensor, name)
+
+
 def as_tensor(x):
     """``x`` itself if it is a Tensor, else a constant Tensor of it."""
     return x if isinstance(x, Tensor) else Tensor(x)
@@ -272,7 +342,7 @@ def as_tensor(x):
 
 def value_of(x):
     """The ndarray (or number) behind ``x``."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def reading_value(what):
