@@ -174,3 +174,21 @@ def test_create_graph_with_array_grad_outputs_is_refused():
 
     with pytest.raises(CompileError, match="grad_outputs.*Tensors"):
         step()
+
+
+def test_a_create_graph_pass_after_a_retained_backward_reads_what_the_forward_saved():
+    """backward(retain_graph=True) first: the replay keeps the saved arrays a later
+    create_graph pass reads, as eager mode's retained graph does."""
+    def make():
+        w = Tensor(np.array([0.4, -0.6, 1.3]), requires_grad=True)
+
+        def step(x):
+            loss = ((w * x).sigmoid() ** 3).sum()
+            w.zero_grad()
+            loss.backward(retain_graph=True)
+            (g,) = autonet.grad(loss, [w], create_graph=True)
+            return g * g   # no later pass steps through the forward ops: only the reads keep them
+
+        return [w], step
+
+    _twins(make, lambda rng: (Tensor(rng.standard_normal(3)),))
