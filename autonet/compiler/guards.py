@@ -171,7 +171,8 @@ class _Builder:
         if isinstance(value, Tensor) or kind is type or isinstance(value, type):
             return
         if isinstance(value, np.ndarray):
-            self.fail(f"{held}.shape != {value.shape!r} or {_dtype_differs(held, self.constant(value.dtype))}",
+            differs = _dtype_differs(held, self.constant(value.dtype))
+            self.fail(f"{held}.shape != {value.shape!r} or {differs}",
                       f"{description} changed shape or dtype")
             self.arrays.append((value, held, description))
         elif kind in (list, tuple):
