@@ -232,7 +232,7 @@ def test_a_program_lists_its_inputs_guards_and_code():
     (program,) = compiled.programs
     listing = program.listing()
     for expected in ("argument 0 (an ndarray)", "argument 1 (an ndarray)", "read by reference",
-                     "guards", "linear_forward", "def replay(args):", "step_"):
+                     "guards", "linear_forward", "def replay_step(args):", "step_"):
         assert expected in listing, expected
     assert sum(type(i).__name__ == "Backward" for i in program.instructions) == 1
 

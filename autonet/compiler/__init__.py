@@ -51,7 +51,8 @@ Refused (``CompileError``) because a replay could not follow:
 - NumPy results handed to autonet: arrays computed from an argument,
   ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
 - NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
-- second-order steps (``grad()``, ``create_graph``), ``retain_grad``,
+- ``backward(create_graph=True)`` (``autonet.grad`` compiles, with
+  ``create_graph`` too: gradient penalties, Hessian-vector products), ``retain_grad``,
   backward passes reaching tensors computed outside the step, leaves
   requiring grad made in it, and in-place updates recorded in the graph
   (outside ``no_grad``).
@@ -115,6 +116,13 @@ class CompiledStep:
         self.by_signature = {}   # call signature -> its traces (one per set of module modes)
         self.lock = threading.Lock()   # replays reuse the traced contexts: one call at a time
 
+    @property
+    def source(self) -> str | None:
+        """The generated Python of the latest trace's replay (``None`` before the first call);
+        each of ``programs`` has its own ``source``, and ``listing()`` shows it with its
+        inputs and guards."""
+        return self.programs[-1].source if self.programs else None
+
     def __call__(self, *args: Any) -> Any:
         with self.lock:
             return self._call(args)
@@ -149,7 +157,9 @@ class CompiledStep:
                           returned, frozenset(tracer.argument_tensors.values()),
                           [leaf for _, leaf in objects] + world.keep,
                           world.finish(tracer.whole_arrays, modes, guards), world.source)
-        if self.backend == "fused":
+        if self.backend == "fused" and tracer.second_order:
+            program.backend = "NumPy replay (not fused: autonet.grad passes stay on the replay)"
+        elif self.backend == "fused":
             fused.attach(program)
         self.programs.append(program)
         self.by_signature.setdefault(key, []).append(program)

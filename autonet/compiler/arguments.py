@@ -21,7 +21,7 @@ def signature(value):
     if kind is tuple or kind is list:   # first: every call's arguments are a tuple
         return (kind,) + tuple([signature(part) for part in value])
     if kind is Tensor or isinstance(value, Tensor):
-        data = value.data
+        data = value._data
         return (kind, data.shape, data.dtype, value.requires_grad)
     if isinstance(value, np.ndarray):
         if value.dtype == bool:   # a mask: how many it selects shapes what indexing returns

@@ -83,6 +83,12 @@ def _code_reads(code):
     return known
 
 
+def _dtype_differs(array, dtype):
+    """The test that ``array``'s dtype is not ``dtype``: by identity first (NumPy's builtin
+    dtypes are singletons, so the common case costs no comparison), then by equality."""
+    return f"({array}.dtype is not {dtype} and {array}.dtype != {dtype})"
+
+
 def _lookup_class(kind, name):
     """``name`` as found on ``kind``'s MRO without calling descriptors, or _MISSING."""
     for klass in kind.__mro__[:-1]:   # object's own slots are no one's choice
@@ -96,7 +102,7 @@ class _Builder:
 
     def __init__(self):
         self.names = set(_ALWAYS_READ)
-        self.namespace = {"MISSING": _MISSING, "copysign": copysign}
+        self.namespace = {"copysign": copysign}
         self.checks = []         # (condition, description): the world differs if a condition holds
         self.pending = {}        # variable -> its expression, bound where a condition first uses it
         self.visited = {}        # id -> variable holding the object in the guard function
@@ -165,7 +171,8 @@ class _Builder:
         if isinstance(value, Tensor) or kind is type or isinstance(value, type):
             return
         if isinstance(value, np.ndarray):
-            self.fail(f"{held}.shape != {value.shape!r} or {held}.dtype != {self.constant(value.dtype)}",
+            differs = _dtype_differs(held, self.constant(value.dtype))
+            self.fail(f"{held}.shape != {value.shape!r} or {differs}",
                       f"{description} changed shape or dtype")
             self.arrays.append((value, held, description))
         elif kind in (list, tuple):
@@ -176,7 +183,7 @@ class _Builder:
             self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
             if all(type(key) in (str, int) for key in value):
                 for key, part in value.items():
-                    self.value(part, f"{held}.get({key!r}, MISSING)", f"{description}[{key!r}]")
+                    self.value(part, f"{held}[{key!r}]", f"{description}[{key!r}]")
         elif kind is types.MethodType:
             self.value(value.__func__, f"{held}.__func__", f"{description} (its function)")
             self.value(value.__self__, f"{held}.__self__", f"{description} (its object)")
@@ -222,7 +229,7 @@ class _Builder:
         namespace = self.constant(function.__globals__)
         for name in sorted(_code_reads(function.__code__)[0]):
             if name in function.__globals__:
-                self.value(function.__globals__[name], f"{namespace}.get({name!r}, MISSING)",
+                self.value(function.__globals__[name], f"{namespace}[{name!r}]",
                            f"the global {name!r} of {function.__qualname__}")
         for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
             try:
@@ -244,7 +251,7 @@ class _Builder:
                     followed.add(name)
                     if isinstance(part, np.ndarray):
                         self.module_arrays.setdefault(id(part), name)
-                    self.value(part, f"{own}.get({name!r}, MISSING)", f"{description}.{name}")
+                    self.value(part, f"{own}[{name!r}]", f"{description}.{name}")
         self.objects.append((value, (held, own, klass or f"type({held})"), description, followed))
 
     def add_names(self, code):
@@ -268,11 +275,14 @@ class _Builder:
         if isinstance(value, Module) and name in _MODULE_BOOKKEEPING:
             return
         if name in getattr(value, "__dict__", {}):
-            self.value(value.__dict__[name], f"{own}.get({name!r}, MISSING)", found)
+            self.value(value.__dict__[name], f"{own}[{name!r}]", found)
             return
         if _lookup_class(type(value), name) is _MISSING:   # not on the class (nor the metaclass's)
             return
-        on_class = getattr(type(value), name)
+        try:
+            on_class = getattr(type(value), name)
+        except AttributeError:   # a descriptor that answers on instances only (enum's value)
+            return
         if type(on_class) is types.MemberDescriptorType:   # a __slots__ attribute: the object's own
             if hasattr(value, name):
                 self.value(getattr(value, name), f"{held}.{name}", found)
@@ -311,9 +321,9 @@ class _Builder:
             self.fail(f"{self.constant(module)}.training is not {training}",
                       f"a {type(module).__name__} is in {'eval' if training else 'train'} mode now")
         for tensor, shape, dtype, wants_grad in tensors:
-            held, data = self.constant(tensor), self.variable(f"{self.constant(tensor)}.data")
+            held, data = self.constant(tensor), self.variable(f"{self.constant(tensor)}._data")
             label = repr(tensor.name) if tensor.name else "a tensor"
-            self.fail(f"{data}.shape != {shape!r} or {data}.dtype != {self.constant(dtype)} or "
+            self.fail(f"{data}.shape != {shape!r} or {_dtype_differs(data, self.constant(dtype))} or "
                       f"{held}.requires_grad is not {wants_grad}",
                       f"{label} read by the step is no longer {shape} {dtype} with "
                       f"requires_grad={wants_grad}")

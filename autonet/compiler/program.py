@@ -17,11 +17,14 @@ mode bit for bit; ``listing()`` shows it with its inputs and guards. The
 structure is meant to be lowered further (fused kernels) as well.
 """
 import builtins
+import itertools
+import linecache
 import math
+import weakref
 
 import numpy as np
 
-from ..core import ownership
+from ..core import device as devices, ownership
 from ..core.backward import accumulate, fit
 from ..core.function import as_output_array
 from ..core.state import state
@@ -30,7 +33,8 @@ from .arguments import describe
 
 
 class Op:
-    """``slot = fn.forward(ctx, *inputs, **settings)``; ``ctx`` is reused on every replay."""
+    """``slot = fn.forward(ctx, *inputs, **settings)``; ``ctx`` is reused on every replay.
+    ``scalar_output``: False, or how a 0-d result becomes an array (see ``trace._scalar_output``)."""
 
     __slots__ = ("slot", "fn", "inputs", "settings", "ctx", "scalar_output")
 
@@ -70,12 +74,15 @@ class Call:
 
 
 class Backward:
-    """Seeds ``(slot, gradient)`` and steps ``(op, [(input position, target, fit_to)])``."""
+    """Seeds ``(slot, gradient)`` and steps ``(op, [(input position, target, fit_to)])``.
+    ``results``: None for ``backward()`` (leaves' gradients go to ``.grad``), or, for
+    ``autonet.grad``, ``(target, slot, copied)``: the gradient of a leaf or of an op's output
+    (its slot) becomes value ``slot`` (a copy where the same input was asked for twice)."""
 
-    __slots__ = ("seeds", "steps")
+    __slots__ = ("seeds", "steps", "results")
 
-    def __init__(self, seeds, steps):
-        self.seeds, self.steps = seeds, steps
+    def __init__(self, seeds, steps, results=None):
+        self.seeds, self.steps, self.results = seeds, steps, results
 
 
 class Program:
@@ -98,11 +105,15 @@ class Program:
                 ctx.saved = ()
                 ctx.saved_versions = ()
         self.generator = _Generator(argument_tensors)
-        self.source, namespace, self.names = self.generator.generate(instructions, returned)
+        self.function_name = f"replay_{_identifier(name)}"
+        self.source, namespace, self.names = self.generator.generate(instructions, returned,
+                                                                     self.function_name)
         self.backend = "NumPy replay"
         self.fused_source = None
-        exec(builtins.compile(self.source, f"<autonet.compile {name}>", "exec"), namespace)
-        self.replay = namespace["replay"]
+        filename = _remember_source(name, self.source)
+        weakref.finalize(self, linecache.cache.pop, filename, None)
+        exec(builtins.compile(self.source, filename, "exec"), namespace)
+        self.replay = namespace[self.function_name]
 
     def fits(self, args):
         """None when this call may replay the program, else what changed (the call retraces):
@@ -148,8 +159,9 @@ class _Generator:
 
     def __init__(self, argument_tensors):
         self.argument_tensors = argument_tensors   # paths of the arguments that are Tensors
-        self.namespace = {"deliver": _deliver_all, "fit": fit, "accumulate": accumulate,
-                          "as_output_array": as_output_array,
+        self.namespace = {"deliver": ownership.deliver, "claim": ownership.claim,
+                          "copy": devices.copy, "fit": fit, "accumulate": accumulate,
+                          "as_output_array": as_output_array, "asarray": np.asarray,
                           "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
         self.bound = {}            # (prefix, id) -> name
         self.names = []            # (name, description) of the inputs, for the listing
@@ -182,11 +194,14 @@ class _Generator:
             return self.arguments[where]
         if kind == "tensor":
             label = repr(where.name) if where.name else "a tensor"
-            return self.bind("t", where, f"{label} {where.shape} {where.dtype}, read by reference") + ".data"
+            return self.bind("t", where, f"{label} {where.shape} {where.dtype}, read by reference") + "._data"
         if kind == "state":
             return self.bind("s", where, f"an ndarray {where.shape} {where.dtype}, read by reference")
         if kind == "tuple":
             return "(" + "".join(self.source(part) + ", " for part in where) + ")"
+        if kind == "saved":          # what an op saved, read by a create_graph pass's ops
+            op, index = where
+            return f"{self.bind('c', op.ctx)}.saved[{index}]"
         if kind == "part":           # an input reshaped or sliced by constants
             parent, method, args, kwargs = where
             if method == "__getitem__":
@@ -205,7 +220,7 @@ class _Generator:
             return "args" + "".join(f"[{key!r}]" for key in where)
         return self.bind("t", where, f"{where.name!r} {where.shape} {where.dtype}, read by reference")
 
-    def generate(self, instructions, returned):
+    def generate(self, instructions, returned, function_name):
         body = []
         passes = []
         dead = _dead_after(instructions, returned)
@@ -223,9 +238,14 @@ class _Generator:
             elif kind is Call:
                 body.append(f"    {self.call(instruction)}")
             else:
-                function, leaves = self.backward(instruction, len(passes), later[index])
+                pass_name = f"{function_name}_backward{len(passes)}"
+                function, leaves = self.backward(instruction, pass_name, later[index])
                 passes.append(function)
-                body.append(f"    deliver(backward{len(passes) - 1}(), [{', '.join(leaves)}])")
+                body.append(f"    grads = {pass_name}()")
+                if instruction.results is None:
+                    body += [f"    deliver(grads, {i}, {leaf}, False)" for i, leaf in enumerate(leaves)]
+                else:
+                    body += self.results(instruction.results, leaves)
             if index in dead:
                 body.append(f"    del {', '.join(f'v{slot}' for slot in dead[index])}")
         if returned is None:
@@ -235,11 +255,20 @@ class _Generator:
             body.append(f"    return ({parts},)")
         else:
             body.append(f"    return Tensor._make({self.source(returned)}, None)")
-        header = ["def replay(args):"]
+        header = [f"def {function_name}(args):"]
         header += [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
-                   f"{'.data' if path in self.argument_tensors else ''}"
+                   f"{'._data' if path in self.argument_tensors else ''}"
                    for path, name in self.arguments.items()]
         return "\n".join(passes + header + body) + "\n", self.namespace, self.names
+
+    def results(self, results, leaves):
+        """``autonet.grad``'s results taken from a pass's gradients, as ``grad()`` takes them."""
+        lines = []
+        for target, slot, copied in results:
+            key = f"'g{target}'" if type(target) is int else leaves.index(self.destination(target))
+            taken = f"copy(grads[{key}])" if copied else f"claim(grads, {key})"
+            lines.append(f"    v{slot} = {taken}")
+        return lines
 
     def call(self, instruction):
         method = instruction.method
@@ -255,18 +284,20 @@ class _Generator:
         arguments = [ctx] + [self.source(s) for s in op.inputs]
         arguments += [f"{key}={self.source(value)}" for key, value in op.settings.items()]
         lines = [f"    v{op.slot} = {self.function(op.fn, 'forward')}({', '.join(arguments)})"]
-        if op.scalar_output:
+        if op.scalar_output == "saved":   # NumPy's 0-d scalar as an array, in ctx.saved too
             lines.append(f"    v{op.slot} = as_output_array({ctx}, v{op.slot})")
+        elif op.scalar_output:
+            lines.append(f"    v{op.slot} = asarray(v{op.slot})")
         return lines
 
-    def backward(self, instruction, number, kept):
+    def backward(self, instruction, function_name, kept):
         """A backward pass as a function returning ``{leaf index: gradient}``; the saved arrays
         of the ops in ``kept`` (ids of contexts a later pass uses: ``retain_graph=True``) stay.
 
         Its locals (the formulas' results) are gone once it returns, so each leaf
         gradient's only holder is the dict, and ownership can hand it over uncopied.
         """
-        lines = [f"def backward{number}():"]
+        lines = [f"def {function_name}():"]
         for slot, seed in instruction.seeds:
             lines.append(f"    g{slot} = {self.source(('const', seed))}")
         assigned = {f"g{slot}" for slot, _ in instruction.seeds}
@@ -291,24 +322,40 @@ class _Generator:
                 else:
                     lines.append(f"    {variable} = {value}")
                     assigned.add(variable)
-        pairs = ", ".join(f"{i}: {variable}" for i, variable in enumerate(leaves.values()))
+        pairs = ", ".join([f"{i}: {variable}" for i, variable in enumerate(leaves.values())] +
+                          [f"'g{target}': g{target}" for target, _, _ in instruction.results or ()
+                           if type(target) is int])
         lines.append(f"    return {{{pairs}}}")
         return "\n".join(lines) + "\n", list(leaves)
 
 
-def _deliver_all(grads, tensors):
-    """Hand each leaf gradient of a replayed backward pass to its tensor's ``.grad``."""
-    for index, tensor in enumerate(tensors):
-        ownership.deliver(grads, index, tensor, False)
+def _identifier(name):
+    """``name`` as a Python identifier, for the generated functions' names."""
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name).strip("_")
+    return cleaned if cleaned.isidentifier() else f"step_{cleaned}"
+
+
+_sources = itertools.count()
+
+
+def _remember_source(name, source):
+    """A file name for a generated replay, its lines in ``linecache`` (while its program
+    lives) so that tracebacks and profilers show the generated code."""
+    filename = f"<autonet.compile {name} #{next(_sources)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return filename
 
 
 def _used_by_later_passes(instructions):
     """Instruction index of each backward pass -> ids of the contexts a later pass uses."""
     later, used = {}, set()
     for index in range(len(instructions) - 1, -1, -1):
-        if type(instructions[index]) is Backward:
+        instruction = instructions[index]
+        if type(instruction) is Backward:
             later[index] = frozenset(used)
-            used |= {id(op.ctx) for op, _ in instructions[index].steps}
+            used |= {id(op.ctx) for op, _ in instruction.steps}
+        elif type(instruction) is Op:   # a create_graph pass's op reads what an op saved
+            used |= {id(source[1][0].ctx) for source in instruction.inputs if source[0] == "saved"}
     return later
 
 
@@ -337,6 +384,9 @@ def _dead_after(instructions, returned):
         elif kind is Copy:
             use(instruction.target, index)
             use(instruction.source, index)
+        elif kind is Backward:
+            for _, slot, _ in instruction.results or ():
+                last[slot] = index
     kept = returned if type(returned) is tuple and type(returned[0]) is tuple else (returned,)
     for source in kept:
         if source is not None and source[0] == "value":

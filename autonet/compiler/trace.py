@@ -10,7 +10,9 @@ bound) are each one of:
   ``requires_grad`` are guarded;
 - ``("state", array)``: an ndarray that lives across calls (or a view of one,
   such as ``mask[:n]``), read by reference;
-- ``("const", value)``: a Python value (number, list, slice, ``np.float64``).
+- ``("const", value)``: a Python value (number, list, slice, ``np.float64``);
+- ``("saved", (op, index))``: what op ``op`` saved for its backward formula, as a
+  ``create_graph`` pass (``autonet.grad(..., create_graph=True)``) reads it.
 
 Everything else is refused, for a known reason: an array computed with NumPy
 inside the step (it is marked, see :mod:`.marks`, or it was allocated during
@@ -24,8 +26,6 @@ reaching an op is refused. What is left (Tensors, autonet's ops, modules,
 optimizers) is followed exactly as on the CPU.
 """
 import contextlib
-import sys
-import threading
 import tracemalloc
 import types
 
@@ -33,46 +33,12 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Context
-from ..core.state import Observer, state
-from ..core.tensor import Tensor
+from ..core.state import Observer
+from ..core.tensor import Tensor, watched
 from .arguments import describe, leaves, rebuild
 from .errors import CompileError
 from .marks import Marked, mark
 from .program import Backward, Call, Copy, Make, Op
-
-# ------------------------------------------------------------------ the step's view of tensors
-_DATA, _GRAD = Tensor.data, Tensor.grad     # the slots' own descriptors
-_install_lock = threading.Lock()
-_installed = [0]
-
-
-class _WatchedSlot:
-    """``Tensor.data`` / ``Tensor.grad`` while a trace runs in some thread.
-
-    The tracing thread's step code (any frame outside the autonet package) gets
-    a marked view; autonet's own code, and other threads, get the array itself.
-    """
-
-    def __init__(self, name, slot):
-        self.name, self.slot = name, slot
-
-    def __get__(self, tensor, owner=None):
-        if tensor is None:
-            return self
-        value = self.slot.__get__(tensor, owner)
-        if value is None or _is_autonet(sys._getframe(1)):
-            return value
-        tracer = _tracer()
-        return value if tracer is None or tracer.depth else tracer.seen(tensor, self.name, value)
-
-    def __set__(self, tensor, value):
-        tracer = _tracer()
-        if tracer is not None and not tracer.depth and not _is_autonet(sys._getframe(1)):
-            raise CompileError(
-                f"the step sets a tensor's .{self.name} while being traced; a replay would not. "
-                f"Use optimizer.zero_grad() and optimizer steps, autonet ops under no_grad(), or "
-                f"do it outside the step.")
-        self.slot.__set__(tensor, value)
 
 
 def _root_origin(origin):
@@ -82,31 +48,14 @@ def _root_origin(origin):
     return origin
 
 
-def _is_autonet(frame):
-    name = frame.f_globals.get("__name__", "")
-    return name == "autonet" or name.startswith("autonet.")
-
-
-def _tracer():
-    for observer in state.observers:
-        if type(observer) is Tracer:
-            return observer
-    return None
-
-
-@contextlib.contextmanager
-def _watched_slots():
-    with _install_lock:
-        if not _installed[0]:
-            Tensor.data, Tensor.grad = _WatchedSlot("data", _DATA), _WatchedSlot("grad", _GRAD)
-        _installed[0] += 1
-    try:
-        yield
-    finally:
-        with _install_lock:
-            _installed[0] -= 1
-            if not _installed[0]:
-                Tensor.data, Tensor.grad = _DATA, _GRAD
+def _scalar_output(ctx, output):
+    """How a replay makes the op's 0-d output an array again, as ``as_output_array`` did:
+    ``False`` (not 0-d), ``"array"`` (``np.asarray`` of NumPy's scalar is enough) or
+    ``"saved"`` (the formula saved its output, or it lives on a device: ``as_output_array``)."""
+    if output.ndim:
+        return False
+    saved = type(output) is not np.ndarray or any(value is output for value in ctx.saved)
+    return "saved" if saved else "array"
 
 
 @contextlib.contextmanager
@@ -173,6 +122,7 @@ class Tracer(Observer):
         self.whole_arrays = set()    # ids of the lasting arrays (and their memory) ops read whole
         self.not_constant = set()    # ids of constructors' arrays made from arrays or tensors
         self.depth = 0           # replayable calls running: what happens inside them, they redo
+        self.second_order = False    # an autonet.grad pass ran (the program stays on the replay)
         self.slots = 0
         self.args = rebuild(args, self._enter)
 
@@ -181,7 +131,7 @@ class Tracer(Observer):
         source = ("arg", path)
         if isinstance(leaf, Tensor):
             self.argument_tensors[id(leaf)] = path
-            self.known[id(leaf)] = self.known[id(_DATA.__get__(leaf))] = source
+            self.known[id(leaf)] = self.known[id(leaf._data)] = source
             return leaf
         if isinstance(leaf, np.ndarray):
             view = mark(leaf, describe(path), origin=source)
@@ -195,10 +145,23 @@ class Tracer(Observer):
                 f"keeps it on its device)")
         return leaf
 
-    @contextlib.contextmanager
     def running(self):
-        with _watched_slots():
-            yield
+        """The block in which the step runs: its reads of ``.data`` / ``.grad`` come here."""
+        return watched(self)
+
+    def read_slot(self, tensor, name, value):
+        """The step's code reads ``tensor.data`` or ``tensor.grad`` (``value``, not None): a
+        marked view (see :meth:`seen`); inside a replayable call (an optimizer step), the array."""
+        return value if self.depth else self.seen(tensor, name, value)
+
+    def write_slot(self, tensor, name):
+        """The step's code sets ``tensor.data`` or ``tensor.grad``: refused, as a replay would not
+        (a replayable call, ``zero_grad`` say, does it again when replayed)."""
+        if not self.depth:
+            raise CompileError(
+                f"the step sets a tensor's .{name} while being traced; a replay would not. "
+                f"Use optimizer.zero_grad() and optimizer steps, autonet ops under no_grad(), or "
+                f"do it outside the step.")
 
     # -------------------------------------------------------------- classifying
     def born(self, thing):
@@ -223,12 +186,14 @@ class Tracer(Observer):
         if known is not None:
             return known
         if isinstance(value, Tensor):
-            if self.know_births and self.born(value):
+            made_here = not self.know_births or self.born(value)
+            saved = self._saved(value) if made_here else None
+            if saved is not None:
+                return saved
+            if self.know_births and made_here:
                 raise CompileError(
                     "the step uses a tensor made inside it other than by autonet's ops, "
-                    "constructors and Tensor(...); a replay would keep its traced values. A "
-                    "second-order step (autonet.grad, backward(create_graph=True)) makes such "
-                    "tensors: compile does not replay those yet, run that step eagerly")
+                    "constructors and Tensor(...); a replay would keep its traced values")
             self._guard(value)
             return ("tensor", value)
         if isinstance(value, np.ndarray):
@@ -278,13 +243,13 @@ class Tracer(Observer):
         return mark(value, f"the .{name} of {label}", origin=origin)
 
     def _guard(self, tensor):
-        data = _DATA.__get__(tensor)
+        data = tensor._data
         self.externals.setdefault(id(tensor), (tensor, data.shape, data.dtype, tensor.requires_grad))
 
     def _new_slot(self, tensor):
         slot = self.slots
         self.slots += 1
-        self.known[id(tensor)] = self.known[id(_DATA.__get__(tensor))] = ("value", slot)
+        self.known[id(tensor)] = self.known[id(tensor._data)] = ("value", slot)
         self.alive.append(tensor)
         return slot
 
@@ -296,11 +261,11 @@ class Tracer(Observer):
         settings = {key: self.setting(value) for key, value in kwargs.items()}
         slot = self._new_slot(result)
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
-            ctx.shape, ctx.dtype = _DATA.__get__(result).shape, _DATA.__get__(result).dtype
+            ctx.shape, ctx.dtype = result._data.shape, result._data.dtype
         ctx.input_dtypes = tuple(getattr(array, "dtype", None) for array in arrays)   # likewise
         ctx.input_shapes = tuple(getattr(array, "shape", None) for array in arrays)
         self.contexts[id(ctx)] = slot
-        self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _DATA.__get__(result).ndim == 0)
+        self.ops[slot] = Op(slot, fn, inputs, settings, ctx, _scalar_output(ctx, result._data))
         self.instructions.append(self.ops[slot])
 
     def tensor_made(self, tensor, data):
@@ -312,9 +277,9 @@ class Tracer(Observer):
                 "gradient to the traced one. Make parameters outside the step.")
         source = self.source(data)
         if source[0] == "const" and isinstance(data, np.ndarray):   # a constructor's: as made,
-            source = ("const", devices.copy(_DATA.__get__(tensor)))   # on its device, kept
+            source = ("const", devices.copy(tensor._data))   # on its device, kept
         self.instructions.append(Make(self._new_slot(tensor), source,
-                                      _DATA.__get__(tensor).dtype, getattr(data, "shape", None),
+                                      tensor._data.dtype, getattr(data, "shape", None),
                                       getattr(data, "dtype", None)))
 
     def module_called(self, module):
@@ -400,12 +365,30 @@ class Tracer(Observer):
             f"later call). Keep value reads outside the compiled step (use the tensor it returns), "
             f"or compute with tensor ops (autonet.where instead of if, clamp instead of min/max)")
 
+    def seeded(self, seed, given):
+        """A ``create_graph`` pass starts from ``seed``: ones (no gradient given) or a number are
+        constants; a Tensor given is the seed itself, so another array is refused."""
+        if self.depth:
+            return
+        if given is not None and not isinstance(given, (int, float)):
+            raise CompileError(
+                "autonet.grad(..., create_graph=True) in a compiled step was given grad_outputs "
+                "as an array; pass them as Tensors (or omit them for a one-element output)")
+        self.known[id(seed)] = ("const", seed._data)
+        self.alive.append(seed)
+
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
-        """Record the plan: which formula runs when, and where each gradient goes."""
-        if create_graph or not into_grad:
-            raise CompileError("compile does not replay second-order steps or autonet.grad "
-                               "(grad(), create_graph=True) yet; run that step eagerly, or use "
-                               "backward() (retain_graph=True is fine)")
+        """Record the plan: which formula runs when, and where each gradient goes. A
+        ``create_graph`` pass ran as recorded ops already (its formulas on Tensors)."""
+        if create_graph and into_grad:
+            raise CompileError(
+                "compile does not replay backward(create_graph=True), which sets .grad to "
+                "Tensors in a graph; use autonet.grad(..., create_graph=True) inside the compiled "
+                "step (a gradient penalty, a Hessian-vector product), then backward()")
+        if create_graph:
+            self.second_order = True
+            return
+        self.second_order |= not into_grad
         if any(id(key) not in self.contexts for key in seeds):
             raise CompileError("backward() of a tensor the step did not compute")
         fitted = {(id(node), position) for node, position in fitted}
@@ -422,6 +405,33 @@ class Tracer(Observer):
             steps.append((self.ops[self._slot_of(node)], targets))
         seeds = tuple((self.contexts[id(key)], seed) for key, seed in seeds.items())
         self.instructions.append(Backward(seeds, tuple(steps)))
+
+    def grad_returned(self, wanted, results):
+        """``autonet.grad`` returned ``results``: a ``create_graph`` pass's are its ops' outputs
+        (known already); a first-order pass's become values of its Backward instruction."""
+        if self.depth or not self.instructions or type(self.instructions[-1]) is not Backward \
+                or self.instructions[-1].results is not None:
+            return
+        pass_ = self.instructions[-1]
+        outputs = []
+        for key, result in zip(wanted, results):
+            if result is None or id(result) in self.known:
+                continue
+            target = self._slot_of(key) if type(key) is Context else self._leaf(key)
+            shared = sum(k is key for k in wanted) > 1   # each result its own copy, as in eager
+            outputs.append((target, self._new_slot(result), shared))
+        pass_.results = tuple(outputs)
+
+    def _saved(self, tensor):
+        """``("saved", (op, index))`` for a Tensor a ``create_graph`` pass made of what an op of
+        this step saved (it stands in ``op.ctx.saved`` while the op's formula runs), else None."""
+        for op in reversed(list(self.ops.values())):
+            for index, value in enumerate(op.ctx.saved):
+                if value is tensor:
+                    data = tensor._data
+                    known = self.known.get(id(data))
+                    return known if known is not None and known[0] == "value" else ("saved", (op, index))
+        return None
 
     def _leaf(self, tensor):
         """Where a leaf's gradient goes: the tensor passed in this call, or a lasting one."""

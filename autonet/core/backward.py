@@ -72,7 +72,7 @@ def plan(keys):
                     seen.add(edge)
                     stack.append(edge)
             elif wanted:   # a leaf that required grad when the op ran
-                routes.append((position, edge, edge.data.shape, edge.data.dtype))
+                routes.append((position, edge, edge._data.shape, edge._data.dtype))
             position += 1
         entries.append((node.seq, node, routes))
     entries.sort(key=_first, reverse=True)   # newest first: consumers before their inputs
@@ -245,7 +245,7 @@ def fit(grad, shape, dtype, create_graph=False):
     elif isinstance(grad, (np.generic, int, float)):
         grad = np.asarray(grad)
     elif isinstance(grad, Tensor):   # a formula written with ops: only its values count here
-        grad = grad.data
+        grad = grad._data
     if grad.shape != shape:
         grad = sum_to_shape(grad, shape)
     if grad.dtype != dtype:
@@ -270,7 +270,7 @@ def sum_to_shape(grad, shape):
 
 def _like(grad):
     """The array that new arrays should be made like: on its device."""
-    return grad.data if isinstance(grad, Tensor) else grad
+    return grad._data if isinstance(grad, Tensor) else grad
 
 
 def _freed_graph_error(node):
@@ -379,6 +379,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             results.append(Tensor._make(devices.copy(grads[key]), None))
         else:
             results.append(Tensor._make(ownership.claim(grads, key), None))
+    if state.observers:   # compile: where each result came from
+        notify("grad_returned", wanted, results)
     return tuple(results)
 
 
@@ -404,32 +406,35 @@ def _as_tensor_tuple(value, what):
 
 def initial_gradient(output, grad, create_graph, where):
     """The gradient that seeds a backward pass from ``output``, checked."""
+    given = grad
     if not output.requires_grad:
         raise RuntimeError(
             f"{where}: the tensor does not require grad and has no grad_fn "
             f"(set requires_grad=True on an input that it depends on)")
     if grad is None:
-        if output.data.size != 1:
+        if output._data.size != 1:
             raise RuntimeError(
                 f"{where}: grad can be omitted only for a one-element tensor; this one "
                 f"has shape {output.shape}: pass grad= of that shape")
         # np.array(1.0) is one C call; np.ones goes through Python-level NumPy code
-        grad = np.array(1.0, dtype=output.data.dtype).reshape(output.data.shape)
-        if type(output.data) is not np.ndarray:
+        grad = np.array(1.0, dtype=output._data.dtype).reshape(output._data.shape)
+        if type(output._data) is not np.ndarray:
             grad = devices.to_device(grad, output.device)
     elif isinstance(grad, Tensor):
-        grad = grad if create_graph else grad.data
+        grad = grad if create_graph else grad._data
     else:
         if devices.is_host(grad):
-            grad = np.asarray(grad, dtype=output.data.dtype)
-        if grad.ndim == 0 and output.data.ndim != 0:
-            grad = np.broadcast_to(grad, output.data.shape)
-        if type(output.data) is not np.ndarray:
+            grad = np.asarray(grad, dtype=output._data.dtype)
+        if grad.ndim == 0 and output._data.ndim != 0:
+            grad = np.broadcast_to(grad, output._data.shape)
+        if type(output._data) is not np.ndarray:
             grad = devices.to_device(grad, output.device)
-    if grad.shape != output.data.shape:
+    if grad.shape != output._data.shape:
         raise ValueError(
             f"{where}: grad has shape {tuple(grad.shape)} but the tensor has shape "
             f"{output.shape}")
     if create_graph and not isinstance(grad, Tensor):
         grad = Tensor._make(devices.copy(grad), None)
+        if state.observers:   # compile: the seed of a recorded backward pass
+            notify("seeded", grad, given)
     return grad

@@ -168,8 +168,8 @@ def _sort_arguments(cls, args):
     foreign = False   # an array of another device than the CPU
     for arg in args:
         if isinstance(arg, Tensor):
-            arrays.append(arg.data)
-            if type(arg.data) is not np.ndarray:
+            arrays.append(arg._data)
+            if type(arg._data) is not np.ndarray:
                 foreign = True
             if arg._node is not None:
                 edges.append(arg._node)
@@ -215,15 +215,15 @@ class ConstantInput(Tensor):
 
     def __init__(self, tensor):   # noqa: super().__init__ would copy the data
         self._source = weakref.ref(tensor)
-        array = tensor.data
+        array = tensor._data
         self._shape_and_dtype = (array.shape, array.dtype)
-        self.grad, self.requires_grad, self.name = None, False, tensor.name
+        self._grad, self.requires_grad, self.name = None, False, tensor.name
         self._node, self._version, self._view_of = None, tensor._version, None
 
     @property
-    def data(self):
+    def _data(self):
         source = self._source()
-        return _placeholder(*self._shape_and_dtype) if source is None else source.data
+        return _placeholder(*self._shape_and_dtype) if source is None else source._data
 
 
 def _placeholder(shape, dtype):
@@ -280,7 +280,7 @@ def _own_saved(ctx, args, arrays, result):
     would tell if its owner changed it.
     """
     versions = []
-    out = result.data
+    out = result._data
     copied = False
     for value in ctx.saved:
         if value is out:
@@ -359,14 +359,14 @@ def as_output_array(ctx, out):
 
 def share_version_with_base(view, args):
     """A view shares its base's version counter, so in-place changes to either are seen."""
-    if type(view.data) is np.ndarray:
-        base = view.data.base
-        source = next((a for a in args if isinstance(a, Tensor) and (a.data is base or a.data.base is base)),
+    if type(view._data) is np.ndarray:
+        base = view._data.base
+        source = next((a for a in args if isinstance(a, Tensor) and (a._data is base or a._data.base is base)),
                       None)
     else:   # on a device: its backend says which memory the view is of
-        root = devices.memory_root(view.data)
-        source = next((a for a in args if isinstance(a, Tensor) and devices.is_foreign(a.data)
-                       and devices.memory_root(a.data) is root), None)
+        root = devices.memory_root(view._data)
+        source = next((a for a in args if isinstance(a, Tensor) and devices.is_foreign(a._data)
+                       and devices.memory_root(a._data) is root), None)
     if source is not None:
         view._version = source._version
         view._view_of = source._version[1]
@@ -389,7 +389,7 @@ def apply_in_place(tensor, function, *args, **kwargs):
             raise RuntimeError(
                 f"in-place {function.name} on a leaf that requires grad would rewrite an input "
                 f"of the graph; use `with autonet.no_grad():` to update it (as optimizers do)")
-        if tensor.data.base is not None:
+        if tensor._data.base is not None:
             raise RuntimeError(
                 f"in-place {function.name} on a view while recording gradients is not supported: "
                 f"the tensor it views would change behind the graph's back; compute out of place")
@@ -400,15 +400,15 @@ def apply_in_place(tensor, function, *args, **kwargs):
             f"{function.name}: an in-place result of shape {result.shape} does not fit the "
             f"tensor's shape {tensor.shape}")
     if recording:
-        _keep_old_values(tensor.data, (before, result._node))
-    np.copyto(tensor.data, result.data, casting="same_kind")
+        _keep_old_values(tensor._data, (before, result._node))
+    np.copyto(tensor._data, result._data, casting="same_kind")
     tensor._version[0] += 1
     if recording:
         tensor._version[1] += 1
         if before is not None and before.retained is not None:   # retain_grad() carries over
             before.retained, result._node.retained = None, before.retained
         tensor._node = result._node
-        tensor._node.dtype = tensor.data.dtype
+        tensor._node.dtype = tensor._data.dtype
         tensor.requires_grad = True
     if state.observers:
         notify("in_place", tensor, result, recording)

@@ -46,12 +46,12 @@ def deliver(mapping, key, tensor, create_graph):
     """
     if create_graph:
         grad = mapping.pop(key)
-        tensor.grad = grad if tensor.grad is None else tensor.grad + grad
-    elif tensor.grad is None:
-        tensor.grad = claim(mapping, key)
-    elif isinstance(tensor.grad, np.ndarray):
-        tensor.grad += mapping.pop(key)
+        tensor._grad = grad if tensor._grad is None else tensor._grad + grad
+    elif tensor._grad is None:
+        tensor._grad = claim(mapping, key)
+    elif isinstance(tensor._grad, np.ndarray):
+        tensor._grad += mapping.pop(key)
     else:
-        tensor.grad = tensor.grad + mapping.pop(key)
+        tensor._grad = tensor._grad + mapping.pop(key)
     if state.observers:
         notify("delivered", tensor)

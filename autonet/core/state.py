@@ -56,6 +56,13 @@ class Observer:
         (leaves' ``.grad`` are about to be set), False for ``grad()``.
         """
 
+    def seeded(self, seed, given):
+        """``seed`` (a Tensor) starts a ``create_graph`` pass; ``given`` is the gradient the
+        caller passed (None: ones)."""
+
+    def grad_returned(self, wanted, results):
+        """``autonet.grad`` returns ``results`` for the graph keys ``wanted`` (nodes, leaves)."""
+
     def delivered(self, tensor):
         """``tensor.grad`` was set or accumulated by a backward pass."""
 

@@ -7,6 +7,8 @@ the core. Type checkers see the bound methods through ``TensorOps``, declared in
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -32,7 +34,7 @@ def as_array(data: Any, dtype: DTypeLike = None, device: str | None = None) -> A
     """A fresh array copy of ``data`` (on ``device``, else where ``data`` lives); bool/int
     become float64 unless ``dtype``."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = np.dtype(dtype)
         check_kind(dtype)
@@ -89,13 +91,13 @@ class Tensor(TensorOps):
     (``_view_of``); once they differ its own history is stale.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_node", "_version", "_view_of",
+    __slots__ = ("_data", "_grad", "requires_grad", "name", "_node", "_version", "_view_of",
                  "__weakref__")
 
     def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: DTypeLike = None,
                  name: str | None = None, device: str | None = None) -> None:
-        self.data = as_array(data, dtype, device)
-        self.grad = None
+        self._data = as_array(data, dtype, device)
+        self._grad = None
         self.requires_grad = False
         self.name = name
         self._node = None
@@ -110,8 +112,8 @@ class Tensor(TensorOps):
     def _make(cls, data, node):
         """Wrap an op's result without copying (the hot path of every op)."""
         tensor = object.__new__(cls)
-        tensor.data = data
-        tensor.grad = None
+        tensor._data = data
+        tensor._grad = None
         tensor.requires_grad = node is not None
         tensor.name = None
         tensor._node = node
@@ -120,34 +122,59 @@ class Tensor(TensorOps):
         return tensor
 
     # ----------------------------------------------------------- attributes
-    data: Array
-    grad: Array | Tensor | None   # a Tensor after backward(create_graph=True)
     requires_grad: bool
     name: str | None
     __array_ufunc__: Callable[..., Any]   # the NumPy protocol, bound by autonet._numpy
     __array_function__: Callable[..., Any]
 
     @property
+    def data(self) -> Array:
+        """The ndarray (a device's array on a device); set it to replace the values."""
+        if _traces_running:   # compile shows this thread's trace what the step's code reads
+            return _watched_read(self, "data", self._data)
+        return self._data
+
+    @data.setter
+    def data(self, value: Array) -> None:
+        if _traces_running:
+            _watched_write(self, "data")
+        self._data = value
+
+    @property
+    def grad(self) -> Array | Tensor | None:
+        """The gradient a backward pass delivered (None before one); an ndarray, or a Tensor
+        after ``backward(create_graph=True)``."""
+        if _traces_running:
+            return _watched_read(self, "grad", self._grad)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Array | Tensor | None) -> None:
+        if _traces_running:
+            _watched_write(self, "grad")
+        self._grad = value
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """The number of elements, NumPy's ``size`` (an int; calling it explains PyTorch's ``size()``)."""
-        return ElementCount(self.data.size)
+        return ElementCount(self._data.size)
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> str:
         """``"cpu"``, or the device of a foreign array (``"cuda:0"``)."""
-        return devices.device_of(self.data)
+        return devices.device_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
@@ -160,9 +187,9 @@ class Tensor(TensorOps):
         return self._node
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
@@ -173,7 +200,7 @@ class Tensor(TensorOps):
     # ----------------------------------------------------------- autograd
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
-        detached = Tensor._make(self.data, None)
+        detached = Tensor._make(self._data, None)
         detached._version = self._version
         if state.observers:
             notify("detached", self, detached)
@@ -182,12 +209,12 @@ class Tensor(TensorOps):
     def numpy(self) -> Array:
         """The underlying ndarray (shared, not copied); a host copy for a tensor on a device."""
         reading_value("numpy()")
-        return self.data if devices.is_host(self.data) else devices.to_host(self.data)
+        return self._data if devices.is_host(self._data) else devices.to_host(self._data)
 
     def item(self) -> float:
         """The value of a one-element tensor as a Python number (copied from its device)."""
         reading_value("item()")
-        return devices.to_host(self.data).item()
+        return devices.to_host(self._data).item()
 
     def retain_grad(self) -> Tensor:
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
@@ -201,16 +228,16 @@ class Tensor(TensorOps):
             raise RuntimeError(
                 "requires_grad_ can only change leaves; use detach() to get a leaf "
                 "from a computed tensor")
-        if flag and self.data.dtype.kind != "f":
+        if flag and self._data.dtype.kind != "f":
             raise TypeError(
-                f"only floating-point tensors can require grad, not dtype {self.data.dtype}")
+                f"only floating-point tensors can require grad, not dtype {self._data.dtype}")
         self.requires_grad = bool(flag)
         return self
 
     @replayable
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (sets ``grad`` to None)."""
-        self.grad = None
+        self._grad = None
 
     def _bump_version(self):
         """Record that ``data`` was written in place (by init, load_state_dict, an optimizer)."""
@@ -219,27 +246,27 @@ class Tensor(TensorOps):
     # Comparisons are not differentiable: they return bool ndarrays.
     def __lt__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
-        return self.data < value_of(other)
+        return self._data < value_of(other)
 
     def __le__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
-        return self.data <= value_of(other)
+        return self._data <= value_of(other)
 
     def __gt__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
-        return self.data > value_of(other)
+        return self._data > value_of(other)
 
     def __ge__(self, other: TensorLike) -> NDArray[np.bool_]:
         reading_value("a comparison")
-        return self.data >= value_of(other)
+        return self._data >= value_of(other)
 
     def __eq__(self, other: object) -> NDArray[np.bool_]:  # type: ignore[override]
         reading_value("a comparison")
-        return self.data == value_of(other)
+        return self._data == value_of(other)
 
     def __ne__(self, other: object) -> NDArray[np.bool_]:  # type: ignore[override]
         reading_value("a comparison")
-        return self.data != value_of(other)
+        return self._data != value_of(other)
 
     # ----------------------------------------------------------- conversions
     def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> Array:
@@ -255,12 +282,12 @@ class Tensor(TensorOps):
                 "NumPy tried to convert a Tensor that requires grad into a plain array, which "
                 "would leave the graph. Read values with t.data (or t.numpy(), t.detach()); "
                 "combine Tensors with autonet.stack / autonet.concatenate.")
-        if not devices.is_host(self.data):
+        if not devices.is_host(self._data):
             raise TypeError(f"the tensor lives on {self.device}; copy it to the host explicitly "
                             f"with t.numpy() (or t.to('cpu'))")
         if copy:
-            return np.array(self.data, dtype=dtype)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
                    dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
@@ -270,29 +297,29 @@ class Tensor(TensorOps):
             raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
         reading_value("DLPack export")
         given = {"stream": stream, "max_version": max_version, "dl_device": dl_device, "copy": copy}
-        return _dlpack_array(self.data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
+        return _dlpack_array(self._data).__dlpack__(**{k: v for k, v in given.items() if v is not None})
 
     def __dlpack_device__(self) -> tuple[int, int]:
         """``(device type, index)`` as DLPack numbers them: ``(1, 0)`` for the CPU."""
-        return _dlpack_array(self.data).__dlpack_device__()
+        return _dlpack_array(self._data).__dlpack_device__()
 
     def __float__(self) -> float:
         reading_value("float()")
-        return float(self.data)
+        return float(self._data)
 
     def __int__(self) -> int:
         reading_value("int()")
-        return int(self.data)
+        return int(self._data)
 
     def __bool__(self) -> bool:
         reading_value("bool()")
-        return bool(self.data)
+        return bool(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(devices.to_host(self.data), separator=", ", prefix="Tensor(")
-        extras = [] if devices.is_host(self.data) else [f"device={self.device!r}"]
-        if self.data.dtype != np.float64:
-            extras.append(f"dtype={self.data.dtype}")
+        body = np.array2string(devices.to_host(self._data), separator=", ", prefix="Tensor(")
+        extras = [] if devices.is_host(self._data) else [f"device={self.device!r}"]
+        if self._data.dtype != np.float64:
+            extras.append(f"dtype={self._data.dtype}")
         if self._node is not None:
             extras.append(f"grad_fn={self._node.name}")
         elif self.requires_grad:
@@ -302,6 +329,47 @@ class Tensor(TensorOps):
         return "Tensor(" + ", ".join([body] + extras) + ")"
 
 
+# ------------------------------------------------------------------ tracing .data and .grad
+# The engine reads and writes the slots ``_data`` and ``_grad`` itself. ``.data`` and ``.grad``
+# are what everyone else uses; while a trace (autonet.compile) runs in this thread, they show it
+# the step's reads (it hands back marked arrays) and writes (it refuses them). Other threads, and
+# every read while no trace runs anywhere, cost one test of ``_traces_running``.
+class _Watch(threading.local):
+    tracer = None   # this thread's: read_slot(tensor, name, value), write_slot(tensor, name)
+
+
+_watch = _Watch()
+_traces_running = 0   # in any thread
+_traces_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def watched(tracer: Any) -> Iterator[Any]:
+    """Within the block, this thread's reads and writes of ``.data`` and ``.grad`` outside the
+    engine go through ``tracer.read_slot`` / ``tracer.write_slot``."""
+    global _traces_running
+    with _traces_lock:
+        _traces_running += 1
+    previous, _watch.tracer = _watch.tracer, tracer
+    try:
+        yield tracer
+    finally:
+        _watch.tracer = previous
+        with _traces_lock:
+            _traces_running -= 1
+
+
+def _watched_read(tensor, name, value):
+    tracer = _watch.tracer
+    return value if tracer is None or value is None else tracer.read_slot(tensor, name, value)
+
+
+def _watched_write(tensor, name):
+    tracer = _watch.tracer
+    if tracer is not None:
+        tracer.write_slot(tensor, name)
+
+
 def as_tensor(x: TensorLike) -> Tensor:
     """``x`` itself if it is a Tensor, else a constant Tensor of it."""
     return x if isinstance(x, Tensor) else Tensor(x)
@@ -309,7 +377,7 @@ def as_tensor(x: TensorLike) -> Tensor:
 
 def value_of(x: Any) -> Any:
     """The ndarray (or number) behind ``x``."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def reading_value(what: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 from .._methods import numpy_keywords
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, as_tensor, value_of
 from ..ops import activations, generic
 from ..ops.activations import elu, gelu, leaky_relu, silu
 from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
@@ -201,7 +201,7 @@ def _class_indices(labels, classes, op):
 def _indices(target, weight):
     """Integer labels or indices as an array; a Python list goes where ``weight`` lives (it has
     no device of its own, as numbers have none), an ndarray stays on the host."""
-    indices = target.data if isinstance(target, Tensor) else target
+    indices = value_of(target)
     if isinstance(indices, list):
         return devices.to_device(np.asarray(indices), weight.device)
     return np.asanyarray(indices) if devices.is_host(indices) else indices
@@ -216,9 +216,9 @@ def _as_given(target, array):
 def _labels_for(input, target, op):
     """``input (N, C, d1, ...)`` and the label array ``(N, d1, ...)`` for it, their shapes checked."""
     labels = _indices(target, input)
-    if devices.device_of(labels) != devices.device_of(input.data):
+    if devices.device_of(labels) != devices.device_of(value_of(input)):
         raise RuntimeError(f"{op}: labels on {devices.device_of(labels)} but input on "
-                           f"{devices.device_of(input.data)}; move them with .to(device)")
+                           f"{devices.device_of(value_of(input))}; move them with .to(device)")
     if input.ndim < 2:
         raise ValueError(f"{op}: input must have shape (N, C) or (N, C, d1, ...), not {input.shape}; "
                          f"give one sample a batch axis with x[None]")
@@ -243,21 +243,21 @@ def _class_options(input, weight, ignore_index, label_smoothing, reduction, op):
         raise ValueError(f"{op}: label_smoothing must lie in [0, 1], not {label_smoothing!r}")
     if weight is None:
         return None
-    array = weight.data if isinstance(weight, Tensor) else weight
+    array = value_of(weight)
     if isinstance(array, (list, tuple)):
         array = np.asarray(array, dtype=input.dtype)
     if array.shape != (input.shape[1],) or array.dtype.kind not in "iuf":
         raise ValueError(f"{op}: weight must hold one real number per class, shape "
                          f"({input.shape[1]},), not {array.dtype} of shape {array.shape}")
-    if devices.device_of(array) != devices.device_of(input.data):
+    if devices.device_of(array) != devices.device_of(value_of(input)):
         raise RuntimeError(f"{op}: weight on {devices.device_of(array)} but input on "
-                           f"{devices.device_of(input.data)}; move it with .to(device)")
+                           f"{devices.device_of(value_of(input))}; move it with .to(device)")
     return array   # as given (a compiled step reads it afresh); cast inside the op
 
 
 def _is_probabilities(input, target):
     """True for a floating target of the input's shape: class probabilities, as PyTorch reads it."""
-    array = target.data if isinstance(target, Tensor) else target
+    array = value_of(target)
     if not hasattr(array, "dtype"):   # a list or a number: on the host
         array = np.asarray(array)
     return input.ndim >= 2 and array.shape == input.shape and array.dtype.kind == "f"

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from ..core.tensor import as_tensor
+from ..core.tensor import as_tensor, value_of
 from .registry import register
 from .shape import BroadcastTo, Concatenate, GetItem, Reshape, Transpose, copy
 from ..core.types import Axis, ShapeLike, TensorLike
@@ -140,7 +140,7 @@ def _flatten_in_order(x, order):
     """NumPy's ``flatten(order)``: "C" row-major, "F" column-major, "A" and "K" as the memory."""
     if order not in ("C", "F", "A", "K"):
         raise ValueError(f"flatten: order must be 'C', 'F', 'A' or 'K', not {order!r}")
-    flags = x.data.flags
+    flags = value_of(x).flags
     if order in ("A", "K") and not (flags.c_contiguous or flags.f_contiguous):
         raise ValueError(f"flatten: order={order!r} of a tensor laid out in neither C nor Fortran "
                          f"order would follow its strides; use 'C' or 'F'")

@@ -303,7 +303,7 @@ def einsum(subscripts: str, *operands: TensorLike) -> Tensor:
     if not isinstance(subscripts, str):
         raise TypeError("einsum takes its subscripts as a string first ('ij,jk->ik')")
     operands = [as_tensor(op) for op in operands]
-    inputs, output = _parse_einsum(subscripts, [op.data for op in operands])
+    inputs, output = _parse_einsum(subscripts, [value_of(op) for op in operands])
     inputs, operands = zip(*(remove_repeated_subscripts(s, op) for s, op in zip(inputs, operands)))
     return Einsum.apply(*operands, inputs=inputs, output=output)
 

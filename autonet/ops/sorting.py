@@ -180,7 +180,7 @@ def topk(x: TensorLike, k: int, axis: int = -1, largest: bool = True) -> tuple[T
     if not 0 <= k <= size:
         raise ValueError(f"topk: k must lie in [0, {size}] (the length of axis {axis}), got k={k}")
     indices = _unrecorded(Order, x, axis=axis, descending=largest, count=k)
-    return TakeAlongAxis.apply(x, indices, axis=axis), indices.data
+    return TakeAlongAxis.apply(x, indices, axis=axis), value_of(indices)
 
 
 def _numpy_median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
