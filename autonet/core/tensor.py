@@ -122,6 +122,8 @@ class Tensor(TensorOps):
         return tensor
 
     # ----------------------------------------------------------- attributes
+    _data: Array
+    _grad: Array | Tensor | None   # a Tensor after backward(create_graph=True)
     requires_grad: bool
     name: str | None
     __array_ufunc__: Callable[..., Any]   # the NumPy protocol, bound by autonet._numpy
