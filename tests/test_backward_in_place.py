@@ -107,3 +107,30 @@ def test_a_float32_input_keeps_its_dtype_through_in_place_sums(dtype):
     (x[0].sum() + x[1:].sum() + x[:, 1].sum() + x[2].sum()).backward()
     assert x.grad.dtype == dtype
     np.testing.assert_array_equal(x.grad, [[1, 2, 1], [1, 2, 1], [2, 3, 2], [1, 2, 1]])
+
+
+def test_a_compiled_loop_over_slices_adds_in_place_and_equals_eager_mode():
+    rng = np.random.default_rng(5)
+    w = Tensor(rng.normal(size=(4, 4)) / 2, requires_grad=True)
+    optimizer = autonet.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        optimizer.zero_grad()
+        h = autonet.zeros((3, 4))
+        for t in range(6):
+            h = (h @ w + x[t]).tanh()
+        loss = h.sum() + x[1:4].sum() * 0.5
+        loss.backward()
+        return loss
+
+    compiled = autonet.compile(step)
+    for _ in range(3):
+        data = rng.normal(size=(6, 3, 4))
+        x_eager, x_compiled = Tensor(data, requires_grad=True), Tensor(data, requires_grad=True)
+        expected = step(x_eager)
+        grads = (x_eager.grad.copy(), w.grad.copy())
+        got = compiled(x_compiled)
+        np.testing.assert_array_equal(got.data, expected.data)
+        np.testing.assert_array_equal(x_compiled.grad, grads[0])
+        np.testing.assert_array_equal(w.grad, grads[1])
+    assert "getitem_backward_into" in compiled.source   # the replay takes the in-place path too

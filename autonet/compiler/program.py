@@ -301,24 +301,37 @@ class _Generator:
         for slot, seed in instruction.seeds:
             lines.append(f"    g{slot} = {self.source(('const', seed))}")
         assigned = {f"g{slot}" for slot, _ in instruction.seeds}
+        summed = set()   # variables holding a sum this pass made: added into in place, as eager
         leaves = {}
+
+        def variable_of(target):
+            if type(target) is int:
+                return f"g{target}"
+            return leaves.setdefault(self.destination(target), f"l{len(leaves)}")
+
         for op, targets in instruction.steps:
             ctx = self.bind("c", op.ctx)
+            free = f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward"
+            into = op.fn.backward_into
+            if (into is not None and len(targets) == 1 and targets[0][2] is None
+                    and variable_of(targets[0][1]) in summed):   # x[t]'s gradient: O(slice)
+                lines.append(f"    {self.function(op.fn, 'backward_into')}({ctx}, g{op.slot}, "
+                             f"{variable_of(targets[0][1])})")
+                lines += [free] if id(op.ctx) not in kept else []
+                continue
             lines.append(f"    r = {self.function(op.fn, 'backward')}({ctx}, g{op.slot})")
-            if id(op.ctx) not in kept:
-                lines.append(f"    {ctx}.saved = ()   # freed as soon as used, as in eager backward")
+            lines += [free] if id(op.ctx) not in kept else []
             lines.append("    if type(r) is not tuple: r = (r,)")
             for position, target, like in targets:
                 value = f"r[{position}]"
                 if like is not None:
                     value = f"fit({value}, {like[0]!r}, {self.bind('dtype', like[1])})"
-                if type(target) is int:
-                    variable = f"g{target}"
-                else:
-                    key = self.destination(target)
-                    variable = leaves.setdefault(key, f"l{len(leaves)}")
-                if variable in assigned:
+                variable = variable_of(target)
+                if variable in summed:
+                    lines.append(f"    {variable} += {value}")
+                elif variable in assigned:
                     lines.append(f"    {variable} = accumulate({variable}, {value})")
+                    summed.add(variable)
                 else:
                     lines.append(f"    {variable} = {value}")
                     assigned.add(variable)
