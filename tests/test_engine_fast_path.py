@@ -248,3 +248,28 @@ def test_sequence_numbers_grow_with_creation():
     c = a + b
     assert a.grad_fn.seq < b.grad_fn.seq < c.grad_fn.seq
     assert next(function.sequence) > c.grad_fn.seq
+
+
+class _Scale(autonet.Function):
+    """x * factor, saving the factor (a NumPy scalar) and x."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.save_for_backward(x, factor)
+        return x * factor
+
+    @staticmethod
+    def backward(ctx, grad):
+        _, factor = ctx.saved
+        return grad * factor, None
+
+
+def test_a_saved_number_is_kept_as_it_is_and_unchecked():
+    x = autonet.Tensor([1.0, 2.0], requires_grad=True)
+    factor = np.float64(3.0)
+    y = _Scale.apply(x, factor)
+    assert y.grad_fn.saved[1] is factor
+    assert y.grad_fn.saved_versions[1] is None
+    assert y.grad_fn.saved_versions[0][:3] == (0, x._version, 0)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])

@@ -286,6 +286,9 @@ def _own_saved(ctx, args, arrays, result):
             counter = result._version
             versions.append((-1, counter, counter[0], True))
             continue
+        if type(value) is not np.ndarray and not devices.is_foreign(value):
+            versions.append(None)   # a NumPy scalar or another setting
+            continue
         exact = True
         position = 0
         for array in arrays:   # inline, not a helper: this runs for every saved array
@@ -294,9 +297,6 @@ def _own_saved(ctx, args, arrays, result):
             position += 1
         else:   # not an input's array itself: perhaps another view of one's memory
             exact = False
-            if type(value) is not np.ndarray and not devices.is_foreign(value):
-                versions.append(None)   # a setting
-                continue
             position = _root_source(value, arrays, out)
             if position is None:
                 versions.append(None)       # computed in forward: the node's own
