@@ -36,14 +36,36 @@ class Plan:
     ``routes[i]`` lists ``(position, key, shape, dtype)`` for the inputs of
     ``nodes[i]`` that want a gradient: the key is the node that made the input
     or the leaf Tensor itself; shape and dtype are the input's, which the
-    gradient must have.
+    gradient must have. :func:`execute` reads the same from the nodes
+    themselves; the routes are worked out only for those who ask (compile's
+    tracer, ``autonet.func``).
     """
 
-    __slots__ = ("nodes", "routes")
+    __slots__ = ("nodes", "_routes")
 
-    def __init__(self, nodes, routes):
+    def __init__(self, nodes, routes=None):
         self.nodes = nodes
-        self.routes = routes
+        self._routes = routes
+
+    @property
+    def routes(self):
+        if self._routes is None:
+            self._routes = [routes_of(node) for node in self.nodes]
+        return self._routes
+
+
+def routes_of(node):
+    """``(position, key, shape, dtype)`` of each input of ``node`` that wants a gradient."""
+    return [(position, edge, *_shape_and_dtype(edge))
+            for position, (edge, wanted) in enumerate(zip(node.inputs, node.needs_input_grad))
+            if wanted]
+
+
+def _shape_and_dtype(edge):
+    """The shape and dtype of the input behind ``edge``: a node's output, or a leaf."""
+    if type(edge) is Context:
+        return edge.shape, edge.dtype
+    return edge._data.shape, edge._data.dtype
 
 
 def key_of(tensor):
@@ -52,34 +74,30 @@ def key_of(tensor):
 
 
 def plan(keys):
-    """The :class:`Plan` of a backward pass from ``keys``; refuses freed or modified graphs."""
-    stack = [key for key in keys if type(key) is Context]
-    seen = set(stack)
-    entries = []
-    while stack:
-        node = stack.pop()
+    """The :class:`Plan` of a backward pass from ``keys``; refuses freed or modified graphs.
+
+    A search finds the nodes; they run newest first (by ``seq``: every node is numbered after
+    its inputs), so each runs after all the consumers of its output added to its gradient.
+    """
+    nodes = [key for key in keys if type(key) is Context]
+    seen = set(nodes)
+    for node in nodes:   # the list grows as the search finds nodes: a breadth-first walk
         saved = node.saved
-        if saved is RELEASED:
-            raise _freed_graph_error(node)
-        if saved:
-            _check_unmodified(node)
-        routes = []
-        position = 0
-        for edge, wanted in zip(node.inputs, node.needs_input_grad):
-            if type(edge) is Context:
-                routes.append((position, edge, edge.shape, edge.dtype))
-                if edge not in seen:
-                    seen.add(edge)
-                    stack.append(edge)
-            elif wanted:   # a leaf that required grad when the op ran
-                routes.append((position, edge, edge._data.shape, edge._data.dtype))
-            position += 1
-        entries.append((node.seq, node, routes))
-    entries.sort(key=_first, reverse=True)   # newest first: consumers before their inputs
-    return Plan([entry[1] for entry in entries], [entry[2] for entry in entries])
+        if saved:   # each saved array's version, checked once per pass
+            if saved is RELEASED:
+                raise _freed_graph_error(node)
+            for entry in node.saved_versions:
+                if entry is not None and entry[1] is not None and entry[1][0] != entry[2]:
+                    raise _modified_error(node, entry)
+        for edge in node.inputs:
+            if type(edge) is Context and edge not in seen:
+                seen.add(edge)
+                nodes.append(edge)
+    nodes.sort(key=_seq, reverse=True)   # newest first: consumers before their inputs
+    return Plan(nodes)
 
 
-_first = operator.itemgetter(0)
+_seq = operator.attrgetter("seq")
 
 
 def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fitted=None):
@@ -102,15 +120,15 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
     state.grad_enabled = create_graph
     ndarray = np.ndarray
     try:
-        for node, routes in zip(plan.nodes, plan.routes):   # newest first
+        for node in plan.nodes:   # newest first
             grad = grads.pop(node, None)
             if grad is None:            # every formula that could reach it returned None
                 continue
             owned.discard(node)
             if node.retained is not None or capture:
                 _keep(node, grad, retained, captured, capture)
-            if not slow and node.fn.backward_into is not None and _adds_in_place(routes, owned, grad):
-                node.fn.backward_into(node, grad, grads[routes[0][1]])   # x[t] of a big x: O(slice)
+            if not slow and node.fn.backward_into is not None and _adds_in_place(node, owned, grad):
+                node.fn.backward_into(node, grad, grads[node.inputs[0]])   # x[t] of a big x: O(slice)
                 if not retain_graph and node.saved:
                     _release(node)
                 continue
@@ -120,16 +138,22 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
                 input_grads = node.fn.backward(node, grad)
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
-            if len(input_grads) != len(node.inputs):
+            inputs = node.inputs
+            if len(input_grads) != len(inputs):
                 raise _count_error(node, input_grads)
             if not retain_graph and node.saved:
                 _release(node)
-            for position, key, shape, dtype in routes:   # each wanted input gradient, fitted, summed
-                input_grad = input_grads[position]
-                if input_grad is None:
+            position = -1
+            for key, wanted, input_grad in zip(inputs, node.needs_input_grad, input_grads):
+                position += 1   # each wanted input gradient, fitted to its input, summed
+                if input_grad is None or not wanted:
                     continue
+                if type(key) is Context:
+                    shape, dtype = key.shape, key.dtype
+                else:   # a leaf that required grad when the op ran
+                    shape, dtype = key._data.shape, key._data.dtype
                 if (type(input_grad) is not ndarray or input_grad.shape != shape
-                        or input_grad.dtype != dtype):
+                        or input_grad.dtype is not dtype and input_grad.dtype != dtype):
                     input_grad = fit(input_grad, shape, dtype, create_graph)
                     if fitted is not None:
                         fitted.append((node, position))
@@ -217,13 +241,13 @@ def _release(node):
     node.saved_versions = ()
 
 
-def _adds_in_place(routes, owned, grad):
-    """True when the one input gradient of a node can be added into the pass's own array for
-    that input (``Function.backward_into``), with nothing to fit."""
-    if len(routes) != 1:
+def _adds_in_place(node, owned, grad):
+    """True when a node's one input gradient can be added into the pass's own array for that
+    input (``Function.backward_into``), with nothing to fit."""
+    if len(node.inputs) != 1 or not node.needs_input_grad[0]:
         return False
-    _, key, _, dtype = routes[0]
-    return key in owned and grad.dtype == dtype
+    key = node.inputs[0]
+    return key in owned and grad.dtype == _shape_and_dtype(key)[1]
 
 
 def accumulate(earlier, grad):
@@ -280,17 +304,16 @@ def _freed_graph_error(node):
         f"first backward() to keep them.")
 
 
-def _check_unmodified(node):
-    """Refuse a node whose saved arrays were changed in place since it ran."""
-    for entry in node.saved_versions:
-        if entry is not None and entry[1] is not None and entry[1][0] != entry[2]:
-            position, counter, version, _ = entry
-            role = "output" if position < 0 else "input"
-            raise RuntimeError(
-                f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
-                f"in-place operation: its {role} {_describe(node, position)} is at version "
-                f"{counter[0]}, it was at version {version} when '{node.name}' ran. Compute it out "
-                f"of place (or on a copy) instead.")
+def _modified_error(node, entry):
+    """The error for a saved array changed in place since ``node`` ran (its ``saved_versions``
+    entry holds the version counter and its value then)."""
+    position, counter, version, _ = entry
+    role = "output" if position < 0 else "input"
+    return RuntimeError(
+        f"one of the arrays saved by '{node.name}' for its gradient was modified by an "
+        f"in-place operation: its {role} {_describe(node, position)} is at version "
+        f"{counter[0]}, it was at version {version} when '{node.name}' ran. Compute it out "
+        f"of place (or on a copy) instead.")
 
 
 def _describe(node, position):

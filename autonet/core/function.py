@@ -45,6 +45,8 @@ RELEASED = object()
 sequence = itertools.count()
 """Every recorded op takes the next number: consumers are always numbered after their inputs."""
 
+_new_tensor = Tensor._make   # bound once: Tensor._make(...) makes a method object per call
+
 
 class Context:
     """One application of a Function: its inputs, saved arrays and settings.
@@ -118,19 +120,18 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (or arrays and numbers), recorded when a gradient will be
-        wanted: sort the arguments, make the node, run the forward formula, finish the output."""
-        arrays, edges, needs, constants, requires_grad = _sort_arguments(cls, args)
-        recording = requires_grad and state.grad_enabled
+        wanted: read the arguments, make the node, run the forward formula, finish the output."""
+        arrays, edges, needs, numbers = _read_arguments(cls, args)
         observers = state.observers
         settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
-        if recording:   # the node; its settings' arrays copied: it must not read the caller's later
-            ctx = Context(cls, tuple(edges), tuple(needs))
-            if constants:
-                ctx.constants = tuple(constants)
+        if edges is None:
+            ctx = Context(cls)
+        else:   # the node; its settings' arrays copied: it must not read the caller's later
+            ctx = Context(cls, edges, needs)
+            if numbers:
+                ctx.constants = tuple((i, a) for i, a in enumerate(arrays) if type(a) in _NUMBERS)
             if settings:
                 settings = _owned(settings)
-        else:
-            ctx = Context(cls)
         try:   # the forward formula
             if observers and any(o.quiet_numpy for o in observers):
                 with np.errstate(all="ignore"):   # the observer reports bad values itself
@@ -141,10 +142,10 @@ class Function:
             raise _shape_error(cls, arrays, error) from None
         if type(out) is not np.ndarray and isinstance(out, _SCALARS):
             out = as_output_array(ctx, out)
-        result = Tensor._make(out, ctx if recording else None)   # the output, and its node
+        result = _new_tensor(out, None if edges is None else ctx)
         if out.base is not None:   # a view shares its base's version counter
             share_version_with_base(result, args)
-        if recording:
+        if edges is not None:
             ctx.seq = next(sequence)
             ctx.shape = out.shape
             ctx.dtype = out.dtype
@@ -155,48 +156,56 @@ class Function:
         return result
 
 
-def _sort_arguments(cls, args):
-    """Each argument's array (what ``forward`` gets), its edge in the graph (the node that made
-    it, a leaf that wants a gradient, a ``ConstantInput``, or None) and whether it wants a
-    gradient; the numbers, for drawings; and whether any input requires grad. Devices must
-    agree, and a stale view is refused in grad mode."""
+def _read_arguments(cls, args):
+    """Each argument's array (what ``forward`` gets) and, when the op is recorded (grad mode
+    is on and an input requires grad), each one's edge in the graph (the node that made it, a
+    leaf that wants a gradient, a ``ConstantInput``, or None) and whether it wants a gradient
+    (else None, None); and whether there are numbers (drawn as constants). Devices must
+    agree; a stale view is refused in grad mode."""
     arrays = []
-    constants = []  # (position, number)
     edges = []
     needs = []
-    requires_grad = False
-    foreign = False   # an array of another device than the CPU
+    wanted = constant = numbers = foreign = False
     for arg in args:
         if isinstance(arg, Tensor):
-            arrays.append(arg._data)
-            if type(arg._data) is not np.ndarray:
-                foreign = True
+            data = arg._data
+            arrays.append(data)
             if arg._node is not None:
                 edges.append(arg._node)
                 needs.append(True)
-                requires_grad = True
+                wanted = True
             elif arg.requires_grad:
                 edges.append(arg)
                 needs.append(True)
-                requires_grad = True
-            else:
-                edges.append(ConstantInput(arg))   # drawn, but not kept alive
+                wanted = True
+            else:   # a constant: becomes a ConstantInput if the op is recorded
+                edges.append(arg)
                 needs.append(False)
+                constant = True
+            if type(data) is not np.ndarray:
+                foreign = True
             if arg._view_of is not None and arg._view_of != arg._version[1]:
                 _refuse_stale_view(cls, arg)   # (only in grad mode: see there)
         else:
-            if isinstance(arg, np.ndarray) and type(arg) is not np.ndarray:
-                arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
-            elif type(arg) in _NUMBERS:
-                constants.append((len(arrays), arg))
-            elif arg is not None and not devices.is_host(arg):
-                foreign = True
+            kind = type(arg)
+            if kind in _NUMBERS:
+                numbers = True
+            elif kind is not np.ndarray and arg is not None:   # an ndarray subclass, a device's
+                if isinstance(arg, np.ndarray):
+                    arg = arg.view(np.ndarray)   # formulas run on plain arrays (not np.matrix)
+                elif not devices.is_host(arg):
+                    foreign = True
             arrays.append(arg)
             edges.append(None)
             needs.append(False)
     if foreign:
         _check_one_device(cls, arrays)
-    return arrays, edges, needs, constants, requires_grad
+    if not (wanted and state.grad_enabled):
+        return arrays, None, None, numbers
+    if constant:   # drawn, but not kept alive
+        edges = [edge if need or edge is None else ConstantInput(edge)
+                 for edge, need in zip(edges, needs)]
+    return arrays, tuple(edges), tuple(needs), numbers
 
 
 def _shape_error(cls, arrays, error):
@@ -283,27 +292,35 @@ def _own_saved(ctx, args, arrays, result):
     out = result._data
     copied = False
     for value in ctx.saved:
-        if value is out:
-            versions.append((-1, result._version, result._version[0], True))
+        if value is None or type(value) in _PLAIN:
+            versions.append(None)   # nothing, a number or a setting
             continue
-        if type(value) is not np.ndarray and (type(value) in _PLAIN or not devices.is_foreign(value)):
-            versions.append(None)   # a number or a setting
+        if value is out:
+            counter = result._version
+            versions.append((-1, counter, counter[0], True))
+            continue
+        if type(value) is not np.ndarray and not devices.is_foreign(value):
+            versions.append(None)   # a NumPy scalar or another setting
             continue
         exact = True
         position = 0
-        for array in arrays:
+        for array in arrays:   # inline, not a helper: this runs for every saved array
             if value is array:
                 break
             position += 1
         else:   # not an input's array itself: perhaps another view of one's memory
             exact = False
             position = _root_source(value, arrays, out)
-        if position is None:
-            versions.append(None)       # computed in forward: the node's own
-        elif position == -1:
-            versions.append((-1, result._version, result._version[0], exact))
-        elif isinstance(args[position], Tensor):
-            counter = args[position]._version
+            if position is None:
+                versions.append(None)       # computed in forward: the node's own
+                continue
+            if position == -1:
+                counter = result._version
+                versions.append((-1, counter, counter[0], False))
+                continue
+        source = args[position]
+        if isinstance(source, Tensor):
+            counter = source._version
             versions.append((position, counter, counter[0], exact))
         else:
             copied = True               # the caller's array: own a copy (below)
