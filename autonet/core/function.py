@@ -76,7 +76,8 @@ class Context:
         self.scope = state.scope
         self.retained = None   # a weak reference to the output, after retain_grad()
 
-    constants = ()
+    constants: tuple[tuple[int, Any], ...] = ()   # (position, number) of the op's numbers, for drawings
+
     def save_for_backward(self, *values: Any) -> None:
         """Keep arrays for ``backward``; they are freed after it unless retained."""
         self.saved = values
