@@ -10,7 +10,7 @@ demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
 
 test: $(INSTALLED) graphviz chromium
-	$(PY) -m pytest -n auto --dist worksteal
+	$(PY) -m pytest -n auto --dist loadgroup
 
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"
