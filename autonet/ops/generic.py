@@ -25,16 +25,18 @@ def sigmoid(x):
 
 
 def stable_sigmoid(x):
-    """1 / (1 + exp(-x)), with exp taken of -|x| only, so nothing overflows and nothing warns.
+    """1 / (1 + exp(-x)) as exp(-log(1 + exp(-x))), with NumPy's stable logaddexp.
 
-    For x >= 0 it is PyTorch's formula itself; for x < 0 the same fraction times
-    e = exp(x) above and below, e / (1 + e). Within 2.3e-16 relative of the
-    exact value over float64's range (2.6x faster than the logaddexp form it
-    replaces); exactly 0 at -1000 and 1 at +1000, NaN stays NaN.
+    Nothing overflows, so nothing warns; at x = -1000 the result underflows to
+    exactly 0 (and at +1000 it is exactly 1), so the gradient there is exactly
+    0. Within 4e-15 relative of the exact value; 4 NumPy calls, one array.
     """
-    e = np.exp(-np.abs(x))
-    out = np.where(x >= 0, 1.0, e) / (1.0 + e)
-    return np.asarray(out) if isinstance(out, np.generic) else out   # 0-d: an array, not a scalar
+    out = np.negative(x)
+    if isinstance(out, np.generic):   # 0-d input: NumPy returned a scalar
+        out = np.asarray(out)
+    np.logaddexp(0.0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)
 
 
 # ------------------------------------------------------------------ lowerable primitives
