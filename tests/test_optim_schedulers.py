@@ -7,7 +7,7 @@ import pytest
 
 import autonet
 from autonet import Tensor
-from autonet.optim import Adagrad, Adam, SGD, lr_scheduler as schedulers
+from autonet.optim import Adagrad, Adam, SGD, lr_scheduler as L
 
 
 def _rates(make, steps=25, lr=0.3):
@@ -24,14 +24,14 @@ def _rates(make, steps=25, lr=0.3):
 
 
 @pytest.mark.parametrize("make, closed_form", [
-    (lambda o: schedulers.StepLR(o, step_size=3, gamma=0.5), lambda t: 0.3 * 0.5 ** (t // 3)),
-    (lambda o: schedulers.ExponentialLR(o, gamma=0.9), lambda t: 0.3 * 0.9 ** t),
-    (lambda o: schedulers.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
+    (lambda o: L.StepLR(o, step_size=3, gamma=0.5), lambda t: 0.3 * 0.5 ** (t // 3)),
+    (lambda o: L.ExponentialLR(o, gamma=0.9), lambda t: 0.3 * 0.9 ** t),
+    (lambda o: L.CosineAnnealingLR(o, T_max=7, eta_min=0.01),
      lambda t: 0.01 + (0.3 - 0.01) * (1 + np.cos(np.pi * t / 7)) / 2),
-    (lambda o: schedulers.LinearLR(o), lambda t: 0.3 * (1 / 3 + (2 / 3) * np.minimum(t, 5) / 5)),
-    (lambda o: schedulers.LinearLR(o, start_factor=0.5, end_factor=0.1, total_iters=4),
+    (lambda o: L.LinearLR(o), lambda t: 0.3 * (1 / 3 + (2 / 3) * np.minimum(t, 5) / 5)),
+    (lambda o: L.LinearLR(o, start_factor=0.5, end_factor=0.1, total_iters=4),
      lambda t: 0.3 * (0.5 - 0.4 * np.minimum(t, 4) / 4)),
-    (lambda o: schedulers.LambdaLR(o, lambda epoch: 1 / (1 + epoch)), lambda t: 0.3 / (1 + t)),
+    (lambda o: L.LambdaLR(o, lambda epoch: 1 / (1 + epoch)), lambda t: 0.3 / (1 + t)),
 ], ids=["step", "exponential", "cosine", "linear", "linear-down", "lambda"])
 def test_schedulers_follow_their_closed_forms(make, closed_form):
     rates = _rates(make)
@@ -41,24 +41,24 @@ def test_schedulers_follow_their_closed_forms(make, closed_form):
 def test_scheduler_state_round_trips_and_refuses_other_keys():
     w = Tensor([1.0], requires_grad=True)
     optimizer = SGD([w], lr=1.0)
-    scheduler = schedulers.CosineAnnealingLR(optimizer, T_max=10)
+    scheduler = L.CosineAnnealingLR(optimizer, T_max=10)
     for _ in range(4):
         scheduler.step()
     state = scheduler.state_dict()
-    other = schedulers.CosineAnnealingLR(SGD([Tensor([1.0], requires_grad=True)], lr=1.0), T_max=10)
+    other = L.CosineAnnealingLR(SGD([Tensor([1.0], requires_grad=True)], lr=1.0), T_max=10)
     other.load_state_dict(state)
     assert other.last_epoch == 4 and other.get_last_lr() == scheduler.get_last_lr()
     with pytest.raises(ValueError, match="keys"):
         other.load_state_dict({"last_epoch": 3})
     with pytest.raises(ValueError):
-        schedulers.StepLR(optimizer, step_size=0)
+        L.StepLR(optimizer, step_size=0)
 
 
 def test_a_scheduler_step_inside_a_compiled_step_is_replayed():
     def make():
         w = Tensor([1.0, -2.0], requires_grad=True)
         optimizer = SGD([w], lr=0.5)
-        scheduler = schedulers.ExponentialLR(optimizer, gamma=0.5)
+        scheduler = L.ExponentialLR(optimizer, gamma=0.5)
 
         def step():
             optimizer.zero_grad()
@@ -79,7 +79,7 @@ def test_a_scheduler_step_inside_a_compiled_step_is_replayed():
 
 
 # ------------------------------------------------------------------ MultiStepLR, OneCycleLR, plateaus, sequences
-def _rates_and_momenta(make_scheduler, steps, make_optimizer=lambda ps: SGD(ps, lr=0.1, momentum=0.9), metrics=None):
+def _schedule(make_scheduler, steps, make_optimizer=lambda ps: SGD(ps, lr=0.1, momentum=0.9), metrics=None):
     """The first group's (lr, momentum or beta1) after construction and after each step."""
     optimizer = make_optimizer([autonet.Tensor([1.0], requires_grad=True)])
     scheduler = make_scheduler(optimizer)
@@ -93,7 +93,7 @@ def _rates_and_momenta(make_scheduler, steps, make_optimizer=lambda ps: SGD(ps, 
 
 
 def test_multistep_lr_counts_repeated_milestones():
-    lrs = _rates_and_momenta(lambda o: schedulers.MultiStepLR(o, [3, 7, 7], gamma=0.5), 10)[:, 0]
+    lrs = _schedule(lambda o: L.MultiStepLR(o, [3, 7, 7], gamma=0.5), 10)[:, 0]
     expected = [0.1 * 0.5 ** sum(m <= t for m in (3, 7, 7)) for t in range(11)]
     np.testing.assert_allclose(lrs, expected, rtol=1e-15)
 
@@ -118,24 +118,24 @@ def _one_cycle_by_hand(t, total, peak, pct=0.3, div=25.0, final_div=1e4, cos=Tru
 
 @pytest.mark.parametrize("cos, three_phase", [(True, False), (False, True)])
 def test_one_cycle_lr_and_momentum(cos, three_phase):
-    rates = _rates_and_momenta(lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=20, anneal_strategy="cos" if cos else "linear",
+    rates = _schedule(lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=20, anneal_strategy="cos" if cos else "linear",
                                           three_phase=three_phase), 19)
     expected = [_one_cycle_by_hand(t, 20, 1.0, cos=cos, three_phase=three_phase) for t in range(20)]
     np.testing.assert_allclose(rates, expected, rtol=1e-13)
-    adam = _rates_and_momenta(lambda o: schedulers.OneCycleLR(o, max_lr=1.0, epochs=4, steps_per_epoch=5), 19,
+    adam = _schedule(lambda o: L.OneCycleLR(o, max_lr=1.0, epochs=4, steps_per_epoch=5), 19,
                   make_optimizer=lambda ps: Adam(ps, lr=0.1))
     np.testing.assert_allclose(adam, [_one_cycle_by_hand(t, 20, 1.0) for t in range(20)], rtol=1e-13)
 
 
 def test_one_cycle_refuses_a_step_past_the_end_and_optimizers_without_momentum():
     optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
-    scheduler = schedulers.OneCycleLR(optimizer, max_lr=1.0, total_steps=2)
+    scheduler = L.OneCycleLR(optimizer, max_lr=1.0, total_steps=2)
     scheduler.step()
     scheduler.step()
     with pytest.raises(ValueError, match="past total_steps=2"):
         scheduler.step()
     with pytest.raises(ValueError, match="cycle_momentum"):
-        schedulers.OneCycleLR(Adagrad([autonet.Tensor([1.0], requires_grad=True)]), max_lr=1.0, total_steps=5)
+        L.OneCycleLR(Adagrad([autonet.Tensor([1.0], requires_grad=True)]), max_lr=1.0, total_steps=5)
 
 
 def _plateau_by_hand(metrics, lr, factor, patience, threshold, cooldown, mode="min", relative=True, min_lr=0.0):
@@ -160,7 +160,7 @@ def _plateau_by_hand(metrics, lr, factor, patience, threshold, cooldown, mode="m
 @pytest.mark.parametrize("options", [dict(), dict(mode="max", threshold_mode="abs", threshold=0.5, min_lr=0.02)])
 def test_reduce_lr_on_plateau(options):
     metrics = [3, 2, 2, 2, 2, 1.9, 1.9, 1.9, 1.9, 1.9, 1, 1, 1, 1, 1, 1, 1, 1, 4, 5]
-    lrs = _rates_and_momenta(lambda o: schedulers.ReduceLROnPlateau(o, patience=2, factor=0.5, cooldown=1, **options), len(metrics),
+    lrs = _schedule(lambda o: L.ReduceLROnPlateau(o, patience=2, factor=0.5, cooldown=1, **options), len(metrics),
                  metrics=metrics)[:, 0]
     expected = _plateau_by_hand(metrics, 0.1, 0.5, 2, options.get("threshold", 1e-4), 1, options.get("mode", "min"),
                                 options.get("threshold_mode", "rel") == "rel", options.get("min_lr", 0.0))
@@ -169,7 +169,7 @@ def test_reduce_lr_on_plateau(options):
 
 
 def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
-    lrs = _rates_and_momenta(lambda o: schedulers.SequentialLR(o, [schedulers.LinearLR(o, 0.1, total_iters=4), schedulers.CosineAnnealingLR(o, T_max=10)],
+    lrs = _schedule(lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, T_max=10)],
                                           milestones=[4]), 14)[:, 0]
     warmup = [0.1 * (0.1 + 0.9 * min(t, 4) / 4) for t in range(4)]
     cosine = [0.05 * (1 + math.cos(math.pi * t / 10)) for t in range(11)]
@@ -178,24 +178,24 @@ def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
 
 def test_chained_scheduler_and_two_schedulers_on_one_optimizer_multiply():
     expected = [0.1 * (0.1 + 0.9 * min(t, 4) / 4) * 0.9 ** t for t in range(11)]
-    chained = _rates_and_momenta(lambda o: schedulers.ChainedScheduler([schedulers.LinearLR(o, 0.1, total_iters=4), schedulers.ExponentialLR(o, 0.9)]), 10)
+    chained = _schedule(lambda o: L.ChainedScheduler([L.LinearLR(o, 0.1, total_iters=4), L.ExponentialLR(o, 0.9)]), 10)
     np.testing.assert_allclose(chained[:, 0], expected, rtol=1e-13)
 
     class Both:   # two schedulers stepped side by side, as a training loop would
         def __init__(self, optimizer):
-            self.schedulers = [schedulers.StepLR(optimizer, 3, 0.5), schedulers.ExponentialLR(optimizer, 0.95)]
+            self.schedulers = [L.StepLR(optimizer, 3, 0.5), L.ExponentialLR(optimizer, 0.95)]
 
         def step(self):
             for scheduler in self.schedulers:
                 scheduler.step()
 
-    both = _rates_and_momenta(Both, 10)[:, 0]
+    both = _schedule(Both, 10)[:, 0]
     np.testing.assert_allclose(both, [0.1 * 0.5 ** (t // 3) * 0.95 ** t for t in range(11)], rtol=1e-13)
 
 
 def test_sequential_state_round_trips(tmp_path):
     def make(optimizer):
-        return schedulers.SequentialLR(optimizer, [schedulers.ExponentialLR(optimizer, 0.9), schedulers.StepLR(optimizer, 2)], milestones=[3])
+        return L.SequentialLR(optimizer, [L.ExponentialLR(optimizer, 0.9), L.StepLR(optimizer, 2)], milestones=[3])
 
     optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
     scheduler = make(optimizer)
@@ -215,14 +215,14 @@ def test_sequential_state_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda o: schedulers.MultiStepLR(o, [2, -1]), "milestones must be ints >= 0"),
-    (lambda o: schedulers.OneCycleLR(o, max_lr=1.0), "pass total_steps"),
-    (lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=10, anneal_strategy="exp"), "anneal_strategy"),
-    (lambda o: schedulers.OneCycleLR(o, max_lr=[1.0, 2.0], total_steps=10), "max_lr must be a number or 1"),
-    (lambda o: schedulers.ReduceLROnPlateau(o, factor=1.5), "factor must be < 1.0"),
-    (lambda o: schedulers.ReduceLROnPlateau(o, mode="up"), "mode must be"),
-    (lambda o: schedulers.SequentialLR(o, [schedulers.StepLR(o, 2), schedulers.StepLR(o, 3)], milestones=[]), "need 1 increasing milestones"),
-    (lambda o: schedulers.SequentialLR(o, [schedulers.StepLR(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=1.0), 2)],
+    (lambda o: L.MultiStepLR(o, [2, -1]), "milestones must be ints >= 0"),
+    (lambda o: L.OneCycleLR(o, max_lr=1.0), "pass total_steps"),
+    (lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=10, anneal_strategy="exp"), "anneal_strategy"),
+    (lambda o: L.OneCycleLR(o, max_lr=[1.0, 2.0], total_steps=10), "max_lr must be a number or 1"),
+    (lambda o: L.ReduceLROnPlateau(o, factor=1.5), "factor must be < 1.0"),
+    (lambda o: L.ReduceLROnPlateau(o, mode="up"), "mode must be"),
+    (lambda o: L.SequentialLR(o, [L.StepLR(o, 2), L.StepLR(o, 3)], milestones=[]), "need 1 increasing milestones"),
+    (lambda o: L.SequentialLR(o, [L.StepLR(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=1.0), 2)],
                               milestones=[]), "belong to the optimizer given"),
 ])
 def test_bad_scheduler_arguments_are_refused(make, match):
@@ -232,10 +232,10 @@ def test_bad_scheduler_arguments_are_refused(make, match):
 
 
 @pytest.mark.parametrize("make_scheduler", [
-    lambda o: schedulers.SequentialLR(o, [schedulers.LinearLR(o, 0.1, total_iters=2), schedulers.ExponentialLR(o, 0.5)], milestones=[2]),
-    lambda o: schedulers.ChainedScheduler([schedulers.LinearLR(o, 0.1, total_iters=2), schedulers.ExponentialLR(o, 0.5)]),
-    lambda o: schedulers.OneCycleLR(o, max_lr=1.0, total_steps=10),
-    lambda o: schedulers.MultiStepLR(o, [1, 3]),
+    lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=2), L.ExponentialLR(o, 0.5)], milestones=[2]),
+    lambda o: L.ChainedScheduler([L.LinearLR(o, 0.1, total_iters=2), L.ExponentialLR(o, 0.5)]),
+    lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=10),
+    lambda o: L.MultiStepLR(o, [1, 3]),
 ], ids=["sequential", "chained", "one-cycle", "multistep"])
 def test_the_new_schedulers_replay_inside_a_compiled_step(make_scheduler):
     def make():
@@ -262,7 +262,7 @@ def test_the_new_schedulers_replay_inside_a_compiled_step(make_scheduler):
 
 def test_multistep_restarts_from_its_closed_form_after_a_save_and_load(tmp_path):
     def make(optimizer):
-        return schedulers.SequentialLR(optimizer, [schedulers.ExponentialLR(optimizer, 0.9), schedulers.MultiStepLR(optimizer, [1, 1, 3])],
+        return L.SequentialLR(optimizer, [L.ExponentialLR(optimizer, 0.9), L.MultiStepLR(optimizer, [1, 1, 3])],
                               milestones=[2])
 
     optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)
@@ -294,8 +294,8 @@ def _step_all(optimizer, made, steps):
 
 
 def _warmup_cosine(optimizer):
-    return [schedulers.LinearLR(optimizer, start_factor=0.25, total_iters=3),
-            schedulers.CosineAnnealingLR(optimizer, T_max=6, eta_min=0.0)]
+    return [L.LinearLR(optimizer, start_factor=0.25, total_iters=3),
+            L.CosineAnnealingLR(optimizer, T_max=6, eta_min=0.0)]
 
 
 @pytest.mark.parametrize("stop", [1, 3, 6, 7, 11])
@@ -318,21 +318,21 @@ def test_chained_schedulers_resume_mid_schedule_through_a_checkpoint(tmp_path, s
 
 def test_an_optimizer_loaded_before_its_scheduler_is_made_keeps_the_saved_initial_lr():
     first = _optimizer(0.8)
-    schedulers.ExponentialLR(first, gamma=0.5)
+    L.ExponentialLR(first, gamma=0.5)
     _step_all(first, [], 0)
     state = first.state_dict()
     assert state["param_groups"][0]["initial_lr"] == 0.8
     resumed = _optimizer(0.1)                             # no scheduler yet: no initial_lr
     resumed.load_state_dict(state)
     assert resumed.param_groups[0]["initial_lr"] == 0.8
-    assert schedulers.LambdaLR(resumed, lambda epoch: 1.0).base_lrs == [0.8]   # setdefault, as PyTorch
+    assert L.LambdaLR(resumed, lambda epoch: 1.0).base_lrs == [0.8]   # setdefault, as PyTorch
 
 
 def test_lambda_then_warmup_multiplies_by_the_warmups_ratio_each_step():
     # PyTorch: LambdaLR sets initial * lambda(t), then LinearLR multiplies by f(t) / f(t - 1)
     optimizer = _optimizer(2.0)
-    made = [schedulers.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch),
-            schedulers.LinearLR(optimizer, start_factor=0.2, total_iters=4)]
+    made = [L.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch),
+            L.LinearLR(optimizer, start_factor=0.2, total_iters=4)]
     rates = [optimizer.param_groups[0]["lr"]] + _step_all(optimizer, made, 8)
     f = lambda t: 0.2 + 0.8 * min(t, 4) / 4  # noqa: E731 - the warmup's closed form
     expected = [2.0 * 0.2] + [2.0 * 0.5 ** t * f(t) / f(t - 1) for t in range(1, 9)]
@@ -341,8 +341,8 @@ def test_lambda_then_warmup_multiplies_by_the_warmups_ratio_each_step():
 
 def test_step_and_exponential_chain_multiply():
     optimizer = _optimizer(0.3)
-    made = [schedulers.StepLR(optimizer, step_size=3, gamma=0.5),
-            schedulers.ExponentialLR(optimizer, gamma=0.9)]
+    made = [L.StepLR(optimizer, step_size=3, gamma=0.5),
+            L.ExponentialLR(optimizer, gamma=0.9)]
     rates = _step_all(optimizer, made, 10)
     t = np.arange(1, 11)
     np.testing.assert_allclose(rates, 0.3 * 0.5 ** (t // 3) * 0.9 ** t, rtol=1e-13)
@@ -350,17 +350,17 @@ def test_step_and_exponential_chain_multiply():
 
 def test_cosine_with_one_step_periods_alternates_between_the_bounds():
     optimizer = _optimizer(0.7)
-    made = [schedulers.CosineAnnealingLR(optimizer, T_max=1, eta_min=0.1)]
+    made = [L.CosineAnnealingLR(optimizer, T_max=1, eta_min=0.1)]
     rates = _step_all(optimizer, made, 6)
     t = np.arange(1, 7)
     np.testing.assert_allclose(rates, 0.1 + 0.6 * (1 + np.cos(np.pi * t)) / 2, rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.parametrize("make", [lambda o: schedulers.CosineAnnealingLR(o, T_max=0),
-                                  lambda o: schedulers.StepLR(o, step_size=1.5),
-                                  lambda o: schedulers.LinearLR(o, start_factor=0.0),
-                                  lambda o: schedulers.LinearLR(o, end_factor=1.5),
-                                  lambda o: schedulers.LambdaLR(o, [lambda e: 1.0] * 2)],
+@pytest.mark.parametrize("make", [lambda o: L.CosineAnnealingLR(o, T_max=0),
+                                  lambda o: L.StepLR(o, step_size=1.5),
+                                  lambda o: L.LinearLR(o, start_factor=0.0),
+                                  lambda o: L.LinearLR(o, end_factor=1.5),
+                                  lambda o: L.LambdaLR(o, [lambda e: 1.0] * 2)],
                          ids=["T_max=0", "float step_size", "start_factor=0", "end_factor>1", "2 lambdas"])
 def test_degenerate_scheduler_settings_are_refused_and_leave_the_rate(make):
     optimizer = _optimizer(0.4)
@@ -372,7 +372,7 @@ def test_degenerate_scheduler_settings_are_refused_and_leave_the_rate(make):
 @pytest.mark.parametrize("bad", [math.nan, -1.0])
 def test_a_saved_initial_lr_that_is_no_rate_is_refused(bad):
     optimizer = _optimizer(0.4)
-    schedulers.ExponentialLR(optimizer, gamma=0.9)
+    L.ExponentialLR(optimizer, gamma=0.9)
     state = optimizer.state_dict()
     state["param_groups"][0]["initial_lr"] = bad
     with pytest.raises(ValueError, match="initial_lr"):
@@ -398,8 +398,8 @@ def test_warmup_then_cosine_gives_pytorchs_rates_after_the_first_period():
     # PyTorch: both recurrences multiply the current rate, so the product of the closed forms
     # holds; at t = T + 1 cosine adds (initial_lr - eta_min)(1 - cos(pi / T)) / 2, initial_lr
     # being the rate before any scheduler (1.0), not the warmed-up one
-    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.1, total_iters=5),
-                            lambda o: schedulers.CosineAnnealingLR(o, T_max=10)], steps=35)
+    rates = _chained_rates([lambda o: L.LinearLR(o, start_factor=0.1, total_iters=5),
+                            lambda o: L.CosineAnnealingLR(o, T_max=10)], steps=35)
     t = np.arange(36)
     warmup = 0.1 + 0.9 * np.minimum(t, 5) / 5
     expected = warmup * (1 + np.cos(np.pi * t / 10)) / 2
@@ -409,8 +409,8 @@ def test_warmup_then_cosine_gives_pytorchs_rates_after_the_first_period():
 
 def test_warmup_then_lambda_trains_at_lambdas_rate():
     # PyTorch's LambdaLR sets initial_lr * lambda(t), whatever ran before it
-    rates = _chained_rates([lambda o: schedulers.LinearLR(o, start_factor=0.5, total_iters=4),
-                            lambda o: schedulers.LambdaLR(o, lambda epoch: 0.9 ** epoch)],
+    rates = _chained_rates([lambda o: L.LinearLR(o, start_factor=0.5, total_iters=4),
+                            lambda o: L.LambdaLR(o, lambda epoch: 0.9 ** epoch)],
                            steps=12, lr=0.2)
     np.testing.assert_allclose(rates, 0.2 * 0.9 ** np.arange(13), rtol=1e-13)
 
@@ -418,8 +418,8 @@ def test_warmup_then_lambda_trains_at_lambdas_rate():
 def test_the_first_scheduler_records_initial_lr_in_the_groups():
     w = Tensor([1.0], requires_grad=True)
     optimizer = SGD([w], lr=0.3)
-    schedulers.ExponentialLR(optimizer, gamma=0.5)
+    L.ExponentialLR(optimizer, gamma=0.5)
     optimizer.step()
     assert optimizer.param_groups[0]["initial_lr"] == 0.3
-    second = schedulers.StepLR(optimizer, step_size=2)
+    second = L.StepLR(optimizer, step_size=2)
     assert second.base_lrs == [0.3]
