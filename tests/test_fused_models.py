@@ -18,10 +18,10 @@ def _close(a, b, rtol=1e-12):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=1e-13)
 
 
-def _cnn(seed=0, dropout=0.25):
+def _cnn(seed=0, dropout=0.25, bias=True):
     """conv-BN-ReLU-pool, dropout and a linear head: ops that lower and ops that do not."""
     rng = np.random.default_rng(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=rng), nn.BatchNorm2d(4), nn.ReLU(),
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=bias, rng=rng), nn.BatchNorm2d(4), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(dropout, rng=rng),
                          nn.Linear(64, 10, rng=rng))
 
@@ -36,12 +36,12 @@ def _step(model, optimizer, x, labels):
     return step
 
 
-def _twin_steps(make_optimizer, dtype=np.float64, dropout=0.25):
+def _twin_steps(make_optimizer, dtype=np.float64, dropout=0.25, bias=True):
     data = np.random.default_rng(1)
     x, labels = data.normal(size=(8, 1, 8, 8)).astype(dtype), data.integers(0, 10, 8)
     made = []
     for backend in (None, "fused"):
-        model = _cnn(dropout=dropout).astype(dtype)
+        model = _cnn(dropout=dropout, bias=bias).astype(dtype)
         step = _step(model, make_optimizer(model.parameters()), x, labels)
         made.append((model, step if backend is None else autonet.compile(step, backend=backend)))
     return made
@@ -127,3 +127,42 @@ def test_python_regions_side_effects_are_put_back_when_a_later_kernel_cannot_com
         _same_model(fused_model, eager_model, rtol=0)
     assert fused.programs[0].backend.startswith("NumPy replay (not fused: numba")
     assert fused_model[5].rng.bit_generator.state == eager_model[5].rng.bit_generator.state
+
+
+def _optimizer_of(step):
+    """The optimizer a step function (eager, or compiled: its ``.step``) holds in its closure."""
+    function = getattr(step, "step", step)
+    return next(cell.cell_contents for cell in function.__closure__
+                if isinstance(cell.cell_contents, (SGD, Adam)))
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda p: Adam(p, lr=0.01),
+    lambda p: Adam(p, lr=0.01, weight_decay=0.1, amsgrad=True),
+    lambda p: AdamW(p, lr=0.01, weight_decay=0.1),
+], ids=["adam", "adam-l2-amsgrad", "adamw"])
+def test_adams_step_runs_inside_the_kernel_from_its_own_formula(make_optimizer):
+    # no bias before BatchNorm: its gradient is 0 up to rounding, which Adam scales up to lr
+    (eager_model, eager), (fused_model, fused) = _twin_steps(make_optimizer, dropout=0.0, bias=False)
+    _close(fused().data, eager().data)   # traced: this step makes Adam's state
+    adam, calls = _optimizer_of(fused), []
+    adam.update = lambda *arguments, _update=adam.update: calls.append(1) or _update(*arguments)
+    for _ in range(4):
+        _close(fused().data, eager().data)
+        _same_model(fused_model, eager_model)
+        for p, q in zip(fused_model.parameters(), eager_model.parameters()):
+            _close(adam.state[p]["exp_avg_sq"], _optimizer_of(eager).state[q]["exp_avg_sq"])
+            assert adam.state[p]["step"] == _optimizer_of(eager).state[q]["step"]
+    assert not calls, "Python took Adam's step: the kernel should have"
+    assert "if update:" in fused.programs[0].fused_source
+
+
+def test_adams_kernel_step_follows_the_learning_rate_and_leaves_changed_betas_to_python():
+    (eager_model, eager), (fused_model, fused) = _twin_steps(lambda p: Adam(p, lr=0.01), dropout=0.0, bias=False)
+    _close(fused().data, eager().data)
+    optimizers = [_optimizer_of(eager), _optimizer_of(fused)]
+    for lr, betas in ((0.01, (0.9, 0.999)), (0.05, (0.9, 0.999)), (0.05, (0.5, 0.9)), (0.02, (0.9, 0.999))):
+        for optimizer in optimizers:
+            optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"] = lr, betas
+        _close(fused().data, eager().data)
+        _same_model(fused_model, eager_model)

@@ -305,9 +305,16 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
     if step is not None:
         name = generator.bind("step", step)
         body.append(f"    fuse_step = {name}.applies()")   # decided before the kernel runs
-        optimizer = generator.bind("optimizer", step.optimizer)
-        arguments.update({f"h{k}": f"{optimizer}.param_groups[{group}][{setting!r}]"
-                          for k, (group, setting) in enumerate(step.settings)})
+        if step.settings:   # read inline: a list a call costs a microsecond on an XOR step
+            optimizer = generator.bind("optimizer", step.optimizer)
+            arguments.update({f"h{k}": f"{optimizer}.param_groups[{group}][{setting!r}]"
+                              for k, (group, setting) in enumerate(step.settings)})
+        else:
+            body.append(f"    numbers = {name}.numbers()")
+            arguments.update({f"h{k}": f"numbers[{k}]" for k in range(step.count)})
+        if step.arrays_like:
+            body.append(f"    arrays = {name}.arrays()")
+            arguments.update({f"m{k}": f"arrays[{k}]" for k in range(len(step.arrays_like))})
     calls, kernels = [], {}
     for python, code, parameters, outputs in segments:
         if python:
@@ -390,7 +397,7 @@ def _py(name):
     return "w" + name[1:]
 
 
-_KERNEL_NAMES = re.compile(r"\b(t\d+|i\d+|grad\d+|h\d+|result|update)\b")
+_KERNEL_NAMES = re.compile(r"\b(t\d+|i\d+|grad\d+|h\d+|m\d+|result|update)\b")
 _PYTHON_NAMES = re.compile(r"\bw(\d+)\b")
 _ASSIGNED = re.compile(r"^\s*(t\d+) = ")
 
@@ -600,8 +607,8 @@ class _Kernel:
             params = [self._input(("tensor", leaf), leaf.shape, leaf.dtype) for _, leaf in leaves]
             buffers = [Symbol(writer, f"grad{n}", leaf.shape, leaf.dtype) for n, (_, leaf) in enumerate(leaves)]
             with _formula(type(step.optimizer).__name__, "fused step"):
-                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64)
-                                               for k in range(len(step.settings))])
+                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64) for k in range(step.count)],
+                             [Symbol(writer, f"m{k}", shape, dtype) for k, (shape, dtype) in enumerate(step.arrays_like)])
             writer.lines[first:] = ["    " + line for line in writer.lines[first:]] or ["        pass"]
         runs = []
         for line in writer.lines:
