@@ -3,8 +3,10 @@ examples' CNN and tiny-GPT steps against PyTorch eager, see models.py).
 
 Run: make bench   (or python benchmarks/run.py [--quick] [--default-threads])
 
-One BLAS thread by default (set before NumPy is imported): on a shared
-2-core machine, two BLAS threads make small-matrix timings swing wildly.
+One BLAS thread by default (set before NumPy is imported), and the process
+pinned to one core (the second one it may use, as ``taskset -c 1``): on a
+shared 2-core machine, two BLAS threads make small-matrix timings swing
+wildly, and issue 26's ratios were measured so.
 Every implementation is first checked to reach the same parameters as the
 hand-written NumPy step after a few steps. Timings are medians over
 interleaved rounds (A, B, C, then B, C, A, ...), warm-up excluded.
@@ -18,6 +20,8 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 if "--default-threads" not in sys.argv:
     for variable in THREAD_VARIABLES:
         os.environ[variable] = "1"
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:   # as `taskset -c 1`
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[1]})
 
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -28,6 +32,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from workloads import WORKLOADS, Wide  # noqa: E402
 import models  # noqa: E402 - the examples' CNN and tiny-GPT steps against PyTorch
+import targets  # noqa: E402 - issue 26's real-model steps and its table of targets
 import transforms  # noqa: E402 - autonet.func: hvp, jvp, jacrev against their references
 
 import autonet  # noqa: E402
@@ -170,14 +175,18 @@ def main():
           f"{rounds} rounds, medians per training step")
     print("workload | hand-written NumPy | autonet | ratio | autonet.compile | compile fused | "
           "torch ratio | bare matmuls | peak memory of a step (tracemalloc), NumPy's and ratios")
+    measured = {}
     for workload_class in WORKLOADS:
         workload = workload_class()
         count = next(v for k, v in counts.items() if workload.name.startswith(k))
         count = max(1, count // 5) if arguments.quick else count
-        print(format_row(workload.name, *bench(workload, rounds, count, torch)), flush=True)
+        measured[workload_class.__name__] = bench(workload, rounds, count, torch)
+        print(format_row(workload.name, *measured[workload_class.__name__]), flush=True)
     if not arguments.default_threads:
         print()
         print(models.table(torch, rounds), flush=True)
+        print()
+        print(targets.table(torch, rounds, measured, fused_available()), flush=True)
         print()
         print(transforms.table(torch, rounds), flush=True)
     if not arguments.default_threads and not arguments.quick:

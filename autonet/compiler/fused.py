@@ -30,6 +30,7 @@ autonet[fast]``; without them ``backend="fused"`` raises ``ImportError``.
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 
@@ -39,7 +40,7 @@ from ..core import device as devices, ownership
 from ..core.backward import fit
 from ..core.function import Context
 from ..core.tensor import Tensor
-from .program import Backward, Call, Make, Op
+from .program import Backward, Call, Copy, Make, Op
 from .symbolic import NotLowered, Symbol, Writer
 
 _INSTALL = "the fused backend needs numba and scipy: pip install autonet[fast]"
@@ -56,31 +57,64 @@ def require_numba():
 
 
 def attach(program):
-    """Run ``program`` through a fused kernel from now on, or record why it cannot."""
+    """Run ``program`` through fused kernels from now on, or record why it cannot."""
     try:
-        fused_replay, program.fused_source = lower(program, program.generator)
+        fused_replay, program.fused_source, kernel = lower(program, program.generator)
     except NotLowered as reason:
         program.backend = f"NumPy replay (not fused: {reason})"
         return
     numpy_replay = program.replay
     errors = require_numba().core.errors
+    backend = _described(kernel)
+    effects = kernel.side_effects
 
     def replay(args):
-        """numba compiles the kernel for each new kind of argument (dtype, layout) on the call
+        """numba compiles each kernel for each new kind of argument (dtype, layout) on the call
         that first brings it; where it cannot, the NumPy replay runs from then on (what ran
-        before the kernel, ``zero_grad`` alone, then runs twice)."""
+        before the kernel, ``zero_grad`` alone, then runs twice; what Python regions changed
+        before it, random generators' states and in-place updates, is put back first)."""
+        kept = _snapshot(effects) if effects else None
         try:
             return fused_replay(args)
         except errors.NumbaError as error:
+            if kept is not None:
+                _put_back(kept)
             reason = str(error).strip().splitlines()[0]
             program.replay, program.backend = numpy_replay, f"NumPy replay (not fused: numba: {reason})"
             return numpy_replay(args)
 
-    program.replay, program.backend = replay, "fused"
+    program.replay, program.backend = replay, backend
+
+
+def _described(kernel):
+    """The program's backend as ``listing()`` shows it: ``fused``, or which ops run in Python."""
+    if not kernel.reasons:
+        return "fused"
+    more = f"; and {len(kernel.reasons) - 1} more" if len(kernel.reasons) > 1 else ""
+    return (f"fused, {len(kernel.in_python)} of {kernel.op_count} ops not fused (run in Python "
+            f"between kernels): {kernel.reasons[0]}{more}")
+
+
+def _snapshot(effects):
+    """What Python regions may change, kept: generators' states and arrays' values."""
+    return [(thing, thing.bit_generator.state) if isinstance(thing, np.random.Generator)
+            else (thing, thing.data.copy() if isinstance(thing, Tensor) else thing.copy())
+            for thing in effects]
+
+
+def _put_back(kept):
+    for thing, value in kept:
+        if isinstance(thing, np.random.Generator):
+            thing.bit_generator.state = value
+        else:
+            np.copyto(thing.data if isinstance(thing, Tensor) else thing, value)
 
 
 def lower(program, generator):
-    """``(replay, kernel source)`` running ``program`` through one numba kernel, or ``NotLowered``."""
+    """``(replay, kernels' source, the _Kernel)`` running ``program`` through numba kernels,
+    or ``NotLowered``. Ops whose formulas do not lower run in Python between kernels (a
+    region each); an op whose forward lowers but whose backward does not is lowered again
+    with both in Python."""
     require_numba()
     instructions = program.instructions
     backwards = [i for i, instruction in enumerate(instructions) if type(instruction) is Backward]
@@ -93,25 +127,50 @@ def lower(program, generator):
     for instruction in instructions[:cut]:
         if type(instruction) is Call and instruction.method.__name__ != "zero_grad":
             raise NotLowered(f"{instruction.method.__qualname__} runs before backward")
-        if type(instruction) not in (Op, Make, Call):
+        if type(instruction) not in (Op, Make, Call, Copy):
             raise NotLowered(f"a {type(instruction).__name__} instruction before backward")
     if any(type(i) in (Op, Make, Backward) for i in instructions[cut + 1:]):
         raise NotLowered("ops after the backward pass")
-    kernel = _Kernel(generator)
-    for instruction in instructions[:cut]:
-        if type(instruction) is Op:
-            kernel.forward(instruction)
-        elif type(instruction) is Make:
-            kernel.make(instruction)
-    leaves = kernel.backward(instructions[cut])
+    generators = [value for op in instructions[:cut] if type(op) is Op
+                  for kind, value in list(op.settings.values()) + list(op.inputs)
+                  if kind == "const" and isinstance(value, np.random.Generator)]
+    kept = _snapshot(generators)   # a formula run on symbols may draw (dropout) before it fails
+    try:
+        kernel, leaves = _lowered(instructions, cut, generator)
+    finally:
+        _put_back(kept)
+    if len(kernel.in_python) == kernel.op_count:
+        raise NotLowered(kernel.reasons[0] if kernel.reasons else "no op to lower")
     returned = program.returned
     if returned is not None:
         if type(returned[0]) is tuple or returned[0] != "value" or returned[1] not in kernel.values:
             raise NotLowered("the step returns something other than one value an op computed")
     step = _optimizer_step(instructions[cut + 1:], leaves)
-    source = kernel.source(returned, leaves, step)
-    jitted = _compiled(source)
-    return _wrapper(program, generator, kernel, jitted, leaves, cut, step), source
+    segments = kernel.segments(returned, leaves, step)
+    compiled = [_compiled(code) for python, code, _, _ in segments if not python]
+    replay, wrapper = _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step)
+    kernels = [f"# kernel{n}\n{code}" for n, code in enumerate(c for python, c, _, _ in segments if not python)]
+    return replay, "\n".join([wrapper] + kernels), kernel
+
+
+def _lowered(instructions, cut, generator):
+    """``(kernel, leaves)``: the instructions before ``cut`` and its backward pass written out."""
+    in_python = set()
+    while True:
+        kernel = _Kernel(generator, in_python)
+        try:
+            for instruction in instructions[:cut]:
+                if type(instruction) is Op:
+                    kernel.forward(instruction)
+                elif type(instruction) is Make:
+                    kernel.make(instruction)
+                elif type(instruction) is Copy:
+                    kernel.copy(instruction)
+            leaves = kernel.backward(instructions[cut])
+        except _Retry as retry:
+            in_python.add(retry.slot)
+            continue
+        return kernel, leaves
 
 
 def cache_directory():
@@ -122,8 +181,9 @@ def cache_directory():
 
 
 def _compiled(source):
-    """The kernel, jitted with numba's on-disk cache: its source is written to a file named by
-    its hash, so a later process (or trace) with the same program loads the compiled code.
+    """The kernel in ``source``, jitted with numba's on-disk cache: the source
+    is written to a file named by its hash, so a later process (or trace) with the same
+    program loads the compiled code.
 
     The file is trusted only when its content is exactly the source it should hold (a
     truncated, edited or foreign file is written anew, atomically), and only in a directory
@@ -215,21 +275,20 @@ def _optimizer_step(after, leaves):
     return optimizer.fused_step([leaf for _, leaf in leaves])
 
 
-def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
-    """The Python around the kernel: inputs in, calls before and after, gradients delivered.
+def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
+    """The Python around the kernels: inputs in, calls before and after, the Python regions
+    between kernels, gradients delivered.
 
-    The kernel writes its results into arrays made here (a numba-made array returned to
+    The last kernel writes its results into arrays made here (a numba-made array returned to
     Python costs about a microsecond to box): fresh ones, so each gradient is handed over
     to ``.grad`` uncopied, as the NumPy replay hands over its own.
     """
     first_op = next(i for i, instruction in enumerate(program.instructions)
-                    if type(instruction) in (Op, Make, Backward))
+                    if type(instruction) in (Op, Make, Copy, Backward))
     before = [i for i in program.instructions[:cut] if type(i) is Call]
     late = any(type(i) is Call for i in program.instructions[first_op:cut])
     after = [i for i in program.instructions[cut + 1:] if type(i) is Call]
-    lines = ["def replay(args):"]
-    inputs = [generator.source(source) for source in kernel.inputs]
-    body = []
+    body = [f"    i{n} = {generator.source(source)}" for n, source in enumerate(kernel.inputs)]
     if late:   # a zero_grad after forward ops runs before the kernel: where the kernel raises,
         body.append("    kept = grads_of([" + ", ".join(   # the gradients eager mode left are back
             generator.destination(call.arguments[0]) if call.arguments[0][0] == "object"
@@ -238,21 +297,41 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
     if program.returned is not None:
         value = kernel.values[program.returned[1]]
         body.append(f"    result = empty({value.shape!r}, {generator.bind('dtype', value.dtype)})")
-        inputs.append("result")
     buffers = ", ".join(f"{n}: {_buffer(leaf, generator)}" for n, leaf in enumerate(leaves))
     body.append(f"    grads = {{{buffers}}}")
-    inputs += [f"grads[{n}]" for n in range(len(leaves))]
+    arguments = {"result": "result", "update": "fuse_step"}
+    arguments.update({f"grad{n}": f"grads[{n}]" for n in range(len(leaves))})
+    arguments.update({f"i{n}": f"i{n}" for n in range(len(kernel.inputs))})
     if step is not None:
         name = generator.bind("step", step)
         body.append(f"    fuse_step = {name}.applies()")   # decided before the kernel runs
-        inputs.append("fuse_step")
-        optimizer = generator.bind("optimizer", step.optimizer)
-        inputs += [f"{optimizer}.param_groups[{group}][{setting!r}]" for group, setting in step.settings]
+        if step.settings:   # read inline: a list a call costs a microsecond on an XOR step
+            optimizer = generator.bind("optimizer", step.optimizer)
+            arguments.update({f"h{k}": f"{optimizer}.param_groups[{group}][{setting!r}]"
+                              for k, (group, setting) in enumerate(step.settings)})
+        else:
+            body.append(f"    numbers = {name}.numbers()")
+            arguments.update({f"h{k}": f"numbers[{k}]" for k in range(step.count)})
+        if step.arrays_like:
+            body.append(f"    arrays = {name}.arrays()")
+            arguments.update({f"m{k}": f"arrays[{k}]" for k in range(len(step.arrays_like))})
+    calls, kernels = [], {}
+    for python, code, parameters, outputs in segments:
+        if python:
+            calls += ["    " + line for line in code.splitlines()]
+            continue
+        passed = ", ".join(arguments.get(p) or (_py(p) + "[()]" if not kernel.writer.kinds[p][0] else _py(p))
+                           for p in parameters)
+        target = "".join(_py(o) + ", " for o in outputs)
+        calls.append(f"    {target + '= ' if target else ''}kernel{len(kernels)}({passed})")
+        kernels[f"kernel{len(kernels)}"] = compiled[len(kernels)]
+        calls += [f"    {_py(o)} = asarray({_py(o)}, {generator.bind('dtype', kernel.writer.kinds[o][1])})"
+                  for o in outputs if not kernel.writer.kinds[o][0]]   # numba's scalars: 0-d arrays
     if late:
-        body += ["    try:", f"        kernel({', '.join(inputs)})",
+        body += ["    try:"] + ["    " + line for line in calls] + [
                  "    except BaseException:", "        restore(kept)", "        raise"]
     else:
-        body.append(f"    kernel({', '.join(inputs)})")
+        body += calls
     body += [f"    deliver(grads, {n}, {generator.destination(leaf)}, False)"   # claimed uncopied
              for n, leaf in enumerate(leaves)]
     if step is not None:   # the kernel took the step if it applied; else Python does
@@ -264,11 +343,11 @@ def _wrapper(program, generator, kernel, jitted, leaves, cut, step):
     header = [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
-    namespace = dict(generator.namespace, kernel=jitted, empty=np.empty, Tensor=Tensor,
-                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore)
-    exec(compile("\n".join(lines + header + body) + "\n", "<autonet.compile fused wrapper>", "exec"),
-         namespace)
-    return namespace["replay"]
+    namespace = dict(generator.namespace, empty=np.empty, Tensor=Tensor, asarray=np.asarray,
+                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore, **kernels)
+    text = "\n".join(["def replay(args):"] + header + body) + "\n"
+    exec(compile(text, "<autonet.compile fused wrapper>", "exec"), namespace)
+    return namespace["replay"], text
 
 
 def _grads_of(owners):
@@ -301,16 +380,43 @@ def _buffer(leaf, generator):
     return f"empty({data}.shape, {data}.dtype)"
 
 
-class _Kernel:
-    """Writes the kernel's source by running the ops' formulas on symbolic arrays."""
+class _Python(str):
+    """A line of the wrapper's Python, between kernels: an op (or update) that does not lower."""
 
-    def __init__(self, generator):
+
+class _Retry(Exception):
+    """An op whose forward lowered and whose backward does not: lowered again, both in Python."""
+
+    def __init__(self, slot):
+        super().__init__(slot)
+        self.slot = slot
+
+
+def _py(name):
+    """The wrapper's name for kernel value ``t<n>`` (``w<n>``: the replay binds ``t<n>`` to tensors)."""
+    return "w" + name[1:]
+
+
+_KERNEL_NAMES = re.compile(r"\b(t\d+|i\d+|grad\d+|h\d+|m\d+|result|update)\b")
+_PYTHON_NAMES = re.compile(r"\bw(\d+)\b")
+_ASSIGNED = re.compile(r"^\s*(t\d+) = ")
+
+
+class _Kernel:
+    """Writes the kernels' source by running the ops' formulas on symbolic arrays; the ops in
+    ``in_python`` (and those whose forward does not lower) run in Python between kernels."""
+
+    def __init__(self, generator, in_python):
         self.generator = generator
+        self.in_python = in_python  # slots of ops run in Python (grows as forward formulas fail)
         self.inputs = []          # sources passed in, in order
         self.symbols = {}         # their keys -> the kernel parameter's Symbol
         self.values = {}          # slot -> the Symbol of that value
         self.contexts = {}        # slot -> the symbolic run's Context (what backward reads)
         self.writer = None        # made with the program's dtype, at the first value
+        self.reasons = []         # why each op in Python is there
+        self.op_count = 0
+        self.side_effects = []    # generators and arrays Python regions change
 
     def _floating(self, dtype, what):
         """Check that ``what`` computes the program's one floating dtype (float64 or float32)."""
@@ -339,19 +445,55 @@ class _Kernel:
             self.inputs.append(source)
         return self.symbols[key]
 
+    def _python(self, source):
+        """A source as the wrapper's Python spells it."""
+        if source[0] == "value":
+            return _py(self.values[source[1]].name)
+        code = self.generator.source(source)
+        return re.sub(r"\bv(\d+)\b", lambda match: _py(self.values[int(match.group(1))].name), code)
+
+    def _run_in_python(self, line):
+        self.writer.lines.append(_Python(line))
+
     def make(self, instruction):
         self._floating(instruction.dtype, "Tensor(...)")
-        if instruction.source[0] == "const":
-            raise NotLowered("a tensor made from a Python value")
+        if instruction.source[0] == "const":   # Tensor(a Python value): made in Python
+            name = self.writer.fresh()
+            self._run_in_python(f"{_py(name)} = as_array({self._python(instruction.source)}, "
+                                f"{self.generator.bind('dtype', instruction.dtype)})")
+            self.values[instruction.slot] = Symbol(self.writer, name, instruction.shape, instruction.dtype)
+            return
         source = self._input(instruction.source, instruction.shape, instruction.source_dtype)
         # Tensor(x) copies, and makes bool and int data floating: astype does both
         self.values[instruction.slot] = self.writer.emit(f"{source.name}.astype(real)", source.shape,
                                                          self.writer.dtype)
 
+    def copy(self, instruction):
+        """An in-place update outside the graph (BatchNorm's running statistics): in Python."""
+        if self.writer is None:
+            raise NotLowered("an in-place update before any op")
+        self._run_in_python(f"copyto({self._python(instruction.target)}, "
+                            f"{self._python(instruction.source)}, casting='same_kind')")
+        self.side_effects.append(instruction.target[1])
+
     def forward(self, op):
-        """``op``'s own forward formula, on Symbols."""
+        """``op``'s own forward formula, on Symbols (or, where it does not lower, in Python)."""
         traced = op.ctx
+        self.op_count += 1
+        if traced.dtype.kind != "f" and self.writer is not None:   # a count (BatchNorm's): Python's
+            return self._python_forward(op, f"{op.fn.name} computes {traced.dtype}")
         self._floating(traced.dtype, op.fn.name)
+        if op.slot in self.in_python:
+            return self._python_forward(op, f"{op.fn.name} (backward) does not lower")
+        mark = len(self.writer.lines)
+        try:
+            self._symbolic_forward(op)
+        except NotLowered as reason:
+            del self.writer.lines[mark:]
+            self._python_forward(op, str(reason))
+
+    def _symbolic_forward(self, op):
+        traced = op.ctx
         inputs = [self._input(source, shape, dtype) for source, shape, dtype
                   in zip(op.inputs, traced.input_shapes, traced.input_dtypes)]
         settings = {}
@@ -367,9 +509,25 @@ class _Kernel:
         self.values[op.slot] = out
         self.contexts[op.slot] = ctx
 
+    def _python_forward(self, op, reason):
+        """``op``'s forward as the NumPy replay runs it, with the replay's Context."""
+        self.in_python.add(op.slot)
+        self.reasons.append(reason)
+        ctx = self.generator.bind("c", op.ctx)
+        arguments = [ctx] + [self._python(source) for source in op.inputs]
+        arguments += [f"{key}={self._python(value)}" for key, value in op.settings.items()]
+        name = self.writer.fresh()
+        self._run_in_python(f"{_py(name)} = {self.generator.function(op.fn, 'forward')}({', '.join(arguments)})")
+        if op.scalar_output:
+            self._run_in_python(f"{_py(name)} = as_output_array({ctx}, {_py(name)})")
+        self.values[op.slot] = Symbol(self.writer, name, op.ctx.shape, op.ctx.dtype)
+        self.side_effects += [value for kind, value in list(op.settings.values()) + list(op.inputs)
+                              if kind == "const" and isinstance(value, np.random.Generator)]
+
     def backward(self, instruction):
-        """Each op's own backward formula on Symbols, gradients fitted and summed as the engine
-        does; returns the leaves, in the order their gradients are written out."""
+        """Each op's own backward formula on Symbols (in Python for ops run there), gradients
+        fitted and summed as the engine does; returns the leaves, in the order their gradients
+        are written out."""
         grads = {}
         for slot, seed in instruction.seeds:
             if np.ndim(seed) != 0:
@@ -378,48 +536,107 @@ class _Kernel:
                                            self.writer.dtype)
         leaves, leaf_keys = [], {}
         for op, targets in instruction.steps:
-            with _formula(op.fn.name, "backward"):
-                results = op.fn.backward(self.contexts[op.slot], grads[op.slot])
-                if type(results) is not tuple:
-                    results = (results,)
-                for position, target, like in targets:
-                    value = results[position]
-                    if like is not None:
-                        value = fit(value, tuple(like[0]), like[1])
-                    if type(target) is not int:
-                        key = (target[0], target[1] if target[0] == "arg" else id(target[1]))
-                        if key not in leaf_keys:
-                            leaf_keys[key] = ("leaf", len(leaves))
-                            leaves.append(target)
-                        target = leaf_keys[key]
-                    grads[target] = grads[target] + value if target in grads else value
+            python = op.slot in self.in_python
+            results = (self._python_backward(op, grads[op.slot], targets) if python
+                       else self._symbolic_backward(op, grads[op.slot], targets))
+            for value, (_, target, _) in zip(results, targets):
+                if type(target) is not int:
+                    key = (target[0], target[1] if target[0] == "arg" else id(target[1]))
+                    if key not in leaf_keys:
+                        leaf_keys[key] = ("leaf", len(leaves))
+                        leaves.append(target)
+                    target = leaf_keys[key]
+                if target not in grads:
+                    grads[target] = value
+                elif python:   # summed where the value is, as the replay sums (accumulate)
+                    grads[target] = self._in_python(f"accumulate({_py(grads[target].name)}, {_py(value.name)})",
+                                                    value.shape, value.dtype)
+                else:
+                    grads[target] = grads[target] + value
         self.leaf_grads = [grads[("leaf", n)] for n in range(len(leaves))]
         return leaves
 
-    def source(self, returned, leaves, step):
-        """The kernel: it writes the returned value into ``result`` and leaf ``n``'s gradient
-        into ``grad{n}``, arrays its caller made, then, if asked, the optimizer's step."""
+    def _symbolic_backward(self, op, grad, targets):
+        """The op's backward formula on Symbols, each result fitted as the engine fits it."""
+        try:
+            with _formula(op.fn.name, "backward"):
+                results = op.fn.backward(self.contexts[op.slot], grad)
+                if type(results) is not tuple:
+                    results = (results,)
+                return [results[position] if like is None else fit(results[position], tuple(like[0]), like[1])
+                        for position, _, like in targets]
+        except NotLowered:
+            raise _Retry(op.slot) from None
+
+    def _python_backward(self, op, grad, targets):
+        """The op's backward as the NumPy replay runs it (its saved arrays freed after)."""
+        ctx = self.generator.bind("c", op.ctx)
+        self._run_in_python(f"r = {self.generator.function(op.fn, 'backward')}({ctx}, {_py(grad.name)})")
+        self._run_in_python(f"{ctx}.saved = ()")
+        self._run_in_python("if type(r) is not tuple: r = (r,)")
+        results = []
+        for position, _, like in targets:
+            if like is None:
+                results.append(self._in_python(f"r[{position}]", op.ctx.input_shapes[position],
+                                               op.ctx.input_dtypes[position]))
+            else:
+                results.append(self._in_python(f"fit(r[{position}], {tuple(like[0])!r}, "
+                                               f"{self.generator.bind('dtype', like[1])})", like[0], like[1]))
+        return results
+
+    def _in_python(self, code, shape, dtype):
+        """``w<n> = code`` in the wrapper's Python, and the Symbol of its value."""
+        name = self.writer.fresh()
+        self._run_in_python(f"{_py(name)} = {code}")
+        return Symbol(self.writer, name, shape, dtype)
+
+    def segments(self, returned, leaves, step):
+        """The kernels and the Python regions between them, in order: ``(python, code,
+        parameters, outputs)``; a kernel's parameters and outputs are the names of the values
+        it takes and hands on (the last kernel writes the returned value into ``result`` and
+        leaf ``n``'s gradient into ``grad<n>``, arrays its caller made, then, if asked, takes
+        the optimizer's step)."""
         writer = self.writer
-        parameters = [f"i{n}" for n in range(len(self.inputs))]
         if returned is not None:
-            parameters.append("result")
             writer.statement(f"result[...] = {self.values[returned[1]].name}")
-        parameters += [f"grad{n}" for n in range(len(leaves))]
         for n, grad in enumerate(self.leaf_grads):
             writer.statement(f"grad{n}[...] = {grad.name}")
         if step is not None:   # the optimizer's own formula, on the kernel's arrays
-            parameters += ["update"] + [f"h{k}" for k in range(len(leaves))]
             writer.statement("if update:")
             first = len(writer.lines)
-            params = [self.symbols.get(("tensor", id(leaf))) for _, leaf in leaves]
-            if any(p is None for p in params):
-                raise NotLowered("the optimizer steps a parameter the kernel does not read")
+            params = [self._input(("tensor", leaf), leaf.shape, leaf.dtype) for _, leaf in leaves]
             buffers = [Symbol(writer, f"grad{n}", leaf.shape, leaf.dtype) for n, (_, leaf) in enumerate(leaves)]
             with _formula(type(step.optimizer).__name__, "fused step"):
-                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64) for k in range(len(leaves))])
+                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64) for k in range(step.count)],
+                             [Symbol(writer, f"m{k}", shape, dtype) for k, (shape, dtype) in enumerate(step.arrays_like)])
             writer.lines[first:] = ["    " + line for line in writer.lines[first:]] or ["        pass"]
-        header = [f"def kernel({', '.join(parameters)}):", f"    real = np.{writer.dtype}"]
-        return "\n".join(header + writer.lines) + "\n"
+        runs = []
+        for line in writer.lines:
+            python = type(line) is _Python
+            if runs and runs[-1][0] == python:
+                runs[-1][1].append(line)
+            else:
+                runs.append((python, [line]))
+        used = [set(_KERNEL_NAMES.findall("\n".join(lines))) if not python else
+                {"t" + n for n in _PYTHON_NAMES.findall("\n".join(lines))} for python, lines in runs]
+        segments, made = [], set()
+        for index, (python, lines) in enumerate(runs):
+            if python:
+                segments.append((True, "\n".join(lines), (), ()))
+                made |= used[index]
+                continue
+            assigned = [match.group(1) for match in map(_ASSIGNED.match, lines) if match]
+            later = set().union(*used[index + 1:])
+            parameters = [n for n in dict.fromkeys(_KERNEL_NAMES.findall("\n".join(lines)))
+                          if not n.startswith("t") or n in made]
+            outputs = [n for n in dict.fromkeys(assigned) if n in later]
+            made |= set(assigned)
+            code = [f"def kernel({', '.join(parameters)}):",
+                    f"    real = np.{writer.dtype}"] + lines
+            if outputs:
+                code.append(f"    return ({''.join(o + ', ' for o in outputs)})")
+            segments.append((False, "\n".join(code) + "\n", parameters, outputs))
+        return segments
 
 
 class _formula:

@@ -34,11 +34,16 @@ class Writer:
         self.dtype = np.dtype(dtype)   # the program's one floating dtype, spelled `real`
         self.lines = []
         self.count = 0
+        self.kinds = {}                # name -> (shape, dtype) of every Symbol made
+
+    def fresh(self):
+        """A new value's name, ``t<n>``."""
+        self.count += 1
+        return f"t{self.count - 1}"
 
     def emit(self, code, shape, dtype):
         """``t<n> = code``, and the Symbol of ``t<n>``."""
-        name = f"t{self.count}"
-        self.count += 1
+        name = self.fresh()
         self.lines.append(f"    {name} = {code}")
         return Symbol(self, name, shape, dtype)
 
@@ -131,6 +136,7 @@ class Symbol:
         self.name = name
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
+        writer.kinds[name] = (self.shape, self.dtype)
 
     def __repr__(self):
         return f"<Symbol {self.name} {self.shape} {self.dtype}>"

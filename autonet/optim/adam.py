@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core.tensor import Tensor
 from ..core.types import Array
-from .optimizer import Optimizer, ParamsLike
+from .optimizer import FusedStep, Optimizer, ParamsLike
 
 
 class Adam(Optimizer):
@@ -44,11 +44,6 @@ class Adam(Optimizer):
     decoupled = False   # AdamW: weight decay shrinks the parameter, not the gradient
 
     def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        if group["weight_decay"] and self.decoupled:
-            param.data *= 1 - group["lr"] * group["weight_decay"]
-        elif group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param.data
         if not state:
             state["step"] = np.array(0.0)
             state["exp_avg"] = np.zeros_like(param.data)
@@ -56,17 +51,78 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(param.data)
         state["step"] += 1
-        step = float(state["step"])
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg += (1 - beta1) * (grad - exp_avg)          # torch.lerp for weight < 0.5
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * (grad * grad)
-        step_size = group["lr"] / (1 - beta1 ** step)
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            exp_avg_sq = state["max_exp_avg_sq"]
-        denominator = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta2 ** step) + group["eps"]
-        param.data -= step_size * (exp_avg / denominator)
+        moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if group["amsgrad"] else [])
+        adam_step(param.data, grad, moments, _numbers(group, float(state["step"])), group, self.decoupled)
+
+    def fused_step(self, params):
+        """Adam's step inside a fused kernel, from :func:`adam_step` itself: the per-call numbers
+        (learning rate and bias corrections, :func:`_numbers`) are computed in Python as eager
+        mode computes them and cast to the parameter's dtype as NumPy casts a Python float;
+        betas, eps, weight_decay and amsgrad are written into the kernel and must stay as
+        traced. Applies from the second step on (the first makes the state)."""
+        if type(self).step is not Optimizer.step or type(self).update is not Adam.update:
+            return None
+        groups = {id(p): number for number, group in enumerate(self.param_groups) for p in group["params"]}
+        if len(params) != len(groups) or any(id(p) not in groups or p.ndim == 0 for p in params):
+            return None
+        owners = [self.param_groups[groups[id(p)]] for p in params]
+        amsgrad = owners[0]["amsgrad"]
+        if any(group["amsgrad"] != amsgrad for group in owners):
+            return None
+        state = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        decoupled = self.decoupled
+
+        def numbers():
+            states = self.state
+            values = []
+            for p, group in zip(params, owners):
+                held = states.get(p)
+                values += _numbers(group, float(held["step"]) + 1 if held else 1.0)
+            return values
+
+        def formula(symbols, grads, values, arrays):
+            width = len(state)
+            for k, (param, grad, group) in enumerate(zip(symbols, grads, owners)):
+                cast = [value.astype(param.dtype) for value in values[3 * k:3 * k + 3]]
+                adam_step(param, grad, arrays[width * k:width * (k + 1)], cast, group, decoupled)
+
+        return FusedStep(self, params, formula, numbers=numbers, count=3 * len(params), state=state,
+                         fixed=("betas", "eps", "weight_decay", "amsgrad"))
+
+    def finish_step(self):
+        super().finish_step()
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["step"] += 1
+
+
+def _numbers(group, step):
+    """Adam's numbers for step ``step``, Python floats as eager mode computes them: the decoupled
+    decay factor, the step size and the second moment's bias correction."""
+    beta1, beta2 = group["betas"]
+    return [1 - group["lr"] * group["weight_decay"], group["lr"] / (1 - beta1 ** step),
+            math.sqrt(1 - beta2 ** step)]
+
+
+def adam_step(param, grad, moments, numbers, group, decoupled):
+    """Adam's arithmetic on one parameter, in place: run by eager mode (on ndarrays and Python
+    floats) and, on symbolic arrays, by the fused kernel. ``moments``: ``exp_avg``,
+    ``exp_avg_sq`` (and ``max_exp_avg_sq`` with amsgrad)."""
+    shrink, step_size, correction = numbers
+    beta1, beta2 = group["betas"]
+    if group["weight_decay"] and decoupled:
+        param *= shrink
+    elif group["weight_decay"]:
+        grad = grad + group["weight_decay"] * param
+    exp_avg, exp_avg_sq = moments[0], moments[1]
+    exp_avg += (1 - beta1) * (grad - exp_avg)          # torch.lerp for weight < 0.5
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * (grad * grad)
+    if len(moments) == 3:
+        np.maximum(moments[2], exp_avg_sq, out=moments[2])
+        exp_avg_sq = moments[2]
+    denominator = np.sqrt(exp_avg_sq) / correction + group["eps"]
+    param -= step_size * (exp_avg / denominator)
 
 
 class AdamW(Adam):

@@ -228,23 +228,46 @@ class FusedStep:
     """An optimizer's step as a fused kernel takes it: the optimizer's own formula, run on the
     kernel's symbolic arrays, over the parameters the kernel was traced with.
 
-    ``formula(params, grads, numbers)`` updates ``params`` in place from their fresh
-    ``grads``; ``numbers[k]`` is parameter k's setting named in ``settings[k]``, a pair
-    ``(group index, name)`` that the kernel is given afresh on every call. The formula is the
-    step only while every setting in ``zero`` is 0 in every group (``applies``).
+    ``formula(params, grads, numbers, arrays)`` updates ``params`` (and ``arrays``, the
+    optimizer's state arrays named ``state`` for each parameter in turn) in place from their
+    fresh ``grads``; ``numbers`` are what ``numbers()`` computes in Python on every call
+    (``settings``' values, pairs ``(group index, name)``, unless the optimizer gives its own
+    ``numbers``). The formula is the step only while every setting in ``zero`` is 0, every
+    setting in ``fixed`` keeps the value it had when the kernel was written, and each
+    parameter has its state (``applies``).
     """
 
-    def __init__(self, optimizer, params, formula, settings, zero=()):
+    def __init__(self, optimizer, params, formula, settings=(), zero=(), numbers=None, count=None,
+                 state=(), fixed=()):
         self.optimizer = optimizer
         self.params = tuple(params)
         self.traced = tuple(tuple(group["params"]) for group in optimizer.param_groups)
         self.formula = formula
         self.settings = tuple(settings)
         self.zero = tuple(zero)
+        self.fixed = tuple((name, [copy.deepcopy(group[name]) for group in optimizer.param_groups])
+                           for name in fixed)
+        self._numbers = numbers or (lambda: [optimizer.param_groups[g][name] for g, name in self.settings])
+        self.count = len(self.settings) if count is None else count   # how many numbers
+        self.state = tuple(state)
+        self.arrays_like = [(p.shape, p.dtype) for p in self.params for _ in self.state]
+
+    def numbers(self):
+        """This call's numbers, as floats."""
+        return [float(number) for number in self._numbers()]
+
+    def arrays(self):
+        """The state arrays the formula updates (zeros where a parameter has none yet: then
+        ``applies`` is False and the kernel leaves them alone)."""
+        states = self.optimizer.state
+        found = [states.get(p, {}).get(key) for p in self.params for key in self.state]
+        return [array if array is not None else np.zeros(shape, dtype)
+                for array, (shape, dtype) in zip(found, self.arrays_like)]
 
     def applies(self):
-        """True when the coming step is the formula's: the ``zero`` settings are 0, and the
-        groups hold exactly the parameters traced, none with a gradient accumulated before."""
+        """True when the coming step is the formula's: the ``zero`` settings are 0, the ``fixed``
+        ones as traced, every parameter has its state, and the groups hold exactly the
+        parameters traced, none with a gradient accumulated before."""
         groups = self.optimizer.param_groups
         if len(groups) != len(self.traced):
             return False
@@ -257,6 +280,20 @@ class FusedStep:
             for p, kept in zip(group["params"], params):
                 if p is not kept or p.grad is not None:
                     return False
+        for name, values in self.fixed:
+            for group, value in zip(groups, values):
+                if group[name] != value:
+                    return False
+        if self.state:
+            states = self.optimizer.state
+            for p in self.params:
+                state = states.get(p)
+                if state is None:
+                    return False
+                for key in self.state:
+                    array = state.get(key)
+                    if type(array) is not np.ndarray or array.shape != p.shape or array.dtype != p.dtype:
+                        return False
         return True
 
     def finish(self):

@@ -71,7 +71,7 @@ class SGD(Optimizer):
         return FusedStep(self, params, _descend_all, settings, zero=("momentum", "weight_decay"))
 
 
-def _descend_all(params, grads, learning_rates):
+def _descend_all(params, grads, learning_rates, arrays=()):
     """:func:`descend` for each parameter, its learning rate in the parameter's dtype (as NumPy
     takes a Python float)."""
     for k, (param, grad) in enumerate(zip(params, grads)):
