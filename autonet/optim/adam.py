@@ -54,7 +54,7 @@ class Adam(Optimizer):
         moments = [state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if group["amsgrad"] else [])
         adam_step(param.data, grad, moments, _numbers(group, float(state["step"])), group, self.decoupled)
 
-    def fused_step(self, params):
+    def fused_step(self, params: Sequence[Tensor]) -> FusedStep | None:
         """Adam's step inside a fused kernel, from :func:`adam_step` itself: the per-call numbers
         (learning rate and bias corrections, :func:`_numbers`) are computed in Python as eager
         mode computes them and cast to the parameter's dtype as NumPy casts a Python float;
@@ -89,7 +89,7 @@ class Adam(Optimizer):
         return FusedStep(self, params, formula, numbers=numbers, count=3 * len(params), state=state,
                          fixed=("betas", "eps", "weight_decay", "amsgrad"))
 
-    def finish_step(self):
+    def finish_step(self) -> None:
         super().finish_step()
         for group in self.param_groups:
             for p in group["params"]:
