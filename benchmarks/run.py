@@ -25,12 +25,11 @@ if "--default-threads" not in sys.argv:
 
 import statistics  # noqa: E402
 import time  # noqa: E402
-import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from workloads import WORKLOADS, Wide  # noqa: E402
+from workloads import WORKLOADS, Wide, peak_bytes  # noqa: E402
 import models  # noqa: E402 - the examples' CNN and tiny-GPT steps against PyTorch
 import targets  # noqa: E402 - issue 26's real-model steps and its table of targets
 import transforms  # noqa: E402 - autonet.func: hvp, jvp, jacrev against their references
@@ -58,17 +57,6 @@ def interleaved_medians(steps, rounds, count):
         for name in names[shift:] + names[:shift]:
             samples[name].append(per_step_seconds(steps[name], count))
     return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def peak_bytes(step):
-    """The most memory one step (after warm-up) holds beyond what existed before it."""
-    step()
-    tracemalloc.start()
-    try:
-        step()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 def as_numpy(parameters):

@@ -27,7 +27,6 @@ import pathlib
 import sys
 import tempfile
 import time
-import tracemalloc
 
 import numpy as np
 
@@ -247,17 +246,6 @@ def first_call_seconds(step):
                 os.environ["AUTONET_CACHE_DIR"] = kept
 
 
-def traced_peak(step):
-    """tracemalloc's peak during one step, after a warm-up step."""
-    step()
-    tracemalloc.start()
-    try:
-        step()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def torch_peak(torch, step):
     """PyTorch's own count: the highest running sum of its CPU allocator's allocations and frees
     during one step (its profiler's memory events), after a warm-up step."""
@@ -296,7 +284,7 @@ def measure(case, torch, rounds, fused):
     for step in steps.values():
         step()   # warm (compiled steps trace here)
     times = models.medians(steps, rounds, case.count)
-    peaks = {mode: traced_peak(steps[mode]) for mode in modes if mode != "fused"}
+    peaks = {mode: workloads.peak_bytes(steps[mode]) for mode in modes if mode != "fused"}
     if torch is not None:
         peaks["torch"] = torch_peak(torch, steps["torch"])
     return times, peaks, first_call

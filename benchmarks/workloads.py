@@ -4,6 +4,8 @@ Each workload builds its starting parameters once; every implementation
 starts from copies, so after the same number of steps their parameters must
 agree (``check`` in run.py), and a fast wrong engine cannot win.
 """
+import tracemalloc
+
 import numpy as np
 
 import autonet
@@ -237,3 +239,14 @@ class Wide(MLP):
 
 
 WORKLOADS = [NotebookXOR, Digits, Wide]
+
+
+def peak_bytes(step):
+    """The most memory one step (after warm-up) holds beyond what existed before it."""
+    step()
+    tracemalloc.start()
+    try:
+        step()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
