@@ -41,7 +41,9 @@ def gpt_case(rng):
     return model, lambda m: tiny_gpt.loss_of(m, x, y), (x, y)
 
 
-def torch_cnn(torch, model, data):
+def torch_cnn_layers(torch, model, dropout):
+    """PyTorch's layers for cnn_digits' ``model``, one per layer (``dropout(layer)`` makes its
+    Dropout); parameters are the caller's to copy."""
     layers = []
     for layer in model:
         kind = type(layer).__name__
@@ -51,11 +53,19 @@ def torch_cnn(torch, model, data):
             made = torch.nn.BatchNorm2d(layer.num_features)
         elif kind == "Linear":
             made = torch.nn.Linear(layer.in_features, layer.out_features)
+        elif kind == "Dropout":
+            made = dropout(layer)
         else:
             made = {"ReLU": torch.nn.ReLU, "MaxPool2d": lambda: torch.nn.MaxPool2d(2),
-                    "Flatten": torch.nn.Flatten, "Dropout": lambda: torch.nn.Dropout(0.0)}[kind]()
-        _copy_parameters(torch, layer, made)
+                    "Flatten": torch.nn.Flatten}[kind]()
         layers.append(made)
+    return layers
+
+
+def torch_cnn(torch, model, data):
+    layers = torch_cnn_layers(torch, model, lambda layer: torch.nn.Dropout(0.0))
+    for layer, made in zip(model, layers):
+        _copy_parameters(torch, layer, made)
     net = torch.nn.Sequential(*layers)
     x, labels = torch.tensor(data[0]), torch.tensor(data[1])
     return net, lambda: torch.nn.functional.cross_entropy(net(x), labels)

@@ -131,21 +131,8 @@ class CNN(Case):
         return Adam(parameters, lr=1e-3)
 
     def torch_model(self, torch, model):
-        layers = []
-        for layer in model:
-            kind = type(layer).__name__
-            if kind == "Conv2d":
-                made = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=1)
-            elif kind == "BatchNorm2d":
-                made = torch.nn.BatchNorm2d(layer.num_features)
-            elif kind == "Linear":
-                made = torch.nn.Linear(layer.in_features, layer.out_features)
-            elif kind == "Dropout":
-                made = _numpy_dropout(torch, layer.p, copy.deepcopy(layer.rng))
-            else:
-                made = {"ReLU": torch.nn.ReLU, "MaxPool2d": lambda: torch.nn.MaxPool2d(2),
-                        "Flatten": torch.nn.Flatten}[kind]()
-            layers.append(made)
+        layers = models.torch_cnn_layers(
+            torch, model, lambda layer: _numpy_dropout(torch, layer.p, copy.deepcopy(layer.rng)))
         net = torch.nn.Sequential(*layers)
         copy_named(torch, model, net)
         x, labels = torch.tensor(self.x), torch.tensor(self.labels)
