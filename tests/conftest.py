@@ -3,6 +3,11 @@
 * The hypothesis profile comes from HYPOTHESIS_PROFILE (default ci).
 * Fused kernels compiled by the tests are cached in .cache/kernels in the repository (ignored by
   git), not the user's: later runs load numba's machine code instead of compiling again.
+* numba compiles without LLVM's optimisation passes (``NUMBA_OPT=0``), about 95% of a kernel's
+  build time and no part of its results (autonet asks numba for no fast-math), and caches the
+  machine code of its own helpers in .cache/numba, so no unoptimised code lands beside the
+  package's sources for ``make bench`` to load. tests/test_fused_optimised.py builds kernels at
+  numba's default level and checks they agree with eager mode as well.
 * BLAS runs one thread per process (unless the environment says otherwise), set before NumPy is
   imported: ``make test`` runs two pytest workers on two cores, and BLAS threads on top of them
   would only wait for each other. No test depends on it: results are compared within one process
@@ -17,6 +22,9 @@ import re
 
 for _threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
+_CACHE = pathlib.Path(__file__).resolve().parent.parent / ".cache"
+os.environ.setdefault("NUMBA_OPT", "0")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "numba"))
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
@@ -25,7 +33,7 @@ import autonet.testing  # noqa: F401, E402 - registers the ci and thorough profi
 import device_double  # noqa: E402
 
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-os.environ.setdefault("AUTONET_CACHE_DIR", str(pathlib.Path(__file__).resolve().parent.parent / ".cache" / "kernels"))
+os.environ.setdefault("AUTONET_CACHE_DIR", str(_CACHE / "kernels"))
 
 ON_BOTH_DEVICES = ("test_ops_", "test_nn", "test_optim", "test_losses", "test_compile",
                    "test_autograd", "test_tensor", "test_inplace", "test_serialization",
