@@ -17,6 +17,7 @@ mode bit for bit; ``listing()`` shows it with its inputs and guards. The
 structure is meant to be lowered further (fused kernels) as well.
 """
 import builtins
+import collections
 import itertools
 import linecache
 import math
@@ -164,13 +165,15 @@ class _Generator:
                           "as_output_array": as_output_array, "asarray": np.asarray,
                           "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
         self.bound = {}            # (prefix, id) -> name
+        self.counts = collections.Counter()   # prefix -> names made with it
         self.names = []            # (name, description) of the inputs, for the listing
         self.arguments = {}        # path -> local name
 
     def bind(self, prefix, value, description=None):
         key = (prefix, id(value))
         if key not in self.bound:
-            name = f"{prefix}{sum(k[0] == prefix for k in self.bound)}"
+            name = f"{prefix}{self.counts[prefix]}"
+            self.counts[prefix] += 1
             self.bound[key] = name
             self.namespace[name] = value
             if description is not None:
