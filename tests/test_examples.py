@@ -92,6 +92,15 @@ def test_tiny_gpt_beats_the_unigram_baseline_and_samples(tmp_path):
     assert out.split("sample:\n")[1].startswith("ROMEO:\n")
 
 
+def test_char_lstm_beats_the_unigram_baseline_and_samples(tmp_path):
+    out = run_example("char_lstm.py", "--steps", "8", cwd=tmp_path)   # below the baseline from step 5 on
+    result = out.split("validation loss ")[-1]
+    loss, baseline = float(result.split()[0]), float(result.split("baseline ")[1].split()[0])
+    assert loss < baseline
+    assert out.split("sample:\n")[1].startswith("ROMEO:\n")
+    assert len(out.split("sample:\n")[1]) > 300
+
+
 def test_gpu_benchmark_script_is_ready_and_says_when_there_is_no_gpu(tmp_path):
     import autonet
 
