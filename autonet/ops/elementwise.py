@@ -293,13 +293,14 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.maximum(a, 0)
+        out = np.maximum(a, 0)
+        ctx.save_for_backward(out)   # as PyTorch: the output, which the next layer keeps too
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved   # PyTorch's threshold_backward: exactly 0 where a <= 0, grad at NaN
-        return _passed(grad, ~(generic.value(a) <= 0))
+        (out,) = ctx.saved   # PyTorch's threshold_backward: exactly 0 where out <= 0 (a <= 0),
+        return _passed(grad, ~(generic.value(out) <= 0))   # grad at NaN (out is NaN there)
 
 
 class Clip(Function):
