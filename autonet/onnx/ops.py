@@ -20,6 +20,7 @@ from ..nn import activations as nn_activations
 from ..nn.constants import ConstantLike
 from ..nn.functional import EmbeddingLookup
 from ..nn.fused_attention import Attention
+from ..nn.lstm_layer import LSTMLayer
 from ..nn.masking import CausalKeep, DeadRows, MaskedFill
 from ..nn.normalization import LayerNorm, Normalize
 from ..ops import activations, elementwise as ew, indexing, linalg, reduce, shape as shapes, ufuncs
@@ -500,6 +501,34 @@ def _attention(g, call):
     return g.node("Where", [dead, fill, out], call.out)
 
 
+def _lstm_layer(g, call):
+    """One LSTM layer (nn.lstm_layer) unrolled over its fixed length, its equations step by
+    step: the outputs in input order, then the last cell state."""
+    length = static(call.shapes[0][0], call, "sequence length")
+    hidden = int(call.shapes[5][1])
+    transposed = lambda w: g.node("Transpose", [w], perm=[1, 0])   # noqa: E731
+    gates = g.node("MatMul", [tensor(g, call, 0), transposed(tensor(g, call, 3))])
+    for position in (4, 6):   # the biases, added once for every step
+        if call.inputs[position] is not None:
+            gates = g.node("Add", [gates, tensor(g, call, position)])
+    w_hh = transposed(tensor(g, call, 5))
+    h, c = (None if call.inputs[k] is None else tensor(g, call, k) for k in (1, 2))
+    outputs = [None] * length
+    for t in (reversed(range(length)) if call.settings["reverse"] else range(length)):
+        gate = g.node("Gather", [gates, g.constant(np.array(t, np.int64))], axis=0)
+        if h is not None:
+            gate = g.node("Add", [gate, g.node("MatMul", [h, w_hh])])
+        i, f, cell, o = (g.node("Slice", [gate, g.ints([k * hidden]), g.ints([(k + 1) * hidden]),
+                                          g.ints([-1])]) for k in range(4))
+        i, f, o, cell = (g.node("Sigmoid", [i]), g.node("Sigmoid", [f]), g.node("Sigmoid", [o]),
+                         g.node("Tanh", [cell]))
+        new = g.node("Mul", [i, cell])
+        c = new if c is None else g.node("Add", [g.node("Mul", [f, c]), new])
+        h = outputs[t] = g.node("Mul", [o, g.node("Tanh", [c])])
+    rows = [g.node("Unsqueeze", [row, g.ints([0])]) for row in outputs + [c]]
+    return g.node("Concat", rows, call.out, axis=0)
+
+
 def _constant_like(g, call):
     return g.node("Identity", [g.constant(call.settings["values"], call.dtype)], call.out)
 
@@ -534,6 +563,7 @@ MAPPINGS = {
     Normalize: _normalize, LayerNorm: _layer_norm, EmbeddingLookup: _embedding, Windows: _windows,
     MaxLast: _max_last, MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
     DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias, Attention: _attention,
+    LSTMLayer: _lstm_layer,
 }
 
 
