@@ -169,7 +169,8 @@ class _RNNBase(_Recurrent):
                 suffix = f"_l{layer}{'_reverse' if direction else ''}"
                 w_ih, b_ih, w_hh, b_hh = self._weights(suffix)
                 if self.mode == "LSTM":   # one op over the sequence (nn.lstm_layer)
-                    both = lstm_layer(x, *states[len(finals)], w_ih, b_ih, w_hh, b_hh, bool(direction))
+                    h0, c0 = states[len(finals)]
+                    both = lstm_layer(x, h0, c0, w_ih, b_ih, w_hh, b_hh, bool(direction))
                     output, state = _lstm_results(both, bool(direction))
                 else:
                     output, state = _scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
