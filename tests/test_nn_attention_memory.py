@@ -239,6 +239,22 @@ def test_relu_saves_its_output_which_the_next_layer_keeps_too():
     assert np.isnan(data(y)[0, 0]) and data(x.grad)[0].tolist() == [1.0, 0.0, 0.0]   # grad at NaN
 
 
+@pytest.mark.parametrize("blocked", [None, np.inf, np.nan])
+def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked):
+    """The fast product path and the select agree: exactly +0.0 where the input was <= 0
+    (even for an inf or NaN upstream gradient there), the gradient itself elsewhere."""
+    rng = np.random.default_rng(14)
+    x = Tensor(rng.normal(size=(50, 40)), requires_grad=True)
+    upstream = rng.normal(size=(50, 40))
+    off = data(x) <= 0
+    if blocked is not None:
+        upstream[np.argwhere(off)[0][0], np.argwhere(off)[0][1]] = blocked
+    (grad,) = autonet.grad(F.relu(x), x, grad_outputs=upstream)
+    want = np.where(off, 0.0, upstream)
+    np.testing.assert_array_equal(data(grad), want)
+    assert not np.signbit(data(grad)[off]).any()   # +0.0, as the select, not -0.0
+
+
 # ------------------------------------------------------------------ a transformer step's memory
 def transformer_case(dtype=np.float64):
     rng = np.random.default_rng(11)

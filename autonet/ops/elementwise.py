@@ -377,6 +377,12 @@ def _passed(grad, mask):
     gradient does not leak where the mask is False (as a product would)."""
     if isinstance(grad, Tensor):
         return Where.apply(mask, grad, 0.0)
+    if type(grad) is np.ndarray and type(mask) is np.ndarray:
+        with np.errstate(invalid="ignore"):   # inf * False: NaN, then the select below
+            selected = grad * mask   # the select where every product is finite, ~10x faster than
+        if np.isfinite(selected).all():   # np.where on a mixed mask
+            selected += 0.0   # the select's +0.0 where a negative gradient met False (a -0.0
+            return selected   # gradient that passes becomes +0.0 too: equal values)
     return np.where(mask, grad, 0.0)
 
 
