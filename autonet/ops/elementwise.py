@@ -380,7 +380,7 @@ def _passed(grad, mask):
     if type(grad) is np.ndarray and type(mask) is np.ndarray:
         with np.errstate(invalid="ignore"):   # inf * False: NaN, then the select below
             selected = grad * mask   # the select where every product is finite, ~10x faster than
-        if np.isfinite(selected).all():   # np.where on a mixed mask
+        if np.isfinite(selected.sum()):   # np.where on a mixed mask (a sum: no array of bools)
             selected += 0.0   # the select's +0.0 where a negative gradient met False (a -0.0
             return selected   # gradient that passes becomes +0.0 too: equal values)
     return np.where(mask, grad, 0.0)
