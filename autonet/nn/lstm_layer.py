@@ -133,9 +133,9 @@ def _split(gate, hidden):
 
 def _activate(gate, hidden):
     """PyTorch's i, f, g, o activations, in place on one step's ``(N, 4H)`` pre-activations."""
-    gate[..., :2 * hidden] = stable_sigmoid(gate[..., :2 * hidden])
+    for part in (gate[..., :2 * hidden], gate[..., 3 * hidden:]):
+        stable_sigmoid(part, out=part)
     np.tanh(gate[..., 2 * hidden:3 * hidden], out=gate[..., 2 * hidden:3 * hidden])
-    gate[..., 3 * hidden:] = stable_sigmoid(gate[..., 3 * hidden:])
 
 
 def _hidden_weight_gradient(grad_gates, out, h0, reverse):
