@@ -48,13 +48,18 @@ class LSTMLayer(Function):
         out = devices.empty((length + 1, batch, hidden), gates.dtype, gates)
         h, c = h0, c0
         w_hh_t = w_hh.T.copy()   # C order: BLAS multiplies by it ~1.4x faster than by the view
+        hidden_part = devices.empty(gates.shape[1:], gates.dtype, gates)
         for t in _steps(length, reverse):
             gate = gates[t]
             if h is not None:
-                gate += h @ w_hh_t
+                gate += np.matmul(h, w_hh_t, out=hidden_part)
             _activate(gate, hidden)
             i, f, g, o = _split(gate, hidden)
-            c = np.multiply(i, g, out=cells[t]) if c is None else np.add(f * c, i * g, out=cells[t])
+            if c is None:
+                c = np.multiply(i, g, out=cells[t])
+            else:
+                c = np.multiply(f, c, out=cells[t])
+                c += i * g
             h = np.multiply(o, np.tanh(c, out=tanh_cells[t]), out=out[t])
         out[length] = c
         ctx.save_for_backward(x, h0, c0, w_ih, b_ih, w_hh, b_hh, gates, cells, tanh_cells, out)
@@ -74,7 +79,10 @@ class LSTMLayer(Function):
         grad_c = grad[length].copy()
         for k in reversed(range(length)):   # back through time: only what depends on the last step
             t = steps[k]
-            grad_h = grad[t] if grad_h is None else grad[t] + grad_h
+            if grad_h is None:
+                grad_h = grad[t]
+            else:
+                grad_h += grad[t]
             grad_c += grad_h * through_cell[t]
             by_gate = grad_gates[t].reshape(batch, 4, hidden)
             np.multiply(grad_c[:, None, :], factors[t, :, :3], out=by_gate[:, :3])   # i, f, g
