@@ -140,10 +140,12 @@ def _split(gate, hidden):
 
 
 def _activate(gate, hidden):
-    """PyTorch's i, f, g, o activations, in place on one step's ``(N, 4H)`` pre-activations."""
-    for part in (gate[..., :2 * hidden], gate[..., 3 * hidden:]):
-        stable_sigmoid(part, out=part)
-    np.tanh(gate[..., 2 * hidden:3 * hidden], out=gate[..., 2 * hidden:3 * hidden])
+    """PyTorch's i, f, g, o activations, in place on one step's ``(N, 4H)`` pre-activations: the
+    sigmoid over the whole row block, then g's tanh put back (twice as fast as the sigmoid on
+    the strided i, f and o blocks)."""
+    cell_input = np.tanh(gate[..., 2 * hidden:3 * hidden])
+    stable_sigmoid(gate, out=gate)
+    gate[..., 2 * hidden:3 * hidden] = cell_input
 
 
 def _hidden_weight_gradient(grad_gates, out, h0, reverse):
