@@ -546,3 +546,73 @@ def test_same_weights_give_pytorchs_outputs_when_torch_is_installed():
     t_up = load(up, torch.nn.ConvTranspose2d(2, 4, 3, stride=2, padding=1, output_padding=1, groups=2))
     x = rng.normal(size=(1, 2, 4, 5))
     np.testing.assert_allclose(data(up(Tensor(x))), t_up(torch.tensor(x)).detach().numpy(), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ the LSTM layer as one op
+def lstm_layer_inputs(rng, states, bias, length=5, batch=3, size=4, hidden=6):
+    tensor = lambda *shape: Tensor(rng.normal(size=shape) * 0.5, requires_grad=True)  # noqa: E731
+    x, w_ih, w_hh = tensor(length, batch, size), tensor(4 * hidden, size), tensor(4 * hidden, hidden)
+    h0, c0 = (tensor(batch, hidden), tensor(batch, hidden)) if states else (None, None)
+    b_ih, b_hh = (tensor(4 * hidden), tensor(4 * hidden)) if bias else (None, None)
+    return [x, h0, c0, w_ih, b_ih, w_hh, b_hh]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("states", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_lstm_layer_op_equals_the_step_composite_in_values_and_gradients(reverse, states, bias):
+    """nn.lstm_layer (one op, backward written by hand) against the composite of the step ops
+    it replaced (recurrent.composite_lstm_layer), and the NumPy reference of PyTorch's equations."""
+    from autonet.nn.lstm_layer import lstm_layer
+    from autonet.nn.recurrent import composite_lstm_layer
+    rng = np.random.default_rng(40)
+    inputs = lstm_layer_inputs(rng, states, bias)
+    out = lstm_layer(*inputs, reverse)
+    composite = composite_lstm_layer(*inputs, reverse=reverse)
+    np.testing.assert_allclose(data(out), data(composite), rtol=1e-13, atol=1e-14)
+    x, h0, c0, w_ih, b_ih, w_hh, b_hh = (None if t is None else data(t) for t in inputs)
+    zeros = np.zeros((3, 6))
+    state, order = (zeros if h0 is None else h0, zeros if c0 is None else c0), range(5)
+    for t in (reversed(order) if reverse else order):   # PyTorch's documented equations
+        state = rnn_cell_ref("LSTM", x[t], state, w_ih, w_hh, 0 if b_ih is None else b_ih,
+                             0 if b_hh is None else b_hh)
+        np.testing.assert_allclose(data(out)[t], state[0], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(data(out)[5], state[1], rtol=1e-12, atol=1e-13)
+    live = [t for t in inputs if t is not None]
+    upstream = Tensor(rng.normal(size=out.shape))
+    mine = autonet.grad((out * upstream).sum(), live)
+    theirs = autonet.grad((composite_lstm_layer(*inputs, reverse=reverse) * upstream).sum(), live)
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(data(a), data(b), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("states", [False, True])
+def test_lstm_layer_op_passes_gradcheck_and_gradgradcheck(states):
+    from autonet.nn.lstm_layer import lstm_layer
+    inputs = lstm_layer_inputs(np.random.default_rng(41), states, True, length=3, batch=2, size=2,
+                               hidden=2)
+    positions = [k for k, t in enumerate(inputs) if t is not None]
+
+    def function(*given):
+        full = list(inputs)
+        for k, t in zip(positions, given):
+            full[k] = t
+        return lstm_layer(*full, reverse=states)
+
+    live = [inputs[k] for k in positions]
+    assert autonet.gradcheck(function, live)
+    assert autonet.gradgradcheck(function, live)
+
+
+def test_lstm_is_one_op_per_layer_and_direction():
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, rng=0)
+    output, (h_n, c_n) = lstm(np.ones((5, 2, 3)))
+    names, stack, seen = [], [output.grad_fn, h_n.grad_fn, c_n.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen or not hasattr(node, "fn"):
+            continue
+        seen.add(id(node))
+        names.append(node.name)
+        stack += list(node.inputs)
+    assert names.count("lstm_layer") == 4 and "sigmoid" not in names and "matmul" not in names

@@ -540,10 +540,15 @@ def test_more_layers_grouped_convolution_ceil_pools_group_norm_rnn_gru_and_masks
     assert not np.any(eager(model, [normal(rng, (1, 4, 5, 5), dtype)])[0][:, 1])   # the masked row: zeros
 
 
-def test_an_lstm_refuses_a_dynamic_time_axis(tmp_path):
+@pytest.mark.parametrize("kind, match", [
+    ("GRU", "dynamic axis 'time' .*runs [0-9]+ ops, then [0-9]+"),   # one chain of ops per step
+    ("LSTM", "lstm_layer .*change with the dynamic axes' sizes.*export with those axes fixed"),   # one op
+])
+def test_a_recurrent_layer_refuses_a_dynamic_time_axis(tmp_path, kind, match):
     rng = np.random.default_rng(17)
-    refused(ValueError, "dynamic axis 'time' .*runs [0-9]+ ops, then [0-9]+", tmp_path / "m.onnx",
-            Sequence(rng), (rng.standard_normal((2, 4, 3)),), dynamic_axes={"input": {1: "time"}})
+    model = getattr(nn, kind)(3, 5, batch_first=True, rng=rng)
+    refused(ValueError, match, tmp_path / "m.onnx", model, (rng.standard_normal((2, 4, 3)),),
+            dynamic_axes={"input": {1: "time"}})
 
 
 def test_the_tiny_gpt_with_dynamic_batch_and_length(tmp_path):

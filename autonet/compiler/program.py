@@ -306,6 +306,10 @@ class _Generator:
         assigned = {f"g{slot}" for slot, _ in instruction.seeds}
         summed = set()   # variables holding a sum this pass made: added into in place, as eager
         leaves = {}
+        returned = {target for target, _, _ in instruction.results or () if type(target) is int}
+
+        def consumed(slot):   # an op's output gradient, read by its formula only: freed there
+            return [] if slot in returned else [f"    del g{slot}"]
 
         def variable_of(target):
             if type(target) is int:
@@ -320,10 +324,10 @@ class _Generator:
                     and variable_of(targets[0][1]) in summed):   # x[t]'s gradient: O(slice)
                 lines.append(f"    {self.function(op.fn, 'backward_into')}({ctx}, g{op.slot}, "
                              f"{variable_of(targets[0][1])})")
-                lines += [free] if id(op.ctx) not in kept else []
+                lines += consumed(op.slot) + ([free] if id(op.ctx) not in kept else [])
                 continue
             lines.append(f"    r = {self.function(op.fn, 'backward')}({ctx}, g{op.slot})")
-            lines += [free] if id(op.ctx) not in kept else []
+            lines += consumed(op.slot) + ([free] if id(op.ctx) not in kept else [])
             lines.append("    if type(r) is not tuple: r = (r,)")
             for position, target, like in targets:
                 value = f"r[{position}]"

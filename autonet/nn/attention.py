@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.tensor import as_tensor
 from . import functional as F, init, masking
+from .fused_attention import attention
 from .layers import Dropout, LayerNorm, _float
 from ..random import generator
 from .module import Module, ModuleList, Parameter
@@ -96,13 +97,17 @@ class MultiheadAttention(Module):
         b_q, b_k, b_v = (None,) * 3 if self.in_proj_bias is None else (
             self.in_proj_bias[i * self.embed_dim:(i + 1) * self.embed_dim] for i in range(3))
         q, k, v = (self._heads(affine(t, w, b)) for t, w, b in ((q, w_q, b_q), (k, w_k, b_k), (v, w_v, b_v)))
-        scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.swapaxes(-1, -2)   # (N, H, L, S)
-        for mask in masks:
-            scores = masking.apply_mask(scores, mask, true_keeps=False)
-        weights = masking.attention_weights(scores, safe=not need_weights)   # PyTorch's two paths
-        dropped = F.dropout(weights, self.dropout, self.training, self.rng)
-        out = (dropped @ v).transpose(2, 0, 1, 3).reshape(length, batch, self.embed_dim)
-        out = self.out_proj(out)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        if not (masks or need_weights or (self.training and self.dropout)) and source:
+            out = attention(q, k, v, scale)   # one op that keeps no (N, H, L, S) scores
+        else:
+            scores = (q * scale) @ k.swapaxes(-1, -2)   # (N, H, L, S)
+            for mask in masks:
+                scores = masking.apply_mask(scores, mask, true_keeps=False)
+            weights = masking.attention_weights(scores, safe=not need_weights)   # PyTorch's two paths
+            dropped = F.dropout(weights, self.dropout, self.training, self.rng)
+            out = dropped @ v
+        out = self.out_proj(out.transpose(2, 0, 1, 3).reshape(length, batch, self.embed_dim))
         out = (out.swapaxes(0, 1) if self.batch_first else out) if batched else out.squeeze(1)
         if not need_weights:
             return out, None

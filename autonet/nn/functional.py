@@ -15,6 +15,7 @@ from ..ops.reduce import logsumexp
 from ..ops.shape import scatter_add
 from ..random import generator
 from . import masking
+from .fused_attention import attention
 from .activations import (celu, cosine_similarity, glu, hardsigmoid, hardswish, hardtanh, logsigmoid,
                           mish, normalize, one_hot, relu6, selu, softmin, softsign, tanhshrink)
 from .class_losses import ClassNLL
@@ -598,6 +599,8 @@ def scaled_dot_product_attention(query: TensorLike, key: TensorLike, value: Tens
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"{op}: dropout_p must lie in [0, 1], not {dropout_p}")
     scale = float(1.0 / np.sqrt(q.shape[-1])) if scale is None else float(scale)   # a Python float keeps float32
+    if attn_mask is None and not dropout_p and k.shape[-2]:   # one op that keeps no scores
+        return attention(q, k, v, scale, causal=is_causal, dead_fill=0.0 if is_causal else np.nan)
     scores = (q @ k.swapaxes(-1, -2)) * scale
     if attn_mask is not None:
         mask = masking.as_mask(attn_mask, q.dtype, "attn_mask", op)

@@ -72,8 +72,13 @@ class Normalize(Function):
         x, normalized, inverse_std = ctx.saved
         if isinstance(grad, Tensor):
             normalized, inverse_std = _normalized(x, ctx.axes, ctx.eps)
-        mean_grad = grad.mean(axis=ctx.axes, keepdims=True)
-        projection = (grad * normalized).mean(axis=ctx.axes, keepdims=True)
+        return Normalize.backward_from(grad, normalized, inverse_std, ctx.axes)
+
+    @staticmethod
+    def backward_from(grad, normalized, inverse_std, axes):
+        """The input's gradient from the normalized input's (``grad``)."""
+        mean_grad = grad.mean(axis=axes, keepdims=True)
+        projection = (grad * normalized).mean(axis=axes, keepdims=True)
         return inverse_std * (grad - mean_grad - normalized * projection)
 
 
@@ -81,6 +86,41 @@ def _normalized(x, axes, eps):
     centred = x - x.mean(axis=axes, keepdims=True)
     inverse_std = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
     return centred * inverse_std, inverse_std
+
+
+class LayerNorm(Function):
+    """``Normalize``, then ``* weight + bias`` (each may be None), as one node that saves the
+    input, its mean and inverse deviation and the weight, as PyTorch's layer_norm: no
+    full-size intermediate outlives the forward (the composite kept the normalized input
+    twice, for its own backward and for the weight's gradient). Backward recomputes the
+    normalized input with the forward's operations (the same bits); under ``create_graph``
+    from the input Tensor, as ``Normalize``."""
+
+    name = "layer_norm"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, axes, eps):
+        ctx.axes, ctx.eps = axes, eps
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        inverse_std = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+        ctx.save_for_backward(x, mean, inverse_std, weight)
+        out = centred * inverse_std   # the composite's operations and dtypes, so the same bits
+        if weight is not None:
+            out = out * weight
+        return out if bias is None else out + bias
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mean, inverse_std, weight = ctx.saved
+        if isinstance(grad, Tensor):
+            normalized, inverse_std = _normalized(x, ctx.axes, ctx.eps)
+        else:
+            normalized = (x - mean) * inverse_std
+        grad_weight = None if weight is None else grad * normalized   # summed by the engine
+        grad_normalized = grad if weight is None else grad * weight
+        return (Normalize.backward_from(grad_normalized, normalized, inverse_std, ctx.axes),
+                grad_weight, grad)   # bias: grad, summed by the engine
 
 
 def layer_norm(input: TensorLike, normalized_shape: int | Sequence[int],  # noqa: A002
@@ -91,12 +131,7 @@ def layer_norm(input: TensorLike, normalized_shape: int | Sequence[int],  # noqa
     if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end in {normalized_shape}")
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
-    out = Normalize.apply(x, axes=axes, eps=float(eps))
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    return LayerNorm.apply(x, weight, bias, axes=axes, eps=float(eps))
 
 
 def group_norm(input: TensorLike, num_groups: int, weight: TensorLike | None = None,  # noqa: A002

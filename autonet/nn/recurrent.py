@@ -5,11 +5,14 @@ input)``, gates in PyTorch's order: LSTM ``i, f, g, o``, GRU ``r, z, n``), so
 a ``state_dict`` moves between autonet and PyTorch unchanged. Every parameter
 starts uniform in ``±1/sqrt(hidden_size)``, as PyTorch's.
 
-The layers loop over time in Python over autonet's ops: the input projection
+RNN and GRU loop over time in Python over autonet's ops: the input projection
 of every step is one matrix product up front, then each step adds the hidden
-projection and applies the gates. Everything is differentiable to any order
-and compiles. A missing initial state is zero; the first step then skips the
-hidden projection (adding zeros changes no value).
+projection and applies the gates. An LSTM layer (each direction) is one op,
+``nn.lstm_layer``, with the same equations and a backward written by hand
+(about 2x faster, half the memory; its create_graph backward differentiates
+the step composite, ``composite_lstm_layer``). Everything is differentiable
+to any order and compiles. A missing initial state is zero; the first step
+then skips the hidden projection (adding zeros changes no value).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.shape import concatenate, stack
 from .functional import dropout
 from .layers import _float, _uniform
+from .lstm_layer import lstm_layer
 from ..random import generator
 from .module import Module
 from .projection import affine as _affine
@@ -164,8 +168,13 @@ class _RNNBase(_Recurrent):
             for direction in range(self._directions):
                 suffix = f"_l{layer}{'_reverse' if direction else ''}"
                 w_ih, b_ih, w_hh, b_hh = self._weights(suffix)
-                output, state = _scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
-                                      reverse=bool(direction))
+                if self.mode == "LSTM":   # one op over the sequence (nn.lstm_layer)
+                    h0, c0 = states[len(finals)]
+                    both = lstm_layer(x, h0, c0, w_ih, b_ih, w_hh, b_hh, bool(direction))
+                    output, state = _lstm_results(both, bool(direction))
+                else:
+                    output, state = _scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
+                                          reverse=bool(direction))
                 outputs.append(output)
                 finals.append(state)
             x = outputs[0] if len(outputs) == 1 else concatenate(outputs, axis=-1)
@@ -223,6 +232,20 @@ def _scan(step, projected, state, w_hh, b_hh, reverse):
         state = step(projected[t], state, w_hh, b_hh)
         outputs[t] = state[0]
     return stack(outputs), state
+
+
+def _lstm_results(both, reverse):
+    """``lstm_layer``'s ``(L + 1, N, H)`` as the outputs ``(L, N, H)`` and the last ``(h, c)``."""
+    length = both.shape[0] - 1
+    output = both[:length]
+    return output, (output[0 if reverse else length - 1], both[length])
+
+
+def composite_lstm_layer(x, h0, c0, w_ih, b_ih, w_hh, b_hh, reverse):
+    """What ``lstm_layer`` computes, from the step ops: the reference its create_graph
+    backward differentiates."""
+    output, (_, c) = _scan(_lstm_step, _affine(x, w_ih, b_ih), (h0, c0), w_hh, b_hh, reverse)
+    return concatenate([output, c.expand_dims(0)], axis=0)
 
 
 class RNN(_RNNBase):

@@ -19,8 +19,10 @@ from ..func import Alias
 from ..nn import activations as nn_activations
 from ..nn.constants import ConstantLike
 from ..nn.functional import EmbeddingLookup
+from ..nn.fused_attention import Attention
+from ..nn.lstm_layer import LSTMLayer
 from ..nn.masking import CausalKeep, DeadRows, MaskedFill
-from ..nn.normalization import Normalize
+from ..nn.normalization import LayerNorm, Normalize
 from ..ops import activations, elementwise as ew, indexing, linalg, reduce, shape as shapes, ufuncs
 from ..ops.windows import MaxLast, MaxPoolTiles, Windows
 from .dims import Dim
@@ -393,7 +395,7 @@ def _trilu(upper):
 
 
 # ------------------------------------------------------------------ layers
-def _normalize(g, call):
+def _normalize(g, call, out=None):
     """``(x - mean) / sqrt(var + eps)`` over ``axes``: autonet's formula, step by step."""
     x = tensor(g, call, 0)
     axes = g.ints(_axes(call.settings["axes"], len(call.shapes[0])))
@@ -401,7 +403,16 @@ def _normalize(g, call):
     variance = g.node("ReduceMean", [g.node("Mul", [centred, centred]), axes], keepdims=1)
     root = g.node("Sqrt", [g.node("Add", [variance, g.constant(call.settings["eps"], call.dtype)])])
     inverse = g.node("Div", [g.constant(1.0, call.dtype), root])
-    return g.node("Mul", [centred, inverse], call.out)
+    return g.node("Mul", [centred, inverse], call.out if out is None else out)
+
+
+def _layer_norm(g, call):
+    """``Normalize``, then ``* weight + bias`` where given (nn.normalization.LayerNorm)."""
+    out = _normalize(g, call, out=g.fresh("normalized"))
+    for position, op in ((1, "Mul"), (2, "Add")):
+        if call.inputs[position] is not None:
+            out = g.node(op, [out, tensor(g, call, position)])
+    return g.node("Identity", [out], call.out)
 
 
 def _embedding(g, call):
@@ -447,10 +458,14 @@ def _masked_fill(g, call):
 
 
 def _causal_keep(g, call):
+    return _on_and_below_diagonal(g, tensor(g, call, 0), call.out)
+
+
+def _on_and_below_diagonal(g, like, out=None):
     """True on and below the diagonal of the last two axes, for any (L, S) at run time."""
-    size = g.node("Shape", [tensor(g, call, 0)], start=-2)
+    size = g.node("Shape", [like], start=-2)
     ones = g.node("ConstantOfShape", [size], value=_one_int64())
-    return g.node("Cast", [g.node("Trilu", [ones], upper=0)], call.out, to=_onnx_type(np.bool_))
+    return g.node("Cast", [g.node("Trilu", [ones], upper=0)], out, to=_onnx_type(np.bool_))
 
 
 def _one_int64():
@@ -459,11 +474,59 @@ def _one_int64():
 
 
 def _dead_rows(g, call):
+    return _minus_infinite_rows(g, tensor(g, call, 0), call.out)
+
+
+def _minus_infinite_rows(g, scores, out=None):
     """True for rows (last axis) that are -inf throughout."""
-    negative_infinite = g.node("IsInf", [tensor(g, call, 0)], detect_positive=0)
+    negative_infinite = g.node("IsInf", [scores], detect_positive=0)
     as_number = g.node("Cast", [negative_infinite], to=_onnx_type(np.float32))
     lowest = g.node("ReduceMin", [as_number, g.ints([-1])], keepdims=1)
-    return g.node("Cast", [lowest], call.out, to=_onnx_type(np.bool_))
+    return g.node("Cast", [lowest], out, to=_onnx_type(np.bool_))
+
+
+def _attention(g, call):
+    """``softmax(q @ k^T * scale) @ v`` (nn.fused_attention), as its composite: causal keys
+    -inf, rows of -inf only give zero weights and ``dead_fill`` outputs."""
+    q, k, v = (tensor(g, call, i) for i in range(3))
+    ndim, dtype = len(call.shapes[1]), call.dtype
+    swapped = g.node("Transpose", [k], perm=list(range(ndim - 2)) + [ndim - 1, ndim - 2])
+    scores = g.node("Mul", [g.node("MatMul", [q, swapped]), g.constant(call.settings["scale"], dtype)])
+    if call.settings["causal"]:
+        scores = g.node("Where", [_on_and_below_diagonal(g, scores), scores, g.constant(-np.inf, dtype)])
+    dead, zero = _minus_infinite_rows(g, scores), g.constant(0.0, dtype)
+    weights = g.node("Softmax", [g.node("Where", [dead, zero, scores])], axis=-1)
+    out = g.node("MatMul", [g.node("Where", [dead, zero, weights]), v])
+    fill = g.constant(call.settings["dead_fill"], dtype)
+    return g.node("Where", [dead, fill, out], call.out)
+
+
+def _lstm_layer(g, call):
+    """One LSTM layer (nn.lstm_layer) unrolled over its fixed length, its equations step by
+    step: the outputs in input order, then the last cell state."""
+    length = static(call.shapes[0][0], call, "sequence length")
+    hidden = int(call.shapes[5][1])
+    transposed = lambda w: g.node("Transpose", [w], perm=[1, 0])   # noqa: E731
+    gates = g.node("MatMul", [tensor(g, call, 0), transposed(tensor(g, call, 3))])
+    for position in (4, 6):   # the biases, added once for every step
+        if call.inputs[position] is not None:
+            gates = g.node("Add", [gates, tensor(g, call, position)])
+    w_hh = transposed(tensor(g, call, 5))
+    h, c = (None if call.inputs[k] is None else tensor(g, call, k) for k in (1, 2))
+    outputs = [None] * length
+    for t in (reversed(range(length)) if call.settings["reverse"] else range(length)):
+        gate = g.node("Gather", [gates, g.constant(np.array(t, np.int64))], axis=0)
+        if h is not None:
+            gate = g.node("Add", [gate, g.node("MatMul", [h, w_hh])])
+        i, f, cell, o = (g.node("Slice", [gate, g.ints([k * hidden]), g.ints([(k + 1) * hidden]),
+                                          g.ints([-1])]) for k in range(4))
+        i, f, o, cell = (g.node("Sigmoid", [i]), g.node("Sigmoid", [f]), g.node("Sigmoid", [o]),
+                         g.node("Tanh", [cell]))
+        new = g.node("Mul", [i, cell])
+        c = new if c is None else g.node("Add", [g.node("Mul", [f, c]), new])
+        h = outputs[t] = g.node("Mul", [o, g.node("Tanh", [c])])
+    rows = [g.node("Unsqueeze", [row, g.ints([0])]) for row in outputs + [c]]
+    return g.node("Concat", rows, call.out, axis=0)
 
 
 def _constant_like(g, call):
@@ -497,9 +560,10 @@ MAPPINGS = {
     reduce.Prod: _reduction("ReduceProd"), reduce.Var: _variance(False), reduce.Std: _variance(True),
     linalg.Norm: _norm, reduce.Cumsum: _cumsum,
     indexing.TakeAlongAxis: _take_along_axis, indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
-    Normalize: _normalize, EmbeddingLookup: _embedding, Windows: _windows, MaxLast: _max_last,
-    MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
-    DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias,
+    Normalize: _normalize, LayerNorm: _layer_norm, EmbeddingLookup: _embedding, Windows: _windows,
+    MaxLast: _max_last, MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
+    DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias, Attention: _attention,
+    LSTMLayer: _lstm_layer,
 }
 
 

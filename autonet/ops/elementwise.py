@@ -293,13 +293,14 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.maximum(a, 0)
+        out = np.maximum(a, 0)
+        ctx.save_for_backward(out)   # as PyTorch: the output, which the next layer keeps too
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved   # PyTorch's threshold_backward: exactly 0 where a <= 0, grad at NaN
-        return _passed(grad, ~(generic.value(a) <= 0))
+        (out,) = ctx.saved   # PyTorch's threshold_backward: exactly 0 where out <= 0 (a <= 0),
+        return _passed(grad, ~(generic.value(out) <= 0))   # grad at NaN (out is NaN there)
 
 
 class Clip(Function):
@@ -376,6 +377,12 @@ def _passed(grad, mask):
     gradient does not leak where the mask is False (as a product would)."""
     if isinstance(grad, Tensor):
         return Where.apply(mask, grad, 0.0)
+    if type(grad) is np.ndarray and type(mask) is np.ndarray:
+        with np.errstate(invalid="ignore"):   # inf * False: NaN, then the select below
+            selected = grad * mask   # the select where every product is finite, ~10x faster than
+        if np.isfinite(selected.sum()):   # np.where on a mixed mask (a sum: no array of bools)
+            selected += 0.0   # the select's +0.0 where a negative gradient met False (a -0.0
+            return selected   # gradient that passes becomes +0.0 too: equal values)
     return np.where(mask, grad, 0.0)
 
 

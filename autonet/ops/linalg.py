@@ -73,7 +73,7 @@ class Linear(Function):
             raise ValueError(f"bias of shape {bias.shape} does not fit weight {weight.shape}")
         need_x, need_weight, _ = ctx.needs_input_grad or (False, False, False)
         ctx.save_for_backward(x if need_weight else None, weight if need_x else None)
-        out = x @ weight.T     # a transposed view: BLAS reads it as it is, no copy
+        out = _rows_matmul(x, weight.T)   # a transposed view: BLAS reads it as it is, no copy
         if bias is None:
             return out
         if out.dtype == bias.dtype:
@@ -85,7 +85,7 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved   # each None where no wanted gradient reads it
         need_x, need_weight, need_bias = ctx.needs_input_grad
-        grad_x = grad @ weight if need_x else None
+        grad_x = _rows_matmul(grad, weight) if need_x else None
         grad_weight = None
         if need_weight:
             if x.ndim == 2:
@@ -95,6 +95,14 @@ class Linear(Function):
                 grad_weight = grad.reshape(-1, n_out).T @ x.reshape(-1, n_in)
         grad_bias = grad if need_bias else None   # summed to (out,) by the engine
         return grad_x, grad_weight, grad_bias
+
+
+def _rows_matmul(x, matrix):
+    """``x @ matrix`` with ``x``'s leading axes folded into rows: one BLAS product, about twice
+    as fast as NumPy's batched loop over a 3-d ``x`` (the same values up to rounding)."""
+    if x.ndim <= 2 or not x.size:
+        return x @ matrix
+    return (x.reshape(-1, x.shape[-1]) @ matrix).reshape(x.shape[:-1] + matrix.shape[-1:])
 
 
 @register("linalg", operators=("__matmul__", "__rmatmul__"), numpy=np.matmul, torch=("mm", "bmm"))
