@@ -17,6 +17,7 @@ from autonet import Tensor
 from autonet.nn import masking
 from autonet.nn.fused_attention import Attention, attention
 from autonet.nn.normalization import LayerNorm, Normalize
+from autonet.ops import elementwise
 from autonet.optim import SGD
 
 
@@ -239,13 +240,15 @@ def test_relu_saves_its_output_which_the_next_layer_keeps_too():
     assert np.isnan(data(y)[0, 0]) and data(x.grad)[0].tolist() == [1.0, 0.0, 0.0]   # grad at NaN
 
 
+@pytest.mark.parametrize("shape", [(50, 40), (200, 200)], ids=["select", "product"])   # LARGE_SELECT
 @pytest.mark.parametrize("blocked", [None, np.inf, np.nan])
-def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked):
-    """The fast product path and the select agree: exactly +0.0 where the input was <= 0
-    (even for an inf or NaN upstream gradient there), the gradient itself elsewhere."""
+def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked, shape):
+    """The fast product path (large arrays) and the select agree: exactly 0.0 where the input was
+    <= 0 (even for an inf or NaN upstream gradient there), the gradient itself elsewhere."""
+    assert np.prod((50, 40)) < elementwise.LARGE_SELECT <= np.prod((200, 200))
     rng = np.random.default_rng(14)
-    x = Tensor(rng.normal(size=(50, 40)), requires_grad=True)
-    upstream = rng.normal(size=(50, 40))
+    x = Tensor(rng.normal(size=shape), requires_grad=True)
+    upstream = rng.normal(size=shape)
     off = data(x) <= 0
     if blocked is not None:
         upstream[np.argwhere(off)[0][0], np.argwhere(off)[0][1]] = blocked

@@ -1,9 +1,12 @@
 """Elementwise ops: closed forms, kinks, mixing operands (gradients of every op: tests/op_db.py)."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import autonet
+from autonet.ops import generic
 from autonet.testing import arrays, assert_gradients_match, tensors
 from op_db import OPS
 
@@ -73,6 +76,24 @@ def test_sigmoid_tanh_log_softmax_at_extremes(x):
     grad_sigmoid = autonet.Tensor([x], requires_grad=True)
     grad_sigmoid.sigmoid().sum().backward()
     assert grad_sigmoid.grad[0] == 0.0
+
+
+@pytest.mark.parametrize("size", [4, generic.SMALL_SIGMOID], ids=["logaddexp-form", "exp-form"])
+def test_both_sigmoid_forms_saturate_exactly_without_warning(size):
+    x = np.resize([-1000.0, 1000.0, -745.0, 0.0], size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = generic.stable_sigmoid(x)
+    assert got[0] == 0.0 and got[1] == 1.0 and got[3] == 0.5 and 0.0 <= got[2] < 1e-300
+
+
+def test_sigmoid_forms_agree_across_the_size_where_one_hands_over():
+    x = np.linspace(-700, 40, 20 * generic.SMALL_SIGMOID)
+    exact = 1 / (1 + np.exp(-x.astype(np.longdouble)))
+    small = np.concatenate([generic.stable_sigmoid(chunk) for chunk in np.split(x, 40)])   # below the size
+    assert x.size // 40 < generic.SMALL_SIGMOID
+    for got in (small, generic.stable_sigmoid(x)):
+        assert np.max(np.abs(got - exact) / exact) < 5e-15
 
 
 def test_sigmoid_is_accurate_to_a_few_ulp():

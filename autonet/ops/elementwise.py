@@ -372,12 +372,18 @@ class Maximum(Function):
         return _passed(scaled, ~ctx.fn.beats(b, a)), _passed(scaled, ~ctx.fn.beats(a, b))
 
 
+LARGE_SELECT = 32768
+"""From this many elements a product selects faster than ``np.where`` on a mixed mask (one
+thread: 65536 elements 53 against 226 us); below, ``np.where`` is faster (16384: 13 against 16 us;
+8: 1.0 against 5.7 us)."""
+
+
 def _passed(grad, mask):
     """``grad`` where ``mask``, exactly 0 elsewhere: a select, as PyTorch's masked_fill, so a NaN
     gradient does not leak where the mask is False (as a product would)."""
     if isinstance(grad, Tensor):
         return Where.apply(mask, grad, 0.0)
-    if type(grad) is np.ndarray and type(mask) is np.ndarray:
+    if type(grad) is np.ndarray and type(mask) is np.ndarray and grad.size >= LARGE_SELECT:
         with np.errstate(invalid="ignore"):   # inf * False: NaN, then the select below
             selected = grad * mask   # the select where every product is finite, ~10x faster than
         if np.isfinite(selected.sum()):   # np.where on a mixed mask (a sum: no array of bools)
