@@ -152,7 +152,7 @@ class Function:
             ctx.dtype = out.dtype
             if ctx.saved:
                 _own_saved(ctx, args, arrays, result)
-        else:   # not recorded: what it was made from, for drawings (see Origin)
+        elif state.grad_enabled:   # a constant a recorded op may read: its Origin, for drawings
             result._origin = Origin.of(cls, args)
         if observers:
             notify("applied", cls, args, kwargs, ctx, arrays, result)
@@ -241,9 +241,10 @@ class ConstantInput(Tensor):
 
 
 class Origin:
-    """What an op that recorded nothing (no input wanted a gradient, or ``no_grad``) made its
-    output from: its one Tensor input, held weakly so that no batch outlives its step, with
-    that input's shape, dtype, name and own origin (at most ``DEPTH`` ops back).
+    """What an op that recorded nothing because no input wanted a gradient made its output
+    from: its one Tensor input, held weakly so that no batch outlives its step, with that
+    input's shape, dtype, name and own origin (at most ``DEPTH`` ops back). Under ``no_grad``
+    (inference, optimizer updates) none is made: it would cost every op there.
 
     A constant that a recorded op then reads keeps its origin (``ConstantInput``), so viz can
     draw a convolution's im2col copy, freed since, as the image that was passed, joined to it
@@ -273,8 +274,8 @@ class Origin:
                 source = arg
         return None if source is None else Origin(source, fn.name)
 
-    def __reduce__(self) -> tuple[Any, tuple[()]]:   # weak references do not pickle: a copy is a tensor made anew
-        return type(None), ()
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return type(None), ()   # weak references do not pickle: a copy is a tensor made anew
 
 
 def _placeholder(shape, dtype):
