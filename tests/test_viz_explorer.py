@@ -13,7 +13,7 @@ import pytest
 
 import autonet
 from autonet import viz
-from test_viz import cnn_loss, gru_loss
+from test_viz import Net, ZeroState, cnn_loss, gru_loss
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz 'dot' is not installed (make test installs it)")
@@ -82,6 +82,17 @@ def test_the_image_passed_is_one_item_saying_what_was_made_from_it():
     assert image["path"] == ""   # drawn outside every module, as passed
     assert image["made"] == ["(512, 9) by pad → windows → reshape"] and image["value"] is None
     assert not any(item["shape"] == [512, 9] for item in items.values())
+
+
+def test_a_tensor_read_as_passed_and_computed_from_is_one_item_saying_only_what_was_made():
+    x = autonet.Tensor(np.ones((4, 3)), name="x")
+    items = viz.explore(ZeroState(times_zero=True)(x).sum()).data["items"]
+    [item] = [facts for key, facts in items.items() if key.startswith("p")]
+    assert (item["title"], item["made"]) == ("x", ["(4, 2) by getitem → mul"])
+    model, batch = Net(), np.ones((5, 3))   # an ndarray, wrapped inside Linear: read as passed
+    items = viz.explore(model(batch).sum()).data["items"]
+    [item] = [facts for key, facts in items.items() if key.startswith("p")]
+    assert item["shape"] == [5, 3] and item["made"] is None
 
 
 def test_module_views_open_one_call_at_a_time():

@@ -219,9 +219,11 @@ class Drawing:
         parts = [str(position)] if tensors > 1 and node.name not in scenes.COMMUTATIVE and into_op else []
         if source.startswith("module") and type(parent) is Context:
             parts.append(str(parent.shape))
-        ops = self.scene.made_by.get(id(parent))
-        if ops and into_op:
-            parts.append(" → ".join(ops + (str(parent.shape),)))
+        passed = self.scene.passed.get(id(parent))
+        if into_op and passed is not None:
+            ops = self.scene.made_by[id(parent)]
+            if ops or parent.shape != passed.shape:   # not read as it was passed
+                parts.append(" → ".join(ops + (str(parent.shape),)))
         return ": ".join(parts)
 
     def edge(self, source, target, label, **style):
