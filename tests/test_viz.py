@@ -272,11 +272,18 @@ class GRU(nn.Module):
         return self.head(h)
 
 
-def cnn_loss():
+def cnn_parts():
+    """The CNN, a batch of eight 8 x 8 images and their labels."""
     rng = np.random.default_rng(0)
     model = SmallCNN(rng)
     images = autonet.Tensor(rng.normal(size=(8, 1, 8, 8)), name="images")
-    return model, nn.CrossEntropyLoss()(model(images), here(rng.integers(0, 10, 8)))
+    return model, images, here(rng.integers(0, 10, 8))
+
+
+def cnn_loss():
+    """The CNN and its loss on a batch that is freed on return, as after a training step."""
+    model, images, labels = cnn_parts()
+    return model, nn.CrossEntropyLoss()(model(images), labels)
 
 
 def gru_loss(steps=3):
@@ -288,6 +295,24 @@ def gru_loss(steps=3):
 def _labels(source):
     """Every node's label text, by node id."""
     return dict(re.findall(r'^\s*(\w+) \[label="((?:[^"\\]|\\.)*)"', source, flags=re.M))
+
+
+def _labelled_edges(source):
+    """(source, target, label) of every drawn edge."""
+    return [(a, b, "".join(re.search(r'label=(?:"([^"]*)"|([^\s\]]+))', attributes).groups(""))
+             if "label=" in attributes else "")
+            for a, b, attributes in re.findall(r"^\s*(\w+) -> (\w+)(.*)$", source, flags=re.M)
+            if "invis" not in attributes]
+
+
+def _passed_boxes(source):
+    """id -> label of the boxes drawn for tensors passed that the graph does not hold."""
+    return {name: label for name, label in _labels(source).items() if name.startswith("p")}
+
+
+def _edges_from(source, box):
+    """(target, label) of the edges leaving ``box``."""
+    return [(b, label) for a, b, label in _labelled_edges(source) if a == box]
 
 
 def _edges(source):
@@ -345,25 +370,225 @@ def test_an_unrolled_loop_is_a_chain_of_calls_sharing_one_weight_box():
     assert len([label for label in _labels(source).values() if label.startswith("cell.W")]) == 1
 
 
-def test_a_convolutions_freed_im2col_input_is_drawn_by_its_shape_without_values():
-    """The graph holds constants weakly (no batch outlives its step), so the im2col copy made
-    inside conv1 is freed by the time the graph is drawn: it is drawn once, by shape, as the
-    conv's matrix product's input, never with stale values (docs/graphs.md)."""
+# ----------------------------------------------------------------- inputs as they were passed
+_IM2COL = "pad → windows → reshape"   # how conv2d makes its im2col copy, recording nothing
+
+
+def test_a_convolutions_input_is_drawn_as_the_image_passed_even_once_its_im2col_copy_is_freed():
+    """conv1's product reads an im2col copy of the images, made without recording (the images
+    need no gradient) and freed since (the graph holds constants weakly): it is drawn as the
+    (8, 1, 8, 8) images, by name and shape (freed too: no values), with one edge into the
+    product saying what happened in between (docs/graphs.md)."""
     model, loss = cnn_loss()
     source = viz.draw_graph(loss, show_values=True).source
     labels = _labels(source)
-    copies = [name for name, label in labels.items() if label.startswith("(512, 9) float64")]
-    assert len(copies) == 1 and "min" not in labels[copies[0]] and "nan" not in labels[copies[0]]
-    consumers = [target for source_, target in _edges(source) if source_ == copies[0]]
-    assert [labels[c].split("\n")[0] for c in consumers] == ["@"]   # the conv's matrix product
+    assert not any(label.startswith("(512, 9)") for label in labels.values())
+    [(box, label)] = _passed_boxes(source).items()
+    assert label == "images\n(8, 1, 8, 8) float64"
+    [(target, text)] = _edges_from(source, box)
+    # rows: 8 images x 8 x 8 positions (padding 1); columns: 1 channel x 3 x 3; 4 output channels
+    assert labels[target] == "@\n(512, 4) float64" and text == f"0: {_IM2COL} → (512, 9)"
+    assert list(_passed_boxes(viz.draw_graph(loss, depth=1).source).values()) == [label]   # into conv1's box
 
 
-def test_a_constant_the_user_made_is_drawn_as_made():
+def test_the_image_passed_shows_the_callers_values_while_the_caller_holds_it():
+    model, images, labels = cnn_parts()
+    loss = nn.CrossEntropyLoss()(model(images), labels)
+    [label] = _passed_boxes(viz.draw_graph(loss, show_values=True).source).values()
+    values = images.numpy()
+    assert label == (f"images\n(8, 1, 8, 8) float64\nvalue norm {np.sqrt((values ** 2).sum()):.3g}, "
+                     f"min {values.min():.3g}, max {values.max():.3g}")
+
+
+def test_drawing_the_image_passed_keeps_no_batch_alive():
+    model = SmallCNN(np.random.default_rng(0))
+    probes = []
+
+    def step():
+        images = autonet.Tensor(np.random.default_rng(1).normal(size=(8, 1, 8, 8)), name="batch")
+        probes.append(weakref.ref(images))
+        loss = model(images).sum()
+        loss.backward(retain_graph=True)
+        return loss
+
+    loss = step()
+    assert probes[0]() is None   # freed at the end of the step, the graph still alive
+    [(box, label)] = _passed_boxes(viz.draw_graph(loss, show_values=True).source).items()
+    assert label == "batch\n(8, 1, 8, 8) float64"
+
+
+def test_two_batches_are_two_boxes_and_one_batch_used_twice_is_one():
+    model, images, labels = cnn_parts()
+    rng = np.random.default_rng(2)
+    criterion = nn.CrossEntropyLoss()
+
+    def two_batches():   # both named alike and freed on return: told apart by identity
+        first, second = (autonet.Tensor(rng.normal(size=(8, 1, 8, 8)), name="batch") for _ in range(2))
+        return criterion(model(first), labels) + criterion(model(second), labels)
+
+    source = viz.draw_graph(two_batches()).source
+    boxes = _passed_boxes(source)
+    assert sorted(boxes.values()) == ["batch\n(8, 1, 8, 8) float64"] * 2
+    targets = [target for box in boxes for target, _ in _edges_from(source, box)]
+    assert len(targets) == len(set(targets)) == 2   # each into its own call's conv1 product
+    twice = viz.draw_graph(criterion(model(images), labels) + criterion(model(images), labels)).source
+    [box] = _passed_boxes(twice)
+    targets = {target for target, _ in _edges_from(twice, box)}
+    assert len(targets) == 2 and {_labels(twice)[t] for t in targets} == {"@\n(512, 4) float64"}
+
+
+def test_a_constant_made_inside_a_module_is_drawn_as_made_and_a_reshaped_input_as_passed():
     model, loss = gru_loss()
-    labels = _labels(viz.draw_graph(loss).source).values()
-    assert any(label == "(2, 5) float64" for label in labels)   # h0, made in GRU.forward from nothing
-    assert any(label == "(6, 4) float64" for label in labels)   # xs reshaped inside, freed since
-    assert sum("used as" in label for label in labels) == 0
+    source = viz.draw_graph(loss).source
+    labels = _labels(source)
+    assert "(2, 5) float64" in labels.values()   # h0, made in GRU.forward from nothing
+    [(box, label)] = _passed_boxes(source).items()
+    assert label == "xs\n(2, 3, 4) float64"     # reshaped to (6, 4) in GRU.forward, for embed
+    [(target, text)] = _edges_from(source, box)
+    assert labels[target] == "linear\n(6, 4) float64" and text == "0: reshape → (6, 4)"
+
+
+class FlatImages(nn.Module):
+    """Rows of 16 pixels, shaped into 4 x 4 images inside, then convolved."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, rng=np.random.default_rng(0))
+
+    def forward(self, rows):
+        return self.conv(rows.reshape(rows.shape[0], 1, 4, 4))
+
+
+def test_a_reshaped_input_passed_on_to_a_layer_is_drawn_as_the_models_input():
+    """The farthest tensor back that a call was given: the model's rows, not conv's images."""
+    model = FlatImages()
+
+    def loss():   # the rows are freed on return
+        return model(autonet.Tensor(np.ones((3, 16)), name="rows")).sum()
+
+    source = viz.draw_graph(loss()).source
+    [(box, label)] = _passed_boxes(source).items()
+    assert label == "rows\n(3, 16) float64"
+    # 3 images x 2 x 2 positions (no padding: no pad op), 1 channel x 3 x 3
+    [(_, text)] = _edges_from(source, box)
+    assert text == "0: reshape → windows → reshape → (12, 9)"
+
+
+class Masked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(np.full((2, 3), 2.0))
+
+    def forward(self, x, mask):   # mask: an ndarray, wrapped here
+        return x * self.w * autonet.Tensor(mask)
+
+
+def test_a_freed_argument_is_drawn_as_itself_not_as_an_other_argument_of_its_shape():
+    model, mask = Masked(), np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+
+    def loss():   # x is freed on return; the caller keeps the mask
+        return model(autonet.Tensor(np.ones((2, 3)), name="x"), mask).sum()
+
+    labels = _labels(viz.draw_graph(loss(), show_values=True).source)
+    assert "x\n(2, 3) float64" in labels.values()   # by identity, though freed
+    [mask_box] = _passed_boxes(viz.draw_graph(loss(), show_values=True).source).values()
+    assert mask_box == "(2, 3) float64\nvalue [[1, 0, 1], [0, 1, 0]]"
+
+
+class ZeroState(nn.Module):
+    """A recurrent step from a zero state it makes itself, as ``zeros`` or ``x * 0``."""
+
+    def __init__(self, times_zero):
+        super().__init__()
+        self.W = nn.Parameter(np.full((3, 2), 0.5))
+        self.U = nn.Parameter(np.eye(2))
+        self.times_zero = times_zero
+
+    def forward(self, x):
+        h = x[:, :2] * 0.0 if self.times_zero else autonet.zeros((x.shape[0], 2))
+        return x @ self.W + h @ self.U
+
+
+def test_a_zero_state_made_from_nothing_is_drawn_as_made_and_one_made_from_the_input_says_so():
+    x = autonet.Tensor(np.ones((4, 3)), name="x")
+    source = viz.draw_graph(ZeroState(times_zero=False)(x).sum()).source
+    assert _passed_boxes(source) == {}
+    assert "(4, 2) float64" in _labels(source).values()    # the zeros, in the module's frame
+    source = viz.draw_graph(ZeroState(times_zero=True)(x).sum()).source
+    [(box, label)] = _passed_boxes(source).items()   # one box for x, read and computed from
+    assert label == "x\n(4, 3) float64" and list(_labels(source).values()).count(label) == 1
+    assert sorted(text for _, text in _edges_from(source, box)) == ["0", "0: getitem → mul → (4, 2)"]
+
+
+def test_a_functional_convolution_outside_modules_draws_the_callers_tensor():
+    rng = np.random.default_rng(0)
+    x = autonet.Tensor(rng.normal(size=(2, 1, 5, 5)), name="x")
+    weight = nn.Parameter(rng.normal(size=(3, 1, 3, 3)))
+    loss = nn.functional.conv2d(x, weight, padding=1).sum()
+    source = viz.draw_graph(loss, show_values=True).source
+    [(box, label)] = _passed_boxes(source).items()
+    assert label.startswith("x\n(2, 1, 5, 5) float64\nvalue norm ")
+    [(target, text)] = _edges_from(source, box)
+    assert _labels(source)[target] == "@\n(50, 3) float64" and text == f"0: {_IM2COL} → (50, 9)"
+    del x   # freed: still drawn as x, the first tensor of the chain, by name and shape
+    assert list(_passed_boxes(viz.draw_graph(loss, show_values=True).source).values()) == [
+        "x\n(2, 1, 5, 5) float64"]
+
+
+def test_constants_an_op_made_anew_are_drawn_as_made_not_as_a_tensor():
+    """Interpolation weights and pooling divisors are made by a ``constant`` op from a tensor's
+    dtype and device, not its values: no tensor is drawn for them."""
+    x = autonet.Tensor(np.arange(10.0).reshape(1, 1, 10), requires_grad=True, name="x")
+    stretched = nn.functional.interpolate(x, scale_factor=2, mode="linear")
+    pooled = nn.functional.avg_pool2d(x.reshape(1, 1, 2, 5), 2, padding=1, count_include_pad=False)
+    source = viz.draw_graph(stretched.sum() + pooled.sum()).source
+    assert _passed_boxes(source) == {}
+    assert "(2, 3) float64" in _labels(source).values()   # the divisors, as made
+
+
+def test_a_plain_array_passed_to_a_model_is_drawn_once_as_passed():
+    rng = np.random.default_rng(0)
+    model = Net()
+    batch = rng.standard_normal((5, 3))
+    loss = model(batch).sum()     # Linear wraps the array in a Tensor inside its call
+    labels = list(_labels(viz.draw_graph(loss, show_values=True).source).values())
+    drawn = [label for label in labels if label.startswith("(5, 3) float64")]
+    assert len(drawn) == 1 and "used as" not in drawn[0]
+    assert f"min {batch.min():.3g}, max {batch.max():.3g}" in drawn[0]   # the caller's values
+
+
+# ----------------------------------------------------------------- the provenance the engine keeps
+def test_a_tensor_made_without_recording_knows_its_source_weakly():
+    x = autonet.Tensor(np.ones((2, 3)), name="x")
+    copy = (x * 2.0).reshape(3, 2)
+    origin = copy._origin
+    assert (origin.op, origin.shape, origin.name, origin.source() is None) == ("reshape", (2, 3), None, True)
+    assert (origin.parent.op, origin.parent.source() is x, origin.parent.parent) == ("mul", True, None)
+    probe = weakref.ref(x)
+    del x
+    assert probe() is None and copy._origin.parent.name == "x"
+    assert autonet.Tensor(np.ones(2))._origin is None
+    with_grad = autonet.Tensor(np.ones(2), requires_grad=True)
+    assert (with_grad * 2.0)._origin is None                     # recorded: the graph says it
+    assert (copy + copy)._origin is None                         # two tensors: no one source
+    with autonet.no_grad():   # inference and optimizer updates pay nothing for drawings
+        assert (copy * 2.0)._origin is None and (with_grad * 2.0)._origin is None
+
+
+def test_origins_stay_short_and_do_not_travel_in_copies():
+    import copy
+    import pickle
+
+    x = autonet.Tensor(np.ones(3))
+    for _ in range(100):
+        x = x * 1.0
+    assert x._origin.depth <= 16
+    links, origin = 0, x._origin
+    while origin is not None:
+        links, origin = links + 1, origin.parent
+    assert links == x._origin.depth <= 16
+    for clone in (pickle.loads(pickle.dumps(x)), copy.deepcopy(x)):   # weak references do not pickle
+        assert clone._origin is None and np.array_equal(clone.numpy(), x.numpy())
 
 
 def test_labels_say_what_the_op_did():
@@ -431,14 +656,3 @@ def test_render_retries_with_dots_newer_ranking_where_the_old_one_fails():
 
     graph = Flaky()
     assert viz.draw.render(graph, "svg") == b"<svg/>" and graph.calls == 2
-
-
-def test_a_plain_array_passed_to_a_model_is_drawn_once_as_passed():
-    rng = np.random.default_rng(0)
-    model = Net()
-    batch = rng.standard_normal((5, 3))
-    loss = model(batch).sum()     # Linear wraps the array in a Tensor inside its call
-    labels = list(_labels(viz.draw_graph(loss, show_values=True).source).values())
-    drawn = [label for label in labels if label.startswith("(5, 3) float64")]
-    assert len(drawn) == 1 and "used as" not in drawn[0]
-    assert f"min {batch.min():.3g}, max {batch.max():.3g}" in drawn[0]   # the caller's values

@@ -13,7 +13,7 @@ import pytest
 
 import autonet
 from autonet import viz
-from test_viz import cnn_loss, gru_loss
+from test_viz import Net, ZeroState, cnn_loss, gru_loss
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz 'dot' is not installed (make test installs it)")
@@ -71,6 +71,28 @@ def test_values_the_graph_still_holds_are_shown():
     assert items[f"op{id(squashed._node)}"]["value"]["summary"] == f"[[{np.tanh(0.5625):.3g}]]"
     assert items[f"op{id(scaled._node)}"]["value"] is None
     assert items[f"op{id(loss._node)}"]["value"]["summary"] == f"{3 * np.tanh(0.5625):.3g}"
+
+
+def test_the_image_passed_is_one_item_saying_what_was_made_from_it():
+    """conv1 read an im2col copy of the images, freed since: the page shows the images."""
+    model, loss = cnn_loss()
+    items = viz.explore(loss).data["items"]
+    [image] = [item for key, item in items.items() if key.startswith("p")]
+    assert (image["title"], image["shape"], image["kind"]) == ("images", [8, 1, 8, 8], "constant")
+    assert image["path"] == ""   # drawn outside every module, as passed
+    assert image["made"] == ["(512, 9) by pad → windows → reshape"] and image["value"] is None
+    assert not any(item["shape"] == [512, 9] for item in items.values())
+
+
+def test_a_tensor_read_as_passed_and_computed_from_is_one_item_saying_only_what_was_made():
+    x = autonet.Tensor(np.ones((4, 3)), name="x")
+    items = viz.explore(ZeroState(times_zero=True)(x).sum()).data["items"]
+    [item] = [facts for key, facts in items.items() if key.startswith("p")]
+    assert (item["title"], item["made"]) == ("x", ["(4, 2) by getitem → mul"])
+    model, batch = Net(), np.ones((5, 3))   # an ndarray, wrapped inside Linear: read as passed
+    items = viz.explore(model(batch).sum()).data["items"]
+    [item] = [facts for key, facts in items.items() if key.startswith("p")]
+    assert item["shape"] == [5, 3] and item["made"] is None
 
 
 def test_module_views_open_one_call_at_a_time():
@@ -174,6 +196,25 @@ def test_open_a_module_hover_an_op_and_read_its_shape(open_page):
     cluster = page.locator(".ae-graph g.cluster").filter(has=page.locator(f"title:text-is('cluster_{conv}')"))
     cluster.locator("text").first.click()                     # its label closes it
     assert f"module{conv}" in _titles(page, "g.node")          # closed again
+
+
+@pytest.mark.host_only("drives a browser; the device double changes nothing it shows")
+def test_the_image_passed_is_drawn_into_conv1_and_described_on_hover(open_page):
+    model, loss = cnn_loss()
+    explorer = viz.explore(loss)
+    page = open_page(explorer)
+    [image] = [key for key in explorer.data["items"] if key.startswith("p")]
+    conv = next(k for k, c in explorer.data["calls"].items() if c["label"].startswith("conv1:"))
+    assert f"{image}->module{conv}" in _titles(page, "g.edge")   # depth=1: into conv1's box
+    page.locator(".ae-view[data-view=all]").click()
+    product = next(key for key, item in explorer.data["items"].items()
+                   if item["title"] == "@" and item["path"].endswith("conv1: conv2d 3x3 s1 p1"))
+    assert [t for t in _titles(page, "g.edge") if t.startswith(f"{image}->")] == [f"{image}->{product}"]
+    _node(page, image).hover()
+    assert page.locator(".ae-info h3").inner_text() == "images"
+    assert page.locator(".ae-info .ae-shape").inner_text() == "(8, 1, 8, 8)"
+    assert page.locator(".ae-info .ae-used-as").inner_text() == (
+        "(512, 9) by pad → windows → reshape, made without recording (no gradient)")
 
 
 @pytest.mark.host_only("drives a browser; the device double changes nothing it shows")

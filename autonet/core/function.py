@@ -152,6 +152,8 @@ class Function:
             ctx.dtype = out.dtype
             if ctx.saved:
                 _own_saved(ctx, args, arrays, result)
+        elif state.grad_enabled:   # a constant a recorded op may read: its Origin, for drawings
+            result._origin = Origin.of(cls, args)
         if observers:
             notify("applied", cls, args, kwargs, ctx, arrays, result)
         return result
@@ -217,7 +219,8 @@ def _shape_error(cls, arrays, error):
 
 class ConstantInput(Tensor):
     """How a node keeps an input that needed no gradient: its name, shape and dtype, and a weak
-    reference to the tensor, so the graph never keeps a batch alive (as PyTorch's does not).
+    reference to the tensor, so the graph never keeps a batch alive (as PyTorch's does not),
+    and the tensor's ``Origin``.
     ``data`` is the tensor's while it lives; afterwards a stand-in of NaN (zeros for other
     dtypes) that takes no memory."""
 
@@ -229,11 +232,50 @@ class ConstantInput(Tensor):
         self._shape_and_dtype = (array.shape, array.dtype)
         self._grad, self.requires_grad, self.name = None, False, tensor.name
         self._node, self._version, self._view_of = None, tensor._version, None
+        self._origin = tensor._origin
 
     @property
     def _data(self):
         source = self._source()
         return _placeholder(*self._shape_and_dtype) if source is None else source._data
+
+
+class Origin:
+    """What an op that recorded nothing because no input wanted a gradient made its output
+    from: its one Tensor input, held weakly so that no batch outlives its step, with that
+    input's shape, dtype, name and own origin (at most ``DEPTH`` ops back). Under ``no_grad``
+    (inference, optimizer updates) none is made: it would cost every op there.
+
+    A constant that a recorded op then reads keeps its origin (``ConstantInput``), so viz can
+    draw a convolution's im2col copy, freed since, as the image that was passed, joined to it
+    by the ops in between (``pad``, ``windows``, ``reshape``). A deep copy or an unpickled
+    tensor has no origin.
+    """
+
+    __slots__ = ("source", "shape", "dtype", "name", "op", "parent", "depth")
+    DEPTH = 16
+
+    def __init__(self, source: Tensor, op: str) -> None:
+        self.source = weakref.ref(source)   # the same object as other weak references to it
+        array = source._data
+        self.shape, self.dtype, self.name, self.op = array.shape, array.dtype, source.name, op
+        parent = source._origin
+        self.parent = parent if parent is not None and parent.depth < Origin.DEPTH else None
+        self.depth = 1 if self.parent is None else parent.depth + 1
+
+    @staticmethod
+    def of(fn: type[Function], args: tuple[Any, ...]) -> Origin | None:
+        """The origin of ``fn``'s unrecorded output: None unless exactly one argument is a Tensor."""
+        source = None
+        for arg in args:
+            if isinstance(arg, Tensor):
+                if source is not None:
+                    return None
+                source = arg
+        return None if source is None else Origin(source, fn.name)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return type(None), ()   # weak references do not pickle: a copy is a tensor made anew
 
 
 def _placeholder(shape, dtype):

@@ -88,11 +88,13 @@ class Tensor(TensorOps):
     views: ``writes`` counts in-place changes (backward refuses to use arrays
     saved before one), ``recorded_writes`` counts those that gave the tensor a
     new history. A view remembers ``recorded_writes`` at its creation
-    (``_view_of``); once they differ its own history is stale.
+    (``_view_of``); once they differ its own history is stale. ``_origin`` says
+    what a tensor made by an op that recorded nothing was made from
+    (``core.function.Origin``), for drawings.
     """
 
     __slots__ = ("_data", "_grad", "requires_grad", "name", "_node", "_version", "_view_of",
-                 "__weakref__")
+                 "_origin", "__weakref__")
 
     def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: DTypeLike = None,
                  name: str | None = None, device: str | None = None) -> None:
@@ -103,6 +105,7 @@ class Tensor(TensorOps):
         self._node = None
         self._version = [0, 0]
         self._view_of = None
+        self._origin = None
         if requires_grad:
             self.requires_grad_(True)
         if state.observers:
@@ -119,6 +122,7 @@ class Tensor(TensorOps):
         tensor._node = node
         tensor._version = [0, 0]
         tensor._view_of = None
+        tensor._origin = None   # see core.function.Origin
         return tensor
 
     # ----------------------------------------------------------- attributes

@@ -53,9 +53,10 @@ def draw_graph(root: Tensor, *, show_values: bool = False, show_grads: bool = Tr
     large ones as norm/min/max); ``show_values`` adds their values. Each call
     of a module is a cluster of its own (``pool #1``, ``pool #2``); ``depth=N``
     draws each call nested deeper than ``N`` levels (the model called first is
-    level 0) as one box, as torchview's ``depth``. A constant the graph holds
-    only because a module made it from its argument without recording (the
-    im2col copy of a convolution's input) is drawn as that argument.
+    level 0) as one box, as torchview's ``depth``. A constant made without
+    recording from a tensor that was passed (a convolution's im2col copy of
+    its input) is drawn as that tensor, even once freed, with the ops in
+    between on its edge (``pad → windows → reshape → (512, 9)``).
     ``rankdir`` is ``"LR"`` or ``"TB"``; by default ``"LR"`` where that fits
     1,600 px, else ``"TB"``. Graphs of more than ``max_nodes`` nodes are cut
     around the root, and a note says how many were left out.
@@ -185,13 +186,11 @@ class Drawing:
         name = f"p{id(passed)}"
         if name not in self.drawn:
             self.drawn.add(name)
-            made = [shape for shape, _ in dict.fromkeys(passed.made) if shape != passed.shape]
             lines = [passed.name] if passed.name else []
             lines.append(f"{passed.shape} {passed.dtype}")
-            if made:
-                lines.append(f"(used as {', '.join(map(str, made))}, no grad)")
-            if self.show[0]:
-                lines.append("value " + scenes.summary(passed.array()))
+            values = passed.array()
+            if self.show[0] and values is not None:
+                lines.append("value " + scenes.summary(values))
             self._node(self.graph, name, "\n".join(lines), "constant")
         return name
 
@@ -212,12 +211,19 @@ class Drawing:
 
     def _edge_label(self, node, position, parent, source, target):
         """Operand positions where order matters and the op is drawn itself; the shape of
-        what leaves a closed module's box (its boxes say no shapes themselves)."""
+        what leaves a closed module's box (its boxes say no shapes themselves); from a passed
+        tensor into an op, the unrecorded ops that made what the op read (``pad → windows →
+        reshape → (512, 9)``: a convolution's im2col)."""
         tensors = sum(p is not None for p in node.inputs)
-        ordered = tensors > 1 and node.name not in scenes.COMMUTATIVE and not target.startswith("module")
-        parts = [str(position)] if ordered else []
+        into_op = not target.startswith("module")
+        parts = [str(position)] if tensors > 1 and node.name not in scenes.COMMUTATIVE and into_op else []
         if source.startswith("module") and type(parent) is Context:
             parts.append(str(parent.shape))
+        passed = self.scene.passed.get(id(parent))
+        if into_op and passed is not None:
+            ops = self.scene.made_by[id(parent)]
+            if ops or parent.shape != passed.shape:   # not read as it was passed
+                parts.append(" → ".join(ops + (str(parent.shape),)))
         return ": ".join(parts)
 
     def edge(self, source, target, label, **style):

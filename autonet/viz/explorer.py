@@ -186,11 +186,16 @@ def _items(scene, values, arrived):
             grad = scenes.grad_array(tensor)
         facts["grad"] = _stats(grad)
         passed = scene.passed.get(id(item))
-        if passed is not None:
-            facts.update(title=passed.name or "argument", shape=list(passed.shape),
-                         dtype=str(passed.dtype), value=_stats(passed.array()),
-                         made=[list(shape) for shape, _ in passed.made])
-            items[f"p{id(passed)}"] = facts
+        if passed is not None:   # one box for the tensor passed, outside every module
+            key = f"p{id(passed)}"
+            made = items[key]["made"] if key in items else None
+            ops = scene.made_by[id(item)]
+            if ops or tuple(item.shape) != passed.shape:   # what was made of it (not read as it is)
+                made = (made or []) + [f"{tuple(item.shape)}" + (f" by {' → '.join(ops)}" if ops else "")]
+            facts.update(title=passed.name or "argument", name=passed.name, shape=list(passed.shape),
+                         dtype=str(passed.dtype), value=_stats(passed.array()), calls=[], path="",
+                         made=made)
+            items[key] = facts
         else:
             items[_item_id(item)] = facts
     return items

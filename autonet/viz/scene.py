@@ -5,9 +5,10 @@ are drawn (nodes, the ops; leaves, the tensors the graph holds), within which
 module *call* each op ran (every call of a module apart: ``pool #1``,
 ``pool #2``), what each op did (``x[:, 3]``, ``1 - x``, ``@``), and which
 tensor the user passed where the graph only holds a constant made from it
-inside a module (the image before convolution's im2col copy).
+without recording (the image, not a convolution's im2col copy of it).
 """
 import collections
+import weakref
 
 import numpy as np
 
@@ -21,16 +22,17 @@ COMMUTATIVE = {"add", "mul", "maximum", "minimum"}
 
 
 class Passed:
-    """An argument of a module call that the graph does not hold: drawn instead of the
-    constants made from it inside the call (``made`` lists their ``(shape, dtype)``)."""
+    """A tensor (or array) that was passed but that the graph does not hold, drawn instead of
+    the constants made from it without recording: the image instead of a convolution's im2col
+    copy. Held weakly, as the graph holds its constants: ``array()`` is None once freed."""
 
-    def __init__(self, call, argument):
-        self.call, self.argument, self.made = call, argument, []
-        self.shape, self.dtype = argument.shape, argument.dtype
-        self.name = getattr(argument, "name", None)
+    def __init__(self, reference, shape, dtype, name):
+        self.reference = reference
+        self.shape, self.dtype, self.name = tuple(shape), np.dtype(dtype), name
 
     def array(self):
-        return _array(self.argument)
+        argument = self.reference()
+        return None if argument is None else _array(argument)
 
 
 class Scene:
@@ -51,6 +53,7 @@ class Scene:
         self.numbers = _call_numbers(self.nodes, self.calls)
         self.owned = set()   # ids of leaves a module holds
         self.leaf_calls = self._leaf_calls()
+        self.made_by = {}   # id(constant leaf drawn as a Passed) -> the ops that made it from it
         self.passed = self._passed_arguments()
 
     # ------------------------------------------------------------ module calls
@@ -84,25 +87,37 @@ class Scene:
         return places
 
     def _passed_arguments(self):
-        """id(constant leaf) -> the :class:`Passed` argument it was made from inside a call:
-        the call's one constant argument the graph does not hold, and only when the leaf's
-        nonzero values are values of it (im2col windows, a reshape; not zeros made anew)."""
+        """id(constant leaf) -> the :class:`Passed` tensor it was made from without recording,
+        and, in ``made_by``, the ops in between (``pad``, ``windows``, ``reshape``): found by the
+        engine's ``Origin`` (by identity, even once freed), else for a wrap made inside a call
+        by its values (a ``Tensor(x)`` of an ndarray argument; not zeros made anew). A constant
+        that is such a tensor itself shares its box."""
         drawn_leaves = {id(p) for n in self.nodes for p in n.inputs
                         if p is not None and type(p) is not Context}
-        passed, by_call = {}, {}
+        passed, found, themselves = {}, {}, []   # found: id(weak reference) -> its Passed
         for node in self.nodes:
+            calls = self.calls[id(node)]
             for leaf in node.inputs:
                 if leaf is None or type(leaf) is Context or leaf.requires_grad or id(leaf) in passed:
                     continue
-                call = _made_inside(leaf, self.calls[id(node)])
-                if call is None:
-                    continue
-                candidates = [a for a in call.constants if id(a) not in drawn_leaves]
-                if len(candidates) != 1 or not _made_from(leaf, candidates[0]):
-                    continue
-                argument = by_call.setdefault(id(call), Passed(call, candidates[0]))
-                argument.made.append((leaf.shape, leaf.dtype))
-                passed[id(leaf)] = argument
+                origin, ops = _passed_origin(leaf, calls)
+                if origin is not None:
+                    reference, shape, dtype, name = origin.source, origin.shape, origin.dtype, origin.name
+                else:
+                    argument = _passed_by_value(leaf, calls, drawn_leaves)
+                    if argument is None:
+                        themselves.append(leaf)
+                        continue
+                    reference, shape, dtype, name = (weakref.ref(argument), np.shape(_array(argument)),
+                                                     _array(argument).dtype, getattr(argument, "name", None))
+                living = reference()
+                name = living.name if isinstance(living, Tensor) else name
+                passed[id(leaf)] = found.setdefault(id(reference), Passed(reference, shape, dtype, name))
+                self.made_by[id(leaf)] = ops
+        for leaf in themselves:
+            same = found.get(id(_reference_of(leaf)))
+            if same is not None:
+                passed[id(leaf)], self.made_by[id(leaf)] = same, ()
         return passed
 
     def kind(self, item):
@@ -204,13 +219,65 @@ def _shared_length(call_lists):
 def _made_inside(leaf, calls):
     """The innermost call that made ``leaf`` from its arguments, or None (the user made it,
     or a module holds it)."""
-    source = _source_of(leaf)
+    source, reference = _source_of(leaf), _reference_of(leaf)
     for call in reversed(calls):
         if not hasattr(call, "constants") or any(value is source for _, value in call()._members()):
             return None
-        if not any(argument is source for argument in call.constants):
+        if not any(argument is reference for argument in _arguments(call)):
             return call
     return None
+
+
+def _reference_of(leaf):
+    """The weak reference through which the graph holds a constant (the leaf's own if none)."""
+    reference = getattr(leaf, "_source", None)
+    return weakref.ref(leaf) if reference is None else reference
+
+
+def _arguments(call):
+    """Weak references to the call's constant arguments, freed ones too: CPython hands out one
+    weak reference per object, so they are the very ones a graph's constants and origins hold."""
+    return getattr(call, "_constants", ())
+
+
+def _passed_origin(leaf, calls):
+    """The ``Origin`` to draw the constant ``leaf`` as, and the ops from there to it (first to
+    last), or (None, ()). Inside module calls: the farthest tensor back that was passed to one
+    of them (the model's input, not a layer's reshaped copy of it). Outside every module, where
+    ``leaf`` itself is freed: the nearest tensor back still alive (what the caller holds, ``x``
+    of ``F.conv2d(x, w)``), else the first, unless the values began as an op's own
+    (``constant``: interpolation weights, pooling divisors), which are no tensor's."""
+    if not calls and _source_of(leaf) is not None:
+        return None, ()   # the caller's own tensor: drawn as itself
+    links, origin = [], leaf._origin
+    while origin is not None and origin.op not in _NEW_VALUES:
+        links.append(origin)
+        origin = origin.parent
+    if calls:
+        arguments = {id(reference) for call in calls for reference in _arguments(call)}
+        found = [i for i, link in enumerate(links) if id(link.source) in arguments]
+        index = found[-1] if found else None
+    else:
+        first = len(links) - 1 if links and origin is None else None
+        index = next((i for i, link in enumerate(links) if link.source() is not None), first)
+    if index is None:
+        return None, ()
+    return links[index], tuple(link.op for link in reversed(links[:index + 1]))
+
+
+_NEW_VALUES = {"constant"}   # ops whose output holds values of their own, not their input's
+
+
+def _passed_by_value(leaf, calls, drawn_leaves):
+    """The one constant argument of the call that made ``leaf`` that the graph does not hold,
+    when ``leaf`` was made from it (its values are the argument's); else None."""
+    call = _made_inside(leaf, calls)
+    if call is None:
+        return None
+    candidates = [a for a in call.constants if id(a) not in drawn_leaves]
+    if len(candidates) != 1 or not _made_from(leaf, candidates[0]):
+        return None
+    return candidates[0]
 
 
 def _source_of(leaf):

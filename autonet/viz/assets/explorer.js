@@ -78,7 +78,7 @@ function autonetExplorer(root) {
       rows.push(["kind", item.kind + (item.op ? " (op " + item.op + ")" : "")]);
       if (item.name && item.name !== item.title) rows.push(["name", item.name]);
       rows.push(["shape", shapeText(item.shape)], ["dtype", item.dtype]);
-      if (item.made) rows.push(["used as", item.made.map(shapeText).join(", ") + ", made inside the module without gradient"]);
+      if (item.made) rows.push(["used as", item.made.join("; ") + ", made without recording (no gradient)"]);
       rows.push(["module", item.path || "(outside every module)"]);
       rows.push(["value", statsText(item.value) || "not kept by the graph"]);
       rows.push(["gradient", statsText(item.grad) ||
