@@ -19,12 +19,32 @@ values, advanced indexing, a NumPy function without a lowering here.
 ``+=``) rebind it, which is the same thing for a value nothing else views.
 """
 import numbers
+import re
 
 import numpy as np
+
+LARGE_PRODUCT = 2 ** 22
+"""Matrix products of more multiply-adds than this run as NumPy's own matmul, in Python between
+kernels (decided here, from the traced shapes): numba calls scipy's BLAS, measured 3-7% slower
+than NumPy's on such products (512x1024x1024 float32: 16.0 against 14.9 ms, one thread), and
+slower still when both libraries start threads. (Not from inside the kernel through numba's
+object mode, as before: that leaves addresses in every kernel calling ``dot``, which, compiled
+unoptimised, numba will not cache on disk.)"""
 
 
 class NotLowered(Exception):
     """Why a program stays on the NumPy replay."""
+
+
+class PythonLine(str):
+    """A line of Python that runs between kernels (a region of its own), not in one: there a
+    kernel's value ``t<n>`` is called ``w<n>`` (see :func:`python_name`)."""
+
+
+def python_name(name):
+    """What the Python between kernels calls the kernel's value ``name`` (``t<n>`` -> ``w<n>``:
+    the NumPy replay's code binds ``t<n>`` to tensors)."""
+    return "w" + name[1:]
 
 
 class Writer:
@@ -45,6 +65,14 @@ class Writer:
         """``t<n> = code``, and the Symbol of ``t<n>``."""
         name = self.fresh()
         self.lines.append(f"    {name} = {code}")
+        return Symbol(self, name, shape, dtype)
+
+    def in_python(self, code, shape, dtype):
+        """``t<n> = code`` computed in Python between kernels (``code`` names values ``t<k>``),
+        and the Symbol of ``t<n>``."""
+        name = self.fresh()
+        spelled = re.sub(r"\bt(\d+)\b", lambda match: python_name(match.group(0)), code)
+        self.lines.append(PythonLine(f"{python_name(name)} = {spelled}"))
         return Symbol(self, name, shape, dtype)
 
     def statement(self, code):
@@ -364,6 +392,8 @@ def _matmul(a, b):
     if a.dtype != b.dtype:
         raise NotLowered(f"a matrix product of {a.dtype} and {b.dtype} operands")   # loops compute in one
     shape, dtype = _infer(np.matmul, a, b)
+    if a.shape[0] * a.shape[1] * b.shape[1] > LARGE_PRODUCT:
+        return a.writer.in_python(f"matmul({a.name}, {b.name})", shape, dtype)
     return a.writer.emit(f"dot({a.name}, {b.name})", shape, dtype)
 
 
