@@ -543,6 +543,23 @@ def test_a_kernels_file_names_the_helpers_it_was_compiled_with(monkeypatch, tmp_
     assert backend._helpers_digest() in kernel_file.read_text()
 
 
+def test_kernels_compiled_at_another_numba_optimisation_level_are_other_files(monkeypatch, tmp_path):
+    """numba's cache does not tell optimisation levels apart: a kernel compiled with NUMBA_OPT=0
+    (as the suite compiles) must not be the one a later optimised process loads."""
+    import numba
+
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
+    source = "def kernel(x):\n    return x + 1\n"
+    for level in (0, 3):
+        monkeypatch.setattr(numba.core.config, "OPT", level)
+        assert backend._compiled(source)(1) == 2
+    unoptimised, optimised = (path.read_text() for path in sorted(tmp_path.glob("kernel_*.py"),
+                                                                   key=lambda path: "NUMBA_OPT: 3" in path.read_text()))
+    assert "NUMBA_OPT: 0" in unoptimised and "NUMBA_OPT: 3" in optimised
+
+
 def test_large_matrix_products_run_as_numpys_matmul_between_kernels():
     from autonet.compiler.symbolic import LARGE_PRODUCT
 
