@@ -556,8 +556,28 @@ def test_kernels_compiled_at_another_numba_optimisation_level_are_other_files(mo
         monkeypatch.setattr(numba.core.config, "OPT", level)
         assert backend._compiled(source)(1) == 2
     unoptimised, optimised = (path.read_text() for path in sorted(tmp_path.glob("kernel_*.py"),
-                                                                   key=lambda path: "NUMBA_OPT: 3" in path.read_text()))
-    assert "NUMBA_OPT: 0" in unoptimised and "NUMBA_OPT: 3" in optimised
+                                                                   key=lambda path: "level: 2" in path.read_text()))
+    assert "optimisation level: 0" in unoptimised
+    assert f"optimisation level: {backend.KERNEL_OPTIMISATION}" in optimised   # -O3 asked: -O2 compiles
+
+
+def test_kernels_run_and_compile_at_numbas_level_2_and_the_callers_level_is_put_back(monkeypatch):
+    import numba
+
+    from autonet.compiler import fused as backend
+
+    seen, compiled = [], backend._compiled
+
+    def watched(source):
+        kernel = compiled(source)
+        return lambda *args: seen.append(int(numba.core.config.OPT)) or kernel(*args)
+
+    monkeypatch.setattr(backend, "_compiled", watched)
+    monkeypatch.setattr(numba.core.config, "OPT", type(numba.core.config.OPT)(3))
+    (_, eager), (_, fused) = _twins(_xor)
+    for _ in range(3):
+        _close(fused().data, eager().data)
+    assert seen == [backend.KERNEL_OPTIMISATION] * 2 and numba.core.config.OPT == 3
 
 
 def test_large_matrix_products_run_as_numpys_matmul_between_kernels():
