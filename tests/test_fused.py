@@ -580,6 +580,28 @@ def test_kernels_run_and_compile_at_numbas_level_2_and_the_callers_level_is_put_
     assert seen == [backend.KERNEL_OPTIMISATION] * 2 and numba.core.config.OPT == 3
 
 
+def test_transcendentals_of_large_arrays_run_as_numpys_between_kernels():
+    """numba's exp/tanh are scalar calls, 10x NumPy's: on arrays of LARGE_TRANSCENDENTAL elements
+    and more they run in Python (NumPy's own, eager mode's), smaller ones in the kernel."""
+    from autonet.compiler.symbolic import LARGE_TRANSCENDENTAL
+
+    def make():
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Linear(16, 128, rng=rng), nn.Tanh(), nn.Linear(128, 4, rng=rng), nn.Sigmoid())
+        return _sgd_step(model, lambda m, x: (m(x) ** 2).mean())
+
+    assert 16 * 128 >= LARGE_TRANSCENDENTAL > 16 * 4
+    (eager_model, eager), (fused_model, fused) = _twins(make)
+    x = Tensor(np.random.default_rng(1).normal(size=(16, 16)))
+    for _ in range(3):
+        _close(fused(x).data, eager(x).data)
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
+    wrapper, *kernels = fused.programs[0].fused_source.split("# kernel")
+    assert "np.tanh(" in wrapper and not any("np.tanh(" in kernel for kernel in kernels)
+    assert any("np.logaddexp(" in kernel for kernel in kernels)   # the sigmoid of 16x4 stays
+
+
 def test_large_matrix_products_run_as_numpys_matmul_between_kernels():
     from autonet.compiler.symbolic import LARGE_PRODUCT
 

@@ -425,6 +425,7 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
               for path, name in generator.arguments.items()]
     namespace = dict(generator.namespace, empty=np.empty, Tensor=Tensor, asarray=np.asarray,
                      deliver=ownership.deliver, grads_of=_grads_of, restore=_restore, matmul=np.matmul,
+                     real=kernel.writer.dtype.type, np=np,
                      **kernels)
     text = "\n".join(["def replay(args):"] + header + body) + "\n"
     exec(compile(text, "<autonet.compile fused wrapper>", "exec"), namespace)
@@ -707,6 +708,8 @@ class _Kernel:
                          [Symbol(writer, name, (), np.float64) for name in names[2:2 + each]],
                          [Symbol(writer, name, *step.arrays_like[k * width + j])
                           for j, name in enumerate(names[2 + each:])])
+        if any(type(line) is PythonLine for line in writer.lines):
+            raise NotLowered(f"{type(step.optimizer).__name__}'s fused step leaves the kernel")
         code = [f"def kernel({', '.join(names)}):", f"    real = np.{writer.dtype}"] + writer.lines
         return "\n".join(code) + "\n", len(writer.lines)
 

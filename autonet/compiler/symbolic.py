@@ -32,6 +32,15 @@ object mode, as before: that leaves addresses in every kernel calling ``dot``, w
 unoptimised, numba will not cache on disk.)"""
 
 
+LARGE_TRANSCENDENTAL = 1024
+"""``exp log tanh logaddexp sin cos log1p expm1`` of arrays of at least this many elements run as
+NumPy's own, in Python between kernels: numba has no vectorised math library, so in a kernel
+each element is a scalar call (about 17 ns, 10x NumPy's SIMD loops: the digits MLP's two tanh
+layers, 12K elements, took 0.2 ms there), which outweighs the microsecond or two a Python
+region costs; and NumPy's results are eager mode's, bit for bit."""
+_TRANSCENDENTAL = {np.exp, np.log, np.tanh, np.logaddexp, np.sin, np.cos, np.log1p, np.expm1}
+
+
 class NotLowered(Exception):
     """Why a program stays on the NumPy replay."""
 
@@ -71,9 +80,12 @@ class Writer:
         """``t<n> = code`` computed in Python between kernels (``code`` names values ``t<k>``),
         and the Symbol of ``t<n>``."""
         name = self.fresh()
-        spelled = re.sub(r"\bt(\d+)\b", lambda match: python_name(match.group(0)), code)
-        self.lines.append(PythonLine(f"{python_name(name)} = {spelled}"))
+        self.python_statement(f"{name} = {code}")
         return Symbol(self, name, shape, dtype)
+
+    def python_statement(self, code):
+        """``code`` (naming values ``t<k>``) run in Python between kernels."""
+        self.lines.append(PythonLine(re.sub(r"\bt(\d+)\b", lambda match: python_name(match.group(0)), code)))
 
     def statement(self, code):
         self.lines.append(f"    {code}")
@@ -345,12 +357,15 @@ class Symbol:
             raise NotLowered(f"numpy.{ufunc.__name__}")
         shape, dtype = _infer(ufunc, *inputs)
         code = f"np.{ufunc.__name__}({', '.join(_code(writer, a) for a in inputs)})"
+        in_python = ufunc in _TRANSCENDENTAL and int(np.prod(shape)) >= LARGE_TRANSCENDENTAL
         if out is None:
-            return writer.emit(code, shape, dtype)
+            return writer.in_python(code, shape, dtype) if in_python else writer.emit(code, shape, dtype)
         (target,) = out
         if not isinstance(target, Symbol) or (shape, dtype) != (target.shape, target.dtype):
             raise NotLowered(f"numpy.{ufunc.__name__} into another shape or dtype")
-        if target.shape:   # in place, as NumPy writes it
+        if in_python:
+            writer.python_statement(f"{code[:-1]}, {target.name})")
+        elif target.shape:   # in place, as NumPy writes it
             writer.statement(f"{code[:-1]}, {target.name})")
         else:
             writer.statement(f"{target.name} = {code}")
