@@ -63,7 +63,7 @@ def attach(program):
     try:
         fused_replay, program.fused_source, kernel = lower(program, program.generator)
     except NotLowered as reason:
-        program.backend = f"NumPy replay (not fused: {reason})"
+        program.backend, program.choice = f"NumPy replay (not fused: {reason})", None
         return
     numpy_replay = program.replay
     errors, config = require_numba().core.errors, require_numba().core.config

@@ -15,6 +15,11 @@ What a formula does that a kernel cannot follow raises :class:`NotLowered`
 with the reason, and the step stays on the NumPy replay: a branch on array
 values, advanced indexing, a NumPy function without a lowering here.
 
+A few operations a kernel could run but NumPy runs faster (matrix products
+above ``LARGE_PRODUCT``, transcendentals of ``LARGE_TRANSCENDENTAL`` elements
+and more) are written as :class:`PythonLine` s instead: they run between
+kernels, on the values the kernels hand out.
+
 0-d values are numba scalars in the kernel; writes into one (``out=``,
 ``+=``) rebind it, which is the same thing for a value nothing else views.
 """
