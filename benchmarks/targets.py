@@ -43,6 +43,9 @@ import cnn_digits  # noqa: E402
 
 DTYPE = np.float32
 CHECK_STEPS = 3
+SETTLE_CALLS = 2 + autonet.compiler.fused.WARM_CALLS + 2 * autonet.compiler.fused.TIMED_CALLS
+"""Calls before timing: a fused step traces, then chooses between its kernels and its NumPy
+replay by timing both (``autonet.compiler.fused._Choice``); timings see the one it keeps."""
 MODES = ("eager", "compiled", "fused")
 
 
@@ -268,8 +271,9 @@ def measure(case, torch, rounds, fused):
         steps[mode] = case.autonet(mode)[0]
     if reference is not None:
         steps["torch"] = reference[0]
-    for step in steps.values():
-        step()   # warm (compiled steps trace here)
+    for mode, step in steps.items():   # warm: compiled steps trace, fused ones choose
+        for _ in range(SETTLE_CALLS if mode == "fused" else 1):
+            step()
     times = models.medians(steps, rounds, case.count)
     peaks = {mode: workloads.peak_bytes(steps[mode]) for mode in modes if mode != "fused"}
     if torch is not None:

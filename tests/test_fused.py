@@ -259,6 +259,115 @@ def test_kernels_are_cached_on_disk_for_later_processes_or_compiled_in_memory(tm
     assert fused_step.programs[0].backend == "fused" and blocked.read_text() == "not a directory"
 
 
+_MODEL_STEPS = """
+import sys
+import warnings
+
+import numba
+import numpy as np
+
+warnings.simplefilter("error", numba.NumbaWarning)   # numba's "Cannot cache compiled function" too
+import autonet
+import autonet.nn as nn
+import autonet.nn.functional as F
+from autonet.optim import SGD, Adam
+
+rng = np.random.default_rng(0)
+mlp = nn.Sequential(nn.Linear(128, 256, rng=rng), nn.Tanh(), nn.Linear(256, 10, rng=rng))
+cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=rng), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Flatten(), nn.Linear(64, 10, rng=rng))
+x, images, labels = rng.normal(size=(256, 128)), rng.normal(size=(8, 1, 8, 8)), rng.integers(0, 10, 256)
+steps = []
+for model, inputs, optimizer in ((mlp, x, Adam(mlp.parameters(), lr=0.01)),
+                                 (cnn, images, SGD(cnn.parameters(), lr=0.1))):
+    def step(model=model, inputs=inputs, optimizer=optimizer):
+        loss = F.cross_entropy(model(autonet.Tensor(inputs)), labels[:len(inputs)])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    steps.append(autonet.compile(step, backend="fused"))
+losses = [[float(step().data) for _ in range(3)] for step in steps]
+kernels = [module.kernel for name, module in sys.modules.items() if name.startswith("autonet_fused_")]
+print(repr((losses, [step.programs[0].backend.split(",")[0] for step in steps],
+            [(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values())) for kernel in kernels])))
+"""
+
+
+def test_every_kernel_of_model_steps_is_cached_on_disk_and_none_trips_numbas_cache_warning(tmp_path):
+    """An MLP step (Adam; matrix products small, through BLAS, and large) and a conv step: a first
+    process compiles each of their kernels, warning about none (numba warns, and does not cache,
+    a kernel it cannot: one with object mode inside, say); a second process loads every one from
+    disk, compiling none (Adam's step kernel, once per layout: twice). Unoptimised (as the suite
+    compiles), where an unused address left in a kernel stays and stops numba caching it."""
+    environment = {**__import__("os").environ, "AUTONET_CACHE_DIR": str(tmp_path),
+                   "NUMBA_OPT": "0"}   # strictest: LLVM's optimiser would drop an unused dynamic global
+    runs = [subprocess.run([sys.executable, "-c", _MODEL_STEPS], capture_output=True, text=True, timeout=600,
+                           env=environment) for _ in range(2)]
+    assert all(run.returncode == 0 for run in runs), runs[0].stderr[-3000:] + runs[1].stderr[-3000:]
+    (first_losses, first_backends, first_counts), (second_losses, _, second_counts) = (
+        eval(run.stdout) for run in runs)   # noqa: S307 - our own subprocess's repr
+    assert first_backends == ["fused", "fused"] and first_losses == second_losses
+    assert len(first_counts) == len(list(tmp_path.glob("kernel_*.py"))) > 2
+    assert all(hits == 0 and misses >= 1 for hits, misses in first_counts), first_counts   # compiled
+    assert [(misses, 0) for _, misses in first_counts] == second_counts, second_counts     # each loaded
+
+
+@pytest.mark.parametrize("costs, kept", [({"fused": 2.0, "replay": 1.0}, "replay"),
+                                         ({"fused": 1.0, "replay": 3.0}, "fused")])
+def test_a_fused_program_keeps_whichever_of_its_kernels_and_the_replay_runs_faster(costs, kept, monkeypatch):
+    """After its warm calls a fused program times its kernels and its NumPy replay in turn, then
+    keeps the faster: here with a clock that moves on by a set cost for each (both really run),
+    so the choice is the costs', not the machine's."""
+    from autonet.compiler import fused as backend
+
+    now = [0.0]
+    monkeypatch.setattr(backend, "clock", lambda: now[0])
+    (eager_model, eager), (fused_model, fused) = _twins(_classifier(lambda logits: 0))
+    rng = np.random.default_rng(3)
+
+    def call():
+        x, labels = rng.normal(size=(6, 3)), rng.integers(0, 4, 6)
+        got, want = fused(x, labels).data, eager(x, labels).data
+        _close(got, want)
+        return got, want
+
+    call()   # traced
+    choice = fused.programs[0].replay
+    ran = []
+    for which, run in list(choice.runs.items()):
+        def costly(args, which=which, run=run):
+            ran.append(which)
+            now[0] += costs[which]
+            return run(args)
+        choice.runs[which] = costly
+    for _ in range(backend.WARM_CALLS + 2 * backend.TIMED_CALLS):
+        call()
+    program = fused.programs[0]
+    assert ran == ["fused"] * backend.WARM_CALLS + ["replay", "fused"] * backend.TIMED_CALLS
+    assert program.replay is choice.runs[kept]   # from now on, without timing
+    assert program.choice.startswith({"fused": "fused: ", "replay": "NumPy replay: "}[kept])
+    assert (program.backend == "fused") == (kept == "fused")
+    assert "faster here than fused: fused 2000000.0 us" in program.backend or kept == "fused"
+    del ran[:]
+    for _ in range(3):
+        got, want = call()
+        if kept == "replay":   # the replay computes as eager mode, bit for bit
+            np.testing.assert_array_equal(got, want)
+    assert ran == [kept] * 3
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
+
+
+def test_no_choice_is_timed_when_timed_calls_is_0(monkeypatch):
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setattr(backend, "TIMED_CALLS", 0)
+    monkeypatch.setattr(backend, "clock", lambda: pytest.fail("timed"))
+    fused, _ = _run_classifier(lambda logits: 0, calls=20)
+    assert fused.programs[0].backend == "fused" and fused.programs[0].choice is None
+
+
 def test_gradients_accumulated_without_zero_grad_are_stepped_as_in_eager_mode():
     def make():
         w = Tensor([0.5, -1.0, 2.0], requires_grad=True)
@@ -381,8 +490,10 @@ def test_a_kernel_numba_cannot_compile_leaves_the_step_to_the_numpy_replay(monke
 @settings(max_examples=60, deadline=None)
 def test_the_kernels_matrix_product_agrees_with_numpy_for_loops_blas_and_any_layout(
         rows, inner, columns, layout, dtype):
-    from autonet.compiler.kernels import SMALL_PRODUCT, dot
+    import numba
+    from autonet.compiler import kernels
 
+    dot = numba.njit(lambda a, b: kernels.dot(a, b))   # as a kernel calls it
     rng = np.random.default_rng(rows * 1600 + inner * 40 + columns)
     arrange = {"C": lambda m: m, "transposed": lambda m: np.ascontiguousarray(m.T).T,
                "strided": lambda m: np.repeat(m, 2, axis=1)[:, ::2]}[layout]
@@ -392,7 +503,7 @@ def test_the_kernels_matrix_product_agrees_with_numpy_for_loops_blas_and_any_lay
     assert got.dtype == dtype and got.shape == (rows, columns)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got, a @ b, rtol=tolerance, atol=tolerance * inner)
-    event(f"{'loops' if rows * inner * columns <= SMALL_PRODUCT else 'BLAS'}")
+    event(f"{'loops' if rows * inner * columns <= kernels.SMALL_PRODUCT else 'BLAS'}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -401,12 +512,13 @@ def test_sgds_in_kernel_step_rounds_as_numpy(dtype):
     (``lr * grad``, then the subtraction), on a strided parameter too."""
     import numba
     from autonet.compiler.symbolic import Symbol, Writer
-    from autonet.optim.sgd import _descend_all
+    from autonet.optim.sgd import _descend_one
 
     writer = Writer(dtype)
     params = [Symbol(writer, name, (7, 5), dtype) for name in ("p0", "p1")]
     grads = [Symbol(writer, name, (7, 5), dtype) for name in ("g0", "g1")]
-    _descend_all(params, grads, [Symbol(writer, name, (), np.float64) for name in ("r0", "r1")])
+    for k, rate in enumerate(("r0", "r1")):
+        _descend_one(k, params[k], grads[k], [Symbol(writer, rate, (), np.float64)])
     source = "def kernel(p0, p1, g0, g1, r0, r1):\n    real = np.{}\n{}\n".format(
         np.dtype(dtype).name, "\n".join(writer.lines))
     namespace = {"np": np}
@@ -434,8 +546,67 @@ def test_a_kernels_file_names_the_helpers_it_was_compiled_with(monkeypatch, tmp_
     assert backend._helpers_digest() in kernel_file.read_text()
 
 
-def test_large_matrix_products_run_through_numpys_matmul_inside_the_kernel():
-    from autonet.compiler.kernels import LARGE_PRODUCT, dot
+def test_kernels_compiled_at_another_numba_optimisation_level_are_other_files(monkeypatch, tmp_path):
+    """numba's cache does not tell optimisation levels apart: a kernel compiled with NUMBA_OPT=0
+    (as the suite compiles) must not be the one a later optimised process loads."""
+    import numba
+
+    from autonet.compiler import fused as backend
+
+    monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
+    source = "def kernel(x):\n    return x + 1\n"
+    for level in (0, 3):
+        monkeypatch.setattr(numba.core.config, "OPT", level)
+        assert backend._compiled(source)(1) == 2
+    unoptimised, optimised = (path.read_text() for path in sorted(tmp_path.glob("kernel_*.py"),
+                                                                   key=lambda path: "level: 2" in path.read_text()))
+    assert "optimisation level: 0" in unoptimised
+    assert f"optimisation level: {backend.KERNEL_OPTIMISATION}" in optimised   # -O3 asked: -O2 compiles
+
+
+def test_kernels_run_and_compile_at_numbas_level_2_and_the_callers_level_is_put_back(monkeypatch):
+    import numba
+
+    from autonet.compiler import fused as backend
+
+    seen, compiled = [], backend._compiled
+
+    def watched(source):
+        kernel = compiled(source)
+        return lambda *args: seen.append(int(numba.core.config.OPT)) or kernel(*args)
+
+    monkeypatch.setattr(backend, "_compiled", watched)
+    monkeypatch.setattr(numba.core.config, "OPT", type(numba.core.config.OPT)(3))
+    (_, eager), (_, fused) = _twins(_xor)
+    for _ in range(3):
+        _close(fused().data, eager().data)
+    assert seen == [backend.KERNEL_OPTIMISATION] * 2 and numba.core.config.OPT == 3
+
+
+def test_transcendentals_of_large_arrays_run_as_numpys_between_kernels():
+    """numba's exp/tanh are scalar calls, 10x NumPy's: on arrays of LARGE_TRANSCENDENTAL elements
+    and more they run in Python (NumPy's own, eager mode's), smaller ones in the kernel."""
+    from autonet.compiler.symbolic import LARGE_TRANSCENDENTAL
+
+    def make():
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Linear(16, 128, rng=rng), nn.Tanh(), nn.Linear(128, 4, rng=rng), nn.Sigmoid())
+        return _sgd_step(model, lambda m, x: (m(x) ** 2).mean())
+
+    assert 16 * 128 >= LARGE_TRANSCENDENTAL > 16 * 4
+    (eager_model, eager), (fused_model, fused) = _twins(make)
+    x = Tensor(np.random.default_rng(1).normal(size=(16, 16)))
+    for _ in range(3):
+        _close(fused(x).data, eager(x).data)
+    for a, b in zip(eager_model.parameters(), fused_model.parameters()):
+        _close(b.data, a.data)
+    wrapper, *kernels = fused.programs[0].fused_source.split("# kernel")
+    assert "np.tanh(" in wrapper and not any("np.tanh(" in kernel for kernel in kernels)
+    assert any("np.logaddexp(" in kernel for kernel in kernels)   # the sigmoid of 16x4 stays
+
+
+def test_large_matrix_products_run_as_numpys_matmul_between_kernels():
+    from autonet.compiler.symbolic import LARGE_PRODUCT
 
     def make():
         w = Tensor(np.random.default_rng(7).normal(size=(128, 256)) / 16, requires_grad=True)
@@ -454,11 +625,10 @@ def test_large_matrix_products_run_through_numpys_matmul_inside_the_kernel():
     for _ in range(3):
         _close(fused(x).data, eager(x).data)
         _close(w_fused.grad, w_eager.grad)
-    assert fused.programs[0].backend == "fused"
-    a, b = x.data, w_eager.data
-    strided = np.repeat(a, 2, axis=1)[:, ::2]
-    for left, right in ((a, b), (a.T.copy().T, b), (strided, b)):   # NumPy's own result
-        np.testing.assert_array_equal(dot(left, right), left @ right)
+    program = fused.programs[0]
+    assert program.backend == "fused"
+    wrapper, *kernels = program.fused_source.split("# kernel")
+    assert wrapper.count("= matmul(") == 2 and not any("dot(" in kernel for kernel in kernels)
 
 
 def test_products_of_float32_and_float64_operands_run_in_python_and_the_rest_is_fused():

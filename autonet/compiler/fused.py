@@ -14,15 +14,16 @@ matrix products (elementwise ops, ``pow``, ``exp log tanh sigmoid relu``,
 ``matmul``, ``linear``, ``sum``, ``mean``, ``cross_entropy``, and more), and
 ``Tensor(...)`` of an input, with one backward pass after every op, and
 only ``zero_grad`` calls before it. Small matrix products run as loops,
-larger ones through BLAS (see :mod:`.kernels`). Any other program, or one
-numba cannot compile, runs the NumPy replay, and ``Program.listing()`` says
-why. Results agree with eager
+larger ones through BLAS (see :mod:`.kernels`), the largest as NumPy's
+matmul between kernels. Any other program, or one numba cannot compile,
+runs the NumPy replay, and ``Program.listing()`` says why. Results agree with eager
 mode to rounding (the kernel's sums and products may be ordered
 differently); the tests hold them to 1e-12 (float64) and 1e-5 (float32).
 The kernel writes its results into fresh arrays the wrapper makes, which
 become ``.grad`` uncopied. Kernels are compiled once: their sources go to
 :func:`cache_directory` and numba caches the machine code beside them, so
-later processes load it.
+later processes load it. Over its first calls a fused program times its
+kernels against the NumPy replay and keeps the faster (:class:`_Choice`).
 
 numba (and scipy, for its matrix products) come with ``pip install
 autonet[fast]``; without them ``backend="fused"`` raises ``ImportError``.
@@ -33,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from ..core.backward import fit
 from ..core.function import Context
 from ..core.tensor import Tensor
 from .program import Backward, Call, Copy, Make, Op
-from .symbolic import NotLowered, Symbol, Writer
+from .symbolic import NotLowered, PythonLine, Symbol, Writer, python_name as _py
 
 _INSTALL = "the fused backend needs numba and scipy: pip install autonet[fast]"
 
@@ -61,10 +63,11 @@ def attach(program):
     try:
         fused_replay, program.fused_source, kernel = lower(program, program.generator)
     except NotLowered as reason:
-        program.backend = f"NumPy replay (not fused: {reason})"
+        program.backend, program.choice = f"NumPy replay (not fused: {reason})", None
         return
     numpy_replay = program.replay
-    errors = require_numba().core.errors
+    errors, config = require_numba().core.errors, require_numba().core.config
+    optimisation = type(config.OPT)(kernel_optimisation())
     backend = _described(kernel)
     effects = kernel.side_effects
 
@@ -74,6 +77,7 @@ def attach(program):
         before the kernel, ``zero_grad`` alone, then runs twice; what Python regions changed
         before it, random generators' states and in-place updates, is put back first)."""
         kept = _snapshot(effects) if effects else None
+        level, config.OPT = config.OPT, optimisation   # numba reads it as it compiles
         try:
             return fused_replay(args)
         except errors.NumbaError as error:
@@ -82,8 +86,75 @@ def attach(program):
             reason = str(error).strip().splitlines()[0]
             program.replay, program.backend = numpy_replay, f"NumPy replay (not fused: numba: {reason})"
             return numpy_replay(args)
+        finally:
+            config.OPT = level
 
-    program.replay, program.backend = replay, backend
+    program.replay, program.backend, program.choice = _Choice(program, replay, numpy_replay), backend, None
+
+
+WARM_CALLS = 3
+"""Calls of a fused program before its kernels are timed against the NumPy replay (the first
+compiles them, or loads them from the cache)."""
+
+TIMED_CALLS = 5
+"""Calls of each, alternating, that :class:`_Choice` times; 0: no choice, the kernels run."""
+
+clock = time.perf_counter   # what _Choice times calls with (a test may put another in)
+
+
+class _Choice:
+    """A fused program's replay that keeps whichever of its kernels and the NumPy replay runs
+    it faster here: after ``WARM_CALLS`` calls, it runs the two in turn for ``TIMED_CALLS``
+    calls each, timed with ``clock``, then keeps the one of the lower median (both give eager
+    mode's results; the kernels to rounding). Per-region kernels can lose to the replay: each
+    Python region boxes arrays out of a kernel and back into the next. ``program.choice``
+    says what was measured; where the replay won, ``program.backend`` says so too."""
+
+    def __init__(self, program, fused, numpy):
+        self.program = program
+        self.runs = {"fused": fused, "replay": numpy}
+        self.times = {"fused": [], "replay": []}
+        self.calls = 0
+
+    def __call__(self, args):
+        self.calls += 1
+        if TIMED_CALLS <= 0:
+            self.program.replay = self.runs["fused"]
+        if self.calls <= WARM_CALLS or TIMED_CALLS <= 0:
+            return self.runs["fused"](args)
+        times = self.times
+        which = "replay" if len(times["replay"]) <= len(times["fused"]) else "fused"
+        started = clock()
+        result = self.runs[which](args)
+        times[which].append(clock() - started)
+        if self.program.replay is self and len(times["fused"]) >= TIMED_CALLS:
+            self._choose()
+        return result
+
+    def _choose(self):
+        fused, numpy = (float(np.median(self.times[which])) for which in ("fused", "replay"))
+        measured = (f"fused {fused * 1e6:.1f} us a call against the NumPy replay's {numpy * 1e6:.1f} us "
+                    f"(medians of {TIMED_CALLS} calls each, after {WARM_CALLS})")
+        program = self.program
+        if numpy < fused:
+            program.replay, program.choice = self.runs["replay"], f"NumPy replay: {measured}"
+            program.backend = f"NumPy replay (faster here than {program.backend}: {measured})"
+        else:
+            program.replay, program.choice = self.runs["fused"], f"fused: {measured}"
+
+
+KERNEL_OPTIMISATION = 2
+"""numba's optimisation level for the kernels (``NUMBA_OPT`` where lower): LLVM's -O3 compiled
+a 4-d broadcasting kernel of the CNN step in 36.6 s against 1.2 s at -O2, to code of the same
+speed (1131 against 1182 us a call, one run each); the CNN step's first call was 20 minutes at
+-O3 on a loaded machine. Set while a fused program runs (numba reads it as it compiles), so
+another thread's numba compiles at that moment would take it too."""
+
+
+def kernel_optimisation():
+    """The optimisation level the kernels are compiled at: ``KERNEL_OPTIMISATION``, or numba's
+    own ``NUMBA_OPT`` where that is lower."""
+    return min(int(require_numba().core.config.OPT), KERNEL_OPTIMISATION)
 
 
 def _described(kernel):
@@ -150,6 +221,7 @@ def lower(program, generator):
     compiled = [_compiled(code) for python, code, _, _ in segments if not python]
     replay, wrapper = _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step)
     kernels = [f"# kernel{n}\n{code}" for n, code in enumerate(c for python, c, _, _ in segments if not python)]
+    kernels += [f"# step kernel\n{code}" for code in dict.fromkeys(code for code, _ in kernel.step_calls)]
     return replay, "\n".join([wrapper] + kernels), kernel
 
 
@@ -183,13 +255,16 @@ def cache_directory():
 def _compiled(source):
     """The kernel in ``source``, jitted with numba's on-disk cache: the source
     is written to a file named by its hash, so a later process (or trace) with the same
-    program loads the compiled code.
+    program loads the compiled code. The hash covers the optimisation level
+    (:func:`kernel_optimisation`): numba's cache does not, and would hand a kernel compiled
+    unoptimised (8x slower on the XOR step) to a later process that optimises.
 
     The file is trusted only when its content is exactly the source it should hold (a
     truncated, edited or foreign file is written anew, atomically), and only in a directory
     that is this user's alone (created 0700). Where the cache cannot be used, the kernel is
     compiled in memory instead."""
-    text = _KERNEL_MODULE.format(source=source, helpers=_helpers_digest())
+    text = _KERNEL_MODULE.format(source=source, helpers=_helpers_digest(),
+                                 optimisation=kernel_optimisation())
     directory = cache_directory()
     name = "kernel_" + hashlib.sha256(text.encode()).hexdigest()[:24]
     try:
@@ -252,6 +327,7 @@ def _helpers_digest():
 
 _KERNEL_MODULE = '''"""A fused training step, generated by autonet.compile (safe to delete)."""
 # autonet/compiler/kernels.py: {helpers}
+# numba's optimisation level: {optimisation}
 import numba
 import numpy as np
 
@@ -327,6 +403,10 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
         kernels[f"kernel{len(kernels)}"] = compiled[len(kernels)]
         calls += [f"    {_py(o)} = asarray({_py(o)}, {generator.bind('dtype', kernel.writer.kinds[o][1])})"
                   for o in outputs if not kernel.writer.kinds[o][0]]   # numba's scalars: 0-d arrays
+    if kernel.step_calls:   # the optimizer's step, a kernel per parameter (one per layout compiled)
+        calls.append("    if fuse_step:")
+        calls += [f"        {generator.bind('step_kernel', _compiled(code))}({', '.join(arguments[p] for p in passed)})"
+                  for code, passed in kernel.step_calls]
     if late:
         body += ["    try:"] + ["    " + line for line in calls] + [
                  "    except BaseException:", "        restore(kept)", "        raise"]
@@ -344,7 +424,9 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
     namespace = dict(generator.namespace, empty=np.empty, Tensor=Tensor, asarray=np.asarray,
-                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore, **kernels)
+                     deliver=ownership.deliver, grads_of=_grads_of, restore=_restore, matmul=np.matmul,
+                     real=kernel.writer.dtype.type, np=np,
+                     **kernels)
     text = "\n".join(["def replay(args):"] + header + body) + "\n"
     exec(compile(text, "<autonet.compile fused wrapper>", "exec"), namespace)
     return namespace["replay"], text
@@ -380,10 +462,6 @@ def _buffer(leaf, generator):
     return f"empty({data}.shape, {data}.dtype)"
 
 
-class _Python(str):
-    """A line of the wrapper's Python, between kernels: an op (or update) that does not lower."""
-
-
 class _Retry(Exception):
     """An op whose forward lowered and whose backward does not: lowered again, both in Python."""
 
@@ -392,14 +470,16 @@ class _Retry(Exception):
         self.slot = slot
 
 
-def _py(name):
-    """The wrapper's name for kernel value ``t<n>`` (``w<n>``: the replay binds ``t<n>`` to tensors)."""
-    return "w" + name[1:]
-
-
 _KERNEL_NAMES = re.compile(r"\b(t\d+|i\d+|grad\d+|h\d+|m\d+|result|update)\b")
 _PYTHON_NAMES = re.compile(r"\bw(\d+)\b")
 _ASSIGNED = re.compile(r"^\s*(t\d+) = ")
+
+
+STEP_LINES_IN_KERNEL = 4
+"""An optimizer's step of at most this many lines a parameter (SGD's 3) is written into the last
+kernel; a longer one (Adam's 15) gets a kernel per parameter layout: a kernel call costs about a
+microsecond, which a small step would notice, and numba's build time grows with a kernel's
+length."""
 
 
 class _Kernel:
@@ -417,6 +497,7 @@ class _Kernel:
         self.reasons = []         # why each op in Python is there
         self.op_count = 0
         self.side_effects = []    # generators and arrays Python regions change
+        self.step_calls = []      # (source, arguments) of each parameter's own step kernel
 
     def _floating(self, dtype, what):
         """Check that ``what`` computes the program's one floating dtype (float64 or float32)."""
@@ -453,7 +534,7 @@ class _Kernel:
         return re.sub(r"\bv(\d+)\b", lambda match: _py(self.values[int(match.group(1))].name), code)
 
     def _run_in_python(self, line):
-        self.writer.lines.append(_Python(line))
+        self.writer.lines.append(PythonLine(line))
 
     def make(self, instruction):
         self._floating(instruction.dtype, "Tensor(...)")
@@ -590,6 +671,48 @@ class _Kernel:
         self._run_in_python(f"{_py(name)} = {code}")
         return Symbol(self.writer, name, shape, dtype)
 
+    def _write_step(self, step, leaves):
+        """The optimizer's own formula on the kernel's arrays, one parameter at a time: written
+        into the last kernel (``if update:``) where it is a few lines a parameter (SGD's), else
+        as a kernel of its own per parameter, called when ``update`` (``step_calls``): those
+        of parameters of one layout share one source, which numba compiles once (Adam's formula
+        unrolled over a CNN's 12 parameters was 5.6 MB of machine code and most of the CNN's
+        first call)."""
+        each, width = step.count // len(leaves), len(step.state)
+        params = [self._input(("tensor", leaf), leaf.shape, leaf.dtype) for _, leaf in leaves]
+        alone = [self._step_kernel(step, k, leaf, each, width) for k, (_, leaf) in enumerate(leaves)]
+        if max(lines for _, lines in alone) > STEP_LINES_IN_KERNEL:
+            self.step_calls = [(code, [params[k].name, f"grad{k}"] + [f"h{k * each + j}" for j in range(each)]
+                                + [f"m{k * width + j}" for j in range(width)]) for k, (code, _) in enumerate(alone)]
+            return
+        writer = self.writer
+        writer.statement("if update:")
+        first = len(writer.lines)
+        for k, (_, leaf) in enumerate(leaves):
+            with _formula(type(step.optimizer).__name__, "fused step"):
+                step.formula(k, params[k], Symbol(writer, f"grad{k}", leaf.shape, leaf.dtype),
+                             [Symbol(writer, f"h{k * each + j}", (), np.float64) for j in range(each)],
+                             [Symbol(writer, f"m{k * width + j}", *step.arrays_like[k * width + j])
+                              for j in range(width)])
+        writer.lines[first:] = ["    " + line for line in writer.lines[first:]] or ["        pass"]
+
+    def _step_kernel(self, step, k, leaf, each, width):
+        """``(source, lines)``: a kernel taking parameter ``k``'s step alone, its arguments named
+        for their role only (``param, grad, h<j>..., m<j>...``), so parameters of one layout get
+        one source."""
+        writer = Writer(self.writer.dtype)
+        names = ["param", "grad"] + [f"h{j}" for j in range(each)] + [f"m{j}" for j in range(width)]
+        with _formula(type(step.optimizer).__name__, "fused step"):
+            step.formula(k, Symbol(writer, "param", leaf.shape, leaf.dtype),
+                         Symbol(writer, "grad", leaf.shape, leaf.dtype),
+                         [Symbol(writer, name, (), np.float64) for name in names[2:2 + each]],
+                         [Symbol(writer, name, *step.arrays_like[k * width + j])
+                          for j, name in enumerate(names[2 + each:])])
+        if any(type(line) is PythonLine for line in writer.lines):
+            raise NotLowered(f"{type(step.optimizer).__name__}'s fused step leaves the kernel")
+        code = [f"def kernel({', '.join(names)}):", f"    real = np.{writer.dtype}"] + writer.lines
+        return "\n".join(code) + "\n", len(writer.lines)
+
     def segments(self, returned, leaves, step):
         """The kernels and the Python regions between them, in order: ``(python, code,
         parameters, outputs)``; a kernel's parameters and outputs are the names of the values
@@ -601,18 +724,11 @@ class _Kernel:
             writer.statement(f"result[...] = {self.values[returned[1]].name}")
         for n, grad in enumerate(self.leaf_grads):
             writer.statement(f"grad{n}[...] = {grad.name}")
-        if step is not None:   # the optimizer's own formula, on the kernel's arrays
-            writer.statement("if update:")
-            first = len(writer.lines)
-            params = [self._input(("tensor", leaf), leaf.shape, leaf.dtype) for _, leaf in leaves]
-            buffers = [Symbol(writer, f"grad{n}", leaf.shape, leaf.dtype) for n, (_, leaf) in enumerate(leaves)]
-            with _formula(type(step.optimizer).__name__, "fused step"):
-                step.formula(params, buffers, [Symbol(writer, f"h{k}", (), np.float64) for k in range(step.count)],
-                             [Symbol(writer, f"m{k}", shape, dtype) for k, (shape, dtype) in enumerate(step.arrays_like)])
-            writer.lines[first:] = ["    " + line for line in writer.lines[first:]] or ["        pass"]
+        if step is not None:
+            self._write_step(step, leaves)
         runs = []
         for line in writer.lines:
-            python = type(line) is _Python
+            python = type(line) is PythonLine
             if runs and runs[-1][0] == python:
                 runs[-1][1].append(line)
             else:

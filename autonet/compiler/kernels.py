@@ -1,16 +1,15 @@
 """numba helpers that fused kernels call: NumPy operations numba lacks or computes otherwise
 (sums accurate in float32, extremes along one axis, matrix products by size), and the
-lowerings of ``ops.generic``'s lowerable primitives (imported with numba only)."""
-import numba
+lowerings of ``ops.generic``'s lowerable primitives (imported with numba only).
+
+Every helper is an overload (``overload``, ``register_jitable``), compiled into each kernel
+that calls it, never a ``numba.njit`` dispatcher of its own: numba lowers a call of a dispatcher
+with the dispatcher's address in the kernel, which LLVM's optimiser drops as unused but which,
+unoptimised (``NUMBA_OPT=0``), stays and makes numba refuse to cache the kernel on disk
+("uses dynamic globals")."""
 import numpy as np
 from numba import types
-from numba.extending import overload
-
-LARGE_PRODUCT = 2 ** 22
-"""Matrix products of more multiply-adds than this leave the kernel for NumPy's own matmul (about
-5 us there and back): numba calls scipy's BLAS, measured 3-7% slower than NumPy's on such
-products (512x1024x1024 float32: 16.0 against 14.9 ms, one thread), and slower still when both
-libraries start threads."""
+from numba.extending import overload, register_jitable
 
 SMALL_PRODUCT = 512
 """Matrix products of at most this many multiply-adds run as loops, where BLAS's call costs
@@ -51,32 +50,12 @@ def _summed(a, axis):
     return lambda a, axis: np.sum(a, axis=axis)
 
 
-def numpy_matmul(a, b):
-    """``a @ b`` computed by NumPy, in Python (numba's object mode), from inside a kernel."""
-    raise TypeError("numpy_matmul is called from numba kernels only")
-
-
-@overload(numpy_matmul)
-def _numpy_matmul(a, b):
-    result = types.Array(numba.np.numpy_support.from_dtype(
-        np.result_type(numba.np.numpy_support.as_dtype(a.dtype),
-                       numba.np.numpy_support.as_dtype(b.dtype))), 2, "C")
-
-    def impl(a, b):
-        with numba.objmode(out=result):
-            out = np.ascontiguousarray(a @ b)
-        return out
-    return impl
-
-
-@numba.njit(cache=True)
+@register_jitable
 def dot(a, b):
-    """``a @ b`` of 2-d arrays: loops for small products, NumPy for large ones, numba's BLAS
-    between (see SMALL_PRODUCT and LARGE_PRODUCT)."""
+    """``a @ b`` of 2-d arrays: loops for small products, numba's BLAS for larger ones (see
+    SMALL_PRODUCT; the largest leave the kernel, see ``symbolic.LARGE_PRODUCT``)."""
     rows, inner = a.shape
     columns = b.shape[1]
-    if rows * inner * columns > LARGE_PRODUCT:
-        return numpy_matmul(a, b)
     if rows * inner * columns > SMALL_PRODUCT:
         return np.dot(blas_ready(a), blas_ready(b))
     out = np.zeros((rows, columns), a.dtype)
@@ -130,12 +109,12 @@ def _extreme(pick):
     return overload_extreme
 
 
-@numba.njit
+@register_jitable
 def _larger(x, y):
     return x if x > y or x != x else y   # x != x: NaN propagates
 
 
-@numba.njit
+@register_jitable
 def _smaller(x, y):
     return x if x < y or x != x else y
 
@@ -144,7 +123,7 @@ overload(maxed)(_extreme(_larger))
 overload(mined)(_extreme(_smaller))
 
 
-@numba.njit(cache=True)
+@register_jitable
 def check_labels(labels, classes, op):
     """``ops.generic.check_labels``: the labels if they lie in ``[0, classes)``."""
     for label in labels.ravel():
@@ -153,7 +132,7 @@ def check_labels(labels, classes, op):
     return labels
 
 
-@numba.njit(cache=True)
+@register_jitable
 def pick(x, labels):
     """``ops.generic.pick``: ``x[i, labels[i]]`` for every row."""
     out = np.empty(labels.shape[0], x.dtype)
@@ -162,7 +141,7 @@ def pick(x, labels):
     return out
 
 
-@numba.njit(cache=True)
+@register_jitable
 def one_hot(labels, like):
     """``ops.generic.one_hot``: zeros like ``like`` with a 1 at ``[i, labels[i]]``."""
     out = np.zeros_like(like)

@@ -15,16 +15,50 @@ What a formula does that a kernel cannot follow raises :class:`NotLowered`
 with the reason, and the step stays on the NumPy replay: a branch on array
 values, advanced indexing, a NumPy function without a lowering here.
 
+A few operations a kernel could run but NumPy runs faster (matrix products
+above ``LARGE_PRODUCT``, transcendentals of ``LARGE_TRANSCENDENTAL`` elements
+and more) are written as :class:`PythonLine` s instead: they run between
+kernels, on the values the kernels hand out.
+
 0-d values are numba scalars in the kernel; writes into one (``out=``,
 ``+=``) rebind it, which is the same thing for a value nothing else views.
 """
 import numbers
+import re
 
 import numpy as np
+
+LARGE_PRODUCT = 2 ** 22
+"""Matrix products of more multiply-adds than this run as NumPy's own matmul, in Python between
+kernels (decided here, from the traced shapes): numba calls scipy's BLAS, measured 3-7% slower
+than NumPy's on such products (512x1024x1024 float32: 16.0 against 14.9 ms, one thread), and
+slower still when both libraries start threads. (Not from inside the kernel through numba's
+object mode, as before: that leaves addresses in every kernel calling ``dot``, which, compiled
+unoptimised, numba will not cache on disk.)"""
+
+
+LARGE_TRANSCENDENTAL = 1024
+"""``exp log tanh logaddexp sin cos log1p expm1`` of arrays of at least this many elements run as
+NumPy's own, in Python between kernels: numba has no vectorised math library, so in a kernel
+each element is a scalar call (about 17 ns, 10x NumPy's SIMD loops: the digits MLP's two tanh
+layers, 12K elements, took 0.2 ms there), which outweighs the microsecond or two a Python
+region costs; and NumPy's results are eager mode's, bit for bit."""
+_TRANSCENDENTAL = {np.exp, np.log, np.tanh, np.logaddexp, np.sin, np.cos, np.log1p, np.expm1}
 
 
 class NotLowered(Exception):
     """Why a program stays on the NumPy replay."""
+
+
+class PythonLine(str):
+    """A line of Python that runs between kernels (a region of its own), not in one: there a
+    kernel's value ``t<n>`` is called ``w<n>`` (see :func:`python_name`)."""
+
+
+def python_name(name):
+    """What the Python between kernels calls the kernel's value ``name`` (``t<n>`` -> ``w<n>``:
+    the NumPy replay's code binds ``t<n>`` to tensors)."""
+    return "w" + name[1:]
 
 
 class Writer:
@@ -46,6 +80,17 @@ class Writer:
         name = self.fresh()
         self.lines.append(f"    {name} = {code}")
         return Symbol(self, name, shape, dtype)
+
+    def in_python(self, code, shape, dtype):
+        """``t<n> = code`` computed in Python between kernels (``code`` names values ``t<k>``),
+        and the Symbol of ``t<n>``."""
+        name = self.fresh()
+        self.python_statement(f"{name} = {code}")
+        return Symbol(self, name, shape, dtype)
+
+    def python_statement(self, code):
+        """``code`` (naming values ``t<k>``) run in Python between kernels."""
+        self.lines.append(PythonLine(re.sub(r"\bt(\d+)\b", lambda match: python_name(match.group(0)), code)))
 
     def statement(self, code):
         self.lines.append(f"    {code}")
@@ -317,12 +362,15 @@ class Symbol:
             raise NotLowered(f"numpy.{ufunc.__name__}")
         shape, dtype = _infer(ufunc, *inputs)
         code = f"np.{ufunc.__name__}({', '.join(_code(writer, a) for a in inputs)})"
+        in_python = ufunc in _TRANSCENDENTAL and int(np.prod(shape)) >= LARGE_TRANSCENDENTAL
         if out is None:
-            return writer.emit(code, shape, dtype)
+            return writer.in_python(code, shape, dtype) if in_python else writer.emit(code, shape, dtype)
         (target,) = out
         if not isinstance(target, Symbol) or (shape, dtype) != (target.shape, target.dtype):
             raise NotLowered(f"numpy.{ufunc.__name__} into another shape or dtype")
-        if target.shape:   # in place, as NumPy writes it
+        if in_python:
+            writer.python_statement(f"{code[:-1]}, {target.name})")
+        elif target.shape:   # in place, as NumPy writes it
             writer.statement(f"{code[:-1]}, {target.name})")
         else:
             writer.statement(f"{target.name} = {code}")
@@ -364,6 +412,8 @@ def _matmul(a, b):
     if a.dtype != b.dtype:
         raise NotLowered(f"a matrix product of {a.dtype} and {b.dtype} operands")   # loops compute in one
     shape, dtype = _infer(np.matmul, a, b)
+    if a.shape[0] * a.shape[1] * b.shape[1] > LARGE_PRODUCT:
+        return a.writer.in_python(f"matmul({a.name}, {b.name})", shape, dtype)
     return a.writer.emit(f"dot({a.name}, {b.name})", shape, dtype)
 
 

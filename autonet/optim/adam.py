@@ -80,11 +80,9 @@ class Adam(Optimizer):
                 values += _numbers(group, float(held["step"]) + 1 if held else 1.0)
             return values
 
-        def formula(symbols, grads, values, arrays):
-            width = len(state)
-            for k, (param, grad, group) in enumerate(zip(symbols, grads, owners)):
-                cast = [value.astype(param.dtype) for value in values[3 * k:3 * k + 3]]
-                adam_step(param, grad, arrays[width * k:width * (k + 1)], cast, group, decoupled)
+        def formula(k, param, grad, values, arrays):
+            cast = [value.astype(param.dtype) for value in values]
+            adam_step(param, grad, arrays, cast, owners[k], decoupled)
 
         return FusedStep(self, params, formula, numbers=numbers, count=3 * len(params), state=state,
                          fixed=("betas", "eps", "weight_decay", "amsgrad"))

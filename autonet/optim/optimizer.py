@@ -228,11 +228,12 @@ class FusedStep:
     """An optimizer's step as a fused kernel takes it: the optimizer's own formula, run on the
     kernel's symbolic arrays, over the parameters the kernel was traced with.
 
-    ``formula(params, grads, numbers, arrays)`` updates ``params`` (and ``arrays``, the
-    optimizer's state arrays named ``state`` for each parameter in turn) in place from their
-    fresh ``grads``; ``numbers`` are what ``numbers()`` computes in Python on every call
-    (``settings``' values, pairs ``(group index, name)``, unless the optimizer gives its own
-    ``numbers``). The formula is the step only while every setting in ``zero`` is 0, every
+    ``formula(k, param, grad, numbers, arrays)`` updates ``params[k]`` (and ``arrays``, its
+    state arrays named ``state``) in place from its fresh ``grad``, one parameter at a time (so
+    the kernel may compile it once per parameter layout); ``numbers`` are the parameter's share
+    (``count // len(params)`` each, in order) of what ``numbers()`` computes in Python on every
+    call (``settings``' values, pairs ``(group index, name)``, unless the optimizer gives its
+    own ``numbers``). The formula is the step only while every setting in ``zero`` is 0, every
     setting in ``fixed`` keeps the value it had when the kernel was written, and each
     parameter has its state (``applies``).
     """

@@ -68,11 +68,10 @@ class SGD(Optimizer):
         if len(params) != len(group_of) or any(id(p) not in group_of or p.ndim == 0 for p in params):
             return None
         settings = [(group_of[id(p)], "lr") for p in params]
-        return FusedStep(self, params, _descend_all, settings, zero=("momentum", "weight_decay"))
+        return FusedStep(self, params, _descend_one, settings, zero=("momentum", "weight_decay"))
 
 
-def _descend_all(params, grads, learning_rates, arrays=()):
-    """:func:`descend` for each parameter, its learning rate in the parameter's dtype (as NumPy
-    takes a Python float)."""
-    for k, (param, grad) in enumerate(zip(params, grads)):
-        descend(param, grad, learning_rates[k].astype(param.dtype))
+def _descend_one(k, param, grad, numbers, arrays=()):
+    """:func:`descend` for one parameter, its learning rate (``numbers[0]``) in the parameter's
+    dtype (as NumPy takes a Python float)."""
+    descend(param, grad, numbers[0].astype(param.dtype))
