@@ -3,11 +3,12 @@
 * The hypothesis profile comes from HYPOTHESIS_PROFILE (default ci).
 * Fused kernels compiled by the tests are cached in .cache/kernels in the repository (ignored by
   git), not the user's: later runs load numba's machine code instead of compiling again.
-* numba compiles without LLVM's optimisation passes (``NUMBA_OPT=0``), about 95% of a kernel's
+* numba compiles without LLVM's optimisation passes (``NUMBA_OPT=0``), most of a kernel's
   build time and no part of its results (autonet asks numba for no fast-math), and caches the
   machine code of its own helpers in .cache/numba, so no unoptimised code lands beside the
-  package's sources for ``make bench`` to load. tests/test_fused_optimised.py builds kernels at
-  numba's default level and checks they agree with eager mode as well.
+  package's sources for ``make bench`` to load (kernel files name their level, so users' processes
+  never load the suite's). tests/test_fused_optimised.py builds kernels optimised, as users get
+  them, and checks they agree with eager mode as well.
 * BLAS runs one thread per process (unless the environment says otherwise), set before NumPy is
   imported: ``make test`` runs two pytest workers on two cores, and BLAS threads on top of them
   would only wait for each other. No test depends on it: results are compared within one process
