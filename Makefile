@@ -26,11 +26,9 @@ ops-page: $(INSTALLED)
 	$(PY) -c "import autonet; from autonet.ops.registry import reference; print(reference(), end='')" > docs/ops.md
 	$(PY) -c "import autonet._methods as m; [open('autonet/' + p, 'w').write(t) for p, t in m.stubs().items()]"
 
-# --no-compile: Python compiles the modules a run imports when it first imports them, not all
-# of every package's files (mkdocs', onnx's, scipy's...) up front; it saves a fresh clone's setup ~15 s.
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile --disable-pip-version-check -e '.[test,examples,fast,interop,onnx,docs]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,examples,fast,interop,onnx,docs]'
 	touch $(INSTALLED)
 
 # $(call apt_tool,COMMAND,PACKAGE,WHAT WORKS WITHOUT IT): install a Debian package when its command
