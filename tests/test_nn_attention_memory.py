@@ -138,6 +138,18 @@ def test_scaled_dot_product_attention_without_a_mask_is_one_node_with_pytorchs_v
     np.testing.assert_allclose(data(masked), data(F.scaled_dot_product_attention(q, k, v)), rtol=1e-12)
 
 
+def graph_nodes(out):
+    """The recorded nodes behind ``out``, each once (leaves and constants left out)."""
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen or not hasattr(node, "fn"):
+            continue
+        seen.add(id(node))
+        stack += list(node.inputs)
+        yield node
+
+
 def test_multihead_attention_takes_the_node_only_without_weights_masks_or_dropout():
     rng = np.random.default_rng(6)
     module = nn.MultiheadAttention(8, 2, rng=7)
@@ -146,27 +158,20 @@ def test_multihead_attention_takes_the_node_only_without_weights_masks_or_dropou
     x = Tensor(rng.normal(size=(5, 3, 8)), requires_grad=True)
 
     def nodes(out):
-        seen, stack = set(), [out.grad_fn]
-        while stack:
-            node = stack.pop()
-            if node is None or id(node) in seen or not hasattr(node, "fn"):
-                continue
-            seen.add(id(node))
-            stack += list(node.inputs)
-            yield node.fn
+        return {node.fn for node in graph_nodes(out)}
 
     fast = module(x, x, x, need_weights=False)[0]
     slow = module(x, x, x, need_weights=True)[0]
-    assert Attention in set(nodes(fast)) and Attention not in set(nodes(slow))
+    assert Attention in nodes(fast) and Attention not in nodes(slow)
     np.testing.assert_allclose(data(fast), data(slow), rtol=1e-12, atol=1e-13)
     upstream = rng.normal(size=fast.shape)
     fused = gradients(lambda x: module(x, x, x, need_weights=False)[0], [x], upstream)
     composite = gradients(lambda x: module(x, x, x)[0], [x], upstream)
     np.testing.assert_allclose(fused[0], composite[0], rtol=1e-11, atol=1e-12)
     dropping = nn.MultiheadAttention(8, 2, dropout=0.5, rng=7)
-    assert Attention not in set(nodes(dropping(x, x, x, need_weights=False)[0]))
+    assert Attention not in nodes(dropping(x, x, x, need_weights=False)[0])
     dropping.eval()
-    assert Attention in set(nodes(dropping(x, x, x, need_weights=False)[0]))
+    assert Attention in nodes(dropping(x, x, x, need_weights=False)[0])
 
 
 # ------------------------------------------------------------------ LayerNorm as one node
@@ -277,13 +282,8 @@ def test_transformer_graph_keeps_what_pytorch_keeps():
     x = Tensor(np.random.default_rng(13).normal(size=(8, 4, 16)))
     out = layer(x)
     parameters = {id(getattr(p._data, "array", p._data)) for p in layer.parameters()}
-    buffers, stack, seen = {}, [out.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen or not hasattr(node, "saved"):
-            continue
-        seen.add(id(node))
-        stack += list(node.inputs)
+    buffers = {}
+    for node in graph_nodes(out):
         for array in host_arrays(node.saved):
             base = array if array.base is None else array.base
             if id(array) not in parameters and id(base) not in parameters and array.size >= 8 * 4:
