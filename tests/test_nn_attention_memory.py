@@ -263,6 +263,30 @@ def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked, shape
     assert not np.signbit(data(grad)[off]).any()   # +0.0, as the select, not -0.0
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_keeps_only_its_input_and_recomputes_its_gradient(approximate):
+    """As PyTorch's: the input alone is saved (not Φ of it too); backward recomputes Φ and gives
+    the derivative's closed form, computed here in NumPy."""
+    rng = np.random.default_rng(21)
+    x = Tensor(rng.normal(size=(6, 5)) * 3, requires_grad=True)
+    y = F.gelu(x, approximate=approximate)
+    (saved,) = host_arrays(y.grad_fn.saved)
+    assert np.shares_memory(saved, getattr(x._data, "array", x._data))
+    upstream = rng.normal(size=(6, 5))
+    (grad,) = gradients(lambda t: F.gelu(t, approximate=approximate), [x], upstream)
+    a = data(x)
+    if approximate == "tanh":
+        scale, cubic = np.sqrt(2 / np.pi), 0.044715
+        t = np.tanh(scale * (a + cubic * (a * a * a)))
+        cdf = 0.5 * (1.0 + t)
+        want = upstream * (cdf + 0.5 * a * (1.0 - (2.0 * cdf - 1.0) ** 2) * (scale * (1.0 + 3.0 * cubic * (a * a))))
+    else:
+        from math import erf
+        cdf = 0.5 * (1.0 + np.vectorize(erf)(a / np.sqrt(2)))
+        want = upstream * (cdf + a * np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(grad, want, rtol=1e-13, atol=1e-15)
+
+
 # ------------------------------------------------------------------ a transformer step's memory
 def transformer_case(dtype=np.float64):
     rng = np.random.default_rng(11)

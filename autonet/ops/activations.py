@@ -105,9 +105,11 @@ def erf(x: TensorLike) -> Tensor:
 class Gelu(Function):
     """x Φ(x), exactly or with PyTorch's tanh formula, as one node.
 
-    The backward formula is written with operations that work on arrays and on
-    Tensors; under ``create_graph`` it recomputes what it needs from the input
-    Tensor, so every order of derivative stays exact.
+    Saves only its input, as PyTorch's does, and recomputes Φ in backward (the same
+    function of the same array: the same bits), so a transformer's feed-forward keeps
+    one hidden activation, not two. The backward formula is written with operations
+    that work on arrays and on Tensors, so under ``create_graph`` every order of
+    derivative stays exact.
     """
 
     name = "gelu"
@@ -115,15 +117,13 @@ class Gelu(Function):
     @staticmethod
     def forward(ctx, a, approximate):
         ctx.approximate = approximate
-        cdf = _gelu_cdf(a, approximate)
-        ctx.save_for_backward(a, cdf)
-        return a * cdf
+        ctx.save_for_backward(a)
+        return a * _gelu_cdf(a, approximate)
 
     @staticmethod
     def backward(ctx, grad):
-        a, cdf = ctx.saved
-        if isinstance(grad, Tensor):
-            cdf = _gelu_cdf(a, ctx.approximate)
+        (a,) = ctx.saved
+        cdf = _gelu_cdf(a, ctx.approximate)
         if ctx.approximate == "tanh":     # cdf = (1 + tanh(u)) / 2, u = c (a + k a^3)
             t = 2.0 * cdf - 1.0
             du = _TANH_SCALE * (1.0 + 3.0 * _TANH_CUBIC * (a * a))
