@@ -562,9 +562,9 @@ def lstm_layer_inputs(rng, states, bias, length=5, batch=3, size=4, hidden=6):
 @pytest.mark.parametrize("bias", [False, True])
 def test_lstm_layer_op_equals_the_step_composite_in_values_and_gradients(reverse, states, bias):
     """nn.lstm_layer (one op, backward written by hand) against the composite of the step ops
-    it replaced (recurrent.composite_lstm_layer), and the NumPy reference of PyTorch's equations."""
+    it replaced (recurrent_steps.composite_lstm_layer), and the NumPy reference of PyTorch's equations."""
     from autonet.nn.lstm_layer import lstm_layer
-    from autonet.nn.recurrent import composite_lstm_layer
+    from autonet.nn.recurrent_steps import composite_lstm_layer
     rng = np.random.default_rng(40)
     inputs = lstm_layer_inputs(rng, states, bias)
     out = lstm_layer(*inputs, reverse)

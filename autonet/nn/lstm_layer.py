@@ -27,6 +27,7 @@ from ..core.backward import grad as gradients_of
 from ..core.function import Function
 from ..core.tensor import Tensor
 from ..ops.generic import stable_sigmoid
+from .recurrent_steps import composite_lstm_layer   # the composite this op stands for
 
 
 class LSTMLayer(Function):
@@ -163,7 +164,6 @@ def _hidden_weight_gradient(grad_gates, out, h0, reverse):
 
 def _composite_backward(ctx, grad):
     """create_graph: the composite's gradient, recorded (its formulas are differentiable again)."""
-    from .recurrent import composite_lstm_layer   # the composite this op stands for
     inputs = ctx.saved[:7]
     out = composite_lstm_layer(*inputs, reverse=ctx.reverse)
     wanted = [k for k, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]

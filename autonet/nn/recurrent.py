@@ -10,7 +10,7 @@ of every step is one matrix product up front, then each step adds the hidden
 projection and applies the gates. An LSTM layer (each direction) is one op,
 ``nn.lstm_layer``, with the same equations and a backward written by hand
 (about 2x faster, half the memory; its create_graph backward differentiates
-the step composite, ``composite_lstm_layer``). Everything is differentiable
+the step composite, ``recurrent_steps.composite_lstm_layer``). Everything is differentiable
 to any order and compiles. A missing initial state is zero; the first step
 then skips the hidden projection (adding zeros changes no value).
 """
@@ -20,7 +20,6 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..core.tensor import as_tensor
-from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.shape import concatenate, stack
 from .functional import dropout
 from .layers import _float, _uniform
@@ -28,59 +27,11 @@ from .lstm_layer import lstm_layer
 from ..random import generator
 from .module import Module
 from .projection import affine as _affine
+from .recurrent_steps import GATE_COUNT, STEPS, scan
 from ..core.types import DTypeLike, Seed, TensorLike
 from ..core.tensor import Tensor
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
-
-
-# ------------------------------------------------------------------ one step of each cell
-def _hidden_part(h, w_hh, b_hh):
-    """``h @ w_hh.T + b_hh``, or only ``b_hh`` (or None) while the state is still zero (None)."""
-    if h is None:
-        return b_hh
-    return _affine(h, w_hh, b_hh)
-
-
-def _plus(a, b):
-    return a if b is None else a + b
-
-
-def _gates(pre, count):
-    size = pre.shape[-1] // count
-    return [pre[..., k * size:(k + 1) * size] for k in range(count)]
-
-
-def _tanh_step(projected, state, w_hh, b_hh):
-    return (tanh(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
-
-
-def _relu_step(projected, state, w_hh, b_hh):
-    return (relu(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
-
-
-def _lstm_step(projected, state, w_hh, b_hh):
-    """i, f, g, o = gates; c' = f c + i g; h' = o tanh(c')."""
-    h, c = state
-    i, f, g, o = _gates(_plus(projected, _hidden_part(h, w_hh, b_hh)), 4)
-    i, g = sigmoid(i), tanh(g)
-    c = i * g if c is None else sigmoid(f) * c + i * g
-    return sigmoid(o) * tanh(c), c
-
-
-def _gru_step(projected, state, w_hh, b_hh):
-    """r, z = sigmoid(...); n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h."""
-    (h,) = state
-    x_r, x_z, x_n = _gates(projected, 3)
-    hidden = _hidden_part(h, w_hh, b_hh)
-    h_r, h_z, h_n = _gates(hidden, 3) if hidden is not None else (None, None, None)
-    r, z = sigmoid(_plus(x_r, h_r)), sigmoid(_plus(x_z, h_z))
-    n = tanh(x_n if h_n is None else x_n + r * h_n)
-    return ((1 - z) * n if h is None else (1 - z) * n + z * h),
-
-
-_STEPS = {"RNN_TANH": _tanh_step, "RNN_RELU": _relu_step, "LSTM": _lstm_step, "GRU": _gru_step}
-_GATE_COUNT = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 # ------------------------------------------------------------------ checks
@@ -113,7 +64,7 @@ class _Recurrent(Module):
     def _make_parameters(self, suffixes, input_sizes, rng, dtype):
         rng, dtype = generator(rng), _float(dtype)
         bound = 1.0 / math.sqrt(self.hidden_size)
-        rows = _GATE_COUNT[self.mode] * self.hidden_size
+        rows = GATE_COUNT[self.mode] * self.hidden_size
         for suffix, input_size in zip(suffixes, input_sizes):
             setattr(self, f"weight_ih{suffix}", _uniform((rows, input_size), bound, rng, dtype))
             setattr(self, f"weight_hh{suffix}", _uniform((rows, self.hidden_size), bound, rng, dtype))
@@ -160,7 +111,7 @@ class _RNNBase(_Recurrent):
         -> ``(output, h_n)``; LSTM: ``(output, (h_n, c_n))``."""
         x, batched = self._sequence(as_tensor(input))
         states = self._initial_states(hx, batched, x.shape[1])
-        step, finals = _STEPS[self.mode], []  # type: ignore[var-annotated]
+        step, finals = STEPS[self.mode], []  # type: ignore[var-annotated]
         for layer in range(self.num_layers):
             if layer and self.dropout:
                 x = dropout(x, self.dropout, self.training, self.rng)
@@ -173,7 +124,7 @@ class _RNNBase(_Recurrent):
                     both = lstm_layer(x, h0, c0, w_ih, b_ih, w_hh, b_hh, bool(direction))
                     output, state = _lstm_results(both, bool(direction))
                 else:
-                    output, state = _scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
+                    output, state = scan(step, _affine(x, w_ih, b_ih), states[len(finals)], w_hh, b_hh,
                                           reverse=bool(direction))
                 outputs.append(output)
                 finals.append(state)
@@ -223,29 +174,11 @@ class _RNNBase(_Recurrent):
         return f"{self.input_size}, {self.hidden_size}{extras}"
 
 
-def _scan(step, projected, state, w_hh, b_hh, reverse):
-    """Run ``step`` over the time axis of ``projected (L, N, gates * H)``: outputs ``(L, N, H)``
-    in input order, and the last state."""
-    length = projected.shape[0]
-    outputs = [None] * length
-    for t in (reversed(range(length)) if reverse else range(length)):
-        state = step(projected[t], state, w_hh, b_hh)
-        outputs[t] = state[0]
-    return stack(outputs), state
-
-
 def _lstm_results(both, reverse):
     """``lstm_layer``'s ``(L + 1, N, H)`` as the outputs ``(L, N, H)`` and the last ``(h, c)``."""
     length = both.shape[0] - 1
     output = both[:length]
     return output, (output[0 if reverse else length - 1], both[length])
-
-
-def composite_lstm_layer(x, h0, c0, w_ih, b_ih, w_hh, b_hh, reverse):
-    """What ``lstm_layer`` computes, from the step ops: the reference its create_graph
-    backward differentiates."""
-    output, (_, c) = _scan(_lstm_step, _affine(x, w_ih, b_ih), (h0, c0), w_hh, b_hh, reverse)
-    return concatenate([output, c.expand_dims(0)], axis=0)
 
 
 class RNN(_RNNBase):
@@ -328,7 +261,7 @@ class _Cell(_Recurrent):
             if state is not None:
                 _same_dtype(state, self.weight_ih, owner)
         w_ih, b_ih, w_hh, b_hh = self._weights("")
-        return _STEPS[self.mode](_affine(x, w_ih, b_ih), tuple(states), w_hh, b_hh)
+        return STEPS[self.mode](_affine(x, w_ih, b_ih), tuple(states), w_hh, b_hh)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
