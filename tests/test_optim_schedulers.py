@@ -54,19 +54,24 @@ def test_scheduler_state_round_trips_and_refuses_other_keys():
         L.StepLR(optimizer, step_size=0)
 
 
+def _scheduled_step(make_scheduler, momentum=0.0):
+    """``(w, scheduler, step)``: ``step()`` takes an SGD step on ``sum(w * w)``, then the scheduler's."""
+    w = Tensor([1.0, -2.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.5, momentum=momentum)
+    scheduler = make_scheduler(optimizer)
+
+    def step():
+        optimizer.zero_grad()
+        (w * w).sum().backward()
+        optimizer.step()
+        scheduler.step()
+
+    return w, scheduler, step
+
+
 def test_a_scheduler_step_inside_a_compiled_step_is_replayed():
     def make():
-        w = Tensor([1.0, -2.0], requires_grad=True)
-        optimizer = SGD([w], lr=0.5)
-        scheduler = L.ExponentialLR(optimizer, gamma=0.5)
-
-        def step():
-            optimizer.zero_grad()
-            (w * w).sum().backward()
-            optimizer.step()
-            scheduler.step()
-
-        return w, scheduler, step
+        return _scheduled_step(lambda o: L.ExponentialLR(o, gamma=0.5))
 
     w_eager, s_eager, eager = make()
     w_compiled, s_compiled, compiled = make()
@@ -239,17 +244,7 @@ def test_bad_scheduler_arguments_are_refused(make, match):
 ], ids=["sequential", "chained", "one-cycle", "multistep"])
 def test_the_new_schedulers_replay_inside_a_compiled_step(make_scheduler):
     def make():
-        w = autonet.Tensor([1.0, -2.0], requires_grad=True)
-        optimizer = SGD([w], lr=0.5, momentum=0.5)
-        scheduler = make_scheduler(optimizer)
-
-        def step():
-            optimizer.zero_grad()
-            (w * w).sum().backward()
-            optimizer.step()
-            scheduler.step()
-
-        return w, scheduler, step
+        return _scheduled_step(make_scheduler, momentum=0.5)
 
     (w_eager, s_eager, eager), (w_compiled, s_compiled, compiled) = make(), make()
     compiled = autonet.compile(compiled)
