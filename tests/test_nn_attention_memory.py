@@ -245,6 +245,18 @@ def test_relu_saves_its_output_which_the_next_layer_keeps_too():
     assert np.isnan(data(y)[0, 0]) and data(x.grad)[0].tolist() == [1.0, 0.0, 0.0]   # grad at NaN
 
 
+def test_writing_into_a_relu_output_before_backward_leaves_relus_gradient_right():
+    """ReLU's gradient reads its saved output; an in-place write into that output (here zeroing
+    the positive entry, which would block its gradient) keeps the value ReLU saved, so the
+    gradient is the true one (PyTorch refuses this backward instead)."""
+    x = Tensor([-1.0, 2.0], requires_grad=True)
+    y = F.relu(x)
+    total = y.sum()
+    y *= 0.0
+    total.backward()
+    assert data(x.grad).tolist() == [0.0, 1.0] and data(y).tolist() == [0.0, 0.0]
+
+
 @pytest.mark.parametrize("shape", [(50, 40), (200, 200)], ids=["select", "product"])   # LARGE_SELECT
 @pytest.mark.parametrize("blocked", [None, np.inf, np.nan])
 def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked, shape):
