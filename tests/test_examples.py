@@ -110,3 +110,22 @@ def test_gpu_benchmark_script_is_ready_and_says_when_there_is_no_gpu(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and "no CUDA GPU" in result.stdout
+
+
+def _perf_works():
+    probe = shutil.which("perf") and subprocess.run(["perf", "stat", "--quiet", "true"], capture_output=True)
+    return bool(probe) and probe.returncode == 0
+
+
+@pytest.mark.skipif(not _perf_works(), reason="Linux perf is missing or not permitted here "
+                                              "(apt-get install linux-perf; perf_event_paranoid <= 2)")
+def test_the_step_profiler_sees_blas_in_the_hand_written_digits_step():
+    """benchmarks/perf_profile.py's shares by library add up, and a step of matrix products
+    shows BLAS among them (docs/performance.md's profiles come from it)."""
+    sys.path.insert(0, str(EXAMPLES.parent / "benchmarks"))
+    import perf_profile
+
+    summary, shares, hottest = perf_profile.profile("digits", "numpy", seconds=0.5, symbols=5)
+    assert summary.startswith("steps ") and 95 <= sum(shares.values()) <= 100.5, shares
+    assert shares["BLAS"] > 10 and shares["BLAS"] == max(shares.values()), shares
+    assert len(hottest) == 5 and any("gemm" in function for _, _, function in hottest), hottest
