@@ -656,3 +656,24 @@ def test_render_retries_with_dots_newer_ranking_where_the_old_one_fails():
 
     graph = Flaky()
     assert viz.draw.render(graph, "svg") == b"<svg/>" and graph.calls == 2
+
+
+def test_a_constant_read_as_it_is_by_two_ops_is_one_box_without_a_value_once_freed():
+    """Each recorded op keeps its own weak stand-in for a constant input: they are one tensor,
+    drawn once with an edge to each op; once the tensor is freed, the explorer says it has no
+    value (not the stand-in's NaNs)."""
+    import gc
+
+    x = autonet.Tensor(np.arange(3.0), name="images")
+    w = autonet.Tensor(np.ones(3), requires_grad=True, name="w")
+    loss = (x * w).sum() + (x * w * 2).sum()
+    source = viz.draw_graph(loss).source
+    [box] = re.findall(r'^\s*(\w+) \[label="images', source, flags=re.M)
+    assert len(re.findall(rf"^\s*{box} -> op\d+", source, flags=re.M)) == 2
+    assert len(_node_ids(source)) == 2 + 6   # images, w; mul, sum, mul, mul, sum, add
+    alone = (x * w).sum()
+    del x
+    gc.collect()
+    for graph in (loss, alone):
+        [item] = [i for i in viz.explore(graph).data["items"].values() if i["kind"] == "constant"]
+        assert item["title"] == "images" and item["shape"] == [3] and item["value"] is None, item

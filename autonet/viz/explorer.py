@@ -176,8 +176,8 @@ def _items(scene, values, arrived):
             facts = dict(title=scenes.op_label(item), op=item.name, shape=list(item.shape),
                          dtype=str(item.dtype), value=_stats(values.get(id(item))))
         else:
-            facts = dict(title=item.name or "tensor", op=None, shape=list(item.shape),
-                         dtype=str(item.dtype), value=_stats(item.data))
+            facts = dict(title=item.name or "tensor", op=None, shape=list(item.shape), dtype=str(item.dtype),
+                         value=_stats(tensor.data if tensor is not None else None))   # None once freed
         facts.update(kind=scene.kind(item), name=tensor.name if tensor is not None else None,
                      calls=[str(id(call)) for call in calls],
                      path=" › ".join(scene.call_label(call) for call in calls))

@@ -114,9 +114,16 @@ class Scene:
                 name = living.name if isinstance(living, Tensor) else name
                 passed[id(leaf)] = found.setdefault(id(reference), Passed(reference, shape, dtype, name))
                 self.made_by[id(leaf)] = ops
+        readers = {}   # one tensor read as it is by several ops: one box, not one per op
         for leaf in themselves:
-            same = found.get(id(_reference_of(leaf)))
-            if same is not None:
+            readers.setdefault(id(_reference_of(leaf)), []).append(leaf)
+        for leaves in readers.values():
+            reference = _reference_of(leaves[0])
+            same = found.get(id(reference))
+            if same is None and len(leaves) > 1:
+                array = _array(leaves[0])
+                same = Passed(reference, np.shape(array), array.dtype, leaves[0].name)
+            for leaf in leaves if same is not None else ():
                 passed[id(leaf)], self.made_by[id(leaf)] = same, ()
         return passed
 
