@@ -169,6 +169,7 @@ class Drawing:
     def place(self, item):
         """Draw ``item`` (once) and return the id its edges attach to."""
         scene = self.scene
+        item = scene.alias.get(id(item), item)
         passed = scene.passed.get(id(item))
         if passed is not None:
             return self._place_passed(passed)

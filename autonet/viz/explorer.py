@@ -170,6 +170,8 @@ def _items(scene, values, arrived):
     """What the page shows about every drawn box, by the node name Graphviz gives it."""
     items = {}
     for item in scene.items:
+        if id(item) in scene.alias:   # drawn as another stand-in of the same tensor
+            continue
         calls = scene.calls[id(item)] if type(item) is Context else scene.leaf_calls.get(id(item), ())
         tensor = scene.tensor_of(item)
         if type(item) is Context:

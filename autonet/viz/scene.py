@@ -51,10 +51,11 @@ class Scene:
         self.nodes = sorted((i for i in self.items if type(i) is Context), key=lambda n: n.seq)
         self.calls = {id(node): _live_calls(node) for node in self.nodes}
         self.numbers = _call_numbers(self.nodes, self.calls)
+        self.made_by = {}   # id(constant leaf drawn as a Passed) -> the ops that made it from it
+        self.alias = {}     # id(constant leaf) -> the leaf drawn for it (the same tensor)
+        self.passed = self._passed_arguments()
         self.owned = set()   # ids of leaves a module holds
         self.leaf_calls = self._leaf_calls()
-        self.made_by = {}   # id(constant leaf drawn as a Passed) -> the ops that made it from it
-        self.passed = self._passed_arguments()
 
     # ------------------------------------------------------------ module calls
     def call_label(self, call):
@@ -74,6 +75,7 @@ class Scene:
         for node in self.nodes:
             for parent in node.inputs:
                 if parent is not None and type(parent) is not Context:
+                    parent = self.alias.get(id(parent), parent)
                     consumers.setdefault(id(parent), (parent, []))[1].append(self.calls[id(node)])
         places = {}
         for key, (leaf, calls) in consumers.items():
@@ -114,17 +116,15 @@ class Scene:
                 name = living.name if isinstance(living, Tensor) else name
                 passed[id(leaf)] = found.setdefault(id(reference), Passed(reference, shape, dtype, name))
                 self.made_by[id(leaf)] = ops
-        readers = {}   # one tensor read as it is by several ops: one box, not one per op
+        readers = {}   # id(weak reference) -> the constants standing for that one tensor
         for leaf in themselves:
-            readers.setdefault(id(_reference_of(leaf)), []).append(leaf)
-        for leaves in readers.values():
-            reference = _reference_of(leaves[0])
-            same = found.get(id(reference))
-            if same is None and len(leaves) > 1:
-                array = _array(leaves[0])
-                same = Passed(reference, np.shape(array), array.dtype, leaves[0].name)
-            for leaf in leaves if same is not None else ():
+            same = found.get(id(_reference_of(leaf)))
+            if same is not None:
                 passed[id(leaf)], self.made_by[id(leaf)] = same, ()
+            else:   # each op reading it as it is keeps its own stand-in: drawn as the first
+                first = readers.setdefault(id(_reference_of(leaf)), leaf)
+                if first is not leaf:
+                    self.alias[id(leaf)] = first
         return passed
 
     def kind(self, item):
