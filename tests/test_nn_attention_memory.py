@@ -299,6 +299,37 @@ def test_gelu_keeps_only_its_input_and_recomputes_its_gradient(approximate):
     np.testing.assert_allclose(grad, want, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.host_only("tracemalloc sees host arrays")
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelus_backward_holds_at_most_three_input_sized_arrays(approximate):
+    """PyTorch's GELU backward is one kernel; autonet's formula computes in place, so it holds
+    at most three arrays of the input's size at once, its result included (written as one
+    expression it held six: the tiny GPT step's peak). The exact form's Φ also holds what
+    its erf holds (NumPy has no erf: an object array of Python floats), measured alone."""
+    import tracemalloc
+
+    from autonet.ops.activations import erf_array
+
+    x = Tensor(np.random.default_rng(4).normal(size=(256, 256)), requires_grad=True)
+    y = F.gelu(x, approximate=approximate)
+
+    def peak_of(compute):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            result = compute()
+            return result, tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+
+    upstream = np.ones(x.shape)
+    grad, peak = peak_of(lambda: y.grad_fn.fn.backward(y.grad_fn, upstream))   # the formula alone
+    erf_peak = peak_of(lambda: erf_array(x.data))[1] if approximate == "none" else 0
+    arrays = 3 if approximate == "tanh" else 2   # the exact form: two and erf's peak (its result included)
+    assert grad.shape == x.shape and peak <= arrays * x.data.nbytes + erf_peak + 4096, \
+        (peak - erf_peak) / x.data.nbytes
+
+
 # ------------------------------------------------------------------ a transformer step's memory
 def transformer_case(dtype=np.float64):
     rng = np.random.default_rng(11)
