@@ -9,7 +9,12 @@ full-size copy exists even for a moment. Per chunk::
 
     forward:   cols = im2col(pad(x));   out = W @ cols^T (+ bias)      contiguous NCHW
     backward:  dW += dOut @ cols        (cols recomputed: the same bits)
-               dx  = crop(col2im(W^T @ dOut))
+               dx  = crop(col2im(dOut^T @ W))
+
+The chunk's copies are channels last (``(n, H, W, C)``, the columns ordered
+``kh, kw, C``): each window row is then one run of ``kw * C`` values, and each
+of col2im's slice additions moves runs of ``C`` or more, where NCHW's are runs
+of ``kw`` and ``OW``.
                db  = sum of dOut over N, OH, OW
 
 Under ``create_graph`` backward runs the same formulas through the composite's
@@ -24,7 +29,7 @@ from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor
 from ..ops import shape
-from ..ops.windows import Col2Im, Windows, col2im_array, output_size, windows_array
+from ..ops.windows import Col2Im, Windows, contiguous_copy, output_size
 
 CHUNK_ELEMENTS = 2 ** 15
 """The most im2col elements one chunk of the batch copies (128 KiB of float32)."""
@@ -43,7 +48,7 @@ class Conv2d(Function):
         geometry = _Geometry(x.shape, weight.shape, stride, padding, dilation)
         dtype = np.result_type(x.dtype, weight.dtype)
         out = devices.empty((x.shape[0], weight.shape[0]) + geometry.out, dtype, x)
-        kernels = weight.reshape(weight.shape[0], -1)
+        kernels = _channels_last(weight)
         for batch in geometry.chunks():   # one chunk's columns alive at a time
             into = out[batch].reshape(out[batch].shape[0], kernels.shape[0], -1)    # (n, O, OH OW)
             np.matmul(kernels, _columns(x[batch], geometry).transpose(0, 2, 1), out=into)
@@ -58,7 +63,7 @@ class Conv2d(Function):
         if isinstance(grad, Tensor):
             grad_x, grad_weight = _composite_backward(x, weight, grad, geometry)
             return grad_x if wants_x else None, grad_weight if wants_weight else None, grad_bias
-        kernels = weight.reshape(weight.shape[0], -1)
+        kernels = _channels_last(weight)
         grad_x = devices.empty(x.shape, grad.dtype, grad) if wants_x else None
         grad_weight = None
         for batch in geometry.chunks():
@@ -67,10 +72,12 @@ class Conv2d(Function):
                 product = np.tensordot(piece, _columns(x[batch], geometry), axes=((0, 2), (0, 1)))
                 grad_weight = product if grad_weight is None else grad_weight + product
             if wants_x:
-                grad_x[batch] = geometry.crop(_col2im(np.matmul(kernels.T, piece), geometry))
+                columns = np.matmul(piece.transpose(0, 2, 1), kernels)     # (n, OH OW, kh kw C)
+                grad_x[batch] = geometry.crop(_col2im(columns, geometry)).transpose(0, 3, 1, 2)
         if wants_weight:   # zeros for an empty batch
+            o, c, kh, kw = weight.shape
             grad_weight = (devices.zeros(weight.shape, grad.dtype, grad) if grad_weight is None
-                           else grad_weight.reshape(weight.shape))
+                           else grad_weight.reshape(o, kh, kw, c).transpose(0, 3, 1, 2).copy())
         return grad_x, grad_weight, grad_bias
 
 
@@ -96,32 +103,49 @@ class _Geometry:
         return [slice(start, start + self.chunk) for start in range(0, self.n, self.chunk)]
 
     def pad(self, x):
-        """``x`` in a zero frame (itself when there is no padding)."""
-        if self.padded[2:] == self.sizes:
-            return x
-        out = devices.zeros((x.shape[0],) + self.padded[1:], x.dtype, x)
-        self.crop(out)[...] = x
+        """A chunk ``(n, C, H, W)`` channels last, ``(n, H, W, C)``, in a zero frame."""
+        n, c, hp, wp = (x.shape[0],) + self.padded[1:]
+        out = devices.zeros((n, hp, wp, c), x.dtype, x)
+        self.crop(out)[...] = x.transpose(0, 2, 3, 1)
         return out
 
     def crop(self, padded):
-        """The view of ``padded`` without its frame."""
+        """The view of a channels-last ``padded`` without its frame."""
         (h, w) = self.sizes
-        return padded[:, :, self.top:self.top + h, self.left:self.left + w]
+        return padded[:, self.top:self.top + h, self.left:self.left + w]
+
+    def window_view(self, padded):
+        """Every window of a channels-last ``padded`` as a view ``(n, OH, OW, kh, kw, C)``."""
+        (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self.out, self.kernel, self.stride, self.dilation
+        s_n, s_h, s_w, s_c = padded.strides
+        return devices.as_strided(padded, (padded.shape[0], oh, ow, kh, kw, padded.shape[3]),
+                                  (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
+
+
+def _channels_last(weight):
+    """``(O, C, kh, kw)`` as ``(O, kh * kw * C)``, the columns' order."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
 def _columns(x, geometry):
-    """im2col of a chunk ``(n, C, H, W)``: ``(n, OH * OW, C * kh * kw)``, C-ordered (so the
-    weight's gradient reads it without another copy)."""
-    cols = windows_array(geometry.pad(x), geometry.kernel, geometry.stride, geometry.dilation)
+    """im2col of a chunk ``(n, C, H, W)``: ``(n, OH * OW, kh * kw * C)``, C-ordered. Channels
+    last, each window row is one run of ``kw * C`` values (stride 1), so the copy moves long
+    runs; and the weight's gradient reads it without another copy."""
+    cols = contiguous_copy(geometry.window_view(geometry.pad(x)))
     return cols.reshape(cols.shape[0], geometry.out[0] * geometry.out[1], -1)
 
 
 def _col2im(cols, geometry):
-    """Each column of ``(n, C * kh * kw, OH * OW)`` added back where its window lies, padded
-    (that layout makes each of col2im's slice additions read contiguous rows)."""
+    """Each row of ``(n, OH * OW, kh * kw * C)`` added back where its window lies: a padded
+    channels-last ``(n, H', W', C)``, one slice addition per kernel position."""
     n, c = cols.shape[0], geometry.padded[1]
-    grid = cols.reshape((n, c) + geometry.kernel + geometry.out).transpose(0, 4, 5, 1, 2, 3)
-    return col2im_array(grid, (n,) + geometry.padded[1:], geometry.stride, geometry.dilation)
+    (oh, ow), (kh, kw), (sh, sw), (dh, dw) = geometry.out, geometry.kernel, geometry.stride, geometry.dilation
+    grid = cols.reshape(n, oh, ow, kh, kw, c)
+    out = devices.zeros((n,) + geometry.padded[2:] + (c,), cols.dtype, cols)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += grid[:, :, :, i, j]
+    return out
 
 
 def _plus_bias(out, bias):
@@ -144,4 +168,5 @@ def _composite_backward(x, weight, grad, geometry):
     grad_cols = (pixels @ weight.reshape(o, -1)).reshape((n,) + geometry.out + (c, kh, kw))
     grad_padded = Col2Im.apply(grad_cols, shape=geometry.padded, stride=geometry.stride,
                                dilation=geometry.dilation)
-    return geometry.crop(grad_padded), grad_weight
+    (h, w), top, left = geometry.sizes, geometry.top, geometry.left
+    return grad_padded[:, :, top:top + h, left:left + w], grad_weight
