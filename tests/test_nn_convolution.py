@@ -213,3 +213,25 @@ def test_conv2d_and_batch_norm_agree_with_pytorch():
     np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
     for mine, torch_leaf in zip(ours, theirs):
         np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan():
+    """Exact tiles (no window copies, one byte saved per output) against np.argmax of each
+    tile, flattened row by row: ties go to the first maximum, a NaN wins, the first NaN."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, size=(2, 3, 6, 4)).astype(float)   # many ties
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan                      # two NaNs in one tile
+    x[1, 2, 5, 3] = np.nan
+    t = Tensor(x, requires_grad=True)
+    out = F.max_pool2d(t, (3, 2))
+    grad = rng.normal(size=out.shape)
+    out.backward(grad)
+    expected_out, expected_grad = np.zeros(out.shape), np.zeros(x.shape)
+    for index in np.ndindex(out.shape):
+        n, c, i, j = index
+        tile = x[n, c, 3 * i:3 * i + 3, 2 * j:2 * j + 2]
+        first = np.argmax(tile.reshape(-1))
+        expected_out[index] = tile.reshape(-1)[first]
+        expected_grad[n, c, 3 * i + first // 2, 2 * j + first % 2] = grad[index]
+    np.testing.assert_array_equal(out.data, expected_out)
+    np.testing.assert_array_equal(t.grad, expected_grad)

@@ -119,13 +119,14 @@ class MaxPoolTiles(Function):
         (kh, kw) = kernel
         positions = [x[:, :, i::kh, j::kw] for i in range(kh) for j in range(kw)]
         out = devices.copy(positions[0])
-        first = devices.zeros(out.shape, np.uint8 if kh * kw < 256 else np.int64, out)
-        for position, candidate in enumerate(positions[1:], 1):
-            better = np.less_equal(candidate, out)
-            np.logical_not(better, out=better)   # greater, or a NaN ...
-            better &= out == out                 # ... where the best so far is not NaN
-            out = np.where(better, candidate, out)
-            first = np.where(better, first.dtype.type(position), first)
+        for candidate in positions[1:]:
+            np.maximum(out, candidate, out=out)   # NaN wins, as in np.argmax
+        index = np.uint8 if kh * kw < 256 else np.int64
+        first = devices.zeros(out.shape, index, out) + index(len(positions) - 1)
+        for position in range(len(positions) - 2, -1, -1):   # the first maximum last
+            hit = positions[position] == out
+            hit |= positions[position] != positions[position]   # a NaN: the maximum's NaN
+            first = np.where(hit, index(position), first)
         ctx.save_for_backward(first)   # freed by backward
         ctx.kernel, ctx.in_shape = kernel, x.shape
         return out
@@ -135,7 +136,13 @@ class MaxPoolTiles(Function):
         n, c, h, w = ctx.in_shape
         (kh, kw) = ctx.kernel
         (first,) = ctx.saved
-        first = first.data if isinstance(first, Tensor) else first   # create_graph: a constant
+        if not isinstance(grad, Tensor):   # each position's share written where it lies
+            out = devices.empty(ctx.in_shape, grad.dtype, grad)
+            for position in range(kh * kw):
+                i, j = divmod(position, kw)
+                np.multiply(grad, first == position, out=out[:, :, i::kh, j::kw])
+            return out
+        first = first.data   # create_graph: the same formula from differentiable ops
         hit = devices.arange(kh * kw, first) == first[..., None]
         spread = (grad[..., None] * hit).reshape(n, c, h // kh, w // kw, kh, kw)
         return spread.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
