@@ -29,18 +29,17 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
-        if running_mean is not None or running_var is not None:
-            with no_grad():
-                mean, variance = BatchStatistics.apply(x, axes=axes)
-                if running_mean is not None:
-                    running_mean *= 1.0 - momentum
-                    running_mean += momentum * mean
-                if running_var is not None:
-                    running_var *= 1.0 - momentum
-                    running_var += (momentum * count / (count - 1)) * variance
+        with no_grad():
+            statistics = BatchStatistics.apply(x, axes=axes)
+            if running_mean is not None:
+                running_mean *= 1.0 - momentum
+                running_mean += momentum * statistics[0]
+            if running_var is not None:
+                running_var *= 1.0 - momentum
+                running_var += (momentum * count / (count - 1)) * statistics[1]
         weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
                         for v, name in ((weight, "weight"), (bias, "bias")))
-        return BatchNorm.apply(x, weight, bias, axes=axes, eps=float(eps))
+        return BatchNorm.apply(x, weight, bias, statistics, axes=axes, eps=float(eps))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
@@ -54,15 +53,18 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
 
 
 class BatchStatistics(Function):
-    """The batch's per-channel mean and biased variance, ``(2, C)``, for the running statistics:
-    no gradient, and nothing saved (``Tensor.var`` would keep the input for its own backward,
-    which a compiled step holds until the step ends)."""
+    """The batch's per-channel mean and biased variance, ``(2, C)``, for ``BatchNorm`` and the
+    running statistics: no gradient, and nothing saved (``Tensor.var`` would keep the input
+    for its own backward, which a compiled step holds until the step ends)."""
 
     name = "batch_statistics"
 
     @staticmethod
     def forward(ctx, x, axes):
-        return np.stack((x.mean(axis=axes), x.var(axis=axes)))
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        centred *= centred
+        return np.stack((mean.reshape(-1), centred.mean(axis=axes)))
 
 
 class BatchNorm(Function):
@@ -73,21 +75,23 @@ class BatchNorm(Function):
 
         dx = weight * inverse_std * (dy - mean(dy) - normalized * mean(dy * normalized))
 
-    on arrays in place on its own temporaries. Backward recomputes the normalized input with the
-    forward's operations (the same bits); under ``create_graph`` from the input Tensor, as
-    ``Normalize``, with the same formula out of place."""
+    on arrays in place on its own temporaries. The batch's mean and variance come in as
+    ``statistics`` (``BatchStatistics``, computed once for this and the running statistics; a
+    constant: the formula is the whole derivative in ``x``). Backward recomputes the normalized
+    input with the forward's operations (the same bits); under ``create_graph`` from the input
+    Tensor, as ``Normalize``, with the same formula out of place."""
 
     name = "batch_norm"
 
     @staticmethod
-    def forward(ctx, x, weight, bias, axes, eps):
+    def forward(ctx, x, weight, bias, statistics, axes, eps):
         ctx.axes, ctx.eps = axes, eps
         ctx.bias_shape = None if bias is None else bias.shape
-        mean = x.mean(axis=axes, keepdims=True)
-        out = x - mean
-        inverse_std = 1.0 / np.sqrt((out * out).mean(axis=axes, keepdims=True) + eps)
+        mean, variance = (_per_channel(row, x.ndim) for row in statistics)
+        inverse_std = 1.0 / np.sqrt(variance + eps)
         ctx.save_for_backward(x, mean, inverse_std, weight)
-        out *= inverse_std   # Normalize's operations and dtypes, so the same bits
+        out = x - mean
+        out *= inverse_std
         if weight is not None:
             out = _affine(out, np.multiply, _per_channel(weight, x.ndim))
         return out if bias is None else _affine(out, np.add, _per_channel(bias, x.ndim))
@@ -113,7 +117,7 @@ class BatchNorm(Function):
             grad_x -= normalized
             grad_x *= scale
         return (grad_x, None if weight is None else grad_weight.reshape(weight.shape),
-                None if ctx.bias_shape is None else grad_bias.reshape(ctx.bias_shape))
+                None if ctx.bias_shape is None else grad_bias.reshape(ctx.bias_shape), None)
 
 
 def _channel_values(values, channels, name):
