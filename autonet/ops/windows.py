@@ -123,9 +123,11 @@ class MaxPoolTiles(Function):
             np.maximum(out, candidate, out=out)   # NaN wins, as in np.argmax
         index = np.uint8 if kh * kw < 256 else np.int64
         first = devices.zeros(out.shape, index, out) + index(len(positions) - 1)
+        nan = bool(np.isnan(out).any())   # then the first NaN is the maximum (rare)
         for position in range(len(positions) - 2, -1, -1):   # the first maximum last
             hit = positions[position] == out
-            hit |= positions[position] != positions[position]   # a NaN: the maximum's NaN
+            if nan:
+                hit |= positions[position] != positions[position]
             first = np.where(hit, index(position), first)
         ctx.save_for_backward(first)   # freed by backward
         ctx.kernel, ctx.in_shape = kernel, x.shape
