@@ -16,6 +16,7 @@ from ..core.tensor import as_tensor
 from ..ops import shape
 from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
 from .constants import constant_like
+from .fused_conv import Conv2d
 from ..core.types import Array, IntOrTuple, TensorLike
 from ..core.tensor import Tensor
 
@@ -70,16 +71,27 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     if min(stride + dilation) < 1:
         raise ValueError("conv2d: stride and dilation must be >= 1")
-    x = _padded(x, _padding(padding, (kh, kw), stride, dilation))
+    padding = _padding(padding, (kh, kw), stride, dilation)
+    bias = None if bias is None else as_tensor(bias)
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"conv2d: bias must have shape ({out_channels},), one per output channel, "
+                         f"not {bias.shape}")
+    if groups == 1:
+        return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+    return _grouped_conv2d(_padded(x, padding), weight, bias, stride, dilation, groups)
+
+
+def _grouped_conv2d(x, weight, bias, stride, dilation, groups):
+    """``conv2d`` with ``groups > 1`` from differentiable ops: ``Windows`` (im2col, kept for the
+    weight's gradient), one batched matrix product, the bias."""
+    out_channels, group_channels, kh, kw = weight.shape
+    n, channels = x.shape[:2]
     cols = Windows.apply(x, kernel=(kh, kw), stride=stride, dilation=dilation)   # (N, OH, OW, C, kh, kw)
     _, oh, ow = cols.shape[:3]
     rows = n * oh * ow
-    if groups == 1:
-        out = cols.reshape(rows, channels * kh * kw) @ weight.reshape(out_channels, -1).T
-    else:
-        per_group = cols.reshape(rows, groups, group_channels * kh * kw).transpose(1, 0, 2)
-        kernels = weight.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
-        out = (per_group @ kernels).transpose(1, 0, 2).reshape(rows, out_channels)
+    per_group = cols.reshape(rows, groups, group_channels * kh * kw).transpose(1, 0, 2)
+    kernels = weight.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
+    out = (per_group @ kernels).transpose(1, 0, 2).reshape(rows, out_channels)
     if bias is not None:
         out = out + bias
     return out.reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)

@@ -30,13 +30,16 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
         with no_grad():
+            statistics = BatchStatistics.apply(x, axes=axes)
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
-                running_mean += momentum * x.mean(axis=axes)
+                running_mean += momentum * statistics[0]
             if running_var is not None:
                 running_var *= 1.0 - momentum
-                running_var += (momentum * count / (count - 1)) * x.var(axis=axes)
-        out = Normalize.apply(x, axes=axes, eps=float(eps))
+                running_var += (momentum * count / (count - 1)) * statistics[1]
+        weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
+                        for v, name in ((weight, "weight"), (bias, "bias")))
+        return BatchNorm.apply(x, weight, bias, statistics, axes=axes, eps=float(eps))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
@@ -47,6 +50,95 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
     if bias is not None:
         out = out + as_tensor(bias).reshape(channels)
     return out
+
+
+class BatchStatistics(Function):
+    """The batch's per-channel mean and biased variance, ``(2, C)``, for ``BatchNorm`` and the
+    running statistics: no gradient, and nothing saved (``Tensor.var`` would keep the input
+    for its own backward, which a compiled step holds until the step ends)."""
+
+    name = "batch_statistics"
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        mean = x.mean(axis=axes, keepdims=True)
+        centred = x - mean
+        centred *= centred
+        return np.stack((mean.reshape(-1), centred.mean(axis=axes)))
+
+
+class BatchNorm(Function):
+    """Training-mode batch normalization with its optional ``weight`` and ``bias`` ``(C,)`` as one
+    node, as PyTorch's: it saves the input, the per-channel mean and inverse deviation and the
+    weight, not the normalized input (the composite kept it twice, and each of the affine's
+    outputs once), and its backward is PyTorch's formula on per-channel sums::
+
+        dx = weight * inverse_std * (dy - mean(dy) - normalized * mean(dy * normalized))
+
+    on arrays in place on its own temporaries. The batch's mean and variance come in as
+    ``statistics`` (``BatchStatistics``, computed once for this and the running statistics; a
+    constant: the formula is the whole derivative in ``x``). Backward recomputes the normalized
+    input with the forward's operations (the same bits); under ``create_graph`` from the input
+    Tensor, as ``Normalize``, with the same formula out of place."""
+
+    name = "batch_norm"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, statistics, axes, eps):
+        ctx.axes, ctx.eps = axes, eps
+        ctx.bias_shape = None if bias is None else bias.shape
+        mean, variance = (_per_channel(row, x.ndim) for row in statistics)
+        inverse_std = 1.0 / np.sqrt(variance + eps)
+        ctx.save_for_backward(x, mean, inverse_std, weight)
+        out = x - mean
+        out *= inverse_std
+        if weight is not None:
+            out = _affine(out, np.multiply, _per_channel(weight, x.ndim))
+        return out if bias is None else _affine(out, np.add, _per_channel(bias, x.ndim))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mean, inverse_std, weight = ctx.saved
+        axes = ctx.axes
+        if isinstance(grad, Tensor):
+            normalized, inverse_std = _normalized(x, axes, ctx.eps)
+        else:
+            normalized = x - mean
+            normalized *= inverse_std
+        count = x.size // x.shape[1]
+        grad_bias = grad.sum(axis=axes, keepdims=True)
+        grad_weight = (grad * normalized).sum(axis=axes, keepdims=True)
+        scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
+        if isinstance(grad, Tensor):
+            grad_x = (grad - grad_bias / count - normalized * (grad_weight / count)) * scale
+        else:   # the same operations, in place on this formula's own arrays
+            normalized *= grad_weight / count
+            grad_x = grad - grad_bias / count
+            grad_x -= normalized
+            grad_x *= scale
+        return (grad_x, None if weight is None else grad_weight.reshape(weight.shape),
+                None if ctx.bias_shape is None else grad_bias.reshape(ctx.bias_shape), None)
+
+
+def _channel_values(values, channels, name):
+    """``values`` as a Tensor of one value per channel, or ``ValueError``."""
+    values = as_tensor(values)
+    if values.size != channels:
+        raise ValueError(f"batch_norm: {name} must hold one value per channel ({channels}), "
+                         f"not shape {values.shape}")
+    return values
+
+
+def _per_channel(values, ndim):
+    """``(C,)`` as ``(1, C, 1, ...)``, to broadcast over ``(N, C, ...)``."""
+    return values.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _affine(out, op, values):
+    """``op(out, values)``, in place when that keeps ``out``'s dtype (the same bits)."""
+    if np.result_type(out.dtype, values.dtype) != out.dtype:
+        return op(out, values)
+    return op(out, values, out=out)
 
 
 class Normalize(Function):

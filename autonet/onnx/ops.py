@@ -22,7 +22,8 @@ from ..nn.functional import EmbeddingLookup
 from ..nn.fused_attention import Attention
 from ..nn.lstm_layer import LSTMLayer
 from ..nn.masking import CausalKeep, DeadRows, MaskedFill
-from ..nn.normalization import LayerNorm, Normalize
+from ..nn.fused_conv import Conv2d
+from ..nn.normalization import BatchNorm, LayerNorm, Normalize
 from ..ops import activations, elementwise as ew, indexing, linalg, reduce, shape as shapes, ufuncs
 from ..ops.windows import MaxLast, MaxPoolTiles, Windows
 from .dims import Dim
@@ -415,6 +416,40 @@ def _layer_norm(g, call):
     return g.node("Identity", [out], call.out)
 
 
+def _batch_norm(g, call):
+    """Training-mode ``BatchNorm`` (nn.normalization): ``Normalize`` over the batch, then the
+    per-channel ``* weight + bias`` (reshaped to ``(1, C, 1, ...)``) where given."""
+    out = _normalize(g, call, out=g.fresh("normalized"))
+    channels = g.ints([1, -1] + [1] * (len(call.shapes[0]) - 2))
+    for position, op in ((1, "Mul"), (2, "Add")):
+        if call.inputs[position] is not None:
+            out = g.node(op, [out, g.node("Reshape", [tensor(g, call, position), channels])])
+    return g.node("Identity", [out], call.out)
+
+
+def _conv2d(g, call):
+    """``nn.fused_conv.Conv2d``: ONNX's Conv for float32 and float16; other dtypes (ONNX
+    Runtime has no float64 Conv) as autonet's composite: pad, windows, one MatMul, the bias."""
+    (top, bottom), (left, right) = call.settings["padding"]
+    x, weight = tensor(g, call, 0), tensor(g, call, 1)
+    bias = None if call.inputs[2] is None else tensor(g, call, 2)
+    if call.dtype in (np.dtype(np.float32), np.dtype(np.float16)):
+        return g.node("Conv", [x, weight] + ([bias] if bias else []), call.out, pads=[top, left, bottom, right],
+                      strides=list(call.settings["stride"]), dilations=list(call.settings["dilation"]))
+    if (top, bottom, left, right) != (0, 0, 0, 0):
+        x = g.node("Pad", [x, g.ints([0, 0, top, left, 0, 0, bottom, right])], mode="constant")
+    out_channels, channels, kh, kw = (static(size, call, "weight shape") for size in call.shapes[1])
+    oh, ow = (static(size, call, "output size") for size in call.shape[2:])
+    grid = _window_grid(g, x, (kh, kw), call.settings["stride"], call.settings["dilation"], (oh, ow))
+    rows = g.node("Reshape", [grid, g.ints([-1, channels * kh * kw])])
+    kernels = g.node("Transpose", [g.node("Reshape", [weight, g.ints([out_channels, -1])])], perm=[1, 0])
+    out = g.node("MatMul", [rows, kernels])
+    if bias:
+        out = g.node("Add", [out, bias])
+    pixels = g.node("Reshape", [out, g.ints([-1, oh, ow, out_channels])])
+    return g.node("Transpose", [pixels], call.out, perm=[0, 3, 1, 2])
+
+
 def _embedding(g, call):
     indices = tensor(g, call, 1)
     if call.dtypes[1] not in (np.dtype(np.int32), np.dtype(np.int64)):
@@ -423,11 +458,17 @@ def _embedding(g, call):
 
 
 def _windows(g, call):
-    """Every ``kernel`` window of ``(N, C, H, W)`` as ``(N, OH, OW, C, kh, kw)``: one strided
-    Slice per kernel position, stacked."""
-    (kh, kw), (sh, sw), (dh, dw) = (call.settings[k] for k in ("kernel", "stride", "dilation"))
-    oh, ow = (static(size, call, "output size") for size in call.shape[1:3])
-    x, last = tensor(g, call, 0), g.ints([4])
+    """Every ``kernel`` window of ``(N, C, H, W)`` as ``(N, OH, OW, C, kh, kw)``."""
+    size = tuple(static(size, call, "output size") for size in call.shape[1:3])
+    return _window_grid(g, tensor(g, call, 0), call.settings["kernel"], call.settings["stride"],
+                        call.settings["dilation"], size, call.out)
+
+
+def _window_grid(g, x, kernel, stride, dilation, size, out=None):
+    """The windows of ``x``: one strided Slice per kernel position, stacked, as
+    ``(N, OH, OW, C, kh, kw)``."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, size
+    last = g.ints([4])
     pieces = []
     for i in range(kh):
         for j in range(kw):
@@ -436,7 +477,7 @@ def _windows(g, call):
             pieces.append(g.node("Unsqueeze", [piece, last]))
     stacked = g.node("Concat", pieces, axis=4)                        # (N, C, OH, OW, kh * kw)
     grid = g.node("Reshape", [stacked, g.ints([0, 0, oh, ow, kh, kw])])   # 0: N and C as they are
-    return g.node("Transpose", [grid], call.out, perm=[0, 2, 3, 1, 4, 5])
+    return g.node("Transpose", [grid], out, perm=[0, 2, 3, 1, 4, 5])
 
 
 def _max_last(g, call):
@@ -560,7 +601,7 @@ MAPPINGS = {
     reduce.Prod: _reduction("ReduceProd"), reduce.Var: _variance(False), reduce.Std: _variance(True),
     linalg.Norm: _norm, reduce.Cumsum: _cumsum,
     indexing.TakeAlongAxis: _take_along_axis, indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
-    Normalize: _normalize, LayerNorm: _layer_norm, EmbeddingLookup: _embedding, Windows: _windows,
+    Normalize: _normalize, LayerNorm: _layer_norm, BatchNorm: _batch_norm, Conv2d: _conv2d, EmbeddingLookup: _embedding, Windows: _windows,
     MaxLast: _max_last, MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
     DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias, Attention: _attention,
     LSTMLayer: _lstm_layer,

@@ -53,7 +53,8 @@ class Col2Im(Function):
         return windows_array(grad, ctx.kernel, ctx.stride, ctx.dilation)
 
 
-def windows_array(x, kernel, stride, dilation):
+def window_view(x, kernel, stride, dilation):
+    """Every window of ``x (N, C, H, W)`` as a strided view ``(N, OH, OW, C, kh, kw)`` (no copy)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = output_size(h, kh, sh, dh), output_size(w, kw, sw, dw)
@@ -61,8 +62,19 @@ def windows_array(x, kernel, stride, dilation):
         raise ValueError(f"the kernel {kernel} (dilation {dilation}) does not fit the input's "
                          f"spatial size {(h, w)}")
     s_n, s_c, s_h, s_w = x.strides
-    view = devices.as_strided(x, (n, oh, ow, c, kh, kw), (s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw))
-    return devices.copy(view)
+    return devices.as_strided(x, (n, oh, ow, c, kh, kw), (s_n, s_h * sh, s_w * sw, s_c, s_h * dh, s_w * dw))
+
+
+def contiguous_copy(view):
+    """A C-ordered copy of ``view`` (a plain copy keeps a strided view's axis order, and a later
+    reshape would copy it again)."""
+    out = devices.empty(view.shape, view.dtype, view)
+    out[...] = view
+    return out
+
+
+def windows_array(x, kernel, stride, dilation):
+    return contiguous_copy(window_view(x, kernel, stride, dilation))
 
 
 def col2im_array(cols, shape, stride, dilation):
@@ -96,25 +108,43 @@ class MaxLast(Function):
 
 class MaxPoolTiles(Function):
     """Max pooling over non-overlapping ``kernel`` tiles that cover ``(N, C, H, W)`` exactly:
-    no window copies, and the gradient goes to each tile's first maximum (PyTorch's)."""
+    no window copies (each tile position is a strided view), and the gradient goes to each
+    tile's first maximum (PyTorch's; a NaN counts as the maximum, as ``np.argmax``). It saves
+    only which position won, one byte per output."""
 
     name = "max_pool"
 
     @staticmethod
     def forward(ctx, x, kernel):
-        n, c, h, w = x.shape
         (kh, kw) = kernel
-        tiles = x.reshape(n, c, h // kh, kh, w // kw, kw).transpose(0, 1, 2, 4, 3, 5)
-        tiles = tiles.reshape(n, c, h // kh, w // kw, kh * kw)
-        first = np.argmax(tiles, axis=-1)
-        ctx.save_for_backward(devices.arange(kh * kw, first) == first[..., None])   # freed by backward
+        positions = [x[:, :, i::kh, j::kw] for i in range(kh) for j in range(kw)]
+        out = devices.copy(positions[0])
+        for candidate in positions[1:]:
+            np.maximum(out, candidate, out=out)   # NaN wins, as in np.argmax
+        index = np.uint8 if kh * kw < 256 else np.int64
+        first = devices.zeros(out.shape, index, out) + index(len(positions) - 1)
+        nan = bool(np.isnan(out).any())   # then the first NaN is the maximum (rare)
+        for position in range(len(positions) - 2, -1, -1):   # the first maximum last
+            hit = positions[position] == out
+            if nan:
+                hit |= positions[position] != positions[position]
+            first = np.where(hit, index(position), first)
+        ctx.save_for_backward(first)   # freed by backward
         ctx.kernel, ctx.in_shape = kernel, x.shape
-        return np.take_along_axis(tiles, first[..., None], axis=-1)[..., 0]
+        return out
 
     @staticmethod
     def backward(ctx, grad):   # linear in grad (the hits are constants): any order
         n, c, h, w = ctx.in_shape
         (kh, kw) = ctx.kernel
-        (hit,) = ctx.saved
+        (first,) = ctx.saved
+        if not isinstance(grad, Tensor):   # each position's share written where it lies
+            out = devices.empty(ctx.in_shape, grad.dtype, grad)
+            for position in range(kh * kw):
+                i, j = divmod(position, kw)
+                np.multiply(grad, first == position, out=out[:, :, i::kh, j::kw])
+            return out
+        first = first.data   # create_graph: the same formula from differentiable ops
+        hit = devices.arange(kh * kw, first) == first[..., None]
         spread = (grad[..., None] * hit).reshape(n, c, h // kh, w // kw, kh, kw)
         return spread.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)

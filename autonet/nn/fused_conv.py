@@ -1,0 +1,172 @@
+"""A convolution (``groups=1``) as one op that keeps its input and weight, not an im2col copy.
+
+The composite (pad, ``Windows``, matmul, bias, transpose) keeps the padded
+input's im2col copy, ``(N * OH * OW, C * kh * kw)``, alive until backward for the
+weight's gradient, and gives a transposed (non-contiguous) ``(N, O, OH, OW)``.
+This op saves ``x`` (unpadded) and the weight, as PyTorch's, and works through
+the batch in chunks of at most ``CHUNK_ELEMENTS`` im2col elements, so no
+full-size copy exists even for a moment. Per chunk::
+
+    forward:   cols = im2col(pad(x));   out = W @ cols^T (+ bias)      contiguous NCHW
+    backward:  dW += dOut @ cols        (cols recomputed: the same bits)
+               dx  = crop(col2im(dOut^T @ W))
+
+The chunk's copies are channels last (``(n, H, W, C)``, the columns ordered
+``kh, kw, C``): each window row is then one run of ``kw * C`` values, and each
+of col2im's slice additions moves runs of ``C`` or more, where NCHW's are runs
+of ``kw`` and ``OW``.
+               db  = sum of dOut over N, OH, OW
+
+Under ``create_graph`` backward runs the same formulas through the composite's
+differentiable ops (``Windows``, ``Col2Im``, matmul), so the gradient is
+differentiable again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import device as devices
+from ..core.function import Function
+from ..core.tensor import Tensor
+from ..ops import shape
+from ..ops.windows import Col2Im, Windows, contiguous_copy, output_size
+
+CHUNK_ELEMENTS = 2 ** 15
+"""The most im2col elements one chunk of the batch copies (128 KiB of float32)."""
+
+
+class Conv2d(Function):
+    """``x (N, C, H, W)``, weight ``(O, C, kh, kw)``, bias ``(O,)`` or None -> ``(N, O, OH, OW)``;
+    ``padding`` is ``((top, bottom), (left, right))``."""
+
+    name = "conv2d"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation):
+        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
+        ctx.save_for_backward(x, weight)
+        geometry = _Geometry(x.shape, weight.shape, stride, padding, dilation)
+        dtype = np.result_type(x.dtype, weight.dtype)
+        out = devices.empty((x.shape[0], weight.shape[0]) + geometry.out, dtype, x)
+        kernels = _channels_last(weight)
+        for batch in geometry.chunks():   # one chunk's columns alive at a time
+            into = out[batch].reshape(out[batch].shape[0], kernels.shape[0], -1)    # (n, O, OH OW)
+            np.matmul(kernels, _columns(x[batch], geometry).transpose(0, 2, 1), out=into)
+        return out if bias is None else _plus_bias(out, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved
+        geometry = _Geometry(x.shape, weight.shape, ctx.stride, ctx.padding, ctx.dilation)
+        wants_x, wants_weight, wants_bias = ctx.needs_input_grad
+        grad_bias = grad.sum(axis=(0, 2, 3)) if wants_bias else None
+        if isinstance(grad, Tensor):
+            grad_x, grad_weight = _composite_backward(x, weight, grad, geometry)
+            return grad_x if wants_x else None, grad_weight if wants_weight else None, grad_bias
+        kernels = _channels_last(weight)
+        grad_x = devices.empty(x.shape, grad.dtype, grad) if wants_x else None
+        grad_weight = None
+        for batch in geometry.chunks():
+            piece = grad[batch].reshape(grad[batch].shape[0], kernels.shape[0], -1)   # (n, O, OH OW)
+            if wants_weight:
+                product = np.tensordot(piece, _columns(x[batch], geometry), axes=((0, 2), (0, 1)))
+                grad_weight = product if grad_weight is None else grad_weight + product
+            if wants_x:
+                columns = np.matmul(piece.transpose(0, 2, 1), kernels)     # (n, OH OW, kh kw C)
+                grad_x[batch] = geometry.crop(_col2im(columns, geometry)).transpose(0, 3, 1, 2)
+        if wants_weight:   # zeros for an empty batch
+            o, c, kh, kw = weight.shape
+            grad_weight = (devices.zeros(weight.shape, grad.dtype, grad) if grad_weight is None
+                           else grad_weight.reshape(o, kh, kw, c).transpose(0, 3, 1, 2).copy())
+        return grad_x, grad_weight, grad_bias
+
+
+class _Geometry:
+    """A convolution's sizes: the padded input's, the output's, and the batch's chunks."""
+
+    def __init__(self, x_shape, weight_shape, stride, padding, dilation):
+        n, c, h, w = x_shape
+        self.n, self.kernel, self.stride, self.dilation = n, tuple(weight_shape[2:]), stride, dilation
+        self.padding = padding
+        (self.top, bottom), (self.left, right) = padding
+        self.sizes = (h, w)
+        self.padded = (n, c, h + self.top + bottom, w + self.left + right)
+        self.out = tuple(output_size(*args) for args in zip(self.padded[2:], self.kernel, stride, dilation))
+        if min(self.out) < 1:
+            raise ValueError(f"the kernel {self.kernel} (dilation {dilation}) does not fit the "
+                             f"input's padded spatial size {self.padded[2:]}")
+        per_sample = c * self.kernel[0] * self.kernel[1] * self.out[0] * self.out[1]
+        self.chunk = max(1, CHUNK_ELEMENTS // max(per_sample, 1))
+
+    def chunks(self):
+        """Slices of the batch, each of at most ``CHUNK_ELEMENTS`` im2col elements (or one sample)."""
+        return [slice(start, start + self.chunk) for start in range(0, self.n, self.chunk)]
+
+    def pad(self, x):
+        """A chunk ``(n, C, H, W)`` channels last, ``(n, H, W, C)``, in a zero frame."""
+        n, c, hp, wp = (x.shape[0],) + self.padded[1:]
+        out = devices.zeros((n, hp, wp, c), x.dtype, x)
+        self.crop(out)[...] = x.transpose(0, 2, 3, 1)
+        return out
+
+    def crop(self, padded):
+        """The view of a channels-last ``padded`` without its frame."""
+        (h, w) = self.sizes
+        return padded[:, self.top:self.top + h, self.left:self.left + w]
+
+    def window_view(self, padded):
+        """Every window of a channels-last ``padded`` as a view ``(n, OH, OW, kh, kw, C)``."""
+        (oh, ow), (kh, kw), (sh, sw), (dh, dw) = self.out, self.kernel, self.stride, self.dilation
+        s_n, s_h, s_w, s_c = padded.strides
+        return devices.as_strided(padded, (padded.shape[0], oh, ow, kh, kw, padded.shape[3]),
+                                  (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c))
+
+
+def _channels_last(weight):
+    """``(O, C, kh, kw)`` as ``(O, kh * kw * C)``, the columns' order."""
+    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _columns(x, geometry):
+    """im2col of a chunk ``(n, C, H, W)``: ``(n, OH * OW, kh * kw * C)``, C-ordered. Channels
+    last, each window row is one run of ``kw * C`` values (stride 1), so the copy moves long
+    runs; and the weight's gradient reads it without another copy."""
+    cols = contiguous_copy(geometry.window_view(geometry.pad(x)))
+    return cols.reshape(cols.shape[0], geometry.out[0] * geometry.out[1], -1)
+
+
+def _col2im(cols, geometry):
+    """Each row of ``(n, OH * OW, kh * kw * C)`` added back where its window lies: a padded
+    channels-last ``(n, H', W', C)``, one slice addition per kernel position."""
+    n, c = cols.shape[0], geometry.padded[1]
+    (oh, ow), (kh, kw), (sh, sw), (dh, dw) = geometry.out, geometry.kernel, geometry.stride, geometry.dilation
+    grid = cols.reshape(n, oh, ow, kh, kw, c)
+    out = devices.zeros((n,) + geometry.padded[2:] + (c,), cols.dtype, cols)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += grid[:, :, :, i, j]
+    return out
+
+
+def _plus_bias(out, bias):
+    """``out + bias`` per channel; in place when that keeps the dtype (the same bits)."""
+    channels = bias.reshape(-1, 1, 1)
+    if np.result_type(out.dtype, bias.dtype) != out.dtype:
+        return out + channels
+    out += channels
+    return out
+
+
+def _composite_backward(x, weight, grad, geometry):
+    """The input's and weight's gradients from differentiable ops (``create_graph``)."""
+    (n, c), (o, kh, kw) = x.shape[:2], (weight.shape[0],) + geometry.kernel
+    padded = x if geometry.padding == ((0, 0), (0, 0)) else shape.pad(x, ((0, 0), (0, 0)) + geometry.padding)
+    cols = Windows.apply(padded, kernel=geometry.kernel, stride=geometry.stride, dilation=geometry.dilation)
+    rows = n * geometry.out[0] * geometry.out[1]
+    pixels = grad.transpose(0, 2, 3, 1).reshape(rows, o)
+    grad_weight = (pixels.T @ cols.reshape(rows, c * kh * kw)).reshape(weight.shape)
+    grad_cols = (pixels @ weight.reshape(o, -1)).reshape((n,) + geometry.out + (c, kh, kw))
+    grad_padded = Col2Im.apply(grad_cols, shape=geometry.padded, stride=geometry.stride,
+                               dilation=geometry.dilation)
+    (h, w), top, left = geometry.sizes, geometry.top, geometry.left
+    return grad_padded[:, :, top:top + h, left:left + w], grad_weight

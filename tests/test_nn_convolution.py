@@ -1,0 +1,237 @@
+"""The one-op convolution (nn.fused_conv.Conv2d) and training batch norm (nn.normalization.BatchNorm).
+
+Each against two independent answers: direct NumPy loops (values) and the
+composite of differentiable ops they replace (values and gradients), over
+random shapes, strides, paddings and dilations, in whole batches and in chunks
+of one sample; gradients of the first and second order against finite
+differences; compiled steps equal to eager ones bit for bit; and what each node
+keeps for backward (no im2col copy, no normalized copy). PyTorch, where
+installed, is a third answer.
+"""
+import numpy as np
+import pytest
+
+import autonet
+import autonet.nn as nn
+import autonet.nn.functional as F
+from autonet import Tensor
+from autonet.nn import fused_conv
+from autonet.nn.convolution import _grouped_conv2d, _padded
+from autonet.testing import assert_gradients_match
+
+from device_double import passed
+from test_nn_layers import conv2d_loops
+from test_nn_sequence import assert_compiled_training_equals_eager
+
+
+def _random_case(rng):
+    """Shapes and settings of one random convolution that fits."""
+    kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
+    stride = tuple(int(s) for s in rng.integers(1, 3, 2))
+    padding = tuple(int(p) for p in rng.integers(0, 3, 2))
+    size = tuple(int(rng.integers(d * (k - 1) + 1, 9)) for k, d in zip(kernel, dilation))
+    n, c, o = (int(v) for v in rng.integers(1, 4, 3))
+    return dict(x=rng.normal(size=(n, c) + size), w=rng.normal(size=(o, c) + kernel),
+                b=rng.normal(size=o) if rng.integers(2) else None,
+                settings=dict(stride=stride, padding=padding, dilation=dilation))
+
+
+def _composite(x, w, b, stride, padding, dilation):
+    """The composite path: pad, Windows (im2col), one matrix product, the bias."""
+    pairs = tuple((p, p) for p in padding)
+    return _grouped_conv2d(_padded(x, pairs), w, b, stride, dilation, 1)
+
+
+def _gradients(conv, case, grad):
+    tensors = [Tensor(case["x"], requires_grad=True), Tensor(case["w"], requires_grad=True)]
+    if case["b"] is not None:
+        tensors.append(Tensor(case["b"], requires_grad=True))
+    out = conv(tensors[0], tensors[1], tensors[2] if case["b"] is not None else None, **case["settings"])
+    out.backward(grad)
+    return out.data, [t.grad for t in tensors]
+
+
+@pytest.mark.parametrize("chunk", [1, fused_conv.CHUNK_ELEMENTS], ids=["one-sample-chunks", "default"])
+def test_conv2d_matches_loops_and_the_composite_over_random_settings(monkeypatch, chunk):
+    monkeypatch.setattr(fused_conv, "CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng(26)
+    for _ in range(30):
+        case = _random_case(rng)
+        settings = case["settings"]
+        fused_out = F.conv2d(Tensor(case["x"]), Tensor(case["w"]),
+                             None if case["b"] is None else Tensor(case["b"]), **settings)
+        b = np.zeros(case["w"].shape[0]) if case["b"] is None else case["b"]
+        pairs = tuple((p, p) for p in settings["padding"])
+        expected = conv2d_loops(case["x"], case["w"], b, settings["stride"], pairs, settings["dilation"], 1)
+        np.testing.assert_allclose(fused_out.data, expected, rtol=1e-12, atol=1e-12)
+        assert fused_out.data.flags.c_contiguous   # NCHW, as PyTorch's
+        grad = rng.normal(size=expected.shape)
+        fused, fused_grads = _gradients(F.conv2d, case, grad)
+        composite, composite_grads = _gradients(_composite_call, case, grad)
+        np.testing.assert_allclose(fused, composite, rtol=1e-12, atol=1e-12)
+        for mine, theirs in zip(fused_grads, composite_grads):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-12)
+
+
+def _composite_call(x, w, b, stride, padding, dilation):
+    return _composite(x, w, b, stride, padding, dilation)
+
+
+def test_conv2d_gradients_of_first_and_second_order_match_finite_differences():
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.normal(size=(2, 2, 5, 4)), requires_grad=True)
+    w = Tensor(rng.normal(size=(3, 2, 2, 3)), requires_grad=True)
+    b = Tensor(rng.normal(size=3), requires_grad=True)
+    settings = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    assert autonet.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **settings), [x, w, b])
+    assert autonet.gradgradcheck(lambda x, w, b: F.conv2d(x, w, b, **settings), [x, w, b])
+    assert autonet.gradgradcheck(lambda x, w: F.conv1d(x, w, padding="same"), [
+        Tensor(rng.normal(size=(2, 2, 7)), requires_grad=True), Tensor(rng.normal(size=(3, 2, 3)), requires_grad=True)])
+
+
+def _saved_sizes(node):
+    return sum(np.size(a) for a in node.saved if a is not None)
+
+
+def test_the_convolution_node_keeps_its_input_and_weight_and_no_im2col_copy():
+    """The example CNN's second convolution: x (64, 16, 4, 4) and the weight (32, 16, 3, 3)
+    alone, where an im2col copy would be (64 * 4 * 4, 16 * 3 * 3), nine times x."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.normal(size=(64, 16, 4, 4)).astype(np.float32))
+    layer = nn.Conv2d(16, 32, 3, padding=1, rng=rng).astype(np.float32)
+    out = layer(x)
+    node = out._node
+    assert node.name == "conv2d"
+    assert _saved_sizes(node) == x.size + layer.weight.size   # the input itself, not padded
+    assert out.data.flags.c_contiguous
+
+
+def test_the_batch_norm_node_keeps_the_input_and_per_channel_values_only():
+    rng = np.random.default_rng(1)
+    x = Tensor(rng.normal(size=(8, 4, 3, 3)), requires_grad=True)
+    layer = nn.BatchNorm2d(4)
+    out = layer(x)
+    node = out._node
+    assert node.name == "batch_norm"
+    # x, then mean and inverse deviation (1, 4, 1, 1) each, and the weight (4,)
+    assert _saved_sizes(node) == x.size + 4 + 4 + 4
+
+
+def _batch_norm_composite(x, w, b, eps=1e-5):
+    """Training batch norm from differentiable ops, the textbook way."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    channels = (1, -1) + (1,) * (x.ndim - 2)
+    centred = x - x.mean(axis=axes, keepdims=True)
+    variance = (centred * centred).mean(axis=axes, keepdims=True)
+    out = centred / (variance + eps).sqrt()
+    out = out if w is None else out * w.reshape(channels)
+    return out if b is None else out + b.reshape(channels)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 2, 5), (3, 4, 3, 2)])
+@pytest.mark.parametrize("affine", ["weight and bias", "weight", "neither"])
+def test_batch_norm_matches_the_composite_and_finite_differences(shape, affine):
+    rng = np.random.default_rng(len(shape))
+    x = Tensor(rng.normal(size=shape), requires_grad=True)
+    w = Tensor(rng.normal(size=shape[1]), requires_grad=True) if affine != "neither" else None
+    b = Tensor(rng.normal(size=shape[1]), requires_grad=True) if affine == "weight and bias" else None
+    leaves = [t for t in (x, w, b) if t is not None]
+    grad = rng.normal(size=shape)
+
+    def gradients(norm):
+        for t in leaves:
+            t.grad = None
+        out = norm(x, w, b)
+        out.backward(grad)
+        return [out.data] + [t.grad for t in leaves]
+
+    fused = gradients(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True))
+    composite = gradients(_batch_norm_composite)
+    for mine, theirs in zip(fused, composite):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+
+    def call(*tensors):
+        given = iter(tensors)
+        return F.batch_norm(next(given), None, None, next(given) if w is not None else None,
+                            next(given) if b is not None else None, training=True)
+
+    assert_gradients_match(call, *leaves)
+    assert autonet.gradgradcheck(call, leaves)
+
+
+def test_batch_norm_running_statistics_move_as_pytorchs():
+    """momentum * the batch's mean and unbiased variance, from the running values."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(2.0, 3.0, size=(5, 3, 4))
+    mean, var = Tensor(np.full(3, 0.5)), Tensor(np.full(3, 2.0))
+    F.batch_norm(Tensor(x), mean, var, training=True, momentum=0.25)
+    np.testing.assert_allclose(mean.data, 0.75 * 0.5 + 0.25 * x.mean(axis=(0, 2)), rtol=1e-14)
+    np.testing.assert_allclose(var.data, 0.75 * 2.0 + 0.25 * x.var(axis=(0, 2), ddof=1), rtol=1e-14)
+
+
+def test_conv_and_batch_norm_refuse_parameters_of_the_wrong_size():
+    x = np.ones((2, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        F.conv2d(x, np.ones((4, 3, 3, 3)), np.ones(3))
+    with pytest.raises(ValueError, match="weight must hold one value per channel"):
+        F.batch_norm(x, None, None, np.ones(2), training=True)
+    with pytest.raises(ValueError, match="bias must hold one value per channel"):
+        F.batch_norm(x, None, None, None, np.ones(1), training=True)
+
+
+def _cnn():
+    rng = np.random.default_rng(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, rng=rng), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, (2, 3), stride=(1, 2), dilation=(2, 1), padding=(1, 0), rng=rng), nn.BatchNorm2d(6),
+        nn.ReLU(), nn.Flatten(), nn.Linear(6 * 3 * 1, 3, rng=rng))
+
+
+@pytest.mark.parametrize("chunk", [7, fused_conv.CHUNK_ELEMENTS], ids=["small-chunks", "default"])
+def test_a_compiled_cnn_training_step_equals_eager_bit_for_bit(monkeypatch, chunk):
+    monkeypatch.setattr(fused_conv, "CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng(9)
+    batches = [(Tensor(rng.normal(size=(5, 2, 6, 6))), passed(rng.integers(0, 3, 5))) for _ in range(3)]
+    assert_compiled_training_equals_eager(_cnn, batches, lambda model, x, y: F.cross_entropy(model(x), y))
+
+
+def test_conv2d_and_batch_norm_agree_with_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x, w, b = rng.normal(size=(3, 2, 7, 6)), rng.normal(size=(4, 2, 3, 2)), rng.normal(size=4)
+    gamma, beta = rng.normal(size=4), rng.normal(size=4)
+    ours = [Tensor(a, requires_grad=True) for a in (x, w, b, gamma, beta)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b, gamma, beta)]
+    settings = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2))
+    out = F.batch_norm(F.conv2d(*ours[:3], **settings), None, None, ours[3], ours[4], training=True)
+    expected = torch.nn.functional.batch_norm(torch.nn.functional.conv2d(*theirs[:3], **settings), None, None,
+                                              theirs[3], theirs[4], training=True)
+    grad = rng.normal(size=out.shape)
+    out.backward(grad)
+    expected.backward(torch.tensor(grad))
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for mine, torch_leaf in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan():
+    """Exact tiles (no window copies, one byte saved per output) against np.argmax of each
+    tile, flattened row by row: ties go to the first maximum, a NaN wins, the first NaN."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, size=(2, 3, 6, 4)).astype(float)   # many ties
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan                      # two NaNs in one tile
+    x[1, 2, 5, 3] = np.nan
+    t = Tensor(x, requires_grad=True)
+    out = F.max_pool2d(t, (3, 2))
+    grad = rng.normal(size=out.shape)
+    out.backward(grad)
+    expected_out, expected_grad = np.zeros(out.shape), np.zeros(x.shape)
+    for index in np.ndindex(out.shape):
+        n, c, i, j = index
+        tile = x[n, c, 3 * i:3 * i + 3, 2 * j:2 * j + 2]
+        first = np.argmax(tile.reshape(-1))
+        expected_out[index] = tile.reshape(-1)[first]
+        expected_grad[n, c, 3 * i + first // 2, 2 * j + first % 2] = grad[index]
+    np.testing.assert_array_equal(out.data, expected_out)
+    np.testing.assert_array_equal(t.grad, expected_grad)
