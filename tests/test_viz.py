@@ -435,8 +435,6 @@ def test_two_batches_are_two_boxes():
     assert len(targets) == len(set(targets)) == 2   # each into its own call's conv1
 
 
-@pytest.mark.xfail(strict=True, reason="a constant two ops read as it is (no unrecorded op in "
-                   "between, as since conv2d is one op) is drawn once per op: viz/scene.py")
 def test_one_batch_used_twice_is_one_box():
     model, images, labels = cnn_parts()
     criterion = nn.CrossEntropyLoss()

@@ -89,8 +89,6 @@ def test_the_image_passed_is_one_item_read_by_conv1_itself():
     assert not any(item["shape"] == [512, 9] for item in items.values())
 
 
-@pytest.mark.xfail(strict=True, reason="the explorer summarises a freed constant's stand-in "
-                   "(NaNs) where it should say it has no value: viz")
 def test_the_freed_image_passed_has_no_value():
     model, loss = cnn_loss()
     assert _image_item(viz.explore(loss).data["items"])[1]["value"] is None
