@@ -133,9 +133,9 @@ class Function:
         for value in kwargs.values():
             if type(value) not in _PLAIN:   # arrays in settings: the node must own copies
                 return _apply_general(cls, args, kwargs)
-        arrays = []
-        edges = []
-        needs = []
+        arrays: list[Any] = []
+        edges: list[Any] = []
+        needs: list[bool] = []
         numbers = constant = False
         for arg in args:
             if isinstance(arg, Tensor):
@@ -163,7 +163,7 @@ class Function:
                     edges[i] = ConstantInput(edges[i])
         ctx = Context(cls, tuple(edges), tuple(needs))
         if numbers:
-            ctx.constants = tuple((i, a) for i, a in enumerate(arrays) if type(a) in _NUMBERS)
+            ctx.constants = _numbers_in(arrays)
         try:
             out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as error:
@@ -181,7 +181,7 @@ def _apply_general(cls, args, kwargs):
     else:   # the node; its settings' arrays copied: it must not read the caller's later
         ctx = Context(cls, edges, needs)
         if numbers:
-            ctx.constants = tuple((i, a) for i, a in enumerate(arrays) if type(a) in _NUMBERS)
+            ctx.constants = _numbers_in(arrays)
         if settings:
             settings = _owned(settings)
     try:   # the forward formula
@@ -205,6 +205,18 @@ def _apply_general(cls, args, kwargs):
     if observers:
         notify("applied", cls, args, kwargs, ctx, arrays, result)
     return result
+
+
+def _numbers_in(arrays):
+    """``(position, number)`` of the numbers among an op's arguments (a loop: a generator
+    expression costs more on the hot path)."""
+    found = []
+    position = 0
+    for value in arrays:
+        if type(value) in _NUMBERS:
+            found.append((position, value))
+        position += 1
+    return tuple(found)
 
 
 def _recorded_output(ctx, out, args, arrays):
