@@ -458,3 +458,36 @@ def test_ops_on_a_device_array_or_a_plain_ndarray_take_the_general_path(monkeypa
     assert calls == ["mul"]
     out.sum().backward()
     assert w.grad.tolist() == [3.0, 4.0]
+
+
+class _ExpOfSum(autonet.Function):
+    """exp(sum(x)): NumPy returns a scalar, which forward saves."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.exp(x.sum())
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * out   # spread to x's shape by the engine
+
+
+def test_a_saved_scalar_output_becomes_the_output_array_and_is_version_checked():
+    def build():
+        x = Tensor([0.5, -0.25], requires_grad=True)
+        y = _ExpOfSum.apply(x)
+        assert y.grad_fn.saved[0] is y.data and y.data.shape == ()
+        (y * 1.0).backward(retain_graph=True)
+        first = x.grad.tobytes()
+        with autonet.no_grad():
+            y.data[...] = 0.0
+        y._bump_version()
+        with pytest.raises(RuntimeError, match="modified by an in-place operation") as refused:
+            y.backward()
+        return first, str(refused.value)
+
+    fast, general = _both(build)
+    assert np.frombuffer(fast[0]).tolist() == [np.exp(0.25)] * 2 and fast == general

@@ -485,11 +485,14 @@ def _check_one_device(cls, arrays):
 
 def as_output_array(ctx, out):
     """NumPy returns scalars for 0-d results: make an array, and point ``ctx.saved`` at it."""
-    if not devices.is_host(out):
+    if not isinstance(out, _SCALARS) and not devices.is_host(out):
         return out   # device arrays stay 0-d arrays
     scalar, out = out, np.asarray(out)
-    if ctx.saved:
-        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+    saved = ctx.saved
+    for value in saved:   # a loop, not a generator, unless the scalar was saved
+        if value is scalar:
+            ctx.saved = tuple(out if value is scalar else value for value in saved)
+            break
     return out
 
 
