@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 import autonet
+from autonet import Tensor
 from autonet.core import backward as engine
 from autonet.core import function
 from autonet.core.function import RELEASED, Context, ConstantInput
 from autonet.core.state import Observer, observing
+from autonet.ops.shape import GetItem
 
 UNARY = ("sigmoid", "tanh", "exp_small", "square", "neg")
 BINARY = ("add", "sub", "mul", "div", "matmul_t")
@@ -273,3 +275,219 @@ def test_a_saved_number_is_kept_as_it_is_and_unchecked():
     assert y.grad_fn.saved_versions[0][:3] == (0, x._version, 0)
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+# ------------------------------------------------- Function.apply: the common case against the general
+# An observer that does nothing sends every op through ``_apply_general``; without one, the ops
+# below take the common-case reading in ``Function.apply`` (test_the_fast_path_is_taken checks
+# that they do). Each test builds one computation both ways and compares what a user can see.
+
+
+def _both(build):
+    """``build()`` run on the fast path and on the general path (under a silent observer)."""
+    fast = build()
+    with observing(Observer()):
+        general = build()
+    return fast, general
+
+
+def _xor_like():
+    """The notebook's step with a constant batch, Python numbers, settings, a reduction."""
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.uniform(-1, 1, (4, 3)))
+    y = Tensor(rng.integers(0, 2, (4, 1)))
+    w0 = Tensor(rng.uniform(-1, 1, (3, 4)), requires_grad=True)
+    w1 = Tensor(rng.uniform(-1, 1, (4, 1)), requires_grad=True)
+    out = ((x @ w0).sigmoid() @ w1).sigmoid()
+    loss = 0.5 * ((y - out) ** 2).sum() + (w0 * 2.0).sum(axis=0, keepdims=True).mean()
+    return loss, (x, y, w0, w1)
+
+
+def _describe(edge):
+    """What a node's input edge is, in words a comparison can use."""
+    if edge is None:
+        return None
+    if type(edge) is Context:
+        return ("node", edge.name, edge.shape, edge.dtype)
+    if isinstance(edge, ConstantInput):
+        return ("constant", edge.shape, edge.dtype, edge.name)
+    return ("leaf", edge.shape, edge.dtype, edge.requires_grad)
+
+
+def _graph(tensor):
+    """Every node behind ``tensor``, newest first, as comparable tuples."""
+    described, seen, todo = [], set(), [tensor.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        saved = [None if entry is None else (entry[0], entry[2], entry[3])
+                 for entry in node.saved_versions]
+        described.append((node.seq, node.name, node.shape, node.dtype, node.needs_input_grad,
+                           tuple(_describe(edge) for edge in node.inputs), node.constants,
+                           len(node.saved), tuple(saved), node.scope))
+        todo.extend(edge for edge in node.inputs if type(edge) is Context)
+    return [entry[1:] for entry in sorted(described, key=lambda entry: -entry[0])]
+
+
+def test_the_fast_path_is_taken(monkeypatch):
+    calls = []
+    general = function._apply_general
+    monkeypatch.setattr(function, "_apply_general", lambda *a: calls.append(a[0].name) or general(*a))
+    _xor_like()
+    assert calls == []
+    with observing(Observer()):
+        _xor_like()
+    assert "matmul" in calls and "sigmoid" in calls and "sum" in calls
+
+
+def test_the_same_graph_values_and_gradients_on_both_paths():
+    (fast, fast_inputs), (general, general_inputs) = _both(_xor_like)
+    assert _graph(fast) == _graph(general)
+    assert fast.data.tobytes() == general.data.tobytes()
+    fast.backward()
+    general.backward()
+    for a, b in zip(fast_inputs, general_inputs):
+        assert (a.grad is None) == (b.grad is None)
+        if a.grad is not None:
+            assert a.grad.tobytes() == b.grad.tobytes()
+
+
+def test_a_constant_input_is_held_weakly_on_both_paths():
+    def build():
+        x = Tensor(np.ones((2, 3)), name="batch")
+        w = Tensor(np.ones((3, 1)), requires_grad=True)
+        return x @ w
+
+    for out in _both(build):   # the batch is gone: the node keeps its name, shape and dtype
+        edge = out.grad_fn.inputs[0]
+        assert isinstance(edge, ConstantInput) and edge.name == "batch"
+        assert edge.shape == (2, 3) and np.isnan(edge.data).all()
+
+
+def test_a_saved_input_changed_in_place_is_refused_alike():
+    def build():
+        w = Tensor([1.0, 2.0], requires_grad=True)
+        h = w * 3.0
+        out = (h * h).sum()   # saves h
+        with autonet.no_grad():
+            h.data[0] = 5.0
+        h._bump_version()
+        with pytest.raises(RuntimeError) as refused:
+            out.backward()
+        assert w.grad is None
+        return str(refused.value)
+
+    fast, general = _both(build)
+    assert "modified by an in-place operation" in fast and fast == general
+
+
+def test_a_second_backward_through_a_freed_graph_is_refused_alike():
+    def build():
+        w = Tensor([1.0, 2.0], requires_grad=True)
+        out = (w.sigmoid() * 2.0).sum()
+        out.backward()
+        with pytest.raises(RuntimeError) as refused:
+            out.backward()
+        return str(refused.value), w.grad.tobytes()
+
+    fast, general = _both(build)
+    assert "second time" in fast[0] and fast == general
+
+
+def test_a_stale_view_is_refused_alike():
+    def build():
+        a = Tensor([1.0, 2.0, 3.0], requires_grad=True) * 1.0
+        view = a[:2]
+        a += Tensor([1.0, 1.0, 1.0], requires_grad=True)   # a new history for a
+        with pytest.raises(RuntimeError) as refused:
+            view * 2.0
+        return str(refused.value)
+
+    fast, general = _both(build)
+    assert "view" in fast and fast == general
+
+
+def test_no_grad_records_nothing_on_both_paths():
+    def build():
+        w = Tensor([1.0, 2.0], requires_grad=True)
+        with autonet.no_grad():
+            out = (w * 2.0).sigmoid()
+        return out.grad_fn, out.requires_grad, out.data.tobytes()
+
+    fast, general = _both(build)
+    assert fast[:2] == (None, False) and fast == general
+
+
+def test_settings_holding_arrays_are_owned_by_the_node():
+    """An index array passed as a setting is copied: changing it afterwards changes nothing."""
+    def build():
+        w = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+        index = np.array([0, 0, 2])
+        out = GetItem.apply(w, index=index)
+        index[:] = 1
+        out.sum().backward()
+        return w.grad.tobytes()
+
+    fast, general = _both(build)
+    assert np.frombuffer(fast).tolist() == [2.0, 0.0, 1.0] and fast == general
+
+
+def test_retain_grad_and_create_graph_agree_on_both_paths():
+    def build():
+        x = Tensor([0.5, -1.0], requires_grad=True)
+        hidden = x.sigmoid()
+        hidden.retain_grad()
+        (gx,) = autonet.grad((hidden * hidden * 3.0).sum(), x, create_graph=True)
+        gx.sum().backward()
+        out = (x.sigmoid() ** 2).sum()
+        out.backward()
+        return x.grad.tobytes(), gx.data.tobytes()
+
+    fast, general = _both(build)
+    assert fast == general
+
+
+def test_ops_on_a_device_array_or_a_plain_ndarray_take_the_general_path(monkeypatch):
+    calls = []
+    general = function._apply_general
+    monkeypatch.setattr(function, "_apply_general", lambda *a: calls.append(a[0].name) or general(*a))
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    out = w * np.array([3.0, 4.0])   # the caller's array: the node keeps a copy
+    assert calls == ["mul"]
+    out.sum().backward()
+    assert w.grad.tolist() == [3.0, 4.0]
+
+
+class _ExpOfSum(autonet.Function):
+    """exp(sum(x)): NumPy returns a scalar, which forward saves."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.exp(x.sum())
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved
+        return grad * out   # spread to x's shape by the engine
+
+
+def test_a_saved_scalar_output_becomes_the_output_array_and_is_version_checked():
+    def build():
+        x = Tensor([0.5, -0.25], requires_grad=True)
+        y = _ExpOfSum.apply(x)
+        assert y.grad_fn.saved[0] is y.data and y.data.shape == ()
+        (y * 1.0).backward(retain_graph=True)
+        first = x.grad.tobytes()
+        with autonet.no_grad():
+            y.data[...] = 0.0
+        y._bump_version()
+        with pytest.raises(RuntimeError, match="modified by an in-place operation") as refused:
+            y.backward()
+        return first, str(refused.value)
+
+    fast, general = _both(build)
+    assert np.frombuffer(fast[0]).tolist() == [np.exp(0.25)] * 2 and fast == general

@@ -79,7 +79,10 @@ def plan(keys):
     A search finds the nodes; they run newest first (by ``seq``: every node is numbered after
     its inputs), so each runs after all the consumers of its output added to its gradient.
     """
-    nodes = [key for key in keys if type(key) is Context]
+    nodes = []
+    for key in keys:   # a loop: a comprehension costs a call
+        if type(key) is Context:
+            nodes.append(key)
     seen = set(nodes)
     for node in nodes:   # the list grows as the search finds nodes: a breadth-first walk
         saved = node.saved
@@ -124,13 +127,14 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
             grad = grads.pop(node, None)
             if grad is None:            # every formula that could reach it returned None
                 continue
-            owned.discard(node)
+            if owned:
+                owned.discard(node)
             if node.retained is not None or capture:
                 _keep(node, grad, retained, captured, capture)
             if not slow and node.fn.backward_into is not None and _adds_in_place(node, owned, grad):
                 node.fn.backward_into(node, grad, grads[node.inputs[0]])   # x[t] of a big x: O(slice)
                 if not retain_graph and node.saved:
-                    _release(node)
+                    node.saved, node.saved_versions = RELEASED, ()   # freed as soon as it ran
                 continue
             if slow:   # on Tensors (create_graph), or watched by observers
                 input_grads = _run_formula_slowly(node, grad, create_graph)
@@ -142,7 +146,7 @@ def execute(plan, grads, create_graph=False, retain_graph=False, capture=(), fit
             if len(input_grads) != len(inputs):
                 raise _count_error(node, input_grads)
             if not retain_graph and node.saved:
-                _release(node)
+                node.saved, node.saved_versions = RELEASED, ()   # freed as soon as it ran
             position = -1
             for key, wanted, input_grad in zip(inputs, node.needs_input_grad, input_grads):
                 position += 1   # each wanted input gradient, fitted to its input, summed
@@ -233,12 +237,6 @@ def _saved_as_tensor(node, index, array):
     if type(edge) is Context:
         return Tensor._make(array, edge)
     return edge if wanted else Tensor._make(array, None)   # a leaf in the graph, or a constant
-
-
-def _release(node):
-    """Free a node's saved activations as soon as its formula ran."""
-    node.saved = RELEASED
-    node.saved_versions = ()
 
 
 def _adds_in_place(node, owned, grad):
@@ -339,7 +337,7 @@ def backward(tensor: Tensor, grad: TensorLike | None = None, retain_graph: bool 
     seed = initial_gradient(tensor, grad, create_graph, "backward")
     if retain_graph is None:
         retain_graph = create_graph
-    key = key_of(tensor)
+    key = tensor._node if tensor._node is not None else tensor   # key_of(tensor)
     grads, retained = _run((key,), {key: seed}, create_graph, retain_graph, (), True)[:2]
     for leaf in list(grads):
         ownership.deliver(grads, leaf, leaf, create_graph)

@@ -121,42 +121,118 @@ class Function:
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         """Run the op on Tensors (or arrays and numbers), recorded when a gradient will be
-        wanted: read the arguments, make the node, run the forward formula, finish the output."""
-        arrays, edges, needs, numbers = _read_arguments(cls, args)
-        observers = state.observers
-        settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
-        if edges is None:
-            ctx = Context(cls)
-        else:   # the node; its settings' arrays copied: it must not read the caller's later
-            ctx = Context(cls, edges, needs)
-            if numbers:
-                ctx.constants = tuple((i, a) for i, a in enumerate(arrays) if type(a) in _NUMBERS)
-            if settings:
-                settings = _owned(settings)
-        try:   # the forward formula
-            if observers and any(o.quiet_numpy for o in observers):
-                with np.errstate(all="ignore"):   # the observer reports bad values itself
-                    out = cls.forward(ctx, *arrays, **settings)
+        wanted: read the arguments, make the node, run the forward formula, finish the output.
+
+        The common case is read here in one pass: grad mode on, no observers, every argument
+        a Tensor on the host that is not a view, or a number, settings that hold no arrays,
+        and an input that wants a gradient. Anything else (and any argument that needs a
+        check) goes to :func:`_apply_general`, which makes the same node
+        (tests/test_engine_fast_path.py holds the two to it)."""
+        if state.observers or not state.grad_enabled:
+            return _apply_general(cls, args, kwargs)
+        for value in kwargs.values():
+            if type(value) not in _PLAIN:   # arrays in settings: the node must own copies
+                return _apply_general(cls, args, kwargs)
+        arrays: list[Any] = []
+        edges: list[Any] = []
+        needs: list[bool] = []
+        numbers = constant = False
+        for arg in args:
+            if isinstance(arg, Tensor):
+                data = arg._data
+                if type(data) is not np.ndarray or arg._view_of is not None:
+                    return _apply_general(cls, args, kwargs)   # a device's array, a view
+                node = arg._node
+                wanted = node is not None or arg.requires_grad
+                constant = constant or not wanted
+                arrays.append(data)
+                edges.append(node if node is not None else arg)
+                needs.append(wanted)
+            elif type(arg) in _NUMBERS or arg is None:
+                numbers = numbers or arg is not None
+                arrays.append(arg)
+                edges.append(None)
+                needs.append(False)
             else:
-                out = cls.forward(ctx, *arrays, **settings)
+                return _apply_general(cls, args, kwargs)
+        if True not in needs:   # nothing to record
+            return _apply_general(cls, args, kwargs)
+        if constant:   # drawn, but not kept alive (a loop: a comprehension costs a call)
+            for i, need in enumerate(needs):
+                if not need and edges[i] is not None:
+                    edges[i] = ConstantInput(edges[i])
+        ctx = Context(cls, tuple(edges), tuple(needs))
+        if numbers:
+            ctx.constants = _numbers_in(arrays)
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
         except ValueError as error:
             raise _shape_error(cls, arrays, error) from None
+        return _recorded_output(ctx, out, args, arrays)
+
+
+def _apply_general(cls, args, kwargs):
+    """``Function.apply`` for any arguments, in any mode, observers told."""
+    arrays, edges, needs, numbers = _read_arguments(cls, args)
+    observers = state.observers
+    settings = _plain(kwargs) if observers else kwargs   # as given, for the observers
+    if edges is None:
+        ctx = Context(cls)
+    else:   # the node; its settings' arrays copied: it must not read the caller's later
+        ctx = Context(cls, edges, needs)
+        if numbers:
+            ctx.constants = _numbers_in(arrays)
+        if settings:
+            settings = _owned(settings)
+    try:   # the forward formula
+        if observers and any(o.quiet_numpy for o in observers):
+            with np.errstate(all="ignore"):   # the observer reports bad values itself
+                out = cls.forward(ctx, *arrays, **settings)
+        else:
+            out = cls.forward(ctx, *arrays, **settings)
+    except ValueError as error:
+        raise _shape_error(cls, arrays, error) from None
+    if edges is not None:
+        result = _recorded_output(ctx, out, args, arrays)
+    else:
         if type(out) is not np.ndarray and isinstance(out, _SCALARS):
             out = as_output_array(ctx, out)
-        result = _new_tensor(out, None if edges is None else ctx)
+        result = _new_tensor(out, None)
         if out.base is not None:   # a view shares its base's version counter
             share_version_with_base(result, args)
-        if edges is not None:
-            ctx.seq = next(sequence)
-            ctx.shape = out.shape
-            ctx.dtype = out.dtype
-            if ctx.saved:
-                _own_saved(ctx, args, arrays, result)
-        elif state.grad_enabled:   # a constant a recorded op may read: its Origin, for drawings
+        if state.grad_enabled:   # a constant a recorded op may read: its Origin, for drawings
             result._origin = Origin.of(cls, args)
-        if observers:
-            notify("applied", cls, args, kwargs, ctx, arrays, result)
-        return result
+    if observers:
+        notify("applied", cls, args, kwargs, ctx, arrays, result)
+    return result
+
+
+def _numbers_in(arrays):
+    """``(position, number)`` of the numbers among an op's arguments (a loop: a generator
+    expression costs more on the hot path)."""
+    found = []
+    position = 0
+    for value in arrays:
+        if type(value) in _NUMBERS:
+            found.append((position, value))
+        position += 1
+    return tuple(found)
+
+
+def _recorded_output(ctx, out, args, arrays):
+    """The Tensor of a recorded op's output ``out``; the node learns its number in the
+    sequence, its output's shape and dtype, and the versions of what it saved."""
+    if type(out) is not np.ndarray and isinstance(out, _SCALARS):
+        out = as_output_array(ctx, out)
+    result = _new_tensor(out, ctx)
+    if out.base is not None:   # a view shares its base's version counter
+        share_version_with_base(result, args)
+    ctx.seq = next(sequence)
+    ctx.shape = out.shape
+    ctx.dtype = out.dtype
+    if ctx.saved:
+        _own_saved(ctx, args, arrays, result)
+    return result
 
 
 def _read_arguments(cls, args):
@@ -409,11 +485,14 @@ def _check_one_device(cls, arrays):
 
 def as_output_array(ctx, out):
     """NumPy returns scalars for 0-d results: make an array, and point ``ctx.saved`` at it."""
-    if not devices.is_host(out):
+    if not isinstance(out, _SCALARS) and not devices.is_host(out):
         return out   # device arrays stay 0-d arrays
     scalar, out = out, np.asarray(out)
-    if ctx.saved:
-        ctx.saved = tuple(out if value is scalar else value for value in ctx.saved)
+    saved = ctx.saved
+    for value in saved:   # a loop, not a generator, unless the scalar was saved
+        if value is scalar:
+            ctx.saved = tuple(out if value is scalar else value for value in saved)
+            break
     return out
 
 

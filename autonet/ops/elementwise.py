@@ -91,11 +91,12 @@ class Pow(Function):
         need_a, need_b = ctx.needs_input_grad
         grad_a = grad_b = None
         if need_a:
-            if isinstance(b, numbers.Number) and b == 0:
+            number = isinstance(b, numbers.Number)   # (an ABC: asked once)
+            if number and b == 0:
                 grad_a = grad * 0.0
-            elif isinstance(b, numbers.Number) and b == 2:   # the common square, one call less
+            elif number and b == 2:   # the common square, one call less
                 grad_a = grad * (2 * a)
-            elif isinstance(b, numbers.Number):
+            elif number:
                 grad_a = grad * b * a ** (b - 1)
             else:   # at a == b == 0 the derivative is 0 (PyTorch's), not 0 * 0 ** -1
                 at_zero = (generic.value(b) == 0) & (generic.value(a) == 0)

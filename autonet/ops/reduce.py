@@ -53,7 +53,7 @@ class _Reduction(Function):
     @staticmethod
     def expand(ctx, grad):
         """``grad`` reshaped so it broadcasts against the input again."""
-        if ctx.keepdims:
+        if ctx.keepdims or grad.ndim == 0:   # a 0-d gradient broadcasts as it is
             return grad
         return grad.reshape(_keepdims_shape(ctx.in_shape, ctx.axes))
 
