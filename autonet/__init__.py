@@ -14,7 +14,8 @@ then the features: nn, optim, compile, debug, viz, serialization.
 from typing import TYPE_CHECKING
 
 from .core.backward import grad
-from .core.function import Context, Function
+from .core.context import Context
+from .core.function import Function
 from .core.state import enable_grad, is_grad_enabled, no_grad
 from .core.tensor import Tensor
 from . import _methods, _numpy  # noqa: F401 - bind Tensor's operators and NumPy protocol

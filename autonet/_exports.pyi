@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence, SupportsIndex
 
-from .core.tensor import Tensor
-from .core.types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike
+from .core.tensor import Tensor, TensorLike
+from .core.types import Array, Axis, DTypeLike, Index, ShapeLike
 
 from .ops.elementwise import (
     add as add,

@@ -21,10 +21,9 @@ from typing import Any, Callable, NoReturn
 
 from .core import backward as _backward
 from .core.function import apply_in_place
-from .core.tensor import Tensor
+from .core.tensor import Tensor, TensorLike
 from .ops import activations, constructors, elementwise, linalg, reduce, shape  # noqa: F401 - they register
 from .ops import indexing, layout, sorting, ufuncs  # noqa: F401 - they register (contract v3)
-from .core.types import TensorLike
 from .ops.registry import Entry, entries
 
 PYTORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
@@ -137,8 +136,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence, SupportsIndex
 
-from {core}.tensor import Tensor
-from {core}.types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike
+from {core}.tensor import Tensor, TensorLike
+from {core}.types import Array, Axis, DTypeLike, Index, ShapeLike
 '''
 
 

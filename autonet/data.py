@@ -12,8 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .core.tensor import Tensor
-from .core.types import Array, Seed, TensorLike
+from .core.tensor import Tensor, TensorLike
+from .core.types import Array, Seed
 from .random import generator
 
 

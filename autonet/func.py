@@ -36,10 +36,10 @@ import numpy as np
 
 from .core import device as devices, ownership
 from .core.backward import Plan, execute, grad as autograd, initial_gradient, key_of, plan
-from .core.function import Context, Function
+from .core.context import Context
+from .core.function import Function
 from .core.state import enable_grad, is_grad_enabled, state
-from .core.tensor import Tensor
-from .core.types import TensorLike
+from .core.tensor import Tensor, TensorLike
 from .ops.elementwise import (Abs, Add, Cos, Div, Exp, Expm1, Log, Log1p, Mul, Neg, Sigmoid, Sin,
                               Sqrt, Sub, Tanh)
 from .ops.linalg import MatMul

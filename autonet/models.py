@@ -17,8 +17,8 @@ from .compiler import compile  # noqa: A004 - autonet.compile
 from .nn.module import Module, Parameter
 from .optim import SGD
 from .random import generator
-from .core.tensor import Tensor
-from .core.types import Array, Seed, TensorLike
+from .core.tensor import Tensor, TensorLike
+from .core.types import Array, Seed
 
 
 class _NotebookModel(Module):

@@ -7,7 +7,8 @@ import autonet
 from autonet import Tensor
 from autonet.core import backward as engine
 from autonet.core import function
-from autonet.core.function import RELEASED, Context, ConstantInput
+from autonet.core.context import Context
+from autonet.core.function import RELEASED, ConstantInput
 from autonet.core.state import Observer, observing
 from autonet.ops.shape import GetItem
 

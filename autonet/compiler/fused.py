@@ -40,7 +40,7 @@ import numpy as np
 
 from ..core import device as devices, ownership
 from ..core.backward import fit
-from ..core.function import Context
+from ..core.context import Context
 from ..core.tensor import Tensor
 from .program import Backward, Call, Copy, Make, Op
 from .symbolic import NotLowered, PythonLine, Symbol, Writer, python_name as _py

@@ -32,7 +32,7 @@ import types
 import numpy as np
 
 from ..core import device as devices
-from ..core.function import Context
+from ..core.context import Context
 from ..core.state import Observer
 from ..core.tensor import Tensor, watched
 from .arguments import describe, leaves, rebuild

@@ -24,10 +24,10 @@ import operator
 import numpy as np
 
 from . import device as devices, ownership
-from .function import RELEASED, Context
+from .context import Context
+from .function import RELEASED
 from .state import notify, state
-from .tensor import Tensor
-from .types import TensorLike
+from .tensor import Tensor, TensorLike
 
 
 class Plan:

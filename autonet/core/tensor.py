@@ -10,21 +10,26 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeAlias, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import device as devices
 from .state import notify, replayable, state
-from .types import Array, DTypeLike, TensorLike
+from .types import Array, DTypeLike
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-    from .function import Context
+    from .context import Context
     from .tensor_ops import TensorOps
 else:
     TensorOps = object   # the ops are bound at import by autonet._methods
+
+TensorLike: TypeAlias = Union["Tensor", float, "np.number[Any]", np.bool_, NDArray[Any], list[Any],
+                              tuple[Any, ...]]
+"""What ops take: a Tensor, a number, an ndarray, or (nested) lists and tuples of numbers. Narrower
+than NumPy's ArrayLike, which also admits strings (refused at run time). Defined beside Tensor,
+which it names (``core.types`` holds the aliases that need no Tensor)."""
 
 _REJECTED_KINDS = {"U": "string", "S": "bytes", "O": "object", "c": "complex",
                    "V": "structured", "M": "datetime", "m": "timedelta"}

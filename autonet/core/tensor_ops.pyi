@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence, SupportsIndex
 
-from .tensor import Tensor
-from .types import Array, Axis, DTypeLike, Index, ShapeLike, TensorLike
+from .tensor import Tensor, TensorLike
+from .types import Array, Axis, DTypeLike, Index, ShapeLike
 
 
 class TensorOps:

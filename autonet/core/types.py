@@ -1,5 +1,6 @@
 """The type aliases public signatures share (type checkers and editors read them; nothing checks
-them at run time). ``from autonet.core.types import TensorLike`` in annotated user code."""
+them at run time), except ``TensorLike``, which names Tensor and lives beside it in
+``core.tensor``: ``from autonet.core.tensor import TensorLike`` in annotated user code."""
 from __future__ import annotations
 
 import os
@@ -11,13 +12,6 @@ from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:
     from typing import TypeAlias
-
-    from .tensor import Tensor
-
-TensorLike: TypeAlias = Union["Tensor", float, "np.number[Any]", np.bool_, NDArray[Any], list[Any],
-                              tuple[Any, ...]]
-"""What ops take: a Tensor, a number, an ndarray, or (nested) lists and tuples of numbers. Narrower
-than NumPy's ArrayLike, which also admits strings (refused at run time)."""
 
 Axis: TypeAlias = Union[int, tuple[int, ...], None]
 """NumPy's ``axis``: one axis, several, or None for all."""
@@ -47,5 +41,5 @@ PathLike: TypeAlias = Union[str, "os.PathLike[str]"]
 
 Generator: TypeAlias = np.random.Generator
 
-__all__ = ["TensorLike", "Axis", "ShapeLike", "Index", "IntOrTuple", "Array", "DTypeLike", "ArrayLike", "Seed",
+__all__ = ["Axis", "ShapeLike", "Index", "IntOrTuple", "Array", "DTypeLike", "ArrayLike", "Seed",
            "PathLike", "Generator"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..core import device as devices
-from ..core.function import Context
+from ..core.context import Context
 from ..core.state import Observer, observing
 
 # Frames in these packages are not the user's line: autonet's own, and NumPy's

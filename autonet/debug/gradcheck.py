@@ -16,8 +16,7 @@ from ..core import device as devices
 from ..core.backward import grad as autograd_grad
 from ..core.state import enable_grad, no_grad
 from ..ops.shape import concatenate
-from ..core.tensor import Tensor, as_tensor
-from ..core.types import TensorLike
+from ..core.tensor import Tensor, TensorLike, as_tensor
 
 
 class GradcheckError(AssertionError):

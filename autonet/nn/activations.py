@@ -17,13 +17,13 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops import generic
 from ..ops.activations import elu, softplus
 from ..ops.elementwise import sigmoid, softmax, tanh
 from ..ops.linalg import norm
 from ..ops.shape import broadcast_to
-from ..core.types import DTypeLike, TensorLike
+from ..core.types import DTypeLike
 
 _SELU_ALPHA = 1.6732632423543772848170429916717   # PyTorch's constants
 _SELU_SCALE = 1.0507009873554804934193349852946

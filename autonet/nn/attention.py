@@ -14,15 +14,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from . import functional as F, init, masking
 from .fused_attention import attention
 from .layers import Dropout, LayerNorm, _float
 from ..random import generator
 from .module import Module, ModuleList, Parameter
 from .projection import Projection, affine
-from ..core.types import DTypeLike, Seed, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import DTypeLike, Seed
 
 __all__ = ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder"]
 

@@ -12,13 +12,12 @@ from typing import Literal, overload
 import numpy as np
 
 from ..core import device as devices
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops import shape
 from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
 from .constants import constant_like
 from .fused_conv import Conv2d
-from ..core.types import Array, IntOrTuple, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import Array, IntOrTuple
 
 
 def _pair(value, name):

@@ -6,7 +6,7 @@ import numpy as np
 from .._methods import numpy_keywords
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from ..ops import activations, generic
 from ..ops.activations import elu, gelu, leaky_relu, silu
 from ..ops.elementwise import log_softmax, relu, sigmoid, softmax, tanh
@@ -25,7 +25,7 @@ from .convolution import (avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose
 from .normalization import batch_norm, group_norm, layer_norm
 from .resampling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,
                          adaptive_max_pool2d, interpolate)
-from ..core.types import Seed, TensorLike
+from ..core.types import Seed
 
 softmax, log_softmax, logsumexp = (numpy_keywords(f) for f in (softmax, log_softmax, logsumexp))
 

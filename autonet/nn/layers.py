@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar, overload
 import numpy as np
 
 from ..core.state import no_grad
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
-from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike, TensorLike
+from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike
 
 _Same = TypeVar("_Same")
 

@@ -4,8 +4,7 @@ from typing import Any, Callable
 
 from . import functional as F
 from .module import Module
-from ..core.types import TensorLike
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, TensorLike
 
 
 class _Loss(Module):

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.state import no_grad, notify, replayable, state
-from ..core.tensor import Tensor
-from ..core.types import Array, DTypeLike, TensorLike
+from ..core.tensor import Tensor, TensorLike
+from ..core.types import Array, DTypeLike
 
 IncompatibleKeys = collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from ..core.function import Function
 from ..core.state import no_grad
-from ..core.tensor import Tensor, as_tensor
-from ..core.types import ShapeLike, TensorLike
+from ..core.tensor import Tensor, TensorLike, as_tensor
+from ..core.types import ShapeLike
 
 
 def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops.shape import concatenate, stack
 from .functional import dropout
 from .layers import _float, _uniform
@@ -28,8 +28,7 @@ from ..random import generator
 from .module import Module
 from .projection import affine as _affine
 from .recurrent_steps import GATE_COUNT, STEPS, scan
-from ..core.types import DTypeLike, Seed, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import DTypeLike, Seed
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 

@@ -12,12 +12,11 @@ import math
 
 import numpy as np
 
-from ..core.tensor import as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops.shape import stack
 from ..ops.windows import MaxLast
 from .constants import constant_like
-from ..core.types import IntOrTuple, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import IntOrTuple
 
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 

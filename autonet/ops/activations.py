@@ -12,11 +12,10 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from . import generic
 from .elementwise import Sigmoid
 from .registry import register
-from ..core.types import TensorLike
 
 _SOFTPLUS_THRESHOLD = 20.0   # PyTorch's: above it softplus(x) is x itself
 

@@ -9,9 +9,9 @@ import numbers
 import numpy as np
 
 from ..core.state import constructed
-from ..core.tensor import Tensor
+from ..core.tensor import Tensor, TensorLike
 from .registry import register
-from ..core.types import DTypeLike, ShapeLike, TensorLike
+from ..core.types import DTypeLike, ShapeLike
 
 
 def _filled(fill, shape, dtype, requires_grad):

@@ -11,10 +11,9 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor
+from ..core.tensor import Tensor, TensorLike, as_tensor
 from . import generic
 from .registry import refuse_numpy_extras, register
-from ..core.types import TensorLike
 
 
 class Add(Function):

@@ -16,11 +16,11 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from .registry import register
 from .shape import (GetItem, ScatterAdd, Transpose, _on_device_of, normalize_index, refuse_repeats,
                     scatter_add, written)
-from ..core.types import Axis, TensorLike
+from ..core.types import Axis
 
 
 def along_index(indices, axis, shape, op):

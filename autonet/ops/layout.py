@@ -15,11 +15,10 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from ..core.tensor import as_tensor, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from .registry import register
 from .shape import BroadcastTo, Concatenate, GetItem, Reshape, Transpose, copy
-from ..core.types import Axis, ShapeLike, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import Axis, ShapeLike
 
 
 def _axis(axis, ndim):

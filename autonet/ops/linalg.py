@@ -8,12 +8,12 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
-from ..core.tensor import Tensor, as_tensor, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from . import generic, reduce
 from .elementwise import operands
 from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
-from ..core.types import Axis, TensorLike
+from ..core.types import Axis
 
 
 class MatMul(Function):

@@ -9,11 +9,11 @@ import numpy as np
 
 from ..core.function import Function
 from ..core import device as devices
-from ..core.tensor import Tensor, as_tensor, reading_value, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, reading_value, value_of
 from . import generic
 from .registry import register
 from .shape import expand_to
-from ..core.types import Array, Axis, TensorLike
+from ..core.types import Array, Axis
 
 
 def normalize_axis(axis, ndim):

@@ -10,9 +10,9 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..core import device as devices
 from ..core.function import Function, apply_in_place
-from ..core.tensor import Tensor, as_tensor, check_kind, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, check_kind, value_of
 from .registry import refuse_numpy_extras, register
-from ..core.types import Axis, DTypeLike, Index, ShapeLike, TensorLike
+from ..core.types import Axis, DTypeLike, Index, ShapeLike
 
 
 class Reshape(Function):

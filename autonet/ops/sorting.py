@@ -14,13 +14,12 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from ..core.function import Function
 from ..core.state import no_grad
-from ..core.tensor import as_tensor, reading_value, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, reading_value, value_of
 from . import generic
 from .indexing import TakeAlongAxis
 from .reduce import max as maximum_of, min as minimum_of, normalize_axis
 from .registry import register, refuse_numpy_extras
-from ..core.types import Array, Axis, TensorLike
-from ..core.tensor import Tensor
+from ..core.types import Array, Axis
 
 
 class Cumprod(Function):

@@ -15,11 +15,10 @@ import numpy as np
 
 from ..core.function import Function
 from ..core.state import no_grad
-from ..core.tensor import Tensor, as_tensor, value_of
+from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from . import generic
 from .elementwise import Pow, operand, operands
 from .registry import register
-from ..core.types import TensorLike
 
 _LN2, _LN10 = math.log(2.0), math.log(10.0)   # Python floats: float32 stays float32
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from typing import Any
 
-from ..core.function import Context
+from ..core.context import Context
 from ..core.tensor import Tensor
 from ..core.types import PathLike
 from . import scene as scenes

@@ -19,7 +19,8 @@ import uuid
 import numpy as np
 
 from ..core import backward as engine, device as devices
-from ..core.function import RELEASED, Context
+from ..core.context import Context
+from ..core.function import RELEASED
 from ..core.tensor import Tensor
 from ..core.types import PathLike
 from . import scene as scenes

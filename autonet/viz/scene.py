@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from ..core import device as devices
-from ..core.function import Context
+from ..core.context import Context
 from ..core.tensor import Tensor
 
 _SUMMARY_SIZE = 8   # arrays up to this size are shown in full
