@@ -215,23 +215,29 @@ def test_conv2d_and_batch_norm_agree_with_pytorch():
         np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
-def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan():
-    """Exact tiles (no window copies, one byte saved per output) against np.argmax of each
-    tile, flattened row by row: ties go to the first maximum, a NaN wins, the first NaN."""
-    rng = np.random.default_rng(4)
-    x = rng.integers(0, 3, size=(2, 3, 6, 4)).astype(float)   # many ties
-    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan                      # two NaNs in one tile
-    x[1, 2, 5, 3] = np.nan
+@pytest.mark.parametrize("seed", range(6))
+def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan(seed):
+    """Exact tiles (a scan over the flat input, one byte saved per output) against np.argmax of
+    each tile, flattened row by row, over random tile and batch shapes: ties go to the first
+    maximum, a NaN wins, the first NaN."""
+    rng = np.random.default_rng(seed)
+    kernel = (3, 2) if seed == 0 else tuple(int(k) for k in rng.integers(1, 5, 2))
+    tiles = rng.integers(1, 4, 2)
+    shape = tuple(int(s) for s in rng.integers(1, 4, 2)) + (kernel[0] * tiles[0], kernel[1] * tiles[1])
+    x = rng.integers(0, 3, size=shape).astype(rng.choice([np.float32, np.float64]))   # many ties
+    x[0, 0, 0, -1] = x[0, 0, -1, 0] = np.nan                        # two NaNs, in one tile or not
+    x.reshape(-1)[rng.integers(0, x.size, 2)] = np.nan
     t = Tensor(x, requires_grad=True)
-    out = F.max_pool2d(t, (3, 2))
-    grad = rng.normal(size=out.shape)
+    out = F.max_pool2d(t, kernel)
+    grad = rng.normal(size=out.shape).astype(x.dtype)
     out.backward(grad)
+    (kh, kw) = kernel
     expected_out, expected_grad = np.zeros(out.shape), np.zeros(x.shape)
     for index in np.ndindex(out.shape):
         n, c, i, j = index
-        tile = x[n, c, 3 * i:3 * i + 3, 2 * j:2 * j + 2]
+        tile = x[n, c, kh * i:kh * i + kh, kw * j:kw * j + kw]
         first = np.argmax(tile.reshape(-1))
         expected_out[index] = tile.reshape(-1)[first]
-        expected_grad[n, c, 3 * i + first // 2, 2 * j + first % 2] = grad[index]
+        expected_grad[n, c, kh * i + first // kw, kw * j + first % kw] = grad[index]
     np.testing.assert_array_equal(out.data, expected_out)
     np.testing.assert_array_equal(t.grad, expected_grad)
