@@ -8,6 +8,8 @@ differences; compiled steps equal to eager ones bit for bit; and what each node
 keeps for backward (no im2col copy, no normalized copy). PyTorch, where
 installed, is a third answer.
 """
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ import autonet.nn.functional as F
 from autonet import Tensor
 from autonet.nn import fused_conv
 from autonet.nn.convolution import _grouped_conv2d, _padded
+from autonet.ops import windows
 from autonet.testing import assert_gradients_match
 
 from device_double import passed
@@ -215,11 +218,13 @@ def test_conv2d_and_batch_norm_agree_with_pytorch():
         np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("block", [7, windows.BLOCK_ELEMENTS], ids=["row-blocks", "default"])
 @pytest.mark.parametrize("seed", range(6))
-def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan(seed):
+def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan(monkeypatch, seed, block):
     """Exact tiles (a scan over the flat input, one byte saved per output) against np.argmax of
-    each tile, flattened row by row, over random tile and batch shapes: ties go to the first
-    maximum, a NaN wins, the first NaN."""
+    each tile, flattened row by row, over random tile and batch shapes, in blocks of one row of
+    tiles or whole: ties go to the first maximum, a NaN wins, the first NaN."""
+    monkeypatch.setattr(windows, "BLOCK_ELEMENTS", block)
     rng = np.random.default_rng(seed)
     kernel = (3, 2) if seed == 0 else tuple(int(k) for k in rng.integers(1, 5, 2))
     tiles = rng.integers(1, 4, 2)
@@ -241,3 +246,17 @@ def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_firs
         expected_grad[n, c, kh * i + first // kw, kw * j + first % kw] = grad[index]
     np.testing.assert_array_equal(out.data, expected_out)
     np.testing.assert_array_equal(t.grad, expected_grad)
+
+
+def test_max_pooling_tiles_temporaries_are_bounded_by_a_block(monkeypatch):
+    """Beyond its output and positions, the scan holds a few block-sized arrays, not a few
+    input-sized ones (the input here is 32 blocks)."""
+    monkeypatch.setattr(windows, "BLOCK_ELEMENTS", 2 ** 12)
+    x = np.random.default_rng(0).normal(size=(8, 4, 64, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        out, first = windows.tile_maxima(x, (2, 2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < out.nbytes + first.nbytes + 12 * 2 ** 12 * x.itemsize
