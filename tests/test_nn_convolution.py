@@ -260,3 +260,27 @@ def test_max_pooling_tiles_temporaries_are_bounded_by_a_block(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < out.nbytes + first.nbytes + 12 * 2 ** 12 * x.itemsize
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_stride_1_input_gradient_as_the_flipped_convolution_equals_col2im(seed):
+    """Stride 1, padding within the kernel's reach (uneven included): the input's gradient as
+    the convolution of the output gradient with the flipped weight equals col2im's, the
+    general path; beyond the reach, or with a stride, col2im is taken."""
+    rng = np.random.default_rng(seed)
+    kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
+    padding = tuple(tuple(int(p) for p in rng.integers(0, d * (k - 1) + 1, 2)) for k, d in zip(kernel, dilation))
+    n, c, o = (int(v) for v in rng.integers(1, 4, 3))
+    size = tuple(int(rng.integers(d * (k - 1) + 1, 8)) for k, d in zip(kernel, dilation))
+    x, w = rng.normal(size=(n, c) + size), rng.normal(size=(o, c) + kernel)
+    geometry = fused_conv._Geometry(x.shape, w.shape, (1, 1), padding, dilation)
+    grad = rng.normal(size=(n, o) + geometry.out)
+    by_col2im = np.empty_like(x)
+    fused_conv._weight_grad_and_col2im(x, w, grad, geometry, False, by_col2im)
+    by_convolution = np.empty_like(x)
+    fused_conv._convolve(grad, fused_conv._flipped(w), geometry.transposed(grad.shape), by_convolution)
+    np.testing.assert_allclose(by_convolution, by_col2im, rtol=1e-12, atol=1e-12)
+    beyond = ((padding[0][0], kernel[0] * dilation[0]), padding[1])
+    assert fused_conv._Geometry(x.shape, w.shape, (1, 1), beyond, dilation).transposed(grad.shape) is None
+    assert fused_conv._Geometry(x.shape, w.shape, (2, 1), padding, dilation).transposed(grad.shape) is None
