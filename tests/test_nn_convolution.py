@@ -17,7 +17,7 @@ import autonet
 import autonet.nn as nn
 import autonet.nn.functional as F
 from autonet import Tensor
-from autonet.nn import fused_conv
+from autonet.nn import fused_conv, normalization
 from autonet.nn.convolution import _grouped_conv2d, _padded
 from autonet.ops import windows
 from autonet.testing import assert_gradients_match
@@ -284,3 +284,20 @@ def test_a_stride_1_input_gradient_as_the_flipped_convolution_equals_col2im(seed
     beyond = ((padding[0][0], kernel[0] * dilation[0]), padding[1])
     assert fused_conv._Geometry(x.shape, w.shape, (1, 1), beyond, dilation).transposed(grad.shape) is None
     assert fused_conv._Geometry(x.shape, w.shape, (2, 1), padding, dilation).transposed(grad.shape) is None
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 7), (3, 4, 5, 2), (1, 2, 1, 1)])
+def test_channel_sums_equal_one_reduction_over_every_axis_but_1_for_arrays_and_tensors(shape):
+    """Batch norm's and the convolution bias's per-channel sums (the batch first, then each
+    channel's positions) against NumPy's one reduction; on Tensors, differentiable (a sum's
+    gradient: ones)."""
+    rng = np.random.default_rng(len(shape))
+    x = rng.normal(size=shape)
+    axes = (0,) + tuple(range(2, x.ndim))
+    np.testing.assert_allclose(normalization.channel_sums(x), x.sum(axis=axes, keepdims=True), rtol=1e-13)
+    t = Tensor(x, requires_grad=True)
+    sums = normalization.channel_sums(t)
+    np.testing.assert_allclose(sums.data, x.sum(axis=axes, keepdims=True), rtol=1e-13)
+    weights = rng.normal(size=sums.shape)
+    (sums * Tensor(weights)).sum().backward()
+    np.testing.assert_allclose(t.grad, np.broadcast_to(weights, shape))

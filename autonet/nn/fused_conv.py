@@ -35,6 +35,7 @@ from ..core.function import Function
 from ..core.tensor import Tensor
 from ..ops import shape
 from ..ops.windows import Col2Im, Windows, contiguous_copy, output_size
+from .normalization import channel_sums
 
 CHUNK_ELEMENTS = 2 ** 15
 """The most im2col elements one chunk of the batch copies (128 KiB of float32)."""
@@ -61,7 +62,7 @@ class Conv2d(Function):
         x, weight = ctx.saved
         geometry = _Geometry(x.shape, weight.shape, ctx.stride, ctx.padding, ctx.dilation)
         wants_x, wants_weight, wants_bias = ctx.needs_input_grad
-        grad_bias = grad.sum(axis=(0, 2, 3)) if wants_bias else None
+        grad_bias = channel_sums(grad).reshape(-1) if wants_bias else None
         if isinstance(grad, Tensor):
             grad_x, grad_weight = _composite_backward(x, weight, grad, geometry)
             return grad_x if wants_x else None, grad_weight if wants_weight else None, grad_bias
