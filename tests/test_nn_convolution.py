@@ -248,6 +248,7 @@ def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_firs
     np.testing.assert_array_equal(t.grad, expected_grad)
 
 
+@pytest.mark.host_only("tracemalloc sees host arrays")
 def test_max_pooling_tiles_temporaries_are_bounded_by_a_block(monkeypatch):
     """Beyond its output and positions, the scan holds a few block-sized arrays, not a few
     input-sized ones (the input here is 32 blocks)."""
@@ -301,3 +302,24 @@ def test_channel_sums_equal_one_reduction_over_every_axis_but_1_for_arrays_and_t
     weights = rng.normal(size=sums.shape)
     (sums * Tensor(weights)).sum().backward()
     np.testing.assert_allclose(t.grad, np.broadcast_to(weights, shape))
+
+
+@pytest.mark.host_only("tracemalloc sees host arrays")
+@pytest.mark.parametrize("stride, chunks", [((1, 1), 1.5), ((2, 2), 3)], ids=["flipped", "col2im"])
+def test_the_convolution_backward_holds_about_one_chunk_beyond_its_gradients(monkeypatch, stride, chunks):
+    """tracemalloc's peak of backward beyond the input's and weight's gradients: about one
+    chunk's columns at stride 1 (two chunks' columns alive at once would be over), col2im's
+    columns and padded sum at stride 2; the batch is eight chunks."""
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(16, 8, 12, 12)), rng.normal(size=(8, 8, 3, 3))
+    monkeypatch.setattr(fused_conv, "CHUNK_ELEMENTS", 2 * 8 * 9 * 12 * 12 // (stride[0] * stride[1]))
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    out = F.conv2d(xt, wt, None, stride=stride, padding=1)
+    grad = rng.normal(size=out.shape)
+    tracemalloc.start()
+    try:
+        fused_conv.Conv2d.backward(out._node, grad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - (x.size + w.size) * x.itemsize < chunks * fused_conv.CHUNK_ELEMENTS * x.itemsize

@@ -37,8 +37,9 @@ from ..ops import shape
 from ..ops.windows import Col2Im, Windows, contiguous_copy, output_size
 from .normalization import channel_sums
 
-CHUNK_ELEMENTS = 2 ** 15
-"""The most im2col elements one chunk of the batch copies (128 KiB of float32)."""
+CHUNK_ELEMENTS = 2 ** 16
+"""The most im2col elements one chunk of the batch copies (256 KiB of float32; the example
+CNN's step 4% faster than at 2^15, its peak the same, 2^17 raises the peak 17%)."""
 
 
 class Conv2d(Function):
@@ -100,7 +101,7 @@ def _weight_grad_and_col2im(x, weight, grad, geometry, wants_weight, grad_x):
     for batch in geometry.chunks():
         piece = grad[batch].reshape(grad[batch].shape[0], kernels.shape[0], -1)   # (n, O, OH OW)
         if wants_weight:
-            product = np.tensordot(piece, _columns(x[batch], geometry), axes=((0, 2), (0, 1)))
+            product = _weight_product(piece, _columns(x[batch], geometry))
             grad_weight = product if grad_weight is None else grad_weight + product
         if grad_x is not None:
             columns = np.matmul(piece.transpose(0, 2, 1), kernels)     # (n, OH OW, kh kw C)
@@ -188,6 +189,12 @@ def _col2im(cols, geometry):
         for j in range(kw):
             out[:, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw] += grid[:, :, :, i, j]
     return out
+
+
+def _weight_product(piece, columns):
+    """``(n, O, OH OW)`` and ``(n, OH OW, K)`` -> ``(O, K)``, summed over the chunk: one product
+    ``(O, n OH OW) @ (n OH OW, K)``, as ``np.tensordot`` but 10-30% faster here."""
+    return piece.transpose(1, 0, 2).reshape(piece.shape[1], -1) @ columns.reshape(-1, columns.shape[2])
 
 
 def _plus_bias(out, bias):
