@@ -323,3 +323,26 @@ def test_the_convolution_backward_holds_about_one_chunk_beyond_its_gradients(mon
     finally:
         tracemalloc.stop()
     assert peak - (x.size + w.size) * x.itemsize < chunks * fused_conv.CHUNK_ELEMENTS * x.itemsize
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_im2col_positions_last_equals_channels_last(seed):
+    """The two layouts of a chunk's columns (runs of ``OW`` or of ``kw * C``) hold the same
+    values, and give the same output and weight gradient, over random settings; the random
+    cases above take whichever the geometry picks, this one each."""
+    case = _random_case(np.random.default_rng(seed))
+    x, w, settings = case["x"], case["w"], case["settings"]
+    padding = tuple((p, p) for p in settings["padding"])
+    answers = []
+    for positions_last in (False, True):
+        geometry = fused_conv._Geometry(x.shape, w.shape, settings["stride"], padding, settings["dilation"])
+        geometry.positions_last = positions_last
+        out = np.empty((x.shape[0], w.shape[0]) + geometry.out)
+        fused_conv._convolve(x, w, geometry, out)
+        grad_weight = fused_conv._weight_grad_and_col2im(x, w, out, geometry, True, None)
+        answers.append((fused_conv._columns(x, geometry), out, grad_weight))
+    (columns, out, grad_weight), (columns_t, out_t, grad_weight_t) = answers
+    assert columns_t.strides[1] < columns_t.strides[2]   # positions last indeed
+    np.testing.assert_array_equal(columns_t, columns)
+    np.testing.assert_allclose(out_t, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_weight_t, grad_weight, rtol=1e-12, atol=1e-12)

@@ -101,7 +101,7 @@ def _weight_grad_and_col2im(x, weight, grad, geometry, wants_weight, grad_x):
     for batch in geometry.chunks():
         piece = grad[batch].reshape(grad[batch].shape[0], kernels.shape[0], -1)   # (n, O, OH OW)
         if wants_weight:
-            product = _weight_product(piece, _columns(x[batch], geometry))
+            product = _weight_product(piece, _columns(x[batch], geometry), geometry.positions_last)
             grad_weight = product if grad_weight is None else grad_weight + product
         if grad_x is not None:
             columns = np.matmul(piece.transpose(0, 2, 1), kernels)     # (n, OH OW, kh kw C)
@@ -129,6 +129,7 @@ class _Geometry:
                              f"input's padded spatial size {self.padded[2:]}")
         per_sample = c * self.kernel[0] * self.kernel[1] * self.out[0] * self.out[1]
         self.chunk = max(1, CHUNK_ELEMENTS // max(per_sample, 1))
+        self.positions_last = self.out[1] > self.kernel[1] * c   # im2col's layout: see _columns
 
     def transposed(self, grad_shape):
         """The geometry under which the input's gradient is the convolution of ``grad_shape``'s
@@ -171,11 +172,17 @@ def _channels_last(weight):
 
 
 def _columns(x, geometry):
-    """im2col of a chunk ``(n, C, H, W)``: ``(n, OH * OW, kh * kw * C)``, C-ordered. Channels
-    last, each window row is one run of ``kw * C`` values (stride 1), so the copy moves long
-    runs; and the weight's gradient reads it without another copy."""
-    cols = contiguous_copy(geometry.window_view(geometry.pad(x)))
-    return cols.reshape(cols.shape[0], geometry.out[0] * geometry.out[1], -1)
+    """im2col of a chunk ``(n, C, H, W)``: ``(n, OH * OW, kh * kw * C)``, the columns ordered
+    ``kh, kw, C``. The copy moves the longer runs: channels last, each window row is one run of
+    ``kw * C`` values (stride 1); or, where an output row is longer (``positions_last``: a
+    few channels, as a first layer's one), each kernel position and channel is one run of
+    ``OW``, and the result a transposed view of an ``(n, kh * kw * C, OH * OW)`` copy (2.5x
+    faster for the example CNN's first layer)."""
+    view = geometry.window_view(geometry.pad(x))   # (n, OH, OW, kh, kw, C)
+    n, positions = view.shape[0], geometry.out[0] * geometry.out[1]
+    if geometry.positions_last:
+        return contiguous_copy(view.transpose(0, 3, 4, 5, 1, 2)).reshape(n, -1, positions).transpose(0, 2, 1)
+    return contiguous_copy(view).reshape(n, positions, -1)
 
 
 def _col2im(cols, geometry):
@@ -191,10 +198,14 @@ def _col2im(cols, geometry):
     return out
 
 
-def _weight_product(piece, columns):
+def _weight_product(piece, columns, positions_last):
     """``(n, O, OH OW)`` and ``(n, OH OW, K)`` -> ``(O, K)``, summed over the chunk: one product
-    ``(O, n OH OW) @ (n OH OW, K)``, as ``np.tensordot`` but 10-30% faster here."""
-    return piece.transpose(1, 0, 2).reshape(piece.shape[1], -1) @ columns.reshape(-1, columns.shape[2])
+    ``(O, n OH OW) @ (n OH OW, K)``, as ``np.tensordot`` but 10-30% faster here; the columns
+    positions last are copied to ``(K, n OH OW)`` first (runs of ``OH OW``)."""
+    rows = piece.transpose(1, 0, 2).reshape(piece.shape[1], -1)
+    if positions_last:
+        return rows @ columns.transpose(2, 0, 1).reshape(columns.shape[2], -1).T
+    return rows @ columns.reshape(-1, columns.shape[2])
 
 
 def _plus_bias(out, bias):
