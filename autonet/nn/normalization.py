@@ -78,8 +78,10 @@ class BatchNorm(Function):
 
     on arrays in place on its own temporaries. The batch's mean and variance come in as
     ``statistics`` (``BatchStatistics``, computed once for this and the running statistics; a
-    constant: the formula is the whole derivative in ``x``). Backward recomputes the normalized
-    input with the forward's operations (the same bits); under ``create_graph`` from the input
+    constant: the formula is the whole derivative in ``x``). The forward is PyTorch's
+    ``x * scale + shift`` with per-channel ``scale = weight * inverse_std`` and ``shift = bias -
+    mean * scale`` (NumPy's per-channel broadcasts run one short inner loop per row: two passes,
+    not four). Backward recomputes the normalized input; under ``create_graph`` from the input
     Tensor, as ``Normalize``, with the same formula out of place."""
 
     name = "batch_norm"
@@ -91,11 +93,10 @@ class BatchNorm(Function):
         mean, variance = (_per_channel(row, x.ndim) for row in statistics)
         inverse_std = 1.0 / np.sqrt(variance + eps)
         ctx.save_for_backward(x, mean, inverse_std, weight)
-        out = x - mean
-        out *= inverse_std
-        if weight is not None:
-            out = _affine(out, np.multiply, _per_channel(weight, x.ndim))
-        return out if bias is None else _affine(out, np.add, _per_channel(bias, x.ndim))
+        scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
+        shift = -mean * scale if bias is None else _per_channel(bias, x.ndim) - mean * scale
+        out = x * scale   # PyTorch's form: two per-channel passes, not four
+        return _affine(out, np.add, shift)
 
     @staticmethod
     def backward(ctx, grad):
