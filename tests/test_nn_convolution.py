@@ -8,6 +8,8 @@ differences; compiled steps equal to eager ones bit for bit; and what each node
 keeps for backward (no im2col copy, no normalized copy). PyTorch, where
 installed, is a third answer.
 """
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,9 @@ import autonet
 import autonet.nn as nn
 import autonet.nn.functional as F
 from autonet import Tensor
-from autonet.nn import fused_conv
+from autonet.nn import fused_conv, normalization
 from autonet.nn.convolution import _grouped_conv2d, _padded
+from autonet.ops import windows
 from autonet.testing import assert_gradients_match
 
 from device_double import passed
@@ -215,23 +218,131 @@ def test_conv2d_and_batch_norm_agree_with_pytorch():
         np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
-def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan():
-    """Exact tiles (no window copies, one byte saved per output) against np.argmax of each
-    tile, flattened row by row: ties go to the first maximum, a NaN wins, the first NaN."""
-    rng = np.random.default_rng(4)
-    x = rng.integers(0, 3, size=(2, 3, 6, 4)).astype(float)   # many ties
-    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan                      # two NaNs in one tile
-    x[1, 2, 5, 3] = np.nan
+@pytest.mark.parametrize("block", [7, windows.BLOCK_ELEMENTS], ids=["row-blocks", "default"])
+@pytest.mark.parametrize("seed", range(6))
+def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan(monkeypatch, seed, block):
+    """Exact tiles (a scan over the flat input, one byte saved per output) against np.argmax of
+    each tile, flattened row by row, over random tile and batch shapes, in blocks of one row of
+    tiles or whole: ties go to the first maximum, a NaN wins, the first NaN."""
+    monkeypatch.setattr(windows, "BLOCK_ELEMENTS", block)
+    rng = np.random.default_rng(seed)
+    kernel = (3, 2) if seed == 0 else tuple(int(k) for k in rng.integers(1, 5, 2))
+    tiles = rng.integers(1, 4, 2)
+    shape = tuple(int(s) for s in rng.integers(1, 4, 2)) + (kernel[0] * tiles[0], kernel[1] * tiles[1])
+    x = rng.integers(0, 3, size=shape).astype(rng.choice([np.float32, np.float64]))   # many ties
+    x[0, 0, 0, -1] = x[0, 0, -1, 0] = np.nan                        # two NaNs, in one tile or not
+    x.reshape(-1)[rng.integers(0, x.size, 2)] = np.nan
     t = Tensor(x, requires_grad=True)
-    out = F.max_pool2d(t, (3, 2))
-    grad = rng.normal(size=out.shape)
+    out = F.max_pool2d(t, kernel)
+    grad = rng.normal(size=out.shape).astype(x.dtype)
     out.backward(grad)
+    (kh, kw) = kernel
     expected_out, expected_grad = np.zeros(out.shape), np.zeros(x.shape)
     for index in np.ndindex(out.shape):
         n, c, i, j = index
-        tile = x[n, c, 3 * i:3 * i + 3, 2 * j:2 * j + 2]
+        tile = x[n, c, kh * i:kh * i + kh, kw * j:kw * j + kw]
         first = np.argmax(tile.reshape(-1))
         expected_out[index] = tile.reshape(-1)[first]
-        expected_grad[n, c, 3 * i + first // 2, 2 * j + first % 2] = grad[index]
+        expected_grad[n, c, kh * i + first // kw, kw * j + first % kw] = grad[index]
     np.testing.assert_array_equal(out.data, expected_out)
     np.testing.assert_array_equal(t.grad, expected_grad)
+
+
+@pytest.mark.host_only("tracemalloc sees host arrays")
+def test_max_pooling_tiles_temporaries_are_bounded_by_a_block(monkeypatch):
+    """Beyond its output and positions, the scan holds a few block-sized arrays, not a few
+    input-sized ones (the input here is 32 blocks)."""
+    monkeypatch.setattr(windows, "BLOCK_ELEMENTS", 2 ** 12)
+    x = np.random.default_rng(0).normal(size=(8, 4, 64, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        out, first = windows.tile_maxima(x, (2, 2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < out.nbytes + first.nbytes + 12 * 2 ** 12 * x.itemsize
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_stride_1_input_gradient_as_the_flipped_convolution_equals_col2im(seed):
+    """Stride 1, padding within the kernel's reach (uneven included): the input's gradient as
+    the convolution of the output gradient with the flipped weight equals col2im's, the
+    general path; beyond the reach, or with a stride, col2im is taken."""
+    rng = np.random.default_rng(seed)
+    kernel = tuple(int(k) for k in rng.integers(1, 4, 2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
+    padding = tuple(tuple(int(p) for p in rng.integers(0, d * (k - 1) + 1, 2)) for k, d in zip(kernel, dilation))
+    n, c, o = (int(v) for v in rng.integers(1, 4, 3))
+    size = tuple(int(rng.integers(d * (k - 1) + 1, 8)) for k, d in zip(kernel, dilation))
+    x, w = rng.normal(size=(n, c) + size), rng.normal(size=(o, c) + kernel)
+    geometry = fused_conv._Geometry(x.shape, w.shape, (1, 1), padding, dilation)
+    grad = rng.normal(size=(n, o) + geometry.out)
+    by_col2im = np.empty_like(x)
+    fused_conv._weight_grad_and_col2im(x, w, grad, geometry, False, by_col2im)
+    by_convolution = np.empty_like(x)
+    fused_conv._convolve(grad, fused_conv._flipped(w), geometry.transposed(grad.shape), by_convolution)
+    np.testing.assert_allclose(by_convolution, by_col2im, rtol=1e-12, atol=1e-12)
+    beyond = ((padding[0][0], kernel[0] * dilation[0]), padding[1])
+    assert fused_conv._Geometry(x.shape, w.shape, (1, 1), beyond, dilation).transposed(grad.shape) is None
+    assert fused_conv._Geometry(x.shape, w.shape, (2, 1), padding, dilation).transposed(grad.shape) is None
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 3, 7), (3, 4, 5, 2), (1, 2, 1, 1)])
+def test_channel_sums_equal_one_reduction_over_every_axis_but_1_for_arrays_and_tensors(shape):
+    """Batch norm's and the convolution bias's per-channel sums (the batch first, then each
+    channel's positions) against NumPy's one reduction; on Tensors, differentiable (a sum's
+    gradient: ones)."""
+    rng = np.random.default_rng(len(shape))
+    x = rng.normal(size=shape)
+    axes = (0,) + tuple(range(2, x.ndim))
+    np.testing.assert_allclose(normalization.channel_sums(x), x.sum(axis=axes, keepdims=True), rtol=1e-13)
+    t = Tensor(x, requires_grad=True)
+    sums = normalization.channel_sums(t)
+    np.testing.assert_allclose(sums.data, x.sum(axis=axes, keepdims=True), rtol=1e-13)
+    weights = rng.normal(size=sums.shape)
+    (sums * Tensor(weights)).sum().backward()
+    np.testing.assert_allclose(t.grad, np.broadcast_to(weights, shape))
+
+
+@pytest.mark.host_only("tracemalloc sees host arrays")
+@pytest.mark.parametrize("stride, chunks", [((1, 1), 1.5), ((2, 2), 3)], ids=["flipped", "col2im"])
+def test_the_convolution_backward_holds_about_one_chunk_beyond_its_gradients(monkeypatch, stride, chunks):
+    """tracemalloc's peak of backward beyond the input's and weight's gradients: about one
+    chunk's columns at stride 1 (two chunks' columns alive at once would be over), col2im's
+    columns and padded sum at stride 2; the batch is eight chunks."""
+    rng = np.random.default_rng(0)
+    x, w = rng.normal(size=(16, 8, 12, 12)), rng.normal(size=(8, 8, 3, 3))
+    monkeypatch.setattr(fused_conv, "CHUNK_ELEMENTS", 2 * 8 * 9 * 12 * 12 // (stride[0] * stride[1]))
+    xt, wt = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    out = F.conv2d(xt, wt, None, stride=stride, padding=1)
+    grad = rng.normal(size=out.shape)
+    tracemalloc.start()
+    try:
+        fused_conv.Conv2d.backward(out._node, grad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - (x.size + w.size) * x.itemsize < chunks * fused_conv.CHUNK_ELEMENTS * x.itemsize
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_im2col_positions_last_equals_channels_last(seed):
+    """The two layouts of a chunk's columns (runs of ``OW`` or of ``kw * C``) hold the same
+    values, and give the same output and weight gradient, over random settings; the random
+    cases above take whichever the geometry picks, this one each."""
+    case = _random_case(np.random.default_rng(seed))
+    x, w, settings = case["x"], case["w"], case["settings"]
+    padding = tuple((p, p) for p in settings["padding"])
+    answers = []
+    for positions_last in (False, True):
+        geometry = fused_conv._Geometry(x.shape, w.shape, settings["stride"], padding, settings["dilation"])
+        geometry.positions_last = positions_last
+        out = np.empty((x.shape[0], w.shape[0]) + geometry.out)
+        fused_conv._convolve(x, w, geometry, out)
+        grad_weight = fused_conv._weight_grad_and_col2im(x, w, out, geometry, True, None)
+        answers.append((fused_conv._columns(x, geometry), out, grad_weight))
+    (columns, out, grad_weight), (columns_t, out_t, grad_weight_t) = answers
+    assert columns_t.strides[1] < columns_t.strides[2]   # positions last indeed
+    np.testing.assert_array_equal(columns_t, columns)
+    np.testing.assert_allclose(out_t, out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_weight_t, grad_weight, rtol=1e-12, atol=1e-12)

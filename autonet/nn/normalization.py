@@ -30,7 +30,7 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                              f"input of shape {x.shape}")
         with no_grad():
-            statistics = BatchStatistics.apply(x, axes=axes)
+            statistics = BatchStatistics.apply(x)
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
                 running_mean += momentum * statistics[0]
@@ -60,11 +60,12 @@ class BatchStatistics(Function):
     name = "batch_statistics"
 
     @staticmethod
-    def forward(ctx, x, axes):
-        mean = x.mean(axis=axes, keepdims=True)
+    def forward(ctx, x):
+        count = x.size // x.shape[1]
+        mean = channel_sums(x) / count
         centred = x - mean
         centred *= centred
-        return np.stack((mean.reshape(-1), centred.mean(axis=axes)))
+        return np.stack((mean.reshape(-1), channel_sums(centred).reshape(-1) / count))
 
 
 class BatchNorm(Function):
@@ -77,8 +78,10 @@ class BatchNorm(Function):
 
     on arrays in place on its own temporaries. The batch's mean and variance come in as
     ``statistics`` (``BatchStatistics``, computed once for this and the running statistics; a
-    constant: the formula is the whole derivative in ``x``). Backward recomputes the normalized
-    input with the forward's operations (the same bits); under ``create_graph`` from the input
+    constant: the formula is the whole derivative in ``x``). The forward is PyTorch's
+    ``x * scale + shift`` with per-channel ``scale = weight * inverse_std`` and ``shift = bias -
+    mean * scale`` (NumPy's per-channel broadcasts run one short inner loop per row: two passes,
+    not four). Backward recomputes the normalized input; under ``create_graph`` from the input
     Tensor, as ``Normalize``, with the same formula out of place."""
 
     name = "batch_norm"
@@ -90,11 +93,10 @@ class BatchNorm(Function):
         mean, variance = (_per_channel(row, x.ndim) for row in statistics)
         inverse_std = 1.0 / np.sqrt(variance + eps)
         ctx.save_for_backward(x, mean, inverse_std, weight)
-        out = x - mean
-        out *= inverse_std
-        if weight is not None:
-            out = _affine(out, np.multiply, _per_channel(weight, x.ndim))
-        return out if bias is None else _affine(out, np.add, _per_channel(bias, x.ndim))
+        scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
+        shift = -mean * scale if bias is None else _per_channel(bias, x.ndim) - mean * scale
+        out = x * scale   # PyTorch's form: two per-channel passes, not four
+        return _affine(out, np.add, shift)
 
     @staticmethod
     def backward(ctx, grad):
@@ -106,8 +108,8 @@ class BatchNorm(Function):
             normalized = x - mean
             normalized *= inverse_std
         count = x.size // x.shape[1]
-        grad_bias = grad.sum(axis=axes, keepdims=True)
-        grad_weight = (grad * normalized).sum(axis=axes, keepdims=True)
+        grad_bias = channel_sums(grad)
+        grad_weight = channel_sums(grad * normalized)
         scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
         if isinstance(grad, Tensor):
             grad_x = (grad - grad_bias / count - normalized * (grad_weight / count)) * scale
@@ -118,6 +120,15 @@ class BatchNorm(Function):
             grad_x *= scale
         return (grad_x, None if weight is None else grad_weight.reshape(weight.shape),
                 None if ctx.bias_shape is None else grad_bias.reshape(ctx.bias_shape), None)
+
+
+def channel_sums(values):
+    """The sums of ``(N, C, ...)`` over every axis but 1, kept as ``(1, C, 1, ...)``, for arrays
+    and Tensors: over the batch first (whole rows added), then over each channel's contiguous
+    positions. NumPy's one reduction over axes ``(0, 2, 3)`` takes 3-6x as long."""
+    channels = values.shape[1]
+    per_channel = values.sum(axis=0).reshape(channels, -1).sum(axis=1)
+    return per_channel.reshape((1, channels) + (1,) * (values.ndim - 2))
 
 
 def _channel_values(values, channels, name):

@@ -108,27 +108,15 @@ class MaxLast(Function):
 
 class MaxPoolTiles(Function):
     """Max pooling over non-overlapping ``kernel`` tiles that cover ``(N, C, H, W)`` exactly:
-    no window copies (each tile position is a strided view), and the gradient goes to each
-    tile's first maximum (PyTorch's; a NaN counts as the maximum, as ``np.argmax``). It saves
-    only which position won, one byte per output."""
+    no window copies, and the gradient goes to each tile's first maximum (PyTorch's; a NaN
+    counts as the maximum, as ``np.argmax``). It saves only which position won, one byte per
+    output."""
 
     name = "max_pool"
 
     @staticmethod
     def forward(ctx, x, kernel):
-        (kh, kw) = kernel
-        positions = [x[:, :, i::kh, j::kw] for i in range(kh) for j in range(kw)]
-        out = devices.copy(positions[0])
-        for candidate in positions[1:]:
-            np.maximum(out, candidate, out=out)   # NaN wins, as in np.argmax
-        index = np.uint8 if kh * kw < 256 else np.int64
-        first = devices.zeros(out.shape, index, out) + index(len(positions) - 1)
-        nan = bool(np.isnan(out).any())   # then the first NaN is the maximum (rare)
-        for position in range(len(positions) - 2, -1, -1):   # the first maximum last
-            hit = positions[position] == out
-            if nan:
-                hit |= positions[position] != positions[position]
-            first = np.where(hit, index(position), first)
+        out, first = tile_maxima(x, kernel)
         ctx.save_for_backward(first)   # freed by backward
         ctx.kernel, ctx.in_shape = kernel, x.shape
         return out
@@ -148,3 +136,56 @@ class MaxPoolTiles(Function):
         hit = devices.arange(kh * kw, first) == first[..., None]
         spread = (grad[..., None] * hit).reshape(n, c, h // kh, w // kw, kh, kw)
         return spread.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+
+
+BLOCK_ELEMENTS = 2 ** 15
+"""The most input elements ``tile_maxima`` scans at once (whole rows of tiles; at least one)."""
+
+
+def tile_maxima(x, kernel):
+    """Each ``kernel`` tile's maximum of ``x (N, C, H, W)`` and the position of its first
+    maximum (row-major in the tile). A scan over the flat input by whole shifted slices, each
+    one contiguous loop: along each row, the best of ``x[f + j]``, ``j < kw``, for every flat
+    position ``f``; then down the rows, the best of those at ``f + i * W``; then the values at
+    the tiles' corners. The positions between tiles are computed too and dropped: twice the
+    arithmetic, but strided views of the tiles cost NumPy one short inner loop per row. Rows
+    of tiles go in blocks of at most ``BLOCK_ELEMENTS``, which bounds the temporaries."""
+    n, c, h, w = x.shape
+    (kh, kw) = kernel
+    rows = x.reshape(-1, kh * w)   # each row one row of tiles
+    index = np.uint8 if kh * kw < 256 else np.int64
+    out = devices.empty((rows.shape[0], w // kw), x.dtype, x)
+    first = devices.empty(out.shape, index, x)
+    nan = bool(np.isnan(x.sum()))   # then the first NaN is the maximum (rare; or inf - inf)
+    block = max(1, BLOCK_ELEMENTS // max(rows.shape[1], 1))
+    for start in range(0, rows.shape[0], block):
+        flat = rows[start:start + block].reshape(-1)
+        best, at = _first_maxima(flat, None, kw, 1, 1, index, nan)   # along the rows
+        best, at = _first_maxima(best, at, kh, w, kw, index, nan)   # down the columns
+        corners = out[start:start + block]
+        corners[...] = _corners(best, corners.shape, kh * w, kw)
+        first[start:start + block] = _corners(at, corners.shape, kh * w, kw)
+    return out.reshape(n, c, h // kh, w // kw), first.reshape(n, c, h // kh, w // kw)
+
+
+def _first_maxima(values, positions, count, step, scale, index, nan):
+    """For each flat ``f``, the first maximum of ``values[f + k * step]``, ``k < count``, and
+    its position ``k * scale + positions[f + k * step]`` (``positions`` None: 0s)."""
+    length = max(values.size - (count - 1) * step, 0)
+    best = values[:length]
+    first = devices.zeros((length,), index, values) if positions is None else positions[:length]
+    for k in range(1, count):
+        candidate = values[k * step: k * step + length]
+        better = candidate > best   # strictly: a tie keeps the first
+        if nan:
+            better |= np.isnan(candidate) & ~np.isnan(best)
+        moved = index(k * scale) + (0 if positions is None else positions[k * step: k * step + length])
+        first = first + better * (moved - first)   # a select (np.where is 10x slower on mixed masks)
+        best = np.maximum(best, candidate)   # the winner's value (a NaN if either is)
+    return best, first
+
+
+def _corners(flat, shape, row_step, step):
+    """The 2-D strided view of ``flat`` at ``row * row_step + column * step`` (in elements)."""
+    size = flat.dtype.itemsize
+    return devices.as_strided(flat, shape, (row_step * size, step * size))
