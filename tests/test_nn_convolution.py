@@ -163,6 +163,29 @@ def test_batch_norm_matches_the_composite_and_finite_differences(shape, affine):
     assert autonet.gradgradcheck(call, leaves)
 
 
+def test_float16_batch_norm_sums_wider_than_its_values():
+    """A channel of 65536 values near 3 sums past float16's largest (65504): the statistics and
+    gradients add up in float32 (as NumPy's mean does), so output and gradient stay float16
+    and agree with the float64 formula to float16's precision."""
+    rng = np.random.default_rng(5)
+    x64 = rng.normal(3.0, 1.0, (64, 2, 32, 32))
+    upstream = rng.normal(size=x64.shape)
+    x = Tensor(x64.astype(np.float16), requires_grad=True)
+    weight = Tensor(np.array([1.5, -0.5], dtype=np.float16), requires_grad=True)
+    out = F.batch_norm(x, None, None, weight, None, training=True)
+    (out * Tensor(upstream.astype(np.float16))).sum().backward()
+    assert out.dtype == x.grad.dtype == np.float16
+    exact = x.data.astype(np.float64)   # the float16 inputs, in float64
+    mean, var = exact.mean(axis=(0, 2, 3), keepdims=True), exact.var(axis=(0, 2, 3), keepdims=True)
+    normalized = (exact - mean) / np.sqrt(var + 1e-5)
+    scale = np.array([1.5, -0.5]).reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(out.data, normalized * scale, atol=1e-2, rtol=1e-2)
+    dy = upstream.astype(np.float16).astype(np.float64) * scale
+    want = (dy - dy.mean(axis=(0, 2, 3), keepdims=True)
+            - normalized * (dy * normalized).mean(axis=(0, 2, 3), keepdims=True)) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(x.grad, want, atol=2e-3, rtol=2e-2)
+
+
 def test_batch_norm_running_statistics_move_as_pytorchs():
     """momentum * the batch's mean and unbiased variance, from the running values."""
     rng = np.random.default_rng(5)

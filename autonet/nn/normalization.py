@@ -65,7 +65,8 @@ class BatchStatistics(Function):
         mean = channel_sums(x) / count
         centred = x - mean
         centred *= centred
-        return np.stack((mean.reshape(-1), channel_sums(centred).reshape(-1) / count))
+        statistics = np.stack((mean.reshape(-1), channel_sums(centred).reshape(-1) / count))
+        return statistics.astype(x.dtype, copy=False)   # summed wider for float16
 
 
 class BatchNorm(Function):
@@ -127,7 +128,11 @@ def channel_sums(values):
     and Tensors: over the batch first (whole rows added), then over each channel's contiguous
     positions. NumPy's one reduction over axes ``(0, 2, 3)`` takes 3-6x as long."""
     channels = values.shape[1]
-    per_channel = values.sum(axis=0).reshape(channels, -1).sum(axis=1)
+    if isinstance(values, Tensor):
+        per_channel = values.sum(axis=0).reshape(channels, -1).sum(axis=1)
+    else:   # float16 adds up in float32, as NumPy's mean does (a channel's sum passes 65504)
+        wide = np.promote_types(values.dtype, np.float32)
+        per_channel = values.sum(axis=0, dtype=wide).reshape(channels, -1).sum(axis=1)
     return per_channel.reshape((1, channels) + (1,) * (values.ndim - 2))
 
 
