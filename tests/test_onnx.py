@@ -373,6 +373,23 @@ def test_a_model_in_train_mode_is_exported_as_in_eval_mode_and_left_training(tmp
     np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", [x])[0], eager(model, [x])[0], rtol=1e-9, atol=1e-9)
 
 
+@DTYPES
+def test_batch_statistics_used_in_the_forward_itself(tmp_path, dtype):
+    """``F.batch_norm(..., training=True)`` written into a forward normalizes by the batch's own
+    statistics whatever the module's mode: exported as such (its BatchStatistics too)."""
+    class BatchNormalized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(np.array([1.5, -0.5, 2.0], dtype=dtype))
+
+        def forward(self, x):
+            return F.batch_norm(x, None, None, self.weight, None, training=True)
+
+    rng = np.random.default_rng(12)
+    check(BatchNormalized(), [normal(rng, (4, 3, 5), dtype)], tmp_path / "bn.onnx", dtype,
+          others=[(normal(rng, (7, 3, 5), dtype),)], dynamic_axes=BATCH)
+
+
 def test_import_autonet_does_not_import_onnx():
     code = "import sys, autonet, autonet.onnx; print('onnx' in sys.modules, 'onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -23,7 +23,7 @@ from ..nn.fused_attention import Attention
 from ..nn.lstm_layer import LSTMLayer
 from ..nn.masking import CausalKeep, DeadRows, MaskedFill
 from ..nn.fused_conv import Conv2d
-from ..nn.normalization import BatchNorm, LayerNorm, Normalize
+from ..nn.normalization import BatchNorm, BatchStatistics, LayerNorm, Normalize
 from ..ops import activations, elementwise as ew, indexing, linalg, reduce, shape as shapes, ufuncs
 from ..ops.windows import MaxLast, MaxPoolTiles, Windows
 from .dims import Dim
@@ -427,6 +427,18 @@ def _batch_norm(g, call):
     return g.node("Identity", [out], call.out)
 
 
+def _batch_statistics(g, call):
+    """``BatchStatistics`` (nn.normalization): the batch's per-channel mean and biased variance
+    stacked as ``(2, C)``."""
+    x = tensor(g, call, 0)
+    axes = g.ints([0] + list(range(2, len(call.shapes[0]))))
+    mean = g.node("ReduceMean", [x, axes], keepdims=1)
+    centred = g.node("Sub", [x, mean])
+    variance = g.node("ReduceMean", [g.node("Mul", [centred, centred]), axes], keepdims=1)
+    rows = [g.node("Reshape", [value, g.ints([1, -1])]) for value in (mean, variance)]
+    return g.node("Concat", rows, call.out, axis=0)
+
+
 def _conv2d(g, call):
     """``nn.fused_conv.Conv2d``: ONNX's Conv for float32 and float16; other dtypes (ONNX
     Runtime has no float64 Conv) as autonet's composite: pad, windows, one MatMul, the bias."""
@@ -601,7 +613,7 @@ MAPPINGS = {
     reduce.Prod: _reduction("ReduceProd"), reduce.Var: _variance(False), reduce.Std: _variance(True),
     linalg.Norm: _norm, reduce.Cumsum: _cumsum,
     indexing.TakeAlongAxis: _take_along_axis, indexing.Tril: _trilu(0), indexing.Triu: _trilu(1),
-    Normalize: _normalize, LayerNorm: _layer_norm, BatchNorm: _batch_norm, Conv2d: _conv2d, EmbeddingLookup: _embedding, Windows: _windows,
+    Normalize: _normalize, LayerNorm: _layer_norm, BatchNorm: _batch_norm, BatchStatistics: _batch_statistics, Conv2d: _conv2d, EmbeddingLookup: _embedding, Windows: _windows,
     MaxLast: _max_last, MaxPoolTiles: _max_pool_tiles, MaskedFill: _masked_fill, CausalKeep: _causal_keep,
     DeadRows: _dead_rows, ConstantLike: _constant_like, Alias: _alias, Attention: _attention,
     LSTMLayer: _lstm_layer,
