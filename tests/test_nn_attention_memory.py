@@ -275,6 +275,22 @@ def test_relu_gradient_is_a_select_whatever_the_upstream_gradient(blocked, shape
     assert not np.signbit(data(grad)[off]).any()   # +0.0, as the select, not -0.0
 
 
+@pytest.mark.parametrize("case", ["float16 sums past 65504", "+inf and -inf passing"])
+def test_relus_product_path_warns_of_nothing_its_select_would_not(case):
+    """The product path's NaN probe is a maximum, not a sum: a float16 gradient whose sum
+    overflows, or +inf and -inf that both pass, raise no RuntimeWarning (errors in this suite)
+    and give np.where's select."""
+    rng = np.random.default_rng(15)
+    dtype = np.float16 if case.startswith("float16") else np.float64
+    x = Tensor(rng.normal(size=(200, 200)).astype(dtype), requires_grad=True)
+    upstream = np.full(x.shape, 4.0, dtype=dtype)
+    on = np.argwhere(data(x) > 0)
+    if case.startswith("+inf"):
+        upstream[tuple(on[0])], upstream[tuple(on[1])] = np.inf, -np.inf
+    (grad,) = autonet.grad(F.relu(x), x, grad_outputs=upstream)
+    np.testing.assert_array_equal(data(grad), np.where(data(x) > 0, upstream, 0.0))
+
+
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_keeps_only_its_input_and_recomputes_its_gradient(approximate):
     """As PyTorch's: the input alone is saved (not Φ of it too); backward recomputes Φ and gives

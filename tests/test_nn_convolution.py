@@ -241,6 +241,22 @@ def test_conv2d_and_batch_norm_agree_with_pytorch():
         np.testing.assert_allclose(mine.grad, torch_leaf.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("case", ["float16 sums past 65504", "+inf and -inf"])
+def test_max_pooling_tiles_probe_for_nan_without_warnings(case):
+    """The NaN probe of the input is its maximum, not a sum: float16 values whose sum
+    overflows, or +inf beside -inf, raise no RuntimeWarning (errors in this suite), and the
+    maxima and gradients are those of np.max over each tile."""
+    dtype = np.float16 if case.startswith("float16") else np.float64
+    x = np.full((2, 2, 64, 64), 20.0, dtype=dtype)
+    x[0, 0, 0, 0], x[0, 0, 0, 1] = np.inf, -np.inf   # one tile holds both
+    x[1, 1] = np.arange(64 * 64).reshape(64, 64) % 7
+    t = Tensor(x, requires_grad=True)
+    out = F.max_pool2d(t, 2)
+    out.sum().backward()
+    np.testing.assert_array_equal(out.data, x.reshape(2, 2, 32, 2, 32, 2).max(axis=(3, 5)))
+    assert t.grad.sum() == out.size and t.grad[0, 0, 0, 0] == 1
+
+
 @pytest.mark.parametrize("block", [7, windows.BLOCK_ELEMENTS], ids=["row-blocks", "default"])
 @pytest.mark.parametrize("seed", range(6))
 def test_max_pooling_tiles_send_the_gradient_to_each_tiles_first_maximum_or_first_nan(monkeypatch, seed, block):

@@ -156,7 +156,7 @@ def tile_maxima(x, kernel):
     index = np.uint8 if kh * kw < 256 else np.int64
     out = devices.empty((rows.shape[0], w // kw), x.dtype, x)
     first = devices.empty(out.shape, index, x)
-    nan = bool(np.isnan(x.sum()))   # then the first NaN is the maximum (rare; or inf - inf)
+    nan = x.size > 0 and bool(np.isnan(x.max()))   # then the first NaN is the maximum (rare)
     block = max(1, BLOCK_ELEMENTS // max(rows.shape[1], 1))
     for start in range(0, rows.shape[0], block):
         flat = rows[start:start + block].reshape(-1)
