@@ -109,8 +109,9 @@ class MaxLast(Function):
 class MaxPoolTiles(Function):
     """Max pooling over non-overlapping ``kernel`` tiles that cover ``(N, C, H, W)`` exactly:
     no window copies, and the gradient goes to each tile's first maximum (PyTorch's; a NaN
-    counts as the maximum, as ``np.argmax``). It saves only which position won, one byte per
-    output."""
+    counts as the maximum and the first NaN wins, as in ``np.argmax`` and ``MaxLast``, where
+    PyTorch's CPU kernel takes the last: the same NaN output, the gradient at another NaN). It
+    saves only which position won, one byte per output."""
 
     name = "max_pool"
 
