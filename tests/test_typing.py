@@ -229,3 +229,12 @@ def test_the_typed_example_runs():
     assert result.returncode == 0, result.stderr
     assert "d/dx sum(x**3) = [3.0, 12.0] = [3.0, 12.0]" in result.stdout
     assert "reloaded model predicts the same: True" in result.stdout
+
+
+def test_tensorlike_from_its_old_module_says_where_it_lives():
+    """``TensorLike`` moved from core.types to core.tensor (it names Tensor; core.types imports
+    nothing of the engine): the old import refuses, naming the new one."""
+    with pytest.raises(ImportError, match="from autonet.core.tensor import TensorLike"):
+        from autonet.core.types import TensorLike  # noqa: F401
+    from autonet.core.tensor import TensorLike
+    assert "ForwardRef('Tensor')" in str(TensorLike)

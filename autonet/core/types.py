@@ -4,7 +4,7 @@ them at run time), except ``TensorLike``, which names Tensor and lives beside it
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Sequence, SupportsIndex, Union
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Sequence, SupportsIndex, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -43,3 +43,10 @@ Generator: TypeAlias = np.random.Generator
 
 __all__ = ["Axis", "ShapeLike", "Index", "IntOrTuple", "Array", "DTypeLike", "ArrayLike", "Seed",
            "PathLike", "Generator"]
+
+
+def __getattr__(name: str) -> NoReturn:
+    """``TensorLike`` moved to ``core.tensor`` (it names Tensor): say so, not just "cannot import"."""
+    if name == "TensorLike":
+        raise ImportError("TensorLike lives beside Tensor now: from autonet.core.tensor import TensorLike")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
