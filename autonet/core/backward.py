@@ -79,10 +79,7 @@ def plan(keys):
     A search finds the nodes; they run newest first (by ``seq``: every node is numbered after
     its inputs), so each runs after all the consumers of its output added to its gradient.
     """
-    nodes = []
-    for key in keys:   # a loop: a comprehension costs a call
-        if type(key) is Context:
-            nodes.append(key)
+    nodes = [key for key in keys if type(key) is Context]
     seen = set(nodes)
     for node in nodes:   # the list grows as the search finds nodes: a breadth-first walk
         saved = node.saved
@@ -337,7 +334,7 @@ def backward(tensor: Tensor, grad: TensorLike | None = None, retain_graph: bool 
     seed = initial_gradient(tensor, grad, create_graph, "backward")
     if retain_graph is None:
         retain_graph = create_graph
-    key = tensor._node if tensor._node is not None else tensor   # key_of(tensor)
+    key = key_of(tensor)
     grads, retained = _run((key,), {key: seed}, create_graph, retain_graph, (), True)[:2]
     for leaf in list(grads):
         ownership.deliver(grads, leaf, leaf, create_graph)
