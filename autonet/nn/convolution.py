@@ -1,9 +1,11 @@
 """Convolution and pooling, PyTorch's layouts: inputs ``(N, C, L)`` or ``(N, C, H, W)``.
 
-Each is built from differentiable ops: constant padding, ``Windows`` (im2col
-through one strided view, see :mod:`autonet.ops.windows`), then one matrix
-product (convolution) or one reduction (pooling). The 1-d versions run the
-2-d ones on a height of 1.
+A convolution with ``groups=1`` is one op (:mod:`autonet.nn.fused_conv`; under
+``create_graph`` its backward runs the composite below), and so is max pooling over exact
+tiles (``MaxPoolTiles``). Grouped convolutions and other pooling are built from
+differentiable ops: constant padding, ``Windows`` (im2col through one strided view, see
+:mod:`autonet.ops.windows`), then one matrix product (convolution) or one reduction
+(pooling). The 1-d versions run the 2-d ones on a height of 1.
 """
 from __future__ import annotations
 

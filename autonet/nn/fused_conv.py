@@ -34,8 +34,8 @@ from ..core import device as devices
 from ..core.function import Function
 from ..core.tensor import Tensor
 from ..ops import shape
+from ..ops.generic import add_in_place, channel_sums
 from ..ops.windows import Col2Im, Windows, contiguous_copy, output_size
-from .normalization import channel_sums
 
 CHUNK_ELEMENTS = 2 ** 16
 """The most im2col elements one chunk of the batch copies (256 KiB of float32; the example
@@ -56,7 +56,7 @@ class Conv2d(Function):
         out = devices.empty((x.shape[0], weight.shape[0]) + geometry.out,
                             np.result_type(x.dtype, weight.dtype), x)
         _convolve(x, weight, geometry, out)
-        return out if bias is None else _plus_bias(out, bias)
+        return out if bias is None else add_in_place(out, bias.reshape(-1, 1, 1))
 
     @staticmethod
     def backward(ctx, grad):
@@ -206,15 +206,6 @@ def _weight_product(piece, columns, positions_last):
     if positions_last:
         return rows @ columns.transpose(2, 0, 1).reshape(columns.shape[2], -1).T
     return rows @ columns.reshape(-1, columns.shape[2])
-
-
-def _plus_bias(out, bias):
-    """``out + bias`` per channel; in place when that keeps the dtype (the same bits)."""
-    channels = bias.reshape(-1, 1, 1)
-    if np.result_type(out.dtype, bias.dtype) != out.dtype:
-        return out + channels
-    out += channels
-    return out
 
 
 def _composite_backward(x, weight, grad, geometry):

@@ -1,4 +1,6 @@
-"""Batch and layer normalization, PyTorch's formulas, built from differentiable ops."""
+"""Batch and layer normalization, PyTorch's formulas: training batch norm and layer norm are
+one op each (saving the input and per-row or per-channel statistics), ``Normalize`` the
+shared step; evaluation batch norm is built from differentiable ops."""
 from __future__ import annotations
 from typing import Sequence
 
@@ -7,7 +9,7 @@ import numpy as np
 from ..core.function import Function
 from ..core.state import no_grad
 from ..core.tensor import Tensor, TensorLike, as_tensor
-from ..core.types import ShapeLike
+from ..ops.generic import add_in_place, channel_sums
 
 
 def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
@@ -97,7 +99,7 @@ class BatchNorm(Function):
         scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
         shift = -mean * scale if bias is None else _per_channel(bias, x.ndim) - mean * scale
         out = x * scale   # PyTorch's form: two per-channel passes, not four
-        return _affine(out, np.add, shift)
+        return add_in_place(out, shift)
 
     @staticmethod
     def backward(ctx, grad):
@@ -123,19 +125,6 @@ class BatchNorm(Function):
                 None if ctx.bias_shape is None else grad_bias.reshape(ctx.bias_shape), None)
 
 
-def channel_sums(values):
-    """The sums of ``(N, C, ...)`` over every axis but 1, kept as ``(1, C, 1, ...)``, for arrays
-    and Tensors: over the batch first (whole rows added), then over each channel's contiguous
-    positions. NumPy's one reduction over axes ``(0, 2, 3)`` takes 3-6x as long."""
-    channels = values.shape[1]
-    if isinstance(values, Tensor):
-        per_channel = values.sum(axis=0).reshape(channels, -1).sum(axis=1)
-    else:   # float16 adds up in float32, as NumPy's mean does (a channel's sum passes 65504)
-        wide = np.promote_types(values.dtype, np.float32)
-        per_channel = values.sum(axis=0, dtype=wide).reshape(channels, -1).sum(axis=1)
-    return per_channel.reshape((1, channels) + (1,) * (values.ndim - 2))
-
-
 def _channel_values(values, channels, name):
     """``values`` as a Tensor of one value per channel, or ``ValueError``."""
     values = as_tensor(values)
@@ -148,13 +137,6 @@ def _channel_values(values, channels, name):
 def _per_channel(values, ndim):
     """``(C,)`` as ``(1, C, 1, ...)``, to broadcast over ``(N, C, ...)``."""
     return values.reshape((1, -1) + (1,) * (ndim - 2))
-
-
-def _affine(out, op, values):
-    """``op(out, values)``, in place when that keeps ``out``'s dtype (the same bits)."""
-    if np.result_type(out.dtype, values.dtype) != out.dtype:
-        return op(out, values)
-    return op(out, values, out=out)
 
 
 class Normalize(Function):

@@ -111,3 +111,25 @@ def one_hot(labels, like):
     out = np.zeros_like(like)
     out[devices.arange(len(labels), labels), labels] = 1.0
     return out
+
+
+def channel_sums(values):
+    """The sums of ``(N, C, ...)`` over every axis but 1, kept as ``(1, C, 1, ...)``, for arrays
+    and Tensors: over the batch first (whole rows added), then over each channel's contiguous
+    positions. NumPy's one reduction over axes ``(0, 2, 3)`` takes 3-6x as long."""
+    channels = values.shape[1]
+    if isinstance(values, Tensor):
+        per_channel = values.sum(axis=0).reshape(channels, -1).sum(axis=1)
+    else:   # float16 adds up in float32, as NumPy's mean does (a channel's sum passes 65504)
+        wide = np.promote_types(values.dtype, np.float32)
+        per_channel = values.sum(axis=0, dtype=wide).reshape(channels, -1).sum(axis=1)
+    return per_channel.reshape((1, channels) + (1,) * (values.ndim - 2))
+
+
+def add_in_place(out, values):
+    """``out + values`` for an ndarray ``out`` this formula made, in place when that keeps its
+    dtype and shape (the same bits, one full-size array less)."""
+    if np.result_type(out.dtype, values.dtype) != out.dtype or np.broadcast_shapes(out.shape, values.shape) != out.shape:
+        return out + values
+    out += values
+    return out
