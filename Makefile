@@ -9,8 +9,11 @@ INSTALLED := $(VENV)/.installed
 demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
 
+# The suite's processes (two workers, the examples, the subprocess checks) may write bytecode
+# (__pycache__, ignored by git) even where the environment sets PYTHONDONTWRITEBYTECODE, so each
+# of autonet's and the tests' modules is compiled once, not again in every process.
 test: $(INSTALLED) graphviz chromium
-	$(PY) -m pytest -n auto --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n auto --dist loadgroup
 
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"
