@@ -136,6 +136,43 @@ def test_conv_refuses_what_does_not_fit():
         F.max_pool2d(x, 2, padding=2)
 
 
+@pytest.mark.parametrize("make, argument", [
+    (lambda: nn.Conv2d(3, 0, 3), "out_channels"), (lambda: nn.Conv2d(0, 4, 3), "in_channels"),
+    (lambda: nn.Conv1d(3, 0, 3), "out_channels"), (lambda: nn.ConvTranspose2d(3, 0, 3), "out_channels"),
+    (lambda: nn.ConvTranspose1d(0, 3, 3), "in_channels"), (lambda: nn.Conv2d(2.0, 4, 3), "in_channels"),
+    (lambda: nn.BatchNorm2d(0), "num_features"), (lambda: nn.BatchNorm1d(True), "num_features"),
+    (lambda: nn.Linear(-1, 3), "in_features"), (lambda: nn.Linear(3, 1.5), "out_features")])
+def test_layers_refuse_sizes_that_are_not_counts(make, argument):
+    """A layer with no channel at all, or a size that is not an int, is refused when it is made,
+    naming the argument (a convolution without output channels: PyTorch refuses it at its call)."""
+    with pytest.raises(ValueError, match=f"{argument} must be"):
+        make()
+
+
+def test_conv_refuses_an_empty_or_misshapen_weight():
+    x = Tensor(np.ones((1, 3, 5, 5)))
+    for weight in (np.ones((0, 3, 3, 3)), np.ones((2, 3, 0, 3))):
+        with pytest.raises(ValueError, match="is empty"):
+            F.conv2d(x, weight)
+    with pytest.raises(ValueError, match="is empty"):
+        F.conv_transpose2d(x, np.ones((3, 0, 3, 3)))
+    with pytest.raises(ValueError, match=r"weight must have shape \(O, C // groups, kh, kw\)"):
+        F.conv2d(x, np.ones((2, 3, 3)))
+
+
+def test_a_linear_layer_without_inputs_gives_its_bias_as_pytorch_does():
+    """``Linear(0, n)``: an empty sum, so the bias alone (PyTorch starts that bias at 0); the
+    gradients still flow to it, one per row."""
+    layer = nn.Linear(0, 3, rng=0)
+    assert layer.weight.shape == (3, 0) and np.all(layer.bias.data == 0)
+    layer.bias.data[...] = [1.0, 2.0, 3.0]
+    out = layer(Tensor(np.ones((2, 0))))
+    np.testing.assert_array_equal(out.data, [[1.0, 2.0, 3.0]] * 2)
+    out.sum().backward()
+    np.testing.assert_array_equal(layer.bias.grad, [2.0, 2.0, 2.0])
+    assert layer.weight.grad.shape == (3, 0)
+
+
 def test_conv_layers_initialise_as_pytorch_and_take_dtype():
     layer = nn.Conv2d(4, 6, (3, 2), groups=2, rng=0, dtype=np.float32)
     assert layer.weight.shape == (6, 2, 3, 2) and layer.weight.dtype == np.float32

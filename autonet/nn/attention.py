@@ -17,7 +17,7 @@ import numpy as np
 from ..core.tensor import Tensor, TensorLike, as_tensor
 from . import functional as F, init, masking
 from .fused_attention import attention
-from .layers import Dropout, LayerNorm, _float
+from .layers import Dropout, LayerNorm, _float, size_argument
 from ..random import generator
 from .module import Module, ModuleList, Parameter
 from .projection import Projection, affine
@@ -47,8 +47,7 @@ class MultiheadAttention(Module):
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         for name, size in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"MultiheadAttention: {name} must be a positive int, not {size!r}")
+            size_argument(size, name, "MultiheadAttention")
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible by "
                              f"num_heads {num_heads}; choose num_heads among the divisors of embed_dim")
@@ -233,8 +232,7 @@ class TransformerEncoder(Module):
     def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
                  norm: Module | None = None) -> None:
         super().__init__()
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"TransformerEncoder: num_layers must be a positive int, not {num_layers!r}")
+        size_argument(num_layers, "num_layers", "TransformerEncoder")
         self.layers = ModuleList([_copy_with_own_generators(encoder_layer) for _ in range(num_layers)])
         self.num_layers, self.norm = num_layers, norm
 

@@ -58,12 +58,23 @@ def _check(x, spatial, op):
         raise ValueError(f"{op}: input must have shape {layout}, not {x.shape}")
 
 
+def _check_weight(weight, layout, op):
+    """A 2-d convolution's weight: four axes (``layout`` names them), none empty. A layer with
+    no output channel (or input channel, or kernel element) is refused, as PyTorch refuses it."""
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must have shape {layout}, not {weight.shape}")
+    if 0 in weight.shape:
+        raise ValueError(f"{op}: the weight {weight.shape} {layout} is empty; a convolution needs "
+                         f"at least one channel in and out and one kernel element")
+
+
 def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
            stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
            groups: int = 1) -> Tensor:
     """2-d cross-correlation, as ``torch.nn.functional.conv2d``; weight ``(O, C // groups, kh, kw)``."""
     x, weight = as_tensor(input), as_tensor(weight)
     _check(x, 2, "conv2d")
+    _check_weight(weight, "(O, C // groups, kh, kw)", "conv2d")
     out_channels, group_channels, kh, kw = weight.shape
     n, channels = x.shape[:2]
     if groups < 1 or channels % groups or out_channels % groups or channels // groups != group_channels:
@@ -302,6 +313,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     """
     x, weight = as_tensor(input), as_tensor(weight)
     _check(x, 2, "conv_transpose2d")
+    _check_weight(weight, "(C, O // groups, kh, kw)", "conv_transpose2d")
     channels, group_out, kh, kw = weight.shape
     n, _, h, w = x.shape
     if groups < 1 or x.shape[1] != channels or channels % groups:

@@ -38,10 +38,10 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng: Seed = None,
                  dtype: DTypeLike = None) -> None:
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = size_argument(in_features, "in_features", "Linear", least=0)
+        self.out_features = size_argument(out_features, "out_features", "Linear", least=0)
         rng = generator(rng)
-        bound = 1.0 / math.sqrt(in_features)
+        bound = 1.0 / math.sqrt(in_features) if in_features else 0.0   # PyTorch's (no input: bias 0)
         self.weight = _uniform((out_features, in_features), bound, rng, dtype)
         self.bias = _uniform((out_features,), bound, rng, dtype) if bias else None
 
@@ -79,6 +79,15 @@ def _dtype_of(*tensors):
 def _uniform(shape, bound, rng, dtype):
     """A Parameter drawn uniformly from [-bound, bound) (PyTorch's default for Linear and Conv)."""
     return init.uniform_(Parameter(np.empty(shape, dtype=_float(dtype))), -bound, bound, rng)
+
+
+def size_argument(value, name, owner, least=1):
+    """``value``, a layer's size argument, as an int: refused (``ValueError`` naming ``owner`` and
+    ``name``) unless it is an int (not a bool) of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        kind = "a positive int" if least == 1 else f"an int >= {least}"
+        raise ValueError(f"{owner}: {name} must be {kind}, not {value!r}")
+    return int(value)
 
 
 def _float(dtype):
@@ -317,6 +326,8 @@ class _ConvNd(Module):
         if len(kernel) != self.spatial or min(kernel) < 1:
             raise ValueError(f"{type(self).__name__}: kernel_size must be {self.spatial} positive "
                              f"int(s), not {kernel_size!r}")
+        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
+            size_argument(size, name, type(self).__name__)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
                              f"{out_channels} must both be divisible by groups {groups}")
@@ -370,6 +381,8 @@ class _ConvTransposeNd(Module):
         kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
         if len(kernel) != self.spatial or min(kernel) < 1:
             raise ValueError(f"{name}: kernel_size must be {self.spatial} positive int(s), not {kernel_size!r}")
+        for argument, size in (("in_channels", in_channels), ("out_channels", out_channels)):
+            size_argument(size, argument, name)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must "
                              f"both be divisible by groups {groups}")
@@ -638,6 +651,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: momentum must lie in [0, 1] or be None (the "
                              f"cumulative average), not {momentum}")
         dtype = _float(dtype)
+        num_features = size_argument(num_features, "num_features", type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=dtype)) if affine else None
         self.bias = Parameter(np.zeros(num_features, dtype=dtype)) if affine else None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops.shape import concatenate, stack
 from .functional import dropout
-from .layers import _float, _uniform
+from .layers import _float, _uniform, size_argument
 from .lstm_layer import lstm_layer
 from ..random import generator
 from .module import Module
@@ -34,11 +34,6 @@ __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
 
 # ------------------------------------------------------------------ checks
-def _positive_int(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, not {value!r}")
-
-
 def _rnn_mode(nonlinearity, owner):
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"{owner}: nonlinearity must be 'tanh' or 'relu', not {nonlinearity!r}")
@@ -88,7 +83,7 @@ class _RNNBase(_Recurrent):
         owner = type(self).__name__
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
-            _positive_int(value, name, owner)
+            size_argument(value, name, owner)
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{owner}: dropout must lie in [0, 1], not {dropout}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -240,8 +235,8 @@ class _Cell(_Recurrent):
                  dtype: DTypeLike = None) -> None:
         super().__init__()
         owner = type(self).__name__
-        _positive_int(input_size, "input_size", owner)
-        _positive_int(hidden_size, "hidden_size", owner)
+        size_argument(input_size, "input_size", owner)
+        size_argument(hidden_size, "hidden_size", owner)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
         self._make_parameters([""], [input_size], rng, dtype)
 
