@@ -116,6 +116,25 @@ def test_attention_node_rows_with_every_key_excluded_are_the_composites(safe):
         np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-13, equal_nan=True)
 
 
+@pytest.mark.parametrize("causal, fill", [(False, 0.0), (False, np.nan), (True, 0.0)])
+def test_attention_without_keys_gives_zeros_and_zero_gradients(causal, fill):
+    """No keys (S = 0): an empty weighted sum, zeros of shape (..., L, Ev), as PyTorch gives, and
+    zero gradients for the queries; through the op, ``scaled_dot_product_attention`` and
+    ``MultiheadAttention`` alike."""
+    rng = np.random.default_rng(5)
+    q, k, v = qkv(rng, batch=(2,), length=3, source=0, size=4, value_size=5)
+    out = attention(q, k, v, 0.5, causal=causal, dead_fill=fill)
+    assert out.shape == (2, 3, 5) and not data(out).any()
+    out.sum().backward()
+    assert q.grad.shape == q.shape and not data(q.grad).any()
+    sdpa = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert sdpa.shape == (2, 3, 5) and not data(sdpa).any()
+    layer = nn.MultiheadAttention(4, 2, rng=0)
+    x, empty = Tensor(rng.normal(size=(3, 2, 4))), Tensor(np.zeros((0, 2, 4)))
+    np.testing.assert_array_equal(data(layer(x, empty, empty, need_weights=False)[0]),
+                                  np.broadcast_to(data(layer.out_proj.bias), (3, 2, 4)))
+
+
 def test_attention_node_saves_no_scores():
     q, k, v = qkv(np.random.default_rng(4), batch=(2, 3), length=5, source=6)
     out = attention(q, k, v, 0.5)

@@ -96,7 +96,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias[i * self.embed_dim:(i + 1) * self.embed_dim] for i in range(3))
         q, k, v = (self._heads(affine(t, w, b)) for t, w, b in ((q, w_q, b_q), (k, w_k, b_k), (v, w_v, b_v)))
         scale = 1.0 / math.sqrt(self.head_dim)
-        if not (masks or need_weights or (self.training and self.dropout)) and source:
+        if not (masks or need_weights or (self.training and self.dropout)):
             out = attention(q, k, v, scale)   # one op that keeps no (N, H, L, S) scores
         else:
             scores = (q * scale) @ k.swapaxes(-1, -2)   # (N, H, L, S)

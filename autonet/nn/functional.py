@@ -599,7 +599,7 @@ def scaled_dot_product_attention(query: TensorLike, key: TensorLike, value: Tens
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"{op}: dropout_p must lie in [0, 1], not {dropout_p}")
     scale = float(1.0 / np.sqrt(q.shape[-1])) if scale is None else float(scale)   # a Python float keeps float32
-    if attn_mask is None and not dropout_p and k.shape[-2]:   # one op that keeps no scores
+    if attn_mask is None and not dropout_p:   # one op that keeps no scores
         return attention(q, k, v, scale, causal=is_causal, dead_fill=0.0 if is_causal else np.nan)
     scores = (q @ k.swapaxes(-1, -2)) * scale
     if attn_mask is not None:

@@ -115,5 +115,9 @@ def _composite_scores(q, k, scale, causal):
 
 def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, causal: bool = False,
               dead_fill: float = 0.0) -> Tensor:
-    """The attention of ``q`` over ``k`` and ``v``, one node saving no scores (see the module)."""
+    """The attention of ``q`` over ``k`` and ``v``, one node saving no scores (see the module).
+    Without keys (``S = 0``) there are no row maxima to keep: the composite, whose empty weights
+    give zeros."""
+    if not k.shape[-2]:
+        return masking.attention_weights(_composite_scores(q, k, scale, causal), safe=dead_fill == 0) @ v
     return Attention.apply(q, k, v, scale=float(scale), causal=bool(causal), dead_fill=float(dead_fill))
