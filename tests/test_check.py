@@ -76,6 +76,31 @@ def test_gradgradcheck_catches_a_wrong_second_derivative():
         autonet.gradgradcheck(FrozenSecondDerivative.apply, x)
 
 
+class TwoFormulas(autonet.Function):
+    """x**3 whose backward is right on arrays and wrong on Tensors (under create_graph)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return grad * (2 if isinstance(grad, Tensor) else 3) * x ** 2
+
+
+def test_gradgradcheck_first_compares_the_create_graph_derivatives_with_the_plain_ones():
+    """Differentiating a wrong first derivative consistently would pass a second-order check:
+    gradgradcheck first holds the Tensor (create_graph) branch to the array one."""
+    x = Tensor([0.5, -1.5], requires_grad=True, name="x")
+    assert autonet.gradcheck(TwoFormulas.apply, x)
+    with pytest.raises(GradcheckError, match="create_graph=True") as caught:
+        autonet.gradgradcheck(TwoFormulas.apply, x)
+    assert (caught.value.input_index, caught.value.input_name, caught.value.element) == (0, "x", (0,))
+    assert autonet.gradgradcheck(TwoFormulas.apply, x, raise_exception=False) is False
+
+
 def test_float32_inputs_are_checked_in_float64_and_left_untouched():
     x = Tensor([0.25, 0.5], dtype=np.float32, requires_grad=True)
     before = x.data.copy()

@@ -67,6 +67,9 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
 
     The first-order gradients are taken with ``create_graph=True`` against
     ``grad_outputs`` (random when omitted) and then checked like any function.
+    They must first equal the gradients taken without ``create_graph`` (to
+    ``atol``/``rtol``): a backward may compute them another way on Tensors, and
+    second derivatives of a wrong first derivative would check out.
     """
     inputs = _float64_copies(inputs)
     if grad_outputs is None:
@@ -74,17 +77,44 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
             shape = as_tensor(fn(*inputs)).shape
         grad_outputs = np.random.default_rng(1).standard_normal(shape)
 
-    def first_derivatives(*xs):
+    def gradients(xs, create_graph):
         wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         with enable_grad():   # also while gradcheck perturbs inputs under no_grad
             output = as_tensor(fn(*xs))
             grads = autograd_grad(output, wanted, grad_outputs=_on_device_of(output, grad_outputs),
-                                  create_graph=True, allow_unused=True)
-        flat = [(g if g is not None else Tensor(devices.zeros(x.shape, x.dtype, like=x.data))).reshape(-1)
+                                  create_graph=create_graph, allow_unused=True)
+        return [g if g is not None else Tensor(devices.zeros(x.shape, x.dtype, like=x.data))
                 for g, x in zip(grads, wanted)]
-        return concatenate(flat)
 
+    def first_derivatives(*xs):
+        return concatenate([g.reshape(-1) for g in gradients(xs, True)])
+
+    try:
+        _check_create_graph_agrees(inputs, gradients(inputs, True), gradients(inputs, False), atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
     return gradcheck(first_derivatives, inputs, eps, atol, rtol, raise_exception)
+
+
+def _check_create_graph_agrees(inputs, with_graph, without, atol, rtol):
+    """Raise GradcheckError where a first derivative taken with ``create_graph`` differs."""
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    for position, graph_grad, plain_grad in zip(checked, with_graph, without):
+        graph_values, plain = (devices.to_host(g.data) for g in (graph_grad, plain_grad))
+        bad = np.abs(graph_values - plain) > atol + rtol * np.abs(plain)
+        bad |= np.isnan(graph_values) != np.isnan(plain)
+        if bad.any():
+            element = tuple(int(i) for i in np.argwhere(bad)[0])
+            tensor = inputs[position]
+            label = f"input {position}" + (f" ({tensor.name!r})" if tensor.name else "")
+            raise GradcheckError(
+                f"first derivative for {label} of shape {tensor.shape} at element {element}: "
+                f"{graph_values[element]:.8g} with create_graph=True, {plain[element]:.8g} without; "
+                f"the backward computes another formula on Tensors (create_graph) than on arrays",
+                input_index=position, input_name=tensor.name, element=element,
+                numeric=float(plain[element]), analytic=float(graph_values[element]))
 
 
 def check_vjp(fn, inputs, eps, atol, rtol, rng):

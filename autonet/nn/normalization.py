@@ -113,10 +113,12 @@ class BatchNorm(Function):
         count = x.size // x.shape[1]
         grad_bias = channel_sums(grad)
         grad_weight = channel_sums(grad * normalized)
-        scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
-        if isinstance(grad, Tensor):
-            grad_x = (grad - grad_bias / count - normalized * (grad_weight / count)) * scale
-        else:   # the same operations, in place on this formula's own arrays
+        if isinstance(grad, Tensor):   # Normalize's formula, then the weight: differentiable again
+            grad_x = Normalize.backward_from(grad, normalized, inverse_std, axes)
+            if weight is not None:
+                grad_x = grad_x * _per_channel(weight, x.ndim)
+        else:   # the same formula on per-channel sums, in place on this formula's own arrays
+            scale = inverse_std if weight is None else inverse_std * _per_channel(weight, x.ndim)
             normalized *= grad_weight / count
             grad_x = grad - grad_bias / count
             grad_x -= normalized
