@@ -6,13 +6,17 @@ import autonet
 from autonet import GradcheckError, Tensor
 
 
-class WrongCube(autonet.Function):
-    """x**3 with a derivative that is wrong only at x[1] (a one-element bug)."""
+class Cube(autonet.Function):
+    """x**3, whose backward the subclasses below get wrong in their own ways."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
         return x ** 3
+
+
+class WrongCube(Cube):
+    """x**3 with a derivative that is wrong only at x[1] (a one-element bug)."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -76,13 +80,8 @@ def test_gradgradcheck_catches_a_wrong_second_derivative():
         autonet.gradgradcheck(FrozenSecondDerivative.apply, x)
 
 
-class TwoFormulas(autonet.Function):
+class TwoFormulas(Cube):
     """x**3 whose backward is right on arrays and wrong on Tensors (under create_graph)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
 
     @staticmethod
     def backward(ctx, grad):

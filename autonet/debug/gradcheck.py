@@ -102,19 +102,14 @@ def _check_create_graph_agrees(inputs, with_graph, without, atol, rtol):
     """Raise GradcheckError where a first derivative taken with ``create_graph`` differs."""
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     for position, graph_grad, plain_grad in zip(checked, with_graph, without):
-        graph_values, plain = (devices.to_host(g.data) for g in (graph_grad, plain_grad))
-        bad = np.abs(graph_values - plain) > atol + rtol * np.abs(plain)
-        bad |= np.isnan(graph_values) != np.isnan(plain)
-        if bad.any():
-            element = tuple(int(i) for i in np.argwhere(bad)[0])
-            tensor = inputs[position]
-            label = f"input {position}" + (f" ({tensor.name!r})" if tensor.name else "")
-            raise GradcheckError(
-                f"first derivative for {label} of shape {tensor.shape} at element {element}: "
-                f"{graph_values[element]:.8g} with create_graph=True, {plain[element]:.8g} without; "
-                f"the backward computes another formula on Tensors (create_graph) than on arrays",
-                input_index=position, input_name=tensor.name, element=element,
-                numeric=float(plain[element]), analytic=float(graph_values[element]))
+        graph, plain = (devices.to_host(g.data) for g in (graph_grad, plain_grad))
+        found = _disagreement(graph, plain, atol, rtol)
+        if found:
+            element, _ = found
+            raise _mismatch("first derivative", position, inputs[position], element, plain, graph,
+                            f"{graph[element]:.8g} with create_graph=True, {plain[element]:.8g} "
+                            f"without; the backward computes another formula on Tensors "
+                            f"(create_graph) than on arrays")
 
 
 def check_vjp(fn, inputs, eps, atol, rtol, rng):
@@ -132,23 +127,34 @@ def check_vjp(fn, inputs, eps, atol, rtol, rng):
         tensor = inputs[position]
         numeric = _numeric(fn, inputs, tensor, upstream, eps)
         analytic_grad = devices.to_host(analytic_grad)
-        bad = np.abs(analytic_grad - numeric) > atol + rtol * np.abs(numeric)
-        bad |= ~np.isfinite(numeric)   # an overflowing difference proves nothing: fail
-        bad |= np.isnan(analytic_grad) != np.isnan(numeric)
-        if bad.any():
-            element = tuple(int(i) for i in np.argwhere(bad)[0])
-            _fail(position, tensor, element, numeric[element], analytic_grad[element],
-                  output.shape, int(bad.sum()))
+        found = _disagreement(analytic_grad, numeric, atol, rtol, finite=True)
+        if found:
+            element, count = found
+            raise _mismatch("gradient mismatch", position, tensor, element, numeric, analytic_grad,
+                            f"numeric {numeric[element]:.8g}, analytic {analytic_grad[element]:.8g} "
+                            f"(output shape {output.shape}; {count} element(s) differ)")
 
 
-def _fail(position, tensor, element, numeric, analytic, output_shape, count):
+def _disagreement(got, want, atol, rtol, finite=False):
+    """The first element (and the count) where ``got`` is off ``want`` by more than ``atol + rtol
+    |want|`` or NaN where it is not; with ``finite``, where ``want`` is not finite too (an
+    overflowing finite difference proves nothing). None where they agree."""
+    bad = np.abs(got - want) > atol + rtol * np.abs(want)
+    bad |= np.isnan(got) != np.isnan(want)
+    if finite:
+        bad |= ~np.isfinite(want)
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.argwhere(bad)[0]), int(bad.sum())
+
+
+def _mismatch(what, position, tensor, element, expected, got, detail):
+    """The GradcheckError for input ``position``'s gradient at ``element`` (``expected`` is the
+    reference: the numeric one, or the one without create_graph)."""
     label = f"input {position}" + (f" ({tensor.name!r})" if tensor.name else "")
-    raise GradcheckError(
-        f"gradient mismatch for {label} of shape {tensor.shape} at element {element}: "
-        f"numeric {numeric:.8g}, analytic {analytic:.8g} "
-        f"(output shape {output_shape}; {count} element(s) differ)",
-        input_index=position, input_name=tensor.name, element=element,
-        numeric=float(numeric), analytic=float(analytic))
+    return GradcheckError(f"{what} for {label} of shape {tensor.shape} at element {element}: {detail}",
+                          input_index=position, input_name=tensor.name, element=element,
+                          numeric=float(expected[element]), analytic=float(got[element]))
 
 
 def _float64_copies(inputs):
