@@ -67,3 +67,21 @@ def test_matmul_records_its_name_and_rejects_bad_shapes():
 def test_linear_shape_errors_name_the_op():
     with pytest.raises(ValueError, match="linear"):
         _linear(autonet.Tensor(np.ones((2, 3))), autonet.Tensor(np.ones((4, 2))))
+
+
+@pytest.mark.parametrize("ord", [1, -1, np.inf, -np.inf, "fro"])
+@pytest.mark.parametrize("axis", [(2, 0), (0, 2), (-1, 1), (1, -1)])
+def test_matrix_norm_takes_rows_and_columns_in_the_order_given(ord, axis):
+    # NumPy: axis=(r, c) sums over r for ord=1 (column sums) and over c for ord=inf; sorting the
+    # pair silently swapped ord=1 with ord=inf
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    t = autonet.Tensor(x, requires_grad=True)
+    rows, cols = (a % 3 for a in axis)
+    by_hand = {1: lambda m: np.abs(m).sum(axis=rows, keepdims=True).max(axis=cols),
+               -1: lambda m: np.abs(m).sum(axis=rows, keepdims=True).min(axis=cols),
+               np.inf: lambda m: np.abs(m).sum(axis=cols, keepdims=True).max(axis=rows),
+               -np.inf: lambda m: np.abs(m).sum(axis=cols, keepdims=True).min(axis=rows),
+               "fro": lambda m: np.sqrt((m * m).sum(axis=axis))}[ord](x).reshape(-1)
+    np.testing.assert_allclose(autonet.norm(t, ord, axis=axis).data.reshape(-1), by_hand, rtol=1e-12)
+    np.testing.assert_allclose(autonet.norm(t, ord, axis=axis).data, np.linalg.norm(x, ord, axis=axis))
+    assert_gradients_match(lambda u: autonet.norm(u, ord, axis=axis), t)

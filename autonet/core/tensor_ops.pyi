@@ -401,7 +401,8 @@ class TensorOps:
     ) -> Tensor:
         """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-        The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
+        The gradient of the 2-norm at 0 is 0, as PyTorch's; matrix norms take
+        ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
         nuclear norm (singular values) are refused with a ``TypeError``."""
         ...
 

@@ -343,7 +343,8 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
          axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-    The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
+    The gradient of the 2-norm at 0 is 0, as PyTorch's; matrix norms take
+    ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
     nuclear norm (singular values) are refused with a ``TypeError``.
     """
     x = as_tensor(x)
@@ -354,8 +355,8 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
         if axis is None:
             raise ValueError("norm: improper number of dimensions to norm")
     axes = reduce.normalize_axis(axis, x.ndim)
-    if np.ndim(axis) != 0 and len(axes) == 2:
-        return _matrix_norm(x, ord, axes, keepdims)
+    if np.ndim(axis) != 0 and len(axes) == 2:   # (rows, columns) in the order given, as NumPy's
+        return _matrix_norm(x, ord, tuple(int(a) for a in np.asarray(axis) % x.ndim), keepdims)
     if len(axes) != 1:
         raise ValueError("norm: improper number of dimensions to norm")
     if ord is None or ord == 2:
