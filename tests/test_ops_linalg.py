@@ -85,3 +85,29 @@ def test_matrix_norm_takes_rows_and_columns_in_the_order_given(ord, axis):
     np.testing.assert_allclose(autonet.norm(t, ord, axis=axis).data.reshape(-1), by_hand, rtol=1e-12)
     np.testing.assert_allclose(autonet.norm(t, ord, axis=axis).data, np.linalg.norm(x, ord, axis=axis))
     assert_gradients_match(lambda u: autonet.norm(u, ord, axis=axis), t)
+
+
+@pytest.mark.parametrize("ord", [0.5, 1, 1.5, 3, -1])
+def test_p_norm_gradient_is_zero_at_the_zero_vector(ord):
+    # PyTorch's rule; the chain rule through sum(|x| ** p) ** (1 / p) gave NaN
+    t = autonet.Tensor(np.zeros((2, 3)), requires_grad=True)
+    out = autonet.norm(t, ord, axis=1)
+    assert out.data.tolist() == [0.0, 0.0]
+    out.sum().backward()
+    assert t.grad.tolist() == [[0.0] * 3] * 2
+
+
+_HALF_NORM = (3 ** 0.5 + 2) ** 2   # (sum sqrt|x|)^2 of [0, 3, -4]
+
+
+@pytest.mark.parametrize("ord, norm, expected", [
+    (3, 91 ** (1 / 3), [0.0, 9 / 91 ** (2 / 3), -16 / 91 ** (2 / 3)]),   # sign(x) x^2 / norm^2
+    (0.5, _HALF_NORM, [0.0, (_HALF_NORM / 3) ** 0.5, -(_HALF_NORM / 4) ** 0.5]),   # sign(x) (norm / |x|)^(1/2)
+    (-1, 0.0, [0.0, 0.0, 0.0]),   # a zero element makes the norm 0, and the gradient 0 (PyTorch's)
+])
+def test_p_norm_gradient_at_a_zero_element_by_hand(ord, norm, expected):
+    t = autonet.Tensor([0.0, 3.0, -4.0], requires_grad=True)
+    out = autonet.norm(t, ord)
+    assert out.item() == pytest.approx(norm, rel=1e-14)
+    out.backward()
+    np.testing.assert_allclose(t.grad, expected, rtol=1e-12)

@@ -401,7 +401,7 @@ class TensorOps:
     ) -> Tensor:
         """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-        The gradient of the 2-norm at 0 is 0, as PyTorch's; matrix norms take
+        The gradient of a vector p-norm where it is 0 is 0, as PyTorch's; matrix norms take
         ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
         nuclear norm (singular values) are refused with a ``TypeError``."""
         ...

@@ -338,12 +338,39 @@ class Norm(Function):
         return grad * x / safe
 
 
+class PNorm(Function):
+    """``sum(|x| ** p) ** (1 / p)`` over ``axes``, as ``numpy.linalg.norm`` computes it, for a
+    finite ``p`` other than 0 and 2. Its gradient ``sign(x) (|x| / norm) ** (p - 1)`` is 0
+    where ``x`` or the norm is 0, as PyTorch's (the composite's chain rule gives NaN there)."""
+
+    name = "vector_norm"
+
+    @staticmethod
+    def forward(ctx, x, p, axes, keepdims):
+        ctx.p, ctx.keepdims = p, keepdims
+        ctx.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        with np.errstate(divide="ignore"):   # 0 ** p for p < 0: inf, and the norm 0
+            out = np.add.reduce(np.abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        if not ctx.keepdims:
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
+        x_values, out_values = value_of(x), value_of(out)
+        counted = (x_values != 0) & (out_values != 0)
+        ratio = abs(x) / (out + (out_values == 0)) + ~counted   # 1 where not counted: no 0 ** (p - 1)
+        return grad * (np.sign(x_values) * counted) * ratio ** (ctx.p - 1)
+
+
 @register("linalg", numpy=np.linalg.norm)
 def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.linalg.norm's name
          axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-    The gradient of the 2-norm at 0 is 0, as PyTorch's; matrix norms take
+    The gradient of a vector p-norm where it is 0 is 0, as PyTorch's; matrix norms take
     ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
     nuclear norm (singular values) are refused with a ``TypeError``.
     """
@@ -370,7 +397,7 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
         return Tensor(np.linalg.norm(x.data, 0, axis=axes[0], keepdims=keepdims))
     if isinstance(ord, str):
         raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
-    return (magnitude ** ord).sum(axis=axes, keepdims=keepdims) ** (1.0 / ord)
+    return PNorm.apply(x, p=float(ord), axes=axes, keepdims=keepdims)
 
 
 def _norm_over(x, axes, keepdims):
