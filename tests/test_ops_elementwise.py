@@ -121,6 +121,18 @@ def test_float32_with_float64_array_promotes_and_grad_keeps_its_dtype():
     assert x.grad.dtype == np.float32
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("exponent", [2, 2.0, np.int64(2), np.int32(2), np.float64(2), np.float32(2), np.int64(3)])
+def test_power_of_a_numpy_scalar_promotes_as_numpys(dtype, exponent):
+    # NumPy 2: float32 ** np.float64(2) is float64 (a NumPy scalar is not weak, a Python one is);
+    # the a * a shortcut for squares kept float32
+    a = np.array([1.5, -2.0, 3.0]).astype(dtype)
+    expected = a ** exponent
+    got = autonet.Tensor(a, dtype=dtype) ** exponent
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.data, expected)
+
+
 def test_broadcast_shape_mismatch_names_the_op_and_shapes():
     with pytest.raises(ValueError, match=r"add.*\(2, 3\).*\(4,\)"):
         autonet.Tensor(np.ones((2, 3))) + autonet.Tensor(np.ones(4))
