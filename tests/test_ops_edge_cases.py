@@ -192,6 +192,24 @@ def test_median_is_numpys_and_splits_the_gradient_of_an_even_count():
     assert autonet.median(m, keepdims=True).shape == (1, 1)
 
 
+@pytest.mark.parametrize("axis", [(0, 2), (2, 0), (-1, 1), (0, 1, 2), (1,)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_median_over_several_axes_is_numpys(axis, keepdims):
+    # a tuple of axes was a TypeError ("'tuple' object cannot be interpreted as an integer")
+    a = np.random.default_rng(0).permutation(24).astype(float).reshape(2, 3, 4)   # no ties
+    x = Tensor(a, requires_grad=True)
+    out = autonet.median(x, axis=axis, keepdims=keepdims)
+    np.testing.assert_array_equal(out.data, np.median(a, axis=axis, keepdims=keepdims))
+    out.sum().backward()
+    # the gradient: 1/2 on each of the elements ranked (n - 1) // 2 and n // 2 in their group
+    axes, last = [d % 3 for d in axis], list(range(-len(axis), 0))
+    moved = np.moveaxis(a, axes, last)
+    groups = moved.reshape(moved.shape[:a.ndim - len(axis)] + (-1,))
+    ranks, n = groups.argsort(axis=-1).argsort(axis=-1), groups.shape[-1]
+    halves = ((ranks == (n - 1) // 2).astype(float) + (ranks == n // 2)) / 2
+    np.testing.assert_array_equal(x.grad, np.moveaxis(halves.reshape(moved.shape), last, axes))
+
+
 # ------------------------------------------------------------- indexing
 def test_scatter_replaces_or_adds_out_of_place():
     x = Tensor(np.zeros((2, 3)), requires_grad=True)

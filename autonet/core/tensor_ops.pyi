@@ -467,9 +467,9 @@ class TensorOps:
         ...
 
     def median(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The median along ``axis`` (None: of all elements), as ``numpy.median``: the mean of the
-        two middle values for an even count, whose gradient is split between them; NaN where the
-        line holds a NaN.
+        """The median along ``axis`` (a tuple: over those axes together; None: of all elements), as
+        ``numpy.median``: the mean of the two middle values for an even count, whose gradient is
+        split between them; NaN where the line holds a NaN.
 
         Coming from PyTorch: ``torch.median`` returns the lower of the two middle values instead."""
         ...
