@@ -377,6 +377,18 @@ def test_argmax_argmin_return_int_arrays_like_numpy():
     assert autonet.core.device.device_of(t.argmax(axis=0)) == t.device   # on the tensor's device
 
 
+@pytest.mark.parametrize("axis", [None, 0, -1])
+def test_argmax_argmin_keep_dims_as_numpy(axis):
+    # keepdims was an unexpected keyword, for np.argmax(t, keepdims=True) too
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
+    t = Tensor(a)
+    for ours, numpys in [(t.argmax(axis=axis, keepdims=True), np.argmax(a, axis=axis, keepdims=True)),
+                         (autonet.argmin(t, axis, keepdims=True), np.argmin(a, axis=axis, keepdims=True)),
+                         (np.argmax(t, axis=axis, keepdims=True), np.argmax(a, axis=axis, keepdims=True))]:
+        assert np.asarray(ours).shape == numpys.shape
+        np.testing.assert_array_equal(np.asarray(ours), numpys)
+
+
 @pytest.mark.parametrize("make, reference", [
     (lambda: autonet.arange(5), lambda: np.arange(5.0)),
     (lambda: autonet.arange(1, 2, 0.25), lambda: np.arange(1, 2, 0.25)),

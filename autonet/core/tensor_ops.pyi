@@ -347,12 +347,12 @@ class TensorOps:
         """``log(sum(exp(x)))`` over ``axis``, without overflow."""
         ...
 
-    def argmax(self, axis: int | None = None) -> Array:
-        """Indices of the largest values (an int ndarray: not differentiable)."""
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Array:
+        """Indices of the largest values (an int ndarray: not differentiable), as NumPy's."""
         ...
 
-    def argmin(self, axis: int | None = None) -> Array:
-        """Indices of the smallest values (an int ndarray: not differentiable)."""
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Array:
+        """Indices of the smallest values (an int ndarray: not differentiable), as NumPy's."""
         ...
 
     def take(self, indices: TensorLike, axis: Axis = None) -> Tensor:
