@@ -67,6 +67,17 @@ def test_kinks_take_pytorch_subgradients():
     np.testing.assert_array_equal(x.grad, [1.0, 1.0, 3.0])
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_second_derivative_at_zero_is_pytorchs(alpha):
+    # PyTorch: elu'' = alpha exp(x) for x < 0 and 0 for x >= 0, at x = 0 too (it was alpha / 2,
+    # from minimum(x, 0) splitting its gradient at the tie)
+    x = autonet.Tensor([0.0, -0.0, -1.0, 1.0], requires_grad=True)
+    (first,) = autonet.grad(autonet.elu(x, alpha).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(first.data, [alpha, alpha, alpha * np.exp(-1.0), 1.0])
+    (second,) = autonet.grad(first.sum(), x)
+    np.testing.assert_array_equal(second.data, [0.0, 0.0, alpha * np.exp(-1.0), 0.0])
+
+
 @pytest.mark.parametrize("x", [1000.0, -1000.0])
 def test_sigmoid_tanh_log_softmax_at_extremes(x):
     t = autonet.Tensor([x, -x, 0.0], requires_grad=True)
