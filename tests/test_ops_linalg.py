@@ -111,3 +111,30 @@ def test_p_norm_gradient_at_a_zero_element_by_hand(ord, norm, expected):
     assert out.item() == pytest.approx(norm, rel=1e-14)
     out.backward()
     np.testing.assert_allclose(t.grad, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("axis, keepdims", [(0, False), (-1, True), (None, False)])
+def test_zero_norm_counts_nonzeros_as_numpy_with_a_zero_gradient(axis, keepdims):
+    a = np.array([[0.0, 1.5, 0.0], [2.0, 0.0, -0.0]], dtype=np.float32)
+    a = a[0] if axis is None else a
+    t = autonet.Tensor(a, dtype=np.float32, requires_grad=True)
+    out = autonet.norm(t, 0, axis=axis, keepdims=keepdims)
+    expected = np.linalg.norm(a, 0, axis=axis, keepdims=keepdims)
+    assert out.dtype == expected.dtype and out.shape == expected.shape
+    np.testing.assert_array_equal(out.data, expected)
+    (out.sum() + t.sum()).backward()   # the count adds nothing (PyTorch's zero gradient)
+    np.testing.assert_array_equal(t.grad, np.ones_like(a))
+
+
+@pytest.mark.host_only("the step takes host arrays")
+def test_zero_norm_is_recomputed_by_each_compiled_replay():
+    # it was a Tensor made from x.data inside norm: a compiled step refused it as "an array
+    # computed with NumPy from the .data of a tensor", blaming the caller
+    w = autonet.Tensor([1.0, 0.0, 2.0], requires_grad=True)
+
+    def step(x):
+        return autonet.norm(w * x, 0) + (w * x).sum()
+
+    compiled = autonet.compile(step)
+    for x, count in [([1.0, 1.0, 1.0], 2), ([0.0, 0.0, 1.0], 1), ([1.0, 1.0, 0.0], 1)]:
+        assert compiled(np.array(x)).item() == count + float(np.dot([1.0, 0.0, 2.0], x))

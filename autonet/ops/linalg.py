@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
+from ..core.state import no_grad
 from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from . import generic, reduce
 from .elementwise import operands
@@ -365,6 +366,23 @@ class PNorm(Function):
         return grad * (np.sign(x_values) * counted) * ratio ** (ctx.p - 1)
 
 
+class NonzeroCount(Function):
+    """The number of non-zero elements over ``axes``, in ``x``'s float dtype: ``norm``'s
+    ``ord=0``. Piecewise constant, so applied without recording (gradient 0, as PyTorch's),
+    but an op: a compiled step recomputes it on every call."""
+
+    name = "count_nonzero"
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return (x != 0).astype(dtype).sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
 @register("linalg", numpy=np.linalg.norm)
 def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.linalg.norm's name
          axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -394,7 +412,8 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
     if ord == -np.inf:
         return magnitude.min(axis=axes, keepdims=keepdims)
     if ord == 0:   # a count of non-zeros: piecewise constant, gradient 0
-        return Tensor(np.linalg.norm(x.data, 0, axis=axes[0], keepdims=keepdims))
+        with no_grad():
+            return NonzeroCount.apply(x, axes=axes, keepdims=keepdims)
     if isinstance(ord, str):
         raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
     return PNorm.apply(x, p=float(ord), axes=axes, keepdims=keepdims)
