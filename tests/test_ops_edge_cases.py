@@ -239,6 +239,32 @@ def test_einsum_reads_repeated_subscripts_as_diagonals():
     np.testing.assert_array_equal(m.grad, np.eye(3))
 
 
+@pytest.mark.parametrize("subscripts, shapes", [
+    ("ij,j->i", [(2, 3), (1,)]), ("...,...->...", [(2, 1), (1, 3)]), ("ij,jk", [(2, 1), (3, 4)]),
+    ("...ij,...jk->...ik", [(2, 1, 2, 3), (4, 3, 2)]), ("bi,bi->b", [(1, 3), (4, 1)]),
+    ("...b,...c->...c", [(1, 1), (2, 2, 2)]), ("...dba,...dc->...a", [(1, 3, 3, 1), (2, 3, 2)]),
+])
+def test_einsum_broadcasts_axes_of_size_one_as_numpy(subscripts, shapes):
+    # they were refused ("autonet's einsum does not broadcast") where NumPy computes
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape) for shape in shapes]
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    np.testing.assert_allclose(autonet.einsum(subscripts, *tensors).data, np.einsum(subscripts, *arrays),
+                               rtol=1e-12)
+    assert_gradients_match(lambda *ts: autonet.einsum(subscripts, *ts), *tensors)
+    assert autonet.gradgradcheck(lambda *ts: autonet.einsum(subscripts, *ts), tensors)
+
+
+@pytest.mark.parametrize("subscripts, shapes, match", [
+    ("ij,ij->", [(3, 3), (2, 3)], "subscript 'i' has sizes 3 and 2: a size does not broadcast unless it is 1"),
+    ("ii->i", [(1, 3)], "subscript 'i' has sizes 1 and 3"),   # within one operand: NumPy refuses too
+    ("...i,...i->...", [(2, 3), (4, 3)], r"an axis of '\.\.\.' has sizes 2 and 4"),
+])
+def test_einsum_refuses_sizes_numpy_refuses(subscripts, shapes, match):
+    with pytest.raises(ValueError, match=match):
+        autonet.einsum(subscripts, *[Tensor(np.ones(shape)) for shape in shapes])
+
+
 def test_diag_builds_and_extracts_as_numpy():
     v = Tensor([1.0, 2.0], requires_grad=True)
     for k in (-2, 0, 1):

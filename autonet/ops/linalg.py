@@ -14,6 +14,7 @@ from . import generic, reduce
 from .elementwise import operands
 from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
+from .shape import broadcast_to
 from ..core.types import Axis
 
 
@@ -278,13 +279,31 @@ def _parse_einsum(subscripts, operands):
             s = s.replace("...", letters[len(letters) - extra:] if extra else "")
         spelled.append(s)
     output = output.replace("...", letters)
+    return tuple(spelled), output, _letter_sizes(spelled, operands, letters)
+
+
+def _letter_sizes(spelled, operands, ellipsis_letters):
+    """Each letter's size, a size 1 broadcasting against the others as NumPy's einsum does;
+    ``ValueError`` for sizes that do not broadcast, or differ within one operand."""
     sizes = {}
     for s, op in zip(spelled, operands):
+        own = {}
         for letter, n in zip(s, np.shape(op)):
-            if sizes.setdefault(letter, n) != n:
-                raise ValueError(f"einsum: subscript {letter!r} has sizes {sizes[letter]} and {n} "
-                                 f"(autonet's einsum does not broadcast)")
-    return tuple(spelled), output
+            seen = sizes.get(letter, 1)
+            if own.setdefault(letter, n) != n or (n != seen and 1 not in (n, seen)):
+                shown = "an axis of '...'" if letter in ellipsis_letters else f"subscript {letter!r}"
+                raise ValueError(f"einsum: {shown} has sizes {own[letter] if own[letter] != n else seen} "
+                                 f"and {n}: a size does not broadcast unless it is 1")
+            sizes[letter] = n if seen == 1 else seen
+    return sizes
+
+
+def _broadcast_letters(x, subscripts, sizes):
+    """``x`` broadcast to its letters' sizes (a differentiable view; its gradient sums back), so
+    that ``Einsum`` sees one size per letter (its gradient spreads letters an operand sums
+    privately back to that operand's shape)."""
+    shape = tuple(sizes[letter] for letter in subscripts)
+    return x if x.shape == shape else broadcast_to(x, shape)
 
 
 def _numpy_einsum(*operands, out=None, optimize=False, **rest):
@@ -312,7 +331,8 @@ def einsum(subscripts: str, *operands: TensorLike) -> Tensor:
     if not isinstance(subscripts, str):
         raise TypeError("einsum takes its subscripts as a string first ('ij,jk->ik')")
     operands = [as_tensor(op) for op in operands]
-    inputs, output = _parse_einsum(subscripts, [value_of(op) for op in operands])
+    inputs, output, sizes = _parse_einsum(subscripts, [value_of(op) for op in operands])
+    operands = [_broadcast_letters(op, s, sizes) for s, op in zip(inputs, operands)]
     inputs, operands = zip(*(remove_repeated_subscripts(s, op) for s, op in zip(inputs, operands)))
     return Einsum.apply(*operands, inputs=inputs, output=output)
 
