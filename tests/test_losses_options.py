@@ -239,6 +239,11 @@ def test_margin_ranking_loss():
      r"pos_weight of shape \(3,\) does not broadcast"),
     (lambda: F.binary_cross_entropy(np.full((5, 4), 0.5), np.ones((5, 4)), weight=np.ones(3)), ValueError,
      r"binary_cross_entropy: weight of shape \(3,\) does not broadcast"),
+    (lambda: F.binary_cross_entropy(X, np.ones((5, 4))), ValueError,   # PyTorch refuses too
+     r"every input must lie in \[0, 1\], got .*binary_cross_entropy_with_logits"),
+    (lambda: F.binary_cross_entropy(np.array([0.5, np.nan]), np.ones(2)), ValueError, r"input .* got nan"),
+    (lambda: F.binary_cross_entropy(np.full(2, 0.5), np.array([0.0, 1.5])), ValueError,
+     r"every target must lie in \[0, 1\], got 1.5"),
     (lambda: F.kl_div(X, X, reduction="batch"), ValueError, "batchmean"),
     (lambda: F.smooth_l1_loss(X, X, beta=-1.0), ValueError, "beta must be >= 0"),
     (lambda: F.cosine_embedding_loss(X, X, np.ones(4)), ValueError, r"target of shape \(4,\)"),
@@ -298,3 +303,17 @@ def test_the_general_path_replays_each_calls_labels_inside_compile(options):
         labels[call] = [1, options.get("ignore_index", -100), 1, 3][call]   # an ignored one on call 1
         labels = Tensor(here(labels), dtype=np.int64)   # a Tensor: on a device, arrays are refused
         np.testing.assert_array_equal(compiled(Tensor(x), labels).data, loss(Tensor(x), labels).data)
+
+
+@pytest.mark.host_only("the step takes host arrays")
+def test_bce_checks_each_compiled_calls_probabilities():
+    w = Tensor(np.array([0.5, 0.25]), requires_grad=True)
+
+    def step(scale, target):
+        return F.binary_cross_entropy(w * scale, target)
+
+    compiled = autonet.compile(step)
+    target = np.array([1.0, 0.0])
+    assert compiled(np.array([1.0, 2.0]), target).item() == pytest.approx(step(np.array([1.0, 2.0]), target).item())
+    with pytest.raises(ValueError, match=r"every input must lie in \[0, 1\], got 1.5"):
+        compiled(np.array([3.0, 1.0]), target)

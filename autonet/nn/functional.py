@@ -83,6 +83,8 @@ class BinaryCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, p, t):
+        _check_probabilities(p, "input", "; for logits use binary_cross_entropy_with_logits")
+        _check_probabilities(t, "target", "")
         ctx.save_for_backward(p, t)
         log_p, log_not_p = _clamped_logs(p)
         return -(t * log_p + (1 - t) * log_not_p)
@@ -100,6 +102,15 @@ class BinaryCrossEntropy(Function):
 
 
 _BCE_EPSILON = 1e-12
+
+
+def _check_probabilities(values, name, hint):
+    """``ValueError`` unless every element lies in [0, 1] (NaN does not), as PyTorch refuses;
+    checked inside the op, so a compiled replay checks each call's values."""
+    outside = ~((values >= 0) & (values <= 1))
+    if outside.any():
+        raise ValueError(f"binary_cross_entropy: every {name} must lie in [0, 1], got "
+                         f"{values[outside].reshape(-1)[0]}{hint}")
 
 
 def _clamped_logs(p):
