@@ -166,6 +166,12 @@ OPS = [
            numpy=np.trace),
     OpInfo("norm", "norm", lambda x: x.norm(axis=-1), lambda a: np.sqrt((a * a).sum(axis=-1)),
            ({"min_magnitude": 0.1},), "axis", numpy=lambda x: np.linalg.norm(x, axis=-1)),
+    OpInfo("norm_p3", "norm", lambda x: autonet.norm(x, 3, axis=-1),
+           lambda a: (np.abs(a) ** 3).sum(axis=-1) ** (1 / 3), ({"min_magnitude": 0.1},), "axis",
+           numpy=lambda x: np.linalg.norm(x, 3, axis=-1)),
+    OpInfo("norm_p_half_keepdims", "norm", lambda x: autonet.norm(x, 0.5, axis=0, keepdims=True),
+           lambda a: np.sqrt(np.abs(a)).sum(axis=0, keepdims=True) ** 2, ({"min_magnitude": 0.1},), "axis",
+           numpy=lambda x: np.linalg.norm(x, 0.5, axis=0, keepdims=True)),
     # shape
     OpInfo("pad", "pad", lambda x: x.pad(((1, 0),) + ((0, 2),) * (x.ndim - 1), constant_values=0.5),
            lambda a: np.pad(a, ((1, 0),) + ((0, 2),) * (a.ndim - 1), constant_values=0.5), shapes="axis",

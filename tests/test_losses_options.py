@@ -140,6 +140,21 @@ def test_bce_with_logits_pos_weight_and_weight(reduction):
     np.testing.assert_array_equal(module(xs, ts).data, call(xs, ts).data)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weight_shape", [(5, 4), (4,), (5, 1)])
+def test_bce_weight_scales_each_element_as_pytorchs(reduction, weight_shape):
+    p, t = RNG.uniform(0.05, 0.95, X.shape), RNG.uniform(0, 1, X.shape)
+    weight = RNG.uniform(0.5, 2.0, weight_shape)
+    losses = -weight * (t * np.log(p) + (1 - t) * np.log(1 - p))   # PyTorch's documented l_n
+    expected = {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+    call = lambda p, t: F.binary_cross_entropy(p, t, reduction, weight=here(weight))
+    ps, ts = Tensor(here(p), requires_grad=True), Tensor(here(t), requires_grad=True)
+    np.testing.assert_allclose(call(ps, ts).data, here(expected), rtol=1e-12)
+    assert_gradients_match(call, ps, ts)
+    module = nn.BCELoss(here(weight), reduction=reduction)   # weight first, by position, as PyTorch's
+    np.testing.assert_array_equal(module(ps, ts).data, call(ps, ts).data)
+
+
 def test_bce_with_logits_pos_weight_gradient_at_zero_logit_and_huge_ones():
     x = Tensor(here(np.array([0.0, 800.0, -800.0])), requires_grad=True)
     t = here(np.array([1.0, 0.0, 1.0]))
@@ -222,6 +237,13 @@ def test_margin_ranking_loss():
     (lambda: F.nll_loss(X, np.array([0.5, 1, 2, 3, 0])), TypeError, "integer class indices"),
     (lambda: F.binary_cross_entropy_with_logits(X, X, pos_weight=np.ones(3)), ValueError,
      r"pos_weight of shape \(3,\) does not broadcast"),
+    (lambda: F.binary_cross_entropy(np.full((5, 4), 0.5), np.ones((5, 4)), weight=np.ones(3)), ValueError,
+     r"binary_cross_entropy: weight of shape \(3,\) does not broadcast"),
+    (lambda: F.binary_cross_entropy(X, np.ones((5, 4))), ValueError,   # PyTorch refuses too
+     r"every input must lie in \[0, 1\], got .*binary_cross_entropy_with_logits"),
+    (lambda: F.binary_cross_entropy(np.array([0.5, np.nan]), np.ones(2)), ValueError, r"input .* got nan"),
+    (lambda: F.binary_cross_entropy(np.full(2, 0.5), np.array([0.0, 1.5])), ValueError,
+     r"every target must lie in \[0, 1\], got 1.5"),
     (lambda: F.kl_div(X, X, reduction="batch"), ValueError, "batchmean"),
     (lambda: F.smooth_l1_loss(X, X, beta=-1.0), ValueError, "beta must be >= 0"),
     (lambda: F.cosine_embedding_loss(X, X, np.ones(4)), ValueError, r"target of shape \(4,\)"),
@@ -259,7 +281,7 @@ def test_ignored_labels_stay_in_the_fused_kernel_and_match_eager_mode():
     np.testing.assert_allclose(models[1].weight.data, models[0].weight.data, rtol=1e-12)
 
 
-@pytest.mark.parametrize("loss", [nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss])
+@pytest.mark.parametrize("loss", [nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss, nn.BCELoss])
 @pytest.mark.host_only("no arrays")
 def test_a_reduction_given_where_pytorch_puts_weight_is_explained(loss):
     with pytest.raises(TypeError, match=r"first argument is weight.*reduction='sum' by keyword"):
@@ -281,3 +303,17 @@ def test_the_general_path_replays_each_calls_labels_inside_compile(options):
         labels[call] = [1, options.get("ignore_index", -100), 1, 3][call]   # an ignored one on call 1
         labels = Tensor(here(labels), dtype=np.int64)   # a Tensor: on a device, arrays are refused
         np.testing.assert_array_equal(compiled(Tensor(x), labels).data, loss(Tensor(x), labels).data)
+
+
+@pytest.mark.host_only("the step takes host arrays")
+def test_bce_checks_each_compiled_calls_probabilities():
+    w = Tensor(np.array([0.5, 0.25]), requires_grad=True)
+
+    def step(scale, target):
+        return F.binary_cross_entropy(w * scale, target)
+
+    compiled = autonet.compile(step)
+    target = np.array([1.0, 0.0])
+    assert compiled(np.array([1.0, 2.0]), target).item() == pytest.approx(step(np.array([1.0, 2.0]), target).item())
+    with pytest.raises(ValueError, match=r"every input must lie in \[0, 1\], got 1.5"):
+        compiled(np.array([3.0, 1.0]), target)

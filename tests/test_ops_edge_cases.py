@@ -192,6 +192,24 @@ def test_median_is_numpys_and_splits_the_gradient_of_an_even_count():
     assert autonet.median(m, keepdims=True).shape == (1, 1)
 
 
+@pytest.mark.parametrize("axis", [(0, 2), (2, 0), (-1, 1), (0, 1, 2), (1,)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_median_over_several_axes_is_numpys(axis, keepdims):
+    # a tuple of axes was a TypeError ("'tuple' object cannot be interpreted as an integer")
+    a = np.random.default_rng(0).permutation(24).astype(float).reshape(2, 3, 4)   # no ties
+    x = Tensor(a, requires_grad=True)
+    out = autonet.median(x, axis=axis, keepdims=keepdims)
+    np.testing.assert_array_equal(out.data, np.median(a, axis=axis, keepdims=keepdims))
+    out.sum().backward()
+    # the gradient: 1/2 on each of the elements ranked (n - 1) // 2 and n // 2 in their group
+    axes, last = [d % 3 for d in axis], list(range(-len(axis), 0))
+    moved = np.moveaxis(a, axes, last)
+    groups = moved.reshape(moved.shape[:a.ndim - len(axis)] + (-1,))
+    ranks, n = groups.argsort(axis=-1).argsort(axis=-1), groups.shape[-1]
+    halves = ((ranks == (n - 1) // 2).astype(float) + (ranks == n // 2)) / 2
+    np.testing.assert_array_equal(x.grad, np.moveaxis(halves.reshape(moved.shape), last, axes))
+
+
 # ------------------------------------------------------------- indexing
 def test_scatter_replaces_or_adds_out_of_place():
     x = Tensor(np.zeros((2, 3)), requires_grad=True)
@@ -219,6 +237,32 @@ def test_einsum_reads_repeated_subscripts_as_diagonals():
                                   np.einsum("ii,i->i", m.data, [1.0, 2.0, 3.0]))
     autonet.einsum("ii", m).backward()
     np.testing.assert_array_equal(m.grad, np.eye(3))
+
+
+@pytest.mark.parametrize("subscripts, shapes", [
+    ("ij,j->i", [(2, 3), (1,)]), ("...,...->...", [(2, 1), (1, 3)]), ("ij,jk", [(2, 1), (3, 4)]),
+    ("...ij,...jk->...ik", [(2, 1, 2, 3), (4, 3, 2)]), ("bi,bi->b", [(1, 3), (4, 1)]),
+    ("...b,...c->...c", [(1, 1), (2, 2, 2)]), ("...dba,...dc->...a", [(1, 3, 3, 1), (2, 3, 2)]),
+])
+def test_einsum_broadcasts_axes_of_size_one_as_numpy(subscripts, shapes):
+    # they were refused ("autonet's einsum does not broadcast") where NumPy computes
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape) for shape in shapes]
+    tensors = [Tensor(a, requires_grad=True) for a in arrays]
+    np.testing.assert_allclose(autonet.einsum(subscripts, *tensors).data, np.einsum(subscripts, *arrays),
+                               rtol=1e-12)
+    assert_gradients_match(lambda *ts: autonet.einsum(subscripts, *ts), *tensors)
+    assert autonet.gradgradcheck(lambda *ts: autonet.einsum(subscripts, *ts), tensors)
+
+
+@pytest.mark.parametrize("subscripts, shapes, match", [
+    ("ij,ij->", [(3, 3), (2, 3)], "subscript 'i' has sizes 3 and 2: a size does not broadcast unless it is 1"),
+    ("ii->i", [(1, 3)], "subscript 'i' has sizes 1 and 3"),   # within one operand: NumPy refuses too
+    ("...i,...i->...", [(2, 3), (4, 3)], r"an axis of '\.\.\.' has sizes 2 and 4"),
+])
+def test_einsum_refuses_sizes_numpy_refuses(subscripts, shapes, match):
+    with pytest.raises(ValueError, match=match):
+        autonet.einsum(subscripts, *[Tensor(np.ones(shape)) for shape in shapes])
 
 
 def test_diag_builds_and_extracts_as_numpy():
@@ -357,6 +401,18 @@ def test_argmax_argmin_return_int_arrays_like_numpy():
     t = Tensor(a)
     assert autonet.core.device.is_array(t.argmax()) and t.argmax().dtype.kind == "i"
     assert autonet.core.device.device_of(t.argmax(axis=0)) == t.device   # on the tensor's device
+
+
+@pytest.mark.parametrize("axis", [None, 0, -1])
+def test_argmax_argmin_keep_dims_as_numpy(axis):
+    # keepdims was an unexpected keyword, for np.argmax(t, keepdims=True) too
+    a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]])
+    t = Tensor(a)
+    for ours, numpys in [(t.argmax(axis=axis, keepdims=True), np.argmax(a, axis=axis, keepdims=True)),
+                         (autonet.argmin(t, axis, keepdims=True), np.argmin(a, axis=axis, keepdims=True)),
+                         (np.argmax(t, axis=axis, keepdims=True), np.argmax(a, axis=axis, keepdims=True))]:
+        assert np.asarray(ours).shape == numpys.shape
+        np.testing.assert_array_equal(np.asarray(ours), numpys)
 
 
 @pytest.mark.parametrize("make, reference", [

@@ -67,6 +67,17 @@ def test_kinks_take_pytorch_subgradients():
     np.testing.assert_array_equal(x.grad, [1.0, 1.0, 3.0])
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_second_derivative_at_zero_is_pytorchs(alpha):
+    # PyTorch: elu'' = alpha exp(x) for x < 0 and 0 for x >= 0, at x = 0 too (it was alpha / 2,
+    # from minimum(x, 0) splitting its gradient at the tie)
+    x = autonet.Tensor([0.0, -0.0, -1.0, 1.0], requires_grad=True)
+    (first,) = autonet.grad(autonet.elu(x, alpha).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(first.data, [alpha, alpha, alpha * np.exp(-1.0), 1.0])
+    (second,) = autonet.grad(first.sum(), x)
+    np.testing.assert_array_equal(second.data, [0.0, 0.0, alpha * np.exp(-1.0), 0.0])
+
+
 @pytest.mark.parametrize("x", [1000.0, -1000.0])
 def test_sigmoid_tanh_log_softmax_at_extremes(x):
     t = autonet.Tensor([x, -x, 0.0], requires_grad=True)
@@ -119,6 +130,18 @@ def test_float32_with_float64_array_promotes_and_grad_keeps_its_dtype():
     assert y.dtype == np.float64
     y.sum().backward()
     assert x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int64])
+@pytest.mark.parametrize("exponent", [2, 2.0, np.int64(2), np.int32(2), np.float64(2), np.float32(2), np.int64(3)])
+def test_power_of_a_numpy_scalar_promotes_as_numpys(dtype, exponent):
+    # NumPy 2: float32 ** np.float64(2) is float64 (a NumPy scalar is not weak, a Python one is);
+    # the a * a shortcut for squares kept float32
+    a = np.array([1.5, -2.0, 3.0]).astype(dtype)
+    expected = a ** exponent
+    got = autonet.Tensor(a, dtype=dtype) ** exponent
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got.data, expected)
 
 
 def test_broadcast_shape_mismatch_names_the_op_and_shapes():

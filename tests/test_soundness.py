@@ -177,4 +177,4 @@ def test_einsum_and_norm_refuse_what_they_cannot_differentiate():
     with pytest.raises(TypeError, match="singular values"):
         autonet.norm(m, ord=2, axis=(0, 1))
     with pytest.raises(ValueError, match="does not broadcast"):
-        autonet.einsum("ij,ij->", m, Tensor(np.ones((1, 3))))
+        autonet.einsum("ij,ij->", m, Tensor(np.ones((2, 3))))   # size 1 broadcasts, as NumPy's

@@ -347,12 +347,12 @@ class TensorOps:
         """``log(sum(exp(x)))`` over ``axis``, without overflow."""
         ...
 
-    def argmax(self, axis: int | None = None) -> Array:
-        """Indices of the largest values (an int ndarray: not differentiable)."""
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Array:
+        """Indices of the largest values (an int ndarray: not differentiable), as NumPy's."""
         ...
 
-    def argmin(self, axis: int | None = None) -> Array:
-        """Indices of the smallest values (an int ndarray: not differentiable)."""
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Array:
+        """Indices of the smallest values (an int ndarray: not differentiable), as NumPy's."""
         ...
 
     def take(self, indices: TensorLike, axis: Axis = None) -> Tensor:
@@ -401,7 +401,8 @@ class TensorOps:
     ) -> Tensor:
         """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-        The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
+        The gradient of a vector p-norm where it is 0 is 0, as PyTorch's; matrix norms take
+        ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
         nuclear norm (singular values) are refused with a ``TypeError``."""
         ...
 
@@ -466,9 +467,9 @@ class TensorOps:
         ...
 
     def median(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The median along ``axis`` (None: of all elements), as ``numpy.median``: the mean of the
-        two middle values for an even count, whose gradient is split between them; NaN where the
-        line holds a NaN.
+        """The median along ``axis`` (a tuple: over those axes together; None: of all elements), as
+        ``numpy.median``: the mean of the two middle values for an even count, whose gradient is
+        split between them; NaN where the line holds a NaN.
 
         Coming from PyTorch: ``torch.median`` returns the lower of the two middle values instead."""
         ...

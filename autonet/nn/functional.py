@@ -83,6 +83,8 @@ class BinaryCrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, p, t):
+        _check_probabilities(p, "input", "; for logits use binary_cross_entropy_with_logits")
+        _check_probabilities(t, "target", "")
         ctx.save_for_backward(p, t)
         log_p, log_not_p = _clamped_logs(p)
         return -(t * log_p + (1 - t) * log_not_p)
@@ -102,17 +104,31 @@ class BinaryCrossEntropy(Function):
 _BCE_EPSILON = 1e-12
 
 
+def _check_probabilities(values, name, hint):
+    """``ValueError`` unless every element lies in [0, 1] (NaN does not), as PyTorch refuses;
+    checked inside the op, so a compiled replay checks each call's values."""
+    outside = ~((values >= 0) & (values <= 1))
+    if outside.any():
+        raise ValueError(f"binary_cross_entropy: every {name} must lie in [0, 1], got "
+                         f"{values[outside].reshape(-1)[0]}{hint}")
+
+
 def _clamped_logs(p):
     """log p and log(1 - p), each at least -100 (ndarrays, or Tensors under create_graph)."""
     with np.errstate(divide="ignore"):
         return np.maximum(np.log(p), -100.0), np.maximum(np.log(1 - p), -100.0)
 
 
-def binary_cross_entropy(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
-    """-(t log p + (1 - t) log(1 - p)) for probabilities p; logs clamped at -100."""
+def binary_cross_entropy(input: TensorLike, target: TensorLike, reduction: str = "mean",
+                         weight: TensorLike | None = None) -> Tensor:
+    """-(t log p + (1 - t) log(1 - p)) for probabilities p; logs clamped at -100; ``weight``
+    (broadcast to the input, as PyTorch's) scales each element's loss."""
     p = as_tensor(input)
     t = _same_shape(p, target, "binary_cross_entropy")
-    return reduce(BinaryCrossEntropy.apply(p, t), reduction, "binary_cross_entropy")
+    losses = BinaryCrossEntropy.apply(p, t)
+    if weight is not None:
+        losses = losses * _broadcastable(weight, p, "weight", "binary_cross_entropy")
+    return reduce(losses, reduction, "binary_cross_entropy")
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -158,23 +174,23 @@ def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike, redu
     x = as_tensor(input)
     t = _same_shape(x, target, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
-        pos_weight = _broadcastable(pos_weight, x, "pos_weight")
+        pos_weight = _broadcastable(pos_weight, x, "pos_weight", "binary_cross_entropy_with_logits")
     losses = BinaryCrossEntropyWithLogits.apply(x, t, pos_weight)
     if weight is not None:
-        losses = losses * _broadcastable(weight, x, "weight")
+        losses = losses * _broadcastable(weight, x, "weight", "binary_cross_entropy_with_logits")
     return reduce(losses, reduction, "binary_cross_entropy_with_logits")
 
 
-def _broadcastable(weights, input, name):
+def _broadcastable(weights, input, name, op):
     """``weights`` as a Tensor of ``input``'s dtype that broadcasts to ``input``'s shape without
-    changing it (``ValueError`` naming ``name`` otherwise)."""
+    changing it (``ValueError`` naming ``op`` and ``name`` otherwise)."""
     weights = weights if isinstance(weights, Tensor) else Tensor(weights, dtype=input.dtype)
     try:
         fits = np.broadcast_shapes(weights.shape, input.shape) == input.shape
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {weights.shape} does "
+        raise ValueError(f"{op}: {name} of shape {weights.shape} does "
                          f"not broadcast to the input's shape {input.shape}")
     return weights
 

@@ -40,9 +40,12 @@ class MSELoss(_Loss):
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy of probabilities against 0/1 targets."""
+    """Binary cross-entropy of probabilities against 0/1 targets (PyTorch's ``weight`` first)."""
 
     function = staticmethod(F.binary_cross_entropy)
+
+    def __init__(self, weight: TensorLike | None = None, reduction: str = "mean") -> None:
+        super().__init__(reduction, weight=weight)
 
 
 class BCEWithLogitsLoss(_Loss):

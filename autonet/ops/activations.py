@@ -91,8 +91,10 @@ class Elu(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        positive = generic.value(a) > 0
-        return grad * np.where(positive, 1.0, ctx.alpha * np.exp(np.minimum(a, 0)))
+        values = generic.value(a)
+        # exp of the negative part, constant at 0: PyTorch's second derivative there is 0 (a
+        # minimum(a, 0) would split its gradient at the tie, giving alpha / 2)
+        return grad * np.where(values > 0, 1.0, ctx.alpha * np.exp(np.where(values < 0, a, 0.0)))
 
 
 @register("elementwise")

@@ -109,15 +109,17 @@ class Pow(Function):
 
 def _same_as_square(a, b):
     """True where ``a ** b`` is ``a * a`` bit for bit: b is 2 and the result keeps a's dtype
-    (an integer ``a`` with the float 2.0 becomes float64, as NumPy's ``**``). Exact type
-    tests, not ``numbers`` ABCs: this runs on every power (others take ``a ** b``, same value)."""
-    if type(b) in _INTEGERS:
+    (an integer ``a`` with the float 2.0 becomes float64, and float32 with NumPy's ``float64(2)``
+    or ``int64(2)`` float64, as NumPy's ``**``). Exact type tests, not ``numbers`` ABCs: this
+    runs on every power (others take ``a ** b``, same value)."""
+    if type(b) is int:
         return b == 2
-    return type(b) in _FLOATS and b == 2 and a.dtype.kind == "f"
+    if type(b) is float:
+        return b == 2 and a.dtype.kind == "f"
+    return type(b) in _NUMPY_SCALARS and b == 2 and np.result_type(a.dtype, b) == a.dtype
 
 
-_INTEGERS = (int, np.int64, np.int32)
-_FLOATS = (float, np.float64, np.float32)
+_NUMPY_SCALARS = (np.int64, np.int32, np.float64, np.float32)
 
 
 class Neg(Function):

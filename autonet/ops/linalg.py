@@ -8,11 +8,13 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.function import Function
+from ..core.state import no_grad
 from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from . import generic, reduce
 from .elementwise import operands
 from .indexing import remove_repeated_subscripts
 from .registry import refuse_numpy_extras, register
+from .shape import broadcast_to
 from ..core.types import Axis
 
 
@@ -277,13 +279,31 @@ def _parse_einsum(subscripts, operands):
             s = s.replace("...", letters[len(letters) - extra:] if extra else "")
         spelled.append(s)
     output = output.replace("...", letters)
+    return tuple(spelled), output, _letter_sizes(spelled, operands, letters)
+
+
+def _letter_sizes(spelled, operands, ellipsis_letters):
+    """Each letter's size, a size 1 broadcasting against the others as NumPy's einsum does;
+    ``ValueError`` for sizes that do not broadcast, or differ within one operand."""
     sizes = {}
     for s, op in zip(spelled, operands):
+        own = {}
         for letter, n in zip(s, np.shape(op)):
-            if sizes.setdefault(letter, n) != n:
-                raise ValueError(f"einsum: subscript {letter!r} has sizes {sizes[letter]} and {n} "
-                                 f"(autonet's einsum does not broadcast)")
-    return tuple(spelled), output
+            seen = sizes.get(letter, 1)
+            if own.setdefault(letter, n) != n or (n != seen and 1 not in (n, seen)):
+                shown = "an axis of '...'" if letter in ellipsis_letters else f"subscript {letter!r}"
+                raise ValueError(f"einsum: {shown} has sizes {own[letter] if own[letter] != n else seen} "
+                                 f"and {n}: a size does not broadcast unless it is 1")
+            sizes[letter] = n if seen == 1 else seen
+    return sizes
+
+
+def _broadcast_letters(x, subscripts, sizes):
+    """``x`` broadcast to its letters' sizes (a differentiable view; its gradient sums back), so
+    that ``Einsum`` sees one size per letter (its gradient spreads letters an operand sums
+    privately back to that operand's shape)."""
+    shape = tuple(sizes[letter] for letter in subscripts)
+    return x if x.shape == shape else broadcast_to(x, shape)
 
 
 def _numpy_einsum(*operands, out=None, optimize=False, **rest):
@@ -311,7 +331,8 @@ def einsum(subscripts: str, *operands: TensorLike) -> Tensor:
     if not isinstance(subscripts, str):
         raise TypeError("einsum takes its subscripts as a string first ('ij,jk->ik')")
     operands = [as_tensor(op) for op in operands]
-    inputs, output = _parse_einsum(subscripts, [value_of(op) for op in operands])
+    inputs, output, sizes = _parse_einsum(subscripts, [value_of(op) for op in operands])
+    operands = [_broadcast_letters(op, s, sizes) for s, op in zip(inputs, operands)]
     inputs, operands = zip(*(remove_repeated_subscripts(s, op) for s, op in zip(inputs, operands)))
     return Einsum.apply(*operands, inputs=inputs, output=output)
 
@@ -338,12 +359,57 @@ class Norm(Function):
         return grad * x / safe
 
 
+class PNorm(Function):
+    """``sum(|x| ** p) ** (1 / p)`` over ``axes``, as ``numpy.linalg.norm`` computes it, for a
+    finite ``p`` other than 0 and 2. Its gradient ``sign(x) (|x| / norm) ** (p - 1)`` is 0
+    where ``x`` or the norm is 0, as PyTorch's (the composite's chain rule gives NaN there)."""
+
+    name = "vector_norm"
+
+    @staticmethod
+    def forward(ctx, x, p, axes, keepdims):
+        ctx.p, ctx.keepdims = p, keepdims
+        ctx.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        with np.errstate(divide="ignore"):   # 0 ** p for p < 0: inf, and the norm 0
+            out = np.add.reduce(np.abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+        ctx.save_for_backward(x, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved
+        if not ctx.keepdims:
+            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
+        x_values, out_values = value_of(x), value_of(out)
+        counted = (x_values != 0) & (out_values != 0)
+        ratio = abs(x) / (out + (out_values == 0)) + ~counted   # 1 where not counted: no 0 ** (p - 1)
+        return grad * (np.sign(x_values) * counted) * ratio ** (ctx.p - 1)
+
+
+class NonzeroCount(Function):
+    """The number of non-zero elements over ``axes``, in ``x``'s float dtype: ``norm``'s
+    ``ord=0``. Piecewise constant, so applied without recording (gradient 0, as PyTorch's),
+    but an op: a compiled step recomputes it on every call."""
+
+    name = "count_nonzero"
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdims):
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return (x != 0).astype(dtype).sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None
+
+
 @register("linalg", numpy=np.linalg.norm)
 def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.linalg.norm's name
          axis: Axis = None, keepdims: bool = False) -> Tensor:
     """``numpy.linalg.norm``: vector norms over an axis, Frobenius (and 1, inf) over two.
 
-    The gradient of the 2-norm at 0 is 0, as PyTorch's. Matrix 2-norms and the
+    The gradient of a vector p-norm where it is 0 is 0, as PyTorch's; matrix norms take
+    ``axis=(rows, columns)`` in that order. Matrix 2-norms and the
     nuclear norm (singular values) are refused with a ``TypeError``.
     """
     x = as_tensor(x)
@@ -354,8 +420,8 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
         if axis is None:
             raise ValueError("norm: improper number of dimensions to norm")
     axes = reduce.normalize_axis(axis, x.ndim)
-    if np.ndim(axis) != 0 and len(axes) == 2:
-        return _matrix_norm(x, ord, axes, keepdims)
+    if np.ndim(axis) != 0 and len(axes) == 2:   # (rows, columns) in the order given, as NumPy's
+        return _matrix_norm(x, ord, tuple(int(a) for a in np.asarray(axis) % x.ndim), keepdims)
     if len(axes) != 1:
         raise ValueError("norm: improper number of dimensions to norm")
     if ord is None or ord == 2:
@@ -366,10 +432,11 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
     if ord == -np.inf:
         return magnitude.min(axis=axes, keepdims=keepdims)
     if ord == 0:   # a count of non-zeros: piecewise constant, gradient 0
-        return Tensor(np.linalg.norm(x.data, 0, axis=axes[0], keepdims=keepdims))
+        with no_grad():
+            return NonzeroCount.apply(x, axes=axes, keepdims=keepdims)
     if isinstance(ord, str):
         raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
-    return (magnitude ** ord).sum(axis=axes, keepdims=keepdims) ** (1.0 / ord)
+    return PNorm.apply(x, p=float(ord), axes=axes, keepdims=keepdims)
 
 
 def _norm_over(x, axes, keepdims):

@@ -309,17 +309,17 @@ def logsumexp(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tenso
 
 
 @register("reduction")
-def argmax(x: TensorLike, axis: int | None = None) -> Array:
-    """Indices of the largest values (an int ndarray: not differentiable)."""
+def argmax(x: TensorLike, axis: int | None = None, keepdims: bool = False) -> Array:
+    """Indices of the largest values (an int ndarray: not differentiable), as NumPy's."""
     reading_value("argmax")
-    return _as_array(np.argmax(value_of(x), axis=axis))
+    return _as_array(np.argmax(value_of(x), axis=axis, keepdims=keepdims))
 
 
 @register("reduction")
-def argmin(x: TensorLike, axis: int | None = None) -> Array:
-    """Indices of the smallest values (an int ndarray: not differentiable)."""
+def argmin(x: TensorLike, axis: int | None = None, keepdims: bool = False) -> Array:
+    """Indices of the smallest values (an int ndarray: not differentiable), as NumPy's."""
     reading_value("argmin")
-    return _as_array(np.argmin(value_of(x), axis=axis))
+    return _as_array(np.argmin(value_of(x), axis=axis, keepdims=keepdims))
 
 
 def _as_array(result):

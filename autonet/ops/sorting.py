@@ -190,13 +190,15 @@ def _numpy_median(a, axis=None, out=None, overwrite_input=False, keepdims=False)
 
 @register("reduction", numpy={np.median: _numpy_median})
 def median(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """The median along ``axis`` (None: of all elements), as ``numpy.median``: the mean of the
-    two middle values for an even count, whose gradient is split between them; NaN where the
-    line holds a NaN.
+    """The median along ``axis`` (a tuple: over those axes together; None: of all elements), as
+    ``numpy.median``: the mean of the two middle values for an even count, whose gradient is
+    split between them; NaN where the line holds a NaN.
 
     Coming from PyTorch: ``torch.median`` returns the lower of the two middle values instead.
     """
     tensor = as_tensor(x)
+    if axis is not None and np.ndim(axis) != 0:   # several axes: NumPy's median of their elements
+        return _median_over_axes(tensor, normalize_axis(axis, tensor.ndim), keepdims)
     line, axis_ = _line(tensor, axis)
     if line.shape[axis_] == 0:
         raise ValueError(f"median: the axis is empty (shape {tensor.shape}); NumPy's answer would "
@@ -206,6 +208,16 @@ def median(x: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     if not keepdims:
         return out.reshape(tuple(n for d, n in enumerate(out.shape) if d != axis_))
     return out.reshape((1,) * tensor.ndim) if axis is None else out
+
+
+def _median_over_axes(x, axes, keepdims):
+    """The median over the elements of ``axes``: those axes moved last and merged into one."""
+    others = [d for d in range(x.ndim) if d not in axes]
+    merged = x.transpose(others + list(axes)).reshape(tuple(x.shape[d] for d in others) + (-1,))
+    out = median(merged, axis=-1)
+    if keepdims:
+        return out.reshape(tuple(1 if d in axes else n for d, n in enumerate(x.shape)))
+    return out
 
 
 @register("reduction")
