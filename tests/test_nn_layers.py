@@ -571,6 +571,30 @@ def test_max_pool_options_and_indices_match_loops(case):
     np.testing.assert_array_equal(indices1, where1[:, :, 0])
 
 
+@pytest.mark.parametrize("case", POOL_CASES + [dict(kernel_size=(3, 2), padding=1, stride=1)], ids=str)
+def test_max_pool_windows_of_only_minus_inf_pick_their_first_element_inside_the_input(case):
+    """A window whose elements are all -inf ties with its -inf padding; PyTorch's index and
+    gradient go to the first element inside the input (the loops' ``inside``), not to the padding
+    (autonet sent the gradient nowhere and returned an index outside the plane)."""
+    rng = np.random.default_rng(31)
+    x = np.where(rng.random((2, 3, 7, 8)) < 0.7, -np.inf, rng.normal(size=(2, 3, 7, 8)).round(0))
+    pair = lambda v: (v, v) if np.ndim(v) == 0 else v   # noqa: E731
+    expected, where = pool_ref(x, pair(case["kernel_size"]), pair(case.get("stride", case["kernel_size"])),
+                               pair(case.get("padding", 0)), pair(case.get("dilation", 1)),
+                               case.get("ceil_mode", False), "max")
+    xt = Tensor(x, requires_grad=True)
+    out, indices = F.max_pool2d(xt, **case, return_indices=True)
+    np.testing.assert_array_equal(data(out), expected)
+    np.testing.assert_array_equal(indices, where)
+    upstream = rng.normal(size=expected.shape)
+    out.backward(upstream)
+    grad = np.zeros((2, 3, 7 * 8))
+    for i in range(2):
+        for c in range(3):
+            np.add.at(grad[i, c], where[i, c].ravel(), upstream[i, c].ravel())
+    np.testing.assert_allclose(data(xt.grad), grad.reshape(x.shape), rtol=0, atol=1e-12)
+
+
 # ------------------------------------------------------------------ normalisation and embedding
 def test_group_norm_matches_its_formula_and_differentiates():
     rng = np.random.default_rng(25)

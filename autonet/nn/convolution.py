@@ -16,7 +16,7 @@ import numpy as np
 from ..core import device as devices
 from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops import shape
-from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
+from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows, first_maxima
 from .constants import constant_like
 from .fused_conv import Conv2d
 from ..core.types import Array, IntOrTuple
@@ -179,6 +179,16 @@ class _Geometry:
         n, oh, ow, c = cols.shape[:4]   # the window size spelled out: -1 is ambiguous for N = 0
         return cols.reshape(n, oh, ow, c, self.kernel[0] * self.kernel[1])
 
+    def first_inside(self):
+        """Each window's first position inside the input (row-major), ``(OH, OW, 1)`` nested
+        lists, or None without padding (every window then starts inside the input): where a
+        window holds only -inf, PyTorch's gradient and index go there, not to the padding."""
+        if self.padding == (0, 0):
+            return None
+        rows, columns = ([min(-(-max(0, p - i * s) // d), k - 1) for i in range(o)] for o, s, p, d, k in
+                         zip(self.out, self.stride, self.padding, self.dilation, self.kernel))
+        return [[[r * self.kernel[1] + c] for c in columns] for r in rows]
+
     def counts(self, include_padding):
         """How many elements each window averages, per axis (PyTorch's avg_pool divisor)."""
         per_axis = []
@@ -223,7 +233,7 @@ def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | 
         out = MaxPoolTiles.apply(x, kernel=geometry.kernel)
         return (out, _max_indices(x, geometry)) if return_indices else out
     cols = geometry.windows(x, -np.inf)
-    out = MaxLast.apply(cols).transpose(0, 3, 1, 2)
+    out = MaxLast.apply(cols, fallback=geometry.first_inside()).transpose(0, 3, 1, 2)
     return (out, _max_indices(x, geometry, cols)) if return_indices else out
 
 
@@ -231,7 +241,7 @@ def _max_indices(x, geometry, cols=None):
     """Flat ``h * W + w`` of each window's first maximum, ``(N, C, OH, OW)`` int64."""
     if cols is None:
         cols = geometry.windows(x.detach(), -np.inf)
-    first = np.argmax(cols.data, axis=-1).transpose(0, 3, 1, 2)        # (N, C, OH, OW)
+    first = first_maxima(cols.data, geometry.first_inside()).transpose(0, 3, 1, 2)   # (N, C, OH, OW)
     kw = geometry.kernel[1]
     (sh, sw), (ph, pw), (dh, dw) = geometry.stride, geometry.padding, geometry.dilation
     oh, ow = geometry.out
