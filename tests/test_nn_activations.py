@@ -67,6 +67,21 @@ def test_gradients_at_kinks_are_pytorchs(name):
     np.testing.assert_allclose(x.grad, here(np.array(list(kinks.values()))), rtol=1e-15)
 
 
+# PyTorch's gradients at -inf, inf and NaN (from its backward formulas: a comparison with NaN is
+# false, so NaN takes the branch after the tested ones). selu's at NaN is elu's (autonet.ops).
+NON_FINITE = {"relu6": [0.0, 0.0, 1.0], "hardtanh": [0.0, 0.0, 1.0], "hardsigmoid": [0.0, 0.0, 0.0],
+              "hardswish": [0.0, 1.0, 1.0], "celu": [0.0, 1.0, 1.0], "selu": [0.0, SELU_SCALE],
+              "logsigmoid": [1.0, 0.0, np.nan], "tanhshrink": [1.0, 1.0, np.nan]}
+
+
+@pytest.mark.parametrize("name", sorted(NON_FINITE))
+def test_gradients_at_infinities_and_nan_are_pytorchs(name):
+    x = Tensor(here(np.array([-np.inf, np.inf, np.nan][:len(NON_FINITE[name])])), requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        ROWS[name][0](x).sum().backward()
+    np.testing.assert_array_equal(x.grad, here(np.array(NON_FINITE[name])))
+
+
 def test_logsigmoid_is_finite_far_out_and_exact_there():
     x = Tensor(here(np.array([-800.0, -30.0, 30.0, 800.0])), requires_grad=True)
     y = F.logsigmoid(x)
