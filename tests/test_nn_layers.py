@@ -708,6 +708,46 @@ def test_a_refused_batch_norm_batch_changes_no_buffer():
     assert int(layer.num_batches_tracked.data) == 1
 
 
+NORMALIZATION_REFUSALS = [
+    # PyTorch refuses each (its messages: "Expected weight to be of same shape as normalized_shape",
+    # "weight should contain 3 elements", "batch_norm eps must be positive during training");
+    # autonet broadcast the first ones silently or failed with "cannot reshape"
+    (lambda x, stats: F.layer_norm(x, (4, 5), np.ones(5)), ValueError, r"weight must have shape \(4, 5\)"),
+    (lambda x, stats: F.layer_norm(x, 5, None, np.ones(1)), ValueError, r"bias must have shape \(5,\)"),
+    (lambda x, stats: F.layer_norm(x, ()), ValueError, "non-empty sequence"),
+    (lambda x, stats: nn.LayerNorm([]), ValueError, "non-empty sequence"),
+    (lambda x, stats: F.group_norm(x, 3, np.ones(2)), ValueError, r"weight must have shape \(3,\)"),
+    (lambda x, stats: F.group_norm(x, 3, None, np.ones((3, 1))), ValueError, r"bias must have shape \(3,\)"),
+    (lambda x, stats: F.batch_norm(x, *stats, np.ones(2)), ValueError, "weight must hold one value per channel"),
+    (lambda x, stats: F.batch_norm(x, Tensor(np.zeros(2)), stats[1]), ValueError, "running_mean must hold one"),
+    (lambda x, stats: F.batch_norm(x, *stats, np.ones(2), training=True), ValueError, "weight must hold one"),
+    (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones(1)), training=True), ValueError, "running_var"),
+    (lambda x, stats: F.batch_norm(x, *stats, training=True, eps=0.0), ValueError, "eps must be positive"),
+    (lambda x, stats: F.batch_norm(x, stats[0].data, stats[1], training=True), TypeError, "must be Tensors"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(NORMALIZATION_REFUSALS)))
+def test_normalization_parameters_of_the_wrong_shape_are_refused_before_any_update(case):
+    call, error, match = NORMALIZATION_REFUSALS[case]
+    rng = np.random.default_rng(32)
+    x = Tensor(rng.normal(size=(2, 3, 4, 5)))
+    mean, var = rng.normal(size=3), rng.random(3) + 0.5
+    stats = (Tensor(mean.copy()), Tensor(var.copy()))
+    with pytest.raises(error, match=match):
+        call(x, stats)
+    np.testing.assert_array_equal(data(stats[0]), mean)   # the running statistics untouched
+    np.testing.assert_array_equal(data(stats[1]), var)
+
+
+def test_normalized_shape_may_be_a_numpy_int_or_a_list():
+    x = np.random.default_rng(33).normal(size=(2, 3, 4))
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    for shape in (np.int64(4), [4], (np.int64(4),)):
+        np.testing.assert_allclose(data(F.layer_norm(Tensor(x), shape)), expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(data(nn.LayerNorm(shape)(Tensor(x))), expected, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d, F.max_pool1d, F.avg_pool1d])
 def test_pooling_with_stride_zero_is_a_clear_error(pool):
     x = Tensor(np.ones((1, 1, 4, 4) if pool.__name__.endswith("2d") else (1, 1, 4)))

@@ -15,6 +15,7 @@ from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
+from .normalization import normalized_shape_of
 from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike
 
 _Same = TypeVar("_Same")
@@ -706,7 +707,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, dtype: DTypeLike = None) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = normalized_shape_of(normalized_shape, "LayerNorm")
         self.normalized_shape, self.eps = shape, eps
         dtype = _float(dtype)
         self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
