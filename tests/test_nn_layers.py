@@ -667,6 +667,41 @@ def test_convolution_pooling_and_resizing_bad_input_is_explained():
         nn.BatchNorm1d(3, momentum=2.0)
 
 
+RESIZING_REFUSALS = [
+    # each was silently truncated (a float or bool size: int(2.5) == 2, as PyTorch refuses with
+    # TypeError) or failed deep inside (OverflowError, IndexError, ZeroDivisionError, "cannot reshape")
+    (lambda: F.interpolate(np.ones((1, 1, 4)), 2.5), TypeError, "size must hold ints, not 2.5"),
+    (lambda: F.interpolate(np.ones((1, 1, 4, 4)), (3.0, 2)), TypeError, "size must hold ints"),
+    (lambda: nn.Upsample(size=True)(np.ones((1, 1, 4))), TypeError, "size must hold ints"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor=np.inf), ValueError, "positive and finite"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor=np.nan), ValueError, "positive and finite"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor="2"), TypeError, "scale_factor must hold numbers"),
+    (lambda: F.interpolate(np.ones((1, 1, 0)), 5, mode="linear"), ValueError, "empty spatial axis"),
+    (lambda: F.adaptive_avg_pool1d(np.ones((1, 1, 0)), 2), ValueError, "empty spatial axis"),
+    (lambda: F.adaptive_max_pool2d(np.ones((1, 1, 3, 0)), 2), ValueError, "empty spatial axis"),
+    (lambda: F.conv_transpose2d(np.ones((1, 2, 3, 3)), np.ones((2, 3, 2, 2)), np.ones(1)), ValueError,
+     r"conv_transpose2d: bias must have shape \(3,\)"),
+    (lambda: F.conv_transpose1d(np.ones((1, 2, 3)), np.ones((2, 1, 2)), np.ones((1, 1))), ValueError,
+     r"bias must have shape \(1,\)"),
+    (lambda: F.embedding(np.array([0, 2]), np.ones(3)), ValueError, r"weight must have shape \(num_embeddings"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RESIZING_REFUSALS)))
+def test_resizing_settings_and_parameters_that_do_not_fit_are_clear_errors(case):
+    call, error, match = RESIZING_REFUSALS[case]
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_interpolate_takes_numpy_ints_and_floats_as_sizes_and_scales():
+    x = Tensor(np.arange(4.0).reshape(1, 1, 4))
+    expected = data(F.interpolate(x, 8, mode="linear"))
+    for call in (dict(size=np.int64(8)), dict(size=(np.int32(8),)), dict(scale_factor=np.float32(2.0)),
+                 dict(scale_factor=2)):
+        np.testing.assert_array_equal(data(F.interpolate(x, mode="linear", **call)), expected)
+
+
 # ----------------------------------------------------------------- empty batches
 @pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
 def test_overlapping_pools_take_an_empty_batch(pool):

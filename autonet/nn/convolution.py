@@ -84,13 +84,19 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     if min(stride + dilation) < 1:
         raise ValueError("conv2d: stride and dilation must be >= 1")
     padding = _padding(padding, (kh, kw), stride, dilation)
-    bias = None if bias is None else as_tensor(bias)
-    if bias is not None and bias.shape != (out_channels,):
-        raise ValueError(f"conv2d: bias must have shape ({out_channels},), one per output channel, "
-                         f"not {bias.shape}")
+    bias = None if bias is None else _bias(bias, out_channels, "conv2d")
     if groups == 1:
         return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     return _grouped_conv2d(_padded(x, padding), weight, bias, stride, dilation, groups)
+
+
+def _bias(bias, out_channels, op):
+    """``bias`` as a Tensor of shape ``(out_channels,)``, or ``ValueError``."""
+    bias = as_tensor(bias)
+    if bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), one per output channel, "
+                         f"not {bias.shape}")
+    return bias
 
 
 def _grouped_conv2d(x, weight, bias, stride, dilation, groups):
@@ -338,6 +344,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
         raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than the stride "
                          f"{stride} (or the dilation {dilation}); use a smaller output_padding")
     out_channels = group_out * groups
+    bias = None if bias is None else _bias(bias, out_channels, "conv_transpose2d")
     pixels = x.transpose(0, 2, 3, 1).reshape(n * h * w, channels)
     if groups == 1:
         cols = pixels @ weight.reshape(channels, -1)
@@ -356,7 +363,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     if grow != (0, 0):
         out = shape.pad(out, ((0, 0), (0, 0), (0, grow[0]), (0, grow[1])))
     out = out[:, :, padding[0]:padding[0] + sizes[0], padding[1]:padding[1] + sizes[1]]
-    return out if bias is None else out + as_tensor(bias).reshape(1, out_channels, 1, 1)
+    return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
 
 
 def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002

@@ -558,6 +558,9 @@ def embedding(indices: TensorLike, weight: TensorLike, padding_idx: int | None =
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape; the row
     ``padding_idx`` (if given) gets no gradient."""
     weight = as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must have shape (num_embeddings, embedding_dim), not "
+                         f"{weight.shape}")
     if padding_idx is not None:
         if not -weight.shape[0] <= padding_idx < weight.shape[0]:
             raise ValueError(f"embedding: padding_idx must lie in [-{weight.shape[0]}, {weight.shape[0]}), "
