@@ -182,6 +182,7 @@ def test_bad_arguments_are_clear_errors(call, error, match):
     (lambda: F.glu(np.ones(4), dim=0), "spelled axis="),
     (lambda: F.relu(np.ones(3), inplace=True), "relu: inplace= is not offered"),
     (lambda: F.normalize(np.ones((2, 2)), dim=0), "spelled axis="),
+    (lambda: F.normalize(np.ones((2, 2)), p=1), "normalize: PyTorch's p= is spelled ord="),
     (lambda: F.dropout(np.ones(3), inplace=True), "inplace= is not offered"),
     (lambda: F.cosine_similarity(np.ones((2, 2)), np.ones((2, 2)), dim=0), "spelled axis="),
 ])
