@@ -694,6 +694,19 @@ def test_resizing_settings_and_parameters_that_do_not_fit_are_clear_errors(case)
         call()
 
 
+@pytest.mark.parametrize("call, op", [
+    (lambda: F.conv1d(np.ones((1, 2, 3)), np.ones((1, 2, 5))), "conv1d"),
+    (lambda: F.conv1d(np.ones((1, 2, 3)), np.ones((1, 2, 2)), np.ones(2)), "conv1d"),
+    (lambda: F.conv_transpose1d(np.ones((1, 2, 1)), np.ones((2, 1, 2)), padding=1), "conv_transpose1d"),
+    (lambda: F.max_pool1d(np.ones((1, 2, 3)), 2, padding=2), "max_pool1d"),
+    (lambda: F.avg_pool1d(np.ones((1, 2, 3)), 5), "avg_pool1d"),
+    (lambda: nn.MaxPool1d(2, stride=0)(np.ones((1, 2, 3))), "max_pool1d"),
+])
+def test_a_1d_op_refusing_names_itself_not_the_2d_op_under_it(call, op):
+    with pytest.raises(ValueError, match=f"^{op}: .*on a height of 1"):
+        call()
+
+
 def test_interpolate_takes_numpy_ints_and_floats_as_sizes_and_scales():
     x = Tensor(np.arange(4.0).reshape(1, 1, 4))
     expected = data(F.interpolate(x, 8, mode="linear"))

@@ -9,6 +9,7 @@ differentiable ops: constant padding, ``Windows`` (im2col through one strided vi
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Literal, overload
 
 import numpy as np
@@ -124,9 +125,20 @@ def conv1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     if weight.ndim != 3:
         raise ValueError(f"conv1d: weight must have shape (O, C // groups, k), not {weight.shape}")
     padding = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
-    out = conv2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
-                 padding, (1, _single(dilation, "dilation")), groups)
+    with _said_for("conv1d"):
+        out = conv2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
+                     padding, (1, _single(dilation, "dilation")), groups)
     return out.squeeze(2)
+
+
+@contextlib.contextmanager
+def _said_for(op):
+    """A ``ValueError`` of the 2-d op under a 1-d one, named for the 1-d op (its shapes and
+    settings are the 2-d op's: a height of 1 in front)."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{op}: {error} (as the 2-d op on a height of 1)") from None
 
 
 def _single(value, name):
@@ -283,8 +295,9 @@ def _pool1d(pool, x, kernel_size, stride, padding, op, **options):
     stride = None if stride is None else (1, _single(stride, "stride"))
     if "dilation" in options:
         options["dilation"] = (1, _single(options["dilation"], "dilation"))
-    out = pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
-               (0, _single(padding, "padding")), **options)
+    with _said_for(op):
+        out = pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
+                   (0, _single(padding, "padding")), **options)
     if isinstance(out, tuple):
         return out[0].squeeze(2), out[1][:, :, 0]
     return out.squeeze(2)
@@ -374,7 +387,8 @@ def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     _check(x, 1, "conv_transpose1d")
     if weight.ndim != 3:
         raise ValueError(f"conv_transpose1d: weight must have shape (C, O // groups, k), not {weight.shape}")
-    out = conv_transpose2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
-                           (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
-                           groups, (1, _single(dilation, "dilation")))
+    with _said_for("conv_transpose1d"):
+        out = conv_transpose2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
+                               (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
+                               groups, (1, _single(dilation, "dilation")))
     return out.squeeze(2)
