@@ -11,8 +11,8 @@ projection and applies the gates. An LSTM layer (each direction) is one op,
 ``nn.lstm_layer``, with the same equations and a backward written by hand
 (about 2x faster, half the memory; its create_graph backward differentiates
 the step composite, ``recurrent_steps.composite_lstm_layer``). Everything is differentiable
-to any order and compiles. A missing initial state is zero; the first step
-then skips the hidden projection (adding zeros changes no value).
+to any order and compiles. A missing initial state is zero, and the first step
+projects it as PyTorch's does (so ``weight_hh`` gets its zero gradient, not None).
 """
 from __future__ import annotations
 
