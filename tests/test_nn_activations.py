@@ -117,6 +117,22 @@ def test_identity_and_unflatten():
         nn.Unflatten(1, (-1, -1))
 
 
+def test_flatten_refuses_axes_out_of_range_and_flattens_a_scalar_to_one_element():
+    """``Flatten(3)`` of a 3-d input wrapped to axis 0 (3 % 3) and flattened everything, and
+    ``Flatten()`` of a 1-d input flattened axis 0 (1 % 1); PyTorch raises. A 0-d input is one
+    element (PyTorch's ``(1,)``); it raised ZeroDivisionError. An ndarray comes back a Tensor."""
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for start, end, shape in ((3, -1, x.shape), (-4, -1, x.shape), (1, 5, x.shape), (1, -1, (2,)), (1, -1, ())):
+        with pytest.raises(ValueError, match="must lie in"):
+            nn.Flatten(start, end)(np.ones(shape))
+    scalar = nn.Flatten(0)(Tensor(here(np.array(5.0))))
+    assert scalar.shape == (1,) and scalar.data.tolist() == [5.0]
+    flat = nn.Flatten()(here(x))
+    assert isinstance(flat, Tensor) and flat.shape == (2, 12)
+    np.testing.assert_array_equal(flat.data, here(x.reshape(2, 12)))
+    assert isinstance(nn.Unflatten(1, (3, 4))(here(x.reshape(2, 12))), Tensor)
+
+
 def test_normalize_against_numpy_and_at_the_zero_vector():
     x = np.random.default_rng(1).standard_normal((3, 4))
     x[1] = 0.0

@@ -289,7 +289,8 @@ class Unflatten(Module):
                              f"-1, not {sizes!r}")
         self.axis, self.sizes = axis, sizes
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
+        x = as_tensor(x)
         sizes = self._sizes_for(x.shape)
         axis = self.axis % x.ndim
         return x.reshape(x.shape[:axis] + sizes + x.shape[axis + 1:])
@@ -571,8 +572,13 @@ class Flatten(Module):
         super().__init__()
         self.start_axis, self.end_axis = start_axis, end_axis
 
-    def forward(self, x: Tensor) -> Tensor:
-        start, end = (a % x.ndim for a in (self.start_axis, self.end_axis))
+    def forward(self, x: TensorLike) -> Tensor:
+        x = as_tensor(x)
+        ndim = max(x.ndim, 1)   # a 0-d input is one element, (1,) flattened, as PyTorch's
+        if not all(-ndim <= a < ndim for a in (self.start_axis, self.end_axis)):
+            raise ValueError(f"Flatten: start_axis {self.start_axis} and end_axis {self.end_axis} must "
+                             f"lie in [{-ndim}, {ndim}) for an input of shape {x.shape}")
+        start, end = (a % ndim for a in (self.start_axis, self.end_axis))
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
                              f"{self.end_axis} for a {x.ndim}-d input")
