@@ -64,12 +64,14 @@ def interpolate(input: TensorLike, size: IntOrTuple | None = None,  # noqa: A002
     if 0 in x.shape[2:]:
         raise ValueError(f"interpolate: the input {x.shape} has an empty spatial axis; there is "
                          f"nothing to resize")
-    scales = ((None,) * count if scale_factor is None else
-              _spatial(scale_factor, count, "scale_factor", (int, float, np.integer, np.floating)))
-    if scale_factor is not None and not all(0 < s < math.inf for s in scales):
-        raise ValueError(f"interpolate: scale_factor must be positive and finite, not {scale_factor!r}")
-    sizes = (_spatial(size, count, "size", _INTS) if size is not None else
-             tuple(math.floor(n * s) for n, s in zip(x.shape[2:], scales)))
+    scales: tuple[float | None, ...] = (None,) * count
+    if scale_factor is None:
+        sizes = _spatial(size, count, "size", _INTS)
+    else:
+        factors = _spatial(scale_factor, count, "scale_factor", (int, float, np.integer, np.floating))
+        if not all(0 < s < math.inf for s in factors):
+            raise ValueError(f"interpolate: scale_factor must be positive and finite, not {scale_factor!r}")
+        scales, sizes = factors, tuple(math.floor(n * s) for n, s in zip(x.shape[2:], factors))
     if min(sizes) < 1:
         raise ValueError(f"interpolate: the output size must be positive, not {sizes} "
                          f"(size={size}, scale_factor={scale_factor})")
