@@ -744,7 +744,9 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  dtype: DTypeLike = None) -> None:
         super().__init__()
-        if num_groups < 1 or num_channels % num_groups:
+        num_groups = size_argument(num_groups, "num_groups", "GroupNorm")
+        num_channels = size_argument(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups "
                              f"{num_groups}; choose num_groups among its divisors")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps

@@ -257,6 +257,8 @@ def group_norm(input: TensorLike, num_groups: int, weight: TensorLike | None = N
     """Normalize ``(N, C, ...)`` over each group of ``C // num_groups`` channels and all positions
     (biased variance), then scale and shift per channel, as ``torch.nn.functional.group_norm``."""
     x = as_tensor(input)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"group_norm: num_groups must be an int, not {num_groups!r}")
     if x.ndim < 2 or num_groups < 1 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input (N, C, ...) of shape {x.shape} needs C divisible by "
                          f"num_groups {num_groups}")
