@@ -684,6 +684,14 @@ RESIZING_REFUSALS = [
     (lambda: F.conv_transpose1d(np.ones((1, 2, 3)), np.ones((2, 1, 2)), np.ones((1, 1))), ValueError,
      r"bias must have shape \(1,\)"),
     (lambda: F.embedding(np.array([0, 2]), np.ones(3)), ValueError, r"weight must have shape \(num_embeddings"),
+    # a dilated window that skips the only element: PyTorch gives -inf and reads and writes outside
+    # the input for its index and gradient (autonet's gradient went nowhere)
+    (lambda: F.max_pool1d(np.ones((1, 1, 1)), 2, dilation=2, padding=1), ValueError,
+     "window 0 along spatial axis 1 holds no element of the input"),
+    (lambda: nn.MaxPool2d((2, 4), dilation=(2, 1), padding=1)(np.ones((1, 1, 1, 7))), ValueError,
+     "window 0 along spatial axis 0 holds no element"),
+    (lambda: F.max_pool2d(np.ones((1, 1, 5, 2)), 2, stride=1, dilation=3, padding=2),
+     ValueError, "window 1 along spatial axis 1 holds no element"),
 ]
 
 

@@ -179,9 +179,23 @@ class _Geometry:
         if min(self.out) < 1:
             raise ValueError(f"{op}: the kernel {self.kernel} (dilation {self.dilation}) does not fit "
                              f"the input's spatial size {self.sizes} with padding {self.padding}")
+        self._refuse_windows_of_only_padding(op, ceil_mode)
         # right padding beyond ``padding`` that ceil_mode's last windows reach into
         self.extra = tuple(max(0, (o - 1) * s + e - (n + 2 * p)) for o, s, e, n, p in
                            zip(self.out, self.stride, effective, self.sizes, self.padding))
+
+    def _refuse_windows_of_only_padding(self, op, ceil_mode):
+        """``ValueError`` where a dilated window skips over every element of the input (PyTorch
+        reads and writes outside the input there); without dilation a window always holds one."""
+        for axis, (n, o, k, st, p, d) in enumerate(zip(self.sizes, self.out, self.kernel, self.stride,
+                                                       self.padding, self.dilation)):
+            if d == 1 or not n:
+                continue
+            empty = [i for i in range(o) if not any(0 <= i * st - p + j * d < n for j in range(k))]
+            if empty:
+                raise ValueError(f"{op}: window {empty[0]} along spatial axis {axis} holds no element of the "
+                                 f"input (size {n}; kernel {k}, dilation {d}, padding {p}, stride {st}, "
+                                 f"ceil_mode {ceil_mode}), only padding; use less padding or dilation")
 
     def tiles(self):
         """Non-overlapping tiles that cover the input exactly (no window copies needed)."""
