@@ -217,8 +217,8 @@ class _Geometry:
         window holds only -inf, PyTorch's gradient and index go there, not to the padding."""
         if self.padding == (0, 0):
             return None
-        rows, columns = ([min(-(-max(0, p - i * s) // d), k - 1) for i in range(o)] for o, s, p, d, k in
-                         zip(self.out, self.stride, self.padding, self.dilation, self.kernel))
+        rows, columns = ([-(-max(0, p - i * s) // d) for i in range(o)] for o, s, p, d in
+                         zip(self.out, self.stride, self.padding, self.dilation))   # steps to reach 0
         return [[[r * self.kernel[1] + c] for c in columns] for r in rows]
 
     def counts(self, include_padding):
