@@ -780,6 +780,7 @@ NORMALIZATION_REFUSALS = [
     (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones(1)), training=True), ValueError, "running_var"),
     (lambda x, stats: F.batch_norm(x, *stats, training=True, eps=0.0), ValueError, "eps must be positive"),
     (lambda x, stats: F.batch_norm(x, stats[0].data, stats[1], training=True), TypeError, "must be Tensors"),
+    (lambda x, stats: F.batch_norm(x, *stats, training=True, momentum=None), TypeError, "cumulative average"),
     (lambda x, stats: F.group_norm(x, 3.0), TypeError, "num_groups must be an int, not 3.0"),
     (lambda x, stats: F.group_norm(x, True), TypeError, "num_groups must be an int, not True"),
     (lambda x, stats: nn.GroupNorm(3, 3.0), ValueError, "GroupNorm: num_channels must be a positive int"),

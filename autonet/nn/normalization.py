@@ -39,6 +39,9 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
                              f"input of shape {x.shape}")
         if not eps > 0:
             raise ValueError(f"batch_norm: eps must be positive in training (as PyTorch), not {eps}")
+        if momentum is None:
+            raise TypeError("batch_norm: momentum must be a number; the layers' momentum=None (the "
+                            "cumulative average) is momentum=1 / (batches seen, this one included) here")
         with no_grad():
             statistics = BatchStatistics.apply(x)
             if running_mean is not None:
