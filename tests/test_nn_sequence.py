@@ -306,6 +306,13 @@ def test_recurrent_bad_input_is_explained():
     cell = nn.GRUCell(3, 4, rng=0)
     _unchanged_after(ValueError, r"hx's h must have shape \(2, 4\)",
                      lambda: cell(Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))), cell)
+    # one array where (h, c) belongs: its rows were taken for h and c ("h must have shape (2, 4),
+    # not (4,)"; a (2, 2, 4) state for two layers passed as h_0 = state[0], c_0 = state[1])
+    lstm_cell = nn.LSTMCell(3, 4, rng=0)
+    _unchanged_after(ValueError, r"hx must be a tuple \(h, c\)",
+                     lambda: lstm_cell(Tensor(np.ones((2, 3))), Tensor(np.ones((2, 4)))), lstm_cell)
+    _unchanged_after(ValueError, "hx must be h_0 and c_0 as a tuple",
+                     lambda: model(Tensor(np.ones((5, 2, 3))), Tensor(np.ones((2, 2, 4)))), model)
 
 
 # ------------------------------------------------------------------ attention

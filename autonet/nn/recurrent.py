@@ -148,7 +148,7 @@ class _RNNBase(_Recurrent):
         names = ("h_0", "c_0") if self.mode == "LSTM" else ("h_0",)
         if hx is None:
             return [(None,) * len(names)] * count
-        given = tuple(hx) if self.mode == "LSTM" else (hx,)
+        given = tuple(hx) if self.mode == "LSTM" and isinstance(hx, (tuple, list)) else (hx,)
         if len(given) != len(names):
             raise ValueError(f"{type(self).__name__}: hx must be {' and '.join(names)} as "
                              f"{'a tuple' if len(names) > 1 else 'one tensor'}")
@@ -296,8 +296,8 @@ class LSTMCell(_Cell):
 
     def forward(self, input: TensorLike,  # noqa: A002
                 hx: tuple[TensorLike, TensorLike] | None = None) -> tuple[Tensor, Tensor]:
-        if hx is not None and len(hx) != 2:
-            raise ValueError("LSTMCell: hx must be a tuple (h, c)")
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise ValueError("LSTMCell: hx must be a tuple (h, c)")   # an array's rows are not (h, c)
         return self._step(input, (None, None) if hx is None else tuple(hx))
 
 
