@@ -775,7 +775,9 @@ NORMALIZATION_REFUSALS = [
     (lambda x, stats: F.group_norm(x, 3, np.ones(2)), ValueError, r"weight must have shape \(3,\)"),
     (lambda x, stats: F.group_norm(x, 3, None, np.ones((3, 1))), ValueError, r"bias must have shape \(3,\)"),
     (lambda x, stats: F.batch_norm(x, *stats, np.ones(2)), ValueError, "weight must hold one value per channel"),
-    (lambda x, stats: F.batch_norm(x, Tensor(np.zeros(2)), stats[1]), ValueError, "running_mean must hold one"),
+    (lambda x, stats: F.batch_norm(x, Tensor(np.zeros(2)), stats[1]), ValueError, r"running_mean must have shape \(3,\)"),
+    (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones((3, 1))), training=True), ValueError,
+     r"running_var must have shape \(3,\)"),   # its update broadcast to (3, 3) after the mean's
     (lambda x, stats: F.batch_norm(x, *stats, np.ones(2), training=True), ValueError, "weight must hold one"),
     (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones(1)), training=True), ValueError, "running_var"),
     (lambda x, stats: F.batch_norm(x, *stats, training=True, eps=0.0), ValueError, "eps must be positive"),

@@ -29,9 +29,11 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
     if training and not all(v is None or isinstance(v, Tensor) for v in (running_mean, running_var)):
         raise TypeError("batch_norm: in training, running_mean and running_var must be Tensors "
                         "(updated in place) or None; wrap an array: autonet.Tensor(array)")
-    running_mean, running_var, weight, bias = (
-        None if v is None else _channel_values(v, x.shape[1], name) for v, name in
-        ((running_mean, "running_mean"), (running_var, "running_var"), (weight, "weight"), (bias, "bias")))
+    running_mean, running_var = (   # (C,) exactly, as PyTorch's (a (C, 1) one broke the update)
+        None if v is None else _shaped(v, (x.shape[1],), name, "batch_norm", "one per channel")
+        for v, name in ((running_mean, "running_mean"), (running_var, "running_var")))
+    weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
+                    for v, name in ((weight, "weight"), (bias, "bias")))
     if training:
         count = x.size // x.shape[1]
         if count < 2:
