@@ -82,6 +82,16 @@ def test_gradients_at_infinities_and_nan_are_pytorchs(name):
     np.testing.assert_array_equal(x.grad, here(np.array(NON_FINITE[name])))
 
 
+def test_hardtanh_with_equal_bounds_is_a_constant_with_no_gradient_as_pytorchs():
+    x = Tensor(here(np.array([-2.0, 1.0, 3.0])), requires_grad=True)
+    y = F.hardtanh(x, 1.0, 1.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, here(np.ones(3)))
+    np.testing.assert_array_equal(x.grad, here(np.zeros(3)))
+    with pytest.raises(ValueError, match="must be below"):
+        nn.Hardtanh(1.0, 1.0)   # PyTorch's module refuses equal bounds too
+
+
 def test_logsigmoid_is_finite_far_out_and_exact_there():
     x = Tensor(here(np.array([-800.0, -30.0, 30.0, 800.0])), requires_grad=True)
     y = F.logsigmoid(x)

@@ -50,8 +50,8 @@ class Hardtanh(Function):
 
 def hardtanh(x: TensorLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """``x`` clipped to ``[min_val, max_val]``."""
-    if not min_val < max_val:
-        raise ValueError(f"hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
+    if not min_val <= max_val:   # equal bounds: a constant, as PyTorch's (its module refuses them)
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return Hardtanh.apply(as_tensor(x), min_val=float(min_val), max_val=float(max_val))
 
 
