@@ -26,32 +26,12 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
         raise ValueError(f"batch_norm: input must be (N, C), (N, C, L) or (N, C, H, W), not {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     channels = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    if training and not all(v is None or isinstance(v, Tensor) for v in (running_mean, running_var)):
-        raise TypeError("batch_norm: in training, running_mean and running_var must be Tensors "
-                        "(updated in place) or None; wrap an array: autonet.Tensor(array)")
-    running_mean, running_var = (   # (C,) exactly, as PyTorch's (a (C, 1) one broke the update)
-        None if v is None else _shaped(v, (x.shape[1],), name, "batch_norm", "one per channel")
-        for v, name in ((running_mean, "running_mean"), (running_var, "running_var")))
-    weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
-                    for v, name in ((weight, "weight"), (bias, "bias")))
+    running_mean, running_var, weight, bias = _batch_norm_arguments(
+        x, running_mean, running_var, weight, bias, training, momentum, eps)
     if training:
-        count = x.size // x.shape[1]
-        if count < 2:
-            raise ValueError(f"batch_norm: training needs more than one value per channel, got "
-                             f"input of shape {x.shape}")
-        if not eps > 0:
-            raise ValueError(f"batch_norm: eps must be positive in training (as PyTorch), not {eps}")
-        if momentum is None:
-            raise TypeError("batch_norm: momentum must be a number; the layers' momentum=None (the "
-                            "cumulative average) is momentum=1 / (batches seen, this one included) here")
         with no_grad():
             statistics = BatchStatistics.apply(x)
-            if running_mean is not None:
-                running_mean *= 1.0 - momentum
-                running_mean += momentum * statistics[0]
-            if running_var is not None:
-                running_var *= 1.0 - momentum
-                running_var += (momentum * count / (count - 1)) * statistics[1]
+            _update_running(running_mean, running_var, statistics, momentum, x.size // x.shape[1])
         return BatchNorm.apply(x, weight, bias, statistics, axes=axes, eps=float(eps))
     else:
         if running_mean is None or running_var is None:
@@ -63,6 +43,41 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
     if bias is not None:
         out = out + as_tensor(bias).reshape(channels)
     return out
+
+
+def _batch_norm_arguments(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """The running statistics (``(C,)``, as PyTorch's; Tensors in training, which updates them in
+    place), weight and bias (``C`` values) as Tensors, and the training settings, all checked
+    before anything moves; ``ValueError`` / ``TypeError`` otherwise."""
+    if training and not all(v is None or isinstance(v, Tensor) for v in (running_mean, running_var)):
+        raise TypeError("batch_norm: in training, running_mean and running_var must be Tensors "
+                        "(updated in place) or None; wrap an array: autonet.Tensor(array)")
+    running_mean, running_var = (None if v is None else
+                                 _shaped(v, (x.shape[1],), name, "batch_norm", "one per channel")
+                                 for v, name in ((running_mean, "running_mean"), (running_var, "running_var")))
+    weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
+                    for v, name in ((weight, "weight"), (bias, "bias")))
+    if training:
+        if x.size // x.shape[1] < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got "
+                             f"input of shape {x.shape}")
+        if not eps > 0:
+            raise ValueError(f"batch_norm: eps must be positive in training (as PyTorch), not {eps}")
+        if momentum is None:
+            raise TypeError("batch_norm: momentum must be a number; the layers' momentum=None (the "
+                            "cumulative average) is momentum=1 / (batches seen, this one included) here")
+    return running_mean, running_var, weight, bias
+
+
+def _update_running(running_mean, running_var, statistics, momentum, count):
+    """Move the running statistics (each may be None) by ``momentum`` toward the batch's mean and
+    unbiased variance, in place."""
+    if running_mean is not None:
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * statistics[0]
+    if running_var is not None:
+        running_var *= 1.0 - momentum
+        running_var += (momentum * count / (count - 1)) * statistics[1]
 
 
 class BatchStatistics(Function):
