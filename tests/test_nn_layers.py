@@ -141,7 +141,12 @@ def test_conv_refuses_what_does_not_fit():
     (lambda: nn.Conv1d(3, 0, 3), "out_channels"), (lambda: nn.ConvTranspose2d(3, 0, 3), "out_channels"),
     (lambda: nn.ConvTranspose1d(0, 3, 3), "in_channels"), (lambda: nn.Conv2d(2.0, 4, 3), "in_channels"),
     (lambda: nn.BatchNorm2d(0), "num_features"), (lambda: nn.BatchNorm1d(True), "num_features"),
-    (lambda: nn.Linear(-1, 3), "in_features"), (lambda: nn.Linear(3, 1.5), "out_features")])
+    (lambda: nn.Linear(-1, 3), "in_features"), (lambda: nn.Linear(3, 1.5), "out_features"),
+    # these failed deep inside ("'float' object cannot be interpreted as an integer", NumPy's
+    # "negative dimensions are not allowed")
+    (lambda: nn.Conv2d(4, 6, 2.0), "kernel_size"), (lambda: nn.ConvTranspose1d(4, 6, (True,)), "kernel_size"),
+    (lambda: nn.Conv2d(4, 6, 3, groups=2.0), "groups"), (lambda: nn.ConvTranspose2d(4, 6, 3, groups=0), "groups"),
+    (lambda: nn.Embedding(-1, 3), "num_embeddings"), (lambda: nn.Embedding(3, 2.0), "embedding_dim")])
 def test_layers_refuse_sizes_that_are_not_counts(make, argument):
     """A layer with no channel at all, or a size that is not an int, is refused when it is made,
     naming the argument (a convolution without output channels: PyTorch refuses it at its call)."""

@@ -310,6 +310,21 @@ class Unflatten(Module):
         return f"axis={self.axis}, sizes={self.sizes}"
 
 
+def _convolution_sizes(owner, spatial, kernel_size, in_channels, out_channels, groups):
+    """A convolution layer's sizes checked (``ValueError`` naming ``owner`` and the argument):
+    ``kernel_size`` as ``spatial`` positive ints, channel counts divisible by ``groups``."""
+    kernel = (kernel_size,) * spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+    if len(kernel) != spatial or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                         and k >= 1 for k in kernel):
+        raise ValueError(f"{owner}: kernel_size must be {spatial} positive int(s), not {kernel_size!r}")
+    for name, size in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        size_argument(size, name, owner)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{owner}: in_channels {in_channels} and out_channels {out_channels} must "
+                         f"both be divisible by groups {groups}")
+    return tuple(int(k) for k in kernel)
+
+
 class _ConvNd(Module):
     """Shared by Conv1d and Conv2d: weight ``(out, in // groups, *kernel)``, bias ``(out,)``."""
 
@@ -323,16 +338,8 @@ class _ConvNd(Module):
                  padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
-        kernel: tuple[int, ...]   # kernel_size as one int per axis
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
-        if len(kernel) != self.spatial or min(kernel) < 1:
-            raise ValueError(f"{type(self).__name__}: kernel_size must be {self.spatial} positive "
-                             f"int(s), not {kernel_size!r}")
-        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            size_argument(size, name, type(self).__name__)
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}")
+        kernel = _convolution_sizes(type(self).__name__, self.spatial, kernel_size, in_channels, out_channels,
+                                    groups)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         rng = generator(rng)
@@ -379,15 +386,7 @@ class _ConvTransposeNd(Module):
                  dilation: IntOrTuple = 1, rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         name = type(self).__name__
-        kernel: tuple[int, ...]   # kernel_size as one int per axis
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
-        if len(kernel) != self.spatial or min(kernel) < 1:
-            raise ValueError(f"{name}: kernel_size must be {self.spatial} positive int(s), not {kernel_size!r}")
-        for argument, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            size_argument(size, argument, name)
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must "
-                             f"both be divisible by groups {groups}")
+        kernel = _convolution_sizes(name, self.spatial, kernel_size, in_channels, out_channels, groups)
         if np.any(np.asarray(output_padding) >= np.maximum(stride, dilation)):
             raise ValueError(f"{name}: output_padding {output_padding} must be smaller than the "
                                  f"stride {stride} (or the dilation {dilation})")
@@ -620,6 +619,8 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
+        num_embeddings = size_argument(num_embeddings, "num_embeddings", "Embedding", least=0)
+        embedding_dim = size_argument(embedding_dim, "embedding_dim", "Embedding", least=0)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, "
