@@ -689,6 +689,9 @@ RESIZING_REFUSALS = [
     (lambda: F.conv_transpose1d(np.ones((1, 2, 3)), np.ones((2, 1, 2)), np.ones((1, 1))), ValueError,
      r"bias must have shape \(1,\)"),
     (lambda: F.embedding(np.array([0, 2]), np.ones(3)), ValueError, r"weight must have shape \(num_embeddings"),
+    (lambda: F.conv2d(np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=2.0), TypeError, "groups must be an int"),
+    (lambda: F.conv_transpose1d(np.ones((1, 4, 5)), np.ones((4, 2, 3)), groups=2.0), TypeError,
+     "groups must be an int"),
     # a dilated window that skips the only element: PyTorch gives -inf and reads and writes outside
     # the input for its index and gradient (autonet's gradient went nowhere)
     (lambda: F.max_pool1d(np.ones((1, 1, 1)), 2, dilation=2, padding=1), ValueError,

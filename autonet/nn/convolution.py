@@ -78,6 +78,7 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     _check_weight(weight, "(O, C // groups, kh, kw)", "conv2d")
     out_channels, group_channels, kh, kw = weight.shape
     n, channels = x.shape[:2]
+    groups = _groups(groups, "conv2d")
     if groups < 1 or channels % groups or out_channels % groups or channels // groups != group_channels:
         raise ValueError(f"conv2d: {channels} input channels, {out_channels} output channels and "
                          f"groups={groups} do not fit a weight of shape {weight.shape}")
@@ -89,6 +90,13 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     if groups == 1:
         return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     return _grouped_conv2d(_padded(x, padding), weight, bias, stride, dilation, groups)
+
+
+def _groups(groups, op):
+    """``groups`` as an int, or ``TypeError`` (a float made shapes of floats deep inside)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: groups must be an int, not {groups!r}")
+    return int(groups)
 
 
 def _bias(bias, out_channels, op):
@@ -359,6 +367,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     _check_weight(weight, "(C, O // groups, kh, kw)", "conv_transpose2d")
     channels, group_out, kh, kw = weight.shape
     n, _, h, w = x.shape
+    groups = _groups(groups, "conv_transpose2d")
     if groups < 1 or x.shape[1] != channels or channels % groups:
         raise ValueError(f"conv_transpose2d: {x.shape[1]} input channels and groups={groups} do not "
                          f"fit a weight of shape {weight.shape} (C, O // groups, kh, kw)")
