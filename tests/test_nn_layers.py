@@ -666,7 +666,7 @@ def test_convolution_pooling_and_resizing_bad_input_is_explained():
         F.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="num_channels 6 must be divisible by num_groups 4"):
         nn.GroupNorm(4, 6)
-    with pytest.raises(ValueError, match="padding_idx must lie in"):
+    with pytest.raises(ValueError, match=r"padding_idx must be an int in \[-3, 3\)"):
         nn.Embedding(3, 2, padding_idx=3)
     with pytest.raises(ValueError, match="momentum must lie in"):
         nn.BatchNorm1d(3, momentum=2.0)
@@ -690,6 +690,9 @@ RESIZING_REFUSALS = [
      r"bias must have shape \(1,\)"),
     (lambda: F.embedding(np.array([0, 2]), np.ones(3)), ValueError, r"weight must have shape \(num_embeddings"),
     (lambda: F.conv2d(np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=2.0), TypeError, "groups must be an int"),
+    (lambda: F.embedding(np.array([0, 1]), np.ones((3, 2)), padding_idx=1.5), ValueError,
+     "padding_idx must be an int"),   # it was truncated to row 1
+    (lambda: nn.Embedding(3, 2, padding_idx=1.5), ValueError, "padding_idx must be an int"),
     (lambda: F.conv_transpose1d(np.ones((1, 4, 5)), np.ones((4, 2, 3)), groups=2.0), TypeError,
      "groups must be an int"),
     # a dilated window that skips the only element: PyTorch gives -inf and reads and writes outside

@@ -622,10 +622,7 @@ class Embedding(Module):
         num_embeddings = size_argument(num_embeddings, "num_embeddings", "Embedding", least=0)
         embedding_dim = size_argument(embedding_dim, "embedding_dim", "Embedding", least=0)
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, "
-                                 f"{num_embeddings}), not {padding_idx}")
-            padding_idx %= num_embeddings
+            padding_idx = F.padding_index(padding_idx, num_embeddings, "Embedding")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
