@@ -132,9 +132,12 @@ def test_flatten_refuses_axes_out_of_range_and_flattens_a_scalar_to_one_element(
     ``Flatten()`` of a 1-d input flattened axis 0 (1 % 1); PyTorch raises. A 0-d input is one
     element (PyTorch's ``(1,)``); it raised ZeroDivisionError. An ndarray comes back a Tensor."""
     x = np.arange(24.0).reshape(2, 3, 4)
-    for start, end, shape in ((3, -1, x.shape), (-4, -1, x.shape), (1, 5, x.shape), (1, -1, (2,)), (1, -1, ())):
-        with pytest.raises(ValueError, match="must lie in"):
+    for start, end, shape in ((3, -1, x.shape), (-4, -1, x.shape), (1, 5, x.shape), (1, -1, (2,)), (1, -1, ()),
+                              (1.0, -1, x.shape)):   # a float: "slice indices must be integers"
+        with pytest.raises(ValueError, match="must be ints in"):
             nn.Flatten(start, end)(np.ones(shape))
+    with pytest.raises(ValueError, match="cannot be split"):
+        nn.Unflatten(1.0, (3, 4))(np.ones((2, 12)))
     scalar = nn.Flatten(0)(Tensor(here(np.array(5.0))))
     assert scalar.shape == (1,) and scalar.data.tolist() == [5.0]
     flat = nn.Flatten()(here(x))

@@ -82,10 +82,15 @@ def _uniform(shape, bound, rng, dtype):
     return init.uniform_(Parameter(np.empty(shape, dtype=_float(dtype))), -bound, bound, rng)
 
 
+def _is_int(value):
+    """An int or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def size_argument(value, name, owner, least=1):
     """``value``, a layer's size argument, as an int: refused (``ValueError`` naming ``owner`` and
     ``name``) unless it is an int (not a bool) of at least ``least``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+    if not _is_int(value) or value < least:
         kind = "a positive int" if least == 1 else f"an int >= {least}"
         raise ValueError(f"{owner}: {name} must be {kind}, not {value!r}")
     return int(value)
@@ -297,7 +302,7 @@ class Unflatten(Module):
 
     def _sizes_for(self, shape):
         """``sizes`` with its -1 worked out, or ``ValueError`` where they do not split the axis."""
-        if -len(shape) <= self.axis < len(shape):
+        if _is_int(self.axis) and -len(shape) <= self.axis < len(shape):
             size, known = shape[self.axis], math.prod(s for s in self.sizes if s != -1)
             if -1 not in self.sizes and size == known:
                 return self.sizes
@@ -574,9 +579,9 @@ class Flatten(Module):
     def forward(self, x: TensorLike) -> Tensor:
         x = as_tensor(x)
         ndim = max(x.ndim, 1)   # a 0-d input is one element, (1,) flattened, as PyTorch's
-        if not all(-ndim <= a < ndim for a in (self.start_axis, self.end_axis)):
-            raise ValueError(f"Flatten: start_axis {self.start_axis} and end_axis {self.end_axis} must "
-                             f"lie in [{-ndim}, {ndim}) for an input of shape {x.shape}")
+        if not all(_is_int(a) and -ndim <= a < ndim for a in (self.start_axis, self.end_axis)):
+            raise ValueError(f"Flatten: start_axis {self.start_axis!r} and end_axis {self.end_axis!r} must "
+                             f"be ints in [{-ndim}, {ndim}) for an input of shape {x.shape}")
         start, end = (a % ndim for a in (self.start_axis, self.end_axis))
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
