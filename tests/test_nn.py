@@ -125,6 +125,20 @@ def test_init_functions():
         nn.init.xavier_uniform_(nn.Parameter(np.empty(3)))
 
 
+def test_init_takes_pytorchs_other_gains_and_leaves_empty_weights_alone():
+    """PyTorch's calculate_gain: 1 for every convolution name, 3/4 for selu (autonet raised
+    'unknown nonlinearity'); a weight with no elements is left as it is (it raised
+    ZeroDivisionError: its fan-in is 0)."""
+    t = nn.Parameter(np.empty((30, 20, 3)))
+    for name, gain in (("conv1d", 1.0), ("conv_transpose2d", 1.0), ("selu", 0.75)):
+        nn.init.kaiming_uniform_(t, nonlinearity=name, rng=0)
+        bound = gain * math.sqrt(3 / 60)
+        assert bound * 0.95 < np.abs(t.data).max() <= bound
+    for empty in ((3, 0), (0, 0), (0, 4, 3)):
+        weight = nn.Parameter(np.empty(empty))
+        assert nn.init.kaiming_uniform_(weight) is weight and nn.init.xavier_uniform_(weight) is weight
+
+
 def test_state_dict_round_trip_and_copies():
     a, b = Net(), Net()
     for p in b.parameters():

@@ -67,6 +67,31 @@ def test_gradients_at_kinks_are_pytorchs(name):
     np.testing.assert_allclose(x.grad, here(np.array(list(kinks.values()))), rtol=1e-15)
 
 
+# PyTorch's gradients at -inf, inf and NaN (from its backward formulas: a comparison with NaN is
+# false, so NaN takes the branch after the tested ones). selu's at NaN is elu's (autonet.ops).
+NON_FINITE = {"relu6": [0.0, 0.0, 1.0], "hardtanh": [0.0, 0.0, 1.0], "hardsigmoid": [0.0, 0.0, 0.0],
+              "hardswish": [0.0, 1.0, 1.0], "celu": [0.0, 1.0, 1.0], "selu": [0.0, SELU_SCALE],
+              "logsigmoid": [1.0, 0.0, np.nan], "tanhshrink": [1.0, 1.0, np.nan]}
+
+
+@pytest.mark.parametrize("name", sorted(NON_FINITE))
+def test_gradients_at_infinities_and_nan_are_pytorchs(name):
+    x = Tensor(here(np.array([-np.inf, np.inf, np.nan][:len(NON_FINITE[name])])), requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        ROWS[name][0](x).sum().backward()
+    np.testing.assert_array_equal(x.grad, here(np.array(NON_FINITE[name])))
+
+
+def test_hardtanh_with_equal_bounds_is_a_constant_with_no_gradient_as_pytorchs():
+    x = Tensor(here(np.array([-2.0, 1.0, 3.0])), requires_grad=True)
+    y = F.hardtanh(x, 1.0, 1.0)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, here(np.ones(3)))
+    np.testing.assert_array_equal(x.grad, here(np.zeros(3)))
+    with pytest.raises(ValueError, match="must be below"):
+        nn.Hardtanh(1.0, 1.0)   # PyTorch's module refuses equal bounds too
+
+
 def test_logsigmoid_is_finite_far_out_and_exact_there():
     x = Tensor(here(np.array([-800.0, -30.0, 30.0, 800.0])), requires_grad=True)
     y = F.logsigmoid(x)
@@ -100,6 +125,25 @@ def test_identity_and_unflatten():
         nn.Unflatten(1, (5, -1))(x)
     with pytest.raises(ValueError, match="at most one -1"):
         nn.Unflatten(1, (-1, -1))
+
+
+def test_flatten_refuses_axes_out_of_range_and_flattens_a_scalar_to_one_element():
+    """``Flatten(3)`` of a 3-d input wrapped to axis 0 (3 % 3) and flattened everything, and
+    ``Flatten()`` of a 1-d input flattened axis 0 (1 % 1); PyTorch raises. A 0-d input is one
+    element (PyTorch's ``(1,)``); it raised ZeroDivisionError. An ndarray comes back a Tensor."""
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for start, end, shape in ((3, -1, x.shape), (-4, -1, x.shape), (1, 5, x.shape), (1, -1, (2,)), (1, -1, ()),
+                              (1.0, -1, x.shape)):   # a float: "slice indices must be integers"
+        with pytest.raises(ValueError, match="must be ints in"):
+            nn.Flatten(start, end)(np.ones(shape))
+    with pytest.raises(ValueError, match="cannot be split"):
+        nn.Unflatten(1.0, (3, 4))(np.ones((2, 12)))
+    scalar = nn.Flatten(0)(Tensor(here(np.array(5.0))))
+    assert scalar.shape == (1,) and scalar.data.tolist() == [5.0]
+    flat = nn.Flatten()(here(x))
+    assert isinstance(flat, Tensor) and flat.shape == (2, 12)
+    np.testing.assert_array_equal(flat.data, here(x.reshape(2, 12)))
+    assert isinstance(nn.Unflatten(1, (3, 4))(here(x.reshape(2, 12))), Tensor)
 
 
 def test_normalize_against_numpy_and_at_the_zero_vector():
@@ -167,6 +211,7 @@ def test_bad_arguments_are_clear_errors(call, error, match):
     (lambda: F.glu(np.ones(4), dim=0), "spelled axis="),
     (lambda: F.relu(np.ones(3), inplace=True), "relu: inplace= is not offered"),
     (lambda: F.normalize(np.ones((2, 2)), dim=0), "spelled axis="),
+    (lambda: F.normalize(np.ones((2, 2)), p=1), "normalize: PyTorch's p= is spelled ord="),
     (lambda: F.dropout(np.ones(3), inplace=True), "inplace= is not offered"),
     (lambda: F.cosine_similarity(np.ones((2, 2)), np.ones((2, 2)), dim=0), "spelled axis="),
 ])

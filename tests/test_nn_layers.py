@@ -141,7 +141,12 @@ def test_conv_refuses_what_does_not_fit():
     (lambda: nn.Conv1d(3, 0, 3), "out_channels"), (lambda: nn.ConvTranspose2d(3, 0, 3), "out_channels"),
     (lambda: nn.ConvTranspose1d(0, 3, 3), "in_channels"), (lambda: nn.Conv2d(2.0, 4, 3), "in_channels"),
     (lambda: nn.BatchNorm2d(0), "num_features"), (lambda: nn.BatchNorm1d(True), "num_features"),
-    (lambda: nn.Linear(-1, 3), "in_features"), (lambda: nn.Linear(3, 1.5), "out_features")])
+    (lambda: nn.Linear(-1, 3), "in_features"), (lambda: nn.Linear(3, 1.5), "out_features"),
+    # these failed deep inside ("'float' object cannot be interpreted as an integer", NumPy's
+    # "negative dimensions are not allowed")
+    (lambda: nn.Conv2d(4, 6, 2.0), "kernel_size"), (lambda: nn.ConvTranspose1d(4, 6, (True,)), "kernel_size"),
+    (lambda: nn.Conv2d(4, 6, 3, groups=2.0), "groups"), (lambda: nn.ConvTranspose2d(4, 6, 3, groups=0), "groups"),
+    (lambda: nn.Embedding(-1, 3), "num_embeddings"), (lambda: nn.Embedding(3, 2.0), "embedding_dim")])
 def test_layers_refuse_sizes_that_are_not_counts(make, argument):
     """A layer with no channel at all, or a size that is not an int, is refused when it is made,
     naming the argument (a convolution without output channels: PyTorch refuses it at its call)."""
@@ -571,6 +576,30 @@ def test_max_pool_options_and_indices_match_loops(case):
     np.testing.assert_array_equal(indices1, where1[:, :, 0])
 
 
+@pytest.mark.parametrize("case", POOL_CASES + [dict(kernel_size=(3, 2), padding=1, stride=1)], ids=str)
+def test_max_pool_windows_of_only_minus_inf_pick_their_first_element_inside_the_input(case):
+    """A window whose elements are all -inf ties with its -inf padding; PyTorch's index and
+    gradient go to the first element inside the input (the loops' ``inside``), not to the padding
+    (autonet sent the gradient nowhere and returned an index outside the plane)."""
+    rng = np.random.default_rng(31)
+    x = np.where(rng.random((2, 3, 7, 8)) < 0.7, -np.inf, rng.normal(size=(2, 3, 7, 8)).round(0))
+    pair = lambda v: (v, v) if np.ndim(v) == 0 else v   # noqa: E731
+    expected, where = pool_ref(x, pair(case["kernel_size"]), pair(case.get("stride", case["kernel_size"])),
+                               pair(case.get("padding", 0)), pair(case.get("dilation", 1)),
+                               case.get("ceil_mode", False), "max")
+    xt = Tensor(x, requires_grad=True)
+    out, indices = F.max_pool2d(xt, **case, return_indices=True)
+    np.testing.assert_array_equal(data(out), expected)
+    np.testing.assert_array_equal(indices, where)
+    upstream = rng.normal(size=expected.shape)
+    out.backward(upstream)
+    grad = np.zeros((2, 3, 7 * 8))
+    for i in range(2):
+        for c in range(3):
+            np.add.at(grad[i, c], where[i, c].ravel(), upstream[i, c].ravel())
+    np.testing.assert_allclose(data(xt.grad), grad.reshape(x.shape), rtol=0, atol=1e-12)
+
+
 # ------------------------------------------------------------------ normalisation and embedding
 def test_group_norm_matches_its_formula_and_differentiates():
     rng = np.random.default_rng(25)
@@ -637,10 +666,72 @@ def test_convolution_pooling_and_resizing_bad_input_is_explained():
         F.max_pool2d(x, 2, padding=2)
     with pytest.raises(ValueError, match="num_channels 6 must be divisible by num_groups 4"):
         nn.GroupNorm(4, 6)
-    with pytest.raises(ValueError, match="padding_idx must lie in"):
+    with pytest.raises(ValueError, match=r"padding_idx must be an int in \[-3, 3\)"):
         nn.Embedding(3, 2, padding_idx=3)
     with pytest.raises(ValueError, match="momentum must lie in"):
         nn.BatchNorm1d(3, momentum=2.0)
+
+
+RESIZING_REFUSALS = [
+    # each was silently truncated (a float or bool size: int(2.5) == 2, as PyTorch refuses with
+    # TypeError) or failed deep inside (OverflowError, IndexError, ZeroDivisionError, "cannot reshape")
+    (lambda: F.interpolate(np.ones((1, 1, 4)), 2.5), TypeError, "size must hold ints, not 2.5"),
+    (lambda: F.interpolate(np.ones((1, 1, 4, 4)), (3.0, 2)), TypeError, "size must hold ints"),
+    (lambda: nn.Upsample(size=True)(np.ones((1, 1, 4))), TypeError, "size must hold ints"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor=np.inf), ValueError, "positive and finite"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor=np.nan), ValueError, "positive and finite"),
+    (lambda: F.interpolate(np.ones((1, 1, 4)), scale_factor="2"), TypeError, "scale_factor must hold numbers"),
+    (lambda: F.interpolate(np.ones((1, 1, 0)), 5, mode="linear"), ValueError, "empty spatial axis"),
+    (lambda: F.adaptive_avg_pool1d(np.ones((1, 1, 0)), 2), ValueError, "empty spatial axis"),
+    (lambda: F.adaptive_max_pool2d(np.ones((1, 1, 3, 0)), 2), ValueError, "empty spatial axis"),
+    (lambda: F.conv_transpose2d(np.ones((1, 2, 3, 3)), np.ones((2, 3, 2, 2)), np.ones(1)), ValueError,
+     r"conv_transpose2d: bias must have shape \(3,\)"),
+    (lambda: F.conv_transpose1d(np.ones((1, 2, 3)), np.ones((2, 1, 2)), np.ones((1, 1))), ValueError,
+     r"bias must have shape \(1,\)"),
+    (lambda: F.embedding(np.array([0, 2]), np.ones(3)), ValueError, r"weight must have shape \(num_embeddings"),
+    (lambda: F.conv2d(np.ones((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=2.0), TypeError, "groups must be an int"),
+    (lambda: F.embedding(np.array([0, 1]), np.ones((3, 2)), padding_idx=1.5), ValueError,
+     "padding_idx must be an int"),   # it was truncated to row 1
+    (lambda: nn.Embedding(3, 2, padding_idx=1.5), ValueError, "padding_idx must be an int"),
+    (lambda: F.conv_transpose1d(np.ones((1, 4, 5)), np.ones((4, 2, 3)), groups=2.0), TypeError,
+     "groups must be an int"),
+    # a dilated window that skips the only element: PyTorch gives -inf and reads and writes outside
+    # the input for its index and gradient (autonet's gradient went nowhere)
+    (lambda: F.max_pool1d(np.ones((1, 1, 1)), 2, dilation=2, padding=1), ValueError,
+     "window 0 along spatial axis 1 holds no element of the input"),
+    (lambda: nn.MaxPool2d((2, 4), dilation=(2, 1), padding=1)(np.ones((1, 1, 1, 7))), ValueError,
+     "window 0 along spatial axis 0 holds no element"),
+    (lambda: F.max_pool2d(np.ones((1, 1, 5, 2)), 2, stride=1, dilation=3, padding=2),
+     ValueError, "window 1 along spatial axis 1 holds no element"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(RESIZING_REFUSALS)))
+def test_resizing_settings_and_parameters_that_do_not_fit_are_clear_errors(case):
+    call, error, match = RESIZING_REFUSALS[case]
+    with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call, op", [
+    (lambda: F.conv1d(np.ones((1, 2, 3)), np.ones((1, 2, 5))), "conv1d"),
+    (lambda: F.conv1d(np.ones((1, 2, 3)), np.ones((1, 2, 2)), np.ones(2)), "conv1d"),
+    (lambda: F.conv_transpose1d(np.ones((1, 2, 1)), np.ones((2, 1, 2)), padding=1), "conv_transpose1d"),
+    (lambda: F.max_pool1d(np.ones((1, 2, 3)), 2, padding=2), "max_pool1d"),
+    (lambda: F.avg_pool1d(np.ones((1, 2, 3)), 5), "avg_pool1d"),
+    (lambda: nn.MaxPool1d(2, stride=0)(np.ones((1, 2, 3))), "max_pool1d"),
+])
+def test_a_1d_op_refusing_names_itself_not_the_2d_op_under_it(call, op):
+    with pytest.raises(ValueError, match=f"^{op}: .*on a height of 1"):
+        call()
+
+
+def test_interpolate_takes_numpy_ints_and_floats_as_sizes_and_scales():
+    x = Tensor(np.arange(4.0).reshape(1, 1, 4))
+    expected = data(F.interpolate(x, 8, mode="linear"))
+    for call in (dict(size=np.int64(8)), dict(size=(np.int32(8),)), dict(scale_factor=np.float32(2.0)),
+                 dict(scale_factor=2)):
+        np.testing.assert_array_equal(data(F.interpolate(x, mode="linear", **call)), expected)
 
 
 # ----------------------------------------------------------------- empty batches
@@ -682,6 +773,53 @@ def test_a_refused_batch_norm_batch_changes_no_buffer():
     np.testing.assert_array_equal(layer.running_mean.data, np.zeros(3))
     layer(Tensor(np.arange(6.0).reshape(2, 3)))
     assert int(layer.num_batches_tracked.data) == 1
+
+
+NORMALIZATION_REFUSALS = [
+    # PyTorch refuses each (its messages: "Expected weight to be of same shape as normalized_shape",
+    # "weight should contain 3 elements", "batch_norm eps must be positive during training");
+    # autonet broadcast the first ones silently or failed with "cannot reshape"
+    (lambda x, stats: F.layer_norm(x, (4, 5), np.ones(5)), ValueError, r"weight must have shape \(4, 5\)"),
+    (lambda x, stats: F.layer_norm(x, 5, None, np.ones(1)), ValueError, r"bias must have shape \(5,\)"),
+    (lambda x, stats: F.layer_norm(x, ()), ValueError, "non-empty sequence"),
+    (lambda x, stats: nn.LayerNorm([]), ValueError, "non-empty sequence"),
+    (lambda x, stats: F.group_norm(x, 3, np.ones(2)), ValueError, r"weight must have shape \(3,\)"),
+    (lambda x, stats: F.group_norm(x, 3, None, np.ones((3, 1))), ValueError, r"bias must have shape \(3,\)"),
+    (lambda x, stats: F.batch_norm(x, *stats, np.ones(2)), ValueError, "weight must hold one value per channel"),
+    (lambda x, stats: F.batch_norm(x, Tensor(np.zeros(2)), stats[1]), ValueError, r"running_mean must have shape \(3,\)"),
+    (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones((3, 1))), training=True), ValueError,
+     r"running_var must have shape \(3,\)"),   # its update broadcast to (3, 3) after the mean's
+    (lambda x, stats: F.batch_norm(x, *stats, np.ones(2), training=True), ValueError, "weight must hold one"),
+    (lambda x, stats: F.batch_norm(x, stats[0], Tensor(np.ones(1)), training=True), ValueError, "running_var"),
+    (lambda x, stats: F.batch_norm(x, *stats, training=True, eps=0.0), ValueError, "eps must be positive"),
+    (lambda x, stats: F.batch_norm(x, stats[0].data, stats[1], training=True), TypeError, "must be Tensors"),
+    (lambda x, stats: F.batch_norm(x, *stats, training=True, momentum=None), TypeError, "cumulative average"),
+    (lambda x, stats: F.group_norm(x, 3.0), TypeError, "num_groups must be an int, not 3.0"),
+    (lambda x, stats: F.group_norm(x, True), TypeError, "num_groups must be an int, not True"),
+    (lambda x, stats: nn.GroupNorm(3, 3.0), ValueError, "GroupNorm: num_channels must be a positive int"),
+    (lambda x, stats: nn.GroupNorm(0, 3), ValueError, "GroupNorm: num_groups must be a positive int"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(NORMALIZATION_REFUSALS)))
+def test_normalization_parameters_of_the_wrong_shape_are_refused_before_any_update(case):
+    call, error, match = NORMALIZATION_REFUSALS[case]
+    rng = np.random.default_rng(32)
+    x = Tensor(rng.normal(size=(2, 3, 4, 5)))
+    mean, var = rng.normal(size=3), rng.random(3) + 0.5
+    stats = (Tensor(mean.copy()), Tensor(var.copy()))
+    with pytest.raises(error, match=match):
+        call(x, stats)
+    np.testing.assert_array_equal(data(stats[0]), mean)   # the running statistics untouched
+    np.testing.assert_array_equal(data(stats[1]), var)
+
+
+def test_normalized_shape_may_be_a_numpy_int_or_a_list():
+    x = np.random.default_rng(33).normal(size=(2, 3, 4))
+    expected = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    for shape in (np.int64(4), [4], (np.int64(4),)):
+        np.testing.assert_allclose(data(F.layer_norm(Tensor(x), shape)), expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(data(nn.LayerNorm(shape)(Tensor(x))), expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d, F.max_pool1d, F.avg_pool1d])

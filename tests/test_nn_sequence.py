@@ -249,6 +249,27 @@ def test_compiled_recurrent_training_step_equals_eager(kind):
     assert_compiled_training_equals_eager(make, batches, lambda m, x: (m(x)[0] ** 2).mean())
 
 
+@pytest.mark.parametrize("make", [lambda: nn.RNN(3, 2, rng=0), lambda: nn.GRU(3, 2, bias=False, rng=0),
+                                  lambda: nn.LSTM(3, 2, rng=0), lambda: nn.RNNCell(3, 2, rng=0),
+                                  lambda: nn.GRUCell(3, 2, rng=0), lambda: nn.LSTMCell(3, 2, rng=0)],
+                         ids=["RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"])
+def test_one_step_from_a_zero_state_gives_weight_hh_a_zero_gradient_as_pytorch(make):
+    """PyTorch projects the zero initial state, so weight_hh's gradient after one step is zeros,
+    not None (autonet's RNN, GRU and cells skipped the projection: weight_hh got None, and
+    AdamW's decay and Adam's momentum then skipped it where PyTorch's step it)."""
+    layer = make()
+    x = np.random.default_rng(5).normal(size=(1, 4, 3) if hasattr(layer, "num_layers") else (4, 3))
+    out = layer(Tensor(x))
+    (out[0] if isinstance(out, tuple) else out).sum().backward()
+    for name, parameter in layer.named_parameters():
+        assert parameter.grad is not None, name
+    weight_hh = layer.weight_hh_l0 if hasattr(layer, "num_layers") else layer.weight_hh
+    np.testing.assert_array_equal(data(weight_hh.grad), np.zeros(weight_hh.shape))
+    before = data(weight_hh).copy()
+    autonet.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.5).step()
+    np.testing.assert_allclose(data(weight_hh), before * (1 - 0.1 * 0.5), rtol=1e-15)   # decayed only
+
+
 def test_dropout_between_layers_only_in_training():
     model = nn.LSTM(3, 4, num_layers=2, dropout=0.5, rng=0)
     x = Tensor(np.random.default_rng(1).normal(size=(4, 2, 3)))
@@ -285,6 +306,13 @@ def test_recurrent_bad_input_is_explained():
     cell = nn.GRUCell(3, 4, rng=0)
     _unchanged_after(ValueError, r"hx's h must have shape \(2, 4\)",
                      lambda: cell(Tensor(np.ones((2, 3))), Tensor(np.ones((3, 4)))), cell)
+    # one array where (h, c) belongs: its rows were taken for h and c ("h must have shape (2, 4),
+    # not (4,)"; a (2, 2, 4) state for two layers passed as h_0 = state[0], c_0 = state[1])
+    lstm_cell = nn.LSTMCell(3, 4, rng=0)
+    _unchanged_after(ValueError, r"hx must be a tuple \(h, c\)",
+                     lambda: lstm_cell(Tensor(np.ones((2, 3))), Tensor(np.ones((2, 4)))), lstm_cell)
+    _unchanged_after(ValueError, "hx must be h_0 and c_0 as a tuple",
+                     lambda: model(Tensor(np.ones((5, 2, 3))), Tensor(np.ones((2, 2, 4)))), model)
 
 
 # ------------------------------------------------------------------ attention

@@ -31,13 +31,14 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 class Hardtanh(Function):
     """``clip(x, min_val, max_val)``; the gradient is 1 strictly inside, 0 at and beyond the
-    edges (PyTorch's ``hardtanh_backward``)."""
+    edges, and at NaN 1 (PyTorch's ``hardtanh_backward``) or, without ``nan_passes``, 0
+    (its ``hardsigmoid_backward``)."""
 
     name = "hardtanh"
 
     @staticmethod
-    def forward(ctx, a, min_val, max_val):
-        inside = (a > min_val) & (a < max_val)
+    def forward(ctx, a, min_val, max_val, nan_passes=True):
+        inside = ~((a <= min_val) | (a >= max_val)) if nan_passes else (a > min_val) & (a < max_val)
         ctx.save_for_backward(inside)
         return np.minimum(np.maximum(a, min_val), max_val)
 
@@ -49,8 +50,8 @@ class Hardtanh(Function):
 
 def hardtanh(x: TensorLike, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """``x`` clipped to ``[min_val, max_val]``."""
-    if not min_val < max_val:
-        raise ValueError(f"hardtanh: min_val ({min_val}) must be below max_val ({max_val})")
+    if not min_val <= max_val:   # equal bounds: a constant, as PyTorch's (its module refuses them)
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     return Hardtanh.apply(as_tensor(x), min_val=float(min_val), max_val=float(max_val))
 
 
@@ -60,13 +61,14 @@ def relu6(x: TensorLike) -> Tensor:
 
 
 def hardsigmoid(x: TensorLike) -> Tensor:
-    """``relu6(x + 3) / 6`` (gradient 1/6 strictly between -3 and 3, as PyTorch's)."""
-    return relu6(as_tensor(x) + 3.0) / 6.0
+    """``relu6(x + 3) / 6`` (gradient 1/6 strictly between -3 and 3, 0 elsewhere, NaN included,
+    as PyTorch's ``hardsigmoid_backward``)."""
+    return Hardtanh.apply(as_tensor(x) + 3.0, min_val=0.0, max_val=6.0, nan_passes=False) / 6.0
 
 
 class Hardswish(Function):
     """``x relu6(x + 3) / 6``; PyTorch's gradient: 0 up to -3, ``x / 3 + 1/2`` strictly
-    between -3 and 3, 1 from 3 on (so 0 at -3 and 1 at 3)."""
+    between -3 and 3, 1 elsewhere (so 0 at -3 and -inf, 1 at 3, inf and NaN)."""
 
     name = "hardswish"
 
@@ -79,9 +81,9 @@ class Hardswish(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved
         values = generic.value(a)
-        middle = ((values > -3.0) & (values < 3.0)).astype(values.dtype)
-        above = (values >= 3.0).astype(values.dtype)
-        return grad * (a * (middle / 3.0) + (middle / 2.0 + above))
+        middle = (values > -3.0) & (values < 3.0)
+        rest = ~(middle | (values <= -3.0))
+        return grad * (np.where(middle, a / 3.0 + 0.5, 0.0) + rest.astype(values.dtype))
 
 
 def hardswish(x: TensorLike) -> Tensor:
@@ -110,7 +112,7 @@ class Celu(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved
-        positive = generic.value(a) > 0
+        positive = ~(generic.value(a) <= 0)   # NaN too, as PyTorch's
         return grad * np.where(positive, 1.0, np.exp(np.minimum(a, 0) * (1.0 / ctx.alpha)))
 
 

@@ -9,6 +9,7 @@ differentiable ops: constant padding, ``Windows`` (im2col through one strided vi
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Literal, overload
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from ..core import device as devices
 from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..ops import shape
-from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows
+from ..ops.windows import Col2Im, MaxLast, MaxPoolTiles, Windows, first_maxima
 from .constants import constant_like
 from .fused_conv import Conv2d
 from ..core.types import Array, IntOrTuple
@@ -77,6 +78,7 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     _check_weight(weight, "(O, C // groups, kh, kw)", "conv2d")
     out_channels, group_channels, kh, kw = weight.shape
     n, channels = x.shape[:2]
+    groups = _groups(groups, "conv2d")
     if groups < 1 or channels % groups or out_channels % groups or channels // groups != group_channels:
         raise ValueError(f"conv2d: {channels} input channels, {out_channels} output channels and "
                          f"groups={groups} do not fit a weight of shape {weight.shape}")
@@ -84,13 +86,26 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     if min(stride + dilation) < 1:
         raise ValueError("conv2d: stride and dilation must be >= 1")
     padding = _padding(padding, (kh, kw), stride, dilation)
-    bias = None if bias is None else as_tensor(bias)
-    if bias is not None and bias.shape != (out_channels,):
-        raise ValueError(f"conv2d: bias must have shape ({out_channels},), one per output channel, "
-                         f"not {bias.shape}")
+    bias = None if bias is None else _bias(bias, out_channels, "conv2d")
     if groups == 1:
         return Conv2d.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     return _grouped_conv2d(_padded(x, padding), weight, bias, stride, dilation, groups)
+
+
+def _groups(groups, op):
+    """``groups`` as an int, or ``TypeError`` (a float made shapes of floats deep inside)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: groups must be an int, not {groups!r}")
+    return int(groups)
+
+
+def _bias(bias, out_channels, op):
+    """``bias`` as a Tensor of shape ``(out_channels,)``, or ``ValueError``."""
+    bias = as_tensor(bias)
+    if bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), one per output channel, "
+                         f"not {bias.shape}")
+    return bias
 
 
 def _grouped_conv2d(x, weight, bias, stride, dilation, groups):
@@ -118,9 +133,20 @@ def conv1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     if weight.ndim != 3:
         raise ValueError(f"conv1d: weight must have shape (O, C // groups, k), not {weight.shape}")
     padding = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
-    out = conv2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
-                 padding, (1, _single(dilation, "dilation")), groups)
+    with _said_for("conv1d"):
+        out = conv2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
+                     padding, (1, _single(dilation, "dilation")), groups)
     return out.squeeze(2)
+
+
+@contextlib.contextmanager
+def _said_for(op):
+    """A ``ValueError`` of the 2-d op under a 1-d one, named for the 1-d op (its shapes and
+    settings are the 2-d op's: a height of 1 in front)."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{op}: {error} (as the 2-d op on a height of 1)") from None
 
 
 def _single(value, name):
@@ -161,9 +187,23 @@ class _Geometry:
         if min(self.out) < 1:
             raise ValueError(f"{op}: the kernel {self.kernel} (dilation {self.dilation}) does not fit "
                              f"the input's spatial size {self.sizes} with padding {self.padding}")
+        self._refuse_windows_of_only_padding(op, ceil_mode)
         # right padding beyond ``padding`` that ceil_mode's last windows reach into
         self.extra = tuple(max(0, (o - 1) * s + e - (n + 2 * p)) for o, s, e, n, p in
                            zip(self.out, self.stride, effective, self.sizes, self.padding))
+
+    def _refuse_windows_of_only_padding(self, op, ceil_mode):
+        """``ValueError`` where a dilated window skips over every element of the input (PyTorch
+        reads and writes outside the input there); without dilation a window always holds one."""
+        for axis, (n, o, k, st, p, d) in enumerate(zip(self.sizes, self.out, self.kernel, self.stride,
+                                                       self.padding, self.dilation)):
+            if d == 1 or not n:
+                continue
+            empty = [i for i in range(o) if not any(0 <= i * st - p + j * d < n for j in range(k))]
+            if empty:
+                raise ValueError(f"{op}: window {empty[0]} along spatial axis {axis} holds no element of the "
+                                 f"input (size {n}; kernel {k}, dilation {d}, padding {p}, stride {st}, "
+                                 f"ceil_mode {ceil_mode}), only padding; use less padding or dilation")
 
     def tiles(self):
         """Non-overlapping tiles that cover the input exactly (no window copies needed)."""
@@ -178,6 +218,16 @@ class _Geometry:
         cols = Windows.apply(x, kernel=self.kernel, stride=self.stride, dilation=self.dilation)
         n, oh, ow, c = cols.shape[:4]   # the window size spelled out: -1 is ambiguous for N = 0
         return cols.reshape(n, oh, ow, c, self.kernel[0] * self.kernel[1])
+
+    def first_inside(self):
+        """Each window's first position inside the input (row-major), ``(OH, OW, 1)`` nested
+        lists, or None without padding (every window then starts inside the input): where a
+        window holds only -inf, PyTorch's gradient and index go there, not to the padding."""
+        if self.padding == (0, 0):
+            return None
+        rows, columns = ([-(-max(0, p - i * s) // d) for i in range(o)] for o, s, p, d in
+                         zip(self.out, self.stride, self.padding, self.dilation))   # steps to reach 0
+        return [[[r * self.kernel[1] + c] for c in columns] for r in rows]
 
     def counts(self, include_padding):
         """How many elements each window averages, per axis (PyTorch's avg_pool divisor)."""
@@ -223,7 +273,7 @@ def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: IntOrTuple | 
         out = MaxPoolTiles.apply(x, kernel=geometry.kernel)
         return (out, _max_indices(x, geometry)) if return_indices else out
     cols = geometry.windows(x, -np.inf)
-    out = MaxLast.apply(cols).transpose(0, 3, 1, 2)
+    out = MaxLast.apply(cols, fallback=geometry.first_inside()).transpose(0, 3, 1, 2)
     return (out, _max_indices(x, geometry, cols)) if return_indices else out
 
 
@@ -231,7 +281,7 @@ def _max_indices(x, geometry, cols=None):
     """Flat ``h * W + w`` of each window's first maximum, ``(N, C, OH, OW)`` int64."""
     if cols is None:
         cols = geometry.windows(x.detach(), -np.inf)
-    first = np.argmax(cols.data, axis=-1).transpose(0, 3, 1, 2)        # (N, C, OH, OW)
+    first = first_maxima(cols.data, geometry.first_inside()).transpose(0, 3, 1, 2)   # (N, C, OH, OW)
     kw = geometry.kernel[1]
     (sh, sw), (ph, pw), (dh, dw) = geometry.stride, geometry.padding, geometry.dilation
     oh, ow = geometry.out
@@ -267,8 +317,9 @@ def _pool1d(pool, x, kernel_size, stride, padding, op, **options):
     stride = None if stride is None else (1, _single(stride, "stride"))
     if "dilation" in options:
         options["dilation"] = (1, _single(options["dilation"], "dilation"))
-    out = pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
-               (0, _single(padding, "padding")), **options)
+    with _said_for(op):
+        out = pool(x.expand_dims(2), (1, _single(kernel_size, "kernel_size")), stride,
+                   (0, _single(padding, "padding")), **options)
     if isinstance(out, tuple):
         return out[0].squeeze(2), out[1][:, :, 0]
     return out.squeeze(2)
@@ -316,6 +367,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     _check_weight(weight, "(C, O // groups, kh, kw)", "conv_transpose2d")
     channels, group_out, kh, kw = weight.shape
     n, _, h, w = x.shape
+    groups = _groups(groups, "conv_transpose2d")
     if groups < 1 or x.shape[1] != channels or channels % groups:
         raise ValueError(f"conv_transpose2d: {x.shape[1]} input channels and groups={groups} do not "
                          f"fit a weight of shape {weight.shape} (C, O // groups, kh, kw)")
@@ -328,6 +380,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
         raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than the stride "
                          f"{stride} (or the dilation {dilation}); use a smaller output_padding")
     out_channels = group_out * groups
+    bias = None if bias is None else _bias(bias, out_channels, "conv_transpose2d")
     pixels = x.transpose(0, 2, 3, 1).reshape(n * h * w, channels)
     if groups == 1:
         cols = pixels @ weight.reshape(channels, -1)
@@ -346,7 +399,7 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     if grow != (0, 0):
         out = shape.pad(out, ((0, 0), (0, 0), (0, grow[0]), (0, grow[1])))
     out = out[:, :, padding[0]:padding[0] + sizes[0], padding[1]:padding[1] + sizes[1]]
-    return out if bias is None else out + as_tensor(bias).reshape(1, out_channels, 1, 1)
+    return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
 
 
 def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None,  # noqa: A002
@@ -357,7 +410,8 @@ def conv_transpose1d(input: TensorLike, weight: TensorLike, bias: TensorLike | N
     _check(x, 1, "conv_transpose1d")
     if weight.ndim != 3:
         raise ValueError(f"conv_transpose1d: weight must have shape (C, O // groups, k), not {weight.shape}")
-    out = conv_transpose2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
-                           (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
-                           groups, (1, _single(dilation, "dilation")))
+    with _said_for("conv_transpose1d"):
+        out = conv_transpose2d(x.expand_dims(2), weight.expand_dims(2), bias, (1, _single(stride, "stride")),
+                               (0, _single(padding, "padding")), (0, _single(output_padding, "output_padding")),
+                               groups, (1, _single(dilation, "dilation")))
     return out.squeeze(2)

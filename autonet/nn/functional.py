@@ -570,15 +570,25 @@ class EmbeddingLookup(Function):
         return scatter_add(grad, ctx.in_shape, ctx.index), None
 
 
+def padding_index(padding_idx, num_embeddings, op):
+    """``padding_idx`` as a row in ``[0, num_embeddings)`` (a negative one counts from the end),
+    or ``ValueError`` (a float was truncated to a row silently)."""
+    if (isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer))
+            or not -num_embeddings <= padding_idx < num_embeddings):
+        raise ValueError(f"{op}: padding_idx must be an int in [-{num_embeddings}, {num_embeddings}), "
+                         f"not {padding_idx!r}")
+    return int(padding_idx) % num_embeddings
+
+
 def embedding(indices: TensorLike, weight: TensorLike, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight (num, dim)`` picked by integer ``indices`` of any shape; the row
     ``padding_idx`` (if given) gets no gradient."""
     weight = as_tensor(weight)
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must have shape (num_embeddings, embedding_dim), not "
+                         f"{weight.shape}")
     if padding_idx is not None:
-        if not -weight.shape[0] <= padding_idx < weight.shape[0]:
-            raise ValueError(f"embedding: padding_idx must lie in [-{weight.shape[0]}, {weight.shape[0]}), "
-                             f"not {padding_idx}")
-        padding_idx = int(padding_idx) % weight.shape[0]
+        padding_idx = padding_index(padding_idx, weight.shape[0], "embedding")
     return EmbeddingLookup.apply(weight, _as_given(indices, _indices(indices, weight)),
                                  padding_idx=padding_idx)
 

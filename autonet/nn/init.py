@@ -18,7 +18,8 @@ from ..random import generator
 
 _Filled = TypeVar("_Filled", bound=Tensor)   # each initialiser returns the tensor it filled
 
-_GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
+_GAINS = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0), "selu": 0.75,
+          **{f"conv{kind}{n}d": 1.0 for kind in ("", "_transpose") for n in (1, 2, 3)}}   # PyTorch's calculate_gain
 
 
 def _fill(t, values):
@@ -56,6 +57,8 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
 def xavier_uniform_(t: _Filled, gain: float = 1.0, rng: Seed = None) -> _Filled:
     """Glorot uniform: bound = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = fans(t.shape)
+    if not t.size:   # nothing to fill (PyTorch's no-op), and a fan may be 0
+        return t
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -bound, bound, rng)
 
@@ -70,5 +73,7 @@ def kaiming_uniform_(t: _Filled, a: float = 0.0, nonlinearity: str = "leaky_relu
     else:
         raise ValueError(f"kaiming_uniform_: unknown nonlinearity {nonlinearity!r}")
     fan_in, _ = fans(t.shape)
+    if not t.size:   # nothing to fill (PyTorch's no-op), and fan_in may be 0
+        return t
     bound = gain * math.sqrt(3.0 / fan_in)
     return uniform_(t, -bound, bound, rng)

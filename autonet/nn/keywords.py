@@ -12,7 +12,7 @@ import functools
 import inspect
 
 SPELLINGS = {"dim": "axis", "keepdim": "keepdims", "start_dim": "start_axis", "end_dim": "end_axis",
-             "inplace": None}
+             "p": "ord", "inplace": None}   # p: normalize's order, NumPy's ord
 
 
 def refusing_pytorch_keywords(function, name):

@@ -15,6 +15,7 @@ from ..core.tensor import Tensor, TensorLike, as_tensor
 from ..random import generator
 from . import functional as F, init
 from .module import Module, ModuleList, Parameter
+from .normalization import normalized_shape_of
 from ..core.types import DTypeLike, IntOrTuple, Seed, ShapeLike
 
 _Same = TypeVar("_Same")
@@ -81,10 +82,15 @@ def _uniform(shape, bound, rng, dtype):
     return init.uniform_(Parameter(np.empty(shape, dtype=_float(dtype))), -bound, bound, rng)
 
 
+def _is_int(value):
+    """An int or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def size_argument(value, name, owner, least=1):
     """``value``, a layer's size argument, as an int: refused (``ValueError`` naming ``owner`` and
     ``name``) unless it is an int (not a bool) of at least ``least``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+    if not _is_int(value) or value < least:
         kind = "a positive int" if least == 1 else f"an int >= {least}"
         raise ValueError(f"{owner}: {name} must be {kind}, not {value!r}")
     return int(value)
@@ -288,14 +294,15 @@ class Unflatten(Module):
                              f"-1, not {sizes!r}")
         self.axis, self.sizes = axis, sizes
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: TensorLike) -> Tensor:
+        x = as_tensor(x)
         sizes = self._sizes_for(x.shape)
         axis = self.axis % x.ndim
         return x.reshape(x.shape[:axis] + sizes + x.shape[axis + 1:])
 
     def _sizes_for(self, shape):
         """``sizes`` with its -1 worked out, or ``ValueError`` where they do not split the axis."""
-        if -len(shape) <= self.axis < len(shape):
+        if _is_int(self.axis) and -len(shape) <= self.axis < len(shape):
             size, known = shape[self.axis], math.prod(s for s in self.sizes if s != -1)
             if -1 not in self.sizes and size == known:
                 return self.sizes
@@ -306,6 +313,21 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}, sizes={self.sizes}"
+
+
+def _convolution_sizes(owner, spatial, kernel_size, in_channels, out_channels, groups):
+    """A convolution layer's sizes checked (``ValueError`` naming ``owner`` and the argument):
+    ``kernel_size`` as ``spatial`` positive ints, channel counts divisible by ``groups``."""
+    kernel = (kernel_size,) * spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)
+    if len(kernel) != spatial or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                                         and k >= 1 for k in kernel):
+        raise ValueError(f"{owner}: kernel_size must be {spatial} positive int(s), not {kernel_size!r}")
+    for name, size in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        size_argument(size, name, owner)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{owner}: in_channels {in_channels} and out_channels {out_channels} must "
+                         f"both be divisible by groups {groups}")
+    return tuple(int(k) for k in kernel)
 
 
 class _ConvNd(Module):
@@ -321,16 +343,8 @@ class _ConvNd(Module):
                  padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
-        kernel: tuple[int, ...]   # kernel_size as one int per axis
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
-        if len(kernel) != self.spatial or min(kernel) < 1:
-            raise ValueError(f"{type(self).__name__}: kernel_size must be {self.spatial} positive "
-                             f"int(s), not {kernel_size!r}")
-        for name, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            size_argument(size, name, type(self).__name__)
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must both be divisible by groups {groups}")
+        kernel = _convolution_sizes(type(self).__name__, self.spatial, kernel_size, in_channels, out_channels,
+                                    groups)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
         rng = generator(rng)
@@ -377,15 +391,7 @@ class _ConvTransposeNd(Module):
                  dilation: IntOrTuple = 1, rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
         name = type(self).__name__
-        kernel: tuple[int, ...]   # kernel_size as one int per axis
-        kernel = (kernel_size,) * self.spatial if np.ndim(kernel_size) == 0 else tuple(kernel_size)  # type: ignore
-        if len(kernel) != self.spatial or min(kernel) < 1:
-            raise ValueError(f"{name}: kernel_size must be {self.spatial} positive int(s), not {kernel_size!r}")
-        for argument, size in (("in_channels", in_channels), ("out_channels", out_channels)):
-            size_argument(size, argument, name)
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: in_channels {in_channels} and out_channels {out_channels} must "
-                             f"both be divisible by groups {groups}")
+        kernel = _convolution_sizes(name, self.spatial, kernel_size, in_channels, out_channels, groups)
         if np.any(np.asarray(output_padding) >= np.maximum(stride, dilation)):
             raise ValueError(f"{name}: output_padding {output_padding} must be smaller than the "
                                  f"stride {stride} (or the dilation {dilation})")
@@ -570,8 +576,13 @@ class Flatten(Module):
         super().__init__()
         self.start_axis, self.end_axis = start_axis, end_axis
 
-    def forward(self, x: Tensor) -> Tensor:
-        start, end = (a % x.ndim for a in (self.start_axis, self.end_axis))
+    def forward(self, x: TensorLike) -> Tensor:
+        x = as_tensor(x)
+        ndim = max(x.ndim, 1)   # a 0-d input is one element, (1,) flattened, as PyTorch's
+        if not all(_is_int(a) and -ndim <= a < ndim for a in (self.start_axis, self.end_axis)):
+            raise ValueError(f"Flatten: start_axis {self.start_axis!r} and end_axis {self.end_axis!r} must "
+                             f"be ints in [{-ndim}, {ndim}) for an input of shape {x.shape}")
+        start, end = (a % ndim for a in (self.start_axis, self.end_axis))
         if start > end:
             raise ValueError(f"Flatten: start_axis {self.start_axis} comes after end_axis "
                              f"{self.end_axis} for a {x.ndim}-d input")
@@ -613,11 +624,10 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  rng: Seed = None, dtype: DTypeLike = None) -> None:
         super().__init__()
+        num_embeddings = size_argument(num_embeddings, "num_embeddings", "Embedding", least=0)
+        embedding_dim = size_argument(embedding_dim, "embedding_dim", "Embedding", least=0)
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must lie in [-{num_embeddings}, "
-                                 f"{num_embeddings}), not {padding_idx}")
-            padding_idx %= num_embeddings
+            padding_idx = F.padding_index(padding_idx, num_embeddings, "Embedding")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=_float(dtype)))
@@ -706,7 +716,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, dtype: DTypeLike = None) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        shape = normalized_shape_of(normalized_shape, "LayerNorm")
         self.normalized_shape, self.eps = shape, eps
         dtype = _float(dtype)
         self.weight = Parameter(np.ones(shape, dtype=dtype)) if elementwise_affine else None
@@ -737,7 +747,9 @@ class GroupNorm(Module):
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  dtype: DTypeLike = None) -> None:
         super().__init__()
-        if num_groups < 1 or num_channels % num_groups:
+        num_groups = size_argument(num_groups, "num_groups", "GroupNorm")
+        num_channels = size_argument(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups "
                              f"{num_groups}; choose num_groups among its divisors")
         self.num_groups, self.num_channels, self.eps = num_groups, num_channels, eps

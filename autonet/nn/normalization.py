@@ -26,21 +26,12 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
         raise ValueError(f"batch_norm: input must be (N, C), (N, C, L) or (N, C, H, W), not {x.shape}")
     axes = (0,) + tuple(range(2, x.ndim))
     channels = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    running_mean, running_var, weight, bias = _batch_norm_arguments(
+        x, running_mean, running_var, weight, bias, training, momentum, eps)
     if training:
-        count = x.size // x.shape[1]
-        if count < 2:
-            raise ValueError(f"batch_norm: training needs more than one value per channel, got "
-                             f"input of shape {x.shape}")
         with no_grad():
             statistics = BatchStatistics.apply(x)
-            if running_mean is not None:
-                running_mean *= 1.0 - momentum
-                running_mean += momentum * statistics[0]
-            if running_var is not None:
-                running_var *= 1.0 - momentum
-                running_var += (momentum * count / (count - 1)) * statistics[1]
-        weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
-                        for v, name in ((weight, "weight"), (bias, "bias")))
+            _update_running(running_mean, running_var, statistics, momentum, x.size // x.shape[1])
         return BatchNorm.apply(x, weight, bias, statistics, axes=axes, eps=float(eps))
     else:
         if running_mean is None or running_var is None:
@@ -52,6 +43,41 @@ def batch_norm(input: TensorLike, running_mean: Tensor | None, running_var: Tens
     if bias is not None:
         out = out + as_tensor(bias).reshape(channels)
     return out
+
+
+def _batch_norm_arguments(x, running_mean, running_var, weight, bias, training, momentum, eps):
+    """The running statistics (``(C,)``, as PyTorch's; Tensors in training, which updates them in
+    place), weight and bias (``C`` values) as Tensors, and the training settings, all checked
+    before anything moves; ``ValueError`` / ``TypeError`` otherwise."""
+    if training and not all(v is None or isinstance(v, Tensor) for v in (running_mean, running_var)):
+        raise TypeError("batch_norm: in training, running_mean and running_var must be Tensors "
+                        "(updated in place) or None; wrap an array: autonet.Tensor(array)")
+    running_mean, running_var = (None if v is None else
+                                 _shaped(v, (x.shape[1],), name, "batch_norm", "one per channel")
+                                 for v, name in ((running_mean, "running_mean"), (running_var, "running_var")))
+    weight, bias = (None if v is None else _channel_values(v, x.shape[1], name)
+                    for v, name in ((weight, "weight"), (bias, "bias")))
+    if training:
+        if x.size // x.shape[1] < 2:
+            raise ValueError(f"batch_norm: training needs more than one value per channel, got "
+                             f"input of shape {x.shape}")
+        if not eps > 0:
+            raise ValueError(f"batch_norm: eps must be positive in training (as PyTorch), not {eps}")
+        if momentum is None:
+            raise TypeError("batch_norm: momentum must be a number; the layers' momentum=None (the "
+                            "cumulative average) is momentum=1 / (batches seen, this one included) here")
+    return running_mean, running_var, weight, bias
+
+
+def _update_running(running_mean, running_var, statistics, momentum, count):
+    """Move the running statistics (each may be None) by ``momentum`` toward the batch's mean and
+    unbiased variance, in place."""
+    if running_mean is not None:
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * statistics[0]
+    if running_var is not None:
+        running_var *= 1.0 - momentum
+        running_var += (momentum * count / (count - 1)) * statistics[1]
 
 
 class BatchStatistics(Function):
@@ -128,7 +154,8 @@ class BatchNorm(Function):
 
 
 def _channel_values(values, channels, name):
-    """``values`` as a Tensor of one value per channel, or ``ValueError``."""
+    """``values`` as a Tensor of one value per channel (a Tensor given is returned itself), or
+    ``ValueError``."""
     values = as_tensor(values)
     if values.size != channels:
         raise ValueError(f"batch_norm: {name} must hold one value per channel ({channels}), "
@@ -219,11 +246,30 @@ def layer_norm(input: TensorLike, normalized_shape: int | Sequence[int],  # noqa
                weight: TensorLike | None = None, bias: TensorLike | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize over the last ``len(normalized_shape)`` axes (biased variance), then scale and shift."""
     x = as_tensor(input)
-    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    normalized_shape = normalized_shape_of(normalized_shape, "layer_norm")
     if x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
         raise ValueError(f"layer_norm: input of shape {x.shape} does not end in {normalized_shape}")
+    weight, bias = (None if v is None else _shaped(v, normalized_shape, name, "layer_norm", "normalized_shape")
+                    for v, name in ((weight, "weight"), (bias, "bias")))
     axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
     return LayerNorm.apply(x, weight, bias, axes=axes, eps=float(eps))
+
+
+def normalized_shape_of(normalized_shape, op):
+    """``normalized_shape`` (an int or a sequence of ints, at least one) as a tuple."""
+    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else tuple(normalized_shape)
+    if not shape or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape):
+        raise ValueError(f"{op}: normalized_shape must be an int or a non-empty sequence of ints, "
+                         f"not {normalized_shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _shaped(values, shape, name, op, meaning):
+    """``values`` as a Tensor of exactly ``shape`` (no broadcasting: PyTorch refuses it too)."""
+    values = as_tensor(values)
+    if values.shape != shape:
+        raise ValueError(f"{op}: {name} must have shape {shape} ({meaning}), not {values.shape}")
+    return values
 
 
 def group_norm(input: TensorLike, num_groups: int, weight: TensorLike | None = None,  # noqa: A002
@@ -231,10 +277,14 @@ def group_norm(input: TensorLike, num_groups: int, weight: TensorLike | None = N
     """Normalize ``(N, C, ...)`` over each group of ``C // num_groups`` channels and all positions
     (biased variance), then scale and shift per channel, as ``torch.nn.functional.group_norm``."""
     x = as_tensor(input)
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"group_norm: num_groups must be an int, not {num_groups!r}")
     if x.ndim < 2 or num_groups < 1 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input (N, C, ...) of shape {x.shape} needs C divisible by "
                          f"num_groups {num_groups}")
     n, channels = x.shape[:2]
+    weight, bias = (None if v is None else _shaped(v, (channels,), name, "group_norm", "one per channel")
+                    for v, name in ((weight, "weight"), (bias, "bias")))
     grouped = x.reshape(n, num_groups, x.size // max(n * num_groups, 1))
     out = Normalize.apply(grouped, axes=(2,), eps=float(eps)).reshape(x.shape)
     per_channel = (1, channels) + (1,) * (x.ndim - 2)

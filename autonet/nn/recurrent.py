@@ -11,8 +11,8 @@ projection and applies the gates. An LSTM layer (each direction) is one op,
 ``nn.lstm_layer``, with the same equations and a backward written by hand
 (about 2x faster, half the memory; its create_graph backward differentiates
 the step composite, ``recurrent_steps.composite_lstm_layer``). Everything is differentiable
-to any order and compiles. A missing initial state is zero; the first step
-then skips the hidden projection (adding zeros changes no value).
+to any order and compiles. A missing initial state is zero, and the first step
+projects it as PyTorch's does (so ``weight_hh`` gets its zero gradient, not None).
 """
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ class _RNNBase(_Recurrent):
         names = ("h_0", "c_0") if self.mode == "LSTM" else ("h_0",)
         if hx is None:
             return [(None,) * len(names)] * count
-        given = tuple(hx) if self.mode == "LSTM" else (hx,)
+        given = tuple(hx) if self.mode == "LSTM" and isinstance(hx, (tuple, list)) else (hx,)
         if len(given) != len(names):
             raise ValueError(f"{type(self).__name__}: hx must be {' and '.join(names)} as "
                              f"{'a tuple' if len(names) > 1 else 'one tensor'}")
@@ -296,8 +296,8 @@ class LSTMCell(_Cell):
 
     def forward(self, input: TensorLike,  # noqa: A002
                 hx: tuple[TensorLike, TensorLike] | None = None) -> tuple[Tensor, Tensor]:
-        if hx is not None and len(hx) != 2:
-            raise ValueError("LSTMCell: hx must be a tuple (h, c)")
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise ValueError("LSTMCell: hx must be a tuple (h, c)")   # an array's rows are not (h, c)
         return self._step(input, (None, None) if hx is None else tuple(hx))
 
 

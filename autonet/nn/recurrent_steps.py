@@ -8,19 +8,17 @@ module and neither imports the other's.
 from __future__ import annotations
 
 from ..ops.elementwise import relu, sigmoid, tanh
-from ..ops.shape import concatenate, stack
+from ..ops.shape import broadcast_to, concatenate, stack
+from .constants import constant_like
 from .projection import affine as _affine
 
 
-def _hidden_part(h, w_hh, b_hh):
-    """``h @ w_hh.T + b_hh``, or only ``b_hh`` (or None) while the state is still zero (None)."""
+def _hidden_part(h, w_hh, b_hh, projected):
+    """``h @ w_hh.T + b_hh``; a missing state is zeros, as PyTorch's: the value is ``b_hh``'s, and
+    ``w_hh`` gets its zero gradient (not None: an optimizer then steps it, as PyTorch's does)."""
     if h is None:
-        return b_hh
+        h = broadcast_to(constant_like(projected, 0.0), projected.shape[:-1] + (w_hh.shape[1],))
     return _affine(h, w_hh, b_hh)
-
-
-def _plus(a, b):
-    return a if b is None else a + b
 
 
 def _gates(pre, count):
@@ -29,17 +27,17 @@ def _gates(pre, count):
 
 
 def _tanh_step(projected, state, w_hh, b_hh):
-    return (tanh(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
+    return (tanh(projected + _hidden_part(state[0], w_hh, b_hh, projected)),)
 
 
 def _relu_step(projected, state, w_hh, b_hh):
-    return (relu(_plus(projected, _hidden_part(state[0], w_hh, b_hh))),)
+    return (relu(projected + _hidden_part(state[0], w_hh, b_hh, projected)),)
 
 
 def _lstm_step(projected, state, w_hh, b_hh):
     """i, f, g, o = gates; c' = f c + i g; h' = o tanh(c')."""
     h, c = state
-    i, f, g, o = _gates(_plus(projected, _hidden_part(h, w_hh, b_hh)), 4)
+    i, f, g, o = _gates(projected + _hidden_part(h, w_hh, b_hh, projected), 4)
     i, g = sigmoid(i), tanh(g)
     c = i * g if c is None else sigmoid(f) * c + i * g
     return sigmoid(o) * tanh(c), c
@@ -49,10 +47,9 @@ def _gru_step(projected, state, w_hh, b_hh):
     """r, z = sigmoid(...); n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h."""
     (h,) = state
     x_r, x_z, x_n = _gates(projected, 3)
-    hidden = _hidden_part(h, w_hh, b_hh)
-    h_r, h_z, h_n = _gates(hidden, 3) if hidden is not None else (None, None, None)
-    r, z = sigmoid(_plus(x_r, h_r)), sigmoid(_plus(x_z, h_z))
-    n = tanh(x_n if h_n is None else x_n + r * h_n)
+    h_r, h_z, h_n = _gates(_hidden_part(h, w_hh, b_hh, projected), 3)
+    r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+    n = tanh(x_n + r * h_n)
     return ((1 - z) * n if h is None else (1 - z) * n + z * h),
 
 

@@ -21,11 +21,19 @@ from ..core.types import IntOrTuple
 _MODES = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
 
 
-def _spatial(value, count, name, cast):
+def _spatial(value, count, name, kinds):
+    """``value`` (one or ``count`` numbers of ``kinds``) as a tuple of ``count``; a float size or
+    a bool is refused, as PyTorch's ``TypeError`` (``int()`` would drop a fraction silently)."""
     values = (value,) * count if np.ndim(value) == 0 else tuple(value)
     if len(values) != count:
         raise ValueError(f"interpolate: {name} must be one number or {count}, not {value!r}")
-    return tuple(cast(v) for v in values)
+    if not all(isinstance(v, kinds) and not isinstance(v, (bool, np.bool_)) for v in values):
+        raise TypeError(f"interpolate: {name} must hold {'ints' if kinds is _INTS else 'numbers'}, "
+                        f"not {value!r}")
+    return tuple(int(v) if kinds is _INTS else float(v) for v in values)
+
+
+_INTS = (int, np.integer)
 
 
 def interpolate(input: TensorLike, size: IntOrTuple | None = None,  # noqa: A002
@@ -53,10 +61,18 @@ def interpolate(input: TensorLike, size: IntOrTuple | None = None,  # noqa: A002
         raise ValueError("interpolate: align_corners is for the 'linear' and 'bilinear' modes; "
                          "leave it None with 'nearest'")
     count = x.ndim - 2
-    scales = (None,) * count if scale_factor is None else _spatial(scale_factor, count, "scale_factor", float)
-    sizes = (_spatial(size, count, "size", int) if size is not None else
-             tuple(math.floor(n * s) for n, s in zip(x.shape[2:], scales)))
-    if min(sizes) < 1 or (scale_factor is not None and min(scales) <= 0):
+    if 0 in x.shape[2:]:
+        raise ValueError(f"interpolate: the input {x.shape} has an empty spatial axis; there is "
+                         f"nothing to resize")
+    scales: tuple[float | None, ...] = (None,) * count
+    if scale_factor is None:
+        sizes = _spatial(size, count, "size", _INTS)
+    else:
+        factors = _spatial(scale_factor, count, "scale_factor", (int, float, np.integer, np.floating))
+        if not all(0 < s < math.inf for s in factors):
+            raise ValueError(f"interpolate: scale_factor must be positive and finite, not {scale_factor!r}")
+        scales, sizes = factors, tuple(math.floor(n * s) for n, s in zip(x.shape[2:], factors))
+    if min(sizes) < 1:
         raise ValueError(f"interpolate: the output size must be positive, not {sizes} "
                          f"(size={size}, scale_factor={scale_factor})")
     for axis, (out_size, scale) in enumerate(zip(sizes, scales)):
@@ -114,6 +130,9 @@ def _adaptive(x, output_size, count, op, reduce):
     sizes = (output_size,) * count if np.ndim(output_size) == 0 else tuple(output_size)
     if len(sizes) != count:
         raise ValueError(f"{op}: output_size must be one int or {count}, not {output_size!r}")
+    if 0 in x.shape[x.ndim - count:]:
+        raise ValueError(f"{op}: the input {x.shape} has an empty spatial axis; a window needs at "
+                         f"least one element")
     sizes = tuple(x.shape[x.ndim - count + k] if s is None else s for k, s in enumerate(sizes))
     if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
         raise ValueError(f"{op}: output_size must hold positive ints (or None), not {output_size!r}")

@@ -95,8 +95,8 @@ class MaxLast(Function):
     name = "max_pool"
 
     @staticmethod
-    def forward(ctx, a):
-        first = np.argmax(a, axis=-1)
+    def forward(ctx, a, fallback=None):
+        first = first_maxima(a, fallback)
         ctx.save_for_backward(devices.arange(a.shape[-1], first) == first[..., None])   # freed by backward
         return np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
 
@@ -104,6 +104,18 @@ class MaxLast(Function):
     def backward(ctx, grad):
         (hit,) = ctx.saved
         return grad[..., None] * hit
+
+
+def first_maxima(a, fallback=None):
+    """Where the first maximum over the last axis lies (a NaN counts as the maximum). Where it
+    is -inf (every candidate is), ``fallback`` instead: nested lists that broadcast against the
+    leading axes, e.g. each pooling window's first position inside the input, which PyTorch
+    picks over the -inf padding."""
+    first = np.argmax(a, axis=-1)
+    if fallback is None:
+        return first
+    lost = np.take_along_axis(a, first[..., None], axis=-1)[..., 0] == -np.inf
+    return np.where(lost, devices.to_device(np.asarray(fallback), devices.device_of(a)), first)
 
 
 class MaxPoolTiles(Function):
