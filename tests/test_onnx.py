@@ -456,7 +456,7 @@ class Everything(nn.Module):
                    + y.max(axis=1).sum(axis=-1) - y.min() + a.cumsum(y, axis=2)[:, 2, 3] + a.tril(y, -1).sum(axis=(1, 2))
                    + a.triu(y).sum(axis=(1, 2)) + y.sum(axis=())[:, 0, 0] + y.var(axis=(1, 2))
                    + y.std(axis=(0, 2), ddof=1).sum() + y.var() - y.std(axis=1, keepdims=True)[:, 0, 0]
-                   + a.norm(y, axis=(1, 2)))
+                   + a.norm(y, axis=(1, 2)) + a.norm(y, 3, axis=1).sum(axis=-1) + a.norm(y, 0.5, axis=-1).sum(axis=-1))
         typed = (y * 3.0).astype(np.float16).astype(x.dtype) + y.log_softmax(axis=-1)
         joined = a.concatenate([waves, bounded, extremes, pieces, typed], axis=1).reshape(y.shape[0], -1)
         chosen = a.take_along_axis(y, index, axis=2) + a.take_along_axis(y, [[[1], [0], [3]]], axis=-1)

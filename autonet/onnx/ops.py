@@ -359,11 +359,16 @@ def _variance(root: bool):
 
 
 def _norm(g, call):
-    """``sqrt(sum(x * x))`` over the axes."""
+    """``sqrt(sum(x * x))`` over the axes; for another ``p``, ``sum(|x| ** p) ** (1 / p)``."""
     x = tensor(g, call, 0)
     axes = g.ints(_axes(call.settings["axes"], len(call.shapes[0])))
-    total = g.node("ReduceSum", [g.node("Mul", [x, x]), axes], keepdims=int(bool(call.settings["keepdims"])))
-    return g.node("Sqrt", [total], call.out)
+    keepdims = int(bool(call.settings["keepdims"]))
+    p = call.settings.get("p", 2.0)
+    if p == 2:
+        return g.node("Sqrt", [g.node("ReduceSum", [g.node("Mul", [x, x]), axes], keepdims=keepdims)], call.out)
+    powers = g.node("Pow", [g.node("Abs", [x]), g.constant(p, call.dtype)])
+    return g.node("Pow", [g.node("ReduceSum", [powers, axes], keepdims=keepdims), g.constant(1.0 / p, call.dtype)],
+                  call.out)
 
 
 def _logsumexp(g, call):

@@ -338,40 +338,22 @@ def einsum(subscripts: str, *operands: TensorLike) -> Tensor:
 
 
 class Norm(Function):
-    """The 2-norm over ``axes``; its gradient ``x / norm`` is 0 where the norm is 0 (PyTorch's)."""
+    """The vector ``p``-norm ``sum(|x| ** p) ** (1 / p)`` over ``axes`` (finite ``p``, not 0), as
+    ``numpy.linalg.norm`` computes it: ``sqrt(sum(x * x))`` for ``p = 2``. Its gradient
+    ``sign(x) (|x| / norm) ** (p - 1)`` (``x / norm`` for ``p = 2``) is 0 where ``x`` or the norm is
+    0, as PyTorch's (the composite's chain rule gives NaN there)."""
 
     name = "norm"
 
     @staticmethod
-    def forward(ctx, x, axes, keepdims):
-        ctx.axes, ctx.keepdims = axes, keepdims
-        ctx.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        out = np.sqrt(np.add.reduce(x * x, axis=axes, keepdims=keepdims))
-        ctx.save_for_backward(x, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, out = ctx.saved
-        if not ctx.keepdims:
-            grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
-        safe = out + (value_of(out) == 0)   # x / norm, with 0 / 1 where the norm is 0
-        return grad * x / safe
-
-
-class PNorm(Function):
-    """``sum(|x| ** p) ** (1 / p)`` over ``axes``, as ``numpy.linalg.norm`` computes it, for a
-    finite ``p`` other than 0 and 2. Its gradient ``sign(x) (|x| / norm) ** (p - 1)`` is 0
-    where ``x`` or the norm is 0, as PyTorch's (the composite's chain rule gives NaN there)."""
-
-    name = "vector_norm"
-
-    @staticmethod
-    def forward(ctx, x, p, axes, keepdims):
+    def forward(ctx, x, axes, keepdims, p=2.0):
         ctx.p, ctx.keepdims = p, keepdims
         ctx.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        with np.errstate(divide="ignore"):   # 0 ** p for p < 0: inf, and the norm 0
-            out = np.add.reduce(np.abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
+        if p == 2:
+            out = np.sqrt(np.add.reduce(x * x, axis=axes, keepdims=keepdims))
+        else:
+            with np.errstate(divide="ignore"):   # 0 ** p for p < 0: inf, and the norm 0
+                out = np.add.reduce(np.abs(x) ** p, axis=axes, keepdims=keepdims) ** (1.0 / p)
         ctx.save_for_backward(x, out)
         return out
 
@@ -380,7 +362,10 @@ class PNorm(Function):
         x, out = ctx.saved
         if not ctx.keepdims:
             grad, out = grad.reshape(ctx.kept_shape), out.reshape(ctx.kept_shape)
-        x_values, out_values = value_of(x), value_of(out)
+        out_values = value_of(out)
+        if ctx.p == 2:
+            return grad * x / (out + (out_values == 0))   # x / norm, with 0 / 1 where the norm is 0
+        x_values = value_of(x)
         counted = (x_values != 0) & (out_values != 0)
         ratio = abs(x) / (out + (out_values == 0)) + ~counted   # 1 where not counted: no 0 ** (p - 1)
         return grad * (np.sign(x_values) * counted) * ratio ** (ctx.p - 1)
@@ -436,7 +421,7 @@ def norm(x: TensorLike, ord: float | str | None = None,  # noqa: A002 - numpy.li
             return NonzeroCount.apply(x, axes=axes, keepdims=keepdims)
     if isinstance(ord, str):
         raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
-    return PNorm.apply(x, p=float(ord), axes=axes, keepdims=keepdims)
+    return Norm.apply(x, axes=axes, keepdims=keepdims, p=float(ord))
 
 
 def _norm_over(x, axes, keepdims):
