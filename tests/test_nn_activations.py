@@ -68,9 +68,10 @@ def test_gradients_at_kinks_are_pytorchs(name):
 
 
 # PyTorch's gradients at -inf, inf and NaN (from its backward formulas: a comparison with NaN is
-# false, so NaN takes the branch after the tested ones). selu's at NaN is elu's (autonet.ops).
+# false, so NaN takes the branch after the tested ones: elu's and selu's positive side, whose test
+# is x <= 0: selu's scale, not alpha * scale).
 NON_FINITE = {"relu6": [0.0, 0.0, 1.0], "hardtanh": [0.0, 0.0, 1.0], "hardsigmoid": [0.0, 0.0, 0.0],
-              "hardswish": [0.0, 1.0, 1.0], "celu": [0.0, 1.0, 1.0], "selu": [0.0, SELU_SCALE],
+              "hardswish": [0.0, 1.0, 1.0], "celu": [0.0, 1.0, 1.0], "selu": [0.0, SELU_SCALE, SELU_SCALE],
               "logsigmoid": [1.0, 0.0, np.nan], "tanhshrink": [1.0, 1.0, np.nan]}
 
 

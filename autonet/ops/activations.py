@@ -93,8 +93,9 @@ class Elu(Function):
         (a,) = ctx.saved
         values = generic.value(a)
         # exp of the negative part, constant at 0: PyTorch's second derivative there is 0 (a
-        # minimum(a, 0) would split its gradient at the tie, giving alpha / 2)
-        return grad * np.where(values > 0, 1.0, ctx.alpha * np.exp(np.where(values < 0, a, 0.0)))
+        # minimum(a, 0) would split its gradient at the tie, giving alpha / 2); NaN takes the
+        # positive side's 1, as PyTorch's (its test is x <= 0)
+        return grad * np.where(values <= 0, ctx.alpha * np.exp(np.where(values < 0, a, 0.0)), 1.0)
 
 
 @register("elementwise")
