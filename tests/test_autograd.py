@@ -136,6 +136,40 @@ def test_no_grad_and_enable_grad_as_contexts_and_decorators():
     assert autonet.is_grad_enabled()
 
 
+def test_grad_mode_decorators_cover_a_generators_body_and_not_its_caller():
+    """PyTorch's decorators run a generator's body in their mode each time it resumes, and the
+    caller's code between two items in the caller's mode (values as torch 2.13 gives them)."""
+    x = Tensor([1.0], requires_grad=True)
+
+    @autonet.no_grad()
+    def doubled(t):
+        received = yield (t * 2).requires_grad
+        yield received, (t * 2).requires_grad
+        return "done"
+
+    items = doubled(x)
+    first = next(items)
+    between = (x * 2).requires_grad
+    assert (first, between, items.send("sent")) == (False, True, ("sent", False))
+    with pytest.raises(StopIteration) as stop:
+        next(items)
+    assert stop.value.value == "done" and autonet.is_grad_enabled()
+
+    @autonet.enable_grad
+    def recording(t):
+        try:
+            yield (t * 2).requires_grad
+        except KeyError:
+            yield "caught", (t * 2).requires_grad
+
+    with autonet.no_grad():
+        items = recording(x)
+        assert next(items) is True and not (x * 2).requires_grad
+        assert items.throw(KeyError()) == ("caught", True)
+        items.close()
+        assert not autonet.is_grad_enabled()
+
+
 def test_grad_mode_is_thread_local():
     seen = {}
     inside = threading.Event()
