@@ -76,6 +76,19 @@ class ElementCount(int):
         return int, (int(self),)
 
 
+def _check_assigned_grad(tensor, value):
+    """PyTorch's rule for ``t.grad = value``: an array or Tensor of ``t``'s shape and dtype (a
+    gradient of another shape reached an optimizer's in-place update, which broadcast it)."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"grad must be an array, a Tensor or None, not {type(value).__name__}")
+    if tuple(shape) != tensor._data.shape or dtype != tensor._data.dtype:
+        raise ValueError(
+            f"grad must have the tensor's shape {tensor._data.shape} and dtype {tensor._data.dtype}, "
+            f"not shape {tuple(shape)} and dtype {dtype}; convert it first (np.broadcast_to(g, "
+            f"t.shape).astype(t.dtype))")
+
+
 class Tensor(TensorOps):
     """An n-dimensional array that records the operations applied to it.
 
@@ -161,6 +174,8 @@ class Tensor(TensorOps):
 
     @grad.setter
     def grad(self, value: Array | Tensor | None) -> None:
+        if value is not None:
+            _check_assigned_grad(self, value)
         if _traces_running:
             _watched_write(self, "grad")
         self._grad = value
