@@ -114,6 +114,17 @@ def test_grads_are_fresh_arrays_never_views():
     assert y.grad[0] == 1.0 and upstream[0] == 1.0
 
 
+def test_retain_grad_on_a_tensor_that_does_not_require_grad_is_refused():
+    """PyTorch raises there; autonet returned, and the tensor's grad stayed None silently."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with autonet.no_grad():
+        h = x * 2
+    for tensor in (h, Tensor([1.0, 2.0])):
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            tensor.retain_grad()
+    assert x.retain_grad() is x   # a leaf keeps its grad anyway
+
+
 def test_no_grad_and_enable_grad_as_contexts_and_decorators():
     x = Tensor([1.0], requires_grad=True)
     with autonet.no_grad():

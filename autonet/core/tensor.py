@@ -244,6 +244,10 @@ class Tensor(TensorOps):
 
     def retain_grad(self) -> Tensor:
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
+        if not self.requires_grad:   # PyTorch's refusal: no gradient will ever reach it
+            raise RuntimeError(
+                "retain_grad: this tensor does not require grad (it was computed under no_grad() "
+                "or from tensors that do not require grad), so no gradient reaches it")
         if self._node is not None:
             self._node.retained = weakref.ref(self)
         return self
