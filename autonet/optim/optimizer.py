@@ -34,6 +34,7 @@ class Optimizer:
         self.state = {}
         if isinstance(params, Tensor):
             raise TypeError("an optimizer takes an iterable of Tensors; wrap a single one in a list")
+        _refuse_unordered(params)
         groups: list[Any] = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -54,6 +55,7 @@ class Optimizer:
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a dict with ``params`` and optional hyper-parameter overrides."""
         params = group["params"]
+        _refuse_unordered(params)
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in params:
@@ -208,6 +210,15 @@ class Optimizer:
             else:   # in the parameter's dtype and on its device, as PyTorch casts them
                 checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def _refuse_unordered(params):
+    """PyTorch's refusal of a set of parameters: its order changes from run to run, and a
+    state_dict maps state to parameters by their position."""
+    if isinstance(params, (set, frozenset)):
+        raise TypeError("optimizer parameters must come in an ordered collection (a list), not a "
+                        f"{type(params).__name__}: state_dict() numbers them by their order, which "
+                        "a set changes from run to run")
 
 
 def require_non_negative(group, *names):
