@@ -125,6 +125,28 @@ def test_retain_grad_on_a_tensor_that_does_not_require_grad_is_refused():
     assert x.retain_grad() is x   # a leaf keeps its grad anyway
 
 
+def test_create_graph_gives_each_leaf_a_grad_of_its_own():
+    """add hands one gradient Tensor to both inputs and sum a read-only broadcast: under
+    create_graph two leaves shared one .grad (scaling one scaled the other; clipping them
+    failed on the read-only array). PyTorch clones there; the copies stay differentiable."""
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([3.0, 5.0], requires_grad=True)
+    ((a + b) ** 2).sum().backward(create_graph=True)   # both grads 2 (a + b) = [8, 14]
+    assert a.grad is not b.grad and not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[...] *= 0.5
+    np.testing.assert_array_equal(b.grad.data, [8.0, 14.0])
+    (second,) = autonet.grad(b.grad.sum(), a)           # d/da sum(2 (a + b)) = 2
+    np.testing.assert_array_equal(second.data, [2.0, 2.0])
+    c = Tensor([1.0, 2.0], requires_grad=True)
+    d = Tensor([3.0, 4.0], requires_grad=True)
+    (c + d).sum().backward(create_graph=True)           # ones, broadcast from the scalar
+    for leaf in (c, d):
+        assert leaf.grad.data.flags.writeable
+    autonet.nn.utils.clip_grad_norm_([c, d], 1.0)       # norm 2: each scaled by 1 / 2
+    np.testing.assert_allclose(c.grad.data, [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(d.grad.data, [0.5, 0.5], rtol=1e-6)
+
+
 def test_no_grad_and_enable_grad_as_contexts_and_decorators():
     x = Tensor([1.0], requires_grad=True)
     with autonet.no_grad():
