@@ -139,8 +139,9 @@ class Optimizer:
             groups.append(packed)
         return {"state": packed_state, "param_groups": groups}
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
-        """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+        """The state entries this optimizer keeps for ``param`` under the settings ``group``
+        (by default the group that holds it): name -> shape (subclasses)."""
         return {}
 
     def group_of(self, param: Tensor) -> dict[str, Any]:
@@ -178,20 +179,22 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: parameter group {number}: {error}") from None
             new_groups.append(candidate)
         params = self._params()
+        settings = [group for group in new_groups for _ in group["params"]]   # the saved ones, as PyTorch
         by_index = {}
         for key, values in state_dict["state"].items():
             i = _index(key)
             if i is None or not 0 <= i < len(params):
                 raise ValueError(f"load_state_dict: state for unknown parameter index {key!r} "
                                  f"(this optimizer has parameters 0..{len(params) - 1})")
-            by_index[i] = self._checked_state(i, params[i], values)
+            by_index[i] = self._checked_state(i, params[i], values, settings[i])
         for group, candidate in zip(self.param_groups, new_groups):
             group.update(candidate)
         self.state = {params[i]: values for i, values in by_index.items()}
 
-    def _checked_state(self, index, param, values):
-        """A copy of one parameter's saved state, refused unless it is what this optimizer keeps."""
-        shapes = self.state_shapes(param)
+    def _checked_state(self, index, param, values, group):
+        """A copy of one parameter's saved state, refused unless it is what this optimizer keeps
+        under the saved settings ``group`` (Adam's amsgrad, RMSprop's momentum and centered)."""
+        shapes = self.state_shapes(param, group)
         if set(values) != set(shapes):
             raise ValueError(
                 f"load_state_dict: parameter {index} has state {sorted(values)}, but "
