@@ -125,6 +125,23 @@ def test_retain_grad_on_a_tensor_that_does_not_require_grad_is_refused():
     assert x.retain_grad() is x   # a leaf keeps its grad anyway
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_element_broadcast_against_its_tensor_backpropagates(dtype):
+    """``y * y[0]``: the 0-d element's gradient is summed over every axis, which NumPy returns
+    as a scalar, not an array; getitem's backward then failed ("The `like` argument must be an
+    array-like"). Hand-derived: d/dy sum(y * y0) = y0 everywhere, plus sum(y) at 0."""
+    y = Tensor(np.array([1.0, 2.0, 3.0], dtype=dtype), requires_grad=True)
+    (y * y[0]).sum().backward()
+    np.testing.assert_array_equal(y.grad, [7.0, 1.0, 1.0])
+    assert y.grad.dtype == dtype
+    m = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=dtype), requires_grad=True)
+    (m[:, 0] * m[1, 1] + m[0, 1]).sum().backward()   # 4 (m00 + m10) + 2 m01
+    np.testing.assert_array_equal(m.grad, [[4.0, 2.0], [4.0, 4.0]])
+    (first,) = autonet.grad((y * y[0]).sum(), y, create_graph=True)
+    (second,) = autonet.grad(first.sum(), y)          # d/dy (sum(y) + 3 y0)
+    np.testing.assert_array_equal(second.data, [4.0, 1.0, 1.0])
+
+
 def test_create_graph_gives_each_leaf_a_grad_of_its_own():
     """add hands one gradient Tensor to both inputs and sum a read-only broadcast: under
     create_graph two leaves shared one .grad (scaling one scaled the other; clipping them
