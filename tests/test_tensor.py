@@ -124,6 +124,16 @@ def test_requires_grad_and_zero_grad():
         (x * 2).requires_grad_(False)
 
 
+def test_requires_grad_true_on_a_computed_tensor_is_a_no_op_as_in_pytorch():
+    """PyTorch lets ``h.requires_grad_()`` through on a tensor that already requires grad (a
+    common idiom before retain_grad); autonet refused it. False is still refused, as PyTorch."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    assert h.requires_grad_() is h and h.requires_grad and not h.is_leaf
+    (h * h).sum().backward()                      # d/dx sum(9 x^2) = 18 x
+    np.testing.assert_array_equal(x.grad, [18.0, 36.0])
+
+
 def test_constructors():
     assert autonet.zeros((2, 3)).shape == (2, 3) and autonet.zeros(2).data.sum() == 0
     assert autonet.ones(3, dtype=np.float32).dtype == np.float32

@@ -253,8 +253,11 @@ class Tensor(TensorOps):
         return self
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        """Set ``requires_grad`` on a leaf, in place; returns self."""
+        """Set ``requires_grad`` on a leaf, in place; returns self. A computed tensor already
+        requires grad: ``requires_grad_(True)`` leaves it so (as PyTorch), False is refused."""
         if self._node is not None:
+            if flag:
+                return self
             raise RuntimeError(
                 "requires_grad_ can only change leaves; use detach() to get a leaf "
                 "from a computed tensor")
