@@ -142,6 +142,18 @@ def test_an_element_broadcast_against_its_tensor_backpropagates(dtype):
     np.testing.assert_array_equal(second.data, [4.0, 1.0, 1.0])
 
 
+def test_a_leaf_frozen_between_forward_and_backward_gets_no_grad():
+    """As PyTorch: requires_grad_(False) after the forward pass keeps the leaf's .grad None
+    (autonet delivered it anyway); the other leaves get theirs."""
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    u = Tensor([3.0, 4.0], requires_grad=True)
+    loss = (w * u).sum()
+    w.requires_grad_(False)
+    loss.backward()
+    assert w.grad is None
+    np.testing.assert_array_equal(u.grad, [1.0, 2.0])
+
+
 def test_create_graph_gives_each_leaf_a_grad_of_its_own():
     """add hands one gradient Tensor to both inputs and sum a read-only broadcast: under
     create_graph two leaves shared one .grad (scaling one scaled the other; clipping them

@@ -339,7 +339,8 @@ def backward(tensor: Tensor, grad: TensorLike | None = None, retain_graph: bool 
     key = key_of(tensor)
     grads, retained = _run((key,), {key: seed}, create_graph, retain_graph, (), True)[:2]
     for leaf in list(grads):
-        ownership.deliver(grads, leaf, leaf, create_graph)
+        if leaf.requires_grad:   # not one frozen since the forward pass (PyTorch skips those too)
+            ownership.deliver(grads, leaf, leaf, create_graph)
     for target in list(retained):
         ownership.deliver(retained, target, target, create_graph)
 
