@@ -255,6 +255,9 @@ class OneCycleLR(LRScheduler):
                                  "betas; pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
         top = pct_start * self.total_steps
+        if top == 1:   # the warm-up would end where it starts: PyTorch divides by zero there
+            raise ValueError(f"OneCycleLR: pct_start * total_steps is 1 ({pct_start} * {self.total_steps}), "
+                             f"which leaves the warm-up no step (PyTorch divides by zero); choose another pct_start")
         if three_phase:
             self.phases = [(top - 1, "initial", "max", "max_m", "base_m"),
                            (2 * top - 2, "max", "initial", "base_m", "max_m"),
