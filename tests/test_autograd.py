@@ -114,6 +114,68 @@ def test_grads_are_fresh_arrays_never_views():
     assert y.grad[0] == 1.0 and upstream[0] == 1.0
 
 
+def test_retain_grad_on_a_tensor_that_does_not_require_grad_is_refused():
+    """PyTorch raises there; autonet returned, and the tensor's grad stayed None silently."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with autonet.no_grad():
+        h = x * 2
+    for tensor in (h, Tensor([1.0, 2.0])):
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            tensor.retain_grad()
+    assert x.retain_grad() is x   # a leaf keeps its grad anyway
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_element_broadcast_against_its_tensor_backpropagates(dtype):
+    """``y * y[0]``: the 0-d element's gradient is summed over every axis, which NumPy returns
+    as a scalar, not an array; getitem's backward then failed ("The `like` argument must be an
+    array-like"). Hand-derived: d/dy sum(y * y0) = y0 everywhere, plus sum(y) at 0."""
+    y = Tensor(np.array([1.0, 2.0, 3.0], dtype=dtype), requires_grad=True)
+    (y * y[0]).sum().backward()
+    np.testing.assert_array_equal(y.grad, [7.0, 1.0, 1.0])
+    assert y.grad.dtype == dtype
+    m = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=dtype), requires_grad=True)
+    (m[:, 0] * m[1, 1] + m[0, 1]).sum().backward()   # 4 (m00 + m10) + 2 m01
+    np.testing.assert_array_equal(m.grad, [[4.0, 2.0], [4.0, 4.0]])
+    (first,) = autonet.grad((y * y[0]).sum(), y, create_graph=True)
+    (second,) = autonet.grad(first.sum(), y)          # d/dy (sum(y) + 3 y0)
+    np.testing.assert_array_equal(second.data, [4.0, 1.0, 1.0])
+
+
+def test_a_leaf_frozen_between_forward_and_backward_gets_no_grad():
+    """As PyTorch: requires_grad_(False) after the forward pass keeps the leaf's .grad None
+    (autonet delivered it anyway); the other leaves get theirs."""
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    u = Tensor([3.0, 4.0], requires_grad=True)
+    loss = (w * u).sum()
+    w.requires_grad_(False)
+    loss.backward()
+    assert w.grad is None
+    np.testing.assert_array_equal(u.grad, [1.0, 2.0])
+
+
+def test_create_graph_gives_each_leaf_a_grad_of_its_own():
+    """add hands one gradient Tensor to both inputs and sum a read-only broadcast: under
+    create_graph two leaves shared one .grad (scaling one scaled the other; clipping them
+    failed on the read-only array). PyTorch clones there; the copies stay differentiable."""
+    a = Tensor([1.0, 2.0], requires_grad=True)
+    b = Tensor([3.0, 5.0], requires_grad=True)
+    ((a + b) ** 2).sum().backward(create_graph=True)   # both grads 2 (a + b) = [8, 14]
+    assert a.grad is not b.grad and not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[...] *= 0.5
+    np.testing.assert_array_equal(b.grad.data, [8.0, 14.0])
+    (second,) = autonet.grad(b.grad.sum(), a)           # d/da sum(2 (a + b)) = 2
+    np.testing.assert_array_equal(second.data, [2.0, 2.0])
+    c = Tensor([1.0, 2.0], requires_grad=True)
+    d = Tensor([3.0, 4.0], requires_grad=True)
+    (c + d).sum().backward(create_graph=True)           # ones, broadcast from the scalar
+    for leaf in (c, d):
+        assert leaf.grad.data.flags.writeable
+    autonet.nn.utils.clip_grad_norm_([c, d], 1.0)       # norm 2: each scaled by 1 / 2
+    np.testing.assert_allclose(c.grad.data, [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(d.grad.data, [0.5, 0.5], rtol=1e-6)
+
+
 def test_no_grad_and_enable_grad_as_contexts_and_decorators():
     x = Tensor([1.0], requires_grad=True)
     with autonet.no_grad():
@@ -134,6 +196,40 @@ def test_no_grad_and_enable_grad_as_contexts_and_decorators():
 
     assert not predict(x).requires_grad and not predict_bare(x).requires_grad
     assert autonet.is_grad_enabled()
+
+
+def test_grad_mode_decorators_cover_a_generators_body_and_not_its_caller():
+    """PyTorch's decorators run a generator's body in their mode each time it resumes, and the
+    caller's code between two items in the caller's mode (values as torch 2.13 gives them)."""
+    x = Tensor([1.0], requires_grad=True)
+
+    @autonet.no_grad()
+    def doubled(t):
+        received = yield (t * 2).requires_grad
+        yield received, (t * 2).requires_grad
+        return "done"
+
+    items = doubled(x)
+    first = next(items)
+    between = (x * 2).requires_grad
+    assert (first, between, items.send("sent")) == (False, True, ("sent", False))
+    with pytest.raises(StopIteration) as stop:
+        next(items)
+    assert stop.value.value == "done" and autonet.is_grad_enabled()
+
+    @autonet.enable_grad
+    def recording(t):
+        try:
+            yield (t * 2).requires_grad
+        except KeyError:
+            yield "caught", (t * 2).requires_grad
+
+    with autonet.no_grad():
+        items = recording(x)
+        assert next(items) is True and not (x * 2).requires_grad
+        assert items.throw(KeyError()) == ("caught", True)
+        items.close()
+        assert not autonet.is_grad_enabled()
 
 
 def test_grad_mode_is_thread_local():

@@ -55,6 +55,17 @@ def test_max_norm_zero_zeroes_the_gradients():
     np.testing.assert_array_equal(devices.to_host(params[0].grad), [0.0, 0.0])
 
 
+def test_clip_grad_value_clips_a_gradient_made_with_create_graph():
+    """After backward(create_graph=True) the gradient is a Tensor: its values are clipped in
+    place, as PyTorch clips them (numpy.clip with out= on a Tensor refused before)."""
+    x = Tensor(here(np.array([-3.0, 4.0, 0.5])), requires_grad=True)
+    (x * x).sum().backward(create_graph=True)   # grad 2x = [-6, 8, 1]
+    gradient = x.grad
+    nn.utils.clip_grad_value_([x], 5.0)
+    assert x.grad is gradient
+    np.testing.assert_array_equal(devices.to_host(x.grad.data), [-5.0, 5.0, 1.0])
+
+
 def test_clip_grad_value_refuses_a_negative_bound():
     params = _grads(np.array([3.0, -4.0]))
     with pytest.raises(ValueError, match="clip_value"):

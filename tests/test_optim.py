@@ -103,6 +103,19 @@ def test_optimizers_take_only_leaf_tensors_that_require_grad(bad):
         SGD(bad, lr=0.1)
 
 
+def test_a_set_of_parameters_is_refused_as_pytorch_refuses_it():
+    """A set's order changes from run to run (it follows the tensors' ids), so a state_dict
+    saved in one run would give each parameter another one's state in the next."""
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    for params in ({a, b}, frozenset([a]), [{"params": {a}}]):
+        with pytest.raises(TypeError, match="ordered collection"):
+            SGD(params, lr=0.1)
+    optimizer = SGD([a], lr=0.1)
+    with pytest.raises(TypeError, match="ordered collection"):
+        optimizer.add_param_group({"params": {b}})
+    assert len(optimizer.param_groups) == 1
+
+
 def test_hyperparameter_errors():
     p = [autonet.Tensor([1.0], requires_grad=True)]
     for factory in (lambda: SGD(p, lr=-1), lambda: SGD(p, lr=0.1, nesterov=True),

@@ -229,6 +229,14 @@ def test_sequential_state_round_trips(tmp_path):
     (lambda o: L.SequentialLR(o, [L.StepLR(o, 2), L.StepLR(o, 3)], milestones=[]), "need 1 increasing milestones"),
     (lambda o: L.SequentialLR(o, [L.StepLR(SGD([autonet.Tensor([1.0], requires_grad=True)], lr=1.0), 2)],
                               milestones=[]), "belong to the optimizer given"),
+    # PyTorch refuses these too; autonet failed at the milestone (or at once) with AttributeError
+    (lambda o: L.SequentialLR(o, [L.StepLR(o, 2), L.ReduceLROnPlateau(o)], milestones=[3]),
+     r"schedulers\[1\] is a ReduceLROnPlateau"),
+    (lambda o: L.SequentialLR(o, [L.ReduceLROnPlateau(o), L.StepLR(o, 2)], milestones=[3]),
+     r"schedulers\[0\] is a ReduceLROnPlateau"),
+    (lambda o: L.ChainedScheduler([L.StepLR(o, 2), L.ReduceLROnPlateau(o)]), "needs the metric"),
+    # PyTorch fails with ZeroDivisionError: a warm-up of one step ends where it starts
+    (lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=20, pct_start=0.05), "leaves the warm-up no step"),
 ])
 def test_bad_scheduler_arguments_are_refused(make, match):
     optimizer = SGD([autonet.Tensor([1.0], requires_grad=True)], lr=0.1)

@@ -6,7 +6,7 @@ import pytest
 
 from autonet import Tensor
 from autonet.core import device as devices
-from autonet.optim import Adam, AdamW, SGD
+from autonet.optim import Adam, AdamW, RMSprop, SGD
 
 from device_double import here
 
@@ -24,6 +24,32 @@ def test_float64_state_loaded_into_float32_parameters_is_cast_down():
     assert other.state[target]["exp_avg"].dtype == np.float32
     np.testing.assert_array_equal(other.state[target]["exp_avg"],
                                   adam.state[source]["exp_avg"].astype(np.float32))
+
+
+@pytest.mark.parametrize("make, saved, loaded", [
+    (Adam, dict(lr=0.1, amsgrad=True), dict(lr=0.1)), (Adam, dict(lr=0.1), dict(lr=0.1, amsgrad=True)),
+    (RMSprop, dict(lr=0.1, momentum=0.9, centered=True), dict(lr=0.1))], ids=["amsgrad", "plain", "rmsprop"])
+def test_a_state_dict_loads_into_an_optimizer_made_with_other_settings(make, saved, loaded):
+    """As PyTorch, load_state_dict takes the saved settings with the saved state: the state is
+    checked against the saved settings, not the loading optimizer's (amsgrad's state was
+    refused), and training goes on exactly as the saved optimizer's."""
+    rng = np.random.default_rng(7)
+    grads = [rng.standard_normal(3) for _ in range(6)]
+    source = Tensor(np.ones(3), requires_grad=True)
+    original = make([source], **saved)
+    for g in grads[:3]:
+        source.grad = here(g)
+        original.step()
+    target = Tensor(devices.to_host(source.data), requires_grad=True)
+    resumed = make([target], **loaded)
+    resumed.load_state_dict(original.state_dict())
+    assert {k: v for k, v in resumed.param_groups[0].items() if k != "params"} == \
+        {k: v for k, v in original.param_groups[0].items() if k != "params"}
+    for g in grads[3:]:
+        source.grad, target.grad = here(g), here(g)
+        original.step()
+        resumed.step()
+    np.testing.assert_array_equal(devices.to_host(target.data), devices.to_host(source.data))
 
 
 @pytest.mark.parametrize("key", [5, -1, "zero"])

@@ -35,6 +35,24 @@ def test_only_float_tensors_require_grad():
         Tensor([1, 2], dtype=np.int64, requires_grad=True)
 
 
+def test_an_assigned_grad_must_have_the_tensors_shape_and_dtype():
+    """PyTorch refuses ``t.grad = g`` of another shape or dtype; autonet kept it, and an
+    optimizer then broadcast a (1,)-shaped gradient over the whole parameter silently."""
+    w = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    for wrong in (np.ones(1), np.ones((3, 1)), np.ones(3, dtype=np.float32), Tensor(np.ones(2))):
+        with pytest.raises(ValueError, match=r"shape \(3,\) and dtype float64"):
+            w.grad = wrong
+        assert w.grad is None
+    with pytest.raises(TypeError, match="array, a Tensor or None"):
+        w.grad = [1.0, 1.0, 1.0]
+    w.grad = np.array([1.0, 2.0, 4.0])
+    w.grad = Tensor([1.0, 2.0, 4.0])
+    autonet.optim.SGD([w], lr=0.5).step()
+    np.testing.assert_array_equal(w.data, [0.5, 1.0, 1.0])
+    w.grad = None
+    assert w.grad is None
+
+
 def test_attributes():
     t = Tensor(np.zeros((2, 3)), requires_grad=True, name="w")
     assert (t.shape, t.ndim, t.size, t.dtype, t.name) == ((2, 3), 2, 6, np.float64, "w")
@@ -104,6 +122,16 @@ def test_requires_grad_and_zero_grad():
     assert x.grad is None
     with pytest.raises(RuntimeError, match="leaves"):
         (x * 2).requires_grad_(False)
+
+
+def test_requires_grad_true_on_a_computed_tensor_is_a_no_op_as_in_pytorch():
+    """PyTorch lets ``h.requires_grad_()`` through on a tensor that already requires grad (a
+    common idiom before retain_grad); autonet refused it. False is still refused, as PyTorch."""
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    assert h.requires_grad_() is h and h.requires_grad and not h.is_leaf
+    (h * h).sum().backward()                      # d/dx sum(9 x^2) = 18 x
+    np.testing.assert_array_equal(x.grad, [18.0, 36.0])
 
 
 def test_constructors():

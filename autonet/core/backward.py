@@ -277,6 +277,8 @@ def sum_to_shape(grad, shape):
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
+        if isinstance(grad, np.generic):   # NumPy's sum over every axis is a scalar; formulas
+            grad = np.asarray(grad)        # downstream (getitem's) need an array
     elif extra < 0:   # the input had leading size-1 axes that NumPy dropped (t[0:1] = (1, 1) value)
         grad = grad.reshape((1,) * -extra + tuple(grad.shape))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -337,7 +339,8 @@ def backward(tensor: Tensor, grad: TensorLike | None = None, retain_graph: bool 
     key = key_of(tensor)
     grads, retained = _run((key,), {key: seed}, create_graph, retain_graph, (), True)[:2]
     for leaf in list(grads):
-        ownership.deliver(grads, leaf, leaf, create_graph)
+        if leaf.requires_grad:   # not one frozen since the forward pass (PyTorch skips those too)
+            ownership.deliver(grads, leaf, leaf, create_graph)
     for target in list(retained):
         ownership.deliver(retained, target, target, create_graph)
 

@@ -46,7 +46,7 @@ def deliver(mapping, key, tensor, create_graph):
     """
     if create_graph:
         grad = mapping.pop(key)
-        tensor._grad = grad if tensor._grad is None else tensor._grad + grad
+        tensor._grad = _claim_tensor(grad) if tensor._grad is None else tensor._grad + grad
     elif tensor._grad is None:
         tensor._grad = claim(mapping, key)
     elif isinstance(tensor._grad, np.ndarray):
@@ -55,3 +55,17 @@ def deliver(mapping, key, tensor, create_graph):
         tensor._grad = tensor._grad + mapping.pop(key)
     if state.observers:
         notify("delivered", tensor)
+
+
+def _claim_tensor(grad):
+    """:func:`claim` for a gradient Tensor (``create_graph``): ``grad`` itself where it alone
+    holds an array it owns, else a copy in its graph (``grad * 1``, as ``ops.copy``; PyTorch
+    clones too). ``add`` hands one Tensor to both inputs, ``sum`` a read-only broadcast: kept
+    as they were, two leaves shared one ``.grad``, and clipping one scaled both."""
+    data = grad._data
+    if type(data) is np.ndarray:
+        owned = data.base is None and data.flags.writeable and sys.getrefcount(data) == 3
+    else:
+        owned = devices.is_foreign(data) and devices.owns_its_memory(data) and sys.getrefcount(data) == 3
+    # holders: the caller's local and this argument (grad); the slot and this local (data); getrefcount's own
+    return grad if owned and sys.getrefcount(grad) == 3 else grad * 1

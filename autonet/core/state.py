@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from typing import Any, Callable, Literal, TypeVar, cast
 
@@ -140,6 +141,8 @@ class _GradMode:
 
     def __call__(self, func: _F) -> _F:
         mode = type(self)
+        if inspect.isgeneratorfunction(func):
+            return cast(_F, _generator_in_mode(func, mode))
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
@@ -147,6 +150,36 @@ class _GradMode:
                 return func(*args, **kwargs)
 
         return cast(_F, wrapper)
+
+
+def _generator_in_mode(func, mode):
+    """A generator function whose body runs in ``mode`` each time it resumes, and the caller's
+    code between two items in the caller's mode (PyTorch's decorators do the same; a plain
+    wrapper would only cover the call that makes the generator, which runs none of its body)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        generator = func(*args, **kwargs)
+        try:
+            with mode():
+                response = generator.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with mode():
+                        generator.close()
+                    raise
+                except BaseException as error:   # thrown in by the caller: pass it on
+                    with mode():
+                        response = generator.throw(error)
+                else:
+                    with mode():
+                        response = generator.send(request)
+        except StopIteration as stop:
+            return stop.value
+
+    return wrapper
 
 
 class no_grad(_GradMode):

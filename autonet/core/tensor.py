@@ -76,6 +76,19 @@ class ElementCount(int):
         return int, (int(self),)
 
 
+def _check_assigned_grad(tensor, value):
+    """PyTorch's rule for ``t.grad = value``: an array or Tensor of ``t``'s shape and dtype (a
+    gradient of another shape reached an optimizer's in-place update, which broadcast it)."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"grad must be an array, a Tensor or None, not {type(value).__name__}")
+    if tuple(shape) != tensor._data.shape or dtype != tensor._data.dtype:
+        raise ValueError(
+            f"grad must have the tensor's shape {tensor._data.shape} and dtype {tensor._data.dtype}, "
+            f"not shape {tuple(shape)} and dtype {dtype}; convert it first (np.broadcast_to(g, "
+            f"t.shape).astype(t.dtype))")
+
+
 class Tensor(TensorOps):
     """An n-dimensional array that records the operations applied to it.
 
@@ -161,6 +174,8 @@ class Tensor(TensorOps):
 
     @grad.setter
     def grad(self, value: Array | Tensor | None) -> None:
+        if value is not None:
+            _check_assigned_grad(self, value)
         if _traces_running:
             _watched_write(self, "grad")
         self._grad = value
@@ -229,13 +244,20 @@ class Tensor(TensorOps):
 
     def retain_grad(self) -> Tensor:
         """Ask a non-leaf to keep its ``.grad`` after backward (leaves always do)."""
+        if not self.requires_grad:   # PyTorch's refusal: no gradient will ever reach it
+            raise RuntimeError(
+                "retain_grad: this tensor does not require grad (it was computed under no_grad() "
+                "or from tensors that do not require grad), so no gradient reaches it")
         if self._node is not None:
             self._node.retained = weakref.ref(self)
         return self
 
     def requires_grad_(self, flag: bool = True) -> Tensor:
-        """Set ``requires_grad`` on a leaf, in place; returns self."""
+        """Set ``requires_grad`` on a leaf, in place; returns self. A computed tensor already
+        requires grad: ``requires_grad_(True)`` leaves it so (as PyTorch), False is refused."""
         if self._node is not None:
+            if flag:
+                return self
             raise RuntimeError(
                 "requires_grad_ can only change leaves; use detach() to get a leaf "
                 "from a computed tensor")

@@ -75,8 +75,12 @@ def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
 @replayable
 def _clip_value(parameters, clip_value):
     for p in parameters:
-        if p.grad is not None:
-            np.clip(p.grad, -clip_value, clip_value, out=p.grad)
+        grad = p.grad
+        if isinstance(grad, Tensor):   # after backward(create_graph=True): its values, as PyTorch
+            np.clip(grad._data, -clip_value, clip_value, out=grad._data)   # clips them, no_grad
+            grad._bump_version()
+        elif grad is not None:
+            np.clip(grad, -clip_value, clip_value, out=grad)
 
 
 def _norm(values, norm_type):

@@ -33,9 +33,9 @@ class Adam(Optimizer):
             raise ValueError(f"eps and weight_decay must be >= 0, got {group['eps']} and "
                              f"{group['weight_decay']}")
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
         shapes = {"step": (), "exp_avg": param.shape, "exp_avg_sq": param.shape}
-        if self.group_of(param)["amsgrad"]:
+        if (self.group_of(param) if group is None else group)["amsgrad"]:
             shapes["max_exp_avg_sq"] = param.shape
         return shapes
 

@@ -255,6 +255,9 @@ class OneCycleLR(LRScheduler):
                                  "betas; pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
         top = pct_start * self.total_steps
+        if top == 1:   # the warm-up would end where it starts: PyTorch divides by zero there
+            raise ValueError(f"OneCycleLR: pct_start * total_steps is 1 ({pct_start} * {self.total_steps}), "
+                             f"which leaves the warm-up no step (PyTorch divides by zero); choose another pct_start")
         if three_phase:
             self.phases = [(top - 1, "initial", "max", "max_m", "base_m"),
                            (2 * top - 2, "max", "initial", "base_m", "max_m"),
@@ -372,6 +375,16 @@ class ReduceLROnPlateau:
     load_state_dict = LRScheduler.load_state_dict
 
 
+def _refuse_plateau(schedulers, owner):
+    """PyTorch's refusal: a scheduler stepped with a metric (ReduceLROnPlateau), or anything but
+    an LRScheduler, cannot be stepped by another (it failed at the milestone, mid-training)."""
+    for number, scheduler in enumerate(schedulers):
+        if not isinstance(scheduler, LRScheduler):
+            raise ValueError(f"{owner}: schedulers[{number}] is a {type(scheduler).__name__}, which "
+                             f"{owner} cannot step (ReduceLROnPlateau needs the metric: step it "
+                             f"yourself)")
+
+
 class SequentialLR(LRScheduler):
     """``schedulers`` one after another: the first until ``milestones[0]``, the next restarted
     from step 0 there, and so on (PyTorch's, e.g. a ``LinearLR`` warmup then a cosine)."""
@@ -379,6 +392,7 @@ class SequentialLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler],
                  milestones: Sequence[int]) -> None:
         schedulers, milestones = list(schedulers), list(milestones)
+        _refuse_plateau(schedulers, "SequentialLR")
         if not schedulers or any(s.optimizer is not optimizer for s in schedulers):
             raise ValueError("SequentialLR: every scheduler must belong to the optimizer given")
         if len(milestones) != len(schedulers) - 1 or milestones != sorted(milestones):
@@ -426,6 +440,7 @@ class ChainedScheduler(SequentialLR):
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("ChainedScheduler: give at least one scheduler")
+        _refuse_plateau(schedulers, "ChainedScheduler")
         optimizer = optimizer or schedulers[0].optimizer
         if any(s.optimizer is not optimizer for s in schedulers):
             raise ValueError("ChainedScheduler: every scheduler must belong to the same optimizer")

@@ -34,6 +34,7 @@ class Optimizer:
         self.state = {}
         if isinstance(params, Tensor):
             raise TypeError("an optimizer takes an iterable of Tensors; wrap a single one in a list")
+        _refuse_unordered(params)
         groups: list[Any] = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -54,6 +55,7 @@ class Optimizer:
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Add a dict with ``params`` and optional hyper-parameter overrides."""
         params = group["params"]
+        _refuse_unordered(params)
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in params:
@@ -137,8 +139,9 @@ class Optimizer:
             groups.append(packed)
         return {"state": packed_state, "param_groups": groups}
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
-        """The state entries this optimizer keeps for ``param``: name -> shape (subclasses)."""
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+        """The state entries this optimizer keeps for ``param`` under the settings ``group``
+        (by default the group that holds it): name -> shape (subclasses)."""
         return {}
 
     def group_of(self, param: Tensor) -> dict[str, Any]:
@@ -176,20 +179,22 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: parameter group {number}: {error}") from None
             new_groups.append(candidate)
         params = self._params()
+        settings = [group for group in new_groups for _ in group["params"]]   # the saved ones, as PyTorch
         by_index = {}
         for key, values in state_dict["state"].items():
             i = _index(key)
             if i is None or not 0 <= i < len(params):
                 raise ValueError(f"load_state_dict: state for unknown parameter index {key!r} "
                                  f"(this optimizer has parameters 0..{len(params) - 1})")
-            by_index[i] = self._checked_state(i, params[i], values)
+            by_index[i] = self._checked_state(i, params[i], values, settings[i])
         for group, candidate in zip(self.param_groups, new_groups):
             group.update(candidate)
         self.state = {params[i]: values for i, values in by_index.items()}
 
-    def _checked_state(self, index, param, values):
-        """A copy of one parameter's saved state, refused unless it is what this optimizer keeps."""
-        shapes = self.state_shapes(param)
+    def _checked_state(self, index, param, values, group):
+        """A copy of one parameter's saved state, refused unless it is what this optimizer keeps
+        under the saved settings ``group`` (Adam's amsgrad, RMSprop's momentum and centered)."""
+        shapes = self.state_shapes(param, group)
         if set(values) != set(shapes):
             raise ValueError(
                 f"load_state_dict: parameter {index} has state {sorted(values)}, but "
@@ -208,6 +213,15 @@ class Optimizer:
             else:   # in the parameter's dtype and on its device, as PyTorch casts them
                 checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def _refuse_unordered(params):
+    """PyTorch's refusal of a set of parameters: its order changes from run to run, and a
+    state_dict maps state to parameters by their position."""
+    if isinstance(params, (set, frozenset)):
+        raise TypeError("optimizer parameters must come in an ordered collection (a list), not a "
+                        f"{type(params).__name__}: state_dict() numbers them by their order, which "
+                        "a set changes from run to run")
 
 
 def require_non_negative(group, *names):

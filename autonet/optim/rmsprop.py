@@ -34,8 +34,8 @@ class RMSprop(Optimizer):
         super().check_hyperparameters(group)
         require_non_negative(group, "alpha", "eps", "weight_decay", "momentum")
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
-        group = self.group_of(param)
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+        group = self.group_of(param) if group is None else group
         shapes = {"step": (), "square_avg": param.shape}
         if group["momentum"] > 0:
             shapes["momentum_buffer"] = param.shape
@@ -97,7 +97,7 @@ class Adagrad(Optimizer):
         super().check_hyperparameters(group)
         require_non_negative(group, "lr_decay", "weight_decay", "eps")
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
         return {"step": (), "sum": param.shape}
 
     host_state = ("step",)

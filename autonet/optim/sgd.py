@@ -40,7 +40,7 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0")
 
-    def state_shapes(self, param: Tensor) -> dict[str, tuple[int, ...]]:
+    def state_shapes(self, param: Tensor, group: dict[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
         return {"momentum_buffer": param.shape}
 
     def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
