@@ -403,3 +403,40 @@ def test_tensors_made_from_arguments_inside_the_step_read_this_calls_values():
         x = np.full((3, 2), value)
         assert by_array(x).item() == model(x).sum().item()
         assert by_tensor(Tensor(x)).item() == (Tensor(x) * 2).sum().item()
+
+
+def _scaled_step(weight):
+    def step(x, scale=1.0, shift=0.0, *, note=None):
+        loss = ((weight * x * scale + shift) ** 2).sum()
+        loss.backward()
+        return loss
+    return step
+
+
+def test_keyword_arguments_are_placed_at_their_positions_and_replay_as_eager():
+    """``step(x, shift=1.0)`` is ``step(x, 1.0, 1.0)`` with the default scale (it failed with
+    ``__call__() got an unexpected keyword argument``); each keyword's value is guarded as a
+    positional argument's."""
+    eager_w, compiled_w = (Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True) for _ in range(2))
+    eager, compiled = _scaled_step(eager_w), autonet.compile(_scaled_step(compiled_w))
+    x = Tensor(np.array([1.0, 2.0, 3.0]))
+    calls = [((x,), {"scale": 2.0}), ((x,), {"scale": 2.0}), ((x,), {"shift": 1.0}),
+             ((), {"shift": 1.0, "x": x}), ((x, 3.0), {"shift": -1.0})]
+    for args, kwargs in calls:
+        np.testing.assert_array_equal(compiled(*args, **kwargs).data, eager(*args, **kwargs).data)
+        np.testing.assert_array_equal(compiled_w.grad, eager_w.grad)
+    # by hand: sum((w x s + b)^2) at w = (0.5, -1, 2), x = (1, 2, 3), s = 3, b = -1
+    assert compiled(x, 3.0, shift=-1.0).item() == 0.5 ** 2 + 7.0 ** 2 + 17.0 ** 2
+    assert len(compiled.programs) == 3   # (x, 2.0), (x, 1.0, 1.0), (x, 3.0, -1.0)
+
+
+def test_keyword_arguments_a_trace_cannot_place_are_refused_by_name():
+    compiled = autonet.compile(_scaled_step(Tensor(np.ones(3), requires_grad=True)))
+    x = Tensor(np.ones(3))
+    with pytest.raises(TypeError, match="'note' is keyword-only.*positional parameter"):
+        compiled(x, note="a")
+    with pytest.raises(TypeError, match="step\\(\\) got an unexpected keyword argument 'bogus'"):
+        compiled(x, bogus=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'scale'"):
+        compiled(x, 2.0, scale=1.0)
+    assert compiled.programs == []

@@ -78,7 +78,7 @@ import numpy as np
 from ..core.state import observing, state
 from ..core.tensor import Tensor
 from . import fused
-from .arguments import leaves, signature
+from .arguments import leaves, positional, signature
 from .errors import CompileError
 from .program import Program
 from .guards import World
@@ -123,7 +123,9 @@ class CompiledStep:
         inputs and guards."""
         return self.programs[-1].source if self.programs else None
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:   # traced by position: step(x, lr=0.1) is step(x, 0.1)
+            args = positional(self.step, args, kwargs)
         with self.lock:
             return self._call(args)
 
