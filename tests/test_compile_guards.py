@@ -476,3 +476,61 @@ def test_a_large_outside_array_read_in_python_is_refused_one_a_module_keeps_unre
     for _ in range(3):
         step_without_reads()
     assert len(step_without_reads.programs) == 1
+
+
+class _ClassScaled(nn.Module):
+    """A layer whose gain is a class attribute (read as ``self.GAIN``), and a property of it."""
+    GAIN = 2.0
+    OFFSETS = (0.0, 1.0)
+
+    def forward(self, x):
+        return x * self.GAIN + self.OFFSETS[1]
+
+    @property
+    def doubled(self):
+        return 2 * self.GAIN
+
+
+def test_class_attributes_read_through_self_are_guarded_as_instance_ones():
+    """``self.GAIN`` found on the class (a float, a tuple) was not guarded: setting
+    ``_ClassScaled.GAIN = 3.0`` replayed the trace's 2.0, silently unlike eager mode."""
+    layer = _ClassScaled()
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (layer(w) * layer.doubled).sum()
+
+    try:
+        assert step().item() == 2 * (2.0 + 1.0) * 4.0
+        _ClassScaled.GAIN = 3.0
+        assert step().item() == 2 * (3.0 + 1.0) * 6.0   # by hand: sum of (w * 3 + 1) * (2 * 3)
+        _ClassScaled.OFFSETS = (0.0, -1.0)
+        assert step().item() == 2 * (3.0 - 1.0) * 6.0
+        assert len(step.programs) == 3
+        assert "_ClassScaled.OFFSETS is another object" in step.programs[1].fits(())
+    finally:
+        _ClassScaled.GAIN, _ClassScaled.OFFSETS = 2.0, (0.0, 1.0)
+
+
+def test_default_arguments_of_the_step_and_of_functions_it_calls_are_guarded():
+    """Values of omitted arguments are read on every eager call: rebinding ``__defaults__`` or
+    ``__kwdefaults__`` replayed the trace's values."""
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    def scaled(t, gain=2.0, *, shift=0.0):
+        return t * gain + shift
+
+    @autonet.compile
+    def step(t=w):
+        return scaled(t).sum()
+
+    assert step().item() == 4.0
+    scaled.__defaults__ = (5.0,)
+    assert step().item() == 10.0
+    scaled.__kwdefaults__ = {"shift": 1.0}
+    assert step().item() == 12.0
+    step.step.__defaults__ = (Tensor(np.full(2, 2.0), requires_grad=True),)
+    assert step().item() == 22.0   # by hand: sum of 2 * 5 + 1
+    assert len(step.programs) == 4
+    assert "the default arguments of test_default_arguments" in step.programs[0].fits(())

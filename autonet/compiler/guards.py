@@ -47,6 +47,9 @@ _SCALARS = (int, float, bool, str, bytes, complex, type(None))
 _LIBRARY_ROOTS = {"autonet", "numpy"} | set(sys.stdlib_module_names)
 _ALWAYS_READ = ("__call__", "__iter__", "__len__", "__getitem__", "__contains__", "__enter__",
                 "__exit__", "__bool__")   # called by syntax (Module.__call__ reads forward)
+_CLASS_VALUES = _SCALARS + (np.generic, np.ndarray, list, tuple, dict)
+"""Values a class attribute may hold that the step reads as data (``self.SCALE``): guarded like
+an instance's, though their types are the standard library's or NumPy's."""
 _MODULE_BOOKKEEPING = {"_weak_self", "_path"}
 _MISSING = object()
 _DEPTH_LIMIT = 200   # objects reached through objects (a linked structure): below Python's recursion
@@ -226,6 +229,10 @@ class _Builder:
             self.add_names(function.__code__)
         if replayed or _library(function):
             return
+        for defaults in ("__defaults__", "__kwdefaults__"):   # the values of omitted arguments
+            if getattr(function, defaults) is not None:
+                self.value(getattr(function, defaults), f"{self.constant(function)}.{defaults}",
+                           f"the default arguments of {function.__qualname__}")
         namespace = self.constant(function.__globals__)
         for name in sorted(_code_reads(function.__code__)[0]):
             if name in function.__globals__:
@@ -292,7 +299,8 @@ class _Builder:
             if on_class.fget is not None:
                 self.value(on_class.fget, f"{klass}.{name}.fget", f"{type(value).__name__}.{name} (its getter)")
             return
-        if type(on_class) is types.MethodType or _library(type(on_class)) and not callable(on_class):
+        if type(on_class) is types.MethodType or (_library(type(on_class)) and not callable(on_class)
+                                                  and not isinstance(on_class, _CLASS_VALUES)):
             return   # a classmethod is made anew on each lookup; a slot or descriptor of a library
         if own is not None:
             self.fail(f"{name!r} in {own}", f"{found} was set on the object")
