@@ -4,6 +4,9 @@ Each test runs a step eagerly in one world and compiled in a twin world and
 compares them bit for bit, or checks the ``CompileError`` a replay could not
 honour. The differential fuzzer over the same guards is test_compile_guards_fuzz.py.
 """
+import collections
+import functools
+
 import numpy as np
 import pytest
 
@@ -534,3 +537,45 @@ def test_default_arguments_of_the_step_and_of_functions_it_calls_are_guarded():
     assert step().item() == 22.0   # by hand: sum of 2 * 5 + 1
     assert len(step.programs) == 4
     assert "the default arguments of test_default_arguments" in step.programs[0].fits(())
+
+
+_Config = collections.namedtuple("_Config", "gains")
+
+
+class _Gains(dict):
+    pass
+
+
+def _holders():
+    """``(holder, read, change)``: containers the step reads a gain of 2.0 from, and a change
+    of it to 5.0 in place; each was read by the replay as traced (2.0), unlike eager mode."""
+    partial = functools.partial(lambda t, gain: t * gain, gain=2.0)
+    return {
+        "functools.partial's keywords": (partial, lambda h, w: h(w),
+                                         lambda h: h.keywords.__setitem__("gain", 5.0)),
+        "a namedtuple's list": (_Config([2.0]), lambda h, w: w * h.gains[0],
+                                lambda h: h.gains.__setitem__(0, 5.0)),
+        "an OrderedDict": (collections.OrderedDict(gain=2.0), lambda h, w: w * h["gain"],
+                           lambda h: h.__setitem__("gain", 5.0)),
+        "a defaultdict": (collections.defaultdict(float, gain=2.0), lambda h, w: w * h["gain"],
+                          lambda h: h.__setitem__("gain", 5.0)),
+        "a dict subclass": (_Gains(gain=2.0), lambda h, w: w * h["gain"],
+                            lambda h: h.__setitem__("gain", 5.0)),
+        "a deque": (collections.deque([2.0]), lambda h, w: w * h[0], lambda h: h.__setitem__(0, 5.0)),
+        "a set": ({2.0}, lambda h, w: w * max(h), lambda h: (h.clear(), h.add(5.0))),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_holders()))
+def test_containers_of_library_and_subclass_types_are_guarded_by_their_entries(kind):
+    holder, read, change = _holders()[kind]
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return read(holder, w).sum()
+
+    assert step().item() == 4.0
+    change(holder)
+    assert step().item() == 10.0   # by hand: 2 elements times 5.0
+    assert len(step.programs) == 2

@@ -12,7 +12,9 @@ always; a Module's attributes all). Each value found becomes a guard:
 
 - numbers, strings, bools, None and NumPy scalars: by type and value (floats
   by their bits: -0.0 and NaN are values too);
-- containers (list, tuple, dict) by identity and length, and their entries;
+- containers (list, tuple, deque, dict, and their subclasses) by identity and
+  length, and their entries; sets by their members; a ``functools.partial`` by
+  its function, arguments and keywords (read by C code);
 - functions, methods, classes, modules and other objects by identity (and an
   object's class), and then the attributes named in the code;
 - ndarrays by identity, shape and dtype; an array that no op reads as a whole
@@ -31,7 +33,9 @@ The guards become one generated function that returns None when the world
 is as traced, or a description of the first difference.
 """
 import builtins
+import collections
 import dis
+import functools
 import sys
 import types
 from math import copysign
@@ -47,6 +51,7 @@ _SCALARS = (int, float, bool, str, bytes, complex, type(None))
 _LIBRARY_ROOTS = {"autonet", "numpy"} | set(sys.stdlib_module_names)
 _ALWAYS_READ = ("__call__", "__iter__", "__len__", "__getitem__", "__contains__", "__enter__",
                 "__exit__", "__bool__")   # called by syntax (Module.__call__ reads forward)
+_SEQUENCES = (list, tuple, collections.deque)
 _CLASS_VALUES = _SCALARS + (np.generic, np.ndarray, list, tuple, dict)
 """Values a class attribute may hold that the step reads as data (``self.SCALE``): guarded like
 an instance's, though their types are the standard library's or NumPy's."""
@@ -105,7 +110,7 @@ class _Builder:
 
     def __init__(self):
         self.names = set(_ALWAYS_READ)
-        self.namespace = {"copysign": copysign}
+        self.namespace = {"copysign": copysign, "dict_get": dict.get, "missing": _MISSING}
         self.checks = []         # (condition, description): the world differs if a condition holds
         self.pending = {}        # variable -> its expression, bound where a condition first uses it
         self.visited = {}        # id -> variable holding the object in the guard function
@@ -178,15 +183,17 @@ class _Builder:
             self.fail(f"{held}.shape != {value.shape!r} or {differs}",
                       f"{description} changed shape or dtype")
             self.arrays.append((value, held, description))
-        elif kind in (list, tuple):
-            self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
-            for index, part in enumerate(value):
-                self.value(part, f"{held}[{index}]", f"{description}[{index}]")
-        elif kind is dict:
-            self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
-            if all(type(key) in (str, int) for key in value):
-                for key, part in value.items():
-                    self.value(part, f"{held}[{key!r}]", f"{description}[{key!r}]")
+        elif isinstance(value, _SEQUENCES) or isinstance(value, dict):
+            self.entries(value, held, description)
+            if kind not in (list, tuple, dict) and (hasattr(value, "__dict__") or not _library(kind)):
+                self.fail(f"type({held}) is not {self.constant(kind)}", f"{description} changed class")
+                self.obj(value, held, description, self.constant(kind))   # a subclass's own attributes
+        elif isinstance(value, (set, frozenset)):
+            self.fail(f"{held} != {self.constant(frozenset(value))}", f"{description} changed its members")
+        elif kind is functools.partial:   # its function and bound arguments are read by C code
+            self.value(value.func, f"{held}.func", f"{description} (its function)")
+            self.value(value.args, f"{held}.args", f"{description} (its arguments)")
+            self.value(value.keywords, f"{held}.keywords", f"{description} (its keywords)")
         elif kind is types.MethodType:
             self.value(value.__func__, f"{held}.__func__", f"{description} (its function)")
             self.value(value.__self__, f"{held}.__self__", f"{description} (its object)")
@@ -199,6 +206,18 @@ class _Builder:
             klass = self.constant(kind)
             self.fail(f"type({held}) is not {klass}", f"{description} changed class")
             self.obj(value, held, description, klass)
+
+    def entries(self, value, held, description):
+        """A list, tuple, deque or dict (or a subclass: a namedtuple, an OrderedDict) by length
+        and entries (a dict's where its keys are strings or ints)."""
+        self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
+        if not isinstance(value, dict):
+            for index, part in enumerate(value):
+                self.value(part, f"{held}[{index}]", f"{description}[{index}]")
+        elif all(type(key) in (str, int) for key in value):
+            for key, part in value.items():   # a subclass's __missing__ (defaultdict's) not called
+                entry = f"{held}[{key!r}]" if type(value) is dict else f"dict_get({held}, {key!r}, missing)"
+                self.value(part, entry, f"{description}[{key!r}]")
 
     def scalar(self, value, expression, description):
         kind = type(value)
