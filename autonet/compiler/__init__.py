@@ -79,6 +79,7 @@ from ..core.state import observing, state
 from ..core.tensor import Tensor
 from . import fused
 from .arguments import leaves, positional, signature
+from .draws import Draws
 from .errors import CompileError
 from .program import Program
 from .guards import World
@@ -151,7 +152,7 @@ class CompiledStep:
                    if not isinstance(leaf, (Tensor, np.ndarray, np.generic, *_VALUES))]
         world = World(self.step, objects)
         with births() as know_births:
-            tracer = Tracer(args, know_births)
+            tracer = Tracer(args, know_births, Draws(world.generators))
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
             instructions, guards, returned, modes = tracer.finish(result)

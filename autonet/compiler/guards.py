@@ -45,6 +45,7 @@ import numpy as np
 from ..core.tensor import Tensor
 from ..nn.module import Module
 from .arguments import describe
+from .draws import GENERATORS
 from .errors import CompileError
 
 _SCALARS = (int, float, bool, str, bytes, complex, type(None))
@@ -121,6 +122,7 @@ class _Builder:
         self.depth = 0
         self.constants = {}      # id -> name in the guard function (kept alive by keep)
         self.written = set()     # conditions already checked
+        self.generators = []     # (random generator, description) reached
 
     def constant(self, value):
         """The guard function's name for ``value`` (one per object: equal checks read alike)."""
@@ -178,6 +180,8 @@ class _Builder:
         self.fail(f"{held} is not {self.constant(value)}", f"{description} is another object")
         if isinstance(value, Tensor) or kind is type or isinstance(value, type):
             return
+        if isinstance(value, GENERATORS):   # watched while tracing (see .draws)
+            self.generators.append((value, description))
         if isinstance(value, np.ndarray):
             differs = _dtype_differs(held, self.constant(value.dtype))
             self.fail(f"{held}.shape != {value.shape!r} or {differs}",
@@ -384,6 +388,7 @@ class World:
             self.builder.value(thing, "args" + "".join(f"[{key!r}]" for key in path), describe(path))
         self.builder.attributes()
         self.keep = self.builder.keep
+        self.generators = self.builder.generators
 
     def finish(self, whole_arrays, modes, tensors):
         """The guard function; ``whole_arrays``: ids of the arrays ops read as a whole."""

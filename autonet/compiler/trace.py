@@ -36,6 +36,7 @@ from ..core.context import Context
 from ..core.state import Observer
 from ..core.tensor import Tensor, watched
 from .arguments import describe, leaves, rebuild
+from .draws import GENERATORS
 from .errors import CompileError
 from .marks import Marked, mark
 from .program import Backward, Call, Copy, Make, Op
@@ -109,8 +110,9 @@ class Tracer(Observer):
 
     marks_arrays = True   # marked arrays refuse value reads while it traces (see .marks)
 
-    def __init__(self, args, know_births):
+    def __init__(self, args, know_births, draws=None):
         self.know_births = know_births
+        self.draws = draws       # the random generators watched for draws in the step's Python
         self.instructions = []
         self.known = {}          # id(Tensor or array) -> its source
         self.alive = [args]      # keeps every id in `known` unique until the trace ends
@@ -259,6 +261,8 @@ class Tracer(Observer):
             return
         inputs = tuple(self.source(arg) for arg in args)
         settings = {key: self.setting(value) for key, value in kwargs.items()}
+        if self.draws is not None:   # after the inputs: an array drawn with NumPy is refused there
+            self.draws.check([a for a in (*args, *kwargs.values()) if isinstance(a, GENERATORS)])
         slot = self._new_slot(result)
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
             ctx.shape, ctx.dtype = result._data.shape, result._data.dtype
@@ -306,6 +310,8 @@ class Tracer(Observer):
         self.depth += 1
         if self.depth > 1:
             return
+        if self.draws is not None:
+            self.draws.check()
         def part(value):
             path = self.argument_tensors.get(id(value))
             if path is not None:
@@ -324,6 +330,8 @@ class Tracer(Observer):
 
     def call_returned(self, method):
         self.depth -= 1
+        if self.depth == 0 and self.draws is not None:
+            self.draws.skip()
 
     def call_result(self, method, result):
         """A number returned by a replayed call (clip_grad_norm_'s norm) would be this call's
@@ -453,6 +461,8 @@ class Tracer(Observer):
     # -------------------------------------------------------------- finishing
     def finish(self, result):
         """The program: ``result`` is what the step returned."""
+        if self.draws is not None:
+            self.draws.check()
         if isinstance(result, Tensor):
             returned = self.source(result)
         elif result is None:
