@@ -579,3 +579,24 @@ def test_containers_of_library_and_subclass_types_are_guarded_by_their_entries(k
     change(holder)
     assert step().item() == 10.0   # by hand: 2 elements times 5.0
     assert len(step.programs) == 2
+
+
+def test_attributes_read_by_getattr_with_a_literal_name_are_guarded():
+    """``getattr(config, "gain")`` names ``gain`` in a constant, not in an attribute load: it
+    was not guarded, and a changed gain replayed the traced one."""
+    class Config:
+        gain = 2.0
+
+    config = Config()
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (w * getattr(config, "gain") * (3.0 if hasattr(config, "bias") else 1.0)).sum()
+
+    assert step().item() == 4.0
+    config.gain = 5.0
+    assert step().item() == 10.0
+    config.bias = None
+    assert step().item() == 30.0   # by hand: 2 elements times 5 times 3
+    assert len(step.programs) == 3

@@ -83,6 +83,8 @@ def _code_reads(code):
                 attributes.add(instruction.argval)
             elif instruction.opname in _GLOBAL_OPS:
                 globals_.add(instruction.argval)
+        if globals_ & {"getattr", "hasattr"}:   # getattr(obj, "name"): its literal names too
+            attributes |= {c for c in code.co_consts if type(c) is str and c.isidentifier()}
         for constant in code.co_consts:
             if isinstance(constant, types.CodeType):
                 inner_globals, inner_attributes = _code_reads(constant)
@@ -308,6 +310,8 @@ class _Builder:
             self.value(value.__dict__[name], f"{own}[{name!r}]", found)
             return
         if _lookup_class(type(value), name) is _MISSING:   # not on the class (nor the metaclass's)
+            if own is not None and not isinstance(value, Module):   # a Module's count is guarded
+                self.fail(f"{name!r} in {own}", f"{found} was set on the object")   # hasattr, try
             return
         try:
             on_class = getattr(type(value), name)
