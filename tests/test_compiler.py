@@ -440,3 +440,32 @@ def test_keyword_arguments_a_trace_cannot_place_are_refused_by_name():
     with pytest.raises(TypeError, match="multiple values for argument 'scale'"):
         compiled(x, 2.0, scale=1.0)
     assert compiled.programs == []
+
+
+def test_a_result_left_in_a_graph_that_reaches_a_differentiable_argument_is_refused():
+    """A replay returns results outside any graph: ``func.grad`` of a compiled function gave
+    zeros from the second call on (the first failed with ``'NoneType' object has no attribute
+    '_data'``), and a backward outside the step lost the step's part. Refused while tracing;
+    steps that run their backward inside, or whose arguments need no gradient, compile."""
+    square = autonet.compile(lambda x: (x ** 2).sum())
+    with pytest.raises(CompileError, match="returns a tensor in a graph.*argument 0.*backward"):
+        autonet.func.grad(square)(Tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(CompileError, match="returns a tensor in a graph"):
+        square(Tensor([1.0, 2.0], requires_grad=True))
+    assert square.programs == []
+
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    forward = autonet.compile(lambda x: (w * x).sum())   # an evaluation step: x needs no gradient
+    for _ in range(2):
+        assert forward(Tensor(np.array([3.0, 1.0]))).item() == 1.0
+
+    def inner_step(x):
+        loss = (w * x * x).sum()
+        loss.backward()
+        return loss
+    compiled = autonet.compile(inner_step)
+    for call in range(3):
+        x = Tensor(np.array([3.0, 1.0]), requires_grad=True)
+        assert compiled(x).item() == 7.0
+        np.testing.assert_array_equal(x.grad, [6.0, -4.0])   # by hand: 2 w x
+    assert len(compiled.programs) == 1

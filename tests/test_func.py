@@ -321,11 +321,16 @@ def test_inside_compile_the_transforms_are_replayed_right_or_refused():
     """A trace cannot follow a transform's private copy of a constant input: compile refuses the
     step (a replay of traced values would be silently wrong). Of an input that requires grad
     the transform takes an alias in the graph, which compiles (autonet.grad inside a step) and
-    replays what eager mode computes."""
+    replays what eager mode computes, once the result leaves that graph (``detach``: a replay
+    returns results outside any graph, and a result left in one is refused)."""
     x = Tensor([[1.0, 2.0], [3.0, 4.0]])
     loss = lambda w: ((x @ w).tanh() ** 2).sum()
-    for body in (lambda w: func.grad(loss)(w), lambda w: func.hvp(loss, w, Tensor([1.0, 0.0]))[1],
-                 lambda w: func.jacrev(lambda w: x @ w)(w)):
+    for transform in (lambda w: func.grad(loss)(w), lambda w: func.hvp(loss, w, Tensor([1.0, 0.0]))[1],
+                      lambda w: func.jacrev(lambda w: x @ w)(w)):
+        linked = Tensor([0.5, -0.3], requires_grad=True)
+        with pytest.raises(autonet.CompileError, match="returns a tensor in a graph|made inside it"):
+            autonet.compile(transform)(linked)
+        body = lambda w, transform=transform: transform(w).detach()
         for requires_grad in (False, True):
             w = Tensor([0.5, -0.3], requires_grad=requires_grad)
             step = autonet.compile(body)

@@ -120,6 +120,8 @@ class Tracer(Observer):
         self.contexts = {}       # id(op node) -> slot
         self.ops = {}            # slot -> its Op
         self.argument_tensors = {}   # id(Tensor argument) -> path
+        self.differentiable_arguments = []   # paths of Tensor arguments that require grad
+        self.differentiated = set()  # ids of the nodes a backward pass of the step ran
         self.modes = {}          # id(module) -> (module, its training flag when first called)
         self.whole_arrays = set()    # ids of the lasting arrays (and their memory) ops read whole
         self.not_constant = set()    # ids of constructors' arrays made from arrays or tensors
@@ -133,6 +135,8 @@ class Tracer(Observer):
         source = ("arg", path)
         if isinstance(leaf, Tensor):
             self.argument_tensors[id(leaf)] = path
+            if leaf.requires_grad:
+                self.differentiable_arguments.append(path)
             self.known[id(leaf)] = self.known[id(leaf._data)] = source
             return leaf
         if isinstance(leaf, np.ndarray):
@@ -388,6 +392,7 @@ class Tracer(Observer):
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """Record the plan: which formula runs when, and where each gradient goes. A
         ``create_graph`` pass ran as recorded ops already (its formulas on Tensors)."""
+        self.differentiated.update(id(node) for node in plan.nodes)
         if create_graph and into_grad:
             raise CompileError(
                 "compile does not replay backward(create_graph=True), which sets .grad to "
@@ -459,6 +464,23 @@ class Tracer(Observer):
         return slot
 
     # -------------------------------------------------------------- finishing
+    def _refuse_live_graphs(self, result):
+        """A replay returns tensors outside any graph: refuse a result that is in a graph no
+        backward pass of the step ran through while a Tensor argument requires grad (the caller
+        means to differentiate through the step: ``func.grad(step)``, a backward outside)."""
+        if not self.differentiable_arguments:
+            return
+        for tensor in result if isinstance(result, tuple) else (result,):
+            if (tensor is not None and tensor.requires_grad and type(tensor._node) is Context
+                    and id(tensor._node) not in self.differentiated):
+                raise CompileError(
+                    f"the step returns a tensor in a graph (it requires grad, as "
+                    f"{describe(self.differentiable_arguments[0])} does) and runs no backward "
+                    f"pass through it; a replay returns results outside any graph, so gradients "
+                    f"taken through the step later (backward, autonet.func transforms) would be "
+                    f"lost. Call backward inside the step, return result.detach(), or leave "
+                    f"this function uncompiled")
+
     def finish(self, result):
         """The program: ``result`` is what the step returned."""
         if self.draws is not None:
@@ -471,5 +493,6 @@ class Tracer(Observer):
             returned = tuple(self.source(r) for r in result)
         else:
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
+        self._refuse_live_graphs(result)
         return (tuple(self.instructions), tuple(self.externals.values()), returned,
                 tuple(self.modes.values()))
