@@ -51,6 +51,9 @@ Refused (``CompileError``) because a replay could not follow:
 - NumPy results handed to autonet: arrays computed from an argument,
   ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
 - NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
+- random numbers drawn in the step's own Python (:mod:`.draws`), and a result
+  left in a graph no backward of the step ran through while an argument
+  requires grad (a replay returns results outside any graph);
 - ``backward(create_graph=True)`` (``autonet.grad`` compiles, with
   ``create_graph`` too: gradient penalties, Hessian-vector products), ``retain_grad``,
   backward passes reaching tensors computed outside the step, leaves
