@@ -469,3 +469,39 @@ def test_a_result_left_in_a_graph_that_reaches_a_differentiable_argument_is_refu
         assert compiled(x).item() == 7.0
         np.testing.assert_array_equal(x.grad, [6.0, -4.0])   # by hand: 2 w x
     assert len(compiled.programs) == 1
+
+
+def test_grad_mode_is_part_of_what_a_trace_is_valid_for():
+    """A step traced with grad enabled, then called inside ``no_grad()``, replayed its backward
+    and optimizer step (eager mode raises: the loss has no graph); each mode gets its own trace."""
+    def make():
+        w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        optimizer = SGD([w], lr=0.1)
+
+        def step(x):
+            loss = (w * x).sum() ** 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+        return w, step
+
+    (eager_w, eager), (compiled_w, compiled) = make(), make()
+    compiled = autonet.compile(compiled)
+    x = Tensor(np.array([1.0, 1.0]))
+    for _ in range(2):
+        np.testing.assert_array_equal(compiled(x).data, eager(x).data)
+    for step, w in ((eager, eager_w), (compiled, compiled_w)):
+        before = w.data.copy()
+        with autonet.no_grad(), pytest.raises(RuntimeError, match="does not require grad"):
+            step(x)
+        np.testing.assert_array_equal(w.data, before)
+    np.testing.assert_array_equal(compiled(x).data, eager(x).data)
+    np.testing.assert_array_equal(compiled_w.data, eager_w.data)
+    assert len(compiled.programs) == 1   # the no_grad call's trace failed, as eager mode does
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    forward = autonet.compile(lambda x: (w * x).sum())
+    with autonet.no_grad():
+        forward(x)
+    assert forward(x).requires_grad and len(forward.programs) == 2   # traced again, recording

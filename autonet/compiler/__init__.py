@@ -136,7 +136,7 @@ class CompiledStep:
     def _call(self, args):
         if state.observers:   # inside another step's trace (inlined there), or anomaly mode
             return self.step(*args)   # (eager, checked)
-        key = signature(args)
+        key = (signature(args), state.grad_enabled)   # no_grad() changes what ops record
         changes = []
         for program in self.by_signature.get(key, ()):
             change = program.fits(args)
