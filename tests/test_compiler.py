@@ -505,3 +505,25 @@ def test_grad_mode_is_part_of_what_a_trace_is_valid_for():
     with autonet.no_grad():
         forward(x)
     assert forward(x).requires_grad and len(forward.programs) == 2   # traced again, recording
+
+
+def test_a_returned_argument_or_parameter_is_that_tensor_itself_on_every_call():
+    """Eager mode returns the very Tensor; a replay returned a new Tensor over its array (not
+    requiring grad, without its .grad); a detached alias stays a new Tensor in both."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    @autonet.compile
+    def step(x, pair):
+        loss = (w * x * pair[1]).sum()
+        loss.backward()
+        return x, w, pair[1], w.detach(), loss
+
+    for call in range(3):
+        x = Tensor(np.full(2, float(call + 1)), requires_grad=True)
+        pair = (0, Tensor(np.array([2.0, 3.0])))
+        got_x, got_w, got_pair, alias, loss = step(x, pair)
+        assert got_x is x and got_w is w and got_pair is pair[1]
+        assert alias is not w and not alias.requires_grad
+        np.testing.assert_array_equal(alias.data, w.data)
+        assert loss.item() == (2.0 + 6.0) * (call + 1)   # by hand: (1 * 2 + 2 * 3) x
+    assert len(step.programs) == 1

@@ -464,6 +464,15 @@ class Tracer(Observer):
         return slot
 
     # -------------------------------------------------------------- finishing
+    def _returned(self, tensor):
+        """Where a returned Tensor comes from: a Tensor argument or a lasting tensor returned
+        itself is ``("object", path)`` / ``("itself", tensor)``, so that a replay returns that
+        very object, as eager mode does (not a new Tensor over its array)."""
+        if id(tensor) in self.argument_tensors:
+            return ("object", self.argument_tensors[id(tensor)])
+        source = self.source(tensor)
+        return ("itself", tensor) if source[0] == "tensor" and source[1] is tensor else source
+
     def _refuse_live_graphs(self, result):
         """A replay returns tensors outside any graph: refuse a result that is in a graph no
         backward pass of the step ran through while a Tensor argument requires grad (the caller
@@ -486,11 +495,11 @@ class Tracer(Observer):
         if self.draws is not None:
             self.draws.check()
         if isinstance(result, Tensor):
-            returned = self.source(result)
+            returned = self._returned(result)
         elif result is None:
             returned = None
         elif isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result):
-            returned = tuple(self.source(r) for r in result)
+            returned = tuple(self._returned(r) for r in result)
         else:
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
         self._refuse_live_graphs(result)
