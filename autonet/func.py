@@ -23,6 +23,11 @@ respect to ``u`` is exactly ``J v``, whatever ``u`` is (zeros here). That
 second pass runs only the formulas on a path to ``u`` (:class:`_Toward`).
 ``hvp`` is reverse-over-reverse: the gradient of ``<grad f, v>``, which is
 ``H v`` because a Hessian is symmetric.
+
+Inputs to differentiate and outputs are Tensors (or arrays, numbers), not
+``torch.func``'s pytrees: a tuple, list or dict holding Tensors is refused
+(``TypeError``) rather than stacked into one constant Tensor; pass each Tensor
+as an argument of its own and name them with ``argnums``.
 """
 from __future__ import annotations
 
@@ -136,16 +141,32 @@ def _variable(value, outer, where):
     return fresh
 
 
-def _tensor(value, where):
+def _tensor(value, where, instead="pass each Tensor as an argument of its own and name them with "
+                                   "argnums=(0, 1, ...)"):
+    """``value`` as a constant Tensor; a container of Tensors is refused, not stacked into one
+    (``torch.func`` takes it as a pytree: a tuple of results, linked to each Tensor)."""
+    if _holds_tensor(value):
+        raise TypeError(f"{where} is a {type(value).__name__} holding Tensors; autonet.func "
+                        f"differentiates Tensors, not containers of them (torch.func's pytrees): "
+                        f"{instead}")
     try:
         return Tensor(value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{where} must be a Tensor or an array of numbers: {error}") from None
 
 
+def _holds_tensor(value):
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensor(part) for part in value)
+    if isinstance(value, dict):
+        return any(_holds_tensor(part) for part in value.values())
+    return isinstance(value, Tensor)
+
+
 def _output(value, where):
     """An output of ``f`` as a floating-point Tensor (an array or a number is a constant)."""
-    tensor = value if isinstance(value, Tensor) else _tensor(value, where)
+    tensor = value if isinstance(value, Tensor) else _tensor(
+        value, where, "return one Tensor or a flat tuple of Tensors")
     if tensor.dtype.kind != "f":
         raise TypeError(f"{where} has dtype {tensor.dtype}; only floating-point outputs have "
                         f"derivatives")

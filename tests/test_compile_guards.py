@@ -4,6 +4,9 @@ Each test runs a step eagerly in one world and compiled in a twin world and
 compares them bit for bit, or checks the ``CompileError`` a replay could not
 honour. The differential fuzzer over the same guards is test_compile_guards_fuzz.py.
 """
+import collections
+import functools
+
 import numpy as np
 import pytest
 
@@ -476,3 +479,124 @@ def test_a_large_outside_array_read_in_python_is_refused_one_a_module_keeps_unre
     for _ in range(3):
         step_without_reads()
     assert len(step_without_reads.programs) == 1
+
+
+class _ClassScaled(nn.Module):
+    """A layer whose gain is a class attribute (read as ``self.GAIN``), and a property of it."""
+    GAIN = 2.0
+    OFFSETS = (0.0, 1.0)
+
+    def forward(self, x):
+        return x * self.GAIN + self.OFFSETS[1]
+
+    @property
+    def doubled(self):
+        return 2 * self.GAIN
+
+
+def test_class_attributes_read_through_self_are_guarded_as_instance_ones():
+    """``self.GAIN`` found on the class (a float, a tuple) was not guarded: setting
+    ``_ClassScaled.GAIN = 3.0`` replayed the trace's 2.0, silently unlike eager mode."""
+    layer = _ClassScaled()
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (layer(w) * layer.doubled).sum()
+
+    try:
+        assert step().item() == 2 * (2.0 + 1.0) * 4.0
+        _ClassScaled.GAIN = 3.0
+        assert step().item() == 2 * (3.0 + 1.0) * 6.0   # by hand: sum of (w * 3 + 1) * (2 * 3)
+        _ClassScaled.OFFSETS = (0.0, -1.0)
+        assert step().item() == 2 * (3.0 - 1.0) * 6.0
+        assert len(step.programs) == 3
+        assert "_ClassScaled.OFFSETS is another object" in step.programs[1].fits(())
+    finally:
+        _ClassScaled.GAIN, _ClassScaled.OFFSETS = 2.0, (0.0, 1.0)
+
+
+def test_default_arguments_of_the_step_and_of_functions_it_calls_are_guarded():
+    """Values of omitted arguments are read on every eager call: rebinding ``__defaults__`` or
+    ``__kwdefaults__`` replayed the trace's values."""
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    def scaled(t, gain=2.0, *, shift=0.0):
+        return t * gain + shift
+
+    @autonet.compile
+    def step(t=w):
+        return scaled(t).sum()
+
+    assert step().item() == 4.0
+    scaled.__defaults__ = (5.0,)
+    assert step().item() == 10.0
+    scaled.__kwdefaults__ = {"shift": 1.0}
+    assert step().item() == 12.0
+    step.step.__defaults__ = (Tensor(np.full(2, 2.0), requires_grad=True),)
+    assert step().item() == 22.0   # by hand: sum of 2 * 5 + 1
+    assert len(step.programs) == 4
+    assert "the default arguments of test_default_arguments" in step.programs[0].fits(())
+
+
+_Config = collections.namedtuple("_Config", "gains")
+
+
+class _Gains(dict):
+    pass
+
+
+def _holders():
+    """``(holder, read, change)``: containers the step reads a gain of 2.0 from, and a change
+    of it to 5.0 in place; each was read by the replay as traced (2.0), unlike eager mode."""
+    partial = functools.partial(lambda t, gain: t * gain, gain=2.0)
+    return {
+        "functools.partial's keywords": (partial, lambda h, w: h(w),
+                                         lambda h: h.keywords.__setitem__("gain", 5.0)),
+        "a namedtuple's list": (_Config([2.0]), lambda h, w: w * h.gains[0],
+                                lambda h: h.gains.__setitem__(0, 5.0)),
+        "an OrderedDict": (collections.OrderedDict(gain=2.0), lambda h, w: w * h["gain"],
+                           lambda h: h.__setitem__("gain", 5.0)),
+        "a defaultdict": (collections.defaultdict(float, gain=2.0), lambda h, w: w * h["gain"],
+                          lambda h: h.__setitem__("gain", 5.0)),
+        "a dict subclass": (_Gains(gain=2.0), lambda h, w: w * h["gain"],
+                            lambda h: h.__setitem__("gain", 5.0)),
+        "a deque": (collections.deque([2.0]), lambda h, w: w * h[0], lambda h: h.__setitem__(0, 5.0)),
+        "a set": ({2.0}, lambda h, w: w * max(h), lambda h: (h.clear(), h.add(5.0))),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_holders()))
+def test_containers_of_library_and_subclass_types_are_guarded_by_their_entries(kind):
+    holder, read, change = _holders()[kind]
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return read(holder, w).sum()
+
+    assert step().item() == 4.0
+    change(holder)
+    assert step().item() == 10.0   # by hand: 2 elements times 5.0
+    assert len(step.programs) == 2
+
+
+def test_attributes_read_by_getattr_with_a_literal_name_are_guarded():
+    """``getattr(config, "gain")`` names ``gain`` in a constant, not in an attribute load: it
+    was not guarded, and a changed gain replayed the traced one."""
+    class Config:
+        gain = 2.0
+
+    config = Config()
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        return (w * getattr(config, "gain") * (3.0 if hasattr(config, "bias") else 1.0)).sum()
+
+    assert step().item() == 4.0
+    config.gain = 5.0
+    assert step().item() == 10.0
+    config.bias = None
+    assert step().item() == 30.0   # by hand: 2 elements times 5 times 3
+    assert len(step.programs) == 3

@@ -3,6 +3,8 @@
 Each test runs the same step eagerly in one world and compiled in a twin world
 on changing arguments, and compares the two bit for bit.
 """
+import random
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ import autonet.nn as nn
 from autonet import CompileError, Tensor
 from autonet.nn.functional import mse_loss
 from autonet.optim import SGD
-from device_double import passed
+from device_double import here, passed
 
 
 def _twins(make):
@@ -362,3 +364,66 @@ def test_arrays_a_step_keeps_behave_as_plain_arrays_after_tracing():
     assert bool(kept[0].sum() < 1.0) and float(kept[0][0]) == 1.0
     kept[0][...] = 3.0                      # writes are the user's business outside the step
     assert kept[0].tolist() == [3.0, 3.0]
+
+
+_NUMPY_GENERATOR = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("draw", [lambda: random.random(), lambda: np.random.uniform(),
+                                  lambda: _NUMPY_GENERATOR.normal(),
+                                  lambda: float(autonet.random.generator(None).random())],
+                         ids=["random", "np.random", "a Generator", "autonet's default"])
+def test_random_numbers_drawn_in_the_steps_python_are_refused(draw):
+    """A number the step drew itself became a constant of the replay: every replayed call
+    reused the traced draw (eager mode draws a new one each call)."""
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    @autonet.compile
+    def step():
+        loss = (w * draw()).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match="draws random numbers in Python .* pass them in"):
+        step()
+    assert step.programs == []
+
+
+class _NoisySGD(SGD):
+    """SGD whose step adds noise drawn from its own generator: a replayed call draws again."""
+
+    def __init__(self, params, lr, seed):
+        super().__init__(params, lr=lr)
+        self.noise = np.random.default_rng(seed)
+
+    def step(self):
+        super().step()
+        with autonet.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p[...] = p + Tensor(here(self.noise.normal(size=p.shape) * 0.01))
+
+
+def test_draws_of_ops_and_of_replayed_calls_are_allowed_and_replay_as_eager():
+    """Dropout draws inside its op, the optimizer inside its replayed step: both run again on
+    every replay, so such steps compile and equal eager mode bit for bit."""
+    def make():
+        model = nn.Sequential(nn.Linear(3, 4, rng=0), nn.Dropout(0.5, rng=1), nn.Linear(4, 1, rng=2))
+        optimizer = _NoisySGD(model.parameters(), lr=0.1, seed=3)
+
+        def step(x, y):
+            loss = mse_loss(model(Tensor(x)), Tensor(y))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+        return model, step
+
+    (eager_model, eager), (compiled_model, compiled) = _twins(make)
+    data = np.random.default_rng(4)
+    for _ in range(4):
+        x, y = passed(data.normal(size=(5, 3))), passed(data.normal(size=(5, 1)))
+        _same(compiled(x, y).data, eager(x, y).data)
+        for a, b in zip(eager_model.parameters(), compiled_model.parameters()):
+            _same(a.data, b.data)
+    assert len(compiled.programs) == 1

@@ -403,3 +403,127 @@ def test_tensors_made_from_arguments_inside_the_step_read_this_calls_values():
         x = np.full((3, 2), value)
         assert by_array(x).item() == model(x).sum().item()
         assert by_tensor(Tensor(x)).item() == (Tensor(x) * 2).sum().item()
+
+
+def _scaled_step(weight):
+    def step(x, scale=1.0, shift=0.0, *, note=None):
+        loss = ((weight * x * scale + shift) ** 2).sum()
+        loss.backward()
+        return loss
+    return step
+
+
+def test_keyword_arguments_are_placed_at_their_positions_and_replay_as_eager():
+    """``step(x, shift=1.0)`` is ``step(x, 1.0, 1.0)`` with the default scale (it failed with
+    ``__call__() got an unexpected keyword argument``); each keyword's value is guarded as a
+    positional argument's."""
+    eager_w, compiled_w = (Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True) for _ in range(2))
+    eager, compiled = _scaled_step(eager_w), autonet.compile(_scaled_step(compiled_w))
+    x = Tensor(np.array([1.0, 2.0, 3.0]))
+    calls = [((x,), {"scale": 2.0}), ((x,), {"scale": 2.0}), ((x,), {"shift": 1.0}),
+             ((), {"shift": 1.0, "x": x}), ((x, 3.0), {"shift": -1.0})]
+    for args, kwargs in calls:
+        np.testing.assert_array_equal(compiled(*args, **kwargs).data, eager(*args, **kwargs).data)
+        np.testing.assert_array_equal(compiled_w.grad, eager_w.grad)
+    # by hand: sum((w x s + b)^2) at w = (0.5, -1, 2), x = (1, 2, 3), s = 3, b = -1
+    assert compiled(x, 3.0, shift=-1.0).item() == 0.5 ** 2 + 7.0 ** 2 + 17.0 ** 2
+    assert len(compiled.programs) == 3   # (x, 2.0), (x, 1.0, 1.0), (x, 3.0, -1.0)
+
+
+def test_keyword_arguments_a_trace_cannot_place_are_refused_by_name():
+    compiled = autonet.compile(_scaled_step(Tensor(np.ones(3), requires_grad=True)))
+    x = Tensor(np.ones(3))
+    with pytest.raises(TypeError, match="'note' is keyword-only.*positional parameter"):
+        compiled(x, note="a")
+    with pytest.raises(TypeError, match="step\\(\\) got an unexpected keyword argument 'bogus'"):
+        compiled(x, bogus=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'scale'"):
+        compiled(x, 2.0, scale=1.0)
+    assert compiled.programs == []
+
+
+def test_a_result_left_in_a_graph_that_reaches_a_differentiable_argument_is_refused():
+    """A replay returns results outside any graph: ``func.grad`` of a compiled function gave
+    zeros from the second call on (the first failed with ``'NoneType' object has no attribute
+    '_data'``), and a backward outside the step lost the step's part. Refused while tracing;
+    steps that run their backward inside, or whose arguments need no gradient, compile."""
+    square = autonet.compile(lambda x: (x ** 2).sum())
+    with pytest.raises(CompileError, match="returns a tensor in a graph.*argument 0.*backward"):
+        autonet.func.grad(square)(Tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(CompileError, match="returns a tensor in a graph"):
+        square(Tensor([1.0, 2.0], requires_grad=True))
+    assert square.programs == []
+
+    w = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    forward = autonet.compile(lambda x: (w * x).sum())   # an evaluation step: x needs no gradient
+    for _ in range(2):
+        assert forward(Tensor(np.array([3.0, 1.0]))).item() == 1.0
+
+    def inner_step(x):
+        loss = (w * x * x).sum()
+        loss.backward()
+        return loss
+    compiled = autonet.compile(inner_step)
+    for call in range(3):
+        x = Tensor(np.array([3.0, 1.0]), requires_grad=True)
+        assert compiled(x).item() == 7.0
+        np.testing.assert_array_equal(x.grad, [6.0, -4.0])   # by hand: 2 w x
+    assert len(compiled.programs) == 1
+
+
+def test_grad_mode_is_part_of_what_a_trace_is_valid_for():
+    """A step traced with grad enabled, then called inside ``no_grad()``, replayed its backward
+    and optimizer step (eager mode raises: the loss has no graph); each mode gets its own trace."""
+    def make():
+        w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+        optimizer = SGD([w], lr=0.1)
+
+        def step(x):
+            loss = (w * x).sum() ** 2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+        return w, step
+
+    (eager_w, eager), (compiled_w, compiled) = make(), make()
+    compiled = autonet.compile(compiled)
+    x = Tensor(np.array([1.0, 1.0]))
+    for _ in range(2):
+        np.testing.assert_array_equal(compiled(x).data, eager(x).data)
+    for step, w in ((eager, eager_w), (compiled, compiled_w)):
+        before = w.data.copy()
+        with autonet.no_grad(), pytest.raises(RuntimeError, match="does not require grad"):
+            step(x)
+        np.testing.assert_array_equal(w.data, before)
+    np.testing.assert_array_equal(compiled(x).data, eager(x).data)
+    np.testing.assert_array_equal(compiled_w.data, eager_w.data)
+    assert len(compiled.programs) == 1   # the no_grad call's trace failed, as eager mode does
+
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    forward = autonet.compile(lambda x: (w * x).sum())
+    with autonet.no_grad():
+        forward(x)
+    assert forward(x).requires_grad and len(forward.programs) == 2   # traced again, recording
+
+
+def test_a_returned_argument_or_parameter_is_that_tensor_itself_on_every_call():
+    """Eager mode returns the very Tensor; a replay returned a new Tensor over its array (not
+    requiring grad, without its .grad); a detached alias stays a new Tensor in both."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+    @autonet.compile
+    def step(x, pair):
+        loss = (w * x * pair[1]).sum()
+        loss.backward()
+        return x, w, pair[1], w.detach(), loss
+
+    for call in range(3):
+        x = Tensor(np.full(2, float(call + 1)), requires_grad=True)
+        pair = (0, Tensor(np.array([2.0, 3.0])))
+        got_x, got_w, got_pair, alias, loss = step(x, pair)
+        assert got_x is x and got_w is w and got_pair is pair[1]
+        assert alias is not w and not alias.requires_grad
+        np.testing.assert_array_equal(alias.data, w.data)
+        assert loss.item() == (2.0 + 6.0) * (call + 1)   # by hand: (1 * 2 + 2 * 3) x
+    assert len(step.programs) == 1

@@ -321,11 +321,16 @@ def test_inside_compile_the_transforms_are_replayed_right_or_refused():
     """A trace cannot follow a transform's private copy of a constant input: compile refuses the
     step (a replay of traced values would be silently wrong). Of an input that requires grad
     the transform takes an alias in the graph, which compiles (autonet.grad inside a step) and
-    replays what eager mode computes."""
+    replays what eager mode computes, once the result leaves that graph (``detach``: a replay
+    returns results outside any graph, and a result left in one is refused)."""
     x = Tensor([[1.0, 2.0], [3.0, 4.0]])
     loss = lambda w: ((x @ w).tanh() ** 2).sum()
-    for body in (lambda w: func.grad(loss)(w), lambda w: func.hvp(loss, w, Tensor([1.0, 0.0]))[1],
-                 lambda w: func.jacrev(lambda w: x @ w)(w)):
+    for transform in (lambda w: func.grad(loss)(w), lambda w: func.hvp(loss, w, Tensor([1.0, 0.0]))[1],
+                      lambda w: func.jacrev(lambda w: x @ w)(w)):
+        linked = Tensor([0.5, -0.3], requires_grad=True)
+        with pytest.raises(autonet.CompileError, match="returns a tensor in a graph|made inside it"):
+            autonet.compile(transform)(linked)
+        body = lambda w, transform=transform: transform(w).detach()
         for requires_grad in (False, True):
             w = Tensor([0.5, -0.3], requires_grad=requires_grad)
             step = autonet.compile(body)
@@ -387,3 +392,26 @@ def test_forward_mode_inside_another_transform_stays_differentiable():
     along = func.grad(lambda x: func.jvp(f, (x,), (Tensor([1.0, 0.0, 0.0]),))[1].sum())(x)
     np.testing.assert_allclose(along.data, numeric_jacobian(
         lambda x: func.jvp(f, (x,), (Tensor([1.0, 0.0, 0.0]),))[1].sum(), (x,), 0), rtol=1e-6, atol=1e-8)
+
+
+def test_containers_of_tensors_are_refused_not_stacked_into_one_tensor():
+    """``torch.func.grad(f)((x, y))`` returns the tuple ``(df/dx, df/dy)``; autonet stacked the
+    tuple into one constant Tensor and returned one stacked gradient (of shape (2, 3) here),
+    or failed with NumPy's conversion error for Tensors that require grad."""
+    x, y = Tensor([1.0, 2.0, 3.0]), Tensor([4.0, 5.0, 6.0])
+    product = lambda pair: (pair[0] * pair[1]).sum()
+    for call in (lambda: func.grad(product)((x, y)), lambda: func.grad(product)([x, y]),
+                 lambda: func.jacrev(lambda d: d["a"] * 2.0)({"a": x}),
+                 lambda: func.vjp(product, (x, y)),
+                 lambda: func.grad(product)((Tensor(x, requires_grad=True), y))):
+        with pytest.raises(TypeError, match="holding Tensors.*argnums=\\(0, 1"):
+            call()
+    with pytest.raises(TypeError, match="output 0 is a tuple holding Tensors.*flat tuple"):
+        func.jacrev(lambda t: ((t * 2.0, t * 3.0), t))(x)
+    # the supported spelling gives the tuple, by hand: d(x.y)/dx = y, d(x.y)/dy = x
+    gx, gy = func.grad(lambda a, b: (a * b).sum(), argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(gx.data, y.data)
+    np.testing.assert_array_equal(gy.data, x.data)
+    # containers of numbers are arrays, and containers not differentiated pass through
+    np.testing.assert_array_equal(func.grad(lambda t: (t ** 2).sum())((1.0, 2.0)).data, [2.0, 4.0])
+    np.testing.assert_array_equal(func.grad(lambda a, pair: (a * pair[0]).sum())(x, (y, x)).data, y.data)

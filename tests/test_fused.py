@@ -556,7 +556,7 @@ def test_kernels_compiled_at_another_numba_optimisation_level_are_other_files(mo
     monkeypatch.setenv("AUTONET_CACHE_DIR", str(tmp_path))
     source = "def kernel(x):\n    return x + 1\n"
     for level in (0, 3):
-        monkeypatch.setattr(numba.core.config, "OPT", level)
+        monkeypatch.setattr(numba.core.config, "OPT", type(numba.core.config.OPT)(level))   # numba's own kind
         assert backend._compiled(source)(1) == 2
     unoptimised, optimised = (path.read_text() for path in sorted(tmp_path.glob("kernel_*.py"),
                                                                    key=lambda path: "level: 2" in path.read_text()))

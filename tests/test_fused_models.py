@@ -197,3 +197,69 @@ def test_adams_kernel_step_follows_the_learning_rate_and_leaves_changed_betas_to
             optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"] = lr, betas
         _close(fused().data, eager().data)
         _same_model(fused_model, eager_model)
+
+
+def _twin_in_place_steps(update):
+    """An MLP step that first updates, under ``no_grad``, what ``update(x)`` returns in place
+    (an argument Tensor, or ``Tensor(x)`` of it), eager and fused."""
+    made = []
+    for backend in (None, "fused"):
+        rng = np.random.default_rng(0)
+        model = nn.Sequential(nn.Linear(3, 5, rng=rng), nn.Tanh(), nn.Linear(5, 2, rng=rng))
+        optimizer = SGD(model.parameters(), lr=0.1)
+
+        def step(x, model=model, optimizer=optimizer):
+            with autonet.no_grad():
+                t = update(x)
+                t[:, 0] = t[:, 0] * 2.0 + 1.0   # twice would differ
+            loss = (model(t) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+        made.append((model, step if backend is None else autonet.compile(step, backend=backend)))
+    return made
+
+
+@pytest.mark.parametrize("update", [Tensor, lambda x: x], ids=["Tensor(x)", "the argument"])
+def test_in_place_updates_under_no_grad_fuse_and_equal_eager(update):
+    """An in-place update of ``Tensor(x)`` made in the step, or of the argument itself, ran in
+    Python before the kernel; the wrapper's snapshot of it failed (``'int' object has no
+    attribute 'copy'`` for ``Tensor(x)``, ``'tuple'`` for the argument) on every replay."""
+    (eager_model, eager), (fused_model, fused) = _twin_in_place_steps(update)
+    data = np.random.default_rng(3)
+    for _ in range(4):
+        x = data.normal(size=(4, 3))
+        eager_x, fused_x = (Tensor(x.copy()) for _ in range(2))
+        _close(fused(fused_x).data, eager(eager_x).data)
+        _close(fused_x.data, eager_x.data)
+        _same_model(fused_model, eager_model)
+    assert fused.programs[0].backend == "fused", fused.programs[0].backend
+
+
+def test_an_argument_updated_in_place_is_put_back_when_a_later_kernel_cannot_compile(monkeypatch):
+    """Where the last kernel cannot compile, the NumPy replay runs the whole step again: the
+    argument's in-place update made before the kernel is undone first, so it happens once."""
+    import numba
+    from autonet.compiler import fused as backend
+
+    compiled = backend._compiled
+
+    def refusing(source):
+        kernel = compiled(source)
+        if "grad0" not in source:
+            return kernel
+
+        def call(*arguments):
+            raise numba.core.errors.TypingError("no implementation for these argument types")
+        return call
+
+    monkeypatch.setattr(backend, "_compiled", refusing)
+    (eager_model, eager), (fused_model, fused) = _twin_in_place_steps(lambda x: x)
+    x = np.random.default_rng(3).normal(size=(4, 3))
+    for _ in range(3):
+        eager_x, fused_x = Tensor(x.copy()), Tensor(x.copy())
+        np.testing.assert_array_equal(fused(fused_x).data, eager(eager_x).data)
+        np.testing.assert_array_equal(fused_x.data, eager_x.data)
+        _same_model(fused_model, eager_model, rtol=0)
+    assert fused.programs[0].backend.startswith("NumPy replay (not fused: numba")

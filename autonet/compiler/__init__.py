@@ -51,6 +51,9 @@ Refused (``CompileError``) because a replay could not follow:
 - NumPy results handed to autonet: arrays computed from an argument,
   ``.data`` or ``.grad``, or made with NumPy inside the step (a dropout mask);
 - NumPy writes into an argument, ``.data`` or ``.grad``, and setting them;
+- random numbers drawn in the step's own Python (:mod:`.draws`), and a result
+  left in a graph no backward of the step ran through while an argument
+  requires grad (a replay returns results outside any graph);
 - ``backward(create_graph=True)`` (``autonet.grad`` compiles, with
   ``create_graph`` too: gradient penalties, Hessian-vector products), ``retain_grad``,
   backward passes reaching tensors computed outside the step, leaves
@@ -78,7 +81,8 @@ import numpy as np
 from ..core.state import observing, state
 from ..core.tensor import Tensor
 from . import fused
-from .arguments import leaves, signature
+from .arguments import leaves, positional, signature
+from .draws import Draws
 from .errors import CompileError
 from .program import Program
 from .guards import World
@@ -123,14 +127,16 @@ class CompiledStep:
         inputs and guards."""
         return self.programs[-1].source if self.programs else None
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs:   # traced by position: step(x, lr=0.1) is step(x, 0.1)
+            args = positional(self.step, args, kwargs)
         with self.lock:
             return self._call(args)
 
     def _call(self, args):
         if state.observers:   # inside another step's trace (inlined there), or anomaly mode
             return self.step(*args)   # (eager, checked)
-        key = signature(args)
+        key = (signature(args), state.grad_enabled)   # no_grad() changes what ops record
         changes = []
         for program in self.by_signature.get(key, ()):
             change = program.fits(args)
@@ -149,7 +155,7 @@ class CompiledStep:
                    if not isinstance(leaf, (Tensor, np.ndarray, np.generic, *_VALUES))]
         world = World(self.step, objects)
         with births() as know_births:
-            tracer = Tracer(args, know_births)
+            tracer = Tracer(args, know_births, Draws(world.generators))
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
             instructions, guards, returned, modes = tracer.finish(result)

@@ -8,6 +8,8 @@ elements a boolean ndarray selects (indexing with it returns that many), and
 the identity of other objects: two calls with equal signatures take the same
 path through the step's Python code, as far as the arguments can steer it.
 """
+import inspect
+
 import numpy as np
 
 from ..core.tensor import Tensor
@@ -62,3 +64,31 @@ def rebuild(value, replace, path=()):
 def describe(path):
     """``argument 0[1]['x']`` for a path."""
     return f"argument {path[0]}" + "".join(f"[{key!r}]" for key in path[1:])
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def positional(step, args, kwargs):
+    """The call ``step(*args, **kwargs)`` as positional arguments alone: each keyword put at
+    its parameter's position, the defaults of parameters before it filling the gaps (a trace
+    and its guards follow positions). ``TypeError`` for a call ``step`` itself would refuse,
+    and for a keyword that has no position (keyword-only, or taken by ``**kwargs``)."""
+    name = getattr(step, "__name__", "step")
+    try:
+        parameters = inspect.signature(step).parameters
+    except (TypeError, ValueError):
+        raise TypeError(f"compile: {name} was called with keyword arguments but its parameters "
+                        f"cannot be read; pass its arguments by position") from None
+    try:
+        bound = inspect.Signature(list(parameters.values())).bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{name}() {error}") from None
+    named = [p for p in parameters.values() if p.kind in _POSITIONAL]
+    for keyword in kwargs:
+        if keyword not in [p.name for p in named]:
+            raise TypeError(f"compile: {name}'s argument {keyword!r} is keyword-only (or taken by "
+                            f"**kwargs); a compiled step's arguments are traced by position: make "
+                            f"{keyword!r} a positional parameter, or pass it in a dict argument")
+    last = max(i for i, p in enumerate(named) if p.name in bound.arguments)
+    return tuple(bound.arguments.get(p.name, p.default) for p in named[:last + 1])

@@ -76,7 +76,7 @@ def attach(program):
         that first brings it; where it cannot, the NumPy replay runs from then on (what ran
         before the kernel, ``zero_grad`` alone, then runs twice; what Python regions changed
         before it, random generators' states and in-place updates, is put back first)."""
-        kept = _snapshot(effects) if effects else None
+        kept = _snapshot(effects, args) if effects else None
         level, config.OPT = config.OPT, optimisation   # numba reads it as it compiles
         try:
             return fused_replay(args)
@@ -166,11 +166,20 @@ def _described(kernel):
             f"between kernels): {kernel.reasons[0]}{more}")
 
 
-def _snapshot(effects):
-    """What Python regions may change, kept: generators' states and arrays' values."""
+def _snapshot(effects, args):
+    """What Python regions may change, kept: generators' states and arrays' values (an
+    argument's, ``("arg", path)``, found in this call's ``args``)."""
+    things = [_argument(args, effect[1]) if type(effect) is tuple else effect for effect in effects]
     return [(thing, thing.bit_generator.state) if isinstance(thing, np.random.Generator)
             else (thing, thing.data.copy() if isinstance(thing, Tensor) else thing.copy())
-            for thing in effects]
+            for thing in things]
+
+
+def _argument(args, path):
+    """The Tensor or ndarray at ``path`` in a call's arguments."""
+    for key in path:
+        args = args[key]
+    return args
 
 
 def _put_back(kept):
@@ -205,7 +214,7 @@ def lower(program, generator):
     generators = [value for op in instructions[:cut] if type(op) is Op
                   for kind, value in list(op.settings.values()) + list(op.inputs)
                   if kind == "const" and isinstance(value, np.random.Generator)]
-    kept = _snapshot(generators)   # a formula run on symbols may draw (dropout) before it fails
+    kept = _snapshot(generators, ())   # a formula run on symbols may draw (dropout) before it fails
     try:
         kernel, leaves = _lowered(instructions, cut, generator)
     finally:
@@ -553,9 +562,13 @@ class _Kernel:
         """An in-place update outside the graph (BatchNorm's running statistics): in Python."""
         if self.writer is None:
             raise NotLowered("an in-place update before any op")
+        kind, where = instruction.target
+        if kind not in ("value", "arg", "tensor", "state"):
+            raise NotLowered(f"an in-place update of an input of kind {kind}")
         self._run_in_python(f"copyto({self._python(instruction.target)}, "
                             f"{self._python(instruction.source)}, casting='same_kind')")
-        self.side_effects.append(instruction.target[1])
+        if kind != "value":   # a value of this call is made afresh by a fallback replay
+            self.side_effects.append(instruction.target if kind == "arg" else where)
 
     def forward(self, op):
         """``op``'s own forward formula, on Symbols (or, where it does not lower, in Python)."""

@@ -12,7 +12,9 @@ always; a Module's attributes all). Each value found becomes a guard:
 
 - numbers, strings, bools, None and NumPy scalars: by type and value (floats
   by their bits: -0.0 and NaN are values too);
-- containers (list, tuple, dict) by identity and length, and their entries;
+- containers (list, tuple, deque, dict, and their subclasses) by identity and
+  length, and their entries; sets by their members; a ``functools.partial`` by
+  its function, arguments and keywords (read by C code);
 - functions, methods, classes, modules and other objects by identity (and an
   object's class), and then the attributes named in the code;
 - ndarrays by identity, shape and dtype; an array that no op reads as a whole
@@ -31,7 +33,9 @@ The guards become one generated function that returns None when the world
 is as traced, or a description of the first difference.
 """
 import builtins
+import collections
 import dis
+import functools
 import sys
 import types
 from math import copysign
@@ -41,12 +45,17 @@ import numpy as np
 from ..core.tensor import Tensor
 from ..nn.module import Module
 from .arguments import describe
+from .draws import GENERATORS
 from .errors import CompileError
 
 _SCALARS = (int, float, bool, str, bytes, complex, type(None))
 _LIBRARY_ROOTS = {"autonet", "numpy"} | set(sys.stdlib_module_names)
 _ALWAYS_READ = ("__call__", "__iter__", "__len__", "__getitem__", "__contains__", "__enter__",
                 "__exit__", "__bool__")   # called by syntax (Module.__call__ reads forward)
+_SEQUENCES = (list, tuple, collections.deque)
+_CLASS_VALUES = _SCALARS + (np.generic, np.ndarray, list, tuple, dict)
+"""Values a class attribute may hold that the step reads as data (``self.SCALE``): guarded like
+an instance's, though their types are the standard library's or NumPy's."""
 _MODULE_BOOKKEEPING = {"_weak_self", "_path"}
 _MISSING = object()
 _DEPTH_LIMIT = 200   # objects reached through objects (a linked structure): below Python's recursion
@@ -74,6 +83,8 @@ def _code_reads(code):
                 attributes.add(instruction.argval)
             elif instruction.opname in _GLOBAL_OPS:
                 globals_.add(instruction.argval)
+        if globals_ & {"getattr", "hasattr"}:   # getattr(obj, "name"): its literal names too
+            attributes |= {c for c in code.co_consts if type(c) is str and c.isidentifier()}
         for constant in code.co_consts:
             if isinstance(constant, types.CodeType):
                 inner_globals, inner_attributes = _code_reads(constant)
@@ -102,7 +113,7 @@ class _Builder:
 
     def __init__(self):
         self.names = set(_ALWAYS_READ)
-        self.namespace = {"copysign": copysign}
+        self.namespace = {"copysign": copysign, "dict_get": dict.get, "missing": _MISSING}
         self.checks = []         # (condition, description): the world differs if a condition holds
         self.pending = {}        # variable -> its expression, bound where a condition first uses it
         self.visited = {}        # id -> variable holding the object in the guard function
@@ -113,6 +124,7 @@ class _Builder:
         self.depth = 0
         self.constants = {}      # id -> name in the guard function (kept alive by keep)
         self.written = set()     # conditions already checked
+        self.generators = []     # (random generator, description) reached
 
     def constant(self, value):
         """The guard function's name for ``value`` (one per object: equal checks read alike)."""
@@ -170,20 +182,24 @@ class _Builder:
         self.fail(f"{held} is not {self.constant(value)}", f"{description} is another object")
         if isinstance(value, Tensor) or kind is type or isinstance(value, type):
             return
+        if isinstance(value, GENERATORS):   # watched while tracing (see .draws)
+            self.generators.append((value, description))
         if isinstance(value, np.ndarray):
             differs = _dtype_differs(held, self.constant(value.dtype))
             self.fail(f"{held}.shape != {value.shape!r} or {differs}",
                       f"{description} changed shape or dtype")
             self.arrays.append((value, held, description))
-        elif kind in (list, tuple):
-            self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
-            for index, part in enumerate(value):
-                self.value(part, f"{held}[{index}]", f"{description}[{index}]")
-        elif kind is dict:
-            self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
-            if all(type(key) in (str, int) for key in value):
-                for key, part in value.items():
-                    self.value(part, f"{held}[{key!r}]", f"{description}[{key!r}]")
+        elif isinstance(value, _SEQUENCES) or isinstance(value, dict):
+            self.entries(value, held, description)
+            if kind not in (list, tuple, dict) and (hasattr(value, "__dict__") or not _library(kind)):
+                self.fail(f"type({held}) is not {self.constant(kind)}", f"{description} changed class")
+                self.obj(value, held, description, self.constant(kind))   # a subclass's own attributes
+        elif isinstance(value, (set, frozenset)):
+            self.fail(f"{held} != {self.constant(frozenset(value))}", f"{description} changed its members")
+        elif kind is functools.partial:   # its function and bound arguments are read by C code
+            self.value(value.func, f"{held}.func", f"{description} (its function)")
+            self.value(value.args, f"{held}.args", f"{description} (its arguments)")
+            self.value(value.keywords, f"{held}.keywords", f"{description} (its keywords)")
         elif kind is types.MethodType:
             self.value(value.__func__, f"{held}.__func__", f"{description} (its function)")
             self.value(value.__self__, f"{held}.__self__", f"{description} (its object)")
@@ -196,6 +212,18 @@ class _Builder:
             klass = self.constant(kind)
             self.fail(f"type({held}) is not {klass}", f"{description} changed class")
             self.obj(value, held, description, klass)
+
+    def entries(self, value, held, description):
+        """A list, tuple, deque or dict (or a subclass: a namedtuple, an OrderedDict) by length
+        and entries (a dict's where its keys are strings or ints)."""
+        self.fail(f"len({held}) != {len(value)}", f"{description} changed length")
+        if not isinstance(value, dict):
+            for index, part in enumerate(value):
+                self.value(part, f"{held}[{index}]", f"{description}[{index}]")
+        elif all(type(key) in (str, int) for key in value):
+            for key, part in value.items():   # a subclass's __missing__ (defaultdict's) not called
+                entry = f"{held}[{key!r}]" if type(value) is dict else f"dict_get({held}, {key!r}, missing)"
+                self.value(part, entry, f"{description}[{key!r}]")
 
     def scalar(self, value, expression, description):
         kind = type(value)
@@ -226,6 +254,10 @@ class _Builder:
             self.add_names(function.__code__)
         if replayed or _library(function):
             return
+        for defaults in ("__defaults__", "__kwdefaults__"):   # the values of omitted arguments
+            if getattr(function, defaults) is not None:
+                self.value(getattr(function, defaults), f"{self.constant(function)}.{defaults}",
+                           f"the default arguments of {function.__qualname__}")
         namespace = self.constant(function.__globals__)
         for name in sorted(_code_reads(function.__code__)[0]):
             if name in function.__globals__:
@@ -278,6 +310,8 @@ class _Builder:
             self.value(value.__dict__[name], f"{own}[{name!r}]", found)
             return
         if _lookup_class(type(value), name) is _MISSING:   # not on the class (nor the metaclass's)
+            if own is not None and not isinstance(value, Module):   # a Module's count is guarded
+                self.fail(f"{name!r} in {own}", f"{found} was set on the object")   # hasattr, try
             return
         try:
             on_class = getattr(type(value), name)
@@ -292,7 +326,8 @@ class _Builder:
             if on_class.fget is not None:
                 self.value(on_class.fget, f"{klass}.{name}.fget", f"{type(value).__name__}.{name} (its getter)")
             return
-        if type(on_class) is types.MethodType or _library(type(on_class)) and not callable(on_class):
+        if type(on_class) is types.MethodType or (_library(type(on_class)) and not callable(on_class)
+                                                  and not isinstance(on_class, _CLASS_VALUES)):
             return   # a classmethod is made anew on each lookup; a slot or descriptor of a library
         if own is not None:
             self.fail(f"{name!r} in {own}", f"{found} was set on the object")
@@ -357,6 +392,7 @@ class World:
             self.builder.value(thing, "args" + "".join(f"[{key!r}]" for key in path), describe(path))
         self.builder.attributes()
         self.keep = self.builder.keep
+        self.generators = self.builder.generators
 
     def finish(self, whole_arrays, modes, tensors):
         """The guard function; ``whole_arrays``: ids of the arrays ops read as a whole."""

@@ -216,6 +216,15 @@ class _Generator:
             return repr(where)
         return self.bind("k", where, f"the constant {where!r}")   # by name, not by spelling
 
+    def returned(self, source):
+        """The expression for a returned Tensor: an argument or a lasting tensor itself, or a
+        new Tensor over a value's array."""
+        if source[0] == "object":
+            return self.destination(source)
+        if source[0] == "itself":
+            return self.destination(("tensor", source[1]))
+        return f"Tensor._make({self.source(source)}, None)"
+
     def destination(self, target):
         """A leaf receiving a gradient: the Tensor passed as an argument, or a lasting one."""
         kind, where = target
@@ -254,10 +263,9 @@ class _Generator:
         if returned is None:
             body.append("    return None")
         elif type(returned) is tuple and type(returned[0]) is tuple:
-            parts = ", ".join(f"Tensor._make({self.source(r)}, None)" for r in returned)
-            body.append(f"    return ({parts},)")
+            body.append(f"    return ({''.join(self.returned(r) + ', ' for r in returned)})")
         else:
-            body.append(f"    return Tensor._make({self.source(returned)}, None)")
+            body.append(f"    return {self.returned(returned)}")
         header = [f"def {function_name}(args):"]
         header += [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
                    f"{'._data' if path in self.argument_tensors else ''}"

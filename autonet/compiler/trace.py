@@ -36,6 +36,7 @@ from ..core.context import Context
 from ..core.state import Observer
 from ..core.tensor import Tensor, watched
 from .arguments import describe, leaves, rebuild
+from .draws import GENERATORS
 from .errors import CompileError
 from .marks import Marked, mark
 from .program import Backward, Call, Copy, Make, Op
@@ -109,8 +110,9 @@ class Tracer(Observer):
 
     marks_arrays = True   # marked arrays refuse value reads while it traces (see .marks)
 
-    def __init__(self, args, know_births):
+    def __init__(self, args, know_births, draws=None):
         self.know_births = know_births
+        self.draws = draws       # the random generators watched for draws in the step's Python
         self.instructions = []
         self.known = {}          # id(Tensor or array) -> its source
         self.alive = [args]      # keeps every id in `known` unique until the trace ends
@@ -118,6 +120,8 @@ class Tracer(Observer):
         self.contexts = {}       # id(op node) -> slot
         self.ops = {}            # slot -> its Op
         self.argument_tensors = {}   # id(Tensor argument) -> path
+        self.differentiable_arguments = []   # paths of Tensor arguments that require grad
+        self.differentiated = set()  # ids of the nodes a backward pass of the step ran
         self.modes = {}          # id(module) -> (module, its training flag when first called)
         self.whole_arrays = set()    # ids of the lasting arrays (and their memory) ops read whole
         self.not_constant = set()    # ids of constructors' arrays made from arrays or tensors
@@ -131,6 +135,8 @@ class Tracer(Observer):
         source = ("arg", path)
         if isinstance(leaf, Tensor):
             self.argument_tensors[id(leaf)] = path
+            if leaf.requires_grad:
+                self.differentiable_arguments.append(path)
             self.known[id(leaf)] = self.known[id(leaf._data)] = source
             return leaf
         if isinstance(leaf, np.ndarray):
@@ -259,6 +265,8 @@ class Tracer(Observer):
             return
         inputs = tuple(self.source(arg) for arg in args)
         settings = {key: self.setting(value) for key, value in kwargs.items()}
+        if self.draws is not None:   # after the inputs: an array drawn with NumPy is refused there
+            self.draws.check([a for a in (*args, *kwargs.values()) if isinstance(a, GENERATORS)])
         slot = self._new_slot(result)
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
             ctx.shape, ctx.dtype = result._data.shape, result._data.dtype
@@ -306,6 +314,8 @@ class Tracer(Observer):
         self.depth += 1
         if self.depth > 1:
             return
+        if self.draws is not None:
+            self.draws.check()
         def part(value):
             path = self.argument_tensors.get(id(value))
             if path is not None:
@@ -324,6 +334,8 @@ class Tracer(Observer):
 
     def call_returned(self, method):
         self.depth -= 1
+        if self.depth == 0 and self.draws is not None:
+            self.draws.skip()
 
     def call_result(self, method, result):
         """A number returned by a replayed call (clip_grad_norm_'s norm) would be this call's
@@ -380,6 +392,7 @@ class Tracer(Observer):
     def backward_ran(self, plan, seeds, fitted, create_graph, into_grad):
         """Record the plan: which formula runs when, and where each gradient goes. A
         ``create_graph`` pass ran as recorded ops already (its formulas on Tensors)."""
+        self.differentiated.update(id(node) for node in plan.nodes)
         if create_graph and into_grad:
             raise CompileError(
                 "compile does not replay backward(create_graph=True), which sets .grad to "
@@ -451,15 +464,44 @@ class Tracer(Observer):
         return slot
 
     # -------------------------------------------------------------- finishing
+    def _returned(self, tensor):
+        """Where a returned Tensor comes from: a Tensor argument or a lasting tensor returned
+        itself is ``("object", path)`` / ``("itself", tensor)``, so that a replay returns that
+        very object, as eager mode does (not a new Tensor over its array)."""
+        if id(tensor) in self.argument_tensors:
+            return ("object", self.argument_tensors[id(tensor)])
+        source = self.source(tensor)
+        return ("itself", tensor) if source[0] == "tensor" and source[1] is tensor else source
+
+    def _refuse_live_graphs(self, result):
+        """A replay returns tensors outside any graph: refuse a result that is in a graph no
+        backward pass of the step ran through while a Tensor argument requires grad (the caller
+        means to differentiate through the step: ``func.grad(step)``, a backward outside)."""
+        if not self.differentiable_arguments:
+            return
+        for tensor in result if isinstance(result, tuple) else (result,):
+            if (tensor is not None and tensor.requires_grad and type(tensor._node) is Context
+                    and id(tensor._node) not in self.differentiated):
+                raise CompileError(
+                    f"the step returns a tensor in a graph (it requires grad, as "
+                    f"{describe(self.differentiable_arguments[0])} does) and runs no backward "
+                    f"pass through it; a replay returns results outside any graph, so gradients "
+                    f"taken through the step later (backward, autonet.func transforms) would be "
+                    f"lost. Call backward inside the step, return result.detach(), or leave "
+                    f"this function uncompiled")
+
     def finish(self, result):
         """The program: ``result`` is what the step returned."""
+        if self.draws is not None:
+            self.draws.check()
         if isinstance(result, Tensor):
-            returned = self.source(result)
+            returned = self._returned(result)
         elif result is None:
             returned = None
         elif isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result):
-            returned = tuple(self.source(r) for r in result)
+            returned = tuple(self._returned(r) for r in result)
         else:
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
+        self._refuse_live_graphs(result)
         return (tuple(self.instructions), tuple(self.externals.values()), returned,
                 tuple(self.modes.values()))
