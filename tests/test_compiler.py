@@ -471,6 +471,30 @@ def test_a_result_left_in_a_graph_that_reaches_a_differentiable_argument_is_refu
     assert len(compiled.programs) == 1
 
 
+@pytest.mark.parametrize("backend", ["numpy", "fused"])
+def test_backward_outside_the_step_through_its_result_refuses_on_every_call(backend):
+    """PyTorch's habit of compiling the forward and differentiating outside: a replay has no
+    graph into the step, so backward through its result raises, naming the fix, on the traced
+    call too. Before, the traced call crashed (``'NoneType' object has no attribute '_data'``)
+    and replays lost the step's part silently: w.grad [2, 4] where eager gives x + 2 w = [5, 9]."""
+    if backend == "fused":
+        pytest.importorskip("numba", reason="the 'fast' extra (numba) is not installed")
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = Tensor(np.array([3.0, 5.0]))
+    step = autonet.compile(lambda x: (w * x).sum(), backend=backend)
+    for call in range(3):
+        w.grad = None
+        out = step(x)
+        assert out.requires_grad and out.item() == 13.0   # by hand: 3 + 10
+        with pytest.raises(RuntimeError, match="inside the compiled step"):
+            (out + (w * w).sum()).backward()
+        assert w.grad is None
+    w.grad = None
+    eager = (w * x).sum() + (w * w).sum()
+    eager.backward()
+    np.testing.assert_array_equal(w.grad, [5.0, 9.0])   # what the refusal protects
+
+
 def test_grad_mode_is_part_of_what_a_trace_is_valid_for():
     """A step traced with grad enabled, then called inside ``no_grad()``, replayed its backward
     and optimizer step (eager mode raises: the loss has no graph); each mode gets its own trace."""

@@ -43,6 +43,7 @@ from ..core.backward import fit
 from ..core.context import Context
 from ..core.tensor import Tensor
 from .program import Backward, Call, Copy, Make, Op
+from .severed import severed
 from .symbolic import NotLowered, PythonLine, Symbol, Writer, python_name as _py
 
 _INSTALL = "the fused backend needs numba and scipy: pip install autonet[fast]"
@@ -221,7 +222,7 @@ def lower(program, generator):
         _put_back(kept)
     if len(kernel.in_python) == kernel.op_count:
         raise NotLowered(kernel.reasons[0] if kernel.reasons else "no op to lower")
-    returned = program.returned
+    returned = _returned_value(program)
     if returned is not None:
         if type(returned[0]) is tuple or returned[0] != "value" or returned[1] not in kernel.values:
             raise NotLowered("the step returns something other than one value an op computed")
@@ -360,6 +361,12 @@ def _optimizer_step(after, leaves):
     return optimizer.fused_step([leaf for _, leaf in leaves])
 
 
+def _returned_value(program):
+    """The source of what the step returns, a severed result's own (``severed``), or None."""
+    returned = program.returned
+    return returned[1] if returned is not None and returned[0] == "severed" else returned
+
+
 def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
     """The Python around the kernels: inputs in, calls before and after, the Python regions
     between kernels, gradients delivered.
@@ -380,7 +387,7 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
             else generator.source(call.arguments[0]) for call in before if call.arguments) + "])")
     body += [f"    {generator.call(call)}" for call in before]
     if program.returned is not None:
-        value = kernel.values[program.returned[1]]
+        value = kernel.values[_returned_value(program)[1]]
         body.append(f"    result = empty({value.shape!r}, {generator.bind('dtype', value.dtype)})")
     buffers = ", ".join(f"{n}: {_buffer(leaf, generator)}" for n, leaf in enumerate(leaves))
     body.append(f"    grads = {{{buffers}}}")
@@ -428,11 +435,12 @@ def _wrapper(program, generator, kernel, compiled, segments, leaves, cut, step):
         body.append(f"    else: {generator.call(after[0])}")
         after = after[1:]
     body += [f"    {generator.call(call)}" for call in after]
-    body.append("    return Tensor._make(result, None)" if program.returned is not None else "    return None")
+    body.append("    return None" if program.returned is None else "    return severed(result)"
+                if program.returned[0] == "severed" else "    return Tensor._make(result, None)")
     header = [f"    {name} = args{''.join(f'[{key!r}]' for key in path)}"
               f"{'.data' if path in generator.argument_tensors else ''}"
               for path, name in generator.arguments.items()]
-    namespace = dict(generator.namespace, empty=np.empty, Tensor=Tensor, asarray=np.asarray,
+    namespace = dict(generator.namespace, empty=np.empty, Tensor=Tensor, asarray=np.asarray, severed=severed,
                      deliver=ownership.deliver, grads_of=_grads_of, restore=_restore, matmul=np.matmul,
                      real=kernel.writer.dtype.type, np=np,
                      **kernels)

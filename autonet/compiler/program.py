@@ -31,6 +31,7 @@ from ..core.function import as_output_array
 from ..core.state import state
 from ..core.tensor import Tensor, as_array
 from .arguments import describe
+from .severed import severed
 
 
 class Op:
@@ -163,7 +164,8 @@ class _Generator:
         self.namespace = {"deliver": ownership.deliver, "claim": ownership.claim,
                           "copy": devices.copy, "fit": fit, "accumulate": accumulate,
                           "as_output_array": as_output_array, "asarray": np.asarray,
-                          "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor}
+                          "as_array": as_array, "copyto": np.copyto, "Tensor": Tensor,
+                          "severed": severed}
         self.bound = {}            # (prefix, id) -> name
         self.counts = collections.Counter()   # prefix -> names made with it
         self.names = []            # (name, description) of the inputs, for the listing
@@ -223,6 +225,8 @@ class _Generator:
             return self.destination(source)
         if source[0] == "itself":
             return self.destination(("tensor", source[1]))
+        if source[0] == "severed":   # from a graph the step did not differentiate
+            return f"severed({self.source(source[1])})"
         return f"Tensor._make({self.source(source)}, None)"
 
     def destination(self, target):
@@ -417,6 +421,8 @@ def _dead_after(instructions, returned):
                 last[slot] = index
     kept = returned if type(returned) is tuple and type(returned[0]) is tuple else (returned,)
     for source in kept:
+        if source is not None and source[0] == "severed":
+            source = source[1]
         if source is not None and source[0] == "value":
             last.pop(source[1], None)
     dead = {}

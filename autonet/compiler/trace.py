@@ -40,6 +40,7 @@ from .draws import GENERATORS
 from .errors import CompileError
 from .marks import Marked, mark
 from .program import Backward, Call, Copy, Make, Op
+from .severed import severed_node
 
 
 def _root_origin(origin):
@@ -473,35 +474,41 @@ class Tracer(Observer):
         source = self.source(tensor)
         return ("itself", tensor) if source[0] == "tensor" and source[1] is tensor else source
 
-    def _refuse_live_graphs(self, result):
-        """A replay returns tensors outside any graph: refuse a result that is in a graph no
-        backward pass of the step ran through while a Tensor argument requires grad (the caller
-        means to differentiate through the step: ``func.grad(step)``, a backward outside)."""
-        if not self.differentiable_arguments:
-            return
-        for tensor in result if isinstance(result, tuple) else (result,):
-            if (tensor is not None and tensor.requires_grad and type(tensor._node) is Context
-                    and id(tensor._node) not in self.differentiated):
-                raise CompileError(
-                    f"the step returns a tensor in a graph (it requires grad, as "
-                    f"{describe(self.differentiable_arguments[0])} does) and runs no backward "
-                    f"pass through it; a replay returns results outside any graph, so gradients "
-                    f"taken through the step later (backward, autonet.func transforms) would be "
-                    f"lost. Call backward inside the step, return result.detach(), or leave "
-                    f"this function uncompiled")
+    def _in_live_graph(self, tensor):
+        """Whether ``tensor`` is in a graph of the step that no backward pass of it ran through."""
+        return (tensor is not None and tensor.requires_grad and type(tensor._node) is Context
+                and id(tensor._node) not in self.differentiated)
+
+    def _refuse_live_graphs(self, live):
+        """A replay returns no graph reaching into the step: refuse a result in one while a
+        Tensor argument requires grad (the caller means to differentiate through the step:
+        ``func.grad(step)``); without one, such results are severed (see ``severed``)."""
+        if live and self.differentiable_arguments:
+            raise CompileError(
+                f"the step returns a tensor in a graph (it requires grad, as "
+                f"{describe(self.differentiable_arguments[0])} does) and runs no backward "
+                f"pass through it; a replay returns results outside any graph, so gradients "
+                f"taken through the step later (backward, autonet.func transforms) would be "
+                f"lost. Call backward inside the step, return result.detach(), or leave "
+                f"this function uncompiled")
 
     def finish(self, result):
-        """The program: ``result`` is what the step returned."""
+        """The program: ``result`` is what the step returned. A returned tensor in a live
+        graph is ``("severed", source)``: the replay returns it with a node that refuses
+        backward, and so does this call (the trace has cut its graph's inputs)."""
         if self.draws is not None:
             self.draws.check()
-        if isinstance(result, Tensor):
-            returned = self._returned(result)
-        elif result is None:
-            returned = None
-        elif isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result):
-            returned = tuple(self._returned(r) for r in result)
-        else:
+        results = result if isinstance(result, tuple) else (result,)
+        if not (result is None or isinstance(result, Tensor)
+                or (isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result))):
             raise CompileError("a compiled step may return a Tensor, a tuple of Tensors or None")
-        self._refuse_live_graphs(result)
+        live = {id(t) for t in results if self._in_live_graph(t)}
+        self._refuse_live_graphs(live)
+        sources = [None if t is None else
+                   ("severed", self._returned(t)) if id(t) in live else self._returned(t) for t in results]
+        for tensor in results:
+            if id(tensor) in live:
+                tensor._node = severed_node(tensor._data)
+        returned = tuple(sources) if isinstance(result, tuple) else sources[0]
         return (tuple(self.instructions), tuple(self.externals.values()), returned,
                 tuple(self.modes.values()))
