@@ -241,7 +241,10 @@ def _read_arguments(cls, args):
 
 
 def _shape_error(cls, arrays, error):
-    """NumPy's shape error, naming the op and the shapes it was given."""
+    """NumPy's shape error, naming the op and the shapes it was given; an error the formula
+    raised itself, naming the op already (``"cross_entropy: labels must lie in ..."``), as it is."""
+    if str(error).startswith(f"{cls.name}: "):
+        return error
     shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
     return ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}")
 
