@@ -240,10 +240,15 @@ def _read_arguments(cls, args):
     return arrays, tuple(edges), tuple(needs), numbers
 
 
+class OpRefusal(ValueError):
+    """A refusal an op's formula raises itself, its message naming the op and what is wrong
+    (``"cross_entropy: labels must lie in [0, 3), got 0..5"``): ``Function.apply`` passes it on
+    as it is, where it names NumPy's own ``ValueError`` with the op and the shapes it got."""
+
+
 def _shape_error(cls, arrays, error):
-    """NumPy's shape error, naming the op and the shapes it was given; an error the formula
-    raised itself, naming the op already (``"cross_entropy: labels must lie in ..."``), as it is."""
-    if str(error).startswith(f"{cls.name}: "):
+    """NumPy's shape error, naming the op and the shapes it was given (an ``OpRefusal`` as it is)."""
+    if isinstance(error, OpRefusal):
         return error
     shapes = " and ".join(str(np.shape(a)) for a in arrays if a is not None)
     return ValueError(f"{cls.name}: cannot apply to shapes {shapes}: {error}")

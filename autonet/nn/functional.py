@@ -5,7 +5,7 @@ import numpy as np
 
 from .._methods import numpy_keywords
 from ..core import device as devices
-from ..core.function import Function
+from ..core.function import Function, OpRefusal
 from ..core.tensor import Tensor, TensorLike, as_tensor, value_of
 from ..ops import activations, generic
 from ..ops.activations import elu, gelu, leaky_relu, silu
@@ -109,7 +109,7 @@ def _check_probabilities(values, name, hint):
     checked inside the op, so a compiled replay checks each call's values."""
     outside = ~((values >= 0) & (values <= 1))
     if outside.any():
-        raise ValueError(f"binary_cross_entropy: every {name} must lie in [0, 1], got "
+        raise OpRefusal(f"binary_cross_entropy: every {name} must lie in [0, 1], got "
                          f"{values[outside].reshape(-1)[0]}{hint}")
 
 

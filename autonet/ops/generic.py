@@ -9,6 +9,7 @@ import functools
 import numpy as np
 
 from ..core import device as devices
+from ..core.function import OpRefusal
 from ..core.tensor import Tensor, value_of as value  # noqa: F401 - the ndarray behind x: for masks and signs
 
 
@@ -95,7 +96,7 @@ def lowerable(function):
 def check_labels(labels, classes, op):
     """``labels`` if every one lies in ``[0, classes)``, else ``ValueError`` naming ``op``."""
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"{op}: labels must lie in [0, {classes}), got {labels.min()}..{labels.max()}")
+        raise OpRefusal(f"{op}: labels must lie in [0, {classes}), got {labels.min()}..{labels.max()}")
     return labels
 
 
