@@ -132,14 +132,19 @@ def test_python_regions_side_effects_are_put_back_when_a_later_kernel_cannot_com
     assert fused_model[5].rng.bit_generator.state == eager_model[5].rng.bit_generator.state
 
 
+def _mlp():
+    """The same 3-5-2 tanh MLP on every call (seeded)."""
+    rng = np.random.default_rng(0)
+    return nn.Sequential(nn.Linear(3, 5, rng=rng), nn.Tanh(), nn.Linear(5, 2, rng=rng))
+
+
 def _twin_mlps(make_optimizer):
     """An MLP's regression step, eager and fused: small kernels, quick to compile."""
     data = np.random.default_rng(1)
     x, y = data.normal(size=(6, 3)), data.normal(size=(6, 2))
     made = []
     for backend in (None, "fused"):
-        rng = np.random.default_rng(0)
-        model = nn.Sequential(nn.Linear(3, 5, rng=rng), nn.Tanh(), nn.Linear(5, 2, rng=rng))
+        model = _mlp()
         optimizer = make_optimizer(model.parameters())
 
         def step(model=model, optimizer=optimizer):
@@ -204,8 +209,7 @@ def _twin_in_place_steps(update):
     (an argument Tensor, or ``Tensor(x)`` of it), eager and fused."""
     made = []
     for backend in (None, "fused"):
-        rng = np.random.default_rng(0)
-        model = nn.Sequential(nn.Linear(3, 5, rng=rng), nn.Tanh(), nn.Linear(5, 2, rng=rng))
+        model = _mlp()
         optimizer = SGD(model.parameters(), lr=0.1)
 
         def step(x, model=model, optimizer=optimizer):
