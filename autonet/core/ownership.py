@@ -24,18 +24,20 @@ from . import device as devices
 from .state import notify, state
 
 
+def _alone(array, holders):
+    """Whether ``array`` owns its memory, is writeable, and has ``holders`` references in all:
+    the callers' own, this argument and ``getrefcount``'s (see the module doc)."""
+    if type(array) is np.ndarray:
+        return array.base is None and array.flags.writeable and sys.getrefcount(array) == holders
+    return devices.is_foreign(array) and sys.getrefcount(array) == holders and devices.owns_its_memory(array)
+
+
 def claim(mapping, key):
     """Pop ``mapping[key]`` as an ndarray the caller may keep as its own (see the module doc)."""
     array = mapping.pop(key)
-    if type(array) is np.ndarray:
-        if array.base is None and array.flags.writeable and sys.getrefcount(array) == 2:
-            return array
-        return np.array(array, copy=True)
-    if devices.is_foreign(array):
-        if sys.getrefcount(array) == 2 and devices.owns_its_memory(array):
-            return array
-        return array.copy()
-    return np.array(array, copy=True)
+    if _alone(array, 3):   # this local, the argument, getrefcount's
+        return array
+    return array.copy() if devices.is_foreign(array) else np.array(array, copy=True)
 
 
 def deliver(mapping, key, tensor, create_graph):
@@ -62,10 +64,6 @@ def _claim_tensor(grad):
     holds an array it owns, else a copy in its graph (``grad * 1``, as ``ops.copy``; PyTorch
     clones too). ``add`` hands one Tensor to both inputs, ``sum`` a read-only broadcast: kept
     as they were, two leaves shared one ``.grad``, and clipping one scaled both."""
-    data = grad._data
-    if type(data) is np.ndarray:
-        owned = data.base is None and data.flags.writeable and sys.getrefcount(data) == 3
-    else:
-        owned = devices.is_foreign(data) and devices.owns_its_memory(data) and sys.getrefcount(data) == 3
-    # holders: the caller's local and this argument (grad); the slot and this local (data); getrefcount's own
-    return grad if owned and sys.getrefcount(grad) == 3 else grad * 1
+    # holders of grad: the caller's local, this argument, getrefcount's; of its array: the slot,
+    # _alone's argument, getrefcount's
+    return grad if sys.getrefcount(grad) == 3 and _alone(grad._data, 3) else grad * 1
