@@ -49,13 +49,28 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("tensors_on", ["cpu", "double"], indirect=True)
 
 
-def pytest_collection_modifyitems(items):
-    """The tests that compile fused kernels share one worker under ``make test`` (``--dist loadgroup``):
-    numba's start and its helpers are paid once, where spread over both workers they cost a fifth more
-    CPU; the other tests go to whichever worker is free."""
-    for item in items:
-        if re.search(r"(?<![a-z])fused", item.nodeid.split("[")[0]):   # not "refused"
-            item.add_marker(pytest.mark.xdist_group("fused"))
+def _compiles_fused_kernels(nodeid):
+    """True for the tests of the fused backend: their functions or modules are named "fused"
+    (not "refused")."""
+    return re.search(r"(?<![a-z])fused", nodeid.split("[")[0]) is not None
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test``'s workers (``-n auto``): the tests that compile fused kernels are one unit
+    of work, which one worker runs first (it is the largest), paying numba's start and its
+    helpers' compilation once; every other test is a unit of its own, for whichever worker is
+    free. (xdist's ``--dist loadgroup`` groups by a suffix it writes into node ids, which
+    pytest 9 no longer reads: there it quietly spread these tests over both workers.) Another
+    ``--dist`` mode asked for explicitly is left to xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FusedTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return "fused" if _compiles_fused_kernels(nodeid) else nodeid
+
+    return FusedTogether(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -57,14 +57,17 @@ def test_digits_reaches_95_percent_and_reloads_identically(tmp_path):
 
 
 def test_benchmarks_run_and_every_engine_matches_numpy(tmp_path):
-    """The benchmark's own check: autonet, compiled, fused and (if installed) torch reach the
-    hand-written NumPy step's parameters, then each is timed for one step (``--smoke``; ``make
-    bench`` times rounds of many). No time is asserted."""
+    """The benchmark's own check: autonet, compiled and (if installed) torch reach the
+    hand-written NumPy step's parameters on every workload, fused on the first (XOR), then
+    each is timed for one step (``--smoke``; ``make bench`` times rounds of many). No time is
+    asserted."""
     script = EXAMPLES.parent / "benchmarks" / "run.py"
     result = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count(" us |") >= 3 and "disagrees" not in result.stdout
+    xor = next(line for line in result.stdout.splitlines() if line.startswith("notebook XOR"))
+    assert xor.split(" | ")[5].strip().endswith("x"), xor   # the fused engine's time and ratio
 
 
 def test_custom_op_example_passes_and_reports_the_wrong_backward(tmp_path):

@@ -6,13 +6,18 @@ derivatives against finite differences; NumPy's own function on Tensors
 giving the same Tensor; a compiled step (the NumPy replay) equal to eager
 mode bit for bit; and, for the ops the fused backend lowers, the fused kernel
 equal to eager mode to rounding. The module runs on the CPU and again on the
-device double (tests/conftest.py).
+device double (tests/conftest.py), except the checks against the reference and
+finite differences: the double holds NumPy's own values, so on the device they
+would repeat the CPU's arithmetic; there each row's values, first and second
+derivatives are held to the CPU's instead (to 1e-12: a device's own scatter may
+sum repeated indices in another order).
 """
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
 import autonet
+import device_double
 from autonet import Tensor
 from autonet.ops.registry import OPS as REGISTRY
 from autonet.testing import DISTINCT_GAP, assert_gradients_match, broadcastable_shapes
@@ -78,6 +83,11 @@ def test_every_differentiable_registered_op_has_a_row():
     assert not missing, f"registered ops without a row in tests/op_db.py: {sorted(missing)}"
 
 
+_ON_THE_DOUBLE = ("the double's values are NumPy's: test_the_device_double_gives_the_cpus_values_and_"
+                  "derivatives holds them to the CPU's, which this test checks")
+
+
+@pytest.mark.host_only(_ON_THE_DOUBLE)
 @pytest.mark.parametrize("name", NAMES)
 @given(data=st.data())
 def test_values_match_the_reference(name, data):
@@ -89,6 +99,7 @@ def test_values_match_the_reference(name, data):
     np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.host_only(_ON_THE_DOUBLE)
 @pytest.mark.parametrize("name", NAMES)
 @given(data=st.data())
 def test_gradients_match_finite_differences(name, data):
@@ -96,11 +107,46 @@ def test_gradients_match_finite_differences(name, data):
     assert_gradients_match(row.call, *_draw(data, row))
 
 
+@pytest.mark.host_only(_ON_THE_DOUBLE)
 @pytest.mark.parametrize("name", NAMES)
 @given(data=st.data())
 def test_second_derivatives_match_finite_differences(name, data):
     row = ROWS[name]
     assert autonet.gradgradcheck(row.call, _draw(data, row))
+
+
+def _derivatives(row, arrays, upstream, weights):
+    """The row's value at ``arrays``, its vector-Jacobian product for ``upstream`` (made with
+    create_graph) and the gradient of that product's inner product with ``weights``: the
+    arrays forward, backward and double backward compute, wherever Tensors are made."""
+    inputs = [Tensor(a, requires_grad=True) for a in arrays]
+    out = row.call(*inputs)
+    first = autonet.grad(out, inputs, grad_outputs=Tensor(upstream), create_graph=True)
+    projected = sum((g * Tensor(w)).sum() for g, w in zip(first, weights))
+    second = autonet.grad(projected, inputs, allow_unused=True) if projected.requires_grad \
+        else [None] * len(inputs)   # a first derivative constant in the inputs (abs, relu)
+    return out, [out.data] + [g.data for g in first] + [None if g is None else g.data for g in second]
+
+
+@pytest.mark.host_only("draws on the CPU and repeats each draw on the device double itself")
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data())
+def test_the_device_double_gives_the_cpus_values_and_derivatives(name, data):
+    row = ROWS[name]
+    arrays = [np.asarray(x.data) for x in _draw(data, row)]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed of the vectors"))
+    upstream = rng.standard_normal(row.call(*(Tensor(a) for a in arrays)).shape)
+    weights = [rng.standard_normal(a.shape) for a in arrays]
+    _, on_the_cpu = _derivatives(row, arrays, upstream, weights)
+    with device_double.default_device():
+        out, on_the_double = _derivatives(row, arrays, upstream, weights)
+        assert out.device == "double:0"
+        for got, want in zip(on_the_double, on_the_cpu, strict=True):
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert isinstance(got, device_double.DeviceArray)
+                np.testing.assert_allclose(got.get(), want, rtol=1e-12, atol=1e-12)   # a device's
+                # own scatter (np.add.at, not the CPU's sorted reduceat) sums repeats in its order
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if ROWS[n].numpy is not None])
