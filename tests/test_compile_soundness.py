@@ -389,6 +389,37 @@ def test_random_numbers_drawn_in_the_steps_python_are_refused(draw):
     assert step.programs == []
 
 
+@pytest.mark.parametrize("where", ["before ops", "between ops", "after the last op"])
+@pytest.mark.parametrize("source", ["random", "np.random", "the dropout's generator"])
+def test_a_draw_in_the_steps_python_is_refused_wherever_it_falls_among_the_ops(source, where):
+    """Wherever the draw falls: among ops that take no generator, before an op that draws from
+    the same generator (dropout's), or after every op. The dropout's draws are its own."""
+    rng = np.random.default_rng(1)
+    drop = nn.Dropout(0.5, rng=rng)
+    w = Tensor(np.ones((2, 3)), requires_grad=True)
+    draw = {"random": random.random, "np.random": np.random.uniform,
+            "the dropout's generator": rng.normal}[source]
+    drawn = []
+
+    def step():
+        if where == "before ops":
+            drawn.append(draw())
+        h = (w * 2.0).tanh()
+        if where == "between ops":
+            drawn.append(draw())
+        loss = (drop(h * 3.0) + 1.0).sum()
+        if where == "after the last op":
+            drawn.append(draw())
+        loss.backward()
+        return loss
+
+    with pytest.raises(CompileError, match=r"draws random numbers in Python \(" + {
+            "random": "Python's random", "np.random": "NumPy's global",
+            "the dropout's generator": "the closure variable 'draw'"}[source]):
+        autonet.compile(step)()
+    assert len(drawn) == 1
+
+
 class _NoisySGD(SGD):
     """SGD whose step adds noise drawn from its own generator: a replayed call draws again."""
 

@@ -267,7 +267,7 @@ class Tracer(Observer):
         inputs = tuple(self.source(arg) for arg in args)
         settings = {key: self.setting(value) for key, value in kwargs.items()}
         if self.draws is not None:   # after the inputs: an array drawn with NumPy is refused there
-            self.draws.check([a for a in (*args, *kwargs.values()) if isinstance(a, GENERATORS)])
+            self.draws.after_op([a for a in (*args, *kwargs.values()) if isinstance(a, GENERATORS)])
         slot = self._new_slot(result)
         if not hasattr(ctx, "dtype"):   # an op outside the graph: its output, for lowering
             ctx.shape, ctx.dtype = result._data.shape, result._data.dtype
