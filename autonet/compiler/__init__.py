@@ -154,8 +154,9 @@ class CompiledStep:
         objects = [(path, leaf) for path, leaf in leaves(args)
                    if not isinstance(leaf, (Tensor, np.ndarray, np.generic, *_VALUES))]
         world = World(self.step, objects)
+        draws = Draws(world.generators)   # before tracemalloc starts: reading states allocates
         with births() as know_births:
-            tracer = Tracer(args, know_births, Draws(world.generators))
+            tracer = Tracer(args, know_births, draws)
             with observing(tracer), tracer.running():
                 result = self.step(*tracer.args)
             instructions, guards, returned, modes = tracer.finish(result)

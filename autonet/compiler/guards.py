@@ -364,21 +364,34 @@ class _Builder:
                       f"requires_grad={wants_grad}")
 
     def build(self):
-        """``guard(args)``: one expression for the common case (nothing changed), then the
-        checks one by one to say what did (a lookup that raises, an attribute deleted, is a
-        difference too)."""
+        """``(guard, source)``: ``guard(args)`` is None when nothing the step reads changed, else
+        what did. One expression covers the common case (nothing changed); the checks one by
+        one, which say what did (a lookup that raises, an attribute deleted, is a difference
+        too), are compiled the first time that expression finds a change: most of the source,
+        and of a trace's time to compile it."""
         if not self.checks:
             return (lambda args: None), "nothing"
         fast = "\n        or ".join(f"({condition})" for condition, _ in self.checks)
         lines = [f"    if {condition}: return {description!r}" for condition, description in self.checks]
         lines = [f"    try:\n    {line}\n    except Exception:\n        return {description!r}"
                  for line, (_, description) in zip(lines, self.checks)]
-        source = (f"def guard(args):\n    try:\n        if not ({fast}):\n            return None\n"
-                  f"    except Exception:\n        pass   # something read is gone: say what\n"
-                  + "\n".join(lines) + "\n    return 'something the step reads changed'\n")
+        unchanged = (f"def unchanged(args):\n    try:\n        return not ({fast})\n"
+                     f"    except Exception:\n        return False   # something read is gone\n")
+        changed = ("def changed(args):\n" + "\n".join(lines)
+                   + "\n    return 'something the step reads changed'\n")
         namespace = dict(self.namespace)
-        exec(builtins.compile(source, "<autonet.compile guards>", "exec"), namespace)
-        return namespace["guard"], source
+        exec(builtins.compile(unchanged, "<autonet.compile guards>", "exec"), namespace)
+        fast_check, described = namespace["unchanged"], []
+
+        def guard(args):
+            if fast_check(args):
+                return None
+            if not described:
+                exec(builtins.compile(changed, "<autonet.compile guards>", "exec"), namespace)
+                described.append(namespace["changed"])
+            return described[0](args)
+
+        return guard, unchanged + changed
 
 
 class World:
