@@ -58,19 +58,22 @@ def _compiles_fused_kernels(nodeid):
 def pytest_xdist_make_scheduler(config, log):
     """``make test``'s workers (``-n auto``): the tests that compile fused kernels are one unit
     of work, which one worker runs first (it is the largest), paying numba's start and its
-    helpers' compilation once; every other test is a unit of its own, for whichever worker is
-    free. (xdist's ``--dist loadgroup`` groups by a suffix it writes into node ids, which
-    pytest 9 no longer reads: there it quietly spread these tests over both workers.) Another
-    ``--dist`` mode asked for explicitly is left to xdist."""
+    helpers' compilation once; the browser's tests are another (one Chromium started); every
+    other test is a unit of its own, for whichever worker is free. (xdist's ``--dist
+    loadgroup`` groups by a suffix it writes into node ids, which pytest 9 no longer reads:
+    there it quietly spread these tests over both workers.) Another ``--dist`` mode asked for
+    explicitly is left to xdist."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class FusedTogether(LoadScopeScheduling):
+    class SharedStarts(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return "fused" if _compiles_fused_kernels(nodeid) else nodeid
+            if _compiles_fused_kernels(nodeid):
+                return "fused"
+            return "browser" if nodeid.startswith("tests/test_viz_explorer.py::") else nodeid
 
-    return FusedTogether(config, log)
+    return SharedStarts(config, log)
 
 
 @pytest.fixture(autouse=True)
