@@ -13,7 +13,7 @@ demo: $(INSTALLED) graphviz
 # (__pycache__, ignored by git) even where the environment sets PYTHONDONTWRITEBYTECODE, so each
 # of autonet's and the tests' modules is compiled once, not again in every process.
 test: $(INSTALLED) graphviz chromium
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n auto
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n auto --dist worksteal
 
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet 'torch==2.13.0' || echo "torch==2.13.0 not installed: the PyTorch column stays empty"

@@ -55,25 +55,20 @@ def _compiles_fused_kernels(nodeid):
     return re.search(r"(?<![a-z])fused", nodeid.split("[")[0]) is not None
 
 
-def pytest_xdist_make_scheduler(config, log):
-    """``make test``'s workers (``-n auto``): the tests that compile fused kernels are one unit
-    of work, which one worker runs first (it is the largest), paying numba's start and its
-    helpers' compilation once; the browser's tests are another (one Chromium started); every
-    other test is a unit of its own, for whichever worker is free. (xdist's ``--dist
-    loadgroup`` groups by a suffix it writes into node ids, which pytest 9 no longer reads:
-    there it quietly spread these tests over both workers.) Another ``--dist`` mode asked for
-    explicitly is left to xdist."""
-    if config.getvalue("dist") != "load":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class SharedStarts(LoadScopeScheduling):
-        def _split_scope(self, nodeid):
-            if _compiles_fused_kernels(nodeid):
-                return "fused"
-            return "browser" if nodeid.startswith("tests/test_viz_explorer.py::") else nodeid
-
-    return SharedStarts(config, log)
+def pytest_collection_modifyitems(items):
+    """The tests that compile fused kernels first, then the browser's, then the rest, each in
+    its order. ``make test`` runs ``--dist worksteal``: each worker starts on a contiguous share
+    of this order and an idle one steals from the back of another's queue, so the first two
+    groups run in one worker, which pays numba's start and its helpers' compilation once and
+    starts Chromium once; spread over both workers (as xdist's ``--dist loadgroup`` quietly
+    does under pytest 9, which no longer reads the group it writes into node ids) they cost
+    more CPU. A scheduler of units (``loadscope``) would keep them together too, but sends
+    one test a message: 4 s more over the suite."""
+    def group(item):
+        if _compiles_fused_kernels(item.nodeid):
+            return 0
+        return 1 if item.nodeid.startswith("tests/test_viz_explorer.py::") else 2
+    items.sort(key=group)
 
 
 @pytest.fixture(autouse=True)
