@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core import device as devices
 from ..core.backward import grad as autograd_grad
-from ..core.state import enable_grad, no_grad
+from ..core.state import enable_grad, is_grad_enabled, no_grad
 from ..ops.shape import concatenate
 from ..core.tensor import Tensor, TensorLike, as_tensor
 
@@ -87,7 +87,10 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
                 for g, x in zip(grads, wanted)]
 
     def first_derivatives(*xs):
-        return concatenate([g.reshape(-1) for g in gradients(xs, True)])
+        """With a graph for gradcheck's backward through them; without, for its perturbed
+        evaluations (under no_grad), which want values only: the derivatives of the plain
+        first derivatives, which the create_graph ones were just held to."""
+        return concatenate([g.reshape(-1) for g in gradients(xs, is_grad_enabled())])
 
     try:
         _check_create_graph_agrees(inputs, gradients(inputs, True), gradients(inputs, False), atol, rtol)
