@@ -80,6 +80,18 @@ def test_gradgradcheck_catches_a_wrong_second_derivative():
         autonet.gradgradcheck(FrozenSecondDerivative.apply, x)
 
 
+def test_checks_called_under_no_grad_still_take_the_derivatives_they_check():
+    """Under no_grad, fn's output had no graph: gradcheck reported every correct op wrong
+    ('analytic 0'). The analytic derivatives are now taken with grad enabled."""
+    x = Tensor([0.5, -1.5], requires_grad=True)
+    smooth = lambda t: t.tanh() * t   # noqa: E731
+    with autonet.no_grad():
+        assert autonet.gradcheck(smooth, x) and autonet.gradgradcheck(smooth, x)
+        assert autonet.gradcheck(WrongCube.apply, x, raise_exception=False) is False
+        assert autonet.gradgradcheck(FrozenSecondDerivative.apply, x, raise_exception=False) is False
+        assert not autonet.is_grad_enabled()
+
+
 class TwoFormulas(Cube):
     """x**3 whose backward is right on arrays and wrong on Tensors (under create_graph)."""
 
