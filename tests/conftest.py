@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(items):
     starts Chromium once; spread over both workers (as xdist's ``--dist loadgroup`` quietly
     does under pytest 9, which no longer reads the group it writes into node ids) they cost
     more CPU. A scheduler of units (``loadscope``) would keep them together too, but sends
-    one test a message: 4 s more over the suite."""
+    one test a message (1.4 s more on 2,000 small tests)."""
     def group(item):
         if _compiles_fused_kernels(item.nodeid):
             return 0
