@@ -22,6 +22,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -130,33 +131,49 @@ def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     other than bool, integer or floating point (object arrays would need
     pickle, never run here; complex, structured, string and datetime arrays
     are refused as ``save`` refuses them), and a manifest that is not exactly
-    what ``save`` writes.
+    what ``save`` writes. Damaged bytes of any kind give that ``ValueError``
+    too; a missing path or a directory raise ``open``'s own
+    ``FileNotFoundError`` / ``IsADirectoryError``, as ``numpy.load`` and
+    ``torch.load`` do.
     """
     if is_safetensors(path):   # a flat dict of arrays (autonet.interop)
         return load_safetensors(path, max_bytes)
     if max_bytes <= 0:
         raise ValueError(f"load: max_bytes must be positive, not {max_bytes}")
     path = os.fspath(path)
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"load: {path!r} is not an .npz archive (a .npy file? read it with "
-                         f"numpy.load(path, allow_pickle=False))")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            expanded = sum(member.file_size for member in members)
-            if expanded > max_bytes:
-                raise ValueError(f"load: {path!r} would expand to {expanded:,} bytes, more than "
-                                 f"max_bytes={max_bytes:,}; pass a larger max_bytes if you trust it")
-            names = [member.filename for member in members]
-            manifest, references = _read_manifest(archive, names)
-            arrays = {member.filename: _read_array(archive, member) for member in members
-                      if member.filename not in (_MANIFEST, _OLD_MANIFEST)}
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"load: {path!r} is truncated or corrupt ({error})") from None
+    with open(path, "rb") as file:   # a missing path or a directory: its own OSError says so
+        if not zipfile.is_zipfile(file):
+            raise ValueError(f"load: {path!r} is not an .npz archive (a .npy file? read it with "
+                             f"numpy.load(path, allow_pickle=False))")
+        try:
+            manifest, references, arrays = _read_archive(file, path, max_bytes)
+        except _CORRUPT as error:
+            raise ValueError(f"load: {path!r} is truncated or corrupt "
+                             f"({type(error).__name__}: {error})") from None
     if manifest is None:   # a plain .npz of arrays
         return {name[:-4] if name.endswith(".npy") else name: array for name, array in arrays.items()}
     tree = _checked_manifest(manifest, path)
     return _decode(tree, arrays, references, path, 0)
+
+
+# What zipfile and zlib raise on damaged bytes (RuntimeError covers an "encrypted" flag and
+# NotImplementedError, raised for a made-up version or compression method).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, OSError)
+
+
+def _read_archive(file, path, max_bytes):
+    """The manifest, its reference rule and every array member of the open archive ``file``."""
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        expanded = sum(member.file_size for member in members)
+        if expanded > max_bytes:
+            raise ValueError(f"load: {path!r} would expand to {expanded:,} bytes, more than "
+                             f"max_bytes={max_bytes:,}; pass a larger max_bytes if you trust it")
+        names = [member.filename for member in members]
+        manifest, references = _read_manifest(archive, names)
+        arrays = {member.filename: _read_array(archive, member) for member in members
+                  if member.filename not in (_MANIFEST, _OLD_MANIFEST)}
+    return manifest, references, arrays
 
 
 def _read_manifest(archive, names):

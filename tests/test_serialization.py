@@ -368,3 +368,53 @@ def test_a_save_in_progress_in_a_live_process_is_left_alone(tmp_path):
     other.write_bytes(b"not ours")
     autonet.save({"w": np.zeros(3)}, target)
     assert in_progress.exists() and other.exists()
+
+
+def test_a_missing_path_or_a_directory_raise_what_open_raises(tmp_path):
+    # as numpy.load and torch.load: not "is not an .npz archive (a .npy file?)"
+    with pytest.raises(FileNotFoundError):
+        autonet.load(tmp_path / "never_saved.npz")
+    with pytest.raises(IsADirectoryError):
+        autonet.load(tmp_path)
+
+
+def _damaged(data, rng):
+    damaged = bytearray(data)
+    for position in rng.integers(0, len(data), size=rng.integers(1, 5)):
+        damaged[position] = rng.integers(0, 256)
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
+def test_damaged_bytes_anywhere_give_a_value_error(tmp_path, compressed):
+    # zipfile and zlib raise NotImplementedError ("zip file version 12.8"), RuntimeError
+    # ("is encrypted"), zlib.error, EOFError or OSError on damaged bytes; load says ValueError
+    whole = tmp_path / "whole.npz"
+    if compressed:
+        np.savez_compressed(whole, w=np.arange(100.0), b=np.ones((3, 3)))
+    else:
+        autonet.save({"model": {"w": np.arange(20.0).reshape(4, 5)}, "epoch": 3}, whole)
+    data, rng, damaged = whole.read_bytes(), np.random.default_rng(0), tmp_path / "damaged.npz"
+    kinds = set()
+    for _ in range(600):
+        damaged.write_bytes(_damaged(data, rng))
+        try:
+            autonet.load(damaged)
+        except ValueError as error:
+            kinds.add(str(error).split("(")[-1].split(":")[0])
+    assert kinds & {"NotImplementedError", "error", "RuntimeError", "EOFError", "OSError"}
+
+
+def test_an_unsupported_compression_method_or_encryption_flag_is_a_value_error(tmp_path):
+    path = tmp_path / "w.npz"
+    autonet.save({"w": np.ones(3)}, path)
+    data = path.read_bytes()
+    entry = data.index(b"PK\x01\x02")              # the first member's central directory entry
+    method = bytearray(data)
+    method[entry + 10:entry + 12] = (99).to_bytes(2, "little")   # its compression method
+    flagged = bytearray(data)
+    flagged[entry + 8] |= 1                                      # its "encrypted" flag bit
+    for damaged in (method, flagged):
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(ValueError, match="truncated or corrupt"):
+            autonet.load(path)
