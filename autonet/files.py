@@ -7,6 +7,7 @@ the old file or the new one, never a mix; any failure removes the temporary
 file. The writer's process id is in the temporary name, so a later save to the
 same path removes what a killed one (SIGKILL runs no cleanup) left behind.
 """
+import errno
 import os
 import re
 import tempfile
@@ -14,8 +15,9 @@ import tempfile
 
 def write_atomically(path, write):
     """Write ``path`` through ``write(binary file)``, atomically (see the module doc)."""
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))   # a bytes path too
     directory = os.path.dirname(os.path.abspath(path))
+    _refuse_an_unwritable_place(path, directory)
     _remove_stale_temporaries(directory, os.path.basename(path))
     descriptor, temporary = tempfile.mkstemp(
         dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
@@ -30,6 +32,19 @@ def write_atomically(path, write):
         if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
+
+
+def _refuse_an_unwritable_place(path, directory):
+    """Name the place when the file cannot be made there (the OSError of making the
+    temporary file would name only that file)."""
+    if os.path.isdir(path) and not os.path.islink(path):   # a link is replaced, as before
+        raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
+    where = f"the directory to write {os.path.basename(path)!r} in"
+    if not os.path.exists(directory):
+        raise FileNotFoundError(errno.ENOENT, f"{where} does not exist (make it first with "
+                                              f"os.makedirs)", directory)
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file", directory)
 
 
 def _remove_stale_temporaries(directory, base):

@@ -418,3 +418,26 @@ def test_an_unsupported_compression_method_or_encryption_flag_is_a_value_error(t
         path.write_bytes(bytes(damaged))
         with pytest.raises(ValueError, match="truncated or corrupt"):
             autonet.load(path)
+
+
+def test_save_names_a_missing_directory_not_its_temporary_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make it first") as missing:
+        autonet.save({"w": np.ones(2)}, tmp_path / "not_made" / "w.npz")
+    assert missing.value.filename == str(tmp_path / "not_made")
+    (tmp_path / "a_file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file") as under_a_file:
+        autonet.save({"w": np.ones(2)}, tmp_path / "a_file" / "w.npz")
+    assert under_a_file.value.filename == str(tmp_path / "a_file")
+    (tmp_path / "taken.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as directory:
+        autonet.save({"w": np.ones(2)}, tmp_path / "taken.npz")
+    assert directory.value.filename == str(tmp_path / "taken.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
+
+
+def test_a_bytes_path_saves_and_loads(tmp_path):
+    # was: TypeError "cannot use a string pattern on a bytes-like object"
+    path = os.fsencode(tmp_path / "w.npz")
+    autonet.save({"w": np.arange(3.0)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+    assert autonet.load(path)["w"].tolist() == [0.0, 1.0, 2.0]
