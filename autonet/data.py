@@ -22,7 +22,7 @@ class DataLoader:
 
     With ``shuffle``, each pass draws a new order from ``rng`` (a Generator, an
     int seed, or None for autonet.random's default generator); ``drop_last`` leaves out a
-    last, smaller batch.
+    last, smaller batch. Both flags are bools (``drop_last="no"`` is refused, not truthy).
     """
 
     arrays: list[Array]
@@ -39,7 +39,10 @@ class DataLoader:
                              f"shapes {[a.shape for a in self.arrays]}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, not {batch_size!r}")
-        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):   # drop_last="no" would be truthy
+                raise ValueError(f"DataLoader: {name} must be True or False, not {flag!r}")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self.rng = generator(rng)
         self.size = lengths[0]  # type: ignore[assignment]  # None refused above
 
