@@ -441,3 +441,22 @@ def test_a_bytes_path_saves_and_loads(tmp_path):
     autonet.save({"w": np.arange(3.0)}, path)
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
     assert autonet.load(path)["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+# ----------------------------------------------------------------- module state
+def _two_layers_sharing_a_buffer():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    shared = Tensor(np.zeros(3))
+    model[0].register_buffer("stat", shared)
+    model[1].register_buffer("stat", shared)
+    model.register_buffer("unset", None)
+    return model, shared
+
+
+def test_a_shared_buffer_is_listed_once_and_saved_under_every_name():
+    # PyTorch's named_buffers() (remove_duplicate=True) gives ['0.stat']; state_dict() keeps both
+    model, shared = _two_layers_sharing_a_buffer()
+    assert list(model.named_buffers()) == [("0.stat", shared)]
+    assert [b is shared for b in model.buffers()] == [True]
+    assert [name for name, _ in model.named_buffers(prefix="m")] == ["m.0.stat"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "0.stat", "1.weight", "1.bias", "1.stat"]

@@ -203,11 +203,14 @@ class Module:
         object.__setattr__(self, name, value)
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, Tensor) of every buffer, this module's first, then its children's."""
+        """(dotted name, Tensor) of every buffer, this module's first, then its children's;
+        each once, under its first name, even when modules share it (as PyTorch)."""
+        seen = set()
         for path, module in self.named_modules(prefix):
             for name in module._buffers:
                 value = getattr(module, name)
-                if value is not None:
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{path}.{name}" if path else name), value
 
     def buffers(self) -> Iterator[Tensor]:
