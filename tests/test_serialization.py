@@ -460,3 +460,16 @@ def test_a_shared_buffer_is_listed_once_and_saved_under_every_name():
     assert [b is shared for b in model.buffers()] == [True]
     assert [name for name, _ in model.named_buffers(prefix="m")] == ["m.0.stat"]
     assert list(model.state_dict()) == ["0.weight", "0.bias", "0.stat", "1.weight", "1.bias", "1.stat"]
+
+
+@pytest.mark.parametrize("given", ["model.npz", [("weight", np.ones((2, 2))), ("bias", np.ones(2))]],
+                         ids=["a path", "a list of pairs"])
+def test_load_state_dict_takes_only_a_mapping(given):
+    # a path with strict=False loaded nothing and reported every key missing, silently
+    # (PyTorch: TypeError "Expected state_dict to be dict-like")
+    layer = nn.Linear(2, 2)
+    before = layer.state_dict()
+    for strict in (True, False):
+        with pytest.raises(TypeError, match="autonet.load\\(path\\)"):
+            layer.load_state_dict(given, strict=strict)
+    assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())

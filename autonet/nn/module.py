@@ -292,6 +292,10 @@ class Module:
         shape that does not fit raises ValueError naming the key and both shapes.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state_dict, Mapping):   # a path with strict=False loaded nothing, silently
+            raise TypeError(f"load_state_dict: expected a dict of name -> array (as state_dict() "
+                            f"returns), not {type(state_dict).__name__}; for a file, pass "
+                            f"autonet.load(path)")
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
