@@ -37,6 +37,8 @@ def write_atomically(path, write):
 def _refuse_an_unwritable_place(path, directory):
     """Name the place when the file cannot be made there (the OSError of making the
     temporary file would name only that file)."""
+    if not path:   # would make its temporary file in the parent of the working directory
+        raise FileNotFoundError(errno.ENOENT, "an empty path names no file", path)
     if os.path.isdir(path) and not os.path.islink(path):   # a link is replaced, as before
         raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
     where = f"the directory to write {os.path.basename(path)!r} in"

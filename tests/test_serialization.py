@@ -435,6 +435,17 @@ def test_save_names_a_missing_directory_not_its_temporary_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
 
 
+def test_an_empty_path_is_refused_before_any_file_is_made(tmp_path, monkeypatch):
+    # it made its temporary file in the working directory's parent, then failed to move it to ''
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for path in ("", b""):
+        with pytest.raises(FileNotFoundError, match="empty path"):
+            autonet.save({"w": np.ones(2)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["work"] and list(work.iterdir()) == []
+
+
 def test_a_bytes_path_saves_and_loads(tmp_path):
     # was: TypeError "cannot use a string pattern on a bytes-like object"
     path = os.fsencode(tmp_path / "w.npz")
