@@ -136,10 +136,11 @@ def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     ``FileNotFoundError`` / ``IsADirectoryError``, as ``numpy.load`` and
     ``torch.load`` do.
     """
+    if not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool) or max_bytes <= 0:
+        # NaN compared False with every size: the limit was off
+        raise ValueError(f"load: max_bytes must be a positive int, not {max_bytes!r}")
     if is_safetensors(path):   # a flat dict of arrays (autonet.interop)
         return load_safetensors(path, max_bytes)
-    if max_bytes <= 0:
-        raise ValueError(f"load: max_bytes must be positive, not {max_bytes}")
     path = os.fspath(path)
     with open(path, "rb") as file:   # a missing path or a directory: its own OSError says so
         if not zipfile.is_zipfile(file):

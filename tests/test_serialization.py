@@ -484,3 +484,20 @@ def test_load_state_dict_takes_only_a_mapping(given):
         with pytest.raises(TypeError, match="autonet.load\\(path\\)"):
             layer.load_state_dict(given, strict=strict)
     assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())
+
+
+@pytest.mark.parametrize("max_bytes", [math.nan, math.inf, 1.5e9, None, True, 0, -1, "2GB"])
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_max_bytes_must_be_a_positive_int(tmp_path, max_bytes, suffix):
+    # NaN compared False with every size, so the limit was silently off; None was a bare TypeError
+    path = tmp_path / f"w{suffix}"
+    path.write_bytes(b"\0" * 64)   # never opened: the argument is refused first
+    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+        autonet.load(path, max_bytes=max_bytes)
+
+
+def test_an_integer_max_bytes_of_any_int_type_is_taken(tmp_path):
+    autonet.save({"w": np.zeros(100)}, tmp_path / "w.npz")
+    assert autonet.load(tmp_path / "w.npz", max_bytes=np.int64(10_000))["w"].shape == (100,)
+    with pytest.raises(ValueError, match="more than max_bytes"):
+        autonet.load(tmp_path / "w.npz", max_bytes=np.int32(100))
