@@ -76,6 +76,9 @@ def save(obj: Any, path: PathLike) -> None:
 def _encode(value, arrays, where, path):
     """``value`` as JSON-able data; arrays go to ``arrays`` under a member name made of their
     key ``path`` (made unique), referenced by that name."""
+    if len(path) > _MAX_DEPTH:   # load refuses such a file; a container holding itself ends here too
+        raise ValueError(f"save: {where[:60]}... nests deeper than {_MAX_DEPTH} levels (or holds "
+                         f"itself), which load refuses")
     if isinstance(value, Tensor):
         value = value.data
     if devices.is_foreign(value):

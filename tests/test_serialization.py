@@ -501,3 +501,28 @@ def test_an_integer_max_bytes_of_any_int_type_is_taken(tmp_path):
     assert autonet.load(tmp_path / "w.npz", max_bytes=np.int64(10_000))["w"].shape == (100,)
     with pytest.raises(ValueError, match="more than max_bytes"):
         autonet.load(tmp_path / "w.npz", max_bytes=np.int32(100))
+
+
+def _nested(depth, leaf):
+    obj = leaf
+    for _ in range(depth):
+        obj = {"a": obj}
+    return obj
+
+
+@pytest.mark.parametrize("leaf", [{}, 1.5, np.ones(2)], ids=["empty dict", "number", "array"])
+def test_save_refuses_what_load_would_refuse_as_too_deep(tmp_path, leaf):
+    # a 101-level dict was written, then load refused it; a list holding itself hit RecursionError
+    deepest = 100                                          # load's limit: the leaf at level 100
+    autonet.save(_nested(deepest, leaf), tmp_path / "deep.npz")
+    loaded = autonet.load(tmp_path / "deep.npz")
+    for _ in range(deepest - 1):
+        loaded = loaded["a"]
+    assert np.array_equal(loaded["a"], leaf) if isinstance(leaf, np.ndarray) else loaded["a"] == leaf
+    with pytest.raises(ValueError, match="deeper than 100 levels"):
+        autonet.save(_nested(deepest + 1, leaf), tmp_path / "deeper.npz")
+    itself = []
+    itself.append(itself)
+    with pytest.raises(ValueError, match="holds itself"):
+        autonet.save({"loop": itself}, tmp_path / "loop.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["deep.npz"]
