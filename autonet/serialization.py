@@ -40,6 +40,7 @@ _MANIFEST = "autonet.npy"          # format 2: a 0-d string array of JSON
 _OLD_MANIFEST = "autonet.json"     # format 1: JSON bytes, arrays as ``arrays/<n>.npy``
 _FORMAT = 2
 _SAVED_KINDS = "biuf"              # bool, integer and floating arrays; nothing else is written or read
+_MAX_NAME_BYTES = 1024             # of a member's name (the manifest keeps the whole key)
 _MAX_DEPTH = 100                   # nesting a manifest may have (deeper is refused, not a RecursionError)
 
 
@@ -116,12 +117,20 @@ def _encode(value, arrays, where, path):
 def _member_name(path, taken):
     """``model/hidden.weight.npy`` for the key path; ``~2``, ``~3``... where keys holding ``/``
     would make two paths alike (the manifest records the name actually used)."""
-    stem = "/".join(path)
+    stem = _zip_safe("/".join(path))
     name, number = f"{stem}.npy", 1
     while name in taken or name in (_MANIFEST, _OLD_MANIFEST):
         number += 1
         name = f"{stem}~{number}.npy"
     return name
+
+
+
+def _zip_safe(stem):
+    """``stem`` as a zip member name that reads back the same: NUL (zip readers cut names
+    there) and lone surrogates (not UTF-8) escaped, cut to 1,024 bytes (zip's limit is 65,535)."""
+    stem = stem.replace("\x00", "\\x00").encode("utf-8", "backslashreplace")
+    return stem[:_MAX_NAME_BYTES].decode("utf-8", "ignore")
 
 
 # ------------------------------------------------------------------ load

@@ -526,3 +526,18 @@ def test_save_refuses_what_load_would_refuse_as_too_deep(tmp_path, leaf):
     with pytest.raises(ValueError, match="holds itself"):
         autonet.save({"loop": itself}, tmp_path / "loop.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["deep.npz"]
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "\ud800", "x" * 70_000, "é" * 600],
+                         ids=["NUL", "lone surrogate", "70,000 characters", "1,200 bytes of UTF-8"])
+def test_keys_no_zip_member_name_can_hold_round_trip(tmp_path, key):
+    # NUL: the file was written and load refused it (zip readers cut the name at NUL); a lone
+    # surrogate raised UnicodeEncodeError and a long key struct.error ("ushort format requires")
+    state = {key: np.arange(3.0), "nested": {key: np.ones(2), key + "~": np.zeros(1)}}
+    autonet.save(state, tmp_path / "keys.npz")
+    loaded = autonet.load(tmp_path / "keys.npz")
+    assert list(loaded) == [key, "nested"] and list(loaded["nested"]) == [key, key + "~"]
+    assert loaded[key].tolist() == [0.0, 1.0, 2.0] and loaded["nested"][key].tolist() == [1.0, 1.0]
+    assert loaded["nested"][key + "~"].tolist() == [0.0]
+    with np.load(tmp_path / "keys.npz") as archive:           # numpy lists three members and the manifest
+        assert len(archive.files) == 4 and all(len(name.encode()) <= 1024 + len("~2") for name in archive.files)
