@@ -116,8 +116,9 @@ def _flat_arrays(obj):
                          f"{type(obj).__name__}; use a .npz path for other values")
     arrays = {}
     for key, value in obj.items():
-        if not isinstance(key, str):
-            raise ValueError(f"save: .safetensors keys must be strings, got {key!r}")
+        if not isinstance(key, str) or not _is_utf8(key):
+            raise ValueError(f"save: .safetensors keys must be strings (UTF-8: the header is "
+                             f"JSON text), got {key!r}")
         if key == "__metadata__":   # the format's own header entry: the file would not load
             raise ValueError("save: the key '__metadata__' is reserved by the safetensors format; "
                              "rename it")
@@ -136,3 +137,12 @@ def _flat_arrays(obj):
         # the package writes the raw buffer as if in C order
         arrays[key] = array if array.flags.c_contiguous else np.array(array, order="C")
     return arrays
+
+
+def _is_utf8(key):
+    """Whether ``key`` can be written as UTF-8 (a lone surrogate cannot)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -161,6 +161,7 @@ def test_files_written_by_the_package_load(tmp_path):
     ({"names": ["a"]}, r"obj\['names'\] is a list"),
     ({"text": np.array(["a"])}, "<U1 data"),
     ({0: np.ones(2)}, "keys must be strings"),
+    ({"\ud800": np.ones(2)}, "UTF-8"),    # a lone surrogate: was the package's UnicodeEncodeError
     ({"__metadata__": np.ones(2)}, "reserved by the safetensors format"),
     ([np.ones(2)], "not a list"),
 ])
