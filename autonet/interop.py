@@ -44,7 +44,14 @@ def from_dlpack(x: Any) -> Tensor:
                         f"(NumPy, PyTorch, CuPy, JAX), not {type(x).__name__}")
     kind, index = x.__dlpack_device__()
     if kind == _CPU:
-        array = np.from_dlpack(x)
+        try:
+            array = np.from_dlpack(x)
+        except RuntimeError as error:   # NumPy's "Unsupported dtype in DLTensor": bfloat16, float8
+            if "dtype" not in str(error):
+                raise
+            raise TypeError(f"from_dlpack: NumPy cannot take this array ({error}); a dtype NumPy "
+                            f"lacks (bfloat16, float8)? convert it first (PyTorch: "
+                            f"tensor.float())") from None
     elif kind == _CUDA:
         array = cupy_or_install_hint().from_dlpack(x)
     else:

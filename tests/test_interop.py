@@ -77,6 +77,13 @@ def test_torch_shares_memory_both_ways_when_installed():
     assert back.dtype == torch.float64 and back.tolist() == [1.0, 1.0, 1.0]
 
 
+
+def test_a_dtype_numpy_lacks_is_refused_saying_to_convert_it_when_torch_is_installed():
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    with pytest.raises(TypeError, match=r"bfloat16, float8.*tensor.float\(\)"):   # was NumPy's
+        autonet.from_dlpack(torch.ones(2, dtype=torch.bfloat16))     # "Unsupported dtype in DLTensor"
+
+
 def test_jax_arrays_cross_without_a_copy_when_installed():
     jnp = pytest.importorskip("jax.numpy", reason="jax is not installed")
     source = jnp.arange(3.0)
