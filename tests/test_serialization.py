@@ -541,3 +541,16 @@ def test_keys_no_zip_member_name_can_hold_round_trip(tmp_path, key):
     assert loaded["nested"][key + "~"].tolist() == [0.0]
     with np.load(tmp_path / "keys.npz") as archive:           # numpy lists three members and the manifest
         assert len(archive.files) == 4 and all(len(name.encode()) <= 1024 + len("~2") for name in archive.files)
+
+
+def test_a_read_only_buffer_is_refused_before_anything_is_written():
+    # load_state_dict wrote 'weight', then failed on the read-only buffer: half a state loaded
+    layer = nn.Linear(2, 2)
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    layer.register_buffer("stat", autonet.from_dlpack(frozen))   # shares the read-only memory
+    before = layer.state_dict()
+    state = {"weight": np.full((2, 2), 5.0), "bias": np.ones(2), "stat": np.ones(3)}
+    with pytest.raises(ValueError, match="'stat' holds a read-only array"):
+        layer.load_state_dict(state)
+    assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())

@@ -314,6 +314,9 @@ class Module:
                 raise ValueError(
                     f"load_state_dict: {name!r} has shape {value.shape} in the state dict but "
                     f"{parameter.shape} in the module")
+            if not getattr(getattr(parameter.data, "flags", None), "writeable", True):
+                raise ValueError(f"load_state_dict: {name!r} holds a read-only array (shared "
+                                 f"through from_dlpack or a memory map?); assign it a copy first")
             staged.append((parameter, value))
         with no_grad():
             for parameter, value in staged:
