@@ -18,9 +18,10 @@ def write_atomically(path, write):
     path = os.fsdecode(os.fspath(path))   # a bytes path too
     directory = os.path.dirname(os.path.abspath(path))
     _refuse_an_unwritable_place(path, directory)
-    _remove_stale_temporaries(directory, os.path.basename(path))
+    stem = _temporary_stem(os.path.basename(path))
+    _remove_stale_temporaries(directory, stem)
     descriptor, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp")
+        dir=directory, prefix=f".{stem}.{os.getpid()}.", suffix=".tmp")
     try:
         os.fchmod(descriptor, _mode_for(path))
         with os.fdopen(descriptor, "wb") as file:
@@ -47,6 +48,12 @@ def _refuse_an_unwritable_place(path, directory):
                                               f"os.makedirs)", directory)
     if not os.path.isdir(directory):
         raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file", directory)
+
+
+def _temporary_stem(base):
+    """``base`` cut to 200 bytes: the temporary name adds some 22 (dots, the pid, 8 random
+    characters, ``.tmp``), and a name of 233 to 255 bytes (the usual limit) must save too."""
+    return os.fsencode(base)[:200].decode(errors="ignore")
 
 
 def _remove_stale_temporaries(directory, base):

@@ -554,3 +554,13 @@ def test_a_read_only_buffer_is_refused_before_anything_is_written():
     with pytest.raises(ValueError, match="'stat' holds a read-only array"):
         layer.load_state_dict(state)
     assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())
+
+
+@pytest.mark.parametrize("length", [233, 255])
+def test_a_file_name_up_to_the_file_systems_limit_saves(tmp_path, length):
+    # the temporary name (".<name>.<pid>.<random>.tmp") passed 255 bytes: "File name too long"
+    name = "m" * (length - len(".npz")) + ".npz"
+    autonet.save({"w": np.arange(2.0)}, tmp_path / name)
+    autonet.save({"w": np.arange(3.0)}, tmp_path / name)       # over the first, atomically
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert autonet.load(tmp_path / name)["w"].tolist() == [0.0, 1.0, 2.0]
