@@ -183,6 +183,10 @@ def _read_archive(file, path, max_bytes):
             raise ValueError(f"load: {path!r} would expand to {expanded:,} bytes, more than "
                              f"max_bytes={max_bytes:,}; pass a larger max_bytes if you trust it")
         names = [member.filename for member in members]
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            raise ValueError(f"load: {path!r} is a PyTorch checkpoint (torch.save: pickle, which "
+                             f"autonet never runs); in PyTorch, write it with safetensors.torch."
+                             f"save_file(state_dict, 'model.safetensors') and load that file")
         manifest, references = _read_manifest(archive, names)
         arrays = {member.filename: _read_array(archive, member) for member in members
                   if member.filename not in (_MANIFEST, _OLD_MANIFEST)}

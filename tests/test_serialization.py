@@ -564,3 +564,15 @@ def test_a_file_name_up_to_the_file_systems_limit_saves(tmp_path, length):
     autonet.save({"w": np.arange(3.0)}, tmp_path / name)       # over the first, atomically
     assert [p.name for p in tmp_path.iterdir()] == [name]
     assert autonet.load(tmp_path / name)["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_pytorch_checkpoint_is_refused_saying_how_to_convert_it(tmp_path):
+    # torch.save writes a zip whose pickle is '<name>/data.pkl' (members as PyTorch 2.13 names
+    # them); it was refused as "member 'm/data.pkl' is not an array"
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in [("m/data.pkl", b"\x80\x02}q\x00."), ("m/.format_version", b"1"),
+                           ("m/byteorder", b"little"), ("m/data/0", b"\0" * 16), ("m/version", b"3\n")]:
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="PyTorch checkpoint.*safetensors.torch.save_file"):
+        autonet.load(path)
