@@ -97,6 +97,8 @@ def load_safetensors(path: PathLike, max_bytes: int) -> Any:
 
 def _why_unreadable(data, error):
     """Name an entry of a dtype NumPy lacks (bfloat16, float8, as PyTorch writes), else the error."""
+    if data[:4] == b"PK\x03\x04":   # a zip archive: what save writes to other paths
+        return "is a zip archive, not a safetensors file (an .npz? give its name the .npz suffix)"
     try:
         size = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + size])

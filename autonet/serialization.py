@@ -156,8 +156,7 @@ def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     path = os.fspath(path)
     with open(path, "rb") as file:   # a missing path or a directory: its own OSError says so
         if not zipfile.is_zipfile(file):
-            raise ValueError(f"load: {path!r} is not an .npz archive (a .npy file? read it with "
-                             f"numpy.load(path, allow_pickle=False))")
+            raise ValueError(f"load: {path!r} is not an .npz archive ({_what_else(file)})")
         try:
             manifest, references, arrays = _read_archive(file, path, max_bytes)
         except _CORRUPT as error:
@@ -167,6 +166,17 @@ def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
         return {name[:-4] if name.endswith(".npy") else name: array for name, array in arrays.items()}
     tree = _checked_manifest(manifest, path)
     return _decode(tree, arrays, references, path, 0)
+
+
+def _what_else(file):
+    """A guess at what a file that is no zip archive is, and what to do with it."""
+    file.seek(0)
+    head = file.read(9)
+    if head[:6] == b"\x93NUMPY":
+        return "a .npy file: read it with numpy.load(path, allow_pickle=False)"
+    if len(head) == 9 and head[8:9] == b"{":   # 8 bytes of header size, then its JSON
+        return "a safetensors file? give its name the .safetensors suffix"
+    return "a .npy file? read it with numpy.load(path, allow_pickle=False)"
 
 
 # What zipfile and zlib raise on damaged bytes (RuntimeError covers an "encrypted" flag and

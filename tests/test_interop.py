@@ -267,3 +267,18 @@ def test_a_linear_layers_state_dict_crosses_to_pytorch(tmp_path):
     autonet.save(ours.state_dict(), path)
     theirs.load_state_dict(safetensors.torch.load_file(path))
     _outputs_agree(ours, theirs, np.random.default_rng(5).standard_normal((4, 3)), torch)
+
+
+def test_a_file_under_the_other_formats_suffix_is_refused_saying_which_suffix(tmp_path):
+    # both were refused with words for other cases ("a .npy file?", the package's header error)
+    autonet.save({"w": np.ones(2)}, tmp_path / "w.safetensors")
+    (tmp_path / "w.npz").write_bytes((tmp_path / "w.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="a safetensors file\\? give its name the .safetensors suffix"):
+        autonet.load(tmp_path / "w.npz")
+    autonet.save({"w": np.ones(2)}, tmp_path / "v.npz")
+    (tmp_path / "v.safetensors").write_bytes((tmp_path / "v.npz").read_bytes())
+    with pytest.raises(ValueError, match="a zip archive.*give its name the .npz suffix"):
+        autonet.load(tmp_path / "v.safetensors")
+    np.save(tmp_path / "a.npy", np.ones(2))
+    with pytest.raises(ValueError, match="a .npy file: read it with numpy.load"):
+        autonet.load(tmp_path / "a.npy")
