@@ -576,3 +576,18 @@ def test_a_pytorch_checkpoint_is_refused_saying_how_to_convert_it(tmp_path):
             archive.writestr(name, data)
     with pytest.raises(ValueError, match="PyTorch checkpoint.*safetensors.torch.save_file"):
         autonet.load(path)
+
+
+def test_recurse_false_lists_only_the_modules_own_parameters_and_buffers():
+    # PyTorch's recurse=False (was: TypeError "unexpected keyword argument 'recurse'")
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    norm = model[1]
+    norm.extra = nn.Linear(1, 1)                                 # a child's: not its own
+    assert list(model.named_parameters(recurse=False)) == [] and list(model.buffers(recurse=False)) == []
+    assert [name for name, _ in norm.named_parameters(recurse=False)] == ["weight", "bias"]
+    assert [p is q for p, q in zip(norm.parameters(recurse=False), [norm.weight, norm.bias])] == [True] * 2
+    assert [name for name, _ in norm.named_buffers("m", recurse=False)] == [
+        "m.running_mean", "m.running_var", "m.num_batches_tracked"]
+    assert len(list(norm.buffers(recurse=False))) == 3 and len(list(norm.parameters())) == 4
+    with pytest.raises(ValueError, match="recurse must be True or False"):
+        list(model.parameters(recurse="no"))

@@ -174,19 +174,25 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """(dotted name, Parameter): this module's own first, then its children's."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter): this module's own first, then (``recurse``) its children's."""
         seen = set()
-        for path, module in self.named_modules(prefix):
+        for path, module in self._scope(prefix, recurse):
             for name, value in module._members():
                 if isinstance(value, Parameter) and value not in seen:
                     seen.add(value)
                     yield (f"{path}.{name}" if path else name), value
 
-    def parameters(self) -> Iterator[Parameter]:
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """An iterator over the Parameters (each once, even when shared)."""
-        for _, parameter in self.named_parameters():
+        for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
+
+    def _scope(self, prefix, recurse):
+        """(path, module) for this module and, with ``recurse`` (PyTorch's word), every one below."""
+        if not isinstance(recurse, bool):
+            raise ValueError(f"recurse must be True or False, not {recurse!r}")
+        return self.named_modules(prefix) if recurse else iter([(prefix, self)])
 
     def register_buffer(self, name: str, value: TensorLike | None, persistent: bool = True) -> None:
         """Keep ``value`` (a Tensor, an array, or None) as state that is not trained:
@@ -202,19 +208,19 @@ class Module:
         self._buffers[name] = bool(persistent)
         object.__setattr__(self, name, value)
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, Tensor) of every buffer, this module's first, then its children's;
-        each once, under its first name, even when modules share it (as PyTorch)."""
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, Tensor) of every buffer, this module's first, then (``recurse``) its
+        children's; each once, under its first name, even when modules share it (as PyTorch)."""
         seen = set()
-        for path, module in self.named_modules(prefix):
+        for path, module in self._scope(prefix, recurse):
             for name in module._buffers:
                 value = getattr(module, name)
                 if value is not None and id(value) not in seen:
                     seen.add(id(value))
                     yield (f"{path}.{name}" if path else name), value
 
-    def buffers(self) -> Iterator[Tensor]:
-        for _, buffer in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
     def _state_tensors(self, prefix=""):
