@@ -4,7 +4,9 @@
 with an unpredictable name, created exclusively beside ``path`` (so no planted
 link is followed), flushes it to disk, then moves it over ``path``: readers see
 the old file or the new one, never a mix; any failure removes the temporary
-file. The writer's process id is in the temporary name, so a later save to the
+file. A symbolic link at ``path`` is followed: its target is replaced (as
+``numpy.save`` and ``torch.save`` write through it), not the link. The writer's
+process id is in the temporary name, so a later save to the
 same path removes what a killed one (SIGKILL runs no cleanup) left behind.
 """
 import errno
@@ -16,6 +18,8 @@ import tempfile
 def write_atomically(path, write):
     """Write ``path`` through ``write(binary file)``, atomically (see the module doc)."""
     path = os.fsdecode(os.fspath(path))   # a bytes path too
+    if os.path.islink(path):   # write into the link's target, as open() (numpy.save, torch.save)
+        path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))
     _refuse_an_unwritable_place(path, directory)
     stem = _temporary_stem(os.path.basename(path))

@@ -591,3 +591,20 @@ def test_recurse_false_lists_only_the_modules_own_parameters_and_buffers():
     assert len(list(norm.buffers(recurse=False))) == 3 and len(list(norm.parameters())) == 4
     with pytest.raises(ValueError, match="recurse must be True or False"):
         list(model.parameters(recurse="no"))
+
+
+def test_a_link_at_the_path_is_written_through_as_numpy_save_does(tmp_path):
+    # the link was replaced by a new file and its target kept the old checkpoint
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "model.npz"
+    autonet.save({"w": np.zeros(2)}, target)
+    latest = tmp_path / "latest.npz"
+    latest.symlink_to(target)
+    autonet.save({"w": np.ones(2)}, latest)
+    assert latest.is_symlink() and os.readlink(latest) == str(target)
+    assert autonet.load(target)["w"].tolist() == [1.0, 1.0]
+    np.save(tmp_path / "runs" / "a.npy", np.zeros(1))             # the reference: numpy's own save
+    (tmp_path / "a.npy").symlink_to(tmp_path / "runs" / "a.npy")
+    np.save(tmp_path / "a.npy", np.ones(1))
+    assert (tmp_path / "a.npy").is_symlink() and np.load(tmp_path / "runs" / "a.npy").tolist() == [1.0]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a.npy", "model.npz"]
