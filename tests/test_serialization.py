@@ -608,3 +608,16 @@ def test_a_link_at_the_path_is_written_through_as_numpy_save_does(tmp_path):
     np.save(tmp_path / "a.npy", np.ones(1))
     assert (tmp_path / "a.npy").is_symlink() and np.load(tmp_path / "runs" / "a.npy").tolist() == [1.0]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a.npy", "model.npz"]
+
+
+def test_load_state_dict_takes_tensors_where_the_model_is():
+    # Tensors on a device (the double in its run; CuPy's arrays likewise) were converted with
+    # np.asarray: "implicit conversion of a DeviceArray to NumPy"
+    source, layer = nn.Linear(3, 2), nn.Linear(3, 2)
+    state = dict(source.named_parameters())
+    state["weight"] = state["weight"] * 2.0          # a Tensor made by an op, where the model is
+    layer.load_state_dict(state)
+    expected = source.state_dict()
+    np.testing.assert_array_equal(layer.state_dict()["weight"], 2.0 * expected["weight"])
+    np.testing.assert_array_equal(layer.state_dict()["bias"], expected["bias"])
+    assert layer.weight.device == source.weight.device and layer.weight.requires_grad

@@ -312,8 +312,8 @@ class Module:
         for name, parameter in own.items():
             if name not in state_dict:
                 continue
-            value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
-                               else state_dict[name])
+            value = state_dict[name].data if isinstance(state_dict[name], Tensor) else state_dict[name]
+            value = devices.to_host(value) if devices.is_foreign(value) else np.asarray(value)
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: {name!r} holds {value.dtype} data, not numbers")
             if value.shape != parameter.shape:
