@@ -82,3 +82,18 @@ def test_shuffle_and_drop_last_take_only_booleans(flag, value):
 def test_numpy_booleans_are_booleans():
     loader = DataLoader(np.arange(10.0), batch_size=3, drop_last=np.bool_(False), shuffle=np.bool_(False))
     assert len(loader) == 4 and [b.tolist() for (b,) in loader][-1] == [9.0]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_arrays_where_the_tensors_are_batch_there(shuffle):
+    # a device's own array (the double in its run, a CuPy array likewise) went through np.asarray:
+    # "implicit conversion of a DeviceArray to NumPy"; PyTorch's DataLoader takes CUDA tensors
+    from device_double import here
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    plain = list(DataLoader(X, y, batch_size=4, shuffle=shuffle, rng=3))
+    placed = list(DataLoader(here(X), here(y), batch_size=4, shuffle=shuffle, rng=3))
+    assert len(placed) == len(plain) == 3
+    for (xb, yb), (px, py) in zip(plain, placed):
+        assert type(px) is type(here(X)) and type(py) is type(here(y))
+        np.testing.assert_array_equal(np.asarray(px.get() if hasattr(px, "get") else px), xb)
+        np.testing.assert_array_equal(np.asarray(py.get() if hasattr(py, "get") else py), yb)
