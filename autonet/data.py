@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def _array(given: TensorLike) -> Array:
     """A Tensor's array, a device's array as it is (CuPy refuses np.asarray), else an ndarray."""
     if isinstance(given, Tensor):
         return given.data
-    return given if devices.is_foreign(given) else np.asarray(given)
+    return cast(Array, given) if devices.is_foreign(given) else np.asarray(given)
 
 
 __all__ = ["DataLoader"]
