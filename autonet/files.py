@@ -89,8 +89,22 @@ def _alive(pid):
 
 
 def _mode_for(path):
-    """Keep the permissions of the file being replaced; a new file gets rw-r--r--."""
+    """Keep the permissions of the file being replaced; a new file gets what ``open`` gives
+    one (numpy.save, torch.save): rw for all, less the process's umask."""
     try:
         return os.stat(path).st_mode & 0o777
     except FileNotFoundError:
-        return 0o644
+        return 0o666 & ~_umask()
+
+
+def _umask():
+    """The process's umask, read without changing it (os.umask would, for every thread);
+    where the system does not say (no /proc), the usual 022."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022

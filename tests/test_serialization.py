@@ -621,3 +621,17 @@ def test_load_state_dict_takes_tensors_where_the_model_is():
     np.testing.assert_array_equal(layer.state_dict()["weight"], 2.0 * expected["weight"])
     np.testing.assert_array_equal(layer.state_dict()["bias"], expected["bias"])
     assert layer.weight.device == source.weight.device and layer.weight.requires_grad
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o002])
+def test_a_new_file_gets_the_permissions_numpy_save_gives_it(tmp_path, umask):
+    # a new file was always rw-r--r--: readable by everyone under a private umask of 077
+    previous = os.umask(umask)
+    try:
+        np.save(tmp_path / "reference.npy", np.ones(1))
+        autonet.save({"w": np.ones(1)}, tmp_path / "w.npz")
+    finally:
+        os.umask(previous)
+    expected = (tmp_path / "reference.npy").stat().st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    assert (tmp_path / "w.npz").stat().st_mode & 0o777 == expected
