@@ -44,8 +44,11 @@ def _refuse_an_unwritable_place(path, directory):
     temporary file would name only that file)."""
     if not path:   # would make its temporary file in the parent of the working directory
         raise FileNotFoundError(errno.ENOENT, "an empty path names no file", path)
-    if os.path.isdir(path) and not os.path.islink(path):   # a link is replaced, as before
+    if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "cannot write a file over a directory", path)
+    if not os.path.basename(path):   # "runs/model.npz/": open() says "Is a directory" too
+        raise IsADirectoryError(errno.EISDIR, "a path ending in a separator names a directory, "
+                                              "not a file", path)
     where = f"the directory to write {os.path.basename(path)!r} in"
     if not os.path.exists(directory):
         raise FileNotFoundError(errno.ENOENT, f"{where} does not exist (make it first with "

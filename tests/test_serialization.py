@@ -433,6 +433,10 @@ def test_save_names_a_missing_directory_not_its_temporary_file(tmp_path):
         autonet.save({"w": np.ones(2)}, tmp_path / "taken.npz")
     assert directory.value.filename == str(tmp_path / "taken.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
+    with pytest.raises(IsADirectoryError, match="ending in a separator") as slash:   # as open()
+        autonet.save({"w": np.ones(2)}, f"{tmp_path}/new.npz/")     # was: the temporary '..<pid>...'
+    assert slash.value.filename == f"{tmp_path}/new.npz/"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
 
 
 def test_an_empty_path_is_refused_before_any_file_is_made(tmp_path, monkeypatch):
