@@ -8,21 +8,23 @@
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
+from .core import device as devices
 from .core.tensor import Tensor, TensorLike
 from .core.types import Array, Seed
 from .random import generator
 
 
 class DataLoader:
-    """Iterate over ``arrays`` in batches: one tuple of ndarrays per batch, in the arrays' order.
+    """Iterate over ``arrays`` in batches: one tuple of ndarrays per batch, in the arrays' order
+    (arrays of a device, and Tensors on one, give that device's arrays).
 
     With ``shuffle``, each pass draws a new order from ``rng`` (a Generator, an
     int seed, or None for autonet.random's default generator); ``drop_last`` leaves out a
-    last, smaller batch.
+    last, smaller batch. Both flags are bools (``drop_last="no"`` is refused, not truthy).
     """
 
     arrays: list[Array]
@@ -32,14 +34,17 @@ class DataLoader:
                  drop_last: bool = False, rng: Seed = None) -> None:
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
-        self.arrays = [a.data if isinstance(a, Tensor) else np.asarray(a) for a in arrays]
+        self.arrays = [_array(a) for a in arrays]
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
             raise ValueError(f"DataLoader: the arrays' first axes differ (or are missing): "
                              f"shapes {[a.shape for a in self.arrays]}")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, not {batch_size!r}")
-        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):   # drop_last="no" would be truthy
+                raise ValueError(f"DataLoader: {name} must be True or False, not {flag!r}")
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), bool(shuffle), bool(drop_last)
         self.rng = generator(rng)
         self.size = lengths[0]  # type: ignore[assignment]  # None refused above
 
@@ -59,6 +64,13 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.arrays)} arrays of {self.size}, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last})")
+
+
+def _array(given: TensorLike) -> Array:
+    """A Tensor's array, a device's array as it is (CuPy refuses np.asarray), else an ndarray."""
+    if isinstance(given, Tensor):
+        return given.data
+    return cast(Array, given) if devices.is_foreign(given) else np.asarray(given)
 
 
 __all__ = ["DataLoader"]

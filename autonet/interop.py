@@ -44,7 +44,14 @@ def from_dlpack(x: Any) -> Tensor:
                         f"(NumPy, PyTorch, CuPy, JAX), not {type(x).__name__}")
     kind, index = x.__dlpack_device__()
     if kind == _CPU:
-        array = np.from_dlpack(x)
+        try:
+            array = np.from_dlpack(x)
+        except RuntimeError as error:   # NumPy's "Unsupported dtype in DLTensor": bfloat16, float8
+            if "dtype" not in str(error):
+                raise
+            raise TypeError(f"from_dlpack: NumPy cannot take this array ({error}); a dtype NumPy "
+                            f"lacks (bfloat16, float8)? convert it first (PyTorch: "
+                            f"tensor.float())") from None
     elif kind == _CUDA:
         array = cupy_or_install_hint().from_dlpack(x)
     else:
@@ -90,6 +97,8 @@ def load_safetensors(path: PathLike, max_bytes: int) -> Any:
 
 def _why_unreadable(data, error):
     """Name an entry of a dtype NumPy lacks (bfloat16, float8, as PyTorch writes), else the error."""
+    if data[:4] == b"PK\x03\x04":   # a zip archive: what save writes to other paths
+        return "is a zip archive, not a safetensors file (an .npz? give its name the .npz suffix)"
     try:
         size = int.from_bytes(data[:8], "little")
         header = json.loads(data[8:8 + size])
@@ -116,8 +125,9 @@ def _flat_arrays(obj):
                          f"{type(obj).__name__}; use a .npz path for other values")
     arrays = {}
     for key, value in obj.items():
-        if not isinstance(key, str):
-            raise ValueError(f"save: .safetensors keys must be strings, got {key!r}")
+        if not isinstance(key, str) or not _is_utf8(key):
+            raise ValueError(f"save: .safetensors keys must be strings (UTF-8: the header is "
+                             f"JSON text), got {key!r}")
         if key == "__metadata__":   # the format's own header entry: the file would not load
             raise ValueError("save: the key '__metadata__' is reserved by the safetensors format; "
                              "rename it")
@@ -136,3 +146,12 @@ def _flat_arrays(obj):
         # the package writes the raw buffer as if in C order
         arrays[key] = array if array.flags.c_contiguous else np.array(array, order="C")
     return arrays
+
+
+def _is_utf8(key):
+    """Whether ``key`` can be written as UTF-8 (a lone surrogate cannot)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

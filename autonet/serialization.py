@@ -22,6 +22,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,7 @@ _MANIFEST = "autonet.npy"          # format 2: a 0-d string array of JSON
 _OLD_MANIFEST = "autonet.json"     # format 1: JSON bytes, arrays as ``arrays/<n>.npy``
 _FORMAT = 2
 _SAVED_KINDS = "biuf"              # bool, integer and floating arrays; nothing else is written or read
+_MAX_NAME_BYTES = 1024             # of a member's name (the manifest keeps the whole key)
 _MAX_DEPTH = 100                   # nesting a manifest may have (deeper is refused, not a RecursionError)
 
 
@@ -75,6 +77,9 @@ def save(obj: Any, path: PathLike) -> None:
 def _encode(value, arrays, where, path):
     """``value`` as JSON-able data; arrays go to ``arrays`` under a member name made of their
     key ``path`` (made unique), referenced by that name."""
+    if len(path) > _MAX_DEPTH:   # load refuses such a file; a container holding itself ends here too
+        raise ValueError(f"save: {where[:60]}... nests deeper than {_MAX_DEPTH} levels (or holds "
+                         f"itself), which load refuses")
     if isinstance(value, Tensor):
         value = value.data
     if devices.is_foreign(value):
@@ -112,12 +117,20 @@ def _encode(value, arrays, where, path):
 def _member_name(path, taken):
     """``model/hidden.weight.npy`` for the key path; ``~2``, ``~3``... where keys holding ``/``
     would make two paths alike (the manifest records the name actually used)."""
-    stem = "/".join(path)
+    stem = _zip_safe("/".join(path))
     name, number = f"{stem}.npy", 1
     while name in taken or name in (_MANIFEST, _OLD_MANIFEST):
         number += 1
         name = f"{stem}~{number}.npy"
     return name
+
+
+
+def _zip_safe(stem):
+    """``stem`` as a zip member name that reads back the same: NUL (zip readers cut names
+    there) and lone surrogates (not UTF-8) escaped, cut to 1,024 bytes (zip's limit is 65,535)."""
+    stem = stem.replace("\x00", "\\x00").encode("utf-8", "backslashreplace")
+    return stem[:_MAX_NAME_BYTES].decode("utf-8", "ignore")
 
 
 # ------------------------------------------------------------------ load
@@ -130,33 +143,64 @@ def load(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     other than bool, integer or floating point (object arrays would need
     pickle, never run here; complex, structured, string and datetime arrays
     are refused as ``save`` refuses them), and a manifest that is not exactly
-    what ``save`` writes.
+    what ``save`` writes. Damaged bytes of any kind give that ``ValueError``
+    too; a missing path or a directory raise ``open``'s own
+    ``FileNotFoundError`` / ``IsADirectoryError``, as ``numpy.load`` and
+    ``torch.load`` do.
     """
+    if not isinstance(max_bytes, (int, np.integer)) or isinstance(max_bytes, bool) or max_bytes <= 0:
+        # NaN compared False with every size: the limit was off
+        raise ValueError(f"load: max_bytes must be a positive int, not {max_bytes!r}")
     if is_safetensors(path):   # a flat dict of arrays (autonet.interop)
         return load_safetensors(path, max_bytes)
-    if max_bytes <= 0:
-        raise ValueError(f"load: max_bytes must be positive, not {max_bytes}")
     path = os.fspath(path)
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"load: {path!r} is not an .npz archive (a .npy file? read it with "
-                         f"numpy.load(path, allow_pickle=False))")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            expanded = sum(member.file_size for member in members)
-            if expanded > max_bytes:
-                raise ValueError(f"load: {path!r} would expand to {expanded:,} bytes, more than "
-                                 f"max_bytes={max_bytes:,}; pass a larger max_bytes if you trust it")
-            names = [member.filename for member in members]
-            manifest, references = _read_manifest(archive, names)
-            arrays = {member.filename: _read_array(archive, member) for member in members
-                      if member.filename not in (_MANIFEST, _OLD_MANIFEST)}
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"load: {path!r} is truncated or corrupt ({error})") from None
+    with open(path, "rb") as file:   # a missing path or a directory: its own OSError says so
+        if not zipfile.is_zipfile(file):
+            raise ValueError(f"load: {path!r} is not an .npz archive ({_what_else(file)})")
+        try:
+            manifest, references, arrays = _read_archive(file, path, max_bytes)
+        except _CORRUPT as error:
+            raise ValueError(f"load: {path!r} is truncated or corrupt "
+                             f"({type(error).__name__}: {error})") from None
     if manifest is None:   # a plain .npz of arrays
         return {name[:-4] if name.endswith(".npy") else name: array for name, array in arrays.items()}
     tree = _checked_manifest(manifest, path)
     return _decode(tree, arrays, references, path, 0)
+
+
+def _what_else(file):
+    """A guess at what a file that is no zip archive is, and what to do with it."""
+    file.seek(0)
+    head = file.read(9)
+    if head[:6] == b"\x93NUMPY":
+        return "a .npy file: read it with numpy.load(path, allow_pickle=False)"
+    if len(head) == 9 and head[8:9] == b"{":   # 8 bytes of header size, then its JSON
+        return "a safetensors file? give its name the .safetensors suffix"
+    return "a .npy file? read it with numpy.load(path, allow_pickle=False)"
+
+
+# What zipfile and zlib raise on damaged bytes (RuntimeError covers an "encrypted" flag and
+# NotImplementedError, raised for a made-up version or compression method).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, OSError)
+
+
+def _read_archive(file, path, max_bytes):
+    """The manifest, its reference rule and every array member of the open archive ``file``."""
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        expanded = sum(member.file_size for member in members)
+        if expanded > max_bytes:
+            raise ValueError(f"load: {path!r} would expand to {expanded:,} bytes, more than "
+                             f"max_bytes={max_bytes:,}; pass a larger max_bytes if you trust it")
+        names = [member.filename for member in members]
+        if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+            raise ValueError(f"load: {path!r} is a PyTorch checkpoint (torch.save: pickle, which "
+                             f"autonet never runs); in PyTorch, write it with safetensors.torch."
+                             f"save_file(state_dict, 'model.safetensors') and load that file")
+        manifest, references = _read_manifest(archive, names)
+        arrays = {member.filename: _read_array(archive, member) for member in members
+                  if member.filename not in (_MANIFEST, _OLD_MANIFEST)}
+    return manifest, references, arrays
 
 
 def _read_manifest(archive, names):

@@ -68,3 +68,32 @@ def test_batches_are_copies_of_the_dataset(shuffle):
         assert not np.shares_memory(batch, X)
         batch -= batch.mean()
     np.testing.assert_array_equal(X, original)
+
+
+@pytest.mark.parametrize("flag", ["shuffle", "drop_last"])
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_shuffle_and_drop_last_take_only_booleans(flag, value):
+    # drop_last="no" was truthy: 10 rows in batches of 3 gave 3 batches, the last row dropped
+    # (PyTorch's BatchSampler refuses a drop_last that is not a bool with ValueError too)
+    with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+        DataLoader(np.arange(10.0), batch_size=3, **{flag: value})
+
+
+def test_numpy_booleans_are_booleans():
+    loader = DataLoader(np.arange(10.0), batch_size=3, drop_last=np.bool_(False), shuffle=np.bool_(False))
+    assert len(loader) == 4 and [b.tolist() for (b,) in loader][-1] == [9.0]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_arrays_where_the_tensors_are_batch_there(shuffle):
+    # a device's own array (the double in its run, a CuPy array likewise) went through np.asarray:
+    # "implicit conversion of a DeviceArray to NumPy"; PyTorch's DataLoader takes CUDA tensors
+    from device_double import here
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    plain = list(DataLoader(X, y, batch_size=4, shuffle=shuffle, rng=3))
+    placed = list(DataLoader(here(X), here(y), batch_size=4, shuffle=shuffle, rng=3))
+    assert len(placed) == len(plain) == 3
+    for (xb, yb), (px, py) in zip(plain, placed):
+        assert type(px) is type(here(X)) and type(py) is type(here(y))
+        np.testing.assert_array_equal(np.asarray(px.get() if hasattr(px, "get") else px), xb)
+        np.testing.assert_array_equal(np.asarray(py.get() if hasattr(py, "get") else py), yb)

@@ -77,6 +77,13 @@ def test_torch_shares_memory_both_ways_when_installed():
     assert back.dtype == torch.float64 and back.tolist() == [1.0, 1.0, 1.0]
 
 
+
+def test_a_dtype_numpy_lacks_is_refused_saying_to_convert_it_when_torch_is_installed():
+    torch = pytest.importorskip("torch", reason="torch is not installed (the bench extra)")
+    with pytest.raises(TypeError, match=r"bfloat16, float8.*tensor.float\(\)"):   # was NumPy's
+        autonet.from_dlpack(torch.ones(2, dtype=torch.bfloat16))     # "Unsupported dtype in DLTensor"
+
+
 def test_jax_arrays_cross_without_a_copy_when_installed():
     jnp = pytest.importorskip("jax.numpy", reason="jax is not installed")
     source = jnp.arange(3.0)
@@ -161,6 +168,7 @@ def test_files_written_by_the_package_load(tmp_path):
     ({"names": ["a"]}, r"obj\['names'\] is a list"),
     ({"text": np.array(["a"])}, "<U1 data"),
     ({0: np.ones(2)}, "keys must be strings"),
+    ({"\ud800": np.ones(2)}, "UTF-8"),    # a lone surrogate: was the package's UnicodeEncodeError
     ({"__metadata__": np.ones(2)}, "reserved by the safetensors format"),
     ([np.ones(2)], "not a list"),
 ])
@@ -259,3 +267,18 @@ def test_a_linear_layers_state_dict_crosses_to_pytorch(tmp_path):
     autonet.save(ours.state_dict(), path)
     theirs.load_state_dict(safetensors.torch.load_file(path))
     _outputs_agree(ours, theirs, np.random.default_rng(5).standard_normal((4, 3)), torch)
+
+
+def test_a_file_under_the_other_formats_suffix_is_refused_saying_which_suffix(tmp_path):
+    # both were refused with words for other cases ("a .npy file?", the package's header error)
+    autonet.save({"w": np.ones(2)}, tmp_path / "w.safetensors")
+    (tmp_path / "w.npz").write_bytes((tmp_path / "w.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="a safetensors file\\? give its name the .safetensors suffix"):
+        autonet.load(tmp_path / "w.npz")
+    autonet.save({"w": np.ones(2)}, tmp_path / "v.npz")
+    (tmp_path / "v.safetensors").write_bytes((tmp_path / "v.npz").read_bytes())
+    with pytest.raises(ValueError, match="a zip archive.*give its name the .npz suffix"):
+        autonet.load(tmp_path / "v.safetensors")
+    np.save(tmp_path / "a.npy", np.ones(2))
+    with pytest.raises(ValueError, match="a .npy file: read it with numpy.load"):
+        autonet.load(tmp_path / "a.npy")

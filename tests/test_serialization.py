@@ -368,3 +368,274 @@ def test_a_save_in_progress_in_a_live_process_is_left_alone(tmp_path):
     other.write_bytes(b"not ours")
     autonet.save({"w": np.zeros(3)}, target)
     assert in_progress.exists() and other.exists()
+
+
+def test_a_missing_path_or_a_directory_raise_what_open_raises(tmp_path):
+    # as numpy.load and torch.load: not "is not an .npz archive (a .npy file?)"
+    with pytest.raises(FileNotFoundError):
+        autonet.load(tmp_path / "never_saved.npz")
+    with pytest.raises(IsADirectoryError):
+        autonet.load(tmp_path)
+
+
+def _damaged(data, rng):
+    damaged = bytearray(data)
+    for position in rng.integers(0, len(data), size=rng.integers(1, 5)):
+        damaged[position] = rng.integers(0, 256)
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["stored", "deflated"])
+def test_damaged_bytes_anywhere_give_a_value_error(tmp_path, compressed):
+    # zipfile and zlib raise NotImplementedError ("zip file version 12.8"), RuntimeError
+    # ("is encrypted"), zlib.error, EOFError or OSError on damaged bytes; load says ValueError
+    whole = tmp_path / "whole.npz"
+    if compressed:
+        np.savez_compressed(whole, w=np.arange(100.0), b=np.ones((3, 3)))
+    else:
+        autonet.save({"model": {"w": np.arange(20.0).reshape(4, 5)}, "epoch": 3}, whole)
+    data, rng, damaged = whole.read_bytes(), np.random.default_rng(0), tmp_path / "damaged.npz"
+    kinds = set()
+    for _ in range(600):
+        damaged.write_bytes(_damaged(data, rng))
+        try:
+            autonet.load(damaged)
+        except ValueError as error:
+            kinds.add(str(error).split("(")[-1].split(":")[0])
+    assert kinds & {"NotImplementedError", "error", "RuntimeError", "EOFError", "OSError"}
+
+
+def test_an_unsupported_compression_method_or_encryption_flag_is_a_value_error(tmp_path):
+    path = tmp_path / "w.npz"
+    autonet.save({"w": np.ones(3)}, path)
+    data = path.read_bytes()
+    entry = data.index(b"PK\x01\x02")              # the first member's central directory entry
+    method = bytearray(data)
+    method[entry + 10:entry + 12] = (99).to_bytes(2, "little")   # its compression method
+    flagged = bytearray(data)
+    flagged[entry + 8] |= 1                                      # its "encrypted" flag bit
+    for damaged in (method, flagged):
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(ValueError, match="truncated or corrupt"):
+            autonet.load(path)
+
+
+def test_save_names_a_missing_directory_not_its_temporary_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make it first") as missing:
+        autonet.save({"w": np.ones(2)}, tmp_path / "not_made" / "w.npz")
+    assert missing.value.filename == str(tmp_path / "not_made")
+    (tmp_path / "a_file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file") as under_a_file:
+        autonet.save({"w": np.ones(2)}, tmp_path / "a_file" / "w.npz")
+    assert under_a_file.value.filename == str(tmp_path / "a_file")
+    (tmp_path / "taken.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as directory:
+        autonet.save({"w": np.ones(2)}, tmp_path / "taken.npz")
+    assert directory.value.filename == str(tmp_path / "taken.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
+    with pytest.raises(IsADirectoryError, match="ending in a separator") as slash:   # as open()
+        autonet.save({"w": np.ones(2)}, f"{tmp_path}/new.npz/")     # was: the temporary '..<pid>...'
+    assert slash.value.filename == f"{tmp_path}/new.npz/"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "taken.npz"]
+
+
+def test_an_empty_path_is_refused_before_any_file_is_made(tmp_path, monkeypatch):
+    # it made its temporary file in the working directory's parent, then failed to move it to ''
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for path in ("", b""):
+        with pytest.raises(FileNotFoundError, match="empty path"):
+            autonet.save({"w": np.ones(2)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["work"] and list(work.iterdir()) == []
+
+
+def test_a_bytes_path_saves_and_loads(tmp_path):
+    # was: TypeError "cannot use a string pattern on a bytes-like object"
+    path = os.fsencode(tmp_path / "w.npz")
+    autonet.save({"w": np.arange(3.0)}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]
+    assert autonet.load(path)["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+# ----------------------------------------------------------------- module state
+def _two_layers_sharing_a_buffer():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    shared = Tensor(np.zeros(3))
+    model[0].register_buffer("stat", shared)
+    model[1].register_buffer("stat", shared)
+    model.register_buffer("unset", None)
+    return model, shared
+
+
+def test_a_shared_buffer_is_listed_once_and_saved_under_every_name():
+    # PyTorch's named_buffers() (remove_duplicate=True) gives ['0.stat']; state_dict() keeps both
+    model, shared = _two_layers_sharing_a_buffer()
+    assert list(model.named_buffers()) == [("0.stat", shared)]
+    assert [b is shared for b in model.buffers()] == [True]
+    assert [name for name, _ in model.named_buffers(prefix="m")] == ["m.0.stat"]
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "0.stat", "1.weight", "1.bias", "1.stat"]
+
+
+@pytest.mark.parametrize("given", ["model.npz", [("weight", np.ones((2, 2))), ("bias", np.ones(2))]],
+                         ids=["a path", "a list of pairs"])
+def test_load_state_dict_takes_only_a_mapping(given):
+    # a path with strict=False loaded nothing and reported every key missing, silently
+    # (PyTorch: TypeError "Expected state_dict to be dict-like")
+    layer = nn.Linear(2, 2)
+    before = layer.state_dict()
+    for strict in (True, False):
+        with pytest.raises(TypeError, match="autonet.load\\(path\\)"):
+            layer.load_state_dict(given, strict=strict)
+    assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())
+
+
+@pytest.mark.parametrize("max_bytes", [math.nan, math.inf, 1.5e9, None, True, 0, -1, "2GB"])
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_max_bytes_must_be_a_positive_int(tmp_path, max_bytes, suffix):
+    # NaN compared False with every size, so the limit was silently off; None was a bare TypeError
+    path = tmp_path / f"w{suffix}"
+    path.write_bytes(b"\0" * 64)   # never opened: the argument is refused first
+    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+        autonet.load(path, max_bytes=max_bytes)
+
+
+def test_an_integer_max_bytes_of_any_int_type_is_taken(tmp_path):
+    autonet.save({"w": np.zeros(100)}, tmp_path / "w.npz")
+    assert autonet.load(tmp_path / "w.npz", max_bytes=np.int64(10_000))["w"].shape == (100,)
+    with pytest.raises(ValueError, match="more than max_bytes"):
+        autonet.load(tmp_path / "w.npz", max_bytes=np.int32(100))
+
+
+def _nested(depth, leaf):
+    obj = leaf
+    for _ in range(depth):
+        obj = {"a": obj}
+    return obj
+
+
+@pytest.mark.parametrize("leaf", [{}, 1.5, np.ones(2)], ids=["empty dict", "number", "array"])
+def test_save_refuses_what_load_would_refuse_as_too_deep(tmp_path, leaf):
+    # a 101-level dict was written, then load refused it; a list holding itself hit RecursionError
+    deepest = 100                                          # load's limit: the leaf at level 100
+    autonet.save(_nested(deepest, leaf), tmp_path / "deep.npz")
+    loaded = autonet.load(tmp_path / "deep.npz")
+    for _ in range(deepest - 1):
+        loaded = loaded["a"]
+    assert np.array_equal(loaded["a"], leaf) if isinstance(leaf, np.ndarray) else loaded["a"] == leaf
+    with pytest.raises(ValueError, match="deeper than 100 levels"):
+        autonet.save(_nested(deepest + 1, leaf), tmp_path / "deeper.npz")
+    itself = []
+    itself.append(itself)
+    with pytest.raises(ValueError, match="holds itself"):
+        autonet.save({"loop": itself}, tmp_path / "loop.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["deep.npz"]
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "\ud800", "x" * 70_000, "é" * 600],
+                         ids=["NUL", "lone surrogate", "70,000 characters", "1,200 bytes of UTF-8"])
+def test_keys_no_zip_member_name_can_hold_round_trip(tmp_path, key):
+    # NUL: the file was written and load refused it (zip readers cut the name at NUL); a lone
+    # surrogate raised UnicodeEncodeError and a long key struct.error ("ushort format requires")
+    state = {key: np.arange(3.0), "nested": {key: np.ones(2), key + "~": np.zeros(1)}}
+    autonet.save(state, tmp_path / "keys.npz")
+    loaded = autonet.load(tmp_path / "keys.npz")
+    assert list(loaded) == [key, "nested"] and list(loaded["nested"]) == [key, key + "~"]
+    assert loaded[key].tolist() == [0.0, 1.0, 2.0] and loaded["nested"][key].tolist() == [1.0, 1.0]
+    assert loaded["nested"][key + "~"].tolist() == [0.0]
+    with np.load(tmp_path / "keys.npz") as archive:           # numpy lists three members and the manifest
+        assert len(archive.files) == 4 and all(len(name.encode()) <= 1024 + len("~2") for name in archive.files)
+
+
+def test_a_read_only_buffer_is_refused_before_anything_is_written():
+    # load_state_dict wrote 'weight', then failed on the read-only buffer: half a state loaded
+    layer = nn.Linear(2, 2)
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    layer.register_buffer("stat", autonet.from_dlpack(frozen))   # shares the read-only memory
+    before = layer.state_dict()
+    state = {"weight": np.full((2, 2), 5.0), "bias": np.ones(2), "stat": np.ones(3)}
+    with pytest.raises(ValueError, match="'stat' holds a read-only array"):
+        layer.load_state_dict(state)
+    assert all(np.array_equal(before[k], v) for k, v in layer.state_dict().items())
+
+
+@pytest.mark.parametrize("length", [233, 255])
+def test_a_file_name_up_to_the_file_systems_limit_saves(tmp_path, length):
+    # the temporary name (".<name>.<pid>.<random>.tmp") passed 255 bytes: "File name too long"
+    name = "m" * (length - len(".npz")) + ".npz"
+    autonet.save({"w": np.arange(2.0)}, tmp_path / name)
+    autonet.save({"w": np.arange(3.0)}, tmp_path / name)       # over the first, atomically
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert autonet.load(tmp_path / name)["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_pytorch_checkpoint_is_refused_saying_how_to_convert_it(tmp_path):
+    # torch.save writes a zip whose pickle is '<name>/data.pkl' (members as PyTorch 2.13 names
+    # them); it was refused as "member 'm/data.pkl' is not an array"
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in [("m/data.pkl", b"\x80\x02}q\x00."), ("m/.format_version", b"1"),
+                           ("m/byteorder", b"little"), ("m/data/0", b"\0" * 16), ("m/version", b"3\n")]:
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match="PyTorch checkpoint.*safetensors.torch.save_file"):
+        autonet.load(path)
+
+
+def test_recurse_false_lists_only_the_modules_own_parameters_and_buffers():
+    # PyTorch's recurse=False (was: TypeError "unexpected keyword argument 'recurse'")
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    norm = model[1]
+    norm.extra = nn.Linear(1, 1)                                 # a child's: not its own
+    assert list(model.named_parameters(recurse=False)) == [] and list(model.buffers(recurse=False)) == []
+    assert [name for name, _ in norm.named_parameters(recurse=False)] == ["weight", "bias"]
+    assert [p is q for p, q in zip(norm.parameters(recurse=False), [norm.weight, norm.bias])] == [True] * 2
+    assert [name for name, _ in norm.named_buffers("m", recurse=False)] == [
+        "m.running_mean", "m.running_var", "m.num_batches_tracked"]
+    assert len(list(norm.buffers(recurse=False))) == 3 and len(list(norm.parameters())) == 4
+    with pytest.raises(ValueError, match="recurse must be True or False"):
+        list(model.parameters(recurse="no"))
+
+
+def test_a_link_at_the_path_is_written_through_as_numpy_save_does(tmp_path):
+    # the link was replaced by a new file and its target kept the old checkpoint
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "model.npz"
+    autonet.save({"w": np.zeros(2)}, target)
+    latest = tmp_path / "latest.npz"
+    latest.symlink_to(target)
+    autonet.save({"w": np.ones(2)}, latest)
+    assert latest.is_symlink() and os.readlink(latest) == str(target)
+    assert autonet.load(target)["w"].tolist() == [1.0, 1.0]
+    np.save(tmp_path / "runs" / "a.npy", np.zeros(1))             # the reference: numpy's own save
+    (tmp_path / "a.npy").symlink_to(tmp_path / "runs" / "a.npy")
+    np.save(tmp_path / "a.npy", np.ones(1))
+    assert (tmp_path / "a.npy").is_symlink() and np.load(tmp_path / "runs" / "a.npy").tolist() == [1.0]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a.npy", "model.npz"]
+
+
+def test_load_state_dict_takes_tensors_where_the_model_is():
+    # Tensors on a device (the double in its run; CuPy's arrays likewise) were converted with
+    # np.asarray: "implicit conversion of a DeviceArray to NumPy"
+    source, layer = nn.Linear(3, 2), nn.Linear(3, 2)
+    state = dict(source.named_parameters())
+    state["weight"] = state["weight"] * 2.0          # a Tensor made by an op, where the model is
+    layer.load_state_dict(state)
+    expected = source.state_dict()
+    np.testing.assert_array_equal(layer.state_dict()["weight"], 2.0 * expected["weight"])
+    np.testing.assert_array_equal(layer.state_dict()["bias"], expected["bias"])
+    assert layer.weight.device == source.weight.device and layer.weight.requires_grad
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o002])
+def test_a_new_file_gets_the_permissions_numpy_save_gives_it(tmp_path, umask):
+    # a new file was always rw-r--r--: readable by everyone under a private umask of 077
+    previous = os.umask(umask)
+    try:
+        np.save(tmp_path / "reference.npy", np.ones(1))
+        autonet.save({"w": np.ones(1)}, tmp_path / "w.npz")
+    finally:
+        os.umask(previous)
+    expected = (tmp_path / "reference.npy").stat().st_mode & 0o777
+    assert expected == 0o666 & ~umask
+    assert (tmp_path / "w.npz").stat().st_mode & 0o777 == expected

@@ -174,19 +174,25 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """(dotted name, Parameter): this module's own first, then its children's."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter): this module's own first, then (``recurse``) its children's."""
         seen = set()
-        for path, module in self.named_modules(prefix):
+        for path, module in self._scope(prefix, recurse):
             for name, value in module._members():
                 if isinstance(value, Parameter) and value not in seen:
                     seen.add(value)
                     yield (f"{path}.{name}" if path else name), value
 
-    def parameters(self) -> Iterator[Parameter]:
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """An iterator over the Parameters (each once, even when shared)."""
-        for _, parameter in self.named_parameters():
+        for _, parameter in self.named_parameters(recurse=recurse):
             yield parameter
+
+    def _scope(self, prefix, recurse):
+        """(path, module) for this module and, with ``recurse`` (PyTorch's word), every one below."""
+        if not isinstance(recurse, bool):
+            raise ValueError(f"recurse must be True or False, not {recurse!r}")
+        return self.named_modules(prefix) if recurse else iter([(prefix, self)])
 
     def register_buffer(self, name: str, value: TensorLike | None, persistent: bool = True) -> None:
         """Keep ``value`` (a Tensor, an array, or None) as state that is not trained:
@@ -202,16 +208,19 @@ class Module:
         self._buffers[name] = bool(persistent)
         object.__setattr__(self, name, value)
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """(dotted name, Tensor) of every buffer, this module's first, then its children's."""
-        for path, module in self.named_modules(prefix):
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(dotted name, Tensor) of every buffer, this module's first, then (``recurse``) its
+        children's; each once, under its first name, even when modules share it (as PyTorch)."""
+        seen = set()
+        for path, module in self._scope(prefix, recurse):
             for name in module._buffers:
                 value = getattr(module, name)
-                if value is not None:
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
                     yield (f"{path}.{name}" if path else name), value
 
-    def buffers(self) -> Iterator[Tensor]:
-        for _, buffer in self.named_buffers():
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
     def _state_tensors(self, prefix=""):
@@ -289,6 +298,10 @@ class Module:
         shape that does not fit raises ValueError naming the key and both shapes.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
+        if not isinstance(state_dict, Mapping):   # a path with strict=False loaded nothing, silently
+            raise TypeError(f"load_state_dict: expected a dict of name -> array (as state_dict() "
+                            f"returns), not {type(state_dict).__name__}; for a file, pass "
+                            f"autonet.load(path)")
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -299,14 +312,17 @@ class Module:
         for name, parameter in own.items():
             if name not in state_dict:
                 continue
-            value = np.asarray(state_dict[name].data if isinstance(state_dict[name], Tensor)
-                               else state_dict[name])
+            value = state_dict[name].data if isinstance(state_dict[name], Tensor) else state_dict[name]
+            value = devices.to_host(value) if devices.is_foreign(value) else np.asarray(value)
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: {name!r} holds {value.dtype} data, not numbers")
             if value.shape != parameter.shape:
                 raise ValueError(
                     f"load_state_dict: {name!r} has shape {value.shape} in the state dict but "
                     f"{parameter.shape} in the module")
+            if not getattr(getattr(parameter.data, "flags", None), "writeable", True):
+                raise ValueError(f"load_state_dict: {name!r} holds a read-only array (shared "
+                                 f"through from_dlpack or a memory map?); assign it a copy first")
             staged.append((parameter, value))
         with no_grad():
             for parameter, value in staged:
