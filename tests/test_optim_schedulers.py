@@ -363,13 +363,42 @@ def test_cosine_with_one_step_periods_alternates_between_the_bounds():
                                   lambda o: L.StepLR(o, step_size=1.5),
                                   lambda o: L.LinearLR(o, start_factor=0.0),
                                   lambda o: L.LinearLR(o, end_factor=1.5),
-                                  lambda o: L.LambdaLR(o, [lambda e: 1.0] * 2)],
-                         ids=["T_max=0", "float step_size", "start_factor=0", "end_factor>1", "2 lambdas"])
+                                  lambda o: L.LambdaLR(o, [lambda e: 1.0] * 2),
+                                  lambda o: L.StepLR(o, step_size=True),
+                                  lambda o: L.MultiStepLR(o, milestones=[2.0])],
+                         ids=["T_max=0", "float step_size", "start_factor=0", "end_factor>1", "2 lambdas",
+                              "bool step_size", "float milestone"])
 def test_degenerate_scheduler_settings_are_refused_and_leave_the_rate(make):
     optimizer = _optimizer(0.4)
     with pytest.raises(ValueError):
         make(optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.4
+
+
+@pytest.mark.parametrize("make", [
+    lambda o, n: L.StepLR(o, step_size=n(3), gamma=0.5),
+    lambda o, n: L.MultiStepLR(o, milestones=[n(2), n(2), n(5)], gamma=0.5),
+    lambda o, n: L.CosineAnnealingLR(o, T_max=n(4), eta_min=0.01),
+    lambda o, n: L.LinearLR(o, start_factor=0.25, total_iters=n(3)),
+], ids=["step", "multistep", "cosine", "linear"])
+def test_numpy_integer_settings_act_as_python_ints_and_save(make, tmp_path):
+    """PyTorch takes ``T_max=np.int64(4)`` (a count computed with NumPy); autonet refused it as
+    'not a positive int, not 4'. The NumPy count now gives the Python int's rates, and the
+    scheduler's state (Python ints) still saves."""
+    as_python = _rates(lambda o: make(o, int), steps=12)
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.3)
+    scheduler = make(optimizer, np.int64)
+    rates = [scheduler.get_last_lr()[0]]
+    for _ in range(12):
+        optimizer.step()
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    np.testing.assert_array_equal(rates, as_python)
+    autonet.save({"scheduler": scheduler.state_dict()}, str(tmp_path / "s.npz"))
+    restored = make(SGD([Tensor([1.0], requires_grad=True)], lr=0.3), int)
+    restored.load_state_dict(autonet.load(str(tmp_path / "s.npz"))["scheduler"])
+    assert restored.state_dict() == scheduler.state_dict()
 
 
 @pytest.mark.parametrize("bad", [math.nan, -1.0])

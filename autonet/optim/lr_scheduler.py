@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import collections
 import math
+import numbers
 
 from typing import Any, Callable, Sequence
 
@@ -97,10 +98,19 @@ class LRScheduler:
         vars(self).update(state_dict)
 
 
+def _integer(value):
+    """``value`` as a Python int when it is an integer (a NumPy one too, as PyTorch takes
+    ``np.int64(10)``); None for anything else (a float, a bool, a string)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
 def _positive_int(value, name):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    number = _integer(value)
+    if number is None or number <= 0:
         raise ValueError(f"{name} must be a positive int, not {value!r}")
-    return value
+    return number
 
 
 class StepLR(LRScheduler):
@@ -124,10 +134,11 @@ class MultiStepLR(LRScheduler):
     multiplies twice, as PyTorch's)."""
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
-        milestones = list(milestones)
-        if not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in milestones):
-            raise ValueError(f"MultiStepLR: milestones must be ints >= 0, not {milestones!r}")
-        self.milestones, self.gamma = collections.Counter(milestones), gamma
+        given = list(milestones)
+        steps = [_integer(m) for m in given]
+        if not all(m is not None and m >= 0 for m in steps):
+            raise ValueError(f"MultiStepLR: milestones must be ints >= 0, not {given!r}")
+        self.milestones, self.gamma = collections.Counter(steps), gamma
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
