@@ -128,3 +128,25 @@ def test_clip_grad_norm_error_if_nonfinite():
         assert nn.utils.clip_grad_norm_(params, 1.0) == math.inf
     np.testing.assert_array_equal(params[0].grad, [0.0, math.nan])
     np.testing.assert_array_equal(params[1].grad, [0.0])
+
+
+@pytest.mark.parametrize("fixed", ["numpy scalar", "read-only"])
+def test_gradients_that_cannot_change_in_place_are_clipped_too(fixed):
+    """A NumPy scalar gradient (``w.grad = np.float64(5.0)`` on a 0-d parameter) or a read-only
+    one is replaced by its clipped copy, as PyTorch's (always writable) gradients are clipped:
+    clip_grad_norm_ left the scalar unclipped, and both refused a read-only gradient."""
+    if fixed == "numpy scalar":
+        w = Tensor(0.0, requires_grad=True)
+        value, clipped_to_norm_1 = np.float64(5.0), 5.0 / (5.0 + 1e-6)
+    else:
+        w = Tensor([0.0, 0.0], requires_grad=True)
+        value = devices.to_host(np.array([6.0, 8.0]))
+        value.setflags(write=False)
+        clipped_to_norm_1 = np.array([6.0, 8.0]) / (10.0 + 1e-6)
+    w.grad = value
+    assert nn.utils.clip_grad_norm_([w], max_norm=1.0) == np.sqrt(np.sum(np.square(value)))
+    np.testing.assert_allclose(devices.to_host(w.grad), clipped_to_norm_1, rtol=1e-15)
+    w.grad = value
+    nn.utils.clip_grad_value_([w], 5.5)
+    np.testing.assert_array_equal(devices.to_host(w.grad), np.minimum(value, 5.5))
+    w.grad.flat[0] = 0.0   # the clipped gradient is an array of its own
