@@ -173,6 +173,31 @@ def test_reduce_lr_on_plateau(options):
     assert min(expected) < 0.1   # it did reduce
 
 
+def test_reduce_lr_on_plateau_reduces_a_group_added_after_it():
+    """PyTorch's rule: a group added with add_param_group is reduced too, under the single
+    min_lr (autonet left it at its rate); with one min_lr per group there is none for it, so
+    the next step refuses (RuntimeError, as PyTorch) and changes nothing."""
+    metrics = [3, 2, 2, 2, 2, 2, 2, 2]
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.1)
+    plateau = L.ReduceLROnPlateau(optimizer, patience=1, factor=0.5, min_lr=0.02)
+    optimizer.add_param_group({"params": [Tensor([1.0], requires_grad=True)], "lr": 0.3})
+    rates = [[group["lr"] for group in optimizer.param_groups]]
+    for value in metrics:
+        plateau.step(value)
+        rates.append([group["lr"] for group in optimizer.param_groups])
+    for number, lr in enumerate([0.1, 0.3]):
+        expected = _plateau_by_hand(metrics, lr, 0.5, 1, 1e-4, 0, min_lr=0.02)
+        np.testing.assert_allclose(np.array(rates)[:, number], expected, rtol=1e-15)
+    assert rates[-1][1] < 0.3
+
+    per_group = L.ReduceLROnPlateau(optimizer, patience=1, factor=0.5, min_lr=[0.0, 0.0])
+    optimizer.add_param_group({"params": [Tensor([1.0], requires_grad=True)], "lr": 0.3})
+    before = per_group.state_dict()
+    with pytest.raises(RuntimeError, match="min_lr gives 2"):
+        per_group.step(1.0)
+    assert per_group.state_dict() == before
+
+
 def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
     lrs = _schedule(lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, T_max=10)],
                                           milestones=[4]), 14)[:, 0]

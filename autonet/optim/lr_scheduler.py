@@ -346,6 +346,7 @@ class ReduceLROnPlateau:
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps
         self.min_lrs = min_lrs
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr   # PyTorch's name
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = self.cooldown_counter = self.last_epoch = 0
         self._last_lr = [group["lr"] for group in groups]
@@ -361,6 +362,7 @@ class ReduceLROnPlateau:
     def step(self, metrics: float) -> None:
         """Record one value of the watched metric and reduce the rates if it has stalled."""
         value = float(metrics)
+        self._match_groups()
         self.last_epoch += 1
         if self._better(value):
             self.best, self.num_bad_epochs = value, 0
@@ -376,6 +378,20 @@ class ReduceLROnPlateau:
                     group["lr"] = new
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _match_groups(self):
+        """PyTorch's rule for groups added with ``add_param_group`` after this scheduler was
+        made: a single ``min_lr`` applies to them too (they were never reduced); one ``min_lr``
+        per group has none for them (``RuntimeError``, before anything changes)."""
+        groups = len(self.optimizer.param_groups)
+        if groups == len(self.min_lrs):
+            return
+        if self.default_min_lr is None:
+            raise RuntimeError(
+                f"ReduceLROnPlateau: the optimizer has {groups} parameter groups but min_lr gives "
+                f"{len(self.min_lrs)} (a group was added after the scheduler was made): set "
+                f"scheduler.min_lrs to {groups} rates, or make the scheduler after add_param_group")
+        self.min_lrs = [self.default_min_lr] * groups
 
     def get_last_lr(self) -> list[float]:
         return list(self._last_lr)
