@@ -198,6 +198,28 @@ def test_reduce_lr_on_plateau_reduces_a_group_added_after_it():
     assert per_group.state_dict() == before
 
 
+@pytest.mark.parametrize("make, steps", [
+    (lambda o: L.LambdaLR(o, lambda epoch: 0.9 ** epoch), 0),
+    (lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=10), 0),
+    (lambda o: L.CosineAnnealingLR(o, T_max=2), 2),   # rates scale until the restart reads base_lrs
+    (lambda o: L.SequentialLR(o, [L.ExponentialLR(o, 0.9), L.StepLR(o, 2)], milestones=[2]), 1),
+], ids=["lambda", "one-cycle", "cosine", "sequential-restart"])
+def test_a_rule_from_the_initial_rates_refuses_a_group_added_after_the_scheduler(make, steps):
+    """A group added with add_param_group has no initial rate for these rules: PyTorch fails
+    with a zip's ValueError (a KeyError for OneCycleLR); autonet left the new group's rate
+    as it was, silently. Now a ValueError says what to do, and nothing has changed."""
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.1, momentum=0.9)
+    scheduler = make(optimizer)
+    optimizer.add_param_group({"params": [Tensor([1.0], requires_grad=True)], "lr": 0.7})
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+    before = (scheduler.state_dict(), [dict(group, params=None) for group in optimizer.param_groups])
+    with pytest.raises(ValueError, match="after the last add_param_group"):
+        scheduler.step()
+    assert (scheduler.state_dict(), [dict(group, params=None) for group in optimizer.param_groups]) == before
+
+
 def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
     lrs = _schedule(lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, T_max=10)],
                                           milestones=[4]), 14)[:, 0]

@@ -53,9 +53,19 @@ class LRScheduler:
 
     def _advance(self):
         """``step()``'s work; schedulers that step others call this (one replayed call, not two)."""
-        self._step_count += 1
-        self.last_epoch += 1
-        self._set(self.get_lr())
+        self._move_to(self.last_epoch + 1, self.get_lr)
+
+    def _move_to(self, epoch, rates):
+        """Count one step, to ``epoch``, and set the groups' rates to ``rates()`` (computed at
+        that epoch); on an error nothing has changed."""
+        counters = self._step_count, self.last_epoch
+        self._step_count, self.last_epoch = self._step_count + 1, epoch
+        try:
+            computed = rates()
+        except BaseException:
+            self._step_count, self.last_epoch = counters
+            raise
+        self._set(computed)
 
     def get_lr(self) -> list[float]:
         raise NotImplementedError
@@ -68,9 +78,19 @@ class LRScheduler:
     def _restart(self):
         """Start the schedule again at step 0, from the initial rates (``SequentialLR``'s
         milestones; PyTorch's ``step(0)``)."""
-        self._step_count += 1
-        self.last_epoch = 0
-        self._set(self.closed_form())
+        self._move_to(0, self.closed_form)
+
+    def _initial_rates(self):
+        """``base_lrs``, one per parameter group: ``ValueError`` (PyTorch's is a zip's) where a
+        group was added after this scheduler was made, which has no initial rate here."""
+        groups = len(self.optimizer.param_groups)
+        if groups != len(self.base_lrs):
+            raise ValueError(
+                f"{type(self).__name__}: the optimizer has {groups} parameter groups, but this "
+                f"scheduler was made for {len(self.base_lrs)}; its rule starts from each group's "
+                f"initial rate, which a group added with add_param_group since has not here: make "
+                f"the scheduler after the last add_param_group")
+        return self.base_lrs
 
     def _set(self, rates):
         for group, lr in zip(self.optimizer.param_groups, rates):
@@ -126,7 +146,7 @@ class StepLR(LRScheduler):
         return [lr * self.gamma for lr in self._current()]
 
     def closed_form(self) -> list[float]:
-        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self._initial_rates()]
 
 
 class MultiStepLR(LRScheduler):
@@ -148,7 +168,7 @@ class MultiStepLR(LRScheduler):
 
     def closed_form(self) -> list[float]:
         passed = sum(count for milestone, count in self.milestones.items() if milestone <= self.last_epoch)
-        return [base * self.gamma ** passed for base in self.base_lrs]
+        return [base * self.gamma ** passed for base in self._initial_rates()]
 
 
 class ExponentialLR(LRScheduler):
@@ -162,7 +182,7 @@ class ExponentialLR(LRScheduler):
         return self._current() if self._initial else [lr * self.gamma for lr in self._current()]
 
     def closed_form(self) -> list[float]:
-        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+        return [base * self.gamma ** self.last_epoch for base in self._initial_rates()]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -180,13 +200,13 @@ class CosineAnnealingLR(LRScheduler):
         t, period, low = self.last_epoch, self.T_max, self.eta_min
         if (t - 1 - period) % (2 * period) == 0:
             return [lr + (base - low) * (1 - math.cos(math.pi / period)) / 2
-                    for lr, base in zip(self._current(), self.base_lrs)]
+                    for lr, base in zip(self._current(), self._initial_rates())]
         return [(1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
                 * (lr - low) + low for lr in self._current()]
 
     def closed_form(self) -> list[float]:
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for base in self.base_lrs]
+                for base in self._initial_rates()]
 
 
 class LinearLR(LRScheduler):
@@ -212,7 +232,7 @@ class LinearLR(LRScheduler):
     def closed_form(self) -> list[float]:
         done = min(self.total_iters, self.last_epoch) / self.total_iters
         return [base * (self.start_factor + (self.end_factor - self.start_factor) * done)
-                for base in self.base_lrs]
+                for base in self._initial_rates()]
 
 
 class LambdaLR(LRScheduler):
@@ -229,7 +249,7 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
-        return [base * f(self.last_epoch) for base, f in zip(self.base_lrs, self.lr_lambdas)]
+        return [base * f(self.last_epoch) for base, f in zip(self._initial_rates(), self.lr_lambdas)]
 
 
 class OneCycleLR(LRScheduler):
@@ -292,6 +312,7 @@ class OneCycleLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         step = self.last_epoch
+        self._initial_rates()   # no group added since: the cycle has no points for one
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {step} times, past total_steps={self.total_steps}")
         rates = []
@@ -436,14 +457,14 @@ class SequentialLR(LRScheduler):
         self._last_lr = schedulers[0].get_last_lr()
 
     def _advance(self):
-        self.last_epoch += 1
-        number = bisect.bisect_right(self._milestones, self.last_epoch)
+        epoch = self.last_epoch + 1
+        number = bisect.bisect_right(self._milestones, epoch)
         scheduler = self._schedulers[number]
-        if number > 0 and self._milestones[number - 1] == self.last_epoch:
+        if number > 0 and self._milestones[number - 1] == epoch:
             scheduler._restart()
         else:
             scheduler._advance()
-        self._last_lr = scheduler.get_last_lr()
+        self.last_epoch, self._last_lr = epoch, scheduler.get_last_lr()
 
     def state_dict(self) -> dict[str, Any]:
         return {"last_epoch": self.last_epoch, "_milestones": list(self._milestones),
