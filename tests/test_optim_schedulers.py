@@ -220,6 +220,28 @@ def test_a_rule_from_the_initial_rates_refuses_a_group_added_after_the_scheduler
     assert (scheduler.state_dict(), [dict(group, params=None) for group in optimizer.param_groups]) == before
 
 
+def test_sequential_lr_with_a_milestone_at_0_starts_with_the_second_scheduler():
+    """PyTorch's SequentialLR takes its first step with the scheduler meant for step 0: with
+    milestones=[0] that is the second, and its StepLR runs from step 0 (autonet stepped the
+    first one there, so the StepLR ran one step late)."""
+    lrs = _schedule(lambda o: L.SequentialLR(o, [L.ExponentialLR(o, 0.5), L.StepLR(o, step_size=2, gamma=0.5)],
+                                          milestones=[0]), 9)[:, 0]
+    np.testing.assert_allclose(lrs, [0.1 * 0.5 ** (t // 2) for t in range(10)], rtol=1e-15)
+
+
+def test_a_chained_scheduler_inside_a_sequential_one_is_undone_and_stepped_as_pytorchs():
+    """SequentialLR takes back the first step of the schedulers inside a ChainedScheduler too
+    (PyTorch's recursive_undo); then its first step steps them all again, so the chained
+    ExponentialLR takes its factor at step 0 too. PyTorch 2.13's rates: 0.1 * 0.5 ** (t + 1) *
+    0.5 ** (t // 2) before the milestone, then 0.1 * 0.9 ** (t - 3); autonet's chained
+    ExponentialLR ran one step ahead (0.0125 at step 1)."""
+    lrs = _schedule(lambda o: L.SequentialLR(o, [L.ChainedScheduler([L.ExponentialLR(o, 0.5),
+                                                                      L.StepLR(o, step_size=2, gamma=0.5)]),
+                                                 L.ExponentialLR(o, 0.9)], milestones=[3]), 7)[:, 0]
+    expected = [0.1 * 0.5 ** (t + 1) * 0.5 ** (t // 2) for t in range(3)] + [0.1 * 0.9 ** (t - 3) for t in range(3, 8)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15)
+
+
 def test_sequential_lr_warmup_then_cosine_restarts_at_the_milestone():
     lrs = _schedule(lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, T_max=10)],
                                           milestones=[4]), 14)[:, 0]

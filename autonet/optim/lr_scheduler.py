@@ -433,6 +433,16 @@ def _refuse_plateau(schedulers, owner):
                              f"yourself)")
 
 
+def _undo_first_step(scheduler):
+    """Take back the step a scheduler took when it was made, as PyTorch's ``recursive_undo``:
+    those of a ChainedScheduler or SequentialLR inside, not its own count."""
+    inner = getattr(scheduler, "_schedulers", None)
+    if inner is None:
+        scheduler.last_epoch -= 1
+    for each in inner or ():
+        _undo_first_step(each)
+
+
 class SequentialLR(LRScheduler):
     """``schedulers`` one after another: the first until ``milestones[0]``, the next restarted
     from step 0 there, and so on (PyTorch's, e.g. a ``LinearLR`` warmup then a cosine)."""
@@ -451,10 +461,11 @@ class SequentialLR(LRScheduler):
         for group in optimizer.param_groups:   # undo the schedulers' own first steps
             group["lr"] = group["initial_lr"]
         for scheduler in schedulers:
-            scheduler.last_epoch -= 1
-        schedulers[0]._step_count = 0
-        schedulers[0]._advance()
-        self._last_lr = schedulers[0].get_last_lr()
+            _undo_first_step(scheduler)
+        first = schedulers[bisect.bisect_right(milestones, 0)]   # a milestone 0 skips the first
+        first._step_count = 0
+        first._advance()
+        self._last_lr = first.get_last_lr()
 
     def _advance(self):
         epoch = self.last_epoch + 1
