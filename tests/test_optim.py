@@ -103,6 +103,18 @@ def test_optimizers_take_only_leaf_tensors_that_require_grad(bad):
         SGD(bad, lr=0.1)
 
 
+def test_a_parameter_given_twice_is_refused_by_its_position_in_the_group_or_across_groups():
+    """The refusal named 'more than one parameter group' for a parameter repeated inside one
+    group too; it now gives the position, and the optimizer keeps its groups."""
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="parameter 2 of this group is given twice"):
+        SGD([a, b, a], lr=0.1)
+    optimizer = SGD([a], lr=0.1)
+    with pytest.raises(ValueError, match="parameter 1 of this group is given twice"):
+        optimizer.add_param_group({"params": [b, a]})
+    assert [group["params"] for group in optimizer.param_groups] == [[a]]
+
+
 def test_a_set_of_parameters_is_refused_as_pytorch_refuses_it():
     """A set's order changes from run to run (it follows the tensors' ids), so a state_dict
     saved in one run would give each parameter another one's state in the next."""

@@ -58,13 +58,16 @@ class Optimizer:
         _refuse_unordered(params)
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
-        for p in params:
+        for number, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizers take Tensors, got {type(p).__name__}")
             if not p.requires_grad or not p.is_leaf:
                 raise TypeError("optimizers take leaf Tensors that require grad")
             if id(p) in seen:
-                raise ValueError("a parameter appears in more than one parameter group")
+                raise ValueError(
+                    f"parameter {number} of this group is given twice (in this group or an earlier "
+                    f"one), so a step would update it twice: give each parameter once (PyTorch warns "
+                    f"that this will be an error)")
             seen.add(id(p))
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
