@@ -524,3 +524,58 @@ def test_the_first_scheduler_records_initial_lr_in_the_groups():
     assert optimizer.param_groups[0]["initial_lr"] == 0.3
     second = L.StepLR(optimizer, step_size=2)
     assert second.base_lrs == [0.3]
+
+
+# ----------------------------------------------------------------- PyTorch's other schedulers
+def _sgdr_by_hand(base, eta_min, T_0, T_mult, steps):   # noqa: N803 - PyTorch's names
+    """SGDR's rates, period after period written out (the cycle lengths T_0, T_0 T_mult, ...)."""
+    rates, period = [], T_0
+    while len(rates) <= steps:
+        rates += [eta_min + (base - eta_min) * (1 + math.cos(math.pi * k / period)) / 2 for k in range(period)]
+        period *= T_mult
+    return rates[:steps + 1]
+
+
+@pytest.mark.parametrize("make, by_hand", [
+    (lambda o: L.ConstantLR(o, factor=0.25, total_iters=4), lambda t: 0.3 * (0.25 if t < 4 else 1.0)),
+    (lambda o: L.PolynomialLR(o, total_iters=6, power=2.0), lambda t: 0.3 * (1 - min(t, 6) / 6) ** 2),
+    (lambda o: L.PolynomialLR(o, total_iters=5), lambda t: 0.3 * (1 - min(t, 5) / 5)),
+    (lambda o: L.MultiplicativeLR(o, lambda epoch: 0.95 - 0.01 * epoch),   # from step 1: none at step 0
+     lambda t: 0.3 * math.prod(0.95 - 0.01 * k for k in range(1, t + 1))),
+    (lambda o: L.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.01),
+     lambda t: _sgdr_by_hand(0.3, 0.01, 3, 2, 25)[t]),
+    (lambda o: L.CosineAnnealingWarmRestarts(o, T_0=4), lambda t: _sgdr_by_hand(0.3, 0.0, 4, 1, 25)[t]),
+], ids=["constant", "polynomial-2", "polynomial-1", "multiplicative", "sgdr-T_mult=2", "sgdr"])
+def test_pytorchs_other_schedulers_follow_their_closed_forms(make, by_hand):
+    """ConstantLR, PolynomialLR, MultiplicativeLR and CosineAnnealingWarmRestarts were missing
+    (lr_scheduler.* is 'PyTorch's rates, step for step'); they use PyTorch's recurrences, held
+    here to the closed forms PyTorch documents (bit for bit against PyTorch 2.13 when written)."""
+    rates = _rates(make)
+    np.testing.assert_allclose(rates, [by_hand(t) for t in range(len(rates))], rtol=1e-12, atol=1e-15)
+
+
+def test_sgdr_counts_its_period_as_pytorch_and_restarts_at_a_sequential_milestone():
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.3)
+    sgdr = L.CosineAnnealingWarmRestarts(optimizer, T_0=2, T_mult=3)
+    positions = []
+    for _ in range(10):
+        positions.append((sgdr.T_cur, sgdr.T_i))
+        optimizer.step()
+        sgdr.step()
+    assert positions == [(0, 2), (1, 2), (0, 6), (1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (0, 18), (1, 18)]
+    rates = _rates(lambda o: L.SequentialLR(o, [L.ConstantLR(o, factor=0.5, total_iters=9),
+                                                L.CosineAnnealingWarmRestarts(o, T_0=3)], milestones=[2]), 8)
+    np.testing.assert_allclose(rates, [0.15, 0.15] + _sgdr_by_hand(0.3, 0.0, 3, 1, 6), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("make", [lambda o: L.ConstantLR(o, factor=0.0), lambda o: L.ConstantLR(o, factor=1.5),
+                                  lambda o: L.PolynomialLR(o, total_iters=0),
+                                  lambda o: L.CosineAnnealingWarmRestarts(o, T_0=0),
+                                  lambda o: L.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=0),
+                                  lambda o: L.MultiplicativeLR(o, [lambda e: 1.0] * 2)],
+                         ids=["factor=0", "factor>1", "total_iters=0", "T_0=0", "T_mult=0", "2 lambdas"])
+def test_the_other_schedulers_refuse_degenerate_settings_and_leave_the_rate(make):
+    optimizer = _optimizer(0.4)
+    with pytest.raises(ValueError):
+        make(optimizer)
+    assert optimizer.param_groups[0]["lr"] == 0.4

@@ -241,15 +241,113 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer,
                  lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
                  | tuple[Callable[[int], float], ...]) -> None:
-        groups = len(optimizer.param_groups)
-        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
-        if len(lambdas) != groups or not all(callable(f) for f in lambdas):
-            raise ValueError(f"LambdaLR: lr_lambda must be a function or {groups} functions")
-        self.lr_lambdas = lambdas
+        self.lr_lambdas = _lambdas(lr_lambda, optimizer, type(self).__name__)
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
         return [base * f(self.last_epoch) for base, f in zip(self._initial_rates(), self.lr_lambdas)]
+
+
+def _lambdas(lr_lambda, optimizer, owner):
+    """``lr_lambda`` as one function per parameter group (``ValueError`` otherwise)."""
+    groups = len(optimizer.param_groups)
+    lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+    if len(lambdas) != groups or not all(callable(f) for f in lambdas):
+        raise ValueError(f"{owner}: lr_lambda must be a function or {groups} functions")
+    return lambdas
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply each group's rate by ``lr_lambda(step)`` on every step (a function or one per
+    group), as PyTorch's."""
+
+    def __init__(self, optimizer: Optimizer,
+                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
+                 | tuple[Callable[[int], float], ...]) -> None:
+        self.lr_lambdas = _lambdas(lr_lambda, optimizer, type(self).__name__)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        self._initial_rates()   # one function per group: none for a group added since
+        if self._initial:
+            return self._current()
+        return [lr * f(self.last_epoch) for lr, f in zip(self._current(), self.lr_lambdas)]
+
+
+class ConstantLR(LRScheduler):
+    """Scale the rates by ``factor`` for the first ``total_iters`` steps, then restore them."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5) -> None:
+        if not 0 < factor <= 1:   # PyTorch takes 0, then divides by it at total_iters
+            raise ValueError(f"ConstantLR: factor must lie in (0, 1], not {factor!r}")
+        self.factor, self.total_iters = factor, _positive_int(total_iters, "total_iters")
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current()]
+        if self.last_epoch != self.total_iters:
+            return self._current()
+        return [lr * (1.0 / self.factor) for lr in self._current()]
+
+    def closed_form(self) -> list[float]:
+        restored = self.last_epoch >= self.total_iters
+        return [base * (self.factor + restored * (1 - self.factor)) for base in self._initial_rates()]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the rates to 0 over ``total_iters`` steps as ``(1 - t / total_iters) ** power``."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0) -> None:
+        self.total_iters, self.power = _positive_int(total_iters, "total_iters"), power
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        t, total = self.last_epoch, self.total_iters
+        if self._initial or t > total:
+            return self._current()
+        factor = ((1.0 - t / total) / (1.0 - (t - 1) / total)) ** self.power
+        return [lr * factor for lr in self._current()]
+
+    def closed_form(self) -> list[float]:
+        left = 1.0 - min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * left ** self.power for base in self._initial_rates()]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine from the initial rate down to ``eta_min`` over ``T_0`` steps, then again from the
+    initial rate, each period ``T_mult`` times the last (SGDR, PyTorch's)."""
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803 - PyTorch's names
+                 eta_min: float = 0.0) -> None:
+        self.T_0 = _positive_int(T_0, "T_0")
+        self.T_mult = _positive_int(T_mult, "T_mult")
+        self.eta_min = eta_min
+        super().__init__(optimizer)
+
+    @property
+    def T_cur(self) -> int:  # noqa: N802 - PyTorch's name
+        """Steps since the last restart."""
+        return self._position()[0]
+
+    @property
+    def T_i(self) -> int:  # noqa: N802 - PyTorch's name
+        """The length of the current period."""
+        return self._position()[1]
+
+    def _position(self):
+        """``(T_cur, T_i)`` at ``last_epoch``: PyTorch's per-step recurrence, counted at once."""
+        if self.T_mult == 1:
+            return self.last_epoch % self.T_0, self.T_0
+        since, period = self.last_epoch, self.T_0
+        while since >= period:
+            since, period = since - period, period * self.T_mult
+        return since, period
+
+    def get_lr(self) -> list[float]:
+        since, period = self._position()
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * since / period)) / 2
+                for base in self._initial_rates()]
 
 
 class OneCycleLR(LRScheduler):
