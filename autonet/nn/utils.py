@@ -55,7 +55,9 @@ def _listed(parameters):
 @replayable
 def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
     parameters = [p for p in parameters if p.grad is not None]
-    grads = [p.grad for p in parameters]
+    # a Tensor gradient (backward(create_graph=True)) is measured and scaled by its values, out
+    # of its graph, as PyTorch's no_grad clipping (recorded, its graph refused to differentiate)
+    grads = [p.grad._data if isinstance(p.grad, Tensor) else p.grad for p in parameters]
     if not grads:
         return 0.0
     # computed where the gradients live (one read of the total on a device, not one per tensor);
@@ -73,6 +75,8 @@ def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
             p.grad = np.asarray(grad * factor.astype(grad.dtype))
         else:
             grad *= factor.astype(grad.dtype)
+        if isinstance(p.grad, Tensor):
+            p.grad._bump_version()
     return float(total)
 
 
