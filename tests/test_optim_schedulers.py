@@ -579,3 +579,51 @@ def test_the_other_schedulers_refuse_degenerate_settings_and_leave_the_rate(make
     with pytest.raises(ValueError):
         make(optimizer)
     assert optimizer.param_groups[0]["lr"] == 0.4
+
+
+def _cyclic_by_hand(t, up, down, scale):
+    """The swing's fraction at step ``t`` of a cycle ``up`` steps up and ``down`` down, times the
+    mode's scale of (cycle number from 1, step)."""
+    position, size = t % (up + down), up + down
+    fraction = position / up if position <= up else (size - position) / down
+    return fraction * scale(t // size + 1, t)
+
+
+@pytest.mark.parametrize("mode, scale", [
+    ("triangular", lambda cycle, t: 1.0),
+    ("triangular2", lambda cycle, t: 0.5 ** (cycle - 1)),
+    ("exp_range", lambda cycle, t: 0.9 ** t),
+], ids=["triangular", "triangular2", "exp_range"])
+@pytest.mark.parametrize("make_optimizer, momentum", [
+    (lambda ps: SGD(ps, lr=0.1, momentum=0.5), lambda group: group["momentum"]),
+    (lambda ps: Adam(ps, lr=0.1), lambda group: group["betas"][0]),
+], ids=["sgd", "adam"])
+def test_cyclic_lr_swings_rate_and_momentum_as_pytorchs_documented_cycle(mode, scale, make_optimizer, momentum):
+    """CyclicLR was missing; PyTorch's rule, held to the documented triangle (bit for bit
+    against PyTorch 2.13 when written): the rate from base_lr up to max_lr and back, the momentum
+    (or beta1) the other way, each swing scaled by the mode."""
+    optimizer = make_optimizer([Tensor([1.0], requires_grad=True)])
+    scheduler = L.CyclicLR(optimizer, base_lr=0.01, max_lr=0.1, step_size_up=2, step_size_down=3, mode=mode,
+                           gamma=0.9)
+    group = optimizer.param_groups[0]
+    for t in range(17):
+        swing = _cyclic_by_hand(t, 2, 3, scale)
+        assert group["lr"] == pytest.approx(0.01 + 0.09 * swing, rel=1e-13)
+        assert momentum(group) == pytest.approx(0.9 - 0.1 * swing, rel=1e-13)
+        optimizer.step()
+        scheduler.step()
+    assert set(group) == set(optimizer.defaults) | {"params", "initial_lr"}   # no keys of its own
+
+
+@pytest.mark.parametrize("make", [lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=0),
+                                  lambda o: L.CyclicLR(o, 0.01, 0.1, mode="sawtooth"),
+                                  lambda o: L.CyclicLR(o, [0.01, 0.02], 0.1),
+                                  lambda o: L.CyclicLR(o, 0.01, 0.1, scale_fn=lambda x: 1.0, scale_mode="epoch")],
+                         ids=["step_size_up=0", "mode", "2 base_lrs", "scale_mode"])
+def test_cyclic_lr_refuses_degenerate_settings_and_leaves_the_rate(make):
+    optimizer = _optimizer(0.4)
+    with pytest.raises(ValueError):
+        make(optimizer)
+    assert optimizer.param_groups[0]["lr"] == 0.4
+    with pytest.raises(ValueError, match="cycle_momentum"):
+        L.CyclicLR(Adagrad([Tensor([1.0], requires_grad=True)]), 0.01, 0.1)

@@ -350,6 +350,91 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 for base in self._initial_rates()]
 
 
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (PyTorch's): each cycle climbs from ``base_lr`` to ``max_lr`` over
+    ``step_size_up`` steps and back over ``step_size_down`` (default: the same), the swing scaled
+    by ``mode`` (``"triangular"``: 1, ``"triangular2"``: halved each cycle, ``"exp_range"``:
+    ``gamma ** step``) or by ``scale_fn(cycle or step)`` per ``scale_mode``; with
+    ``cycle_momentum`` the momentum (or Adam's beta1) moves the other way between
+    ``max_momentum`` and ``base_momentum``. Numbers may be one per group. The groups' rates are
+    set to ``base_lr`` when it is made; unlike PyTorch's, the groups get no ``base_momentum`` /
+    ``max_momentum`` keys (the scheduler keeps them, so the optimizer's state_dict still loads)."""
+
+    def __init__(self, optimizer: Optimizer, base_lr: float | Sequence[float], max_lr: float | Sequence[float],
+                 step_size_up: float = 2000, step_size_down: float | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn: Callable[[float], float] | None = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True, base_momentum: float | Sequence[float] = 0.8,
+                 max_momentum: float | Sequence[float] = 0.9) -> None:
+        groups = optimizer.param_groups
+        base_lrs = _per_group(base_lr, "base_lr", groups)
+        self.max_lrs = _per_group(max_lr, "max_lr", groups)
+        down = step_size_up if step_size_down is None else step_size_down
+        if not (step_size_up > 0 and down >= 0):   # NaN too; PyTorch divides by zero at 0
+            raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, not "
+                             f"{step_size_up!r} and {step_size_down!r}")
+        self.total_size = float(step_size_up) + float(down)
+        self.step_ratio = float(step_size_up) / self.total_size
+        if scale_fn is None:
+            if mode not in _CYCLE_SCALES:
+                raise ValueError(f"CyclicLR: mode must be one of {sorted(_CYCLE_SCALES)} (or pass scale_fn), "
+                                 f"not {mode!r}")
+            scale_mode = "iterations" if mode == "exp_range" else "cycle"
+        elif scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', not {scale_mode!r}")
+        self.mode, self.gamma, self.scale_mode, self.scale_fn = mode, gamma, scale_mode, scale_fn
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("CyclicLR: cycle_momentum needs an optimizer with momentum or betas; "
+                                 "pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group(base_momentum, "base_momentum", groups)
+            self.max_momentums = _per_group(max_momentum, "max_momentum", groups)
+        for number, group in enumerate(groups):
+            group["lr"] = base_lrs[number]
+            if cycle_momentum:
+                _set_momentum(group, self.max_momentums[number], self.use_beta1)
+        super().__init__(optimizer)
+        self.base_lrs = base_lrs   # after the first step, as PyTorch's
+
+    def _scale(self, cycle):
+        if self.scale_fn is not None:
+            return self.scale_fn(cycle if self.scale_mode == "cycle" else self.last_epoch)
+        return _CYCLE_SCALES[self.mode](self, cycle)
+
+    def get_lr(self) -> list[float]:
+        self._initial_rates()   # no group added since
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        fraction = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        scale = self._scale(cycle)
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
+                _set_momentum(group, high - (high - low) * fraction * scale, self.use_beta1)
+        return [low + (high - low) * fraction * scale for low, high in zip(self.base_lrs, self.max_lrs)]
+
+
+_CYCLE_SCALES = {"triangular": lambda scheduler, cycle: 1.0,
+                 "triangular2": lambda scheduler, cycle: 1 / (2.0 ** (cycle - 1)),
+                 "exp_range": lambda scheduler, cycle: scheduler.gamma ** scheduler.last_epoch}
+
+
+def _per_group(value, name, groups):
+    """``value`` as one number per parameter group (a list of that length, or one number)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * len(groups)
+    if len(values) != len(groups):
+        raise ValueError(f"CyclicLR: {name} must be a number or {len(groups)} numbers, not {value!r}")
+    return values
+
+
+def _set_momentum(group, momentum, use_beta1):
+    """Set a group's momentum, or its beta1 (Adam's)."""
+    if use_beta1:
+        group["betas"] = (momentum,) + tuple(group["betas"][1:])
+    else:
+        group["momentum"] = momentum
+
+
 class OneCycleLR(LRScheduler):
     """The 1cycle policy (PyTorch's): the rate climbs from ``max_lr / div_factor`` to ``max_lr``
     over ``pct_start`` of ``total_steps`` (or ``epochs * steps_per_epoch``), then anneals to
@@ -399,14 +484,8 @@ class OneCycleLR(LRScheduler):
         for group, points in zip(groups, self.points):
             group["initial_lr"] = points["initial"]   # as PyTorch's: the cycle's own start
             if cycle_momentum:
-                self._set_momentum(group, max_momentum)
+                _set_momentum(group, max_momentum, self.use_beta1)
         super().__init__(optimizer)
-
-    def _set_momentum(self, group, momentum):
-        if self.use_beta1:
-            group["betas"] = (momentum,) + tuple(group["betas"][1:])
-        else:
-            group["momentum"] = momentum
 
     def get_lr(self) -> list[float]:
         step = self.last_epoch
@@ -421,7 +500,8 @@ class OneCycleLR(LRScheduler):
                     fraction = (step - start) / (end - start)
                     rates.append(self.anneal(points[lr_from], points[lr_to], fraction))
                     if self.cycle_momentum:
-                        self._set_momentum(group, self.anneal(points[momentum_from], points[momentum_to], fraction))
+                        _set_momentum(group, self.anneal(points[momentum_from], points[momentum_to], fraction),
+                                      self.use_beta1)
                     break
                 start = end
         return rates
