@@ -627,3 +627,17 @@ def test_cyclic_lr_refuses_degenerate_settings_and_leaves_the_rate(make):
     assert optimizer.param_groups[0]["lr"] == 0.4
     with pytest.raises(ValueError, match="cycle_momentum"):
         L.CyclicLR(Adagrad([Tensor([1.0], requires_grad=True)]), 0.01, 0.1)
+
+
+@pytest.mark.parametrize("make", [lambda o: L.StepLR(o, step_size=2), lambda o: L.CosineAnnealingWarmRestarts(o, T_0=3)],
+                         ids=["step", "sgdr"])
+def test_step_with_an_epoch_is_refused_and_changes_nothing(make):
+    """PyTorch's step(epoch) (deprecated; SGDR's fractional epochs) is not offered: it failed
+    with Python's 'takes 1 positional argument but 2 were given'; now the TypeError says what
+    to do instead."""
+    optimizer = _optimizer(0.4)
+    scheduler = make(optimizer)
+    before = scheduler.state_dict()
+    with pytest.raises(TypeError, match=r"takes no epoch.*call step\(\) once per epoch"):
+        scheduler.step(1.5)
+    assert scheduler.state_dict() == before and optimizer.param_groups[0]["lr"] == 0.4

@@ -47,8 +47,14 @@ class LRScheduler:
         return self._step_count == 1
 
     @replayable
-    def step(self) -> None:
+    def step(self, epoch: None = None) -> None:
         """Advance one epoch (or batch) and set the groups' learning rates."""
+        if epoch is not None:
+            raise TypeError(
+                f"{type(self).__name__}.step() takes no epoch (PyTorch deprecates step(epoch), and "
+                f"autonet does not offer it, CosineAnnealingWarmRestarts' fractional epochs "
+                f"included): call step() once per epoch or batch; to resume mid-schedule, use "
+                f"state_dict() / load_state_dict()")
         self._advance()
 
     def _advance(self):
