@@ -629,15 +629,32 @@ def test_cyclic_lr_refuses_degenerate_settings_and_leaves_the_rate(make):
         L.CyclicLR(Adagrad([Tensor([1.0], requires_grad=True)]), 0.01, 0.1)
 
 
-@pytest.mark.parametrize("make", [lambda o: L.StepLR(o, step_size=2), lambda o: L.CosineAnnealingWarmRestarts(o, T_0=3)],
-                         ids=["step", "sgdr"])
-def test_step_with_an_epoch_is_refused_and_changes_nothing(make):
-    """PyTorch's step(epoch) (deprecated; SGDR's fractional epochs) is not offered: it failed
-    with Python's 'takes 1 positional argument but 2 were given'; now the TypeError says what
-    to do instead."""
+@pytest.mark.parametrize("make, error, match", [
+    (lambda o: L.StepLR(o, step_size=2), TypeError, r"takes no epoch.*call step\(\) once per epoch"),
+    (lambda o: L.CosineAnnealingWarmRestarts(o, T_0=3), ValueError, "epoch must be >= 0"),
+], ids=["step", "sgdr-negative"])
+def test_step_with_an_epoch_is_refused_and_changes_nothing(make, error, match):
+    """PyTorch's deprecated step(epoch) is not offered (it failed with Python's 'takes 1
+    positional argument but 2 were given'): the TypeError says what to do instead. SGDR takes
+    an epoch, but not a negative one."""
     optimizer = _optimizer(0.4)
     scheduler = make(optimizer)
     before = scheduler.state_dict()
-    with pytest.raises(TypeError, match=r"takes no epoch.*call step\(\) once per epoch"):
-        scheduler.step(1.5)
+    with pytest.raises(error, match=match):
+        scheduler.step(-1.5 if error is ValueError else 1.5)
     assert scheduler.state_dict() == before and optimizer.param_groups[0]["lr"] == 0.4
+
+
+def test_sgdr_jumps_to_a_fractional_epoch_and_steps_on_from_it():
+    """PyTorch's documented per-batch use, step(epoch + batch / batches): with T_0=2, T_mult=2
+    the periods are [0, 2), [2, 6), [6, 14): epoch 3.5 is 1.5 into a period of 4; a plain step
+    then moves 1 on (2.5 of 4, last_epoch 4); epoch 0.5 is back in the first period."""
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.3)
+    sgdr = L.CosineAnnealingWarmRestarts(optimizer, T_0=2, T_mult=2, eta_min=0.01)
+    cosine = lambda since, period: 0.01 + 0.29 * (1 + math.cos(math.pi * since / period)) / 2
+    for move, (since, period, epoch) in [(lambda: sgdr.step(3.5), (1.5, 4, 3)), (sgdr.step, (2.5, 4, 4)),
+                                         (lambda: sgdr.step(0.5), (0.5, 2, 0)), (lambda: sgdr.step(13), (7, 8, 13)),
+                                         (sgdr.step, (0, 16, 14))]:
+        move()
+        assert (sgdr.T_cur, sgdr.T_i, sgdr.last_epoch) == (since, period, epoch)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine(since, period), rel=1e-14)

@@ -51,10 +51,9 @@ class LRScheduler:
         """Advance one epoch (or batch) and set the groups' learning rates."""
         if epoch is not None:
             raise TypeError(
-                f"{type(self).__name__}.step() takes no epoch (PyTorch deprecates step(epoch), and "
-                f"autonet does not offer it, CosineAnnealingWarmRestarts' fractional epochs "
-                f"included): call step() once per epoch or batch; to resume mid-schedule, use "
-                f"state_dict() / load_state_dict()")
+                f"{type(self).__name__}.step() takes no epoch (PyTorch deprecates step(epoch) but "
+                f"for CosineAnnealingWarmRestarts, the one autonet offers it on): call step() once "
+                f"per epoch or batch; to resume mid-schedule, use state_dict() / load_state_dict()")
         self._advance()
 
     def _advance(self):
@@ -322,37 +321,65 @@ class PolynomialLR(LRScheduler):
 
 class CosineAnnealingWarmRestarts(LRScheduler):
     """Cosine from the initial rate down to ``eta_min`` over ``T_0`` steps, then again from the
-    initial rate, each period ``T_mult`` times the last (SGDR, PyTorch's)."""
+    initial rate, each period ``T_mult`` times the last (SGDR, PyTorch's). ``T_cur`` counts the
+    steps since the last restart and ``T_i`` is the current period; ``step(epoch)`` jumps to
+    ``epoch``, a fraction too (``step(epoch + batch / batches)`` per batch), by PyTorch's rule."""
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803 - PyTorch's names
                  eta_min: float = 0.0) -> None:
         self.T_0 = _positive_int(T_0, "T_0")
         self.T_mult = _positive_int(T_mult, "T_mult")
         self.eta_min = eta_min
+        self.T_i: float = self.T_0
+        self.T_cur: float = -1
         super().__init__(optimizer)
 
-    @property
-    def T_cur(self) -> int:  # noqa: N802 - PyTorch's name
-        """Steps since the last restart."""
-        return self._position()[0]
+    @replayable
+    def step(self, epoch: float | None = None) -> None:
+        """Advance one step, or jump to ``epoch`` (a number >= 0, a fraction too)."""
+        if epoch is None:
+            self._advance()
+        else:
+            self._jump(epoch)
 
-    @property
-    def T_i(self) -> int:  # noqa: N802 - PyTorch's name
-        """The length of the current period."""
-        return self._position()[1]
+    def _advance(self):
+        """PyTorch's recurrence (the first step, or one after SequentialLR took it back, is epoch 0)."""
+        if self.last_epoch < 0:
+            return self._jump(0)
+        since, period = self.T_cur + 1, self.T_i
+        if since >= period:
+            since, period = since % period, period * self.T_mult
+        self._go(self.last_epoch + 1, since, period)
 
-    def _position(self):
-        """``(T_cur, T_i)`` at ``last_epoch``: PyTorch's per-step recurrence, counted at once."""
-        if self.T_mult == 1:
-            return self.last_epoch % self.T_0, self.T_0
-        since, period = self.last_epoch, self.T_0
-        while since >= period:
-            since, period = since - period, period * self.T_mult
-        return since, period
+    def _restart(self):
+        self._jump(0)
+
+    def _jump(self, epoch):
+        """PyTorch's ``step(epoch)``: the period holding ``epoch`` by its closed form."""
+        if not epoch >= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: epoch must be >= 0, not {epoch!r}")
+        since, period = epoch, self.T_0
+        if epoch >= self.T_0 and self.T_mult == 1:
+            since, period = epoch % self.T_0, self.T_i
+        elif epoch >= self.T_0:
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            since = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+            period = self.T_0 * self.T_mult ** n
+        self._go(math.floor(epoch), since, period)
+
+    def _go(self, epoch, since, period):
+        """Move to ``epoch`` at ``since`` steps into a period of ``period``; on an error nothing
+        has changed."""
+        saved = self.T_cur, self.T_i
+        self.T_cur, self.T_i = since, period
+        try:
+            self._move_to(epoch, self.get_lr)
+        except BaseException:
+            self.T_cur, self.T_i = saved
+            raise
 
     def get_lr(self) -> list[float]:
-        since, period = self._position()
-        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * since / period)) / 2
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base in self._initial_rates()]
 
 
