@@ -658,3 +658,20 @@ def test_sgdr_jumps_to_a_fractional_epoch_and_steps_on_from_it():
         move()
         assert (sgdr.T_cur, sgdr.T_i, sgdr.last_epoch) == (since, period, epoch)
         assert optimizer.param_groups[0]["lr"] == pytest.approx(cosine(since, period), rel=1e-14)
+
+
+def test_a_chained_step_that_fails_part_way_changes_nothing():
+    """ChainedScheduler steps its schedulers in order: when the OneCycleLR second in the chain
+    refuses a step past total_steps, the ExponentialLR before it had already halved the rate
+    (PyTorch leaves it so); now it is taken back, and the chain's state is as before."""
+    optimizer = SGD([Tensor([1.0], requires_grad=True)], lr=0.1, momentum=0.9)
+    chain = L.ChainedScheduler([L.ExponentialLR(optimizer, 0.5), L.OneCycleLR(optimizer, max_lr=1.0, total_steps=3)])
+    for _ in range(3):
+        optimizer.step()
+        chain.step()
+    settings = [dict(group, params=None) for group in optimizer.param_groups]
+    before = chain.state_dict()
+    with pytest.raises(ValueError, match="past total_steps=3"):
+        chain.step()
+    assert [dict(group, params=None) for group in optimizer.param_groups] == settings
+    assert chain.state_dict() == before and chain.get_last_lr() == [settings[0]["lr"]]

@@ -719,7 +719,18 @@ class ChainedScheduler(SequentialLR):
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
     def _advance(self):
+        """Each scheduler's step, in order; when one fails, those before it are taken back too
+        (the groups' settings and the schedulers' states), so that nothing has changed."""
+        groups = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
+        states = [scheduler.state_dict() for scheduler in self._schedulers]
+        try:
+            for scheduler in self._schedulers:
+                scheduler._advance()
+        except BaseException:
+            for group, saved in zip(self.optimizer.param_groups, groups):
+                group.update(saved)
+            for scheduler, saved in zip(self._schedulers, states):
+                scheduler.load_state_dict(saved)
+            raise
         self.last_epoch += 1
-        for scheduler in self._schedulers:
-            scheduler._advance()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
