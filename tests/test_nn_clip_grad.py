@@ -128,3 +128,42 @@ def test_clip_grad_norm_error_if_nonfinite():
         assert nn.utils.clip_grad_norm_(params, 1.0) == math.inf
     np.testing.assert_array_equal(params[0].grad, [0.0, math.nan])
     np.testing.assert_array_equal(params[1].grad, [0.0])
+
+
+@pytest.mark.parametrize("fixed", ["numpy scalar", "read-only"])
+def test_gradients_that_cannot_change_in_place_are_clipped_too(fixed):
+    """A NumPy scalar gradient (``w.grad = np.float64(5.0)`` on a 0-d parameter) or a read-only
+    one is replaced by its clipped copy, as PyTorch's (always writable) gradients are clipped:
+    clip_grad_norm_ left the scalar unclipped, and both refused a read-only gradient."""
+    if fixed == "numpy scalar":
+        w = Tensor(0.0, requires_grad=True)
+        value, clipped_to_norm_1 = np.float64(5.0), 5.0 / (5.0 + 1e-6)
+    else:
+        w = Tensor([0.0, 0.0], requires_grad=True)
+        value = devices.to_host(np.array([6.0, 8.0]))
+        value.setflags(write=False)
+        clipped_to_norm_1 = np.array([6.0, 8.0]) / (10.0 + 1e-6)
+    w.grad = value
+    assert nn.utils.clip_grad_norm_([w], max_norm=1.0) == np.sqrt(np.sum(np.square(value)))
+    np.testing.assert_allclose(devices.to_host(w.grad), clipped_to_norm_1, rtol=1e-15)
+    w.grad = value
+    nn.utils.clip_grad_value_([w], 5.5)
+    np.testing.assert_array_equal(devices.to_host(w.grad), np.minimum(value, 5.5))
+    w.grad.flat[0] = 0.0   # the clipped gradient is an array of its own
+
+
+def test_clip_grad_norm_scales_a_gradient_made_with_create_graph_out_of_its_graph():
+    """After backward(create_graph=True) PyTorch's clip_grad_norm_ measures and scales the
+    gradient's values under no_grad: the gradient object stays, and differentiating it later
+    gives its unclipped expression's derivative. autonet recorded the norm's abs and the scaling
+    in the gradient's graph, which then refused to differentiate ('modified by an in-place
+    operation')."""
+    x = Tensor(here(np.array([3.0, 4.0])), requires_grad=True)
+    (x ** 3).sum().backward(create_graph=True)   # grad 3 x^2 = [27, 48]
+    gradient = x.grad
+    total = nn.utils.clip_grad_norm_([x], max_norm=1.0)
+    assert total == pytest.approx(math.sqrt(27.0 ** 2 + 48.0 ** 2), rel=1e-15)
+    assert x.grad is gradient
+    np.testing.assert_allclose(devices.to_host(gradient.data), np.array([27.0, 48.0]) / (total + 1e-6), rtol=1e-15)
+    (second,) = autonet.grad(gradient.sum(), [x])   # d/dx sum(3 x^2) = 6 x
+    np.testing.assert_allclose(devices.to_host(second.data), [18.0, 24.0], rtol=1e-15)

@@ -103,6 +103,18 @@ def test_optimizers_take_only_leaf_tensors_that_require_grad(bad):
         SGD(bad, lr=0.1)
 
 
+def test_a_parameter_given_twice_is_refused_by_its_position_in_the_group_or_across_groups():
+    """The refusal named 'more than one parameter group' for a parameter repeated inside one
+    group too; it now gives the position, and the optimizer keeps its groups."""
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0], requires_grad=True)
+    with pytest.raises(ValueError, match="parameter 2 of this group is given twice"):
+        SGD([a, b, a], lr=0.1)
+    optimizer = SGD([a], lr=0.1)
+    with pytest.raises(ValueError, match="parameter 1 of this group is given twice"):
+        optimizer.add_param_group({"params": [b, a]})
+    assert [group["params"] for group in optimizer.param_groups] == [[a]]
+
+
 def test_a_set_of_parameters_is_refused_as_pytorch_refuses_it():
     """A set's order changes from run to run (it follows the tensors' ids), so a state_dict
     saved in one run would give each parameter another one's state in the next."""
@@ -191,3 +203,44 @@ def test_adamw_is_adam_with_decoupled_weight_decay():
         p = p - 0.01 / (1 - 0.8 ** t) * m / (np.sqrt(v) / math.sqrt(1 - 0.99 ** t) + 1e-8)
     np.testing.assert_allclose(w.data, p, rtol=1e-12, atol=1e-15)
     assert AdamW([Tensor([1.0], requires_grad=True)]).param_groups[0]["weight_decay"] == 1e-2
+
+
+def test_step_with_a_closure_calls_it_with_grad_on_and_returns_its_loss():
+    """PyTorch's optimizer.step(closure): the closure computes the loss and its gradients, the
+    step uses them and returns the loss (it failed with 'takes 1 positional argument')."""
+    def run(with_closure):
+        w = Tensor([1.0, -2.0], requires_grad=True)
+        optimizer = Adam([w], lr=0.1)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = (w * w).sum()
+            loss.backward()
+            return loss
+
+        losses = []
+        for _ in range(3):
+            if with_closure:
+                with autonet.no_grad():   # grad mode is on inside the closure all the same
+                    losses.append(float(optimizer.step(closure).data))
+            else:
+                losses.append(float(closure().data))
+                assert optimizer.step() is None
+        return w.data, losses
+
+    (by_closure, closure_losses), (by_hand, hand_losses) = run(True), run(False)
+    np.testing.assert_array_equal(by_closure, by_hand)
+    assert closure_losses == hand_losses and closure_losses[0] == 5.0
+
+
+def test_step_with_a_closure_is_refused_inside_compile():
+    w = Tensor([1.0], requires_grad=True)
+    optimizer = SGD([w], lr=0.1)
+
+    @autonet.compile
+    def train(x):
+        return optimizer.step(lambda: (w * x).sum().backward())
+
+    with pytest.raises(TypeError, match="not offered inside autonet.compile"):
+        train(Tensor([2.0]))
+    np.testing.assert_array_equal(w.data, [1.0])

@@ -54,7 +54,10 @@ def _listed(parameters):
 
 @replayable
 def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
-    grads = [p.grad for p in parameters if p.grad is not None]
+    parameters = [p for p in parameters if p.grad is not None]
+    # a Tensor gradient (backward(create_graph=True)) is measured and scaled by its values, out
+    # of its graph, as PyTorch's no_grad clipping (recorded, its graph refused to differentiate)
+    grads = [p.grad._data if isinstance(p.grad, Tensor) else p.grad for p in parameters]
     if not grads:
         return 0.0
     # computed where the gradients live (one read of the total on a device, not one per tensor);
@@ -67,8 +70,13 @@ def _clip_norm(parameters, max_norm, norm_type, error_if_nonfinite):
             f"({float(total)}), so it cannot be clipped; no gradient was changed. Pass "
             f"error_if_nonfinite=False to scale them by the non-finite norm anyway")
     factor = np.minimum(max_norm / (total + 1e-6), 1.0)
-    for grad in grads:
-        grad *= factor.astype(grad.dtype)
+    for p, grad in zip(parameters, grads):
+        if _fixed(grad):
+            p.grad = np.asarray(grad * factor.astype(grad.dtype))
+        else:
+            grad *= factor.astype(grad.dtype)
+        if isinstance(p.grad, Tensor):
+            p.grad._bump_version()
     return float(total)
 
 
@@ -79,8 +87,17 @@ def _clip_value(parameters, clip_value):
         if isinstance(grad, Tensor):   # after backward(create_graph=True): its values, as PyTorch
             np.clip(grad._data, -clip_value, clip_value, out=grad._data)   # clips them, no_grad
             grad._bump_version()
+        elif grad is not None and _fixed(grad):
+            p.grad = np.asarray(np.clip(grad, -clip_value, clip_value))
         elif grad is not None:
             np.clip(grad, -clip_value, clip_value, out=grad)
+
+
+def _fixed(grad):
+    """True for a gradient that cannot change in place, so clipping replaces it (PyTorch's are
+    always writable): a NumPy scalar (``w.grad = np.float64(5.0)`` on a 0-d parameter, which
+    clip_grad_norm_ left unclipped and clip_grad_value_ refused) or a read-only array."""
+    return isinstance(grad, np.generic) or (isinstance(grad, np.ndarray) and not grad.flags.writeable)
 
 
 def _norm(values, norm_type):

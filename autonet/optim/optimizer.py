@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Iterable, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Sequence, TypeVar, Union, overload
 
 import numpy as np
 
 from ..core import device as devices
-from ..core.state import replayable
+from ..core.state import enable_grad, replayable, state as engine_state
 from ..core.tensor import Tensor
 from ..core.types import Array
+
+_Loss = TypeVar("_Loss")
 
 ParamsLike = Union[Iterable[Tensor], Iterable[Dict[str, Any]]]
 """What an optimizer takes: Tensors (``model.parameters()``), or parameter groups
@@ -58,13 +60,16 @@ class Optimizer:
         _refuse_unordered(params)
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
-        for p in params:
+        for number, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizers take Tensors, got {type(p).__name__}")
             if not p.requires_grad or not p.is_leaf:
                 raise TypeError("optimizers take leaf Tensors that require grad")
             if id(p) in seen:
-                raise ValueError("a parameter appears in more than one parameter group")
+                raise ValueError(
+                    f"parameter {number} of this group is given twice (in this group or an earlier "
+                    f"one), so a step would update it twice: give each parameter once (PyTorch warns "
+                    f"that this will be an error)")
             seen.add(id(p))
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
@@ -86,9 +91,18 @@ class Optimizer:
             for p in group["params"]:
                 p.grad = None
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], _Loss]) -> _Loss: ...
+
     @replayable
-    def step(self) -> None:
-        """Update every parameter that has a gradient, in place, outside the graph."""
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient, in place, outside the graph. With
+        ``closure`` (PyTorch's): call it first, with grad mode on (it computes the loss and its
+        gradients), and return what it returns; None otherwise."""
+        loss = _run_closure(closure) if closure is not None else None
         states = self.state
         update = self.update
         for group in self.param_groups:
@@ -103,6 +117,7 @@ class Optimizer:
                     state = states[p] = {}
                 update(p, grad, group, state)
                 p._bump_version()   # graphs that saved the old values now refuse to backward
+        return loss
 
     def update(self, param: Tensor, grad: Array, group: dict[str, Any], state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -213,6 +228,17 @@ class Optimizer:
             else:   # in the parameter's dtype and on its device, as PyTorch casts them
                 checked[name] = devices.to_device(value.astype(param.dtype, copy=False), param.device)
         return checked
+
+
+def _run_closure(closure):
+    """``closure()`` with grad mode on; refused while a step is traced (``autonet.compile``
+    would record the closure's forward and backward and replay them a second time)."""
+    if engine_state.observers:
+        raise TypeError("optimizer.step(closure) is not offered inside autonet.compile (or "
+                        "another trace): compute the loss and call loss.backward() in the step "
+                        "itself, then optimizer.step()")
+    with enable_grad():
+        return closure()
 
 
 def _refuse_unordered(params):
