@@ -46,7 +46,8 @@ def test_every_public_class_has_an_entry_in_the_api_reference(module, page):
 
 
 def test_every_scheduler_has_an_entry_in_the_api_reference():
-    schedulers = {f"autonet.optim.lr_scheduler.{name}" for name, value in vars(lr_scheduler).items()
-                  if isinstance(value, type) and value.__module__ == lr_scheduler.__name__
-                  and not name.startswith("_")}
+    schedulers = {f"autonet.optim.lr_scheduler.{name}" for name in lr_scheduler.__all__}
+    defined = {name for name, value in vars(lr_scheduler).items()   # every class its modules define
+               if isinstance(value, type) and value.__module__.startswith(lr_scheduler.__name__ + ".")}
+    assert defined == set(lr_scheduler.__all__), sorted(defined ^ set(lr_scheduler.__all__))
     assert schedulers and not schedulers - documented("optim.md"), sorted(schedulers - documented("optim.md"))
