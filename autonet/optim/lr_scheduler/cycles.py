@@ -27,8 +27,8 @@ class CyclicLR(LRScheduler):
                  scale_mode: str = "cycle", cycle_momentum: bool = True, base_momentum: float | Sequence[float] = 0.8,
                  max_momentum: float | Sequence[float] = 0.9) -> None:
         groups = optimizer.param_groups
-        base_lrs = _per_group(base_lr, "base_lr", groups)
-        self.max_lrs = _per_group(max_lr, "max_lr", groups)
+        base_lrs = _per_group(base_lr, "base_lr", groups, "CyclicLR")
+        self.max_lrs = _per_group(max_lr, "max_lr", groups, "CyclicLR")
         down = step_size_up if step_size_down is None else step_size_down
         if not (step_size_up > 0 and down >= 0):   # NaN too; PyTorch divides by zero at 0
             raise ValueError(f"CyclicLR: step_size_up must be > 0 and step_size_down >= 0, not "
@@ -45,12 +45,9 @@ class CyclicLR(LRScheduler):
         self.mode, self.gamma, self.scale_mode, self.scale_fn = mode, gamma, scale_mode, scale_fn
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("CyclicLR: cycle_momentum needs an optimizer with momentum or betas; "
-                                 "pass cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group(base_momentum, "base_momentum", groups)
-            self.max_momentums = _per_group(max_momentum, "max_momentum", groups)
+            self.use_beta1 = _cycles_beta1(optimizer, "CyclicLR")
+            self.base_momentums = _per_group(base_momentum, "base_momentum", groups, "CyclicLR")
+            self.max_momentums = _per_group(max_momentum, "max_momentum", groups, "CyclicLR")
         for number, group in enumerate(groups):
             group["lr"] = base_lrs[number]
             if cycle_momentum:
@@ -80,12 +77,21 @@ _CYCLE_SCALES = {"triangular": lambda scheduler, cycle: 1.0,
                  "exp_range": lambda scheduler, cycle: scheduler.gamma ** scheduler.last_epoch}
 
 
-def _per_group(value, name, groups):
+def _per_group(value, name, groups, owner):
     """``value`` as one number per parameter group (a list of that length, or one number)."""
     values = list(value) if isinstance(value, (list, tuple)) else [value] * len(groups)
     if len(values) != len(groups):
-        raise ValueError(f"CyclicLR: {name} must be a number or {len(groups)} numbers, not {value!r}")
+        raise ValueError(f"{owner}: {name} must be a number or {len(groups)} numbers, not {value!r}")
     return values
+
+
+def _cycles_beta1(optimizer, owner):
+    """Whether cycling the momentum moves Adam's beta1 (True) or SGD's momentum (False);
+    ``ValueError`` for an optimizer with neither."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{owner}: cycle_momentum needs an optimizer with momentum or betas; "
+                         f"pass cycle_momentum=False")
+    return "betas" in optimizer.defaults
 
 
 def _set_momentum(group, momentum, use_beta1):
@@ -119,16 +125,11 @@ class OneCycleLR(LRScheduler):
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', not {anneal_strategy!r}")
         groups = optimizer.param_groups
-        max_lrs = list(max_lr) if isinstance(max_lr, (list, tuple)) else [max_lr] * len(groups)
-        if len(max_lrs) != len(groups):
-            raise ValueError(f"OneCycleLR: max_lr must be a number or {len(groups)} numbers, not {max_lr!r}")
+        max_lrs = _per_group(max_lr, "max_lr", groups, "OneCycleLR")
         self.anneal = _cosine_anneal if anneal_strategy == "cos" else _linear_anneal
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("OneCycleLR: cycle_momentum needs an optimizer with momentum or "
-                                 "betas; pass cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _cycles_beta1(optimizer, "OneCycleLR")
         top = pct_start * self.total_steps
         if top == 1:   # the warm-up would end where it starts: PyTorch divides by zero there
             raise ValueError(f"OneCycleLR: pct_start * total_steps is 1 ({pct_start} * {self.total_steps}), "

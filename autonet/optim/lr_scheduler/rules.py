@@ -114,37 +114,30 @@ class LinearLR(LRScheduler):
                 for base in self._initial_rates()]
 
 
-class LambdaLR(LRScheduler):
-    """Rates ``base_lr * lr_lambda(step)``; ``lr_lambda`` is a function or one per group."""
+class _OfFunctions(LRScheduler):
+    """A schedule of ``lr_lambda``: a function of the step, or one per parameter group."""
 
     def __init__(self, optimizer: Optimizer,
                  lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
                  | tuple[Callable[[int], float], ...]) -> None:
-        self.lr_lambdas = _lambdas(lr_lambda, optimizer, type(self).__name__)
+        groups = len(optimizer.param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+        if len(lambdas) != groups or not all(callable(f) for f in lambdas):
+            raise ValueError(f"{type(self).__name__}: lr_lambda must be a function or {groups} functions")
+        self.lr_lambdas = lambdas
         super().__init__(optimizer)
+
+
+class LambdaLR(_OfFunctions):
+    """Rates ``base_lr * lr_lambda(step)``; ``lr_lambda`` is a function or one per group."""
 
     def get_lr(self) -> list[float]:
         return [base * f(self.last_epoch) for base, f in zip(self._initial_rates(), self.lr_lambdas)]
 
 
-def _lambdas(lr_lambda, optimizer, owner):
-    """``lr_lambda`` as one function per parameter group (``ValueError`` otherwise)."""
-    groups = len(optimizer.param_groups)
-    lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
-    if len(lambdas) != groups or not all(callable(f) for f in lambdas):
-        raise ValueError(f"{owner}: lr_lambda must be a function or {groups} functions")
-    return lambdas
-
-
-class MultiplicativeLR(LRScheduler):
+class MultiplicativeLR(_OfFunctions):
     """Multiply each group's rate by ``lr_lambda(step)`` on every step (a function or one per
     group), as PyTorch's."""
-
-    def __init__(self, optimizer: Optimizer,
-                 lr_lambda: Callable[[int], float] | list[Callable[[int], float]]
-                 | tuple[Callable[[int], float], ...]) -> None:
-        self.lr_lambdas = _lambdas(lr_lambda, optimizer, type(self).__name__)
-        super().__init__(optimizer)
 
     def get_lr(self) -> list[float]:
         self._initial_rates()   # one function per group: none for a group added since
