@@ -255,6 +255,28 @@ def test_load_state_dict_refuses_strings_and_copies_nan_as_pytorch():
     assert np.isnan(layer.state_dict()["weight"]).all()
 
 
+def test_a_batchnorm_state_without_its_batch_count_loads_and_keeps_the_count():
+    """PyTorch loads a dict without version metadata (an older checkpoint, one passed through
+    safetensors) that lacks num_batches_tracked, keeping the module's count (5 here, as
+    PyTorch 2.13 does); every other missing key is still refused."""
+    def trained(steps):
+        model = nn.Sequential(nn.Linear(2, 2, rng=0), nn.BatchNorm1d(2))
+        for seed in range(steps):
+            model(Tensor(np.random.default_rng(seed).normal(size=(4, 2))))
+        return model
+
+    saved = trained(3).state_dict()
+    del saved["1.num_batches_tracked"]
+    model = trained(5)
+    result = model.load_state_dict(saved)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert int(model[1].num_batches_tracked) == 5
+    np.testing.assert_array_equal(model[1].running_mean.data, saved["1.running_mean"])
+    del saved["1.running_mean"]
+    with pytest.raises(KeyError, match=r"missing keys \['1.running_mean'\]"):
+        model.load_state_dict(saved)
+
+
 def test_state_dict_keys_are_pytorchs_for_a_small_cnn():
     model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
                           nn.Linear(2, 1, rng=1))

@@ -648,6 +648,7 @@ class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (see ``nn.functional.batch_norm``)."""
 
     dims: tuple[int, ...] = ()
+    _optional_in_state_dicts = ("num_batches_tracked",)   # older PyTorch checkpoints lack it
     weight: Parameter | None
     bias: Parameter | None
     running_mean: Tensor | None

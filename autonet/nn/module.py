@@ -87,6 +87,9 @@ class Module:
 
     training: bool
     _buffers: dict[str, bool]
+    _optional_in_state_dicts: tuple[str, ...] = ()
+    """State a loaded dict may lack, each kept as it is (BatchNorm's ``num_batches_tracked``,
+    which PyTorch's checkpoints without version metadata lack too)."""
 
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
@@ -290,12 +293,21 @@ class Module:
         return {name: t.data.copy() if devices.is_host(t.data) else devices.to_host(t.data)
                 for name, t in self._state_tensors().items()}   # on the host, always
 
+    def _optional_keys(self, prefix=""):
+        """The keys of ``_optional_in_state_dicts`` below this module, under every name."""
+        keys = {prefix + name for name in self._optional_in_state_dicts}
+        for name, child in self.named_children():
+            keys |= child._optional_keys(f"{prefix}{name}.")
+        return keys
+
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters and persistent buffers; everything is checked
         before anything is written.
 
-        With ``strict``, missing or unexpected keys raise KeyError naming them. A
-        shape that does not fit raises ValueError naming the key and both shapes.
+        With ``strict``, missing or unexpected keys raise KeyError naming them (a BatchNorm's
+        ``num_batches_tracked`` may be missing and is then kept, as PyTorch loads a dict
+        without version metadata). A shape that does not fit raises ValueError naming the key
+        and both shapes.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         if not isinstance(state_dict, Mapping):   # a path with strict=False loaded nothing, silently
@@ -303,7 +315,8 @@ class Module:
                             f"returns), not {type(state_dict).__name__}; for a file, pass "
                             f"autonet.load(path)")
         own = self._state_tensors()
-        missing = [k for k in own if k not in state_dict]
+        optional = self._optional_keys()
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(
