@@ -138,29 +138,36 @@ def _mlp():
     return nn.Sequential(nn.Linear(3, 5, rng=rng), nn.Tanh(), nn.Linear(5, 2, rng=rng))
 
 
-def _twin_mlps(make_optimizer):
-    """An MLP's regression step, eager and fused: small kernels, quick to compile."""
-    data = np.random.default_rng(1)
-    x, y = data.normal(size=(6, 3)), data.normal(size=(6, 2))
-    made = []
-    for backend in (None, "fused"):
+def _twin_mlp_steps(make_optimizer, loss_of):
+    """An MLP's training step on ``loss_of(model, *arguments)``, eager and fused (small
+    kernels, quick to compile): ``[(model, step), (model, compiled step)]``."""
+    def make():
         model = _mlp()
         optimizer = make_optimizer(model.parameters())
 
-        def step(model=model, optimizer=optimizer):
-            loss = ((model(Tensor(x)) - Tensor(y)) ** 2).mean()
+        def step(*arguments):
+            loss = loss_of(model, *arguments)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             return loss
-        made.append((model, step if backend is None else autonet.compile(step, backend=backend)))
-    return made
+        step.optimizer = optimizer   # for the tests that change its settings
+        return model, step
+
+    (eager_model, eager), (fused_model, fused) = make(), make()
+    return [(eager_model, eager), (fused_model, autonet.compile(fused, backend="fused"))]
+
+
+def _twin_mlps(make_optimizer):
+    """An MLP's regression step, eager and fused."""
+    data = np.random.default_rng(1)
+    x, y = data.normal(size=(6, 3)), data.normal(size=(6, 2))
+    return _twin_mlp_steps(make_optimizer, lambda model: ((model(Tensor(x)) - Tensor(y)) ** 2).mean())
 
 
 def _optimizer_of(step):
     """The optimizer of a ``_twin_mlps`` step (eager, or compiled: its ``.step``)."""
-    function = getattr(step, "step", step)
-    return function.__defaults__[1]
+    return getattr(step, "step", step).optimizer
 
 
 @pytest.mark.parametrize("make_optimizer", [
@@ -207,22 +214,13 @@ def test_adams_kernel_step_follows_the_learning_rate_and_leaves_changed_betas_to
 def _twin_in_place_steps(update):
     """An MLP step that first updates, under ``no_grad``, what ``update(x)`` returns in place
     (an argument Tensor, or ``Tensor(x)`` of it), eager and fused."""
-    made = []
-    for backend in (None, "fused"):
-        model = _mlp()
-        optimizer = SGD(model.parameters(), lr=0.1)
+    def loss_of(model, x):
+        with autonet.no_grad():
+            t = update(x)
+            t[:, 0] = t[:, 0] * 2.0 + 1.0   # twice would differ
+        return (model(t) ** 2).mean()
 
-        def step(x, model=model, optimizer=optimizer):
-            with autonet.no_grad():
-                t = update(x)
-                t[:, 0] = t[:, 0] * 2.0 + 1.0   # twice would differ
-            loss = (model(t) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss
-        made.append((model, step if backend is None else autonet.compile(step, backend=backend)))
-    return made
+    return _twin_mlp_steps(lambda parameters: SGD(parameters, lr=0.1), loss_of)
 
 
 @pytest.mark.parametrize("update", [Tensor, lambda x: x], ids=["Tensor(x)", "the argument"])
