@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench docs graphviz chromium clean ops-page
+.PHONY: demo test bench docs graphviz chromium perf clean ops-page
 
 demo: $(INSTALLED) graphviz
 	$(PY) examples/notebook_xor.py
@@ -12,7 +12,7 @@ demo: $(INSTALLED) graphviz
 # The suite's processes (two workers, the examples, the subprocess checks) may write bytecode
 # (__pycache__, ignored by git) even where the environment sets PYTHONDONTWRITEBYTECODE, so each
 # of autonet's and the tests' modules is compiled once, not again in every process.
-test: $(INSTALLED) graphviz chromium
+test: $(INSTALLED) graphviz chromium perf
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n auto --dist worksteal
 
 bench: $(INSTALLED)
@@ -61,6 +61,11 @@ endef
 # Graphviz's `dot` draws the pictures; everything else works without it.
 graphviz:
 	$(call apt_tool,dot,graphviz,pictures will not be drawn)
+
+# Linux perf runs the step profiler's test (benchmarks/perf_profile.py); it skips without perf, or
+# where the kernel does not permit it (perf_event_paranoid above 2).
+perf:
+	$(call apt_tool,perf,linux-perf,the step profiler's test will be skipped)
 
 # Debian's chromium runs the explorer's browser tests (through playwright); they skip without it.
 chromium:
