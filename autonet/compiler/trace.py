@@ -325,6 +325,12 @@ class Tracer(Observer):
                 if isinstance(leaf, (types.GeneratorType, map, filter, zip)):
                     raise CompileError(f"{method.__qualname__} was given an iterator, which a "
                                        f"replay would find exhausted; pass a list")
+                if isinstance(leaf, (types.FunctionType, types.MethodType)):   # step(closure)
+                    raise CompileError(
+                        f"{method.__qualname__} was given a function, which runs inside the call, "
+                        f"unseen by the trace: a replay would run it again, apart from the step "
+                        f"(optimizer.step(closure) runs its forward and backward so). Compute the "
+                        f"loss and call loss.backward() in the step itself, then the call")
                 if id(leaf) in self.argument_tensors:
                     raise CompileError(f"{method.__qualname__} was given an argument of the step "
                                        f"inside a container; pass it directly")

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, Iterable, Sequence, TypeVar, Union, over
 import numpy as np
 
 from ..core import device as devices
-from ..core.state import enable_grad, replayable, state as engine_state
+from ..core.state import enable_grad, replayable
 from ..core.tensor import Tensor
 from ..core.types import Array
 
@@ -231,12 +231,8 @@ class Optimizer:
 
 
 def _run_closure(closure):
-    """``closure()`` with grad mode on; refused while a step is traced (``autonet.compile``
-    would record the closure's forward and backward and replay them a second time)."""
-    if engine_state.observers:
-        raise TypeError("optimizer.step(closure) is not offered inside autonet.compile (or "
-                        "another trace): compute the loss and call loss.backward() in the step "
-                        "itself, then optimizer.step()")
+    """``closure()`` with grad mode on (``autonet.compile`` refuses a function given to a
+    replayed call: its trace would not see the closure's forward and backward)."""
     with enable_grad():
         return closure()
 
